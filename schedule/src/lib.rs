@@ -77,6 +77,14 @@ pub enum ScheduleError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An execution key template is malformed.
+    #[error("invalid execution key `{template}`: {reason}")]
+    InvalidKey {
+        /// The template as written.
+        template: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A fixed rate or fixed delay shorter than one millisecond.
     #[error("an interval must be at least 1ms, got {0:?}")]
     IntervalTooShort(Duration),
@@ -357,6 +365,118 @@ fn end_of_day<Z: TimeZone>(zone: &Z, y: i32, m: u32, d: u32) -> Option<DateTime<
         zone.from_local_datetime(&(late - chrono::Duration::minutes(min)))
             .latest()
     })
+}
+
+/// A template for execution ids, such as `daily-orders-{date}`: two runs whose ids are equal
+/// are the same execution, so at most one of them completes.
+///
+/// Placeholders, rendered on the tick's wall clock in the job's zone: `{job}` (the job's
+/// name), `{date}` (`2026-11-29`), `{hour}` (`2026-11-29T02`), `{datetime}`
+/// (`2026-11-29T02:00:00`), and `{tick}` (the tick in UTC, RFC 3339). Braces are written
+/// `{{` and `}}`.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use tickguard_schedule::KeyTemplate;
+///
+/// let key = KeyTemplate::parse("orders-{date}")?;
+/// let tick = Utc.with_ymd_and_hms(2026, 11, 29, 23, 30, 0).unwrap();
+/// assert_eq!(key.render("orders", tick, chrono_tz::Tz::UTC), "orders-2026-11-29");
+/// assert_eq!(key.render("orders", tick, chrono_tz::Tz::Asia__Tokyo), "orders-2026-11-30");
+/// # Ok::<(), tickguard_schedule::ScheduleError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyTemplate {
+    parts: Vec<KeyPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyPart {
+    Text(String),
+    Job,
+    Date,
+    Hour,
+    DateTime,
+    Tick,
+}
+
+impl KeyTemplate {
+    /// The default id of an execution: `{job}@{tick}`.
+    pub fn default_key() -> Self {
+        Self {
+            parts: vec![KeyPart::Job, KeyPart::Text("@".to_owned()), KeyPart::Tick],
+        }
+    }
+
+    /// Parses a template; unknown placeholders and unbalanced braces are errors.
+    pub fn parse(template: &str) -> Result<Self, ScheduleError> {
+        let invalid = |reason: String| ScheduleError::InvalidKey {
+            template: template.to_owned(),
+            reason,
+        };
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut chars = template.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    let part = match name.as_str() {
+                        "job" => KeyPart::Job,
+                        "date" => KeyPart::Date,
+                        "hour" => KeyPart::Hour,
+                        "datetime" => KeyPart::DateTime,
+                        "tick" => KeyPart::Tick,
+                        other => {
+                            return Err(invalid(format!(
+                                "unknown placeholder `{{{other}}}`; use {{job}}, {{date}}, {{hour}}, {{datetime}} or {{tick}}"
+                            )));
+                        }
+                    };
+                    if !text.is_empty() {
+                        parts.push(KeyPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(part);
+                }
+                '}' => return Err(invalid("unmatched `}`; write `}}` for a literal brace".to_owned())),
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            parts.push(KeyPart::Text(text));
+        }
+        if !parts.iter().any(|p| !matches!(p, KeyPart::Text(_) | KeyPart::Job)) {
+            return Err(invalid(
+                "the key names no time, so every tick would share one execution; include {date}, {hour}, {datetime} or {tick}".to_owned(),
+            ));
+        }
+        Ok(Self { parts })
+    }
+
+    /// The execution id of `job`'s run for `tick`, with dates on the wall clock of `zone`.
+    pub fn render(&self, job: &str, tick: DateTime<Utc>, zone: Tz) -> String {
+        let local = tick.with_timezone(&zone);
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                KeyPart::Text(t) => out.push_str(t),
+                KeyPart::Job => out.push_str(job),
+                KeyPart::Date => out.push_str(&local.format("%Y-%m-%d").to_string()),
+                KeyPart::Hour => out.push_str(&local.format("%Y-%m-%dT%H").to_string()),
+                KeyPart::DateTime => out.push_str(&local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                KeyPart::Tick => out.push_str(&tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            }
+        }
+        out
+    }
 }
 
 /// When a job fires: a cron expression in a zone, a fixed rate, or a fixed delay.

@@ -1,0 +1,154 @@
+//! Generates the job description beside the user's fn, untouched.
+
+use std::time::Duration;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{FnArg, ItemFn, Path, ReturnType, spanned::Spanned};
+
+use crate::args::{Args, Misfire, Trigger};
+
+fn duration(krate: &Path, d: Duration) -> TokenStream {
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    quote!(#krate::__private::Duration::from_nanos(#nanos))
+}
+
+fn option<T>(value: Option<T>, f: impl FnOnce(T) -> TokenStream) -> TokenStream {
+    match value {
+        Some(v) => {
+            let v = f(v);
+            quote!(::core::option::Option::Some(#v))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The name of the static that describes the job of fn `ident`.
+pub(crate) fn def_ident(ident: &syn::Ident) -> syn::Ident {
+    format_ident!("__tickguard_job_{}", ident)
+}
+
+pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
+    let krate: Path = args
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::tickguard));
+    let p = quote!(#krate::__private);
+    let ident = &f.sig.ident;
+    let vis = &f.vis;
+    let def = def_ident(ident);
+    let name = args.name.unwrap_or_else(|| ident.to_string());
+
+    let trigger = match args.triggers.into_iter().next().map(|t| t.value) {
+        Some(Trigger::Every(d)) => {
+            let d = duration(&krate, d);
+            quote!(#p::Trigger::Every(#d))
+        }
+        Some(Trigger::After(d)) => {
+            let d = duration(&krate, d);
+            quote!(#p::Trigger::After(#d))
+        }
+        Some(Trigger::Cron(expr)) => quote!(#p::Trigger::Cron(#expr)),
+        None => unreachable!("validated: exactly one trigger"),
+    };
+    let zone = args.zone.map_or_else(|| "UTC".to_owned(), |z| z.value);
+    let jitter = option(args.jitter, |d| duration(&krate, d));
+    let lock = option(args.lock, |l| {
+        let ttl = duration(&krate, l.ttl.map_or(Duration::from_secs(30), |t| t.value));
+        let at_least = duration(&krate, l.at_least.map_or(Duration::ZERO, |t| t.value));
+        quote!((#ttl, #at_least))
+    });
+    let retry = args.retry;
+    let attempts = retry.as_ref().map_or(1, |r| r.attempts.as_ref().map_or(3, |a| a.value));
+    let backoff = duration(
+        &krate,
+        retry.as_ref().and_then(|r| r.backoff).unwrap_or(Duration::from_secs(1)),
+    );
+    let max_delay = duration(
+        &krate,
+        retry.as_ref().and_then(|r| r.max_delay).unwrap_or(Duration::from_secs(300)),
+    );
+    let factor = retry.as_ref().and_then(|r| r.factor.as_ref()).map_or(2.0, |f| f.value);
+    let retry_jitter = retry.as_ref().and_then(|r| r.jitter.as_ref()).map_or(0.0, |j| j.value);
+    let when = option(retry.and_then(|r| r.when), |path| {
+        quote_spanned!(path.span()=> #path)
+    });
+    let idempotent = option(args.idempotent, |key| option(key, |k| quote!(#k)));
+    let timeout = option(args.timeout, |d| duration(&krate, d));
+    let misfire = match args.misfire.unwrap_or(Misfire::RunOnce) {
+        Misfire::Skip => quote!(#p::Misfire::Skip),
+        Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
+        Misfire::RunAll => quote!(#p::Misfire::RunAll),
+    };
+    let on_failure = option(args.on_failure, |path| {
+        quote_spanned! {path.span()=> {
+            fn __tickguard_on_failure(
+                report: #p::FailureReport,
+            ) -> #p::BoxFuture<'static, ()> {
+                #p::Box::pin(#path(report))
+            }
+            __tickguard_on_failure
+        }}
+    });
+
+    // The call, with the argument and the future checked where the user wrote them: a wrong
+    // argument type errs on the argument, a wrong output on the return type, a future that is
+    // not `Send` on the fn's name.
+    let call = match f.sig.inputs.iter().find_map(|a| match a {
+        FnArg::Typed(t) => Some(t),
+        FnArg::Receiver(_) => None,
+    }) {
+        Some(arg) => {
+            let ty = &arg.ty;
+            quote_spanned!(ty.span()=> #ident(ctx))
+        }
+        None => quote!({
+            let _ = ctx;
+            #ident()
+        }),
+    };
+    let call = match &f.sig.output {
+        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #p::assert_job_result(#call)),
+        ReturnType::Default => call,
+    };
+    let call = quote_spanned!(ident.span()=> #p::assert_send(#call));
+
+    quote! {
+        #f
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #vis static #def: #p::JobDef = #p::JobDef {
+            name: #name,
+            trigger: #trigger,
+            zone: #zone,
+            jitter: #jitter,
+            lock: #lock,
+            retry: #p::RetryDef {
+                attempts: #attempts,
+                backoff: #backoff,
+                factor: #factor,
+                max_delay: #max_delay,
+                jitter: #retry_jitter,
+                when: #when,
+            },
+            idempotent: #idempotent,
+            timeout: #timeout,
+            misfire: #misfire,
+            on_failure: #on_failure,
+            file: ::core::file!(),
+            line: ::core::line!(),
+            run: {
+                fn __tickguard_run(
+                    ctx: #p::JobContext,
+                ) -> #p::BoxFuture<'static, #p::JobResult> {
+                    #p::Box::pin(#call)
+                }
+                __tickguard_run
+            },
+        };
+
+        #p::inventory::submit! {
+            #p::Registration(&#def)
+        }
+    }
+}

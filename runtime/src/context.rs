@@ -1,0 +1,248 @@
+//! [`JobContext`]: what a running job knows about its execution, and how it cooperates with
+//! cancellation, checkpoints and exactly-once steps.
+
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, OnceLock},
+};
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    JobError,
+    store::{ExecutionRef, ExecutionStore, OnceState, StoreError},
+};
+
+/// Why a run was asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// The scheduler is shutting down and the grace period ran out.
+    Shutdown,
+    /// The job's `timeout` passed.
+    Timeout,
+    /// The lease lock could no longer be proven held: another instance may hold it now.
+    LockLost,
+    /// The store refused a write: a newer claim took the execution over.
+    Fenced,
+}
+
+impl CancelReason {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shutdown => "shutdown",
+            Self::Timeout => "timeout",
+            Self::LockLost => "lock_lost",
+            Self::Fenced => "fenced",
+        }
+    }
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One execution's shared state; every attempt's context points at it.
+pub(crate) struct Execution {
+    pub(crate) exec: ExecutionRef,
+    pub(crate) scheduled_at: DateTime<Utc>,
+    pub(crate) instance_id: Arc<str>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) reason: OnceLock<CancelReason>,
+    pub(crate) store: Arc<dyn ExecutionStore>,
+    pub(crate) fence_rejections: metrics::Counter,
+}
+
+impl Execution {
+    /// Asks the run to stop; the first reason given is the one kept.
+    pub(crate) fn cancel(&self, reason: CancelReason) {
+        let _ = self.reason.set(reason);
+        self.cancel.cancel();
+    }
+
+    /// Turns a store error into a job error; a fence rejection also stops the run.
+    pub(crate) fn store_error(&self, error: StoreError) -> JobError {
+        if error.is_fenced() {
+            if self.reason.get().is_none() {
+                self.fence_rejections.increment(1);
+                tracing::warn!(
+                    job = %self.exec.job,
+                    execution_id = %self.exec.execution_id,
+                    fence = self.exec.fence,
+                    "fenced out: another claim took this execution over; stopping this run"
+                );
+            }
+            self.cancel(CancelReason::Fenced);
+            JobError::permanent(error)
+        } else {
+            JobError::transient(error)
+        }
+    }
+}
+
+/// What a running job knows about its execution.
+///
+/// Passed to every attempt of a `#[scheduled]` fn. Cheap to clone.
+#[derive(Clone)]
+pub struct JobContext {
+    pub(crate) inner: Arc<Execution>,
+    pub(crate) attempt: u32,
+}
+
+impl JobContext {
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.inner.exec.job
+    }
+
+    /// The execution's id: `{job}@{tick}` (or the job's key template) for idempotent jobs,
+    /// unique per run otherwise. Stable across retries and takeovers.
+    pub fn execution_id(&self) -> &str {
+        &self.inner.exec.execution_id
+    }
+
+    /// The tick this run is for: the scheduled instant, not when it started.
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        self.inner.scheduled_at
+    }
+
+    /// The attempt, from 1. Counts attempts of earlier owners of the same execution.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The fencing token of this run's claim; strictly increasing per job.
+    pub fn fence(&self) -> u64 {
+        self.inner.exec.fence
+    }
+
+    /// The instance running the job.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// Resolves when the run should stop: lock loss, timeout, fence rejection or shutdown.
+    /// A job that checks it (or `select!`s on it) stops cleanly; one that does not is dropped
+    /// after a grace period.
+    ///
+    /// ```no_run
+    /// # async fn step() {}
+    /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
+    /// for _ in 0..1000 {
+    ///     tokio::select! {
+    ///         _ = ctx.cancelled() => return Err(tickguard::JobError::transient("stopped")),
+    ///         _ = step() => {}
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.inner.cancel.cancelled()
+    }
+
+    /// Whether the run has been asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Why the run was asked to stop, if it was.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.inner.reason.get().copied()
+    }
+
+    /// Saves progress, so that a run that takes this execution over (after a crash, or a
+    /// retry) resumes from here. Fenced: a stale run gets an error and is stopped.
+    pub async fn checkpoint<T: Serialize + ?Sized>(&self, state: &T) -> Result<(), JobError> {
+        let json = serde_json::to_string(state).map_err(JobError::permanent)?;
+        self.inner
+            .store
+            .checkpoint(&self.inner.exec, &json)
+            .await
+            .map_err(|e| self.inner.store_error(e))
+    }
+
+    /// The last progress saved for this execution, by this run or an earlier owner.
+    pub async fn last_checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>, JobError> {
+        let json = self
+            .inner
+            .store
+            .last_checkpoint(&self.inner.exec)
+            .await
+            .map_err(|e| self.inner.store_error(e))?;
+        json.map(|j| serde_json::from_str(&j).map_err(JobError::permanent))
+            .transpose()
+    }
+
+    /// Runs `step` at most once per `key`, across every execution and instance, and returns
+    /// its output; `Ok(None)` if the step was already done. A step that fails may run again.
+    ///
+    /// One limit is honest and inherent: if the process dies after the step's side effect
+    /// and before the store records it, the step is in doubt and runs again. Pass
+    /// [`JobContext::idempotency_key`] to APIs that deduplicate themselves (payment APIs do)
+    /// to close that gap.
+    ///
+    /// ```no_run
+    /// # async fn charge(_: u64, _: &str) -> Result<(), std::io::Error> { Ok(()) }
+    /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
+    /// for order in [17, 18] {
+    ///     let key = format!("charge-order-{order}");
+    ///     ctx.once(&key, async {
+    ///         charge(order, &ctx.idempotency_key(&key)).await?;
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn once<T, Fut>(&self, key: &str, step: Fut) -> Result<Option<T>, JobError>
+    where
+        Fut: Future<Output = Result<T, JobError>>,
+    {
+        let exec = &self.inner.exec;
+        let store = &self.inner.store;
+        match store
+            .once_begin(exec, key)
+            .await
+            .map_err(|e| self.inner.store_error(e))?
+        {
+            OnceState::Done => return Ok(None),
+            OnceState::Busy => {
+                return Err(JobError::transient(format!(
+                    "step `{key}` is being run by another live execution"
+                )));
+            }
+            OnceState::Acquired => {}
+        }
+        let result = step.await;
+        store
+            .once_end(exec, key, result.is_ok())
+            .await
+            .map_err(|e| self.inner.store_error(e))?;
+        result.map(Some)
+    }
+
+    /// A key that is the same for every attempt and every instance that runs this
+    /// execution: pass it to external APIs that deduplicate requests.
+    pub fn idempotency_key(&self, part: impl fmt::Display) -> String {
+        format!("{}/{}", self.inner.exec.execution_id, part)
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.job())
+            .field("execution_id", &self.execution_id())
+            .field("scheduled_at", &self.scheduled_at())
+            .field("attempt", &self.attempt)
+            .field("fence", &self.fence())
+            .field("instance_id", &self.instance_id())
+            .finish()
+    }
+}

@@ -1,0 +1,475 @@
+//! One guarded execution: lock, claim, run with retries under timeout, record, release.
+
+use std::{
+    any::Any,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::FutureExt;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    CancelReason, JobContext, JobError,
+    clock::Clock,
+    context::Execution,
+    job::{FailureHook, FailureReport, Job, LockPolicy},
+    lock::{Lease, LockBackend},
+    metrics::{JobMetrics, Outcome, SkipReason},
+    store::{Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, Status},
+};
+
+/// What every execution shares: backends, identity, settings.
+pub(crate) struct Runtime {
+    pub(crate) lock: Arc<dyn LockBackend>,
+    pub(crate) store: Arc<dyn ExecutionStore>,
+    pub(crate) instance_id: Arc<str>,
+    pub(crate) clock: Clock,
+    pub(crate) hooks: Vec<FailureHook>,
+    /// How long a cancelled run may take to return before it is dropped.
+    pub(crate) cancel_grace: Duration,
+    /// How long an owner may go without a store heartbeat before it counts as gone.
+    pub(crate) liveness: Duration,
+    /// Fired when shutdown's grace period ran out: cancels every run in progress.
+    pub(crate) stop_runs: CancellationToken,
+    pub(crate) seq: AtomicU64,
+}
+
+/// A registered job and its per-job state.
+pub(crate) struct JobEntry {
+    pub(crate) job: Job,
+    pub(crate) metrics: JobMetrics,
+    /// Set while a run of this job is in progress on this instance.
+    pub(crate) running: AtomicBool,
+}
+
+/// How a run ended, for the store, metrics and hooks.
+struct RunEnd {
+    status: Status,
+    outcome: Outcome,
+    attempts: u32,
+    error: Option<JobError>,
+}
+
+/// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
+/// are logged, counted, and the tick is either recorded or skipped.
+pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTime<Utc>) {
+    let job = &entry.job;
+    let m = &entry.metrics;
+    if let Some(jitter) = job.jitter {
+        sleep(jitter.mul_f64(fastrand::f64())).await;
+    }
+    let seq = rt.seq.fetch_add(1, Ordering::Relaxed);
+    let owner = format!("{}#{seq}", rt.instance_id);
+    let execution_id = match &job.key {
+        Some(key) => key.render(&job.name, tick, job.schedule.zone()),
+        None => format!(
+            "{}@{}#{owner}",
+            job.name,
+            tick.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        ),
+    };
+
+    // Lock.
+    let lease = match job.lock {
+        None => None,
+        Some(policy) => {
+            let started = Instant::now();
+            let acquired = rt.lock.acquire(&job.name, &owner, policy.ttl).await;
+            m.lock_acquire.record(started.elapsed().as_secs_f64());
+            match acquired {
+                Ok(Some(lease)) => Some(Held {
+                    lease,
+                    acquired: started,
+                    policy,
+                }),
+                Ok(None) => {
+                    tracing::debug!(job = %job.name, %tick, "lock held elsewhere; tick skipped");
+                    m.skipped(SkipReason::Locked, 1);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        job = %job.name, %tick, backend = %rt.lock.describe(), error = %e,
+                        "cannot reach the lock backend; tick skipped"
+                    );
+                    m.skipped(SkipReason::Unavailable, 1);
+                    return;
+                }
+            }
+        }
+    };
+
+    // Claim.
+    let request = ClaimRequest::new(&job.name, &execution_id, tick, &owner)
+        .idempotent(job.key.is_some())
+        .liveness(rt.liveness);
+    let claimed = match rt.store.claim(&request).await {
+        Ok(Claim::Acquired(claimed)) => claimed,
+        Ok(other) => {
+            let reason = match other {
+                Claim::Completed => SkipReason::Duplicate,
+                _ => SkipReason::Overlap,
+            };
+            tracing::debug!(job = %job.name, %execution_id, reason = reason.as_str(), "tick skipped");
+            m.skipped(reason, 1);
+            release(&rt, m, lease).await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(
+                job = %job.name, %execution_id, store = %rt.store.describe(), error = %e,
+                "cannot claim the execution; tick skipped (never run without a claim)"
+            );
+            m.skipped(SkipReason::Unavailable, 1);
+            release(&rt, m, lease).await;
+            return;
+        }
+    };
+
+    let exec = Arc::new(Execution {
+        exec: ExecutionRef {
+            job: job.name.clone(),
+            execution_id,
+            fence: claimed.fence,
+        },
+        scheduled_at: tick,
+        instance_id: rt.instance_id.clone(),
+        cancel: rt.stop_runs.child_token(),
+        reason: OnceLock::new(),
+        store: rt.store.clone(),
+        fence_rejections: m.fence_rejections.clone(),
+    });
+    let span = tracing::info_span!(
+        "tickguard.execution",
+        job = %job.name,
+        execution_id = %exec.exec.execution_id,
+        instance_id = %rt.instance_id,
+        fence = claimed.fence,
+        scheduled_at = %tick,
+    );
+    async {
+        tracing::info!(resumed = claimed.resumed, "execution started");
+        m.running.increment(1.0);
+        let started = Instant::now();
+        let keeper = tokio::spawn(keep_alive(
+            rt.clone(),
+            entry.clone(),
+            exec.clone(),
+            lease.clone(),
+        ));
+        let end = run(&rt, &entry, &exec, claimed.previous_attempts).await;
+        keeper.abort();
+        let duration = started.elapsed();
+        let end = record(&rt, &exec, end).await;
+        m.running.decrement(1.0);
+        m.finished(end.outcome, duration.as_secs_f64());
+        if end.outcome == Outcome::Success {
+            m.last_success
+                .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
+        }
+        release(&rt, m, lease).await;
+        report(&rt, job, &exec, &end, duration).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// A lease this run holds.
+#[derive(Clone)]
+struct Held {
+    lease: Lease,
+    acquired: Instant,
+    policy: LockPolicy,
+}
+
+/// Runs the attempts under the timeout and cancellation; returns how the run ended.
+async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u32) -> RunEnd {
+    let job = &entry.job;
+    let attempts = AtomicU32::new(previous);
+    let attempts_made = &attempts;
+    let tries = async move {
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let attempt = attempts_made.fetch_add(1, Ordering::Relaxed) + 1;
+            let ctx = JobContext {
+                inner: exec.clone(),
+                attempt,
+            };
+            let result = AssertUnwindSafe((job.handler)(ctx))
+                .catch_unwind()
+                .instrument(tracing::info_span!("tickguard.attempt", attempt))
+                .await
+                .unwrap_or_else(|panic| Err(JobError::panic(panic_message(&*panic))));
+            let error = match result {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if exec.cancel.is_cancelled() || !job.retry.should_retry(&error, tried) {
+                return Err(error);
+            }
+            let delay = job.retry.jittered_delay(tried);
+            entry.metrics.retries.increment(1);
+            tracing::warn!(attempt, error = %format!("{error:#}"), ?delay, "attempt failed; retrying");
+            tokio::select! {
+                () = sleep(delay) => {}
+                () = exec.cancel.cancelled() => return Err(error),
+            }
+        }
+    };
+    tokio::pin!(tries);
+    let deadline = job.timeout.map(|t| Instant::now() + t);
+    let finished = tokio::select! {
+        result = &mut tries => Some(result),
+        () = sleep_until_some(deadline) => {
+            exec.cancel(CancelReason::Timeout);
+            None
+        }
+        () = exec.cancel.cancelled() => None,
+    };
+    let result = match finished {
+        Some(result) => Some(result),
+        None => {
+            // Asked to stop: give the job a grace period to return, then drop it. After a lock
+            // loss the grace never outlasts the lease (the watchdog fires ttl/3 early).
+            let mut grace = rt.cancel_grace;
+            if exec.reason.get() == Some(&CancelReason::LockLost) {
+                if let Some(policy) = job.lock {
+                    grace = grace.min(policy.ttl / 3);
+                }
+            }
+            timeout(grace, &mut tries).await.ok()
+        }
+    };
+    let attempts = attempts.load(Ordering::Relaxed);
+    let reason = exec.reason.get().copied();
+    let stopped = |reason: CancelReason| {
+        JobError::transient(format!("run stopped: {}", reason.as_str()))
+    };
+    match (reason, result) {
+        (None, Some(Ok(()))) | (Some(CancelReason::Shutdown), Some(Ok(()))) => RunEnd {
+            status: Status::Completed,
+            outcome: Outcome::Success,
+            attempts,
+            error: None,
+        },
+        (None, Some(Err(error))) => RunEnd {
+            status: Status::Failed,
+            outcome: Outcome::Failure,
+            attempts,
+            error: Some(error),
+        },
+        (Some(CancelReason::Timeout), _) => RunEnd {
+            status: Status::TimedOut,
+            outcome: Outcome::Timeout,
+            attempts,
+            error: Some(JobError::transient(format!(
+                "timed out after {:?}",
+                job.timeout.unwrap_or_default()
+            ))),
+        },
+        (Some(reason), _) => RunEnd {
+            status: Status::Cancelled,
+            outcome: Outcome::Cancelled,
+            attempts,
+            error: Some(stopped(reason)),
+        },
+        (None, None) => RunEnd {
+            // Unreachable in practice: without a reason the select above only ends with a
+            // result. Kept total so a future change cannot turn it into a panic.
+            status: Status::Cancelled,
+            outcome: Outcome::Cancelled,
+            attempts,
+            error: Some(JobError::transient("run stopped")),
+        },
+    }
+}
+
+/// Writes the run's end to the store (fenced), retrying a store that cannot be reached.
+async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
+    if exec.reason.get() == Some(&CancelReason::Fenced) {
+        // The store already refused this run; a finish would be refused too.
+        return end;
+    }
+    let error = end.error.as_ref().map(|e| format!("{e:#}"));
+    let finish = Finish::new(end.status, end.attempts, error.as_deref());
+    let mut delay = Duration::from_millis(100);
+    for left in (0..4).rev() {
+        match rt.store.finish(&exec.exec, &finish).await {
+            Ok(()) => {
+                tracing::info!(
+                    status = %end.status, attempts = end.attempts, error = error.as_deref(),
+                    "execution finished"
+                );
+                return end;
+            }
+            Err(e) if e.is_fenced() => {
+                let e = exec.store_error(e);
+                end.status = Status::Cancelled;
+                end.outcome = Outcome::Cancelled;
+                end.error = Some(e);
+                return end;
+            }
+            Err(e) if left > 0 => {
+                tracing::warn!(error = %e, ?delay, "cannot record the execution's end; retrying");
+                sleep(delay).await;
+                delay *= 4;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e, status = %end.status,
+                    "cannot record the execution's end; it stays RUNNING until its owner counts as gone"
+                );
+            }
+        }
+    }
+    end
+}
+
+/// Releases the lease, holding it until `at_least` has passed since it was taken.
+async fn release(rt: &Runtime, m: &JobMetrics, held: Option<Held>) {
+    let Some(held) = held else { return };
+    let elapsed = held.acquired.elapsed();
+    let hold_for = held.policy.at_least.saturating_sub(elapsed);
+    match rt.lock.release(&held.lease, hold_for).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            job = %held.lease.name,
+            "lease was already gone at release (expired or taken over)"
+        ),
+        Err(e) => tracing::warn!(
+            job = %held.lease.name, error = %e,
+            "cannot release the lease; it expires by itself after its ttl"
+        ),
+    }
+    m.lock_held.record((elapsed + hold_for).as_secs_f64());
+}
+
+/// Calls the job's and the scheduler's failure hooks.
+async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
+    let reported = match end.outcome {
+        Outcome::Failure | Outcome::Timeout => true,
+        Outcome::Cancelled => exec.reason.get() == Some(&CancelReason::LockLost),
+        Outcome::Success => false,
+    };
+    if !reported {
+        return;
+    }
+    let report = FailureReport {
+        job: job.name.clone(),
+        execution_id: exec.exec.execution_id.clone(),
+        scheduled_at: exec.scheduled_at,
+        instance_id: rt.instance_id.to_string(),
+        attempts: end.attempts,
+        outcome: end.outcome.as_str(),
+        error_chain: end.error.as_ref().map(JobError::chain_messages).unwrap_or_default(),
+        duration,
+    };
+    tracing::error!(%report, "job failed");
+    for hook in job.on_failure.iter().chain(&rt.hooks) {
+        if let Err(panic) = AssertUnwindSafe(hook(report.clone())).catch_unwind().await {
+            tracing::error!(panic = panic_message(&*panic), "failure hook panicked");
+        }
+    }
+}
+
+/// Renews the lease every ttl/3 and heartbeats the store while the run lives. If the lease
+/// cannot be proven held, the run is cancelled ttl/3 before the lease could expire, so its
+/// grace period ends before another instance could take the lock.
+async fn keep_alive(
+    rt: Arc<Runtime>,
+    entry: Arc<JobEntry>,
+    exec: Arc<Execution>,
+    held: Option<Held>,
+) {
+    let beat_every = rt.liveness / 3;
+    let mut next_beat = Instant::now() + beat_every;
+    let (mut next_renew, mut valid_until) = match &held {
+        Some(h) => (
+            h.acquired + h.policy.ttl / 3,
+            h.acquired + h.policy.ttl,
+        ),
+        None => (Instant::now(), Instant::now()),
+    };
+    loop {
+        let lost_at = held.as_ref().map(|h| valid_until - h.policy.ttl / 3);
+        tokio::select! {
+            () = sleep_until_some(lost_at) => {
+                lock_lost(&entry, &exec, "the lease could not be renewed in time");
+                return;
+            }
+            () = sleep_until_some(held.as_ref().map(|_| next_renew)) => {
+                let Some(h) = &held else { continue };
+                let ttl = h.policy.ttl;
+                let sent = Instant::now();
+                let left = valid_until.saturating_duration_since(sent);
+                match timeout(left, rt.lock.extend(&h.lease, ttl)).await {
+                    Ok(Ok(true)) => {
+                        valid_until = sent + ttl;
+                        next_renew = sent + ttl / 3;
+                        tracing::trace!("lease renewed");
+                    }
+                    Ok(Ok(false)) => {
+                        lock_lost(&entry, &exec, "the lease expired or another owner holds it");
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot renew the lease; retrying");
+                        next_renew = Instant::now() + (ttl / 15).max(Duration::from_millis(10));
+                    }
+                    Err(_) => {
+                        tracing::warn!("lease renewal timed out; retrying");
+                        next_renew = Instant::now() + (ttl / 15).max(Duration::from_millis(10));
+                    }
+                }
+            }
+            () = sleep_until(next_beat) => {
+                next_beat = Instant::now() + beat_every;
+                match rt.store.heartbeat(&exec.exec).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_fenced() => {
+                        exec.store_error(e);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot heartbeat the execution store"),
+                }
+            }
+        }
+    }
+}
+
+fn lock_lost(entry: &JobEntry, exec: &Execution, why: &str) {
+    entry.metrics.lock_lost.increment(1);
+    tracing::error!(
+        job = %exec.exec.job,
+        execution_id = %exec.exec.execution_id,
+        why,
+        "lock lost: another instance may hold it now; cancelling this run"
+    );
+    exec.cancel(CancelReason::LockLost);
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,394 @@
+//! Jobs: what runs, when, and under which policies.
+//!
+//! A job is usually declared with [`#[scheduled]`](crate::scheduled) and discovered by the
+//! scheduler. [`Job::new`] builds the same thing at run time, for jobs whose schedule comes
+//! from configuration.
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use tickguard_schedule::{KeyTemplate, Schedule};
+
+use crate::{
+    BoxFuture, Error, JobContext, JobResult,
+    retry::{RetryPolicy, RetryPredicate},
+};
+
+/// The code a job runs.
+pub(crate) type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, JobResult> + Send + Sync>;
+
+/// A hook called after a run's last attempt failed (see [`FailureReport`]).
+pub type FailureHook = Arc<dyn Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Wraps an `async fn(FailureReport)` (or closure) as a [`FailureHook`].
+pub fn failure_hook<F, Fut>(hook: F) -> FailureHook
+where
+    F: Fn(FailureReport) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |report| Box::pin(hook(report)))
+}
+
+/// What to do with ticks that were due while the process could not run them (suspended,
+/// stopped, or, with a persistent store, while every instance was down).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Misfire {
+    /// Skip every missed tick (counted in `tickguard_skips_total{reason="misfire"}`).
+    Skip,
+    /// Run once for the latest missed tick and skip the older ones. The default.
+    #[default]
+    RunOnce,
+    /// Run every missed tick, oldest first, up to [`Misfire::RUN_ALL_LIMIT`] of them (older
+    /// ones are skipped and counted).
+    RunAll,
+}
+
+impl Misfire {
+    /// The most missed ticks that [`Misfire::RunAll`] runs after one gap.
+    pub const RUN_ALL_LIMIT: usize = 1000;
+}
+
+/// The lease lock a job runs under (`lock(ttl = "30s", at_least = "10s")`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockPolicy {
+    /// How long a lease lives without renewal; the watchdog renews it every `ttl / 3`.
+    pub ttl: Duration,
+    /// The lease is held at least this long after it was taken, even if the job is done
+    /// sooner (ShedLock's `lockAtLeastFor`).
+    pub at_least: Duration,
+}
+
+impl LockPolicy {
+    /// The ttl of a bare `lock`: 30 s, renewed every 10 s (as Redisson's watchdog).
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+    /// A lock with `ttl` and no `at_least`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            at_least: Duration::ZERO,
+        }
+    }
+
+    /// Holds the lease at least `at_least` after it was taken.
+    pub fn at_least(mut self, at_least: Duration) -> Self {
+        self.at_least = at_least;
+        self
+    }
+}
+
+impl Default for LockPolicy {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_TTL)
+    }
+}
+
+/// The report a failure hook receives after a run's last attempt failed, timed out, or
+/// was cancelled by lock loss.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FailureReport {
+    /// The job's name.
+    pub job: String,
+    /// The execution's id.
+    pub execution_id: String,
+    /// The tick it ran for.
+    pub scheduled_at: chrono::DateTime<chrono::Utc>,
+    /// The instance that ran it.
+    pub instance_id: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// How it ended: `failure`, `timeout` or `cancelled`.
+    pub outcome: &'static str,
+    /// The error and its causes, outermost first.
+    pub error_chain: Vec<String>,
+    /// How long the run took, all attempts included.
+    pub duration: Duration,
+}
+
+impl fmt::Display for FailureReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "job `{}` execution `{}` ended in {} after {} attempt(s) in {:?}: {}",
+            self.job,
+            self.execution_id,
+            self.outcome,
+            self.attempts,
+            self.duration,
+            self.error_chain.join(": ")
+        )
+    }
+}
+
+/// A job: a name, a [`Schedule`], policies, and the code to run.
+///
+/// ```
+/// use std::time::Duration;
+/// use tickguard::{Job, JobContext, LockPolicy, RetryPolicy, Schedule};
+///
+/// let job = Job::new(
+///     "sync_inventory",
+///     Schedule::cron("0 */5 * * * *")?,
+///     |ctx: JobContext| async move {
+///         tracing::info!(tick = %ctx.scheduled_at(), "syncing");
+///         Ok(())
+///     },
+/// )
+/// .lock(LockPolicy::new(Duration::from_secs(60)))
+/// .retry(RetryPolicy::attempts(3))
+/// .idempotent();
+/// assert_eq!(job.name(), "sync_inventory");
+/// # Ok::<(), tickguard::ScheduleError>(())
+/// ```
+#[derive(Clone)]
+pub struct Job {
+    pub(crate) name: String,
+    pub(crate) schedule: Schedule,
+    pub(crate) jitter: Option<Duration>,
+    pub(crate) lock: Option<LockPolicy>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) key: Option<KeyTemplate>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) misfire: Misfire,
+    pub(crate) on_failure: Option<FailureHook>,
+    pub(crate) location: String,
+    pub(crate) handler: Handler,
+}
+
+impl Job {
+    /// A job named `name` that runs `handler` on `schedule`, with no lock, no retries, not
+    /// idempotent, no timeout, and the [`Misfire::RunOnce`] policy.
+    pub fn new<F, Fut>(name: impl Into<String>, schedule: Schedule, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            schedule,
+            jitter: None,
+            lock: None,
+            retry: RetryPolicy::none(),
+            key: None,
+            timeout: None,
+            misfire: Misfire::default(),
+            on_failure: None,
+            location: "registered at run time".to_owned(),
+            handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
+        }
+    }
+
+    /// The job's name: its identity in locks, the store, logs and metrics.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When the job fires.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Where the job was declared (`src/jobs.rs:12`).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Delays each run by a random duration in `[0, jitter)`, so instances do not all hit a
+    /// backend at the same instant.
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Runs the job under a lease lock.
+    pub fn lock(mut self, policy: LockPolicy) -> Self {
+        self.lock = Some(policy);
+        self
+    }
+
+    /// Retries transient failures.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// At most one run per tick completes, across every instance: the execution id is
+    /// `{job}@{tick}`, and a tick whose execution completed is skipped.
+    pub fn idempotent(mut self) -> Self {
+        self.key = Some(KeyTemplate::default_key());
+        self
+    }
+
+    /// Like [`Job::idempotent`], with the execution id from a template such as
+    /// `daily-orders-{date}` (see [`KeyTemplate`]).
+    pub fn idempotent_key(mut self, template: &str) -> Result<Self, Error> {
+        self.key = Some(KeyTemplate::parse(template).map_err(|source| Error::Schedule {
+            job: self.name.clone(),
+            source,
+        })?);
+        Ok(self)
+    }
+
+    /// Stops a run (all attempts included) after `timeout`: its context is cancelled, and
+    /// after a grace period its future is dropped.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// What to do with missed ticks.
+    pub fn misfire(mut self, misfire: Misfire) -> Self {
+        self.misfire = misfire;
+        self
+    }
+
+    /// Calls `hook` after a run's last attempt fails.
+    pub fn on_failure(mut self, hook: FailureHook) -> Self {
+        self.on_failure = Some(hook);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let invalid = |reason: String| {
+            Err(Error::InvalidJob {
+                job: self.name.clone(),
+                reason,
+            })
+        };
+        if self.name.trim().is_empty() {
+            return invalid("the name is empty".to_owned());
+        }
+        if let Some(lock) = self.lock {
+            if lock.ttl < Duration::from_millis(30) {
+                return invalid(format!("lock ttl {:?} is too short: at least 30ms", lock.ttl));
+            }
+            if lock.at_least > lock.ttl {
+                return invalid(format!(
+                    "lock at_least ({:?}) is longer than its ttl ({:?}): the lease would expire first",
+                    lock.at_least, lock.ttl
+                ));
+            }
+        }
+        if let Err(reason) = self.retry.validate() {
+            return invalid(reason);
+        }
+        Ok(())
+    }
+
+    /// Builds a job from the description `#[scheduled]` generates.
+    #[doc(hidden)]
+    pub fn from_def(def: &'static JobDef) -> Self {
+        // The attribute validated every field at compile time with the same parser, so these
+        // conversions cannot fail for a generated description.
+        let schedule = match def.trigger {
+            Trigger::Cron(expr) => Schedule::cron(expr).and_then(|s| s.in_zone(def.zone)),
+            Trigger::Every(d) => Schedule::every(d),
+            Trigger::After(d) => Schedule::after(d),
+        };
+        let schedule = schedule.unwrap_or_else(|e| {
+            panic!("#[scheduled] job `{}` has an invalid schedule: {e}", def.name)
+        });
+        let key = def.idempotent.map(|k| match k {
+            None => KeyTemplate::default_key(),
+            Some(template) => KeyTemplate::parse(template).unwrap_or_else(|e| {
+                panic!("#[scheduled] job `{}` has an invalid key: {e}", def.name)
+            }),
+        });
+        let run = def.run;
+        Self {
+            name: def.name.to_owned(),
+            schedule,
+            jitter: def.jitter,
+            lock: def.lock.map(|(ttl, at_least)| LockPolicy { ttl, at_least }),
+            retry: RetryPolicy {
+                attempts: def.retry.attempts,
+                backoff: def.retry.backoff,
+                factor: def.retry.factor,
+                max_delay: def.retry.max_delay,
+                jitter: def.retry.jitter,
+                when: def.retry.when,
+            },
+            key,
+            timeout: def.timeout,
+            misfire: def.misfire,
+            on_failure: def
+                .on_failure
+                .map(|hook| Arc::new(hook) as FailureHook),
+            location: format!("{}:{}", def.file, def.line),
+            handler: Arc::new(run),
+        }
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name)
+            .field("schedule", &self.schedule.to_string())
+            .field("lock", &self.lock)
+            .field("retry", &self.retry)
+            .field("idempotent", &self.key.is_some())
+            .field("timeout", &self.timeout)
+            .field("misfire", &self.misfire)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&'static JobDef> for Job {
+    fn from(def: &'static JobDef) -> Self {
+        Self::from_def(def)
+    }
+}
+
+/// The static description `#[scheduled]` emits beside a job's fn. Not public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct JobDef {
+    pub name: &'static str,
+    pub trigger: Trigger,
+    pub zone: &'static str,
+    pub jitter: Option<Duration>,
+    pub lock: Option<(Duration, Duration)>,
+    pub retry: RetryDef,
+    pub idempotent: Option<Option<&'static str>>,
+    pub timeout: Option<Duration>,
+    pub misfire: Misfire,
+    pub on_failure: Option<fn(FailureReport) -> BoxFuture<'static, ()>>,
+    pub file: &'static str,
+    pub line: u32,
+    pub run: fn(JobContext) -> BoxFuture<'static, JobResult>,
+}
+
+/// Part of [`JobDef`]. Not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    Cron(&'static str),
+    Every(Duration),
+    After(Duration),
+}
+
+/// Part of [`JobDef`]. Not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct RetryDef {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub factor: f64,
+    pub max_delay: Duration,
+    pub jitter: f64,
+    pub when: Option<RetryPredicate>,
+}
+
+/// A discovered job, submitted by `#[scheduled]`. Not public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Registration(pub &'static JobDef);
+
+inventory::collect!(Registration);
+
+/// Every job declared with `#[scheduled]` in the binary.
+pub(crate) fn discovered() -> impl Iterator<Item = &'static JobDef> {
+    inventory::iter::<Registration>.into_iter().map(|r| r.0)
+}

@@ -1,0 +1,94 @@
+//! Lease locks: at most one instance runs a job's tick at a time, and a crashed holder's lease
+//! expires by itself.
+//!
+//! A lease is taken with a time to live, renewed by the executor's watchdog every ttl/3 while
+//! the job runs, and released by compare-and-delete. Every operation compares the owner, so a
+//! holder can never extend or delete a lease that someone else now holds.
+//!
+//! The lock is an optimisation: correctness comes from the execution store, whose fencing
+//! rejects the writes of a holder that lost its lease while paused (see
+//! [`ExecutionStore`](crate::store::ExecutionStore)).
+
+mod memory;
+
+use std::{error::Error as StdError, fmt, time::Duration};
+
+pub use memory::InProcessLock;
+
+use crate::BoxFuture;
+
+/// A held lease, as returned by [`LockBackend::acquire`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The lock's name (the job's name).
+    pub name: String,
+    /// Who holds it: unique per execution, so two runs on one instance are told apart.
+    pub owner: String,
+    /// A backend-specific token that identifies this acquisition (0 if unused).
+    pub token: u64,
+}
+
+/// A store of named lease locks.
+///
+/// Implementations must make every operation atomic and compare the owner: `extend` and
+/// `release` of a lease that expired or that another owner took over change nothing and
+/// return `Ok(false)`. An `Err` means the backend could not be asked (unreachable, timed out):
+/// the caller cannot tell whether the lease is still held.
+pub trait LockBackend: Send + Sync + 'static {
+    /// Takes the lock `name` for `ttl` if nobody holds it; `Ok(None)` if somebody does.
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>>;
+
+    /// Sets the lease's remaining time to `ttl` if `lease` still holds it.
+    fn extend<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>>;
+
+    /// Releases the lease if `lease` still holds it: deletes it when `hold_for` is zero, or
+    /// shortens it to expire `hold_for` from now (`at_least`: a fast job on an instance with a
+    /// skewed clock must not run the same tick again elsewhere).
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>>;
+
+    /// A short description for logs, such as `redis://127.0.0.1:6379`.
+    fn describe(&self) -> String;
+}
+
+/// A lock backend could not be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LockError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl LockError {
+    /// An error with a message that says what failed and what to check.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// An error caused by `source`.
+    pub fn with_source(
+        message: impl fmt::Display,
+        source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            message: message.to_string(),
+            source: Some(source.into()),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Metric names and the per-job handles the executor records through.
+//!
+//! tickguard emits through the [`metrics`] facade: install any recorder (the Prometheus
+//! exporter, or your own) before [`SchedulerBuilder::build`](crate::SchedulerBuilder::build),
+//! which registers the handles. The `job` label is always a registered job's name, so label
+//! cardinality is bounded by the number of jobs.
+
+use metrics::{Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// `tickguard_executions_total{job, outcome}`: finished runs; outcome is `success`,
+/// `failure`, `timeout` or `cancelled`.
+pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";
+/// `tickguard_execution_duration_seconds{job, outcome}`: run duration, all attempts included.
+pub const EXECUTION_DURATION: &str = "tickguard_execution_duration_seconds";
+/// `tickguard_skips_total{job, reason}`: ticks not run; reason is `locked`, `duplicate`,
+/// `overlap`, `misfire` or `unavailable`.
+pub const SKIPS_TOTAL: &str = "tickguard_skips_total";
+/// `tickguard_retries_total{job}`: retries (attempts after the first).
+pub const RETRIES_TOTAL: &str = "tickguard_retries_total";
+/// `tickguard_lock_acquire_duration_seconds{job}`: lock round trip.
+pub const LOCK_ACQUIRE_DURATION: &str = "tickguard_lock_acquire_duration_seconds";
+/// `tickguard_lock_held_duration_seconds{job}`: from acquisition to release.
+pub const LOCK_HELD_DURATION: &str = "tickguard_lock_held_duration_seconds";
+/// `tickguard_lock_lost_total{job}`: leases that could not be proven held during a run.
+pub const LOCK_LOST_TOTAL: &str = "tickguard_lock_lost_total";
+/// `tickguard_fence_rejections_total{job}`: stale runs whose writes the store refused.
+pub const FENCE_REJECTIONS_TOTAL: &str = "tickguard_fence_rejections_total";
+/// `tickguard_fire_lateness_seconds{job}`: from the scheduled instant to the wake-up.
+pub const FIRE_LATENESS: &str = "tickguard_fire_lateness_seconds";
+/// `tickguard_running{job}`: runs in progress on this instance.
+pub const RUNNING: &str = "tickguard_running";
+/// `tickguard_last_success_timestamp_seconds{job}`: Unix time of the last success.
+pub const LAST_SUCCESS: &str = "tickguard_last_success_timestamp_seconds";
+
+/// Why a tick was skipped, the `reason` label of [`SKIPS_TOTAL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Another instance holds the job's lock.
+    Locked,
+    /// The tick's execution already completed.
+    Duplicate,
+    /// A run of the job is still in progress, here or on another instance.
+    Overlap,
+    /// The tick was missed and the misfire policy skips it.
+    Misfire,
+    /// The lock backend or the store could not be reached.
+    Unavailable,
+}
+
+impl SkipReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Locked => "locked",
+            Self::Duplicate => "duplicate",
+            Self::Overlap => "overlap",
+            Self::Misfire => "misfire",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// How a run ended, the `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+    Cancelled,
+}
+
+impl Outcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Registers the descriptions of every metric with the installed recorder.
+pub(crate) fn describe() {
+    describe_counter!(EXECUTIONS_TOTAL, Unit::Count, "Finished job runs, by outcome.");
+    describe_histogram!(
+        EXECUTION_DURATION,
+        Unit::Seconds,
+        "Duration of job runs, all attempts included, by outcome."
+    );
+    describe_counter!(SKIPS_TOTAL, Unit::Count, "Ticks that were not run, by reason.");
+    describe_counter!(RETRIES_TOTAL, Unit::Count, "Retries of failed attempts.");
+    describe_histogram!(
+        LOCK_ACQUIRE_DURATION,
+        Unit::Seconds,
+        "Round trip of lease lock acquisition."
+    );
+    describe_histogram!(
+        LOCK_HELD_DURATION,
+        Unit::Seconds,
+        "Time from lease acquisition to release."
+    );
+    describe_counter!(
+        LOCK_LOST_TOTAL,
+        Unit::Count,
+        "Leases that could not be proven held while the job ran."
+    );
+    describe_counter!(
+        FENCE_REJECTIONS_TOTAL,
+        Unit::Count,
+        "Stale runs whose writes the execution store refused."
+    );
+    describe_histogram!(
+        FIRE_LATENESS,
+        Unit::Seconds,
+        "Delay from a tick's scheduled instant to the scheduler waking for it."
+    );
+    describe_gauge!(RUNNING, Unit::Count, "Job runs in progress on this instance.");
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the job's last successful run on this instance."
+    );
+}
+
+/// Handles for one job, registered once so the hot path only records.
+pub(crate) struct JobMetrics {
+    executions: [Counter; 4],
+    durations: [Histogram; 4],
+    skips: [Counter; 5],
+    pub(crate) retries: Counter,
+    pub(crate) lock_acquire: Histogram,
+    pub(crate) lock_held: Histogram,
+    pub(crate) lock_lost: Counter,
+    pub(crate) fence_rejections: Counter,
+    pub(crate) lateness: Histogram,
+    pub(crate) running: Gauge,
+    pub(crate) last_success: Gauge,
+}
+
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Success,
+    Outcome::Failure,
+    Outcome::Timeout,
+    Outcome::Cancelled,
+];
+const REASONS: [SkipReason; 5] = [
+    SkipReason::Locked,
+    SkipReason::Duplicate,
+    SkipReason::Overlap,
+    SkipReason::Misfire,
+    SkipReason::Unavailable,
+];
+
+impl JobMetrics {
+    pub(crate) fn new(job: &str) -> Self {
+        let job = job.to_owned();
+        Self {
+            executions: OUTCOMES.map(|o| {
+                metrics::counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "outcome" => o.as_str())
+            }),
+            durations: OUTCOMES.map(|o| {
+                metrics::histogram!(EXECUTION_DURATION, "job" => job.clone(), "outcome" => o.as_str())
+            }),
+            skips: REASONS.map(|r| {
+                metrics::counter!(SKIPS_TOTAL, "job" => job.clone(), "reason" => r.as_str())
+            }),
+            retries: metrics::counter!(RETRIES_TOTAL, "job" => job.clone()),
+            lock_acquire: metrics::histogram!(LOCK_ACQUIRE_DURATION, "job" => job.clone()),
+            lock_held: metrics::histogram!(LOCK_HELD_DURATION, "job" => job.clone()),
+            lock_lost: metrics::counter!(LOCK_LOST_TOTAL, "job" => job.clone()),
+            fence_rejections: metrics::counter!(FENCE_REJECTIONS_TOTAL, "job" => job.clone()),
+            lateness: metrics::histogram!(FIRE_LATENESS, "job" => job.clone()),
+            running: metrics::gauge!(RUNNING, "job" => job.clone()),
+            last_success: metrics::gauge!(LAST_SUCCESS, "job" => job),
+        }
+    }
+
+    pub(crate) fn finished(&self, outcome: Outcome, seconds: f64) {
+        let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.executions[i].increment(1);
+        self.durations[i].record(seconds);
+    }
+
+    pub(crate) fn skipped(&self, reason: SkipReason, count: u64) {
+        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.skips[i].increment(count);
+    }
+}

@@ -1,0 +1,473 @@
+//! The [`Scheduler`]: fires each job at its ticks and shuts down gracefully.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use tokio::time::{sleep, timeout};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    Error, Job,
+    clock::Clock,
+    executor::{self, JobEntry, Runtime},
+    job::{FailureHook, Misfire, failure_hook},
+    lock::{InProcessLock, LockBackend},
+    metrics::{self, JobMetrics, SkipReason},
+    store::{ExecutionStore, JobRegistration, MemoryStore},
+};
+
+/// The longest a job sleeps before it re-reads the wall clock. Tokio's timers run on the
+/// monotonic clock, which stands still while a machine is suspended; re-reading at least this
+/// often bounds how late a tick can be noticed after a resume. At 10,000 jobs this is about
+/// 170 wake-ups a second, each a few microseconds.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Configures and builds a [`Scheduler`]; see [`Scheduler::builder`].
+#[must_use = "call .build().await to get a Scheduler"]
+pub struct SchedulerBuilder {
+    jobs: Vec<Job>,
+    discover: bool,
+    lock: Option<Arc<dyn LockBackend>>,
+    store: Option<Arc<dyn ExecutionStore>>,
+    instance_id: Option<String>,
+    shutdown_grace: Duration,
+    cancel_grace: Duration,
+    misfire_threshold: Duration,
+    liveness: Duration,
+    hooks: Vec<FailureHook>,
+    clock: Clock,
+}
+
+impl SchedulerBuilder {
+    /// Adds a job built at run time, or one declared with `#[scheduled]` when discovery is
+    /// off (`.job(tickguard::job!(my_job))`).
+    pub fn job(mut self, job: impl Into<Job>) -> Self {
+        self.jobs.push(job.into());
+        self
+    }
+
+    /// Whether to run every `#[scheduled]` fn linked into the binary (on by default).
+    /// Turn it off to register jobs one by one with [`SchedulerBuilder::job`].
+    pub fn discover(mut self, discover: bool) -> Self {
+        self.discover = discover;
+        self
+    }
+
+    /// The lock backend (default: [`InProcessLock`]).
+    pub fn lock_backend(mut self, backend: impl LockBackend) -> Self {
+        self.lock = Some(Arc::new(backend));
+        self
+    }
+
+    /// The execution store (default: [`MemoryStore`]).
+    pub fn store(mut self, store: impl ExecutionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A shared execution store, for callers that also read it (history, tests).
+    pub fn store_arc(mut self, store: Arc<dyn ExecutionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// This instance's id in locks, executions and logs (default: `{hostname}-{pid}-{random}`).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How long shutdown waits for running jobs before it cancels them (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a cancelled run (timeout, shutdown, lock loss) may take to return before its
+    /// future is dropped (default 5 s; after a lock loss, never more than ttl/3).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+
+    /// How late a tick may be noticed and still count as on time (default 5 s). A tick
+    /// noticed later is a misfire and follows the job's [`Misfire`] policy.
+    pub fn misfire_threshold(mut self, threshold: Duration) -> Self {
+        self.misfire_threshold = threshold;
+        self
+    }
+
+    /// How long an execution's owner may go without a heartbeat before another instance
+    /// counts it as gone (default 30 s; heartbeats go every third of it).
+    pub fn liveness(mut self, liveness: Duration) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Calls `hook` after any job's run fails its last attempt (after the job's own
+    /// `on_failure`).
+    pub fn on_failure<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::FailureReport) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.push(failure_hook(hook));
+        self
+    }
+
+    /// Reads the wall clock from `clock` (tests).
+    #[cfg(feature = "testing")]
+    pub fn clock(mut self, clock: crate::testing::TestClock) -> Self {
+        self.clock = clock.into_clock();
+        self
+    }
+
+    /// Checks the configuration, connects the backends, registers the jobs.
+    pub async fn build(self) -> Result<Scheduler, Error> {
+        if self.liveness < Duration::from_millis(30) {
+            return Err(Error::Config(format!(
+                "liveness {:?} is too short: at least 30ms",
+                self.liveness
+            )));
+        }
+        let mut jobs = self.jobs;
+        if self.discover {
+            jobs.extend(crate::job::discovered().map(Job::from_def));
+        }
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for job in &jobs {
+            job.validate()?;
+            if let Some(first) = seen.insert(&job.name, &job.location) {
+                return Err(Error::DuplicateJob {
+                    name: job.name.clone(),
+                    first: first.to_owned(),
+                    second: job.location.clone(),
+                });
+            }
+        }
+        metrics::describe();
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let now = self.clock.now();
+        for job in &jobs {
+            let registration = JobRegistration::new(
+                &job.name,
+                job.schedule.to_string(),
+                job.schedule.zone().to_string(),
+                job.schedule.next_after(now),
+            );
+            store.register(&registration).await?;
+        }
+        let runtime = Runtime {
+            lock: self.lock.unwrap_or_else(|| Arc::new(InProcessLock::new())),
+            store,
+            instance_id: self.instance_id.unwrap_or_else(default_instance_id).into(),
+            clock: self.clock,
+            hooks: self.hooks,
+            cancel_grace: self.cancel_grace,
+            liveness: self.liveness,
+            stop_runs: CancellationToken::new(),
+            seq: AtomicU64::new(0),
+        };
+        let entries = jobs
+            .into_iter()
+            .map(|job| {
+                Arc::new(JobEntry {
+                    metrics: JobMetrics::new(&job.name),
+                    job,
+                    running: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        Ok(Scheduler {
+            rt: Arc::new(runtime),
+            entries,
+            shutdown_grace: self.shutdown_grace,
+            misfire_threshold: self.misfire_threshold,
+        })
+    }
+}
+
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+/// Runs jobs at their ticks, guarded by a lease lock and an execution store.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), tickguard::Error> {
+///     tickguard::Scheduler::builder()
+///         .build()
+///         .await? // discovers every #[scheduled] fn
+///         .run_until(tokio::signal::ctrl_c())
+///         .await
+/// }
+/// ```
+pub struct Scheduler {
+    rt: Arc<Runtime>,
+    entries: Vec<Arc<JobEntry>>,
+    shutdown_grace: Duration,
+    misfire_threshold: Duration,
+}
+
+impl Scheduler {
+    /// A builder with the embedded defaults: an in-process lock, an in-memory store, and
+    /// discovery of every `#[scheduled]` fn.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder {
+            jobs: Vec::new(),
+            discover: true,
+            lock: None,
+            store: None,
+            instance_id: None,
+            shutdown_grace: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(5),
+            misfire_threshold: Duration::from_secs(5),
+            liveness: Duration::from_secs(30),
+            hooks: Vec::new(),
+            clock: Clock::default(),
+        }
+    }
+
+    /// The registered jobs.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.entries.iter().map(|e| &e.job)
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.rt.instance_id
+    }
+
+    /// The execution store, to read history.
+    pub fn store(&self) -> Arc<dyn ExecutionStore> {
+        self.rt.store.clone()
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully: stops firing, waits for
+    /// running jobs up to the shutdown grace period, then cancels them through their
+    /// context and waits up to the cancel grace period for them to return.
+    pub async fn run_until<S: Future>(self, signal: S) -> Result<(), Error> {
+        let firing = CancellationToken::new();
+        let runs = TaskTracker::new();
+        let loops = TaskTracker::new();
+        tracing::info!(
+            instance_id = %self.rt.instance_id,
+            jobs = self.entries.len(),
+            lock = %self.rt.lock.describe(),
+            store = %self.rt.store.describe(),
+            "scheduler started"
+        );
+        for entry in &self.entries {
+            tracing::info!(job = %entry.job.name, schedule = %entry.job.schedule, location = %entry.job.location, "job registered");
+            loops.spawn(job_loop(
+                self.rt.clone(),
+                entry.clone(),
+                firing.clone(),
+                runs.clone(),
+                self.misfire_threshold,
+            ));
+        }
+        loops.close();
+        signal.await;
+        tracing::info!("shutting down: no new runs");
+        firing.cancel();
+        loops.wait().await;
+        runs.close();
+        if timeout(self.shutdown_grace, runs.wait()).await.is_err() {
+            tracing::warn!(
+                running = runs.len(),
+                grace = ?self.shutdown_grace,
+                "runs still in progress after the shutdown grace period; cancelling them"
+            );
+            self.rt.stop_runs.cancel();
+            // Each run drops its job after the cancel grace; allow for recording and release.
+            let _ = timeout(self.rt.cancel_grace + Duration::from_secs(5), runs.wait()).await;
+        }
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+}
+
+/// Sleeps until the wall clock reads `target`; `false` if firing stopped first.
+async fn sleep_until_wall(clock: &Clock, target: DateTime<Utc>, firing: &CancellationToken) -> bool {
+    loop {
+        let now = clock.now();
+        // Re-checked after every wake: a wall clock set back makes this sleep again instead
+        // of firing early.
+        let Ok(left) = (target - now).to_std() else {
+            return true;
+        };
+        if left.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            () = sleep(left.min(MAX_SLEEP)) => {}
+            () = firing.cancelled() => return false,
+        }
+    }
+}
+
+/// Fires one job's ticks until shutdown.
+async fn job_loop(
+    rt: Arc<Runtime>,
+    entry: Arc<JobEntry>,
+    firing: CancellationToken,
+    runs: TaskTracker,
+    misfire_threshold: Duration,
+) {
+    let schedule = &entry.job.schedule;
+    let m = &entry.metrics;
+    // Ticks after start count; `last` only moves forward, so no tick fires twice even when
+    // the wall clock is set back.
+    let mut last = rt.clock.now();
+    loop {
+        let Some(next) = schedule.next_after(last) else {
+            tracing::info!(job = %entry.job.name, "schedule has no further fire time");
+            return;
+        };
+        if !sleep_until_wall(&rt.clock, next, &firing).await {
+            return;
+        }
+        let now = rt.clock.now();
+        if schedule.is_fixed_delay() {
+            m.lateness.record(seconds_between(next, now));
+            let run = runs.spawn(executor::execute(rt.clone(), entry.clone(), next));
+            let _ = run.await;
+            last = rt.clock.now();
+            continue;
+        }
+        // Every tick in [next, latest] is due; all but the latest were missed.
+        let latest = schedule
+            .latest_at_or_before(now)
+            .map_or(next, |l| l.max(next));
+        last = latest;
+        let on_time = (now - latest).to_std().unwrap_or_default() <= misfire_threshold;
+        let missed = missed_between(schedule, next, latest, entry.job.misfire);
+        let mut due: Vec<DateTime<Utc>> = Vec::new();
+        let mut skipped = missed.skipped;
+        match entry.job.misfire {
+            Misfire::Skip if !on_time => skipped += 1,
+            Misfire::Skip | Misfire::RunOnce => due.push(latest),
+            Misfire::RunAll => {
+                due.extend(missed.ticks);
+                due.push(latest);
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                job = %entry.job.name, skipped, policy = ?entry.job.misfire, latest = %latest,
+                "ticks were missed (process suspended, clock jump, or overload)"
+            );
+            m.skipped(SkipReason::Misfire, skipped);
+        }
+        m.lateness.record(seconds_between(latest, now));
+        if due.len() > 1 {
+            // Catch-up runs go one after the other, oldest first.
+            for tick in due {
+                if firing.is_cancelled() {
+                    return;
+                }
+                start_run(&rt, &entry, &runs, tick, true).await;
+            }
+        } else if let Some(tick) = due.pop() {
+            start_run(&rt, &entry, &runs, tick, false).await;
+        }
+    }
+}
+
+/// Starts a run of `tick` unless one of the job is still in progress here (skip, counted).
+/// With `wait`, returns when the run is over.
+async fn start_run(
+    rt: &Arc<Runtime>,
+    entry: &Arc<JobEntry>,
+    runs: &TaskTracker,
+    tick: DateTime<Utc>,
+    wait: bool,
+) {
+    if entry.running.swap(true, Ordering::AcqRel) {
+        tracing::warn!(job = %entry.job.name, %tick, "previous run still in progress; tick skipped");
+        entry.metrics.skipped(SkipReason::Overlap, 1);
+        return;
+    }
+    let (rt, run_entry) = (rt.clone(), entry.clone());
+    let run = runs.spawn(async move {
+        executor::execute(rt, run_entry.clone(), tick).await;
+        run_entry.running.store(false, Ordering::Release);
+    });
+    if wait {
+        let _ = run.await;
+    }
+}
+
+struct Missed {
+    /// The missed ticks to run (for `RunAll`), oldest first.
+    ticks: Vec<DateTime<Utc>>,
+    /// The missed ticks that will not run.
+    skipped: u64,
+}
+
+/// The ticks in `[next, latest)`: missed while the process could not fire them.
+fn missed_between(
+    schedule: &crate::Schedule,
+    next: DateTime<Utc>,
+    latest: DateTime<Utc>,
+    policy: Misfire,
+) -> Missed {
+    if next >= latest {
+        return Missed {
+            ticks: Vec::new(),
+            skipped: 0,
+        };
+    }
+    // The ticks to run are the latest ones, found walking back from `latest`.
+    let mut ticks = Vec::new();
+    if policy == Misfire::RunAll {
+        let mut t = latest;
+        while ticks.len() < Misfire::RUN_ALL_LIMIT {
+            match schedule.latest_at_or_before(t - chrono::Duration::nanoseconds(1)) {
+                Some(prev) if prev >= next => {
+                    ticks.push(prev);
+                    t = prev;
+                }
+                _ => break,
+            }
+        }
+        ticks.reverse();
+    }
+    // Count at most a bounded number one by one, so a long gap on a short period stays cheap
+    // (the skip counter then under-counts, which the warning log says).
+    const COUNT_LIMIT: usize = 100_000;
+    let count = std::iter::once(next)
+        .chain(schedule.upcoming(next))
+        .take_while(|t| *t < latest)
+        .take(COUNT_LIMIT)
+        .count();
+    Missed {
+        skipped: (count.saturating_sub(ticks.len())) as u64,
+        ticks,
+    }
+}
+
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).to_std().map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,356 @@
+//! The execution store: the record of every run, and what makes each tick's effects happen
+//! once.
+//!
+//! Before a run starts, the executor *claims* its execution in the store. A claim reports
+//! that the tick already completed (skip), that another execution of the job is live (skip:
+//! one execution of a job at a time), or it inserts the execution, or takes over the
+//! execution of an owner that is gone, and bumps the job's **fence**. Every later write of
+//! the run (heartbeat, checkpoint, `once`, finish) carries that fence and is refused with
+//! [`StoreError::Fenced`] once a newer claim moved it on: a paused or partitioned instance can
+//! never commit stale work.
+
+mod memory;
+
+use std::{error::Error as StdError, fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+pub use memory::{MEMORY_STORE_RETAINED, MemoryStore};
+
+use crate::BoxFuture;
+
+/// What the executor asks of [`ExecutionStore::claim`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClaimRequest<'a> {
+    /// The job's name.
+    pub job: &'a str,
+    /// The execution's id: `{job}@{tick}` or the job's key template for idempotent jobs,
+    /// unique per run otherwise.
+    pub execution_id: &'a str,
+    /// The tick this run is for.
+    pub scheduled_at: DateTime<Utc>,
+    /// Who runs it (instance and run), recorded in the execution.
+    pub owner: &'a str,
+    /// Whether a COMPLETED execution with this id means the tick is done.
+    pub idempotent: bool,
+    /// An owner whose last heartbeat is older than this is gone, judged by the store's clock.
+    pub liveness: Duration,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// A request to claim `execution_id` of `job` for the tick `scheduled_at`.
+    pub fn new(
+        job: &'a str,
+        execution_id: &'a str,
+        scheduled_at: DateTime<Utc>,
+        owner: &'a str,
+    ) -> Self {
+        Self {
+            job,
+            execution_id,
+            scheduled_at,
+            owner,
+            idempotent: true,
+            liveness: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets whether a COMPLETED execution of this id means the tick is done.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Sets how long an owner may go without a heartbeat before it counts as gone.
+    pub fn liveness(mut self, liveness: Duration) -> Self {
+        self.liveness = liveness;
+        self
+    }
+}
+
+/// The answer to a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This run owns the execution now.
+    Acquired(Claimed),
+    /// The execution already completed: the tick is done.
+    Completed,
+    /// Another execution of the job is live.
+    Busy {
+        /// The live execution.
+        execution_id: String,
+    },
+}
+
+/// A successful claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claimed {
+    /// The job's fence, now this run's: every later write must carry it.
+    pub fence: u64,
+    /// Attempts that earlier owners of this execution recorded.
+    pub previous_attempts: u32,
+    /// The last checkpoint of an earlier owner of this execution.
+    pub checkpoint: Option<String>,
+    /// Whether the execution existed before (an earlier owner died or failed).
+    pub resumed: bool,
+}
+
+/// Names a claimed execution in later, fenced writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionRef {
+    /// The job's name.
+    pub job: String,
+    /// The execution's id.
+    pub execution_id: String,
+    /// The fence the claim returned.
+    pub fence: u64,
+}
+
+/// The state of an execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// Claimed and not finished.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Failed after its last attempt: a dead letter.
+    Failed,
+    /// Stopped by its timeout.
+    TimedOut,
+    /// Stopped by shutdown, lock loss or a fence rejection.
+    Cancelled,
+}
+
+impl Status {
+    /// The name stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a run ended, for [`ExecutionStore::finish`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Finish<'a> {
+    /// Any status but [`Status::Running`].
+    pub status: Status,
+    /// Attempts made, counting those of earlier owners.
+    pub attempts: u32,
+    /// The error chain, for failures.
+    pub error: Option<&'a str>,
+}
+
+impl<'a> Finish<'a> {
+    /// A finish record.
+    pub fn new(status: Status, attempts: u32, error: Option<&'a str>) -> Self {
+        Self {
+            status,
+            attempts,
+            error,
+        }
+    }
+}
+
+/// The answer to [`ExecutionStore::once_begin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnceState {
+    /// This execution may run the step now, and must end it with `once_end`.
+    Acquired,
+    /// The step was done before, by this or another execution.
+    Done,
+    /// A live execution is running the step right now.
+    Busy,
+}
+
+/// One execution, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecutionRecord {
+    /// The execution's id.
+    pub id: String,
+    /// The job's name.
+    pub job: String,
+    /// The tick it ran for.
+    pub scheduled_at: DateTime<Utc>,
+    /// Its state.
+    pub status: Status,
+    /// The fence of its last claim.
+    pub fence: u64,
+    /// The owner of its last claim.
+    pub owner: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When its last claim started it.
+    pub started_at: DateTime<Utc>,
+    /// Its owner's last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The error chain of a failure.
+    pub error: Option<String>,
+    /// The last checkpoint, as JSON.
+    pub checkpoint: Option<String>,
+}
+
+/// A job as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// The job's name.
+    pub name: String,
+    /// The job's fence: bumped by every successful claim.
+    pub fence: u64,
+    /// When the job was first registered; misfires count only ticks after it.
+    pub created_at: DateTime<Utc>,
+    /// The latest tick any instance claimed, if the store remembers one.
+    pub last_tick: Option<DateTime<Utc>>,
+}
+
+/// What [`ExecutionStore::register`] records about a job at startup.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct JobRegistration<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// Its trigger, as text (`cron "0 0 2 * * *" in Europe/Berlin`).
+    pub trigger: String,
+    /// Its zone.
+    pub zone: String,
+    /// Its next fire time.
+    pub next_fire: Option<DateTime<Utc>>,
+}
+
+impl<'a> JobRegistration<'a> {
+    /// A registration record.
+    pub fn new(name: &'a str, trigger: String, zone: String, next_fire: Option<DateTime<Utc>>) -> Self {
+        Self {
+            name,
+            trigger,
+            zone,
+            next_fire,
+        }
+    }
+}
+
+/// Where executions are recorded and claimed.
+///
+/// Every backend passes one conformance suite: one claim of a tick wins among many
+/// concurrent claimers, a completed tick is not claimed again, a dead owner's execution is
+/// taken over with a higher fence, and the old owner's writes are then refused.
+pub trait ExecutionStore: Send + Sync + 'static {
+    /// Records the job (or finds it), at startup.
+    fn register<'a>(
+        &'a self,
+        job: &'a JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<JobRecord, StoreError>>;
+
+    /// Claims an execution; see the module docs. A claim that does not win changes nothing.
+    fn claim<'a>(&'a self, request: &'a ClaimRequest<'a>)
+    -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    /// Records that the owner is alive. Fenced.
+    fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Saves the run's progress (JSON). Fenced.
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The execution's last checkpoint. Fenced.
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+
+    /// Starts the step `key`, which runs at most once across executions. Fenced.
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<OnceState, StoreError>>;
+
+    /// Ends the step `key`: `done` records it for good, otherwise it may run again. Fenced.
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Records how the run ended. Fenced.
+    fn finish<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        finish: &'a Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The job's most recent executions, newest first.
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
+
+    /// A short description for logs, such as `postgres://db/app`.
+    fn describe(&self) -> String;
+}
+
+/// An execution store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The execution was claimed again since this run claimed it: the run is stale, must stop,
+    /// and changed nothing.
+    #[error(
+        "execution `{execution_id}` is fenced out: its fence {fence} is stale, another claim took it over"
+    )]
+    Fenced {
+        /// The execution.
+        execution_id: String,
+        /// The stale fence.
+        fence: u64,
+    },
+    /// The store could not be asked (unreachable, timed out, failed).
+    #[error("{message}")]
+    Unavailable {
+        /// What failed and what to check.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    },
+}
+
+impl StoreError {
+    /// An unavailable store, with a message that says what failed and what to check.
+    pub fn unavailable(
+        message: impl fmt::Display,
+        source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Unavailable {
+            message: message.to_string(),
+            source,
+        }
+    }
+
+    /// Whether this run lost its execution to a newer claim.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. })
+    }
+}

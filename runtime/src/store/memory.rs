@@ -1,0 +1,366 @@
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::{
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    JobRecord, JobRegistration, OnceState, Status, StoreError,
+};
+use crate::BoxFuture;
+
+/// How many finished executions per job the memory store keeps (older ones are forgotten,
+/// so a long-running process does not grow without bound).
+pub const MEMORY_STORE_RETAINED: usize = 256;
+
+/// Executions kept in this process's memory: the embedded default.
+///
+/// It has the semantics of the persistent stores (claims, fences, takeover of dead owners,
+/// checkpoints, `once`), judged by tokio's clock in place of the database's, and forgets
+/// everything when the process exits. It keeps the last [`MEMORY_STORE_RETAINED`] finished
+/// executions of each job.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    // Each job has its own mutex, so 10,000 jobs firing at one instant do not queue on one.
+    jobs: RwLock<HashMap<String, Arc<Mutex<JobState>>>>,
+    once: Mutex<HashMap<String, OnceRow>>,
+}
+
+#[derive(Debug)]
+struct JobState {
+    fence: u64,
+    created_at: DateTime<Utc>,
+    last_tick: Option<DateTime<Utc>>,
+    rows: HashMap<String, Row>,
+    running: HashSet<String>,
+    finished: VecDeque<String>,
+}
+
+#[derive(Debug)]
+struct Row {
+    record: ExecutionRecord,
+    heartbeat: Instant,
+    liveness: std::time::Duration,
+}
+
+impl Row {
+    fn live(&self, now: Instant) -> bool {
+        self.record.status == Status::Running && now.duration_since(self.heartbeat) < self.liveness
+    }
+}
+
+#[derive(Debug)]
+struct OnceRow {
+    job: String,
+    execution_id: String,
+    fence: u64,
+    done: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section below leaves the state consistent before anything can panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fenced(exec: &ExecutionRef) -> StoreError {
+    StoreError::Fenced {
+        execution_id: exec.execution_id.clone(),
+        fence: exec.fence,
+    }
+}
+
+impl JobState {
+    fn new() -> Self {
+        Self {
+            fence: 0,
+            created_at: Utc::now(),
+            last_tick: None,
+            rows: HashMap::new(),
+            running: HashSet::new(),
+            finished: VecDeque::new(),
+        }
+    }
+
+    /// The execution's row if `exec` still holds the job's fence and the row is running.
+    fn owned(&mut self, exec: &ExecutionRef) -> Result<&mut Row, StoreError> {
+        if self.fence != exec.fence {
+            return Err(fenced(exec));
+        }
+        match self.rows.get_mut(&exec.execution_id) {
+            Some(row) if row.record.fence == exec.fence && row.record.status == Status::Running => {
+                Ok(row)
+            }
+            _ => Err(fenced(exec)),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn job(&self, name: &str) -> Arc<Mutex<JobState>> {
+        if let Some(job) = self
+            .jobs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return job.clone();
+        }
+        self.jobs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(JobState::new())))
+            .clone()
+    }
+
+    fn with_owned<T>(
+        &self,
+        exec: &ExecutionRef,
+        f: impl FnOnce(&mut Row) -> T,
+    ) -> Result<T, StoreError> {
+        let job = self.job(&exec.job);
+        let mut state = lock(&job);
+        state.owned(exec).map(f)
+    }
+
+    fn claim_now(&self, req: &ClaimRequest<'_>) -> Claim {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let job = self.job(req.job);
+        let mut state = lock(&job);
+        let existing = state.rows.get(req.execution_id);
+        if let Some(row) = existing {
+            if req.idempotent && row.record.status == Status::Completed {
+                return Claim::Completed;
+            }
+        }
+        let live_other = state
+            .running
+            .iter()
+            .filter_map(|id| state.rows.get(id))
+            .find(|row| row.live(now));
+        if let Some(row) = live_other {
+            return Claim::Busy {
+                execution_id: row.record.id.clone(),
+            };
+        }
+        // Every running row left is an owner that is gone: none of them may write again.
+        let dead: Vec<String> = state.running.drain().collect();
+        for id in dead.iter().filter(|id| id.as_str() != req.execution_id) {
+            if let Some(row) = state.rows.get_mut(id) {
+                row.record.status = Status::Cancelled;
+                row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
+                row.record.finished_at = Some(wall);
+            }
+            state.finished.push_back(id.clone());
+        }
+        state.fence += 1;
+        let fence = state.fence;
+        state.last_tick = Some(state.last_tick.map_or(req.scheduled_at, |t| t.max(req.scheduled_at)));
+        let previous = state.rows.remove(req.execution_id);
+        let resumed = previous.is_some();
+        let (previous_attempts, checkpoint) = previous
+            .map(|row| (row.record.attempts, row.record.checkpoint))
+            .unwrap_or_default();
+        state.finished.retain(|id| id != req.execution_id);
+        state.rows.insert(
+            req.execution_id.to_owned(),
+            Row {
+                record: ExecutionRecord {
+                    id: req.execution_id.to_owned(),
+                    job: req.job.to_owned(),
+                    scheduled_at: req.scheduled_at,
+                    status: Status::Running,
+                    fence,
+                    owner: req.owner.to_owned(),
+                    attempts: previous_attempts,
+                    started_at: wall,
+                    heartbeat_at: wall,
+                    finished_at: None,
+                    error: None,
+                    checkpoint: checkpoint.clone(),
+                },
+                heartbeat: now,
+                liveness: req.liveness,
+            },
+        );
+        state.running.insert(req.execution_id.to_owned());
+        Claim::Acquired(Claimed {
+            fence,
+            previous_attempts,
+            checkpoint,
+            resumed,
+        })
+    }
+
+    fn finish_now(&self, exec: &ExecutionRef, finish: &Finish<'_>) -> Result<(), StoreError> {
+        let job = self.job(&exec.job);
+        let mut state = lock(&job);
+        let row = state.owned(exec)?;
+        row.record.status = finish.status;
+        row.record.attempts = finish.attempts;
+        row.record.error = finish.error.map(str::to_owned);
+        row.record.finished_at = Some(Utc::now());
+        state.running.remove(&exec.execution_id);
+        state.finished.push_back(exec.execution_id.clone());
+        while state.finished.len() > MEMORY_STORE_RETAINED {
+            if let Some(old) = state.finished.pop_front() {
+                state.rows.remove(&old);
+            }
+        }
+        Ok(())
+    }
+
+    fn once_begin_now(&self, exec: &ExecutionRef, key: &str) -> Result<OnceState, StoreError> {
+        // Lock order: the `once` map, then job states (claims take only a job state).
+        let mut once = lock(&self.once);
+        self.with_owned(exec, |_| ())?;
+        if let Some(row) = once.get(key) {
+            if row.done {
+                return Ok(OnceState::Done);
+            }
+            let holder = self.job(&row.job);
+            let holder = lock(&holder);
+            let holder_live = holder.fence == row.fence
+                && holder
+                    .rows
+                    .get(&row.execution_id)
+                    .is_some_and(|r| r.live(Instant::now()));
+            if holder_live && !(row.execution_id == exec.execution_id && row.fence == exec.fence) {
+                return Ok(OnceState::Busy);
+            }
+        }
+        once.insert(
+            key.to_owned(),
+            OnceRow {
+                job: exec.job.clone(),
+                execution_id: exec.execution_id.clone(),
+                fence: exec.fence,
+                done: false,
+            },
+        );
+        Ok(OnceState::Acquired)
+    }
+
+    fn once_end_now(&self, exec: &ExecutionRef, key: &str, done: bool) -> Result<(), StoreError> {
+        let mut once = lock(&self.once);
+        self.with_owned(exec, |_| ())?;
+        let mine = once
+            .get(key)
+            .is_some_and(|r| r.execution_id == exec.execution_id && r.fence == exec.fence);
+        if !mine {
+            return Err(fenced(exec));
+        }
+        if done {
+            if let Some(row) = once.get_mut(key) {
+                row.done = true;
+            }
+        } else {
+            once.remove(key);
+        }
+        Ok(())
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl ExecutionStore for MemoryStore {
+    fn register<'a>(
+        &'a self,
+        job: &'a JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
+        let state = self.job(job.name);
+        let state = lock(&state);
+        ready(Ok(JobRecord {
+            name: job.name.to_owned(),
+            fence: state.fence,
+            created_at: state.created_at,
+            last_tick: state.last_tick,
+        }))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        request: &'a ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        ready(Ok(self.claim_now(request)))
+    }
+
+    fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.with_owned(exec, |row| {
+            row.heartbeat = Instant::now();
+            row.record.heartbeat_at = Utc::now();
+        }))
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.with_owned(exec, |row| {
+            row.record.checkpoint = Some(state.to_owned());
+        }))
+    }
+
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        ready(self.with_owned(exec, |row| row.record.checkpoint.clone()))
+    }
+
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
+        ready(self.once_begin_now(exec, key))
+    }
+
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.once_end_now(exec, key, done))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        finish: &'a Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.finish_now(exec, finish))
+    }
+
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        let state = self.job(job);
+        let state = lock(&state);
+        let mut all: Vec<ExecutionRecord> = state.rows.values().map(|r| r.record.clone()).collect();
+        all.sort_by(|a, b| {
+            (b.scheduled_at, b.started_at).cmp(&(a.scheduled_at, a.started_at))
+        });
+        all.truncate(limit);
+        ready(Ok(all))
+    }
+
+    fn describe(&self) -> String {
+        "in-memory".to_owned()
+    }
+}
