@@ -66,10 +66,20 @@ impl Execution {
         self.cancel.cancel();
     }
 
+    /// Why the run was asked to stop. A cancellation without a recorded reason came from
+    /// the scheduler's token: shutdown.
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        match self.reason.get() {
+            Some(reason) => Some(*reason),
+            None if self.cancel.is_cancelled() => Some(CancelReason::Shutdown),
+            None => None,
+        }
+    }
+
     /// Turns a store error into a job error; a fence rejection also stops the run.
     pub(crate) fn store_error(&self, error: StoreError) -> JobError {
         if error.is_fenced() {
-            if self.reason.get().is_none() {
+            if self.reason() != Some(CancelReason::Fenced) {
                 self.fence_rejections.increment(1);
                 tracing::warn!(
                     job = %self.exec.job,
@@ -153,7 +163,7 @@ impl JobContext {
 
     /// Why the run was asked to stop, if it was.
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        self.inner.reason.get().copied()
+        self.inner.reason()
     }
 
     /// Saves progress, so that a run that takes this execution over (after a crash, or a

@@ -241,7 +241,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
             // Asked to stop: give the job a grace period to return, then drop it. After a lock
             // loss the grace never outlasts the lease (the watchdog fires ttl/3 early).
             let mut grace = rt.cancel_grace;
-            if exec.reason.get() == Some(&CancelReason::LockLost) {
+            if exec.reason() == Some(CancelReason::LockLost) {
                 if let Some(policy) = job.lock {
                     grace = grace.min(policy.ttl / 3);
                 }
@@ -250,7 +250,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
         }
     };
     let attempts = attempts.load(Ordering::Relaxed);
-    let reason = exec.reason.get().copied();
+    let reason = exec.reason();
     let stopped = |reason: CancelReason| {
         JobError::transient(format!("run stopped: {}", reason.as_str()))
     };
@@ -295,7 +295,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
 
 /// Writes the run's end to the store (fenced), retrying a store that cannot be reached.
 async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
-    if exec.reason.get() == Some(&CancelReason::Fenced) {
+    if exec.reason() == Some(CancelReason::Fenced) {
         // The store already refused this run; a finish would be refused too.
         return end;
     }
@@ -357,7 +357,7 @@ async fn release(rt: &Runtime, m: &JobMetrics, held: Option<Held>) {
 async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
     let reported = match end.outcome {
         Outcome::Failure | Outcome::Timeout => true,
-        Outcome::Cancelled => exec.reason.get() == Some(&CancelReason::LockLost),
+        Outcome::Cancelled => exec.reason() == Some(CancelReason::LockLost),
         Outcome::Success => false,
     };
     if !reported {

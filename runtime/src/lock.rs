@@ -63,6 +63,30 @@ pub trait LockBackend: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+        (**self).acquire(name, owner, ttl)
+    }
+    fn extend<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> BoxFuture<'a, Result<bool, LockError>> {
+        (**self).extend(lease, ttl)
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        (**self).release(lease, hold_for)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// A lock backend could not be asked.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

@@ -61,21 +61,15 @@ impl SchedulerBuilder {
         self
     }
 
-    /// The lock backend (default: [`InProcessLock`]).
+    /// The lock backend (default: [`InProcessLock`]). Pass an `Arc` to keep a handle.
     pub fn lock_backend(mut self, backend: impl LockBackend) -> Self {
         self.lock = Some(Arc::new(backend));
         self
     }
 
-    /// The execution store (default: [`MemoryStore`]).
+    /// The execution store (default: [`MemoryStore`]). Pass an `Arc` to keep a handle.
     pub fn store(mut self, store: impl ExecutionStore) -> Self {
         self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// A shared execution store, for callers that also read it (history, tests).
-    pub fn store_arc(mut self, store: Arc<dyn ExecutionStore>) -> Self {
-        self.store = Some(store);
         self
     }
 

@@ -311,6 +311,39 @@ pub trait ExecutionStore: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
+    fn register<'a>(&'a self, job: &'a JobRegistration<'a>) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
+        (**self).register(job)
+    }
+    fn claim<'a>(&'a self, request: &'a ClaimRequest<'a>) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        (**self).claim(request)
+    }
+    fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).heartbeat(exec)
+    }
+    fn checkpoint<'a>(&'a self, exec: &'a ExecutionRef, state: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).checkpoint(exec, state)
+    }
+    fn last_checkpoint<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        (**self).last_checkpoint(exec)
+    }
+    fn once_begin<'a>(&'a self, exec: &'a ExecutionRef, key: &'a str) -> BoxFuture<'a, Result<OnceState, StoreError>> {
+        (**self).once_begin(exec, key)
+    }
+    fn once_end<'a>(&'a self, exec: &'a ExecutionRef, key: &'a str, done: bool) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).once_end(exec, key, done)
+    }
+    fn finish<'a>(&'a self, exec: &'a ExecutionRef, finish: &'a Finish<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).finish(exec, finish)
+    }
+    fn executions<'a>(&'a self, job: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        (**self).executions(job, limit)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// An execution store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -67,7 +67,9 @@ pub enum ScheduleError {
         expr: String,
     },
     /// The zone is not an IANA time zone name.
-    #[error("unknown time zone `{0}`: use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`")]
+    #[error(
+        "unknown time zone `{0}`: use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
+    )]
     UnknownZone(String),
     /// A duration does not parse.
     #[error("invalid duration `{input}`: {reason}; write it like `30s`, `5m`, `1h 30m` or `250ms`")]
@@ -108,6 +110,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, ScheduleError> {
 pub fn parse_zone(name: &str) -> Result<Tz, ScheduleError> {
     Tz::from_str(name.trim()).map_err(|_| ScheduleError::UnknownZone(name.to_owned()))
 }
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 const FIELD_NAMES: [&str; 6] = [
     "second",
@@ -175,13 +182,61 @@ impl Cron {
                 fields.len()
             )));
         }
+        let written = fields.clone();
+        for (i, field) in fields.iter_mut().enumerate() {
+            *field = field.to_ascii_uppercase();
+            // Names are replaced per field: croner would replace them anywhere, so that
+            // `JAN` in the day-of-week field would silently mean Monday.
+            let names: &[&str] = match i {
+                4 => &MONTHS,
+                5 => &WEEKDAYS,
+                _ => &[],
+            };
+            for (n, name) in names.iter().enumerate() {
+                let number = if i == 4 { n + 1 } else { n };
+                *field = field.replace(name, &number.to_string());
+            }
+            let letters: &[char] = match i {
+                3 => &['L', 'W'],
+                5 => &['L'],
+                _ => &[],
+            };
+            if let Some(bad) = field
+                .chars()
+                .find(|c| c.is_ascii_alphabetic() && !letters.contains(c))
+            {
+                return Err(invalid(format!(
+                    "{} field `{}`: illegal character `{bad}`{}",
+                    FIELD_NAMES[i],
+                    written[i],
+                    match i {
+                        4 => "; months are 1-12 or JAN-DEC",
+                        5 => "; weekdays are 0-7 or SUN-SAT",
+                        _ => "",
+                    }
+                )));
+            }
+        }
+        if fields[5] == "L" {
+            return Err(invalid(
+                "day-of-week field `L`: name the weekday, such as `5L` for the last Friday"
+                    .to_owned(),
+            ));
+        }
         let mut days_before_last = None;
-        if let Some(n) = fields[3].to_ascii_uppercase().strip_prefix("L-") {
-            let n: u32 = n
-                .parse()
-                .ok()
-                .filter(|n| *n <= 30)
-                .ok_or_else(|| invalid(format!("day-of-month field `{}`: `L-n` takes n from 0 to 30", fields[3])))?;
+        if fields[3].contains("L-") && (!fields[3].starts_with("L-") || fields[3].contains(',')) {
+            return Err(invalid(format!(
+                "day-of-month field `{}`: `L-n` cannot be combined with other days in a list",
+                written[3]
+            )));
+        }
+        if let Some(n) = fields[3].strip_prefix("L-") {
+            let n: u32 = n.parse().ok().filter(|n| *n <= 30).ok_or_else(|| {
+                invalid(format!(
+                    "day-of-month field `{}`: `L-n` takes n from 0 to 30",
+                    written[3]
+                ))
+            })?;
             days_before_last = Some(n);
             fields[3] = "*".to_owned();
         }
@@ -189,6 +244,8 @@ impl Cron {
             .seconds(Seconds::Required)
             .year(Year::Disallowed)
             .dom_and_dow(true)
+            // Spring reads `1/3` as `1-max/3`.
+            .sloppy_ranges(true)
             .build();
         let cron = parser.parse(&fields.join(" ")).map_err(|whole| {
             // Name the field at fault: parse it alone, with every other field `*`.
@@ -202,7 +259,7 @@ impl Cron {
                 Some(i) => invalid(format!(
                     "{} field `{}`: {}",
                     FIELD_NAMES[i],
-                    fields[i],
+                    written[i],
                     croner_reason(&whole)
                 )),
                 None => invalid(croner_reason(&whole)),
@@ -251,7 +308,7 @@ impl Cron {
                 at = match dir {
                     Direction::Forward => {
                         let (y, m) = next_month(at.year(), at.month());
-                        step(&start_of_day(&zone, y, m, 1)?, true)?
+                        step(&before_day(&zone, y, m, 1)?, false)?
                     }
                     Direction::Backward => {
                         let (y, m) = previous_month(at.year(), at.month());
@@ -266,11 +323,11 @@ impl Cron {
             }
             at = match (dir, day < target) {
                 (Direction::Forward, true) => {
-                    step(&start_of_day(&zone, at.year(), at.month(), target)?, true)?
+                    step(&before_day(&zone, at.year(), at.month(), target)?, false)?
                 }
                 (Direction::Forward, false) => {
                     let (y, m) = next_month(at.year(), at.month());
-                    step(&start_of_day(&zone, y, m, 1)?, true)?
+                    step(&before_day(&zone, y, m, 1)?, false)?
                 }
                 (Direction::Backward, false) => {
                     step(&end_of_day(&zone, at.year(), at.month(), target)?, true)?
@@ -348,14 +405,17 @@ fn previous_month(year: i32, month: u32) -> (i32, u32) {
     }
 }
 
-/// The first instant of a local day; if midnight falls in a DST gap (Africa/Cairo jumps
-/// from 00:00 to 01:00), the first valid minute after it.
-fn start_of_day<Z: TimeZone>(zone: &Z, y: i32, m: u32, d: u32) -> Option<DateTime<Z>> {
+/// The instant one second before a local day starts, to search forward from (exclusive).
+/// Starting before the day, not at its first valid instant, lets croner see a fire time at
+/// midnight that falls in a DST gap (Africa/Cairo jumps from 00:00 to 01:00) and move it to
+/// the first valid instant, as everywhere else.
+fn before_day<Z: TimeZone>(zone: &Z, y: i32, m: u32, d: u32) -> Option<DateTime<Z>> {
     let midnight = NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(0, 0, 0)?;
-    (0..=180).find_map(|min| {
+    let start = (0..=180).find_map(|min| {
         zone.from_local_datetime(&(midnight + chrono::Duration::minutes(min)))
             .earliest()
-    })
+    })?;
+    Some(start - chrono::Duration::seconds(1))
 }
 
 /// The last second of a local day, at its latest occurrence.
@@ -446,14 +506,21 @@ impl KeyTemplate {
                     }
                     parts.push(part);
                 }
-                '}' => return Err(invalid("unmatched `}`; write `}}` for a literal brace".to_owned())),
+                '}' => {
+                    return Err(invalid(
+                        "unmatched `}`; write `}}` for a literal brace".to_owned(),
+                    ));
+                }
                 c => text.push(c),
             }
         }
         if !text.is_empty() {
             parts.push(KeyPart::Text(text));
         }
-        if !parts.iter().any(|p| !matches!(p, KeyPart::Text(_) | KeyPart::Job)) {
+        if !parts
+            .iter()
+            .any(|p| !matches!(p, KeyPart::Text(_) | KeyPart::Job))
+        {
             return Err(invalid(
                 "the key names no time, so every tick would share one execution; include {date}, {hour}, {datetime} or {tick}".to_owned(),
             ));
@@ -472,7 +539,9 @@ impl KeyTemplate {
                 KeyPart::Date => out.push_str(&local.format("%Y-%m-%d").to_string()),
                 KeyPart::Hour => out.push_str(&local.format("%Y-%m-%dT%H").to_string()),
                 KeyPart::DateTime => out.push_str(&local.format("%Y-%m-%dT%H:%M:%S").to_string()),
-                KeyPart::Tick => out.push_str(&tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                KeyPart::Tick => {
+                    out.push_str(&tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                }
             }
         }
         out

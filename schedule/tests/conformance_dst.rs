@@ -398,7 +398,22 @@ fn policy_fixed_midnight_in_gap_fires_once_after_it() {
         ],
     );
 
+    // `L-n` lands on its day through a filter over croner's search; the midnight gap must
+    // move it to 01:00 like any other fixed time, not lose the month.
+    let s = schedule("0 0 0 L-5 * *", "Africa/Cairo");
+    assert_fires(
+        &s,
+        at(cairo, 2025, 4, 1, 12, 30, 0),
+        &["2025-04-25T01:00:00+03:00", "2025-05-26T00:00:00+03:00"],
+    );
+
     let sao = zone("America/Sao_Paulo");
+    let s = schedule("0 0 0 L-26 11 *", "America/Sao_Paulo");
+    assert_fires(
+        &s,
+        at(sao, 2018, 11, 1, 0, 0, 0),
+        &["2018-11-04T01:00:00-02:00"],
+    );
     let s = schedule("0 0 0 * * *", "America/Sao_Paulo");
     assert_fires(
         &s,

@@ -237,10 +237,36 @@ fn misplaced_special_characters() {
         "0 0 0 1#2 * *",
         &["day-of-month field `1#2`", "illegal character"],
     );
-    // Spring rejects a bare `L` in the day-of-week field ("No day-of-week before 'L'"). We
-    // reject it too, but as `NeverFires`, whose message ("no date matches it") is less helpful
-    // than naming the field; only the rejection itself is asserted here.
-    assert!(Cron::parse("0 0 0 ? * L").is_err());
+    // Spring rejects a bare `L` in the day-of-week field ("No day-of-week before 'L'").
+    assert_invalid("0 0 0 ? * L", &["day-of-week field `L`", "`5L`"]);
+}
+
+#[test]
+fn names_belong_to_their_field() {
+    // croner alone would replace names anywhere (`JAN` in day-of-week would mean Monday);
+    // Spring, and we, accept month names in the month field and weekday names in the
+    // day-of-week field only.
+    assert_invalid(
+        "0 0 0 * * JAN",
+        &["day-of-week field `JAN`", "illegal character `J`"],
+    );
+    assert_invalid(
+        "0 0 0 1 MON *",
+        &["month field `MON`", "illegal character `M`"],
+    );
+    assert_invalid(
+        "0 0 MON * * *",
+        &["hour field `MON`", "illegal character `M`"],
+    );
+}
+
+#[test]
+fn days_before_last_in_a_list() {
+    // Spring accepts `L-3,15`; croner cannot express it, so we reject it with a clear message.
+    assert_invalid(
+        "0 0 0 L-3,15 * ?",
+        &["day-of-month field `L-3,15`", "cannot be combined"],
+    );
 }
 
 #[test]
@@ -251,7 +277,7 @@ fn days_before_last_out_of_range() {
     );
     assert_invalid(
         "0 0 0 L-x * *",
-        &["day-of-month field `L-x`", "`L-n` takes n from 0 to 30"],
+        &["day-of-month field `L-x`", "illegal character `X`"],
     );
     assert_invalid(
         "0 0 0 L- * *",

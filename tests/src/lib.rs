@@ -1,0 +1,80 @@
+//! Shared helpers for tickguard's cross-crate tests.
+
+use std::sync::{Arc, Mutex};
+
+use metrics_util::{
+    CompositeKey, MetricKind,
+    debugging::{DebugValue, DebuggingRecorder, Snapshotter},
+};
+
+/// Metrics recorded by the scheduler, readable by tests. One per test process: the
+/// recorder is global, so tests filter by their own job names.
+pub struct Recorded {
+    snapshotter: Snapshotter,
+    seen: Mutex<Vec<(CompositeKey, DebugValue)>>,
+}
+
+static RECORDED: std::sync::OnceLock<Arc<Recorded>> = std::sync::OnceLock::new();
+
+/// Installs the debugging recorder once per process and returns it.
+pub fn metrics() -> Arc<Recorded> {
+    RECORDED
+        .get_or_init(|| {
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            let _ = metrics::set_global_recorder(recorder);
+            Arc::new(Recorded {
+                snapshotter,
+                seen: Mutex::new(Vec::new()),
+            })
+        })
+        .clone()
+}
+
+impl Recorded {
+    /// The value of counter `name` with the given labels (0 if never incremented).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.refresh();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .filter(|(k, _)| k.kind() == MetricKind::Counter && matches(k, name, labels))
+            .map(|(_, v)| match v {
+                DebugValue::Counter(c) => *c,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// How many values histogram `name` with the given labels recorded.
+    pub fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> usize {
+        self.refresh();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .filter(|(k, _)| k.kind() == MetricKind::Histogram && matches(k, name, labels))
+            .map(|(_, v)| match v {
+                DebugValue::Histogram(h) => h.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn refresh(&self) {
+        let snapshot = self.snapshotter.snapshot().into_vec();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, _, _, value) in snapshot {
+            match (seen.iter_mut().find(|(k, _)| *k == key), value) {
+                (Some((_, DebugValue::Counter(total))), DebugValue::Counter(c)) => *total += c,
+                (Some((_, DebugValue::Histogram(all))), DebugValue::Histogram(h)) => all.extend(h),
+                (Some((_, old)), new) => *old = new,
+                (None, value) => seen.push((key, value)),
+            }
+        }
+    }
+}
+
+fn matches(key: &CompositeKey, name: &str, labels: &[(&str, &str)]) -> bool {
+    key.key().name() == name
+        && labels
+            .iter()
+            .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
+}

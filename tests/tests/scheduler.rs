@@ -1,0 +1,848 @@
+//! The scheduler and executor on the embedded backends, under tokio's paused clock: ticks,
+//! retries, timeouts, panics, overlap, misfires, clock jumps, shutdown, idempotency,
+//! checkpoints, the watchdog and metrics.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tickguard::{
+    BoxFuture, CancelReason, Error, FailureReport, Job, JobContext, JobError, LockPolicy, Misfire,
+    RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
+    lock::{InProcessLock, Lease, LockBackend, LockError},
+    metrics as names,
+    store::{ExecutionStore, MemoryStore, Status},
+    testing::TestClock,
+};
+use tokio::time::{Instant, sleep};
+
+/// Midnight, 1 January 2026: a multiple of every period the tests use, so `every(n)` ticks
+/// fall at `t0 + k * n` (fixed rates are aligned on the Unix epoch).
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn every(s: u64) -> Schedule {
+    Schedule::every(secs(s)).unwrap()
+}
+
+/// A scheduler on a test clock that starts at `t0`, with only the given jobs.
+fn builder(clock: &TestClock) -> SchedulerBuilder {
+    Scheduler::builder()
+        .discover(false)
+        .clock(clock.clone())
+        .instance_id("test")
+}
+
+async fn run_for(builder: SchedulerBuilder, d: Duration) {
+    builder
+        .build()
+        .await
+        .unwrap()
+        .run_until(sleep(d))
+        .await
+        .unwrap();
+}
+
+/// Records the tick of every run, in order.
+#[derive(Clone, Default)]
+struct Ticks(Arc<Mutex<Vec<DateTime<Utc>>>>);
+
+impl Ticks {
+    fn push(&self, t: DateTime<Utc>) {
+        self.0.lock().unwrap().push(t);
+    }
+    fn get(&self) -> Vec<DateTime<Utc>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn seconds_after_t0(ticks: &[DateTime<Utc>]) -> Vec<i64> {
+    ticks.iter().map(|t| (*t - t0()).num_seconds()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn fires_every_tick_once_at_its_instant() {
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let (late2, clock2) = (late.clone(), clock.clone());
+    let job = Job::new("every_second", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        late2
+            .lock()
+            .unwrap()
+            .push(clock2.now() - ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    run_for(builder(&clock).job(job), Duration::from_millis(10_500)).await;
+    assert_eq!(seconds_after_t0(&ticks.get()), (1..=10).collect::<Vec<_>>());
+    for l in late.lock().unwrap().iter() {
+        assert!(l.num_milliseconds() < 5, "started {l} late");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_in_a_zone_fires_on_the_zone_wall_clock() {
+    // 00:00:00 UTC is 01:00 in Berlin; "0 30 1 * * *" in Berlin is 00:30 UTC.
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let schedule = Schedule::cron("0 30 1 * * *")
+        .unwrap()
+        .in_zone("Europe/Berlin")
+        .unwrap();
+    let job = Job::new("berlin", schedule, move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    run_for(builder(&clock).job(job), secs(3600)).await;
+    assert_eq!(ticks.get(), [Utc.with_ymd_and_hms(2026, 1, 1, 0, 30, 0).unwrap()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_are_retried_with_exponential_backoff() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let started = Instant::now();
+    let job = Job::new("retry_backoff", every(100), move |ctx: JobContext| {
+        seen.lock()
+            .unwrap()
+            .push((ctx.attempt(), started.elapsed().as_secs()));
+        let attempt = ctx.attempt();
+        async move {
+            if attempt < 4 {
+                Err(std::io::Error::other("connection reset"))?;
+            }
+            Ok(())
+        }
+    })
+    .retry(
+        RetryPolicy::attempts(5)
+            .backoff(secs(1))
+            .factor(2.0)
+            .max_delay(secs(3)),
+    );
+    run_for(builder(&clock).job(job), secs(150)).await;
+    // Fired at 100 s; retries after 1 s, 2 s, then 3 s (capped).
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [(1, 100), (2, 101), (3, 103), (4, 106)]
+    );
+    let job = [("job", "retry_backoff")];
+    assert_eq!(m.counter(names::RETRIES_TOTAL, &job), 3);
+    assert_eq!(
+        m.counter(
+            names::EXECUTIONS_TOTAL,
+            &[("job", "retry_backoff"), ("outcome", "success")]
+        ),
+        1
+    );
+}
+
+/// Collects failure reports.
+#[derive(Clone, Default)]
+struct Reports(Arc<Mutex<Vec<FailureReport>>>);
+
+impl Reports {
+    fn hook(&self) -> impl Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync + 'static {
+        let reports = self.0.clone();
+        move |r| {
+            reports.lock().unwrap().push(r);
+            Box::pin(async {})
+        }
+    }
+    fn get(&self) -> Vec<FailureReport> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_not_retried_and_reach_the_failure_hooks() {
+    let clock = TestClock::new(t0());
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let (job_reports, global_reports) = (Reports::default(), Reports::default());
+    let job = Job::new("permanent", every(10), move |_ctx: JobContext| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            let parsed: Result<u32, _> = "x".parse::<u32>();
+            parsed.map_err(|e| JobError::permanent(e))?;
+            Ok(())
+        }
+    })
+    .retry(RetryPolicy::attempts(5))
+    .on_failure(Arc::new(job_reports.hook()));
+    let hook = global_reports.hook();
+    let b = builder(&clock)
+        .job(job)
+        .on_failure(move |r| hook(r));
+    run_for(b, secs(15)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    for reports in [job_reports.get(), global_reports.get()] {
+        let [report] = reports.as_slice() else {
+            panic!("one report expected: {reports:?}")
+        };
+        assert_eq!(report.job, "permanent");
+        assert_eq!(report.attempts, 1);
+        assert_eq!(report.outcome, "failure");
+        assert_eq!(report.scheduled_at, t0() + chrono::Duration::seconds(10));
+        assert_eq!(report.error_chain, ["invalid digit found in string"]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_predicate_decides_for_transient_errors() {
+    fn only_timeouts(e: &JobError) -> bool {
+        e.to_string().contains("timeout")
+    }
+    let clock = TestClock::new(t0());
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let job = Job::new("predicate", every(10), move |_ctx: JobContext| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Err(JobError::transient(if n == 0 {
+                "timeout talking to the API"
+            } else {
+                "HTTP 401"
+            }))
+        }
+    })
+    .retry(RetryPolicy::attempts(5).when(only_timeouts));
+    run_for(builder(&clock).job(job), secs(15)).await;
+    // The timeout was retried, the 401 was not.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cancels_through_the_context_and_is_recorded() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let seen = reasons.clone();
+    let job = Job::new("times_out", every(100), move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            ctx.cancelled().await;
+            seen.lock().unwrap().push(ctx.cancel_reason());
+            Err(JobError::transient("stopped"))
+        }
+    })
+    .timeout(secs(5))
+    .retry(RetryPolicy::attempts(3));
+    run_for(builder(&clock).job(job).store(store.clone()), secs(150)).await;
+    assert_eq!(*reasons.lock().unwrap(), [Some(CancelReason::Timeout)]);
+    let runs = store.executions("times_out", 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, Status::TimedOut);
+    assert_eq!(runs[0].attempts, 1, "no retry after the timeout");
+    assert_eq!(
+        m.counter(
+            names::EXECUTIONS_TOTAL,
+            &[("job", "times_out"), ("outcome", "timeout")]
+        ),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_ignores_cancellation_is_dropped_after_the_grace_period() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let finished = Arc::new(AtomicU32::new(0));
+    let done = finished.clone();
+    let job = Job::new("stubborn", every(100), move |_ctx: JobContext| {
+        let done = done.clone();
+        async move {
+            sleep(secs(3600)).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    })
+    .timeout(secs(5));
+    let reports = Reports::default();
+    let b = builder(&clock)
+        .job(job.on_failure(Arc::new(reports.hook())))
+        .store(store.clone())
+        .cancel_grace(secs(2));
+    let scheduler = b.build().await.unwrap();
+    let (store2, reports2) = (store.clone(), reports.clone());
+    let check = async move {
+        sleep(secs(100 + 5 + 2 + 1)).await;
+        let runs = store2.executions("stubborn", 10).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, Status::TimedOut);
+        let r = reports2.get();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].outcome, "timeout");
+        assert_eq!(r[0].duration, secs(7), "timeout 5 s + grace 2 s");
+    };
+    scheduler.run_until(check).await.unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the future was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_is_a_recorded_failure_and_the_scheduler_keeps_running() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let job = Job::new("panics", every(10), move |_ctx: JobContext| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                panic!("index out of bounds in batch 7");
+            }
+            Ok(())
+        }
+    })
+    .retry(RetryPolicy::attempts(3));
+    run_for(builder(&clock).job(job).store(store.clone()), secs(25)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "not retried; next tick ran");
+    let runs = store.executions("panics", 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].status, Status::Completed);
+    assert_eq!(runs[1].status, Status::Failed);
+    assert_eq!(
+        runs[1].error.as_deref(),
+        Some("job panicked: index out of bounds in batch 7")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_still_in_progress_is_not_started_twice() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (r, mx, st) = (running.clone(), most.clone(), starts.clone());
+    let job = Job::new("slow", every(1), move |_ctx: JobContext| {
+        let (r, mx) = (r.clone(), mx.clone());
+        st.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            mx.fetch_max(now, Ordering::SeqCst);
+            sleep(Duration::from_millis(2500)).await;
+            r.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    run_for(builder(&clock).job(job), Duration::from_millis(9_500)).await;
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    // Ticks 1..=9: runs start at 1, 4, 7; the six ticks between are skipped.
+    assert_eq!(starts.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        m.counter(names::SKIPS_TOTAL, &[("job", "slow"), ("reason", "overlap")]),
+        6
+    );
+}
+
+/// Runs a job on `every(1)` for 3.5 s, suspends the wall clock's view by jumping it
+/// 10 s forward (as after a laptop sleep or SIGSTOP), and runs 2 s more.
+async fn misfire_run(name: &'static str, policy: Misfire) -> (Vec<i64>, u64) {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new(name, every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .misfire(policy);
+    let jump = clock.clone();
+    let scenario = async move {
+        sleep(Duration::from_millis(3_500)).await;
+        jump.jump(chrono::Duration::seconds(10));
+        sleep(secs(2)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .misfire_threshold(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap()
+        .run_until(scenario)
+        .await
+        .unwrap();
+    let skips = m.counter(names::SKIPS_TOTAL, &[("job", name), ("reason", "misfire")]);
+    (seconds_after_t0(&ticks.get()), skips)
+}
+
+#[tokio::test(start_paused = true)]
+async fn missed_ticks_follow_the_misfire_policy() {
+    // Wall clock: runs at 1, 2, 3; at 3.5 it jumps to 13.5; the wake-up meant for 4 sees
+    // 14.0, so ticks 4..=13 were missed and 14 is on time; then 15.
+    let (ticks, skips) = misfire_run("misfire_run_once", Misfire::RunOnce).await;
+    assert_eq!(ticks, [1, 2, 3, 14, 15]);
+    assert_eq!(skips, 10);
+
+    let (ticks, skips) = misfire_run("misfire_skip", Misfire::Skip).await;
+    assert_eq!(ticks, [1, 2, 3, 14, 15]);
+    assert_eq!(skips, 10);
+
+    let (ticks, skips) = misfire_run("misfire_run_all", Misfire::RunAll).await;
+    assert_eq!(ticks, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    assert_eq!(skips, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_tick_is_run_once_or_skipped_by_policy() {
+    // A daily job whose process was suspended across its tick by 2 hours: run_once runs
+    // it late, skip does not.
+    for (name, policy, expected) in [
+        ("late_run_once", Misfire::RunOnce, 1),
+        ("late_skip", Misfire::Skip, 0),
+    ] {
+        let clock = TestClock::new(t0() + chrono::Duration::hours(23));
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let job = Job::new(name, Schedule::cron("@daily").unwrap(), move |_ctx: JobContext| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .misfire(policy);
+        let jump = clock.clone();
+        let scenario = async move {
+            sleep(secs(1800)).await;
+            jump.jump(chrono::Duration::hours(2)); // now 01:30 the next day
+            sleep(secs(120)).await;
+        };
+        builder(&clock)
+            .job(job)
+            .build()
+            .await
+            .unwrap()
+            .run_until(scenario)
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), expected, "{name}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_set_back_neither_fires_early_nor_fires_twice() {
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("clock_back", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    let jump = clock.clone();
+    let scenario = async move {
+        sleep(Duration::from_millis(5_500)).await;
+        jump.jump(chrono::Duration::seconds(-3)); // wall clock reads 2.5 s again
+        sleep(secs(6)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .build()
+        .await
+        .unwrap()
+        .run_until(scenario)
+        .await
+        .unwrap();
+    // 1..=5 before the jump; the wall clock then re-reads 3, 4, 5 (already fired) and
+    // fires 6, 7, 8 when it reaches them: no tick twice, none early.
+    assert_eq!(seconds_after_t0(&ticks.get()), [1, 2, 3, 4, 5, 6, 7, 8]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_firing_and_waits_for_running_jobs() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let job = Job::new("drains", every(1), |_ctx: JobContext| async {
+        sleep(secs(3)).await;
+        Ok(())
+    });
+    let started = Instant::now();
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .run_until_for(Duration::from_millis(1_500))
+        .await;
+    // Stopped firing at 1.5 s; the run started at 1 s finished at 4 s.
+    assert_eq!(started.elapsed(), secs(4));
+    let runs = store.executions("drains", 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, Status::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_runs_that_outlast_the_grace_period() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let seen = reasons.clone();
+    let job = Job::new("outlasts", every(1), move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            tokio::select! {
+                () = ctx.cancelled() => {
+                    seen.lock().unwrap().push(ctx.cancel_reason());
+                    Err(JobError::transient("interrupted"))
+                }
+                () = sleep(secs(3600)) => Ok(()),
+            }
+        }
+    });
+    let started = Instant::now();
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .shutdown_grace(secs(2))
+        .run_until_for(Duration::from_millis(1_500))
+        .await;
+    assert_eq!(started.elapsed(), Duration::from_millis(3_500));
+    assert_eq!(*reasons.lock().unwrap(), [Some(CancelReason::Shutdown)]);
+    let runs = store.executions("outlasts", 10).await.unwrap();
+    assert_eq!(runs[0].status, Status::Cancelled);
+}
+
+trait RunFor {
+    async fn run_until_for(self, d: Duration);
+}
+
+impl RunFor for SchedulerBuilder {
+    async fn run_until_for(self, d: Duration) {
+        run_for(self, d).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_ticks_complete_once_across_instances() {
+    let m = tickguard_tests::metrics();
+    let store = Arc::new(MemoryStore::new());
+    let lock = Arc::new(InProcessLock::new());
+    let effects = Arc::new(Mutex::new(Vec::new()));
+    let mut instances = Vec::new();
+    for i in 0..3 {
+        let clock = TestClock::new(t0());
+        let seen = effects.clone();
+        let job = Job::new("charge", every(1), move |ctx: JobContext| {
+            seen.lock().unwrap().push(ctx.scheduled_at());
+            async { Ok(()) }
+        })
+        .idempotent();
+        // Instance 0 runs without the lock: the store alone must keep ticks single.
+        let b = builder(&clock)
+            .instance_id(format!("instance-{i}"))
+            .job(job)
+            .store(store.clone())
+            .lock_backend(lock.clone());
+        instances.push(b.run_until_for(Duration::from_millis(5_500)));
+    }
+    futures_join_concurrently(instances).await;
+    let mut ticks = effects.lock().unwrap().clone();
+    ticks.sort();
+    assert_eq!(seconds_after_t0(&ticks), [1, 2, 3, 4, 5], "one effect per tick");
+    let skipped = m.counter(names::SKIPS_TOTAL, &[("job", "charge"), ("reason", "duplicate")])
+        + m.counter(names::SKIPS_TOTAL, &[("job", "charge"), ("reason", "overlap")]);
+    assert_eq!(skipped, 10, "two skips per tick");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_keeps_a_tick_to_one_instance() {
+    let m = tickguard_tests::metrics();
+    let lock = Arc::new(InProcessLock::new());
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut instances = Vec::new();
+    for i in 0..3 {
+        let clock = TestClock::new(t0());
+        let counted = runs.clone();
+        let job = Job::new("locked", every(10), move |_ctx: JobContext| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .lock(LockPolicy::new(secs(30)).at_least(secs(5)));
+        instances.push(
+            builder(&clock)
+                .instance_id(format!("instance-{i}"))
+                .job(job)
+                .lock_backend(lock.clone())
+                .run_until_for(secs(35)),
+        );
+    }
+    futures_join_concurrently(instances).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "ticks 10, 20, 30 once each");
+    assert_eq!(
+        m.counter(names::SKIPS_TOTAL, &[("job", "locked"), ("reason", "locked")]),
+        6
+    );
+}
+
+async fn futures_join_concurrently<F>(all: Vec<F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handles: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// Wraps a lock backend and makes renewals fail (unreachable) after the first `ok` ones.
+struct FlakyRenewals {
+    inner: InProcessLock,
+    ok: u32,
+    extends: AtomicU32,
+}
+
+impl LockBackend for FlakyRenewals {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+        self.inner.acquire(name, owner, ttl)
+    }
+    fn extend<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        if self.extends.fetch_add(1, Ordering::SeqCst) < self.ok {
+            self.inner.extend(lease, ttl)
+        } else {
+            Box::pin(async { Err(LockError::new("connection refused")) })
+        }
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        self.inner.release(lease, hold_for)
+    }
+    fn describe(&self) -> String {
+        "flaky".to_owned()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_renews_the_lease_while_a_long_job_runs() {
+    let clock = TestClock::new(t0());
+    let lock = Arc::new(FlakyRenewals {
+        inner: InProcessLock::new(),
+        ok: u32::MAX,
+        extends: AtomicU32::new(0),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let job = Job::new("long", every(400), |_ctx: JobContext| async {
+        sleep(secs(90)).await; // three times the ttl
+        Ok(())
+    })
+    .lock(LockPolicy::new(secs(30)));
+    let other = lock.clone();
+    let probe = async move {
+        sleep(secs(400 + 80)).await;
+        // Another owner is refused 80 s into a job whose lease is 30 s.
+        let refused = other.acquire("long", "intruder", secs(30)).await.unwrap();
+        assert!(refused.is_none());
+        sleep(secs(20)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .lock_backend(lock.clone())
+        .build()
+        .await
+        .unwrap()
+        .run_until(probe)
+        .await
+        .unwrap();
+    // Renewed every 10 s for 90 s.
+    assert_eq!(lock.extends.load(Ordering::SeqCst), 8);
+    let runs = store.executions("long", 10).await.unwrap();
+    assert_eq!(runs[0].status, Status::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let lock = Arc::new(FlakyRenewals {
+        inner: InProcessLock::new(),
+        ok: 1,
+        extends: AtomicU32::new(0),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let stopped_at = Arc::new(Mutex::new(None));
+    let seen = stopped_at.clone();
+    let job = Job::new("loses_lock", every(400), move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            let start = Instant::now();
+            // Ignores cancellation: the executor must drop it anyway.
+            let _ = ctx;
+            sleep(secs(600)).await;
+            *seen.lock().unwrap() = Some(start.elapsed());
+            Ok(())
+        }
+    })
+    .lock(LockPolicy::new(secs(30)))
+    .on_failure(Arc::new(reports.hook()));
+    let other = lock.clone();
+    let probe = async move {
+        sleep(secs(400 + 60)).await;
+        // The lease expired at 40 s (renewed once at 10 s): another instance can take it.
+        let taken = other.inner.acquire("loses_lock", "intruder", secs(30)).await.unwrap();
+        assert!(taken.is_some());
+    };
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .lock_backend(lock.clone())
+        .cancel_grace(secs(30))
+        .build()
+        .await
+        .unwrap()
+        .run_until(probe)
+        .await
+        .unwrap();
+    assert_eq!(*stopped_at.lock().unwrap(), None, "the job never finished");
+    let runs = store.executions("loses_lock", 10).await.unwrap();
+    assert_eq!(runs[0].status, Status::Cancelled);
+    assert_eq!(m.counter(names::LOCK_LOST_TOTAL, &[("job", "loses_lock")]), 1);
+    let r = reports.get();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].outcome, "cancelled");
+    // Last proven renewal at 10 s, valid until 40 s: cancelled at 30 s, dropped at the
+    // latest 10 s later, when the lease expires, never after, although the cancel grace
+    // is 30 s.
+    assert_eq!(r[0].duration, secs(40), "ran while the lease could not be proven");
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkpoints_carry_progress_across_attempts_and_once_runs_a_step_once() {
+    let clock = TestClock::new(t0());
+    let charges = Arc::new(Mutex::new(Vec::new()));
+    let resumed_from = Arc::new(Mutex::new(Vec::new()));
+    let (c, r) = (charges.clone(), resumed_from.clone());
+    let job = Job::new("batch", every(100), move |ctx: JobContext| {
+        let (charges, resumed_from) = (c.clone(), r.clone());
+        async move {
+            let start: u32 = ctx.last_checkpoint().await?.unwrap_or(0);
+            resumed_from.lock().unwrap().push(start);
+            for record in start..10 {
+                let key = format!("charge-{record}");
+                ctx.once(&key, async {
+                    charges.lock().unwrap().push(record);
+                    Ok(())
+                })
+                .await?;
+                // Crash at record 8 on the first attempt, after its charge but before its
+                // checkpoint: the retry resumes at 8 and `once` does not charge it again.
+                if record == 8 && ctx.attempt() == 1 {
+                    return Err(JobError::transient("connection lost at record 8"));
+                }
+                ctx.checkpoint(&(record + 1)).await?;
+            }
+            Ok(())
+        }
+    })
+    .idempotent()
+    .retry(RetryPolicy::attempts(2).backoff(secs(1)));
+    run_for(builder(&clock).job(job), secs(150)).await;
+    assert_eq!(*resumed_from.lock().unwrap(), [0, 8]);
+    assert_eq!(*charges.lock().unwrap(), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn context_reports_its_execution() {
+    let clock = TestClock::new(t0());
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let job = Job::new("introspect", every(10), move |ctx: JobContext| {
+        *s.lock().unwrap() = Some((
+            ctx.job().to_owned(),
+            ctx.execution_id().to_owned(),
+            ctx.attempt(),
+            ctx.fence(),
+            ctx.instance_id().to_owned(),
+            ctx.idempotency_key("order-7"),
+        ));
+        async { Ok(()) }
+    })
+    .idempotent_key("introspect-{datetime}")
+    .unwrap();
+    run_for(builder(&clock).job(job), secs(15)).await;
+    let (job, id, attempt, fence, instance, key) = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(job, "introspect");
+    assert_eq!(id, "introspect-2026-01-01T00:00:10");
+    assert_eq!(attempt, 1);
+    assert_eq!(fence, 1);
+    assert_eq!(instance, "test");
+    assert_eq!(key, "introspect-2026-01-01T00:00:10/order-7");
+}
+
+#[tokio::test]
+async fn invalid_jobs_and_duplicate_names_fail_at_build() {
+    let ok = |_ctx: JobContext| async { Ok(()) };
+    let e = Scheduler::builder()
+        .discover(false)
+        .job(Job::new("a", every(1), ok).lock(LockPolicy::new(secs(10)).at_least(secs(20))))
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::InvalidJob { .. }), "{e}");
+    assert!(e.to_string().contains("at_least"), "{e}");
+
+    let e = Scheduler::builder()
+        .discover(false)
+        .job(Job::new("twice", every(1), ok))
+        .job(Job::new("twice", every(2), ok))
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::DuplicateJob { .. }), "{e}");
+
+    let e = Scheduler::builder()
+        .discover(false)
+        .job(Job::new("zero", every(1), ok).retry(RetryPolicy::attempts(0)))
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("attempts"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_cover_every_step() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let job = Job::new("observed", every(1), |_ctx: JobContext| async { Ok(()) })
+        .lock(LockPolicy::new(secs(10)));
+    run_for(builder(&clock).job(job), Duration::from_millis(3_500)).await;
+    let job = [("job", "observed")];
+    assert_eq!(
+        m.counter(
+            names::EXECUTIONS_TOTAL,
+            &[("job", "observed"), ("outcome", "success")]
+        ),
+        3
+    );
+    assert_eq!(m.histogram_count(names::EXECUTION_DURATION, &job), 3);
+    assert_eq!(m.histogram_count(names::LOCK_ACQUIRE_DURATION, &job), 3);
+    assert_eq!(m.histogram_count(names::LOCK_HELD_DURATION, &job), 3);
+    assert_eq!(m.histogram_count(names::FIRE_LATENESS, &job), 3);
+}
