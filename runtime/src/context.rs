@@ -53,7 +53,12 @@ pub(crate) struct Execution {
     pub(crate) exec: ExecutionRef,
     pub(crate) scheduled_at: DateTime<Utc>,
     pub(crate) instance_id: Arc<str>,
+    /// This run's own cancellation: timeout, lock loss, fence rejection.
     pub(crate) cancel: CancellationToken,
+    /// The scheduler's, shared by every run: fired when shutdown's grace period ran out.
+    /// Kept apart from `cancel` (not a child token) so that starting a run takes no lock
+    /// shared with every other run.
+    pub(crate) stop: CancellationToken,
     pub(crate) reason: OnceLock<CancelReason>,
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) fence_rejections: metrics::Counter,
@@ -71,9 +76,21 @@ impl Execution {
     pub(crate) fn reason(&self) -> Option<CancelReason> {
         match self.reason.get() {
             Some(reason) => Some(*reason),
-            None if self.cancel.is_cancelled() => Some(CancelReason::Shutdown),
+            None if self.stop.is_cancelled() => Some(CancelReason::Shutdown),
             None => None,
         }
+    }
+
+    /// Resolves when the run is asked to stop, for any reason.
+    pub(crate) async fn cancelled(&self) {
+        tokio::select! {
+            () = self.cancel.cancelled() => {}
+            () = self.stop.cancelled() => {}
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled() || self.stop.is_cancelled()
     }
 
     /// Turns a store error into a job error; a fence rejection also stops the run.
@@ -153,12 +170,12 @@ impl JobContext {
     /// # Ok(()) }
     /// ```
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
-        self.inner.cancel.cancelled()
+        self.inner.cancelled()
     }
 
     /// Whether the run has been asked to stop.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancel.is_cancelled()
+        self.inner.is_cancelled()
     }
 
     /// Why the run was asked to stop, if it was.

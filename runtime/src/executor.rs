@@ -5,7 +5,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -46,8 +46,6 @@ pub(crate) struct Runtime {
 pub(crate) struct JobEntry {
     pub(crate) job: Job,
     pub(crate) metrics: JobMetrics,
-    /// Set while a run of this job is in progress on this instance.
-    pub(crate) running: AtomicBool,
 }
 
 /// How a run ended, for the store, metrics and hooks.
@@ -60,7 +58,7 @@ struct RunEnd {
 
 /// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
 /// are logged, counted, and the tick is either recorded or skipped.
-pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTime<Utc>) {
+pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) {
     let job = &entry.job;
     let m = &entry.metrics;
     if let Some(jitter) = job.jitter {
@@ -120,7 +118,7 @@ pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTi
             };
             tracing::debug!(job = %job.name, %execution_id, reason = reason.as_str(), "tick skipped");
             m.skipped(reason, 1);
-            release(&rt, m, lease).await;
+            release(rt, m, lease).await;
             return;
         }
         Err(e) => {
@@ -129,7 +127,7 @@ pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTi
                 "cannot claim the execution; tick skipped (never run without a claim)"
             );
             m.skipped(SkipReason::Unavailable, 1);
-            release(&rt, m, lease).await;
+            release(rt, m, lease).await;
             return;
         }
     };
@@ -142,7 +140,8 @@ pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTi
         },
         scheduled_at: tick,
         instance_id: rt.instance_id.clone(),
-        cancel: rt.stop_runs.child_token(),
+        cancel: CancellationToken::new(),
+        stop: rt.stop_runs.clone(),
         reason: OnceLock::new(),
         store: rt.store.clone(),
         fence_rejections: m.fence_rejections.clone(),
@@ -156,27 +155,33 @@ pub(crate) async fn execute(rt: Arc<Runtime>, entry: Arc<JobEntry>, tick: DateTi
         scheduled_at = %tick,
     );
     async {
-        tracing::info!(resumed = claimed.resumed, "execution started");
+        tracing::debug!(resumed = claimed.resumed, "execution started");
         m.running.increment(1.0);
         let started = Instant::now();
-        let keeper = tokio::spawn(keep_alive(
-            rt.clone(),
-            entry.clone(),
-            exec.clone(),
-            lease.clone(),
-        ));
-        let end = run(&rt, &entry, &exec, claimed.previous_attempts).await;
-        keeper.abort();
+        // The watchdog runs in this task beside the job, not in a task of its own: one
+        // spawn less per run, and it cannot outlive the run.
+        let end = {
+            let keeper = keep_alive(rt, entry, &exec, lease.as_ref());
+            let run = run(rt, entry, &exec, claimed.previous_attempts);
+            tokio::pin!(keeper, run);
+            let mut keeping = true;
+            loop {
+                tokio::select! {
+                    end = &mut run => break end,
+                    () = &mut keeper, if keeping => keeping = false,
+                }
+            }
+        };
         let duration = started.elapsed();
-        let end = record(&rt, &exec, end).await;
+        let end = record(rt, &exec, end).await;
         m.running.decrement(1.0);
         m.finished(end.outcome, duration.as_secs_f64());
         if end.outcome == Outcome::Success {
             m.last_success
                 .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
         }
-        release(&rt, m, lease).await;
-        report(&rt, job, &exec, &end, duration).await;
+        release(rt, m, lease).await;
+        report(rt, job, &exec, &end, duration).await;
     }
     .instrument(span)
     .await;
@@ -213,7 +218,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if exec.cancel.is_cancelled() || !job.retry.should_retry(&error, tried) {
+            if exec.is_cancelled() || !job.retry.should_retry(&error, tried) {
                 return Err(error);
             }
             let delay = job.retry.jittered_delay(tried);
@@ -221,7 +226,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
             tracing::warn!(attempt, error = %format!("{error:#}"), ?delay, "attempt failed; retrying");
             tokio::select! {
                 () = sleep(delay) => {}
-                () = exec.cancel.cancelled() => return Err(error),
+                () = exec.cancelled() => return Err(error),
             }
         }
     };
@@ -233,7 +238,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
             exec.cancel(CancelReason::Timeout);
             None
         }
-        () = exec.cancel.cancelled() => None,
+        () = exec.cancelled() => None,
     };
     let result = match finished {
         Some(result) => Some(result),
@@ -384,15 +389,10 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
 /// Renews the lease every ttl/3 and heartbeats the store while the run lives. If the lease
 /// cannot be proven held, the run is cancelled ttl/3 before the lease could expire, so its
 /// grace period ends before another instance could take the lock.
-async fn keep_alive(
-    rt: Arc<Runtime>,
-    entry: Arc<JobEntry>,
-    exec: Arc<Execution>,
-    held: Option<Held>,
-) {
+async fn keep_alive(rt: &Runtime, entry: &JobEntry, exec: &Execution, held: Option<&Held>) {
     let beat_every = rt.liveness / 3;
     let mut next_beat = Instant::now() + beat_every;
-    let (mut next_renew, mut valid_until) = match &held {
+    let (mut next_renew, mut valid_until) = match held {
         Some(h) => (
             h.acquired + h.policy.ttl / 3,
             h.acquired + h.policy.ttl,
@@ -400,14 +400,14 @@ async fn keep_alive(
         None => (Instant::now(), Instant::now()),
     };
     loop {
-        let lost_at = held.as_ref().map(|h| valid_until - h.policy.ttl / 3);
+        let lost_at = held.map(|h| valid_until - h.policy.ttl / 3);
         tokio::select! {
             () = sleep_until_some(lost_at) => {
-                lock_lost(&entry, &exec, "the lease could not be renewed in time");
+                lock_lost(entry, exec, "the lease could not be renewed in time");
                 return;
             }
-            () = sleep_until_some(held.as_ref().map(|_| next_renew)) => {
-                let Some(h) = &held else { continue };
+            () = sleep_until_some(held.map(|_| next_renew)) => {
+                let Some(h) = held else { continue };
                 let ttl = h.policy.ttl;
                 let sent = Instant::now();
                 let left = valid_until.saturating_duration_since(sent);
@@ -418,7 +418,7 @@ async fn keep_alive(
                         tracing::trace!("lease renewed");
                     }
                     Ok(Ok(false)) => {
-                        lock_lost(&entry, &exec, "the lease expired or another owner holds it");
+                        lock_lost(entry, exec, "the lease expired or another owner holds it");
                         return;
                     }
                     Ok(Err(e)) => {

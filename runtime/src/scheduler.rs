@@ -5,7 +5,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::AtomicU64,
     },
     time::Duration,
 };
@@ -178,7 +178,6 @@ impl SchedulerBuilder {
                 Arc::new(JobEntry {
                     metrics: JobMetrics::new(&job.name),
                     job,
-                    running: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -262,7 +261,6 @@ impl Scheduler {
     /// context and waits up to the cancel grace period for them to return.
     pub async fn run_until<S: Future>(self, signal: S) -> Result<(), Error> {
         let firing = CancellationToken::new();
-        let runs = TaskTracker::new();
         let loops = TaskTracker::new();
         tracing::info!(
             instance_id = %self.rt.instance_id,
@@ -277,7 +275,6 @@ impl Scheduler {
                 self.rt.clone(),
                 entry.clone(),
                 firing.clone(),
-                runs.clone(),
                 self.misfire_threshold,
             ));
         }
@@ -285,17 +282,16 @@ impl Scheduler {
         signal.await;
         tracing::info!("shutting down: no new runs");
         firing.cancel();
-        loops.wait().await;
-        runs.close();
-        if timeout(self.shutdown_grace, runs.wait()).await.is_err() {
+        // Idle jobs return at once; a job with a run in progress returns when the run ends.
+        if timeout(self.shutdown_grace, loops.wait()).await.is_err() {
             tracing::warn!(
-                running = runs.len(),
+                running = loops.len(),
                 grace = ?self.shutdown_grace,
                 "runs still in progress after the shutdown grace period; cancelling them"
             );
             self.rt.stop_runs.cancel();
             // Each run drops its job after the cancel grace; allow for recording and release.
-            let _ = timeout(self.rt.cancel_grace + Duration::from_secs(5), runs.wait()).await;
+            let _ = timeout(self.rt.cancel_grace + Duration::from_secs(5), loops.wait()).await;
         }
         tracing::info!("scheduler stopped");
         Ok(())
@@ -321,42 +317,49 @@ async fn sleep_until_wall(clock: &Clock, target: DateTime<Utc>, firing: &Cancell
     }
 }
 
-/// Fires one job's ticks until shutdown.
+/// Fires one job's ticks until shutdown. Runs execute in this task: a run in progress when
+/// its next tick comes is therefore never started twice, and the ticks it overlapped are
+/// counted as skipped once it ends.
 async fn job_loop(
     rt: Arc<Runtime>,
     entry: Arc<JobEntry>,
     firing: CancellationToken,
-    runs: TaskTracker,
     misfire_threshold: Duration,
 ) {
     let schedule = &entry.job.schedule;
     let m = &entry.metrics;
     // Ticks after start count; `last` only moves forward, so no tick fires twice even when
     // the wall clock is set back.
-    let mut last = rt.clock.now();
+    let mut next = schedule.next_after(rt.clock.now());
     loop {
-        let Some(next) = schedule.next_after(last) else {
+        let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
         };
-        if !sleep_until_wall(&rt.clock, next, &firing).await {
+        if !sleep_until_wall(&rt.clock, tick, &firing).await {
             return;
         }
         let now = rt.clock.now();
         if schedule.is_fixed_delay() {
-            m.lateness.record(seconds_between(next, now));
-            let run = runs.spawn(executor::execute(rt.clone(), entry.clone(), next));
-            let _ = run.await;
-            last = rt.clock.now();
+            m.lateness.record(seconds_between(tick, now));
+            executor::execute(&rt, &entry, tick).await;
+            next = schedule.next_after(rt.clock.now());
             continue;
         }
-        // Every tick in [next, latest] is due; all but the latest were missed.
-        let latest = schedule
-            .latest_at_or_before(now)
-            .map_or(next, |l| l.max(next));
-        last = latest;
+        // Every tick in [tick, latest] is due; all but the latest were missed. The common
+        // case (the next tick is still ahead) costs one forward step, which the next round
+        // needs anyway.
+        let mut after = schedule.next_after(tick);
+        let latest = match after {
+            Some(a) if a <= now => {
+                let latest = schedule.latest_at_or_before(now).map_or(tick, |l| l.max(tick));
+                after = schedule.next_after(latest);
+                latest
+            }
+            _ => tick,
+        };
         let on_time = (now - latest).to_std().unwrap_or_default() <= misfire_threshold;
-        let missed = missed_between(schedule, next, latest, entry.job.misfire);
+        let missed = missed_between(schedule, tick, latest, entry.job.misfire);
         let mut due: Vec<DateTime<Utc>> = Vec::new();
         let mut skipped = missed.skipped;
         match entry.job.misfire {
@@ -369,47 +372,32 @@ async fn job_loop(
         }
         if skipped > 0 {
             tracing::warn!(
-                job = %entry.job.name, skipped, policy = ?entry.job.misfire, latest = %latest,
+                job = %entry.job.name, skipped, policy = ?entry.job.misfire, %latest,
                 "ticks were missed (process suspended, clock jump, or overload)"
             );
             m.skipped(SkipReason::Misfire, skipped);
         }
         m.lateness.record(seconds_between(latest, now));
-        if due.len() > 1 {
-            // Catch-up runs go one after the other, oldest first.
-            for tick in due {
-                if firing.is_cancelled() {
-                    return;
-                }
-                start_run(&rt, &entry, &runs, tick, true).await;
+        for (i, tick) in due.into_iter().enumerate() {
+            // Catch-up runs go one after the other, oldest first, and stop at shutdown.
+            if i > 0 && firing.is_cancelled() {
+                return;
             }
-        } else if let Some(tick) = due.pop() {
-            start_run(&rt, &entry, &runs, tick, false).await;
+            executor::execute(&rt, &entry, tick).await;
         }
-    }
-}
-
-/// Starts a run of `tick` unless one of the job is still in progress here (skip, counted).
-/// With `wait`, returns when the run is over.
-async fn start_run(
-    rt: &Arc<Runtime>,
-    entry: &Arc<JobEntry>,
-    runs: &TaskTracker,
-    tick: DateTime<Utc>,
-    wait: bool,
-) {
-    if entry.running.swap(true, Ordering::AcqRel) {
-        tracing::warn!(job = %entry.job.name, %tick, "previous run still in progress; tick skipped");
-        entry.metrics.skipped(SkipReason::Overlap, 1);
-        return;
-    }
-    let (rt, run_entry) = (rt.clone(), entry.clone());
-    let run = runs.spawn(async move {
-        executor::execute(rt, run_entry.clone(), tick).await;
-        run_entry.running.store(false, Ordering::Release);
-    });
-    if wait {
-        let _ = run.await;
+        // Ticks that came due while the run was in progress were overlapped: skipped.
+        let ended = rt.clock.now();
+        if let Some(first) = after.filter(|a| *a <= ended) {
+            let last = schedule.latest_at_or_before(ended).map_or(first, |l| l.max(first));
+            let overlapped = missed_between(schedule, first, last, Misfire::Skip).skipped + 1;
+            tracing::warn!(
+                job = %entry.job.name, overlapped,
+                "the run outlasted its next tick; overlapped ticks skipped"
+            );
+            m.skipped(SkipReason::Overlap, overlapped);
+            after = schedule.next_after(ended);
+        }
+        next = after;
     }
 }
 

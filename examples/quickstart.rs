@@ -1,0 +1,77 @@
+//! tickguard on embedded defaults: no server, one command.
+//!
+//! ```text
+//! cargo run -p tickguard-examples --example quickstart          # until Ctrl-C
+//! cargo run -p tickguard-examples --example quickstart -- 20    # for 20 seconds
+//! ```
+//!
+//! Three jobs: a heartbeat every two seconds, a sync that fails transiently and succeeds
+//! on retry, and an idempotent report that checkpoints its progress.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use tickguard::{JobContext, JobError, JobResult, Scheduler, scheduled};
+
+/// Runs every two seconds.
+#[scheduled(every = "2s")]
+async fn heartbeat(ctx: JobContext) -> JobResult {
+    tracing::info!(tick = %ctx.scheduled_at().format("%H:%M:%S"), "heartbeat");
+    Ok(())
+}
+
+static SYNC_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// Every five seconds; the first attempt of every other run hits a "network error", which
+/// is transient, so the retry policy tries again after 500 ms.
+#[scheduled(every = "5s", retry(attempts = 3, backoff = "500ms"), timeout = "4s")]
+async fn sync_inventory(ctx: JobContext) -> JobResult {
+    let call = SYNC_CALLS.fetch_add(1, Ordering::SeqCst);
+    if call % 4 == 0 {
+        tracing::warn!(attempt = ctx.attempt(), "inventory API timed out");
+        return Err(JobError::transient("inventory API timed out"));
+    }
+    tracing::info!(attempt = ctx.attempt(), "inventory synced");
+    Ok(())
+}
+
+/// At seconds 0, 10, 20, ... of every minute. `idempotent`: one completed run per tick, even
+/// with several instances sharing a store; the checkpoint lets a run that takes over a
+/// crashed one resume where it stopped.
+#[scheduled(cron = "*/10 * * * * *", idempotent, lock(ttl = "30s"))]
+async fn daily_report(ctx: JobContext) -> JobResult {
+    let start: u32 = ctx.last_checkpoint().await?.unwrap_or(0);
+    for batch in start..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ctx.checkpoint(&(batch + 1)).await?;
+    }
+    tracing::info!(execution_id = ctx.execution_id(), "report written");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), tickguard::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let seconds: Option<u64> = std::env::args().nth(1).and_then(|s| s.parse().ok());
+    let stop = async move {
+        match seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    Scheduler::builder()
+        .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") })
+        .build()
+        .await?
+        .run_until(stop)
+        .await
+}

@@ -1,0 +1,1 @@
+//! Runnable templates for tickguard: see the `examples` directory.
