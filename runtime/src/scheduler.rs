@@ -342,7 +342,7 @@ async fn job_loop(
         let now = rt.clock.now();
         if schedule.is_fixed_delay() {
             m.lateness.record(seconds_between(tick, now));
-            executor::execute(&rt, &entry, tick).await;
+            run(&rt, &entry, tick).await;
             next = schedule.next_after(rt.clock.now());
             continue;
         }
@@ -383,7 +383,7 @@ async fn job_loop(
             if i > 0 && firing.is_cancelled() {
                 return;
             }
-            executor::execute(&rt, &entry, tick).await;
+            run(&rt, &entry, tick).await;
         }
         // Ticks that came due while the run was in progress were overlapped: skipped.
         let ended = rt.clock.now();
@@ -399,6 +399,13 @@ async fn job_loop(
         }
         next = after;
     }
+}
+
+/// Runs one tick. The run's state lives on the heap only while it runs: 10,000 idle job
+/// loops then stay a few hundred bytes each, and the memory of one run is reused by the
+/// next, which keeps a wave of simultaneous ticks in the CPU's caches.
+async fn run(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) {
+    Box::pin(executor::execute(rt, entry, tick)).await;
 }
 
 struct Missed {

@@ -43,12 +43,19 @@ struct JobState {
 struct Row {
     record: ExecutionRecord,
     heartbeat: Instant,
+    /// The liveness its claim asked for: judges the row where no request names one (`once`).
     liveness: std::time::Duration,
 }
 
 impl Row {
+    /// Whether its owner is live, by the liveness of its own claim.
     fn live(&self, now: Instant) -> bool {
-        self.record.status == Status::Running && now.duration_since(self.heartbeat) < self.liveness
+        self.live_within(now, self.liveness)
+    }
+
+    /// Whether its owner heartbeated less than `liveness` ago and has not finished.
+    fn live_within(&self, now: Instant, liveness: std::time::Duration) -> bool {
+        self.record.status == Status::Running && now.duration_since(self.heartbeat) < liveness
     }
 }
 
@@ -137,16 +144,18 @@ impl MemoryStore {
         let job = self.job(req.job);
         let mut state = lock(&job);
         let existing = state.rows.get(req.execution_id);
-        if let Some(row) = existing {
-            if req.idempotent && row.record.status == Status::Completed {
-                return Claim::Completed;
-            }
+        if let Some(row) = existing
+            && req.idempotent
+            && row.record.status == Status::Completed
+        {
+            return Claim::Completed;
         }
+        // Judged by the request's liveness, as the contract (and a database) does.
         let live_other = state
             .running
             .iter()
             .filter_map(|id| state.rows.get(id))
-            .find(|row| row.live(now));
+            .find(|row| row.live_within(now, req.liveness));
         if let Some(row) = live_other {
             return Claim::Busy {
                 execution_id: row.record.id.clone(),

@@ -1,0 +1,1107 @@
+//! The conformance suite every [`ExecutionStore`] passes: claims, fences, takeover of dead
+//! owners, fenced writes, checkpoints, `once` and history.
+//!
+//! Each case is a generic `async fn` over an `Arc<dyn ExecutionStore>` and a prefix for job
+//! names and `once` keys that is unique per case and per process, so the suite can run in
+//! parallel against one shared database. [`store_conformance!`] instantiates every case for one
+//! backend; a new backend plugs in with one line:
+//!
+//! ```text
+//! store_conformance!(postgres, postgres_store().await);
+//! ```
+//!
+//! Liveness is judged on real time (a database cannot see tokio's paused clock), with short
+//! windows and generous margins, so the suite stays robust on a loaded machine. Every claimer
+//! of one job uses the same liveness, as the instances of one deployment do, except in
+//! `claim_judges_liveness_by_the_request`, which pins whose liveness decides.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use chrono::{DateTime, Utc};
+use tickguard::store::{
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    JobRegistration, MemoryStore, OnceState, Status, StoreError,
+};
+
+/// A liveness no case ever waits out.
+const LONG: Duration = Duration::from_secs(30);
+/// A liveness a case waits out on purpose.
+const SHORT: Duration = Duration::from_millis(300);
+/// Long enough past [`SHORT`] that an owner that stopped heartbeating counts as gone, even on
+/// a slow machine.
+const PAST_SHORT: Duration = Duration::from_millis(700);
+
+/// Instantiates every case of the suite as a `#[tokio::test]` in module `$module`, each with
+/// a fresh store from `$store` (an expression evaluated inside the async test, so it may
+/// `.await`).
+macro_rules! store_conformance {
+    ($module:ident, $store:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            store_conformance!(@cases $store;
+                claims_once,
+                concurrent_claims_of_one_tick_have_one_winner,
+                concurrent_claims_of_many_ticks_have_one_winner,
+                completed_tick_is_skipped_when_idempotent,
+                live_execution_makes_claims_busy,
+                takes_over_a_dead_owner,
+                stale_owner_is_fenced_out,
+                new_tick_fences_out_a_dead_owner,
+                fences_strictly_increase,
+                losing_claim_changes_nothing,
+                checkpoint_round_trip,
+                once_done_after_success,
+                once_runs_again_after_failure,
+                once_busy_while_holder_lives,
+                executions_newest_first,
+                heartbeat_keeps_owner_live,
+                claim_judges_liveness_by_the_request,
+            );
+        }
+    };
+    (@cases $store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let store: Arc<dyn ExecutionStore> = $store;
+                super::$case(store, &super::unique(stringify!($case))).await;
+            }
+        )*
+    };
+}
+
+store_conformance!(memory, Arc::new(MemoryStore::new()));
+
+/// A prefix no other case, run or process uses.
+fn unique(case: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "tg-store-{case}-{}-{nanos}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The `n`th tick of a job: whole minutes, so every backend stores it exactly.
+fn tick(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_900_000_000 + n * 60, 0).expect("a valid timestamp")
+}
+
+/// The execution id an idempotent job gives tick `n`.
+fn tick_id(job: &str, n: i64) -> String {
+    format!("{job}@{}", tick(n).to_rfc3339())
+}
+
+/// Registers `job` as the scheduler does at startup, and returns its fence.
+async fn fence_of(store: &dyn ExecutionStore, job: &str) -> u64 {
+    let registration = JobRegistration::new(job, "every 1m".to_owned(), "UTC".to_owned(), None);
+    store
+        .register(&registration)
+        .await
+        .unwrap_or_else(|e| panic!("{}: register `{job}`: {e}", store.describe()))
+        .fence
+}
+
+/// A claim of one execution, as the executor makes it.
+struct Claimer<'a> {
+    job: &'a str,
+    id: &'a str,
+    tick: i64,
+    owner: &'a str,
+    idempotent: bool,
+    liveness: Duration,
+}
+
+impl<'a> Claimer<'a> {
+    fn new(job: &'a str, id: &'a str, tick: i64, owner: &'a str) -> Self {
+        Self {
+            job,
+            id,
+            tick,
+            owner,
+            idempotent: true,
+            liveness: LONG,
+        }
+    }
+
+    fn liveness(self, liveness: Duration) -> Self {
+        Self { liveness, ..self }
+    }
+
+    fn idempotent(self, idempotent: bool) -> Self {
+        Self { idempotent, ..self }
+    }
+
+    async fn claim(&self, store: &dyn ExecutionStore) -> Claim {
+        let request = ClaimRequest::new(self.job, self.id, tick(self.tick), self.owner)
+            .idempotent(self.idempotent)
+            .liveness(self.liveness);
+        store
+            .claim(&request)
+            .await
+            .unwrap_or_else(|e| panic!("{}: claim `{}`: {e}", store.describe(), self.id))
+    }
+
+    /// Claims and expects to win; returns the claim and the reference for fenced writes.
+    async fn win(&self, store: &dyn ExecutionStore) -> (Claimed, ExecutionRef) {
+        match self.claim(store).await {
+            Claim::Acquired(claimed) => {
+                let exec = ExecutionRef {
+                    job: self.job.to_owned(),
+                    execution_id: self.id.to_owned(),
+                    fence: claimed.fence,
+                };
+                (claimed, exec)
+            }
+            other => panic!(
+                "{}: `{}` claiming `{}` expected to win, got {other:?}",
+                store.describe(),
+                self.owner,
+                self.id
+            ),
+        }
+    }
+}
+
+fn ok<T>(store: &dyn ExecutionStore, what: &str, result: Result<T, StoreError>) -> T {
+    result.unwrap_or_else(|e| panic!("{}: {what}: {e}", store.describe()))
+}
+
+fn is_fenced<T: std::fmt::Debug>(
+    store: &dyn ExecutionStore,
+    what: &str,
+    result: Result<T, StoreError>,
+) {
+    match result {
+        Err(StoreError::Fenced { .. }) => {}
+        other => panic!(
+            "{}: {what} of a stale owner: expected Fenced, got {other:?}",
+            store.describe()
+        ),
+    }
+}
+
+async fn finish(
+    store: &dyn ExecutionStore,
+    exec: &ExecutionRef,
+    status: Status,
+    attempts: u32,
+    error: Option<&str>,
+) {
+    let result = store
+        .finish(exec, &Finish::new(status, attempts, error))
+        .await;
+    ok(store, "finish", result);
+}
+
+async fn executions(store: &dyn ExecutionStore, job: &str) -> Vec<ExecutionRecord> {
+    let result = store.executions(job, 100).await;
+    ok(store, "executions", result)
+}
+
+async fn record(store: &dyn ExecutionStore, job: &str, id: &str) -> ExecutionRecord {
+    executions(store, job)
+        .await
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("{}: no execution `{id}` of `{job}`", store.describe()))
+}
+
+async fn claims_once(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let before = fence_of(&*store, &job).await;
+    let (claimed, exec) = Claimer::new(&job, &id, 0, "owner-1").win(&*store).await;
+    assert!(
+        claimed.fence >= 1,
+        "fence {} must be at least 1",
+        claimed.fence
+    );
+    assert!(
+        claimed.fence > before,
+        "the claim did not move the fence past {before}"
+    );
+    assert!(!claimed.resumed, "a new execution is not resumed");
+    assert_eq!(claimed.previous_attempts, 0);
+    assert_eq!(claimed.checkpoint, None);
+    assert_eq!(
+        fence_of(&*store, &job).await,
+        claimed.fence,
+        "the job's fence is the claim's"
+    );
+
+    let row = record(&*store, &job, &id).await;
+    assert_eq!(row.job, job);
+    assert_eq!(row.scheduled_at, tick(0));
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(row.fence, claimed.fence);
+    assert_eq!(row.owner, "owner-1");
+    assert_eq!(row.finished_at, None);
+    assert_eq!(row.checkpoint, None);
+    ok(&*store, "heartbeat", store.heartbeat(&exec).await);
+}
+
+/// 50 tasks claim one tick at once; the winner finishes at once, so the others see it either
+/// running (`Busy`) or done (`Completed`).
+async fn concurrent_claims_of_one_tick_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    const CLAIMERS: usize = 50;
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let before = fence_of(&*store, &job).await;
+    let start = Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+    let tasks: Vec<_> = (0..CLAIMERS)
+        .map(|i| {
+            let (store, job, id, start) = (store.clone(), job.clone(), id.clone(), start.clone());
+            tokio::spawn(async move {
+                let owner = format!("owner-{i}");
+                start.wait().await;
+                let claimer = Claimer::new(&job, &id, 0, &owner);
+                let claim = claimer.claim(&*store).await;
+                if let Claim::Acquired(claimed) = &claim {
+                    let exec = ExecutionRef {
+                        job: job.clone(),
+                        execution_id: id.clone(),
+                        fence: claimed.fence,
+                    };
+                    finish(&*store, &exec, Status::Completed, 1, None).await;
+                }
+                (owner, claim)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (owner, claim) = task.await.expect("a claimer panicked");
+        match claim {
+            Claim::Acquired(claimed) => winners.push((owner, claimed)),
+            Claim::Completed => {}
+            Claim::Busy { execution_id } => assert_eq!(execution_id, id),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one claimer must win: {winners:?}"
+    );
+    let (owner, claimed) = &winners[0];
+    assert_eq!(
+        claimed.fence,
+        before + 1,
+        "the fence must move exactly once"
+    );
+    assert_eq!(
+        fence_of(&*store, &job).await,
+        before + 1,
+        "the fence must move exactly once"
+    );
+    let rows = executions(&*store, &job).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((&rows[0].owner, rows[0].status), (owner, Status::Completed));
+    assert_eq!(rows[0].fence, claimed.fence);
+}
+
+/// 50 tasks claim 50 different ticks of one job at once: one execution of a job at a time.
+async fn concurrent_claims_of_many_ticks_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    const CLAIMERS: usize = 50;
+    let job = format!("{prefix}-job");
+    let before = fence_of(&*store, &job).await;
+    let start = Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+    let tasks: Vec<_> = (0..CLAIMERS)
+        .map(|i| {
+            let (store, job, start) = (store.clone(), job.clone(), start.clone());
+            tokio::spawn(async move {
+                let (owner, id) = (format!("owner-{i}"), tick_id(&job, i as i64));
+                start.wait().await;
+                let claim = Claimer::new(&job, &id, i as i64, &owner)
+                    .claim(&*store)
+                    .await;
+                (id, claim)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("a claimer panicked"));
+    }
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, c)| matches!(c, Claim::Acquired(_)))
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one claimer must win: {winners:?}"
+    );
+    let (winner, _) = winners[0];
+    for (id, claim) in &results {
+        match claim {
+            Claim::Acquired(claimed) => assert_eq!(claimed.fence, before + 1),
+            Claim::Busy { execution_id } => {
+                assert_eq!(execution_id, winner, "`{id}` busy with the wrong execution")
+            }
+            Claim::Completed => panic!("`{id}` was never completed"),
+        }
+    }
+    assert_eq!(
+        fence_of(&*store, &job).await,
+        before + 1,
+        "the fence must move exactly once"
+    );
+    let rows = executions(&*store, &job).await;
+    assert_eq!(rows.len(), 1, "losers must not leave rows: {rows:#?}");
+    assert_eq!(&rows[0].id, winner);
+}
+
+async fn completed_tick_is_skipped_when_idempotent(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (first, exec) = Claimer::new(&job, &id, 0, "owner-1").win(&*store).await;
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+
+    for owner in ["owner-1", "owner-2"] {
+        let claim = Claimer::new(&job, &id, 0, owner).claim(&*store).await;
+        assert_eq!(
+            claim,
+            Claim::Completed,
+            "the completed tick was claimed again by `{owner}`"
+        );
+    }
+    assert_eq!(
+        fence_of(&*store, &job).await,
+        first.fence,
+        "a skipped claim moved the fence"
+    );
+
+    // A job that is not idempotent runs each tick under a fresh id: a completed run of the
+    // same tick does not stop it.
+    let fresh = format!("{job}@{}#owner-3", tick(0).to_rfc3339());
+    let (second, exec) = Claimer::new(&job, &fresh, 0, "owner-3")
+        .idempotent(false)
+        .win(&*store)
+        .await;
+    assert!(second.fence > first.fence);
+    assert!(!second.resumed, "a fresh execution id is not resumed");
+    assert_eq!(record(&*store, &job, &id).await.status, Status::Completed);
+    assert_eq!(record(&*store, &job, &fresh).await.status, Status::Running);
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+
+    // Not idempotent means a COMPLETED execution with this id does not make the tick done.
+    let (third, _) = Claimer::new(&job, &id, 0, "owner-4")
+        .idempotent(false)
+        .win(&*store)
+        .await;
+    assert!(third.fence > second.fence);
+}
+
+async fn live_execution_makes_claims_busy(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let (one, two) = (tick_id(&job, 1), tick_id(&job, 2));
+    fence_of(&*store, &job).await;
+    let (_, exec) = Claimer::new(&job, &one, 1, "owner-1").win(&*store).await;
+
+    let busy = Claim::Busy {
+        execution_id: one.clone(),
+    };
+    // Another tick of the same job, idempotent or not, and the same tick by another owner.
+    assert_eq!(
+        Claimer::new(&job, &two, 2, "owner-2").claim(&*store).await,
+        busy
+    );
+    let unkeyed = format!("{two}#owner-2");
+    let claim = Claimer::new(&job, &unkeyed, 2, "owner-2")
+        .idempotent(false)
+        .claim(&*store)
+        .await;
+    assert_eq!(claim, busy);
+    assert_eq!(
+        Claimer::new(&job, &one, 1, "owner-2").claim(&*store).await,
+        busy
+    );
+
+    // Another job is not affected.
+    let other = format!("{prefix}-other");
+    fence_of(&*store, &other).await;
+    Claimer::new(&other, &tick_id(&other, 2), 2, "owner-2")
+        .win(&*store)
+        .await;
+
+    // Once the execution finished, the next tick runs.
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    Claimer::new(&job, &two, 2, "owner-2").win(&*store).await;
+}
+
+/// The first owner is interrupted (recording 2 attempts), the second resumes, checkpoints and
+/// dies silently; the third takes over after the liveness window.
+async fn takes_over_a_dead_owner(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (_, exec) = Claimer::new(&job, &id, 0, "owner-1")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    finish(&*store, &exec, Status::Cancelled, 2, Some("shutting down")).await;
+
+    let (resumed, exec) = Claimer::new(&job, &id, 0, "owner-2")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(resumed.resumed, "an interrupted execution is resumed");
+    assert_eq!(resumed.previous_attempts, 2);
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&exec, r#"{"cursor":17}"#).await,
+    );
+
+    // While owner-2 is live, nobody takes over.
+    let busy = Claimer::new(&job, &id, 0, "owner-3")
+        .liveness(SHORT)
+        .claim(&*store)
+        .await;
+    assert_eq!(
+        busy,
+        Claim::Busy {
+            execution_id: id.clone()
+        }
+    );
+
+    tokio::time::sleep(PAST_SHORT).await;
+    let (taken, _) = Claimer::new(&job, &id, 0, "owner-3")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(
+        taken.fence > resumed.fence,
+        "takeover fence {} not above {}",
+        taken.fence,
+        resumed.fence
+    );
+    assert!(taken.resumed, "a taken-over execution is resumed");
+    assert_eq!(
+        taken.previous_attempts, 2,
+        "attempts recorded by earlier owners are carried"
+    );
+    assert_eq!(taken.checkpoint.as_deref(), Some(r#"{"cursor":17}"#));
+
+    let row = record(&*store, &job, &id).await;
+    assert_eq!(
+        (row.status, row.fence, row.owner.as_str()),
+        (Status::Running, taken.fence, "owner-3")
+    );
+    assert_eq!(fence_of(&*store, &job).await, taken.fence);
+    // The new owner starts live: the takeover renewed its heartbeat.
+    let busy = Claimer::new(&job, &id, 0, "owner-4")
+        .liveness(SHORT)
+        .claim(&*store)
+        .await;
+    assert_eq!(
+        busy,
+        Claim::Busy {
+            execution_id: id.clone()
+        }
+    );
+}
+
+/// After a takeover, every write of the old owner is refused and changes nothing.
+async fn stale_owner_is_fenced_out(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let (old_key, new_key) = (format!("{prefix}-step-old"), format!("{prefix}-step-new"));
+    fence_of(&*store, &job).await;
+    let (_, old) = Claimer::new(&job, &id, 0, "owner-old")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&old, "\"old-1\"").await,
+    );
+    assert_eq!(
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&old, &old_key).await
+        ),
+        OnceState::Acquired
+    );
+
+    // The old owner pauses past the liveness window and a new owner takes over.
+    tokio::time::sleep(PAST_SHORT).await;
+    let (_, new) = Claimer::new(&job, &id, 0, "owner-new")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&new, "\"new-1\"").await,
+    );
+    let before = executions(&*store, &job).await;
+
+    // The old owner wakes up and tries to carry on.
+    is_fenced(&*store, "heartbeat", store.heartbeat(&old).await);
+    is_fenced(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&old, "\"old-2\"").await,
+    );
+    is_fenced(
+        &*store,
+        "last_checkpoint",
+        store.last_checkpoint(&old).await,
+    );
+    is_fenced(
+        &*store,
+        "once_begin",
+        store.once_begin(&old, &new_key).await,
+    );
+    is_fenced(
+        &*store,
+        "once_end",
+        store.once_end(&old, &old_key, true).await,
+    );
+    let done = Finish::new(Status::Completed, 1, None);
+    is_fenced(&*store, "finish", store.finish(&old, &done).await);
+    let failed = Finish::new(Status::Failed, 1, Some("stale"));
+    is_fenced(&*store, "finish", store.finish(&old, &failed).await);
+
+    // None of it landed: the row is the new owner's, still running, with its checkpoint.
+    assert_eq!(
+        executions(&*store, &job).await,
+        before,
+        "a fenced write changed the execution"
+    );
+    let row = record(&*store, &job, &id).await;
+    assert_eq!((row.status, row.fence), (Status::Running, new.fence));
+    assert_eq!(row.owner, "owner-new");
+    assert_eq!(row.checkpoint.as_deref(), Some("\"new-1\""));
+    assert_eq!(row.error, None);
+    let last = store.last_checkpoint(&new).await;
+    assert_eq!(
+        ok(&*store, "last_checkpoint", last).as_deref(),
+        Some("\"new-1\"")
+    );
+    // Neither step was recorded by the old owner: not `new_key` (refused), and `old_key` was
+    // not marked done (the old owner is gone, so its hold no longer counts).
+    assert_eq!(
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&new, &new_key).await
+        ),
+        OnceState::Acquired
+    );
+    assert_eq!(
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&new, &old_key).await
+        ),
+        OnceState::Acquired
+    );
+
+    // The new owner is unaffected and finishes normally.
+    ok(&*store, "heartbeat", store.heartbeat(&new).await);
+    finish(&*store, &new, Status::Completed, 1, None).await;
+    let row = record(&*store, &job, &id).await;
+    assert_eq!((row.status, row.fence), (Status::Completed, new.fence));
+    is_fenced(&*store, "finish", store.finish(&old, &done).await);
+}
+
+/// A claim of the next tick after the owner of the previous one died fences that owner out.
+async fn new_tick_fences_out_a_dead_owner(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let (one, two) = (tick_id(&job, 1), tick_id(&job, 2));
+    fence_of(&*store, &job).await;
+    let (first, old) = Claimer::new(&job, &one, 1, "owner-1")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let (second, new) = Claimer::new(&job, &two, 2, "owner-2")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(second.fence > first.fence);
+    assert!(!second.resumed);
+    assert_eq!(
+        second.checkpoint, None,
+        "a checkpoint belongs to its execution"
+    );
+
+    is_fenced(&*store, "heartbeat", store.heartbeat(&old).await);
+    is_fenced(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&old, "\"old\"").await,
+    );
+    is_fenced(
+        &*store,
+        "finish",
+        store
+            .finish(&old, &Finish::new(Status::Completed, 1, None))
+            .await,
+    );
+    let row = record(&*store, &job, &one).await;
+    assert_ne!(row.status, Status::Completed, "a fenced finish landed");
+    assert_ne!(
+        row.status,
+        Status::Running,
+        "a fenced-out execution must not stay running"
+    );
+    assert_eq!(row.checkpoint, None, "a fenced checkpoint landed");
+    ok(&*store, "heartbeat", store.heartbeat(&new).await);
+}
+
+async fn fences_strictly_increase(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let mut last = fence_of(&*store, &job).await;
+    let statuses = [
+        Status::Completed,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Cancelled,
+    ];
+    for n in 0..12 {
+        let id = tick_id(&job, n);
+        let owner = format!("owner-{n}");
+        let (claimed, exec) = Claimer::new(&job, &id, n, &owner).win(&*store).await;
+        assert!(
+            claimed.fence > last,
+            "claim {n}: fence {} not above {last}",
+            claimed.fence
+        );
+        last = claimed.fence;
+        let status = statuses[n as usize % statuses.len()];
+        finish(&*store, &exec, status, 1, None).await;
+    }
+    // A re-run of a failed execution is a claim too.
+    let (claimed, _) = Claimer::new(&job, &tick_id(&job, 1), 1, "rerun")
+        .win(&*store)
+        .await;
+    assert!(claimed.fence > last);
+    assert!(claimed.resumed);
+    assert_eq!(fence_of(&*store, &job).await, claimed.fence);
+    // Another job's claims do not move this job's fence.
+    let other = format!("{prefix}-other");
+    fence_of(&*store, &other).await;
+    Claimer::new(&other, &tick_id(&other, 0), 0, "other")
+        .win(&*store)
+        .await;
+    assert_eq!(fence_of(&*store, &job).await, claimed.fence);
+}
+
+async fn losing_claim_changes_nothing(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let (done, live) = (tick_id(&job, 1), tick_id(&job, 2));
+    fence_of(&*store, &job).await;
+    let (_, first) = Claimer::new(&job, &done, 1, "owner-1").win(&*store).await;
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&first, "\"first\"").await,
+    );
+    finish(&*store, &first, Status::Completed, 1, None).await;
+    let (winner, exec) = Claimer::new(&job, &live, 2, "owner-2").win(&*store).await;
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&exec, "\"winner\"").await,
+    );
+
+    let fence = fence_of(&*store, &job).await;
+    let rows = executions(&*store, &job).await;
+    let (next, unkeyed) = (tick_id(&job, 3), format!("{}#loser-d", tick_id(&job, 3)));
+    let losers = [
+        Claimer::new(&job, &done, 1, "loser-a"),
+        Claimer::new(&job, &live, 2, "loser-b"),
+        Claimer::new(&job, &next, 3, "loser-c"),
+        Claimer::new(&job, &unkeyed, 3, "loser-d").idempotent(false),
+    ];
+    for loser in &losers {
+        let claim = loser.claim(&*store).await;
+        assert!(
+            !matches!(claim, Claim::Acquired(_)),
+            "`{}` won: {claim:?}",
+            loser.owner
+        );
+        assert_eq!(
+            fence_of(&*store, &job).await,
+            fence,
+            "`{}` moved the fence",
+            loser.owner
+        );
+        assert_eq!(
+            executions(&*store, &job).await,
+            rows,
+            "`{}` changed the executions",
+            loser.owner
+        );
+    }
+    // The winner was not fenced out by the losers.
+    assert_eq!(winner.fence, fence);
+    ok(&*store, "heartbeat", store.heartbeat(&exec).await);
+    let last = store.last_checkpoint(&exec).await;
+    assert_eq!(
+        ok(&*store, "last_checkpoint", last).as_deref(),
+        Some("\"winner\"")
+    );
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+}
+
+async fn checkpoint_round_trip(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (_, exec) = Claimer::new(&job, &id, 0, "owner-1").win(&*store).await;
+    let last = store.last_checkpoint(&exec).await;
+    assert_eq!(ok(&*store, "last_checkpoint", last), None);
+    let states = [
+        r#"{"cursor":17}"#,
+        r#"{"cursor":18,"note":"ünïcødé \"quoted\" 'single' \\ back"}"#,
+        r#"[1,2,3]"#,
+    ];
+    for state in states {
+        ok(&*store, "checkpoint", store.checkpoint(&exec, state).await);
+        let last = store.last_checkpoint(&exec).await;
+        assert_eq!(ok(&*store, "last_checkpoint", last).as_deref(), Some(state));
+    }
+    finish(&*store, &exec, Status::Failed, 3, Some("boom")).await;
+    let row = record(&*store, &job, &id).await;
+    assert_eq!(
+        row.checkpoint.as_deref(),
+        Some(states[2]),
+        "finish keeps the checkpoint"
+    );
+
+    // A rerun of the execution resumes from it; a fresh execution starts from nothing.
+    let (rerun, exec) = Claimer::new(&job, &id, 0, "owner-2").win(&*store).await;
+    assert_eq!(rerun.checkpoint.as_deref(), Some(states[2]));
+    assert_eq!(rerun.previous_attempts, 3);
+    finish(&*store, &exec, Status::Completed, 4, None).await;
+    let (fresh, exec) = Claimer::new(&job, &tick_id(&job, 1), 1, "owner-3")
+        .win(&*store)
+        .await;
+    assert_eq!(fresh.checkpoint, None);
+    let last = store.last_checkpoint(&exec).await;
+    assert_eq!(ok(&*store, "last_checkpoint", last), None);
+}
+
+async fn once_done_after_success(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let key = format!("{prefix}-charge-order-17");
+    fence_of(&*store, &job).await;
+    let (_, exec) = Claimer::new(&job, &tick_id(&job, 0), 0, "owner-1")
+        .win(&*store)
+        .await;
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&exec, &key).await),
+        OnceState::Acquired
+    );
+    ok(&*store, "once_end", store.once_end(&exec, &key, true).await);
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&exec, &key).await),
+        OnceState::Done
+    );
+    // Another key is independent.
+    let other_key = format!("{prefix}-charge-order-18");
+    let state = store.once_begin(&exec, &other_key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+
+    // Done for every later execution, of this job or another.
+    let (_, next) = Claimer::new(&job, &tick_id(&job, 1), 1, "owner-2")
+        .win(&*store)
+        .await;
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&next, &key).await),
+        OnceState::Done
+    );
+    let other = format!("{prefix}-other");
+    fence_of(&*store, &other).await;
+    let (_, elsewhere) = Claimer::new(&other, &tick_id(&other, 0), 0, "owner-3")
+        .win(&*store)
+        .await;
+    let state = store.once_begin(&elsewhere, &key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Done);
+}
+
+async fn once_runs_again_after_failure(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (job, other) = (format!("{prefix}-job"), format!("{prefix}-other"));
+    let key = format!("{prefix}-send-report");
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    let (_, a) = Claimer::new(&job, &tick_id(&job, 0), 0, "owner-a")
+        .win(&*store)
+        .await;
+    let (_, b) = Claimer::new(&other, &tick_id(&other, 0), 0, "owner-b")
+        .win(&*store)
+        .await;
+
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        OnceState::Acquired
+    );
+    ok(&*store, "once_end", store.once_end(&a, &key, false).await);
+    // The failed step may run again: by the same execution (its next attempt)...
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        OnceState::Acquired
+    );
+    ok(&*store, "once_end", store.once_end(&a, &key, false).await);
+    // ...or by another one, although the first is still live.
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&b, &key).await),
+        OnceState::Acquired
+    );
+    ok(&*store, "once_end", store.once_end(&b, &key, true).await);
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        OnceState::Done
+    );
+}
+
+async fn once_busy_while_holder_lives(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (job, other, third) = (
+        format!("{prefix}-job"),
+        format!("{prefix}-other"),
+        format!("{prefix}-third"),
+    );
+    let (key, finished_key) = (format!("{prefix}-step"), format!("{prefix}-finished-step"));
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    fence_of(&*store, &third).await;
+    let (_, holder) = Claimer::new(&job, &tick_id(&job, 0), 0, "holder")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    let (_, waiter) = Claimer::new(&other, &tick_id(&other, 0), 0, "waiter")
+        .liveness(LONG)
+        .win(&*store)
+        .await;
+
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&holder, &key).await),
+        OnceState::Acquired
+    );
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        OnceState::Busy
+    );
+    // Busy changed nothing: the holder still holds the step and can end it.
+    ok(&*store, "heartbeat", store.heartbeat(&holder).await);
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        OnceState::Busy
+    );
+
+    // A holder that finished without ending the step no longer holds it.
+    let (_, short_lived) = Claimer::new(&third, &tick_id(&third, 0), 0, "short-lived")
+        .win(&*store)
+        .await;
+    let state = store.once_begin(&short_lived, &finished_key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
+    finish(
+        &*store,
+        &short_lived,
+        Status::Failed,
+        1,
+        Some("crashed mid-step"),
+    )
+    .await;
+    let state = store.once_begin(&waiter, &finished_key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
+
+    // A holder that stopped heartbeating is gone: the step may be taken.
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        OnceState::Acquired
+    );
+    // The old holder wakes up (its own job was not taken over, so its fence is current) and
+    // ends the step it no longer holds: refused, and the new holder keeps it.
+    is_fenced(
+        &*store,
+        "once_end",
+        store.once_end(&holder, &key, false).await,
+    );
+    is_fenced(
+        &*store,
+        "once_end",
+        store.once_end(&holder, &key, true).await,
+    );
+    let fourth = format!("{prefix}-fourth");
+    fence_of(&*store, &fourth).await;
+    let (_, bystander) = Claimer::new(&fourth, &tick_id(&fourth, 0), 0, "bystander")
+        .win(&*store)
+        .await;
+    let state = store.once_begin(&bystander, &key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Busy);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&waiter, &key, true).await,
+    );
+    let state = store.once_begin(&waiter, &key).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Done);
+}
+
+async fn executions_newest_first(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let ends: [(Status, u32, Option<&str>); 4] = [
+        (Status::Completed, 1, None),
+        (Status::Failed, 3, Some("boom: connection refused")),
+        (Status::TimedOut, 2, Some("timed out after 10m")),
+        (Status::Cancelled, 1, Some("shutting down")),
+    ];
+    let mut fences = Vec::new();
+    for (n, (status, attempts, error)) in ends.iter().enumerate() {
+        let n = n as i64;
+        let (claimed, exec) = Claimer::new(&job, &tick_id(&job, n), n, &format!("owner-{n}"))
+            .win(&*store)
+            .await;
+        finish(&*store, &exec, *status, *attempts, *error).await;
+        fences.push(claimed.fence);
+    }
+    let (running, _) = Claimer::new(&job, &tick_id(&job, 4), 4, "owner-4")
+        .win(&*store)
+        .await;
+
+    let rows = executions(&*store, &job).await;
+    let ids: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
+    let expected: Vec<_> = (0..5).rev().map(|n| tick_id(&job, n)).collect();
+    assert_eq!(ids, expected, "executions must be newest first");
+
+    assert_eq!(
+        (rows[0].status, rows[0].fence),
+        (Status::Running, running.fence)
+    );
+    assert_eq!((rows[0].finished_at, &rows[0].error), (None, &None));
+    for (row, (n, (status, attempts, error))) in rows[1..].iter().rev().zip(ends.iter().enumerate())
+    {
+        assert_eq!(row.status, *status, "{row:#?}");
+        assert_eq!(row.attempts, *attempts, "{row:#?}");
+        assert_eq!(row.error.as_deref(), *error, "{row:#?}");
+        assert_eq!(row.fence, fences[n], "{row:#?}");
+        assert_eq!(row.owner, format!("owner-{n}"));
+        assert_eq!(row.scheduled_at, tick(n as i64));
+        assert_eq!(row.job, job);
+        let finished = row
+            .finished_at
+            .unwrap_or_else(|| panic!("no finished_at: {row:#?}"));
+        assert!(finished >= row.started_at, "{row:#?}");
+    }
+
+    let limited = store.executions(&job, 2).await;
+    let limited: Vec<_> = ok(&*store, "executions", limited)
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(limited, expected[..2]);
+    let none = store.executions(&format!("{prefix}-unknown"), 10).await;
+    assert_eq!(ok(&*store, "executions", none), Vec::new());
+}
+
+/// Heartbeats every liveness/3 for twice the liveness window keep the owner live.
+async fn heartbeat_keeps_owner_live(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (_, exec) = Claimer::new(&job, &id, 0, "owner-1")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < SHORT * 2 {
+        tokio::time::sleep(SHORT / 3).await;
+        ok(&*store, "heartbeat", store.heartbeat(&exec).await);
+    }
+    let busy = Claim::Busy {
+        execution_id: id.clone(),
+    };
+    let claim = Claimer::new(&job, &tick_id(&job, 1), 1, "owner-2")
+        .liveness(SHORT)
+        .claim(&*store)
+        .await;
+    assert_eq!(claim, busy, "a heartbeating owner was taken over");
+    let claim = Claimer::new(&job, &id, 0, "owner-2")
+        .liveness(SHORT)
+        .claim(&*store)
+        .await;
+    assert_eq!(claim, busy, "a heartbeating owner was taken over");
+    let row = record(&*store, &job, &id).await;
+    assert!(
+        row.heartbeat_at > row.started_at,
+        "heartbeat_at was not updated: {row:#?}"
+    );
+    // Without heartbeats the same owner would be gone by now: the heartbeats did it.
+    tokio::time::sleep(PAST_SHORT).await;
+    Claimer::new(&job, &id, 0, "owner-2")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+}
+
+/// "An owner whose last heartbeat is older than [the request's liveness] is gone": the
+/// claimer's liveness decides, not the one the owner claimed with (a database has only the
+/// heartbeat's time to go on).
+async fn claim_judges_liveness_by_the_request(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    // An owner that claimed with a long liveness, silent for longer than a short one.
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (first, old) = Claimer::new(&job, &id, 0, "slow-beating")
+        .liveness(LONG)
+        .win(&*store)
+        .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let (taken, _) = Claimer::new(&job, &id, 0, "strict")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(taken.fence > first.fence);
+    is_fenced(&*store, "heartbeat", store.heartbeat(&old).await);
+
+    // An owner that claimed with a short liveness, silent for longer than it, but not for
+    // longer than the claimer's.
+    let other = format!("{prefix}-other");
+    let id = tick_id(&other, 0);
+    fence_of(&*store, &other).await;
+    let (first, _) = Claimer::new(&other, &id, 0, "fast-beating")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let claim = Claimer::new(&other, &id, 0, "lenient")
+        .liveness(LONG)
+        .claim(&*store)
+        .await;
+    assert_eq!(
+        claim,
+        Claim::Busy {
+            execution_id: id.clone()
+        }
+    );
+    assert_eq!(fence_of(&*store, &other).await, first.fence);
+}
