@@ -19,7 +19,6 @@ pub use error::{Error, ErrorKind, JobError, JobResult, ResultExt, ScheduleError}
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::{Scheduler, SchedulerBuilder};
-/// Declares a scheduled job; see the [crate docs](crate) and `docs/attribute.md`.
 #[doc = include_str!("../../docs/attribute.md")]
 pub use tickguard_macros::scheduled;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
@@ -44,18 +43,27 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::{
-        BoxFuture, FailureReport, JobContext, JobResult,
+        BoxFuture, FailureReport, JobContext, JobError, JobResult,
         job::{JobDef, Registration, RetryDef, Trigger},
         Misfire,
     };
 
-    /// Fails to compile, on the fn's name, if the job's future is not `Send`.
-    pub fn assert_send<F: std::future::Future + Send>(f: F) -> F {
-        f
+    /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not
+    /// return a `JobResult` or its future is not `Send`: one call checks both, so that one
+    /// mistake gives one error.
+    pub fn job_future<F>(f: F) -> BoxFuture<'static, JobResult>
+    where
+        F: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        Box::pin(f)
     }
 
-    /// Fails to compile, on the return type, if the fn does not return a `JobResult`.
-    pub fn assert_job_result<F: std::future::Future<Output = JobResult>>(f: F) -> F {
-        f
+    /// Boxes an `on_failure` hook's future; fails to compile, on the hook's path, if the hook
+    /// is not an `async fn(FailureReport)` or its future is not `Send`.
+    pub fn hook_future<F>(f: F) -> BoxFuture<'static, ()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Box::pin(f)
     }
 }

@@ -52,7 +52,8 @@ pub trait LockBackend: Send + Sync + 'static {
 
     /// Releases the lease if `lease` still holds it: deletes it when `hold_for` is zero, or
     /// shortens it to expire `hold_for` from now (`at_least`: a fast job on an instance with a
-    /// skewed clock must not run the same tick again elsewhere).
+    /// skewed clock must not run the same tick again elsewhere). Either way `lease` no longer
+    /// holds it: it can neither extend it nor release it again.
     fn release<'a>(
         &'a self,
         lease: &'a Lease,

@@ -28,6 +28,8 @@ struct Held {
     owner: String,
     token: u64,
     expires: Instant,
+    /// Released with `at_least` still running: kept until it expires, owned by nobody.
+    released: bool,
 }
 
 impl InProcessLock {
@@ -44,7 +46,7 @@ impl InProcessLock {
 
     fn holds(map: &HashMap<String, Held>, lease: &Lease, now: Instant) -> bool {
         map.get(&lease.name).is_some_and(|h| {
-            h.owner == lease.owner && h.token == lease.token && h.expires > now
+            !h.released && h.owner == lease.owner && h.token == lease.token && h.expires > now
         })
     }
 }
@@ -68,6 +70,7 @@ impl LockBackend for InProcessLock {
                     owner: owner.to_owned(),
                     token,
                     expires: now + ttl,
+                    released: false,
                 },
             );
             Some(Lease {
@@ -111,6 +114,7 @@ impl LockBackend for InProcessLock {
                 map.remove(&lease.name);
             } else if let Some(h) = map.get_mut(&lease.name) {
                 h.expires = now + hold_for;
+                h.released = true;
             }
             true
         });

@@ -179,7 +179,9 @@ impl MemoryStore {
         let (previous_attempts, checkpoint) = previous
             .map(|row| (row.record.attempts, row.record.checkpoint))
             .unwrap_or_default();
-        state.finished.retain(|id| id != req.execution_id);
+        if resumed {
+            state.finished.retain(|id| id != req.execution_id);
+        }
         state.rows.insert(
             req.execution_id.to_owned(),
             Row {
