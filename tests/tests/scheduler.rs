@@ -846,3 +846,26 @@ async fn metrics_cover_every_step() {
     assert_eq!(m.histogram_count(names::LOCK_HELD_DURATION, &job), 3);
     assert_eq!(m.histogram_count(names::FIRE_LATENESS, &job), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn jitter_delays_each_run_within_its_bound() {
+    let clock = TestClock::new(t0());
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let (seen, now) = (delays.clone(), clock.clone());
+    let job = Job::new("jittered", every(10), move |ctx: JobContext| {
+        seen.lock().unwrap().push(now.now() - ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .jitter(secs(5));
+    run_for(builder(&clock).job(job), secs(205)).await;
+    let delays = delays.lock().unwrap().clone();
+    assert_eq!(delays.len(), 20);
+    assert!(
+        delays
+            .iter()
+            .all(|d| *d >= chrono::Duration::zero() && *d < chrono::Duration::seconds(5)),
+        "{delays:?}"
+    );
+    let distinct: std::collections::HashSet<_> = delays.iter().collect();
+    assert!(distinct.len() > 10, "delays are random: {delays:?}");
+}
