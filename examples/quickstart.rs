@@ -29,7 +29,7 @@ static SYNC_CALLS: AtomicU32 = AtomicU32::new(0);
 #[scheduled(every = "5s", retry(attempts = 3, backoff = "500ms"), timeout = "4s")]
 async fn sync_inventory(ctx: JobContext) -> JobResult {
     let call = SYNC_CALLS.fetch_add(1, Ordering::SeqCst);
-    if call % 4 == 0 {
+    if call.is_multiple_of(4) {
         tracing::warn!(attempt = ctx.attempt(), "inventory API timed out");
         return Err(JobError::transient("inventory API timed out"));
     }
@@ -55,8 +55,7 @@ async fn daily_report(ctx: JobContext) -> JobResult {
 async fn main() -> Result<(), tickguard::Error> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let seconds: Option<u64> = std::env::args().nth(1).and_then(|s| s.parse().ok());

@@ -44,10 +44,12 @@ pub(crate) struct Spanned<T> {
     pub(crate) span: Span,
 }
 
+/// A trigger as written: its value is `None` if it was invalid (and the error recorded), so
+/// that a bad value does not also read as a missing trigger.
 pub(crate) enum Trigger {
-    Cron(String),
-    Every(Duration),
-    After(Duration),
+    Cron(Option<String>),
+    Every(Option<Duration>),
+    After(Option<Duration>),
 }
 
 #[derive(Default)]
@@ -75,6 +77,7 @@ pub(crate) enum Misfire {
 /// Every argument, as written; `None` where the user left the default.
 #[derive(Default)]
 pub(crate) struct Args {
+    /// Every trigger given, spanned on its key.
     pub(crate) triggers: Vec<Spanned<Trigger>>,
     pub(crate) zone: Option<Spanned<String>>,
     pub(crate) name: Option<String>,
@@ -86,6 +89,9 @@ pub(crate) struct Args {
     pub(crate) misfire: Option<Misfire>,
     pub(crate) on_failure: Option<Path>,
     pub(crate) krate: Option<Path>,
+    /// Whether the whole list parsed. After a syntax error the arguments past it are unknown,
+    /// so checks of what is missing are skipped.
+    pub(crate) parsed_all: bool,
 }
 
 impl Args {
@@ -101,8 +107,9 @@ impl Args {
             }
             args.parse_key(&key, &meta, cx)
         });
-        if let Err(e) = syn::parse::Parser::parse2(parser, tokens) {
-            cx.push(e);
+        match syn::parse::Parser::parse2(parser, tokens) {
+            Ok(()) => args.parsed_all = true,
+            Err(e) => cx.push(e),
         }
         args
     }
@@ -110,28 +117,34 @@ impl Args {
     fn parse_key(&mut self, key: &str, meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<()> {
         match key {
             "cron" => {
-                if let Some(s) = string(meta, cx)? {
-                    match Cron::parse(&s.value()) {
-                        Ok(_) => self.triggers.push(Spanned {
-                            value: Trigger::Cron(s.value()),
-                            span: s.span(),
-                        }),
-                        Err(e) => cx.error(s.span(), e),
+                let expr = string(meta, cx)?.and_then(|s| match Cron::parse(&s.value()) {
+                    Ok(_) => Some(s.value()),
+                    Err(e) => {
+                        cx.error(s.span(), e);
+                        None
                     }
-                }
+                });
+                self.triggers.push(Spanned {
+                    value: Trigger::Cron(expr),
+                    span: meta.path.span_or_call_site(),
+                });
             }
             "every" | "after" => {
-                if let Some((d, span)) = duration(meta, cx)? {
+                let d = duration(meta, cx)?.map(|(d, span)| {
                     if d < Duration::from_millis(1) {
                         cx.error(span, format!("`{key}` must be at least 1ms"));
                     }
-                    let value = if key == "every" {
-                        Trigger::Every(d)
-                    } else {
-                        Trigger::After(d)
-                    };
-                    self.triggers.push(Spanned { value, span });
-                }
+                    d
+                });
+                let value = if key == "every" {
+                    Trigger::Every(d)
+                } else {
+                    Trigger::After(d)
+                };
+                self.triggers.push(Spanned {
+                    value,
+                    span: meta.path.span_or_call_site(),
+                });
             }
             "zone" => {
                 if let Some(s) = string(meta, cx)? {
@@ -186,7 +199,10 @@ impl Args {
                 if let Some(s) = string(meta, cx)? {
                     match s.parse::<Path>() {
                         Ok(p) => self.krate = Some(p),
-                        Err(_) => cx.error(s.span(), "`crate` must be a path, such as \"::my_app::tickguard\""),
+                        Err(_) => cx.error(
+                            s.span(),
+                            "`crate` must be a path, such as \"::my_app::tickguard\"",
+                        ),
                     }
                 }
             }
@@ -256,9 +272,6 @@ impl SpanOr for Path {
 }
 
 fn key_of(meta: &ParseNestedMeta<'_>) -> String {
-    if meta.path.is_ident("crate") || meta.path.segments.first().is_some_and(|s| s.ident == "crate") {
-        return "crate".to_owned();
-    }
     quote::ToTokens::to_token_stream(&meta.path)
         .to_string()
         .replace(' ', "")
@@ -338,7 +351,11 @@ fn value(meta: &ParseNestedMeta<'_>, cx: &Ctxt, expected: &str) -> syn::Result<O
     if !meta.input.peek(Token![=]) {
         cx.error(
             meta.path.span_or_call_site(),
-            format!("`{}` needs a value: `{} = {expected}`", key_of(meta), key_of(meta)),
+            format!(
+                "`{}` needs a value: `{} = {expected}`",
+                key_of(meta),
+                key_of(meta)
+            ),
         );
         skip_value(meta)?;
         return Ok(None);
@@ -350,9 +367,14 @@ fn value(meta: &ParseNestedMeta<'_>, cx: &Ctxt, expected: &str) -> syn::Result<O
 fn string(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<LitStr>> {
     Ok(match value(meta, cx, "\"...\"")? {
         None => None,
-        Some(Expr::Lit(ExprLit { lit: Lit::Str(s), .. })) => Some(s),
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        })) => Some(s),
         Some(other) => {
-            cx.error(syn::spanned::Spanned::span(&other), format!("`{}` takes a string literal", key_of(meta)));
+            cx.error(
+                syn::spanned::Spanned::span(&other),
+                format!("`{}` takes a string literal", key_of(meta)),
+            );
             None
         }
     })
@@ -374,7 +396,9 @@ fn duration(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<(Durati
 fn int(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<Spanned<u32>>> {
     Ok(match value(meta, cx, "3")? {
         None => None,
-        Some(Expr::Lit(ExprLit { lit: Lit::Int(i), .. })) => match i.base10_parse::<u32>() {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        })) => match i.base10_parse::<u32>() {
             Ok(value) => Some(Spanned {
                 value,
                 span: i.span(),
@@ -385,7 +409,10 @@ fn int(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<Spanned<u32>
             }
         },
         Some(other) => {
-            cx.error(syn::spanned::Spanned::span(&other), format!("`{}` takes an integer", key_of(meta)));
+            cx.error(
+                syn::spanned::Spanned::span(&other),
+                format!("`{}` takes an integer", key_of(meta)),
+            );
             None
         }
     })
@@ -394,10 +421,17 @@ fn int(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<Spanned<u32>
 fn float(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<Spanned<f64>>> {
     let parsed = match value(meta, cx, "2.0")? {
         None => return Ok(None),
-        Some(Expr::Lit(ExprLit { lit: Lit::Float(f), .. })) => f.base10_parse::<f64>().map(|v| (v, f.span())),
-        Some(Expr::Lit(ExprLit { lit: Lit::Int(i), .. })) => i.base10_parse::<f64>().map(|v| (v, i.span())),
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        })) => f.base10_parse::<f64>().map(|v| (v, f.span())),
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        })) => i.base10_parse::<f64>().map(|v| (v, i.span())),
         Some(other) => {
-            cx.error(syn::spanned::Spanned::span(&other), format!("`{}` takes a number", key_of(meta)));
+            cx.error(
+                syn::spanned::Spanned::span(&other),
+                format!("`{}` takes a number", key_of(meta)),
+            );
             return Ok(None);
         }
     };
@@ -415,7 +449,10 @@ fn path(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<Path>> {
         None => None,
         Some(Expr::Path(p)) => Some(p.path),
         Some(other) => {
-            cx.error(syn::spanned::Spanned::span(&other), format!("`{}` takes a path to a fn", key_of(meta)));
+            cx.error(
+                syn::spanned::Spanned::span(&other),
+                format!("`{}` takes a path to a fn", key_of(meta)),
+            );
             None
         }
     })

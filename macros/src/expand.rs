@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{FnArg, ItemFn, Path, ReturnType, spanned::Spanned};
 
@@ -23,15 +23,28 @@ fn option<T>(value: Option<T>, f: impl FnOnce(T) -> TokenStream) -> TokenStream 
     }
 }
 
+/// `tokens` with every token, in groups too, spanned at `span`: a call to a runtime helper
+/// spanned at a user's token is reported there, rather than on the whole attribute.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                tt = TokenTree::Group(Group::new(g.delimiter(), respan(g.stream(), span)));
+            }
+            tt.set_span(span);
+            tt
+        })
+        .collect()
+}
+
 /// The name of the static that describes the job of fn `ident`.
 pub(crate) fn def_ident(ident: &syn::Ident) -> syn::Ident {
     format_ident!("__tickguard_job_{}", ident)
 }
 
 pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
-    let krate: Path = args
-        .krate
-        .unwrap_or_else(|| syn::parse_quote!(::tickguard));
+    let krate: Path = args.krate.unwrap_or_else(|| syn::parse_quote!(::tickguard));
     let p = quote!(#krate::__private);
     let ident = &f.sig.ident;
     let vis = &f.vis;
@@ -39,16 +52,16 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
     let name = args.name.unwrap_or_else(|| ident.to_string());
 
     let trigger = match args.triggers.into_iter().next().map(|t| t.value) {
-        Some(Trigger::Every(d)) => {
+        Some(Trigger::Every(Some(d))) => {
             let d = duration(&krate, d);
             quote!(#p::Trigger::Every(#d))
         }
-        Some(Trigger::After(d)) => {
+        Some(Trigger::After(Some(d))) => {
             let d = duration(&krate, d);
             quote!(#p::Trigger::After(#d))
         }
-        Some(Trigger::Cron(expr)) => quote!(#p::Trigger::Cron(#expr)),
-        None => unreachable!("validated: exactly one trigger"),
+        Some(Trigger::Cron(Some(expr))) => quote!(#p::Trigger::Cron(#expr)),
+        _ => unreachable!("validated: exactly one trigger, and a valid one"),
     };
     let zone = args.zone.map_or_else(|| "UTC".to_owned(), |z| z.value);
     let jitter = option(args.jitter, |d| duration(&krate, d));
@@ -58,19 +71,41 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         quote!((#ttl, #at_least))
     });
     let retry = args.retry;
-    let attempts = retry.as_ref().map_or(1, |r| r.attempts.as_ref().map_or(3, |a| a.value));
+    let attempts = retry
+        .as_ref()
+        .map_or(1, |r| r.attempts.as_ref().map_or(3, |a| a.value));
     let backoff = duration(
         &krate,
-        retry.as_ref().and_then(|r| r.backoff).unwrap_or(Duration::from_secs(1)),
+        retry
+            .as_ref()
+            .and_then(|r| r.backoff)
+            .unwrap_or(Duration::from_secs(1)),
     );
     let max_delay = duration(
         &krate,
-        retry.as_ref().and_then(|r| r.max_delay).unwrap_or(Duration::from_secs(300)),
+        retry
+            .as_ref()
+            .and_then(|r| r.max_delay)
+            .unwrap_or(Duration::from_secs(300)),
     );
-    let factor = retry.as_ref().and_then(|r| r.factor.as_ref()).map_or(2.0, |f| f.value);
-    let retry_jitter = retry.as_ref().and_then(|r| r.jitter.as_ref()).map_or(0.0, |j| j.value);
+    let factor = retry
+        .as_ref()
+        .and_then(|r| r.factor.as_ref())
+        .map_or(2.0, |f| f.value);
+    let retry_jitter = retry
+        .as_ref()
+        .and_then(|r| r.jitter.as_ref())
+        .map_or(0.0, |j| j.value);
+    // Called through a fn of the expected signature, so a predicate of the wrong type errs on
+    // its path, as a call with the wrong argument would.
     let when = option(retry.and_then(|r| r.when), |path| {
-        quote_spanned!(path.span()=> #path)
+        let call = quote_spanned!(path.span()=> #path(error));
+        quote! {{
+            fn __tickguard_when(error: &#p::JobError) -> bool {
+                #call
+            }
+            __tickguard_when
+        }}
     });
     let idempotent = option(args.idempotent, |key| option(key, |k| quote!(#k)));
     let timeout = option(args.timeout, |d| duration(&krate, d));
@@ -79,20 +114,27 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
         Misfire::RunAll => quote!(#p::Misfire::RunAll),
     };
+    // A hook that is not an `async fn(FailureReport)`, or whose future is not `Send`, errs on
+    // its path: the helper's bounds are checked on the hook's call, all spanned there.
     let on_failure = option(args.on_failure, |path| {
-        quote_spanned! {path.span()=> {
+        let span = path.span();
+        let hook_future = respan(quote!(#p::hook_future), span);
+        let call = quote_spanned!(span=> #hook_future(#path(report)));
+        quote! {{
             fn __tickguard_on_failure(
                 report: #p::FailureReport,
             ) -> #p::BoxFuture<'static, ()> {
-                #p::Box::pin(#path(report))
+                #call
             }
             __tickguard_on_failure
         }}
     });
 
     // The call, with the argument and the future checked where the user wrote them: a wrong
-    // argument type errs on the argument, a wrong output on the return type, a future that is
-    // not `Send` on the fn's name.
+    // argument type errs on the argument; a wrong output, or a future that is not `Send`, on
+    // the return type. The future is checked by one helper call, spanned on the return type
+    // throughout (a call that mixes generated and user tokens is reported on the whole
+    // attribute): each further call that used the future would report its errors again.
     let call = match f.sig.inputs.iter().find_map(|a| match a {
         FnArg::Typed(t) => Some(t),
         FnArg::Receiver(_) => None,
@@ -106,11 +148,12 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
             #ident()
         }),
     };
-    let call = match &f.sig.output {
-        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #p::assert_job_result(#call)),
-        ReturnType::Default => call,
+    let span = match &f.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => ident.span(),
     };
-    let call = quote_spanned!(ident.span()=> #p::assert_send(#call));
+    let future = Ident::new("__tickguard_future", span);
+    let boxed = respan(quote!(#p::job_future(#future)), span);
 
     quote! {
         #f
@@ -141,7 +184,8 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
                 fn __tickguard_run(
                     ctx: #p::JobContext,
                 ) -> #p::BoxFuture<'static, #p::JobResult> {
-                    #p::Box::pin(#call)
+                    let #future = #call;
+                    #boxed
                 }
                 __tickguard_run
             },

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
-use syn::{FnArg, ItemFn, ReturnType, spanned::Spanned};
+use syn::{FnArg, ReturnType, Signature, spanned::Spanned};
 
 use crate::{
     args::{Args, Trigger},
@@ -12,23 +12,28 @@ use crate::{
 
 /// Checks what can be checked on the signature alone. The argument and return types are
 /// checked by the compiler on the generated call, with the error on the user's tokens.
-pub(crate) fn signature(f: &ItemFn, cx: &Ctxt) {
-    let sig = &f.sig;
+pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
     if sig.asyncness.is_none() {
         cx.error(
             sig.fn_token.span,
             "#[scheduled] needs an `async fn`: write `async fn`",
         );
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    let generics = &sig.generics;
+    let generic = match (generics.params.first(), &generics.where_clause) {
+        (Some(param), _) => Some(param.span()),
+        (None, Some(clause)) => Some(clause.where_token.span),
+        (None, None) => None,
+    };
+    if let Some(span) = generic {
         cx.error(
-            sig.generics.span(),
+            span,
             "#[scheduled] fns cannot be generic: the scheduler calls them with a JobContext only",
         );
     }
     if let Some(receiver) = sig.receiver() {
         cx.error(
-            receiver.span(),
+            receiver.self_token.span,
             "#[scheduled] fns cannot take `self`: use a free fn (keep state in a static or behind an Arc)",
         );
     }
@@ -57,6 +62,8 @@ pub(crate) fn signature(f: &ItemFn, cx: &Ctxt) {
 /// Checks arguments that constrain each other.
 pub(crate) fn arguments(args: &Args, cx: &Ctxt) {
     match args.triggers.as_slice() {
+        // After a syntax error the trigger may be among the arguments not parsed.
+        [] if !args.parsed_all => {}
         [] => cx.error(
             Span::call_site(),
             "#[scheduled] needs a trigger: `cron = \"...\"`, `every = \"...\"` or `after = \"...\"`",
@@ -71,56 +78,60 @@ pub(crate) fn arguments(args: &Args, cx: &Ctxt) {
             }
         }
     }
-    if let Some(zone) = &args.zone {
-        if args.triggers.iter().any(|t| !matches!(t.value, Trigger::Cron(_))) {
+    if let Some(zone) = &args.zone
+        && args
+            .triggers
+            .iter()
+            .any(|t| !matches!(t.value, Trigger::Cron(_)))
+    {
+        cx.error(
+            zone.span,
+            "`zone` applies to `cron` only: `every` and `after` count elapsed time",
+        );
+    }
+    if let Some(lock) = &args.lock {
+        if let Some(ttl) = &lock.ttl
+            && ttl.value < Duration::from_millis(30)
+        {
+            cx.error(ttl.span, "lock `ttl` must be at least 30ms");
+        }
+        let ttl = lock
+            .ttl
+            .as_ref()
+            .map_or(Duration::from_secs(30), |t| t.value);
+        if let Some(at_least) = &lock.at_least
+            && at_least.value > ttl
+        {
             cx.error(
-                zone.span,
-                "`zone` applies to `cron` only: `every` and `after` count elapsed time",
+                at_least.span,
+                format!(
+                    "`at_least` ({:?}) is longer than the lock's `ttl` ({ttl:?}): the lease would expire first",
+                    at_least.value
+                ),
             );
         }
     }
-    if let Some(lock) = &args.lock {
-        if let Some(ttl) = &lock.ttl {
-            if ttl.value < Duration::from_millis(30) {
-                cx.error(ttl.span, "lock `ttl` must be at least 30ms");
-            }
-        }
-        let ttl = lock.ttl.as_ref().map_or(Duration::from_secs(30), |t| t.value);
-        if let Some(at_least) = &lock.at_least {
-            if at_least.value > ttl {
-                cx.error(
-                    at_least.span,
-                    format!(
-                        "`at_least` ({}) is longer than the lock's `ttl` ({}): the lease would expire first",
-                        humanize(at_least.value),
-                        humanize(ttl)
-                    ),
-                );
-            }
-        }
-    }
     if let Some(retry) = &args.retry {
-        if let Some(attempts) = &retry.attempts {
-            if attempts.value == 0 {
-                cx.error(
-                    attempts.span,
-                    "`attempts` counts the first run too, so it must be at least 1",
-                );
-            }
+        if let Some(attempts) = &retry.attempts
+            && attempts.value == 0
+        {
+            cx.error(
+                attempts.span,
+                "`attempts` counts the first run too, so it must be at least 1",
+            );
         }
-        if let Some(factor) = &retry.factor {
-            if !(factor.value.is_finite() && factor.value >= 1.0) {
-                cx.error(factor.span, "`factor` must be at least 1.0");
-            }
+        if let Some(factor) = &retry.factor
+            && !(factor.value.is_finite() && factor.value >= 1.0)
+        {
+            cx.error(factor.span, "`factor` must be at least 1.0");
         }
-        if let Some(jitter) = &retry.jitter {
-            if !(0.0..=1.0).contains(&jitter.value) {
-                cx.error(jitter.span, "retry `jitter` is a fraction between 0.0 and 1.0");
-            }
+        if let Some(jitter) = &retry.jitter
+            && !(0.0..=1.0).contains(&jitter.value)
+        {
+            cx.error(
+                jitter.span,
+                "retry `jitter` is a fraction between 0.0 and 1.0",
+            );
         }
     }
-}
-
-fn humanize(d: Duration) -> String {
-    format!("{:?}", d)
 }

@@ -12,7 +12,7 @@
 //! holding 10,000 jobs spends while none is due. Ratios within one run are what to compare:
 //! the machine is shared and noisy.
 
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
 use std::{
     sync::{Arc, Mutex},
@@ -31,6 +31,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 struct Figures {
+    cpu_us_per_fire: f64,
     expected: usize,
     seen: usize,
     p50: f64,
@@ -38,9 +39,10 @@ struct Figures {
     max: f64,
 }
 
-fn figures(mut late_ms: Vec<f64>, expected: usize) -> Figures {
+fn figures(mut late_ms: Vec<f64>, expected: usize, cpu: f64) -> Figures {
     late_ms.sort_by(f64::total_cmp);
     Figures {
+        cpu_us_per_fire: cpu * 1e6 / late_ms.len().max(1) as f64,
         expected,
         seen: late_ms.len(),
         p50: percentile(&late_ms, 0.50),
@@ -84,14 +86,17 @@ async fn scheduler(jobs: usize, seconds: u32) -> Figures {
     let stop = (last + chrono::Duration::milliseconds(900) - Utc::now())
         .to_std()
         .unwrap_or_default();
+    let cpu = cpu_seconds();
     s.run_until(tokio::time::sleep(stop)).await.unwrap();
+    let cpu = cpu_seconds() - cpu;
     let late = std::mem::take(&mut *samples.lock().unwrap());
-    figures(late, jobs * seconds as usize)
+    figures(late, jobs * seconds as usize, cpu)
 }
 
 async fn bare_tasks(jobs: usize, seconds: u32) -> Figures {
     let samples = Arc::new(Mutex::new(Vec::with_capacity(jobs * seconds as usize)));
     let (first, last) = window(seconds);
+    let cpu = cpu_seconds();
     let mut tasks = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         let samples = samples.clone();
@@ -109,8 +114,9 @@ async fn bare_tasks(jobs: usize, seconds: u32) -> Figures {
     for t in tasks {
         t.await.unwrap();
     }
+    let cpu = cpu_seconds() - cpu;
     let late = std::mem::take(&mut *samples.lock().unwrap());
-    figures(late, jobs * seconds as usize)
+    figures(late, jobs * seconds as usize, cpu)
 }
 
 fn cpu_seconds() -> f64 {
@@ -155,8 +161,8 @@ async fn idle(jobs: usize, seconds: u64) -> f64 {
 
 fn print(label: &str, f: &Figures) {
     println!(
-        "  {label:<22} fires expected {:>6}  seen {:>6}  lateness p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
-        f.expected, f.seen, f.p50, f.p99, f.max
+        "  {label:<20} fires expected {:>6}  seen {:>6}  lateness p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  cpu {:>5.1} us/fire",
+        f.expected, f.seen, f.p50, f.p99, f.max, f.cpu_us_per_fire
     );
 }
 

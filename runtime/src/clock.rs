@@ -77,7 +77,9 @@ impl TestClock {
 
     /// Moves the wall clock by `by` (negative to go back), without moving tokio's clock.
     pub fn jump(&self, by: chrono::Duration) {
-        self.0.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.0
+            .offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
     }
 
     pub(crate) fn into_clock(self) -> Clock {

@@ -246,19 +246,18 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
             // Asked to stop: give the job a grace period to return, then drop it. After a lock
             // loss the grace never outlasts the lease (the watchdog fires ttl/3 early).
             let mut grace = rt.cancel_grace;
-            if exec.reason() == Some(CancelReason::LockLost) {
-                if let Some(policy) = job.lock {
-                    grace = grace.min(policy.ttl / 3);
-                }
+            if exec.reason() == Some(CancelReason::LockLost)
+                && let Some(policy) = job.lock
+            {
+                grace = grace.min(policy.ttl / 3);
             }
             timeout(grace, &mut tries).await.ok()
         }
     };
     let attempts = attempts.load(Ordering::Relaxed);
     let reason = exec.reason();
-    let stopped = |reason: CancelReason| {
-        JobError::transient(format!("run stopped: {}", reason.as_str()))
-    };
+    let stopped =
+        |reason: CancelReason| JobError::transient(format!("run stopped: {}", reason.as_str()));
     match (reason, result) {
         (None, Some(Ok(()))) | (Some(CancelReason::Shutdown), Some(Ok(()))) => RunEnd {
             status: Status::Completed,
@@ -375,7 +374,11 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
         instance_id: rt.instance_id.to_string(),
         attempts: end.attempts,
         outcome: end.outcome.as_str(),
-        error_chain: end.error.as_ref().map(JobError::chain_messages).unwrap_or_default(),
+        error_chain: end
+            .error
+            .as_ref()
+            .map(JobError::chain_messages)
+            .unwrap_or_default(),
         duration,
     };
     tracing::error!(%report, "job failed");
@@ -393,10 +396,7 @@ async fn keep_alive(rt: &Runtime, entry: &JobEntry, exec: &Execution, held: Opti
     let beat_every = rt.liveness / 3;
     let mut next_beat = Instant::now() + beat_every;
     let (mut next_renew, mut valid_until) = match held {
-        Some(h) => (
-            h.acquired + h.policy.ttl / 3,
-            h.acquired + h.policy.ttl,
-        ),
+        Some(h) => (h.acquired + h.policy.ttl / 3, h.acquired + h.policy.ttl),
         None => (Instant::now(), Instant::now()),
     };
     loop {

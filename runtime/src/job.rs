@@ -222,10 +222,12 @@ impl Job {
     /// Like [`Job::idempotent`], with the execution id from a template such as
     /// `daily-orders-{date}` (see [`KeyTemplate`]).
     pub fn idempotent_key(mut self, template: &str) -> Result<Self, Error> {
-        self.key = Some(KeyTemplate::parse(template).map_err(|source| Error::Schedule {
-            job: self.name.clone(),
-            source,
-        })?);
+        self.key = Some(
+            KeyTemplate::parse(template).map_err(|source| Error::Schedule {
+                job: self.name.clone(),
+                source,
+            })?,
+        );
         Ok(self)
     }
 
@@ -260,7 +262,10 @@ impl Job {
         }
         if let Some(lock) = self.lock {
             if lock.ttl < Duration::from_millis(30) {
-                return invalid(format!("lock ttl {:?} is too short: at least 30ms", lock.ttl));
+                return invalid(format!(
+                    "lock ttl {:?} is too short: at least 30ms",
+                    lock.ttl
+                ));
             }
             if lock.at_least > lock.ttl {
                 return invalid(format!(
@@ -286,7 +291,10 @@ impl Job {
             Trigger::After(d) => Schedule::after(d),
         };
         let schedule = schedule.unwrap_or_else(|e| {
-            panic!("#[scheduled] job `{}` has an invalid schedule: {e}", def.name)
+            panic!(
+                "#[scheduled] job `{}` has an invalid schedule: {e}",
+                def.name
+            )
         });
         let key = def.idempotent.map(|k| match k {
             None => KeyTemplate::default_key(),
@@ -311,9 +319,7 @@ impl Job {
             key,
             timeout: def.timeout,
             misfire: def.misfire,
-            on_failure: def
-                .on_failure
-                .map(|hook| Arc::new(hook) as FailureHook),
+            on_failure: def.on_failure.map(|hook| Arc::new(hook) as FailureHook),
             location: format!("{}:{}", def.file, def.line),
             handler: Arc::new(run),
         }

@@ -19,11 +19,11 @@ pub use error::{Error, ErrorKind, JobError, JobResult, ResultExt, ScheduleError}
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::{Scheduler, SchedulerBuilder};
-#[doc = include_str!("../../docs/attribute.md")]
-pub use tickguard_macros::scheduled;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;
+#[doc = include_str!("../../docs/attribute.md")]
+pub use tickguard_macros::scheduled;
 pub use tickguard_schedule::{Cron, KeyTemplate, Schedule, parse_duration, parse_zone};
 
 /// A boxed, sendable future, as the backend traits return.
@@ -43,9 +43,8 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::{
-        BoxFuture, FailureReport, JobContext, JobError, JobResult,
+        BoxFuture, FailureReport, JobContext, JobError, JobResult, Misfire,
         job::{JobDef, Registration, RetryDef, Trigger},
-        Misfire,
     };
 
     /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not

@@ -73,7 +73,11 @@ impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
     ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
         (**self).acquire(name, owner, ttl)
     }
-    fn extend<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> BoxFuture<'a, Result<bool, LockError>> {
+    fn extend<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
         (**self).extend(lease, ttl)
     }
     fn release<'a>(

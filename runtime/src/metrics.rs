@@ -5,7 +5,9 @@
 //! which registers the handles. The `job` label is always a registered job's name, so label
 //! cardinality is bounded by the number of jobs.
 
-use metrics::{Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{
+    Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
+};
 
 /// `tickguard_executions_total{job, outcome}`: finished runs; outcome is `success`,
 /// `failure`, `timeout` or `cancelled`.
@@ -83,13 +85,21 @@ impl Outcome {
 
 /// Registers the descriptions of every metric with the installed recorder.
 pub(crate) fn describe() {
-    describe_counter!(EXECUTIONS_TOTAL, Unit::Count, "Finished job runs, by outcome.");
+    describe_counter!(
+        EXECUTIONS_TOTAL,
+        Unit::Count,
+        "Finished job runs, by outcome."
+    );
     describe_histogram!(
         EXECUTION_DURATION,
         Unit::Seconds,
         "Duration of job runs, all attempts included, by outcome."
     );
-    describe_counter!(SKIPS_TOTAL, Unit::Count, "Ticks that were not run, by reason.");
+    describe_counter!(
+        SKIPS_TOTAL,
+        Unit::Count,
+        "Ticks that were not run, by reason."
+    );
     describe_counter!(RETRIES_TOTAL, Unit::Count, "Retries of failed attempts.");
     describe_histogram!(
         LOCK_ACQUIRE_DURATION,
@@ -116,7 +126,11 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Delay from a tick's scheduled instant to the scheduler waking for it."
     );
-    describe_gauge!(RUNNING, Unit::Count, "Job runs in progress on this instance.");
+    describe_gauge!(
+        RUNNING,
+        Unit::Count,
+        "Job runs in progress on this instance."
+    );
     describe_gauge!(
         LAST_SUCCESS,
         Unit::Seconds,

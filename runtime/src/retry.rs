@@ -116,9 +116,7 @@ impl RetryPolicy {
 
     /// Whether `error`, raised by attempt `attempt`, is retried.
     pub fn should_retry(&self, error: &JobError, attempt: u32) -> bool {
-        attempt < self.attempts
-            && !error.is_permanent()
-            && self.when.is_none_or(|when| when(error))
+        attempt < self.attempts && !error.is_permanent() && self.when.is_none_or(|when| when(error))
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -126,10 +124,16 @@ impl RetryPolicy {
             return Err("retry attempts must be at least 1 (the first run counts)".to_owned());
         }
         if !(self.factor.is_finite() && self.factor >= 1.0) {
-            return Err(format!("retry factor must be at least 1.0, got {}", self.factor));
+            return Err(format!(
+                "retry factor must be at least 1.0, got {}",
+                self.factor
+            ));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(format!("retry jitter must be between 0 and 1, got {}", self.jitter));
+            return Err(format!(
+                "retry jitter must be between 0 and 1, got {}",
+                self.jitter
+            ));
         }
         Ok(())
     }

@@ -3,10 +3,7 @@
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{
-        Arc,
-        atomic::AtomicU64,
-    },
+    sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -148,9 +145,7 @@ impl SchedulerBuilder {
             }
         }
         metrics::describe();
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
         for job in &jobs {
             let registration = JobRegistration::new(
@@ -299,7 +294,11 @@ impl Scheduler {
 }
 
 /// Sleeps until the wall clock reads `target`; `false` if firing stopped first.
-async fn sleep_until_wall(clock: &Clock, target: DateTime<Utc>, firing: &CancellationToken) -> bool {
+async fn sleep_until_wall(
+    clock: &Clock,
+    target: DateTime<Utc>,
+    firing: &CancellationToken,
+) -> bool {
     loop {
         let now = clock.now();
         // Re-checked after every wake: a wall clock set back makes this sleep again instead
@@ -352,7 +351,9 @@ async fn job_loop(
         let mut after = schedule.next_after(tick);
         let latest = match after {
             Some(a) if a <= now => {
-                let latest = schedule.latest_at_or_before(now).map_or(tick, |l| l.max(tick));
+                let latest = schedule
+                    .latest_at_or_before(now)
+                    .map_or(tick, |l| l.max(tick));
                 after = schedule.next_after(latest);
                 latest
             }
@@ -388,7 +389,9 @@ async fn job_loop(
         // Ticks that came due while the run was in progress were overlapped: skipped.
         let ended = rt.clock.now();
         if let Some(first) = after.filter(|a| *a <= ended) {
-            let last = schedule.latest_at_or_before(ended).map_or(first, |l| l.max(first));
+            let last = schedule
+                .latest_at_or_before(ended)
+                .map_or(first, |l| l.max(first));
             let overlapped = missed_between(schedule, first, last, Misfire::Skip).skipped + 1;
             tracing::warn!(
                 job = %entry.job.name, overlapped,

@@ -236,7 +236,12 @@ pub struct JobRegistration<'a> {
 
 impl<'a> JobRegistration<'a> {
     /// A registration record.
-    pub fn new(name: &'a str, trigger: String, zone: String, next_fire: Option<DateTime<Utc>>) -> Self {
+    pub fn new(
+        name: &'a str,
+        trigger: String,
+        zone: String,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> Self {
         Self {
             name,
             trigger,
@@ -259,8 +264,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>>;
 
     /// Claims an execution; see the module docs. A claim that does not win changes nothing.
-    fn claim<'a>(&'a self, request: &'a ClaimRequest<'a>)
-    -> BoxFuture<'a, Result<Claim, StoreError>>;
+    fn claim<'a>(
+        &'a self,
+        request: &'a ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
 
     /// Records that the owner is alive. Fenced.
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -312,31 +319,61 @@ pub trait ExecutionStore: Send + Sync + 'static {
 }
 
 impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
-    fn register<'a>(&'a self, job: &'a JobRegistration<'a>) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
+    fn register<'a>(
+        &'a self,
+        job: &'a JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         (**self).register(job)
     }
-    fn claim<'a>(&'a self, request: &'a ClaimRequest<'a>) -> BoxFuture<'a, Result<Claim, StoreError>> {
+    fn claim<'a>(
+        &'a self,
+        request: &'a ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         (**self).claim(request)
     }
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).heartbeat(exec)
     }
-    fn checkpoint<'a>(&'a self, exec: &'a ExecutionRef, state: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).checkpoint(exec, state)
     }
-    fn last_checkpoint<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         (**self).last_checkpoint(exec)
     }
-    fn once_begin<'a>(&'a self, exec: &'a ExecutionRef, key: &'a str) -> BoxFuture<'a, Result<OnceState, StoreError>> {
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
         (**self).once_begin(exec, key)
     }
-    fn once_end<'a>(&'a self, exec: &'a ExecutionRef, key: &'a str, done: bool) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).once_end(exec, key, done)
     }
-    fn finish<'a>(&'a self, exec: &'a ExecutionRef, finish: &'a Finish<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn finish<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        finish: &'a Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).finish(exec, finish)
     }
-    fn executions<'a>(&'a self, job: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         (**self).executions(job, limit)
     }
     fn describe(&self) -> String {

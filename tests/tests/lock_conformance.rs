@@ -13,6 +13,8 @@
 //! Time is real time everywhere (the distributed backends cannot see tokio's paused clock), with
 //! short ttls and generous margins, so the suite stays robust on a loaded machine.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::{
     sync::{
         Arc,
@@ -200,9 +202,21 @@ async fn at_least_holds_after_release_then_frees(lock: Arc<dyn LockBackend>, pre
     .await;
     // Released is released: the old handle can neither renew the lease nor cut its
     // `at_least` short.
-    assert!(!extend(&*lock, &lease, LONG).await, "extended after release");
-    assert!(!release(&*lock, &lease, Duration::ZERO).await, "released twice");
-    refused(&*lock, &name, "owner-2", "a second release cut at_least short").await;
+    assert!(
+        !extend(&*lock, &lease, LONG).await,
+        "extended after release"
+    );
+    assert!(
+        !release(&*lock, &lease, Duration::ZERO).await,
+        "released twice"
+    );
+    refused(
+        &*lock,
+        &name,
+        "owner-2",
+        "a second release cut at_least short",
+    )
+    .await;
     tokio::time::sleep(PAST_SHORT).await;
     // Freed after `hold_for`, not after the (long) original ttl.
     must_acquire(&*lock, &name, "owner-2", LONG).await;

@@ -2,6 +2,8 @@
 //! retries, timeouts, panics, overlap, misfires, clock jumps, shutdown, idempotency,
 //! checkpoints, the watchdog and metrics.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::{
     sync::{
         Arc, Mutex,
@@ -107,7 +109,10 @@ async fn cron_in_a_zone_fires_on_the_zone_wall_clock() {
         async { Ok(()) }
     });
     run_for(builder(&clock).job(job), secs(3600)).await;
-    assert_eq!(ticks.get(), [Utc.with_ymd_and_hms(2026, 1, 1, 0, 30, 0).unwrap()]);
+    assert_eq!(
+        ticks.get(),
+        [Utc.with_ymd_and_hms(2026, 1, 1, 0, 30, 0).unwrap()]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,16 +184,14 @@ async fn permanent_errors_are_not_retried_and_reach_the_failure_hooks() {
         counted.fetch_add(1, Ordering::SeqCst);
         async {
             let parsed: Result<u32, _> = "x".parse::<u32>();
-            parsed.map_err(|e| JobError::permanent(e))?;
+            parsed.map_err(JobError::permanent)?;
             Ok(())
         }
     })
     .retry(RetryPolicy::attempts(5))
     .on_failure(Arc::new(job_reports.hook()));
     let hook = global_reports.hook();
-    let b = builder(&clock)
-        .job(job)
-        .on_failure(move |r| hook(r));
+    let b = builder(&clock).job(job).on_failure(hook);
     run_for(b, secs(15)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     for reports in [job_reports.get(), global_reports.get()] {
@@ -312,7 +315,11 @@ async fn a_panic_is_a_recorded_failure_and_the_scheduler_keeps_running() {
     })
     .retry(RetryPolicy::attempts(3));
     run_for(builder(&clock).job(job).store(store.clone()), secs(25)).await;
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "not retried; next tick ran");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "not retried; next tick ran"
+    );
     let runs = store.executions("panics", 10).await.unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].status, Status::Completed);
@@ -347,7 +354,10 @@ async fn a_run_still_in_progress_is_not_started_twice() {
     // Ticks 1..=9: runs start at 1, 4, 7; the six ticks between are skipped.
     assert_eq!(starts.load(Ordering::SeqCst), 3);
     assert_eq!(
-        m.counter(names::SKIPS_TOTAL, &[("job", "slow"), ("reason", "overlap")]),
+        m.counter(
+            names::SKIPS_TOTAL,
+            &[("job", "slow"), ("reason", "overlap")]
+        ),
         6
     );
 }
@@ -411,10 +421,14 @@ async fn a_late_tick_is_run_once_or_skipped_by_policy() {
         let clock = TestClock::new(t0() + chrono::Duration::hours(23));
         let runs = Arc::new(AtomicU32::new(0));
         let counted = runs.clone();
-        let job = Job::new(name, Schedule::cron("@daily").unwrap(), move |_ctx: JobContext| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { Ok(()) }
-        })
+        let job = Job::new(
+            name,
+            Schedule::cron("@daily").unwrap(),
+            move |_ctx: JobContext| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Ok(()) }
+            },
+        )
         .misfire(policy);
         let jump = clock.clone();
         let scenario = async move {
@@ -550,9 +564,18 @@ async fn idempotent_ticks_complete_once_across_instances() {
     futures_join_concurrently(instances).await;
     let mut ticks = effects.lock().unwrap().clone();
     ticks.sort();
-    assert_eq!(seconds_after_t0(&ticks), [1, 2, 3, 4, 5], "one effect per tick");
-    let skipped = m.counter(names::SKIPS_TOTAL, &[("job", "charge"), ("reason", "duplicate")])
-        + m.counter(names::SKIPS_TOTAL, &[("job", "charge"), ("reason", "overlap")]);
+    assert_eq!(
+        seconds_after_t0(&ticks),
+        [1, 2, 3, 4, 5],
+        "one effect per tick"
+    );
+    let skipped = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "charge"), ("reason", "duplicate")],
+    ) + m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "charge"), ("reason", "overlap")],
+    );
     assert_eq!(skipped, 10, "two skips per tick");
 }
 
@@ -581,7 +604,10 @@ async fn a_lock_keeps_a_tick_to_one_instance() {
     futures_join_concurrently(instances).await;
     assert_eq!(runs.load(Ordering::SeqCst), 3, "ticks 10, 20, 30 once each");
     assert_eq!(
-        m.counter(names::SKIPS_TOTAL, &[("job", "locked"), ("reason", "locked")]),
+        m.counter(
+            names::SKIPS_TOTAL,
+            &[("job", "locked"), ("reason", "locked")]
+        ),
         6
     );
 }
@@ -703,7 +729,11 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
     let probe = async move {
         sleep(secs(400 + 60)).await;
         // The lease expired at 40 s (renewed once at 10 s): another instance can take it.
-        let taken = other.inner.acquire("loses_lock", "intruder", secs(30)).await.unwrap();
+        let taken = other
+            .inner
+            .acquire("loses_lock", "intruder", secs(30))
+            .await
+            .unwrap();
         assert!(taken.is_some());
     };
     builder(&clock)
@@ -720,14 +750,21 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
     assert_eq!(*stopped_at.lock().unwrap(), None, "the job never finished");
     let runs = store.executions("loses_lock", 10).await.unwrap();
     assert_eq!(runs[0].status, Status::Cancelled);
-    assert_eq!(m.counter(names::LOCK_LOST_TOTAL, &[("job", "loses_lock")]), 1);
+    assert_eq!(
+        m.counter(names::LOCK_LOST_TOTAL, &[("job", "loses_lock")]),
+        1
+    );
     let r = reports.get();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].outcome, "cancelled");
     // Last proven renewal at 10 s, valid until 40 s: cancelled at 30 s, dropped at the
     // latest 10 s later, when the lease expires, never after, although the cancel grace
     // is 30 s.
-    assert_eq!(r[0].duration, secs(40), "ran while the lease could not be proven");
+    assert_eq!(
+        r[0].duration,
+        secs(40),
+        "ran while the lease could not be proven"
+    );
 }
 
 #[tokio::test(start_paused = true)]

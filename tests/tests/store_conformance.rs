@@ -15,6 +15,8 @@
 //! of one job uses the same liveness, as the instances of one deployment do, except in
 //! `claim_judges_liveness_by_the_request`, which pins whose liveness decides.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::{
     sync::{
         Arc,

@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    JobRecord, JobRegistration, OnceState, Status, StoreError,
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, JobRecord,
+    JobRegistration, OnceState, Status, StoreError,
 };
 use crate::BoxFuture;
 
 /// How many finished executions per job the memory store keeps (older ones are forgotten,
 /// so a long-running process does not grow without bound).
-pub const MEMORY_STORE_RETAINED: usize = 256;
+pub const MEMORY_STORE_RETAINED: usize = 32;
 
 /// Executions kept in this process's memory: the embedded default.
 ///
@@ -173,7 +173,11 @@ impl MemoryStore {
         }
         state.fence += 1;
         let fence = state.fence;
-        state.last_tick = Some(state.last_tick.map_or(req.scheduled_at, |t| t.max(req.scheduled_at)));
+        state.last_tick = Some(
+            state
+                .last_tick
+                .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
+        );
         let previous = state.rows.remove(req.execution_id);
         let resumed = previous.is_some();
         let (previous_attempts, checkpoint) = previous
@@ -364,9 +368,7 @@ impl ExecutionStore for MemoryStore {
         let state = self.job(job);
         let state = lock(&state);
         let mut all: Vec<ExecutionRecord> = state.rows.values().map(|r| r.record.clone()).collect();
-        all.sort_by(|a, b| {
-            (b.scheduled_at, b.started_at).cmp(&(a.scheduled_at, a.started_at))
-        });
+        all.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.started_at)));
         all.truncate(limit);
         ready(Ok(all))
     }

@@ -1,0 +1,6 @@
+use tickguard::scheduled;
+
+#[scheduled(every = "1m")]
+struct Job;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use tickguard::scheduled;
+
+#[scheduled(every = "1m")]
+async fn job() -> u32 {
+    42
+}
+
+fn main() {}
