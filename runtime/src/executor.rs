@@ -46,6 +46,9 @@ pub(crate) struct Runtime {
 pub(crate) struct JobEntry {
     pub(crate) job: Job,
     pub(crate) metrics: JobMetrics,
+    /// Child of [`Runtime::stop_runs`]: the job's runs wait on it, so they share no waiter
+    /// list with other jobs' runs.
+    pub(crate) stop: CancellationToken,
 }
 
 /// How a run ended, for the store, metrics and hooks.
@@ -141,7 +144,7 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
         scheduled_at: tick,
         instance_id: rt.instance_id.clone(),
         cancel: CancellationToken::new(),
-        stop: rt.stop_runs.clone(),
+        stop: entry.stop.clone(),
         reason: OnceLock::new(),
         store: rt.store.clone(),
         fence_rejections: m.fence_rejections.clone(),

@@ -156,6 +156,7 @@ impl SchedulerBuilder {
             );
             store.register(&registration).await?;
         }
+        let stop_runs = CancellationToken::new();
         let runtime = Runtime {
             lock: self.lock.unwrap_or_else(|| Arc::new(InProcessLock::new())),
             store,
@@ -164,7 +165,7 @@ impl SchedulerBuilder {
             hooks: self.hooks,
             cancel_grace: self.cancel_grace,
             liveness: self.liveness,
-            stop_runs: CancellationToken::new(),
+            stop_runs: stop_runs.clone(),
             seq: AtomicU64::new(0),
         };
         let entries = jobs
@@ -172,6 +173,7 @@ impl SchedulerBuilder {
             .map(|job| {
                 Arc::new(JobEntry {
                     metrics: JobMetrics::new(&job.name),
+                    stop: stop_runs.child_token(),
                     job,
                 })
             })
@@ -269,7 +271,9 @@ impl Scheduler {
             loops.spawn(job_loop(
                 self.rt.clone(),
                 entry.clone(),
-                firing.clone(),
+                // One child token per job: each sleep waits on its own token, not on a
+                // waiter list (and mutex) shared by every job.
+                firing.child_token(),
                 self.misfire_threshold,
             ));
         }
