@@ -59,8 +59,10 @@ impl Recorded {
     }
 
     fn refresh(&self) {
-        let snapshot = self.snapshotter.snapshot().into_vec();
+        // Snapshots drain counters: take one under the lock, so that a concurrent reader
+        // never looks between another's drain and its merge.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = self.snapshotter.snapshot().into_vec();
         for (key, _, _, value) in snapshot {
             match (seen.iter_mut().find(|(k, _)| *k == key), value) {
                 (Some((_, DebugValue::Counter(total))), DebugValue::Counter(c)) => *total += c,
