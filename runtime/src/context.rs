@@ -28,6 +28,9 @@ pub enum CancelReason {
     LockLost,
     /// The store refused a write: a newer claim took the execution over.
     Fenced,
+    /// The store could not be reached for so long that another instance may soon count
+    /// this run's owner as gone and take the execution over.
+    StoreUnreachable,
 }
 
 impl CancelReason {
@@ -38,6 +41,7 @@ impl CancelReason {
             Self::Timeout => "timeout",
             Self::LockLost => "lock_lost",
             Self::Fenced => "fenced",
+            Self::StoreUnreachable => "store_unreachable",
         }
     }
 }
@@ -62,6 +66,8 @@ pub(crate) struct Execution {
     pub(crate) reason: OnceLock<CancelReason>,
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) fence_rejections: metrics::Counter,
+    /// Attempts made, counting those of earlier owners.
+    pub(crate) attempts: std::sync::atomic::AtomicU32,
 }
 
 impl Execution {

@@ -21,10 +21,17 @@ use crate::{
     clock::Clock,
     context::Execution,
     job::{FailureHook, FailureReport, Job, LockPolicy},
-    lock::{Lease, LockBackend},
+    lock::{Lease, LockBackend, LockError},
     metrics::{JobMetrics, Outcome, SkipReason},
-    store::{Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, Status},
+    store::{Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, Status, StoreError},
 };
+
+/// The longest a call to the lock backend or the store may take before the executor gives
+/// up on it (a hung backend must not stall a job, or shutdown, forever).
+pub(crate) const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a failure hook may take.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every execution shares: backends, identity, settings.
 pub(crate) struct Runtime {
@@ -60,13 +67,17 @@ struct RunEnd {
 }
 
 /// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
-/// are logged, counted, and the tick is either recorded or skipped.
-pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) {
+/// are logged, counted, and the tick is either recorded or skipped. `hold_at_least` is false
+/// for a catch-up run that another due tick follows at once: its own `at_least` must not
+/// lock out the next.
+pub(crate) async fn execute(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    hold_at_least: bool,
+) {
     let job = &entry.job;
     let m = &entry.metrics;
-    if let Some(jitter) = job.jitter {
-        sleep(jitter.mul_f64(fastrand::f64())).await;
-    }
     let seq = rt.seq.fetch_add(1, Ordering::Relaxed);
     let owner = format!("{}#{seq}", rt.instance_id);
     let execution_id = match &job.key {
@@ -83,7 +94,12 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
         None => None,
         Some(policy) => {
             let started = Instant::now();
-            let acquired = rt.lock.acquire(&job.name, &owner, policy.ttl).await;
+            let acquired = timeout(
+                BACKEND_TIMEOUT,
+                rt.lock.acquire(&job.name, &owner, policy.ttl),
+            )
+            .await
+            .unwrap_or_else(|_| Err(LockError::new("timed out")));
             m.lock_acquire.record(started.elapsed().as_secs_f64());
             match acquired {
                 Ok(Some(lease)) => Some(Held {
@@ -112,16 +128,19 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
     let request = ClaimRequest::new(&job.name, &execution_id, tick, &owner)
         .idempotent(job.key.is_some())
         .liveness(rt.liveness);
-    let claimed = match rt.store.claim(&request).await {
+    let claimed = timeout(BACKEND_TIMEOUT, rt.store.claim(&request))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)));
+    let claimed = match claimed {
         Ok(Claim::Acquired(claimed)) => claimed,
         Ok(other) => {
             let reason = match other {
-                Claim::Completed => SkipReason::Duplicate,
+                Claim::Done { .. } => SkipReason::Duplicate,
                 _ => SkipReason::Overlap,
             };
             tracing::debug!(job = %job.name, %execution_id, reason = reason.as_str(), "tick skipped");
             m.skipped(reason, 1);
-            release(rt, m, lease).await;
+            release(rt, m, lease, hold_at_least).await;
             return;
         }
         Err(e) => {
@@ -130,7 +149,7 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
                 "cannot claim the execution; tick skipped (never run without a claim)"
             );
             m.skipped(SkipReason::Unavailable, 1);
-            release(rt, m, lease).await;
+            release(rt, m, lease, hold_at_least).await;
             return;
         }
     };
@@ -148,6 +167,7 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
         reason: OnceLock::new(),
         store: rt.store.clone(),
         fence_rejections: m.fence_rejections.clone(),
+        attempts: AtomicU32::new(claimed.previous_attempts),
     });
     let span = tracing::info_span!(
         "tickguard.execution",
@@ -159,19 +179,42 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
     );
     async {
         tracing::debug!(resumed = claimed.resumed, "execution started");
+        if let Some(h) = &lease
+            && Instant::now() >= h.proven_until(h.acquired + h.policy.ttl)
+        {
+            // The claim took so long that the lease can no longer be proven held: do not
+            // start. The execution is recorded as cancelled, so it can be resumed.
+            tracing::warn!("the claim outlasted two thirds of the lease; not starting the run");
+            m.skipped(SkipReason::Unavailable, 1);
+            let end = RunEnd::stopped(CancelReason::LockLost, claimed.previous_attempts);
+            record(rt, &exec, end).await;
+            release(rt, m, lease, hold_at_least).await;
+            return;
+        }
         m.running.increment(1.0);
         let started = Instant::now();
         // The watchdog runs in this task beside the job, not in a task of its own: one
-        // spawn less per run, and it cannot outlive the run.
+        // spawn less per run, and it cannot outlive the run. When it reports the lease (or
+        // the store) lost, the run is dropped at the deadline it gives, whatever grace the
+        // run was otherwise given.
         let end = {
             let keeper = keep_alive(rt, entry, &exec, lease.as_ref());
-            let run = run(rt, entry, &exec, claimed.previous_attempts);
+            let run = run(rt, entry, &exec);
             tokio::pin!(keeper, run);
-            let mut keeping = true;
+            let mut watching = true;
+            let mut drop_at = None;
             loop {
                 tokio::select! {
+                    biased;
+                    deadline = &mut keeper, if watching => {
+                        watching = false;
+                        drop_at = deadline;
+                    }
+                    () = sleep_until_some(drop_at) => {
+                        let reason = exec.reason().unwrap_or(CancelReason::LockLost);
+                        break RunEnd::stopped(reason, exec.attempts.load(Ordering::Relaxed));
+                    }
                     end = &mut run => break end,
-                    () = &mut keeper, if keeping => keeping = false,
                 }
             }
         };
@@ -183,7 +226,7 @@ pub(crate) async fn execute(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
             m.last_success
                 .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
         }
-        release(rt, m, lease).await;
+        release(rt, m, lease, hold_at_least).await;
         report(rt, job, &exec, &end, duration).await;
     }
     .instrument(span)
@@ -198,16 +241,38 @@ struct Held {
     policy: LockPolicy,
 }
 
+impl Held {
+    /// The instant after which a lease valid until `valid_until` counts as lost: ttl/3
+    /// before it may expire, so the run is gone before anyone else could take the lock.
+    fn proven_until(&self, valid_until: Instant) -> Instant {
+        valid_until - self.policy.ttl / 3
+    }
+}
+
+impl RunEnd {
+    fn stopped(reason: CancelReason, attempts: u32) -> Self {
+        let (status, outcome) = match reason {
+            CancelReason::Timeout => (Status::TimedOut, Outcome::Timeout),
+            _ => (Status::Cancelled, Outcome::Cancelled),
+        };
+        Self {
+            status,
+            outcome,
+            attempts,
+            error: Some(JobError::transient(format!(
+                "run stopped: {}",
+                reason.as_str()
+            ))),
+        }
+    }
+}
+
 /// Runs the attempts under the timeout and cancellation; returns how the run ended.
-async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u32) -> RunEnd {
+async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
     let job = &entry.job;
-    let attempts = AtomicU32::new(previous);
-    let attempts_made = &attempts;
     let tries = async move {
-        let mut tried = 0;
         loop {
-            tried += 1;
-            let attempt = attempts_made.fetch_add(1, Ordering::Relaxed) + 1;
+            let attempt = exec.attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let ctx = JobContext {
                 inner: exec.clone(),
                 attempt,
@@ -221,10 +286,12 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if exec.is_cancelled() || !job.retry.should_retry(&error, tried) {
+            // The budget counts the attempts of earlier owners of this execution too, so a
+            // job that crashes its process is not retried forever across takeovers.
+            if exec.is_cancelled() || !job.retry.should_retry(&error, attempt) {
                 return Err(error);
             }
-            let delay = job.retry.jittered_delay(tried);
+            let delay = job.retry.jittered_delay(attempt);
             entry.metrics.retries.increment(1);
             tracing::warn!(attempt, error = %format!("{error:#}"), ?delay, "attempt failed; retrying");
             tokio::select! {
@@ -245,23 +312,12 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
     };
     let result = match finished {
         Some(result) => Some(result),
-        None => {
-            // Asked to stop: give the job a grace period to return, then drop it. After a lock
-            // loss the grace never outlasts the lease (the watchdog fires ttl/3 early).
-            let mut grace = rt.cancel_grace;
-            if exec.reason() == Some(CancelReason::LockLost)
-                && let Some(policy) = job.lock
-            {
-                grace = grace.min(policy.ttl / 3);
-            }
-            timeout(grace, &mut tries).await.ok()
-        }
+        // Asked to stop: give the job a grace period to return, then drop it. (After a
+        // lock loss the watchdog's deadline cuts this short.)
+        None => timeout(rt.cancel_grace, &mut tries).await.ok(),
     };
-    let attempts = attempts.load(Ordering::Relaxed);
-    let reason = exec.reason();
-    let stopped =
-        |reason: CancelReason| JobError::transient(format!("run stopped: {}", reason.as_str()));
-    match (reason, result) {
+    let attempts = exec.attempts.load(Ordering::Relaxed);
+    match (exec.reason(), result) {
         (None, Some(Ok(()))) | (Some(CancelReason::Shutdown), Some(Ok(()))) => RunEnd {
             status: Status::Completed,
             outcome: Outcome::Success,
@@ -283,20 +339,9 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>, previous: u3
                 job.timeout.unwrap_or_default()
             ))),
         },
-        (Some(reason), _) => RunEnd {
-            status: Status::Cancelled,
-            outcome: Outcome::Cancelled,
-            attempts,
-            error: Some(stopped(reason)),
-        },
-        (None, None) => RunEnd {
-            // Unreachable in practice: without a reason the select above only ends with a
-            // result. Kept total so a future change cannot turn it into a panic.
-            status: Status::Cancelled,
-            outcome: Outcome::Cancelled,
-            attempts,
-            error: Some(JobError::transient("run stopped")),
-        },
+        // Without a reason the select above only ends with a result; `LockLost` keeps this
+        // total.
+        (reason, _) => RunEnd::stopped(reason.unwrap_or(CancelReason::LockLost), attempts),
     }
 }
 
@@ -310,7 +355,10 @@ async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
     let finish = Finish::new(end.status, end.attempts, error.as_deref());
     let mut delay = Duration::from_millis(100);
     for left in (0..4).rev() {
-        match rt.store.finish(&exec.exec, &finish).await {
+        let finished = timeout(BACKEND_TIMEOUT, rt.store.finish(&exec.exec, &finish))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+        match finished {
             Ok(()) => {
                 tracing::info!(
                     status = %end.status, attempts = end.attempts, error = error.as_deref(),
@@ -341,12 +389,20 @@ async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
     end
 }
 
-/// Releases the lease, holding it until `at_least` has passed since it was taken.
-async fn release(rt: &Runtime, m: &JobMetrics, held: Option<Held>) {
+/// Releases the lease, holding it until `at_least` has passed since it was taken (unless
+/// `hold_at_least` is false).
+async fn release(rt: &Runtime, m: &JobMetrics, held: Option<Held>, hold_at_least: bool) {
     let Some(held) = held else { return };
     let elapsed = held.acquired.elapsed();
-    let hold_for = held.policy.at_least.saturating_sub(elapsed);
-    match rt.lock.release(&held.lease, hold_for).await {
+    let hold_for = if hold_at_least {
+        held.policy.at_least.saturating_sub(elapsed)
+    } else {
+        Duration::ZERO
+    };
+    let released = timeout(BACKEND_TIMEOUT, rt.lock.release(&held.lease, hold_for))
+        .await
+        .unwrap_or_else(|_| Err(LockError::new("timed out")));
+    match released {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             job = %held.lease.name,
@@ -386,34 +442,66 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
     };
     tracing::error!(%report, "job failed");
     for hook in job.on_failure.iter().chain(&rt.hooks) {
-        if let Err(panic) = AssertUnwindSafe(hook(report.clone())).catch_unwind().await {
-            tracing::error!(panic = panic_message(&*panic), "failure hook panicked");
+        match timeout(
+            HOOK_TIMEOUT,
+            AssertUnwindSafe(hook(report.clone())).catch_unwind(),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => {
+                tracing::error!(panic = panic_message(&*panic), "failure hook panicked");
+            }
+            Err(_) => tracing::error!(timeout = ?HOOK_TIMEOUT, "failure hook timed out"),
         }
     }
 }
 
-/// Renews the lease every ttl/3 and heartbeats the store while the run lives. If the lease
-/// cannot be proven held, the run is cancelled ttl/3 before the lease could expire, so its
-/// grace period ends before another instance could take the lock.
-async fn keep_alive(rt: &Runtime, entry: &JobEntry, exec: &Execution, held: Option<&Held>) {
+/// Renews the lease every ttl/3 and heartbeats the store while the run lives, and returns
+/// only when the run must stop: the lease cannot be proven held (it is cancelled ttl/3
+/// before the lease could expire, and must be gone by the returned deadline, when it may
+/// expire), the store's heartbeats failed for so long that another instance could soon count
+/// the owner gone, or the store fenced the run out (no deadline: its grace applies). Every
+/// backend call is bounded so that a hung backend cannot hide the loss.
+async fn keep_alive(
+    rt: &Runtime,
+    entry: &JobEntry,
+    exec: &Execution,
+    held: Option<&Held>,
+) -> Option<Instant> {
     let beat_every = rt.liveness / 3;
     let mut next_beat = Instant::now() + beat_every;
+    let mut last_beat = Instant::now();
     let (mut next_renew, mut valid_until) = match held {
         Some(h) => (h.acquired + h.policy.ttl / 3, h.acquired + h.policy.ttl),
         None => (Instant::now(), Instant::now()),
     };
+    let retry_every = |ttl: Duration| (ttl / 15).max(Duration::from_millis(10));
     loop {
-        let lost_at = held.map(|h| valid_until - h.policy.ttl / 3);
+        let lost_at = held.map(|h| h.proven_until(valid_until));
+        // Another instance counts this owner gone `liveness` after its last heartbeat.
+        let store_lost_at = last_beat + rt.liveness - beat_every;
         tokio::select! {
+            biased;
             () = sleep_until_some(lost_at) => {
                 lock_lost(entry, exec, "the lease could not be renewed in time");
-                return;
+                return Some(valid_until);
+            }
+            () = sleep_until(store_lost_at) => {
+                tracing::error!(
+                    job = %exec.exec.job,
+                    execution_id = %exec.exec.execution_id,
+                    "cannot heartbeat the execution store: another instance may take this \
+                     execution over; cancelling this run"
+                );
+                exec.cancel(CancelReason::StoreUnreachable);
+                return Some(last_beat + rt.liveness);
             }
             () = sleep_until_some(held.map(|_| next_renew)) => {
-                let Some(h) = held else { continue };
+                let (Some(h), Some(lost_at)) = (held, lost_at) else { continue };
                 let ttl = h.policy.ttl;
                 let sent = Instant::now();
-                let left = valid_until.saturating_duration_since(sent);
+                let left = lost_at.saturating_duration_since(sent);
                 match timeout(left, rt.lock.extend(&h.lease, ttl)).await {
                     Ok(Ok(true)) => {
                         valid_until = sent + ttl;
@@ -422,27 +510,33 @@ async fn keep_alive(rt: &Runtime, entry: &JobEntry, exec: &Execution, held: Opti
                     }
                     Ok(Ok(false)) => {
                         lock_lost(entry, exec, "the lease expired or another owner holds it");
-                        return;
+                        return Some(valid_until);
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "cannot renew the lease; retrying");
-                        next_renew = Instant::now() + (ttl / 15).max(Duration::from_millis(10));
+                        next_renew = Instant::now() + retry_every(ttl);
                     }
-                    Err(_) => {
-                        tracing::warn!("lease renewal timed out; retrying");
-                        next_renew = Instant::now() + (ttl / 15).max(Duration::from_millis(10));
-                    }
+                    // Timed out at `lost_at`: the next round reports the loss.
+                    Err(_) => tracing::warn!("lease renewal timed out"),
                 }
             }
             () = sleep_until(next_beat) => {
-                next_beat = Instant::now() + beat_every;
-                match rt.store.heartbeat(&exec.exec).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_fenced() => {
+                let sent = Instant::now();
+                next_beat = sent + beat_every;
+                let mut left = store_lost_at.saturating_duration_since(sent);
+                if let Some(lost_at) = lost_at {
+                    left = left.min(lost_at.saturating_duration_since(sent));
+                }
+                match timeout(left, rt.store.heartbeat(&exec.exec)).await {
+                    Ok(Ok(())) => last_beat = sent,
+                    Ok(Err(e)) if e.is_fenced() => {
                         exec.store_error(e);
-                        return;
+                        return None;
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot heartbeat the execution store"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot heartbeat the execution store");
+                    }
+                    Err(_) => tracing::warn!("execution store heartbeat timed out"),
                 }
             }
         }

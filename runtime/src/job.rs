@@ -16,6 +16,10 @@ use crate::{
 /// The code a job runs.
 pub(crate) type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, JobResult> + Send + Sync>;
 
+/// The longest duration a setting may have (100 years): anything longer is a mistake, and
+/// would overflow the clock's arithmetic.
+pub(crate) const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A hook called after a run's last attempt failed (see [`FailureReport`]).
 pub type FailureHook = Arc<dyn Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -29,7 +33,7 @@ where
 }
 
 /// What to do with ticks that were due while the process could not run them (suspended,
-/// stopped, or, with a persistent store, while every instance was down).
+/// stopped, its clock jumped, or it was overloaded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Misfire {
     /// Skip every missed tick (counted in `tickguard_skips_total{reason="misfire"}`).
@@ -158,6 +162,7 @@ pub struct Job {
 impl Job {
     /// A job named `name` that runs `handler` on `schedule`, with no lock, no retries, not
     /// idempotent, no timeout, and the [`Misfire::RunOnce`] policy.
+    #[track_caller]
     pub fn new<F, Fut>(name: impl Into<String>, schedule: Schedule, handler: F) -> Self
     where
         F: Fn(JobContext) -> Fut + Send + Sync + 'static,
@@ -173,7 +178,7 @@ impl Job {
             timeout: None,
             misfire: Misfire::default(),
             on_failure: None,
-            location: "registered at run time".to_owned(),
+            location: std::panic::Location::caller().to_string(),
             handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
         }
     }
@@ -244,9 +249,14 @@ impl Job {
         self
     }
 
-    /// Calls `hook` after a run's last attempt fails.
-    pub fn on_failure(mut self, hook: FailureHook) -> Self {
-        self.on_failure = Some(hook);
+    /// Calls `hook` (an `async fn(FailureReport)` or a closure returning a future) after a
+    /// run's last attempt fails, times out, or loses its lock.
+    pub fn on_failure<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(FailureReport) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_failure = Some(failure_hook(hook));
         self
     }
 
@@ -259,6 +269,21 @@ impl Job {
         };
         if self.name.trim().is_empty() {
             return invalid("the name is empty".to_owned());
+        }
+        let durations = [
+            ("timeout", self.timeout),
+            ("jitter", self.jitter),
+            ("lock ttl", self.lock.map(|l| l.ttl)),
+            ("lock at_least", self.lock.map(|l| l.at_least)),
+            ("retry backoff", Some(self.retry.backoff)),
+            ("retry max_delay", Some(self.retry.max_delay)),
+        ];
+        for (what, d) in durations {
+            if let Some(d) = d
+                && d > LONGEST
+            {
+                return invalid(format!("{what} {d:?} is longer than 100 years"));
+            }
         }
         if let Some(lock) = self.lock {
             if lock.ttl < Duration::from_millis(30) {

@@ -3,11 +3,13 @@
 use std::{
     collections::HashMap,
     future::Future,
+    panic::AssertUnwindSafe,
     sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use tokio::time::{sleep, timeout};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -123,6 +125,18 @@ impl SchedulerBuilder {
 
     /// Checks the configuration, connects the backends, registers the jobs.
     pub async fn build(self) -> Result<Scheduler, Error> {
+        for (what, d) in [
+            ("shutdown_grace", self.shutdown_grace),
+            ("cancel_grace", self.cancel_grace),
+            ("misfire_threshold", self.misfire_threshold),
+            ("liveness", self.liveness),
+        ] {
+            if d > crate::job::LONGEST {
+                return Err(Error::Config(format!(
+                    "{what} {d:?} is longer than 100 years"
+                )));
+            }
+        }
         if self.liveness < Duration::from_millis(30) {
             return Err(Error::Config(format!(
                 "liveness {:?} is too short: at least 30ms",
@@ -307,6 +321,9 @@ async fn sleep_until_wall(
         let now = clock.now();
         // Re-checked after every wake: a wall clock set back makes this sleep again instead
         // of firing early.
+        if firing.is_cancelled() {
+            return false;
+        }
         let Ok(left) = (target - now).to_std() else {
             return true;
         };
@@ -314,8 +331,9 @@ async fn sleep_until_wall(
             return true;
         }
         tokio::select! {
-            () = sleep(left.min(MAX_SLEEP)) => {}
+            biased;
             () = firing.cancelled() => return false,
+            () = sleep(left.min(MAX_SLEEP)) => {}
         }
     }
 }
@@ -345,7 +363,9 @@ async fn job_loop(
         let now = rt.clock.now();
         if schedule.is_fixed_delay() {
             m.lateness.record(seconds_between(tick, now));
-            run(&rt, &entry, tick).await;
+            if !run(&rt, &entry, tick, true, &firing).await {
+                return;
+            }
             next = schedule.next_after(rt.clock.now());
             continue;
         }
@@ -383,12 +403,20 @@ async fn job_loop(
             m.skipped(SkipReason::Misfire, skipped);
         }
         m.lateness.record(seconds_between(latest, now));
+        let batch = due.len();
         for (i, tick) in due.into_iter().enumerate() {
             // Catch-up runs go one after the other, oldest first, and stop at shutdown.
-            if i > 0 && firing.is_cancelled() {
+            let last_of_batch = i + 1 == batch;
+            if (i > 0 && firing.is_cancelled())
+                || !run(&rt, &entry, tick, last_of_batch, &firing).await
+            {
+                let left = (batch - i) as u64;
+                tracing::warn!(
+                    job = %entry.job.name, left, "shutdown: due ticks left unrun"
+                );
+                m.skipped(SkipReason::Misfire, left);
                 return;
             }
-            run(&rt, &entry, tick).await;
         }
         // Ticks that came due while the run was in progress were overlapped: skipped.
         let ended = rt.clock.now();
@@ -408,11 +436,39 @@ async fn job_loop(
     }
 }
 
-/// Runs one tick. The run's state lives on the heap only while it runs: 10,000 idle job
-/// loops then stay a few hundred bytes each, and the memory of one run is reused by the
-/// next, which keeps a wave of simultaneous ticks in the CPU's caches.
-async fn run(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) {
-    Box::pin(executor::execute(rt, entry, tick)).await;
+/// Runs one tick after the job's start jitter; `false` if shutdown began during the jitter
+/// (the tick is then not run). The run's state lives on the heap only while it runs: 10,000
+/// idle job loops then stay a few hundred bytes each, and the memory of one run is reused
+/// by the next, which keeps a wave of simultaneous ticks in the CPU's caches.
+async fn run(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    hold_at_least: bool,
+    firing: &CancellationToken,
+) -> bool {
+    if let Some(jitter) = entry.job.jitter {
+        tokio::select! {
+            biased;
+            () = firing.cancelled() => return false,
+            () = sleep(jitter.mul_f64(fastrand::f64())) => {}
+        }
+    }
+    let run = AssertUnwindSafe(Box::pin(executor::execute(rt, entry, tick, hold_at_least)));
+    // The executor catches the job's panics; this catches a backend's (a third-party lock
+    // or store), so that one bad call cannot stop the job's ticks for good.
+    if let Err(panic) = run.catch_unwind().await {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            job = %entry.job.name, %tick, panic = %message,
+            "a run panicked outside the job (in a backend?); the job keeps its schedule"
+        );
+    }
+    true
 }
 
 struct Missed {
@@ -451,7 +507,7 @@ fn missed_between(
         ticks.reverse();
     }
     // Count at most a bounded number one by one, so a long gap on a short period stays cheap
-    // (the skip counter then under-counts, which the warning log says).
+    // (beyond that the skip counter under-counts).
     const COUNT_LIMIT: usize = 100_000;
     let count = std::iter::once(next)
         .chain(schedule.upcoming(next))

@@ -31,7 +31,7 @@ pub struct ClaimRequest<'a> {
     pub scheduled_at: DateTime<Utc>,
     /// Who runs it (instance and run), recorded in the execution.
     pub owner: &'a str,
-    /// Whether a COMPLETED execution with this id means the tick is done.
+    /// Whether an execution with this id that ran to its end means the tick is done.
     pub idempotent: bool,
     /// An owner whose last heartbeat is older than this is gone, judged by the store's clock.
     pub liveness: Duration,
@@ -55,7 +55,7 @@ impl<'a> ClaimRequest<'a> {
         }
     }
 
-    /// Sets whether a COMPLETED execution of this id means the tick is done.
+    /// Sets whether an execution of this id that ran to its end means the tick is done.
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
@@ -73,8 +73,14 @@ impl<'a> ClaimRequest<'a> {
 pub enum Claim {
     /// This run owns the execution now.
     Acquired(Claimed),
-    /// The execution already completed: the tick is done.
-    Completed,
+    /// The execution already ran to its end (completed, failed after its last attempt, or
+    /// timed out): the tick is done, and is not run again by another instance. An execution
+    /// that was cancelled (shutdown, lock loss) or whose owner died can be claimed again and
+    /// resumes.
+    Done {
+        /// How it ended.
+        status: Status,
+    },
     /// Another execution of the job is live.
     Busy {
         /// The live execution.
@@ -124,6 +130,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// Whether an execution in this state ran to its end: it is not claimed again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::TimedOut)
+    }
+
     /// The name stored in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -431,9 +431,11 @@ fn end_of_day<Z: TimeZone>(zone: &Z, y: i32, m: u32, d: u32) -> Option<DateTime<
 /// are the same execution, so at most one of them completes.
 ///
 /// Placeholders, rendered on the tick's wall clock in the job's zone: `{job}` (the job's
-/// name), `{date}` (`2026-11-29`), `{hour}` (`2026-11-29T02`), `{datetime}`
-/// (`2026-11-29T02:00:00`), and `{tick}` (the tick in UTC, RFC 3339). Braces are written
-/// `{{` and `}}`.
+/// name), `{date}` (`2026-11-29`), `{hour}` (`2026-11-29T02+01:00`), `{datetime}`
+/// (`2026-11-29T02:00:00+01:00`), and `{tick}` (the tick in UTC, RFC 3339). `{hour}` and
+/// `{datetime}` carry the UTC offset, so the two passes of a fall-back overlap hour are two
+/// executions; `{date}` is one execution per local day, whatever the offset. Braces are
+/// written `{{` and `}}`.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -488,7 +490,20 @@ impl KeyTemplate {
                     text.push('}');
                 }
                 '{' => {
-                    let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(invalid(format!(
+                            "unterminated placeholder `{{{name}`; close it with `}}`"
+                        )));
+                    }
                     let part = match name.as_str() {
                         "job" => KeyPart::Job,
                         "date" => KeyPart::Date,
@@ -537,8 +552,10 @@ impl KeyTemplate {
                 KeyPart::Text(t) => out.push_str(t),
                 KeyPart::Job => out.push_str(job),
                 KeyPart::Date => out.push_str(&local.format("%Y-%m-%d").to_string()),
-                KeyPart::Hour => out.push_str(&local.format("%Y-%m-%dT%H").to_string()),
-                KeyPart::DateTime => out.push_str(&local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                KeyPart::Hour => out.push_str(&local.format("%Y-%m-%dT%H%:z").to_string()),
+                KeyPart::DateTime => {
+                    out.push_str(&local.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+                }
                 KeyPart::Tick => {
                     out.push_str(&tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
                 }
@@ -730,6 +747,26 @@ mod tests {
         assert_eq!(
             s.latest_at_or_before(utc(2024, 3, 27, 0, 0, 0)),
             Some(utc(2024, 2, 26, 0, 0, 0))
+        );
+    }
+
+    #[test]
+    fn key_templates() {
+        assert!(KeyTemplate::parse("orders-{date").is_err());
+        assert!(KeyTemplate::parse("orders-{week}").is_err());
+        assert!(KeyTemplate::parse("orders-}").is_err());
+        assert!(KeyTemplate::parse("orders").is_err(), "a key with no time");
+        // Fall-back in Berlin: 02:00 local happens twice, an hour apart.
+        let key = KeyTemplate::parse("{job}-{datetime}").unwrap();
+        let berlin = parse_zone("Europe/Berlin").unwrap();
+        let first = key.render("j", utc(2025, 10, 26, 0, 0, 0), berlin);
+        let second = key.render("j", utc(2025, 10, 26, 1, 0, 0), berlin);
+        assert_eq!(first, "j-2025-10-26T02:00:00+02:00");
+        assert_eq!(second, "j-2025-10-26T02:00:00+01:00");
+        let daily = KeyTemplate::parse("{{{job}}}-{date}").unwrap();
+        assert_eq!(
+            daily.render("j", utc(2025, 10, 26, 1, 0, 0), berlin),
+            "{j}-2025-10-26"
         );
     }
 

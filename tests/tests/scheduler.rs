@@ -189,7 +189,7 @@ async fn permanent_errors_are_not_retried_and_reach_the_failure_hooks() {
         }
     })
     .retry(RetryPolicy::attempts(5))
-    .on_failure(Arc::new(job_reports.hook()));
+    .on_failure(job_reports.hook());
     let hook = global_reports.hook();
     let b = builder(&clock).job(job).on_failure(hook);
     run_for(b, secs(15)).await;
@@ -279,7 +279,7 @@ async fn a_job_that_ignores_cancellation_is_dropped_after_the_grace_period() {
     .timeout(secs(5));
     let reports = Reports::default();
     let b = builder(&clock)
-        .job(job.on_failure(Arc::new(reports.hook())))
+        .job(job.on_failure(reports.hook()))
         .store(store.clone())
         .cancel_grace(secs(2));
     let scheduler = b.build().await.unwrap();
@@ -627,6 +627,8 @@ struct FlakyRenewals {
     inner: InProcessLock,
     ok: u32,
     extends: AtomicU32,
+    /// After the first `ok` renewals, hang instead of failing (a partitioned backend).
+    hang: bool,
 }
 
 impl LockBackend for FlakyRenewals {
@@ -645,6 +647,8 @@ impl LockBackend for FlakyRenewals {
     ) -> BoxFuture<'a, Result<bool, LockError>> {
         if self.extends.fetch_add(1, Ordering::SeqCst) < self.ok {
             self.inner.extend(lease, ttl)
+        } else if self.hang {
+            Box::pin(std::future::pending())
         } else {
             Box::pin(async { Err(LockError::new("connection refused")) })
         }
@@ -668,6 +672,7 @@ async fn the_watchdog_renews_the_lease_while_a_long_job_runs() {
         inner: InProcessLock::new(),
         ok: u32::MAX,
         extends: AtomicU32::new(0),
+        hang: false,
     });
     let store = Arc::new(MemoryStore::new());
     let job = Job::new("long", every(400), |_ctx: JobContext| async {
@@ -707,6 +712,7 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
         inner: InProcessLock::new(),
         ok: 1,
         extends: AtomicU32::new(0),
+        hang: false,
     });
     let store = Arc::new(MemoryStore::new());
     let reports = Reports::default();
@@ -724,7 +730,7 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
         }
     })
     .lock(LockPolicy::new(secs(30)))
-    .on_failure(Arc::new(reports.hook()));
+    .on_failure(reports.hook());
     let other = lock.clone();
     let probe = async move {
         sleep(secs(400 + 60)).await;
@@ -823,11 +829,11 @@ async fn context_reports_its_execution() {
     run_for(builder(&clock).job(job), secs(15)).await;
     let (job, id, attempt, fence, instance, key) = seen.lock().unwrap().clone().unwrap();
     assert_eq!(job, "introspect");
-    assert_eq!(id, "introspect-2026-01-01T00:00:10");
+    assert_eq!(id, "introspect-2026-01-01T00:00:10+00:00");
     assert_eq!(attempt, 1);
     assert_eq!(fence, 1);
     assert_eq!(instance, "test");
-    assert_eq!(key, "introspect-2026-01-01T00:00:10/order-7");
+    assert_eq!(key, "introspect-2026-01-01T00:00:10+00:00/order-7");
 }
 
 #[tokio::test]
@@ -905,4 +911,275 @@ async fn jitter_delays_each_run_within_its_bound() {
     );
     let distinct: std::collections::HashSet<_> = delays.iter().collect();
     assert!(distinct.len() > 10, "delays are random: {delays:?}");
+}
+
+/// Runs a job that ignores cancellation under a lease whose renewals fail after the first;
+/// returns how long the run lasted (from its failure report).
+async fn lease_loss_run(
+    name: &'static str,
+    hang: bool,
+    timeout: Option<Duration>,
+    cancel_grace: Duration,
+) -> (FailureReport, Duration) {
+    let clock = TestClock::new(t0());
+    let told = Arc::new(Mutex::new(None));
+    let told2 = told.clone();
+    let lock = Arc::new(FlakyRenewals {
+        inner: InProcessLock::new(),
+        ok: 1,
+        extends: AtomicU32::new(0),
+        hang,
+    });
+    let reports = Reports::default();
+    let mut job = Job::new(name, every(400), move |ctx: JobContext| {
+        let told = told2.clone();
+        async move {
+            let start = Instant::now();
+            ctx.cancelled().await;
+            *told.lock().unwrap() = Some(start.elapsed());
+            // Then ignores it: the executor must drop the run in time anyway.
+            sleep(secs(600)).await;
+            Ok(())
+        }
+    })
+    .lock(LockPolicy::new(secs(30)))
+    .on_failure(reports.hook());
+    if let Some(t) = timeout {
+        job = job.timeout(t);
+    }
+    builder(&clock)
+        .job(job)
+        .lock_backend(lock)
+        .cancel_grace(cancel_grace)
+        .run_until_for(secs(400 + 200))
+        .await;
+    let r = reports.get();
+    assert_eq!(r.len(), 1, "{r:?}");
+    let told = told
+        .lock()
+        .unwrap()
+        .expect("the run was never told to stop");
+    (r[0].clone(), told)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_renewal_still_stops_the_run_before_the_lease_expires() {
+    // Renewed at 10 s (valid until 40 s); the next renewal hangs. The watchdog must not wait
+    // for it: cancelled at 30 s, dropped by 40 s.
+    let (r, told) = lease_loss_run("hung_renewal", true, None, secs(60)).await;
+    assert_eq!(r.outcome, "cancelled");
+    assert_eq!(
+        told,
+        secs(30),
+        "told to stop when the lease could no longer be proven"
+    );
+    assert!(
+        r.duration <= secs(40),
+        "ran {:?} on a lease valid for 40 s",
+        r.duration
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_lost_after_a_timeout_still_bounds_the_grace_period() {
+    // Timed out at 1 s with a 60 s cancel grace; the lease, renewed once, is valid until
+    // 40 s: the run must be gone by then, not at 61 s.
+    let (r, told) = lease_loss_run("timeout_then_lock_lost", false, Some(secs(1)), secs(60)).await;
+    assert_eq!(told, secs(1), "told to stop by the timeout");
+    assert!(
+        r.duration <= secs(40),
+        "ran {:?} on a lease valid for 40 s",
+        r.duration
+    );
+}
+
+/// A memory store whose heartbeats hang (a store that stopped answering mid-run).
+struct HungHeartbeats(MemoryStore);
+
+impl ExecutionStore for HungHeartbeats {
+    fn register<'a>(
+        &'a self,
+        job: &'a tickguard::store::JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<tickguard::store::JobRecord, tickguard::store::StoreError>> {
+        self.0.register(job)
+    }
+    fn claim<'a>(
+        &'a self,
+        request: &'a tickguard::store::ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<tickguard::store::Claim, tickguard::store::StoreError>> {
+        self.0.claim(request)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        _exec: &'a tickguard::store::ExecutionRef,
+    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
+        Box::pin(std::future::pending())
+    }
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a tickguard::store::ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
+        self.0.checkpoint(exec, state)
+    }
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a tickguard::store::ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, tickguard::store::StoreError>> {
+        self.0.last_checkpoint(exec)
+    }
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a tickguard::store::ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<tickguard::store::OnceState, tickguard::store::StoreError>> {
+        self.0.once_begin(exec, key)
+    }
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a tickguard::store::ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
+        self.0.once_end(exec, key, done)
+    }
+    fn finish<'a>(
+        &'a self,
+        exec: &'a tickguard::store::ExecutionRef,
+        finish: &'a tickguard::store::Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
+        self.0.finish(exec, finish)
+    }
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<tickguard::store::ExecutionRecord>, tickguard::store::StoreError>>
+    {
+        self.0.executions(job, limit)
+    }
+    fn describe(&self) -> String {
+        "hung heartbeats".to_owned()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_store_stops_answering_is_stopped_before_its_owner_counts_as_gone() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(HungHeartbeats(MemoryStore::new()));
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let seen = reasons.clone();
+    let started = Arc::new(Mutex::new(None));
+    let (st, clock2) = (started.clone(), clock.clone());
+    let job = Job::new("store_gone", every(400), move |ctx: JobContext| {
+        let seen = seen.clone();
+        *st.lock().unwrap() = Some(clock2.now());
+        async move {
+            ctx.cancelled().await;
+            seen.lock()
+                .unwrap()
+                .push((ctx.cancel_reason(), Instant::now()));
+            Err(JobError::transient("stopped"))
+        }
+    });
+    let t_start = Instant::now();
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .liveness(secs(30))
+        .run_until_for(secs(400 + 100))
+        .await;
+    let reasons = reasons.lock().unwrap().clone();
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].0, Some(CancelReason::StoreUnreachable));
+    // Claimed at 400 s; another instance counts the owner gone at 430 s; the run was told
+    // at 420 s.
+    assert_eq!(reasons[0].1 - t_start, secs(420));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_tick_is_not_run_again_by_other_instances() {
+    let store = Arc::new(MemoryStore::new());
+    let lock = Arc::new(InProcessLock::new());
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut instances = Vec::new();
+    for i in 0..3 {
+        let clock = TestClock::new(t0());
+        let counted = runs.clone();
+        let job = Job::new("fails_once_per_tick", every(10), move |_ctx: JobContext| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err(JobError::permanent("bad input")) }
+        })
+        .idempotent()
+        .lock(LockPolicy::new(secs(30)))
+        .jitter(Duration::from_millis(500));
+        instances.push(
+            builder(&clock)
+                .instance_id(format!("instance-{i}"))
+                .job(job)
+                .store(store.clone())
+                .lock_backend(lock.clone())
+                .run_until_for(secs(35)),
+        );
+    }
+    futures_join_concurrently(instances).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "ticks 10, 20, 30 once each");
+}
+
+#[tokio::test(start_paused = true)]
+async fn catch_up_runs_are_not_locked_out_by_their_own_at_least() {
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("catch_up_at_least", every(10), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .lock(LockPolicy::new(secs(30)).at_least(secs(5)))
+    .misfire(Misfire::RunAll);
+    let jump = clock.clone();
+    let scenario = async move {
+        sleep(secs(5)).await;
+        jump.jump(chrono::Duration::seconds(50)); // wall clock 55 s: ticks 10..=50 due
+        sleep(secs(10)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .build()
+        .await
+        .unwrap()
+        .run_until(scenario)
+        .await
+        .unwrap();
+    assert_eq!(seconds_after_t0(&ticks.get()), [10, 20, 30, 40, 50, 60]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_does_not_start_a_run_after_shutdown_began() {
+    let clock = TestClock::new(t0());
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    let job = Job::new("jitter_shutdown", every(10), move |_ctx: JobContext| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    })
+    .jitter(secs(1000));
+    builder(&clock)
+        .job(job)
+        .run_until_for(Duration::from_millis(10_001))
+        .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn absurd_durations_are_refused_at_build() {
+    let ok = |_ctx: JobContext| async { Ok(()) };
+    let e = Scheduler::builder()
+        .discover(false)
+        .job(Job::new("forever", every(1), ok).timeout(Duration::MAX))
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("timeout"), "{e}");
 }

@@ -50,6 +50,7 @@ macro_rules! store_conformance {
 
             store_conformance!(@cases $store;
                 claims_once,
+                failed_tick_is_not_run_again_but_cancelled_one_resumes,
                 concurrent_claims_of_one_tick_have_one_winner,
                 concurrent_claims_of_many_ticks_have_one_winner,
                 completed_tick_is_skipped_when_idempotent,
@@ -290,7 +291,7 @@ async fn concurrent_claims_of_one_tick_have_one_winner(
         let (owner, claim) = task.await.expect("a claimer panicked");
         match claim {
             Claim::Acquired(claimed) => winners.push((owner, claimed)),
-            Claim::Completed => {}
+            Claim::Done { .. } => {}
             Claim::Busy { execution_id } => assert_eq!(execution_id, id),
         }
     }
@@ -358,7 +359,7 @@ async fn concurrent_claims_of_many_ticks_have_one_winner(
             Claim::Busy { execution_id } => {
                 assert_eq!(execution_id, winner, "`{id}` busy with the wrong execution")
             }
-            Claim::Completed => panic!("`{id}` was never completed"),
+            Claim::Done { .. } => panic!("`{id}` was never completed"),
         }
     }
     assert_eq!(
@@ -382,7 +383,9 @@ async fn completed_tick_is_skipped_when_idempotent(store: Arc<dyn ExecutionStore
         let claim = Claimer::new(&job, &id, 0, owner).claim(&*store).await;
         assert_eq!(
             claim,
-            Claim::Completed,
+            Claim::Done {
+                status: Status::Completed
+            },
             "the completed tick was claimed again by `{owner}`"
         );
     }
@@ -411,6 +414,37 @@ async fn completed_tick_is_skipped_when_idempotent(store: Arc<dyn ExecutionStore
         .win(&*store)
         .await;
     assert!(third.fence > second.fence);
+}
+
+async fn failed_tick_is_not_run_again_but_cancelled_one_resumes(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    // A tick whose last attempt failed, or that timed out, ran to its end: another instance
+    // firing the same tick must not run it (and its side effects) again.
+    for (n, status) in [(1, Status::Failed), (2, Status::TimedOut)] {
+        let id = tick_id(&job, n);
+        let (_, exec) = Claimer::new(&job, &id, n, "owner-1").win(&*store).await;
+        finish(&*store, &exec, status, 3, Some("boom")).await;
+        let claim = Claimer::new(&job, &id, n, "owner-2").claim(&*store).await;
+        assert_eq!(claim, Claim::Done { status }, "{status} tick claimed again");
+    }
+    // A cancelled one (shutdown, lock loss) was interrupted: it resumes, attempts carried.
+    let id = tick_id(&job, 3);
+    let (_, exec) = Claimer::new(&job, &id, 3, "owner-1").win(&*store).await;
+    finish(
+        &*store,
+        &exec,
+        Status::Cancelled,
+        2,
+        Some("run stopped: shutdown"),
+    )
+    .await;
+    let (resumed, _) = Claimer::new(&job, &id, 3, "owner-2").win(&*store).await;
+    assert!(resumed.resumed);
+    assert_eq!(resumed.previous_attempts, 2);
 }
 
 async fn live_execution_makes_claims_busy(store: Arc<dyn ExecutionStore>, prefix: &str) {
@@ -697,8 +731,9 @@ async fn fences_strictly_increase(store: Arc<dyn ExecutionStore>, prefix: &str) 
         let status = statuses[n as usize % statuses.len()];
         finish(&*store, &exec, status, 1, None).await;
     }
-    // A re-run of a failed execution is a claim too.
+    // A re-run of a failed execution (an explicit claim that ignores its end) is a claim too.
     let (claimed, _) = Claimer::new(&job, &tick_id(&job, 1), 1, "rerun")
+        .idempotent(false)
         .win(&*store)
         .await;
     assert!(claimed.fence > last);
@@ -796,8 +831,12 @@ async fn checkpoint_round_trip(store: Arc<dyn ExecutionStore>, prefix: &str) {
         "finish keeps the checkpoint"
     );
 
-    // A rerun of the execution resumes from it; a fresh execution starts from nothing.
-    let (rerun, exec) = Claimer::new(&job, &id, 0, "owner-2").win(&*store).await;
+    // A rerun of the execution (an explicit claim that ignores its end) resumes from it; a
+    // fresh execution starts from nothing.
+    let (rerun, exec) = Claimer::new(&job, &id, 0, "owner-2")
+        .idempotent(false)
+        .win(&*store)
+        .await;
     assert_eq!(rerun.checkpoint.as_deref(), Some(states[2]));
     assert_eq!(rerun.previous_attempts, 3);
     finish(&*store, &exec, Status::Completed, 4, None).await;

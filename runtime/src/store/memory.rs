@@ -85,9 +85,10 @@ impl JobState {
             fence: 0,
             created_at: Utc::now(),
             last_tick: None,
-            rows: HashMap::new(),
+            // Sized for the rows it keeps, so a busy job never rehashes.
+            rows: HashMap::with_capacity(MEMORY_STORE_RETAINED + 2),
             running: HashSet::new(),
-            finished: VecDeque::new(),
+            finished: VecDeque::with_capacity(MEMORY_STORE_RETAINED + 1),
         }
     }
 
@@ -146,9 +147,11 @@ impl MemoryStore {
         let existing = state.rows.get(req.execution_id);
         if let Some(row) = existing
             && req.idempotent
-            && row.record.status == Status::Completed
+            && row.record.status.is_final()
         {
-            return Claim::Completed;
+            return Claim::Done {
+                status: row.record.status,
+            };
         }
         // Judged by the request's liveness, as the contract (and a database) does.
         let live_other = state
