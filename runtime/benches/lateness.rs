@@ -55,17 +55,22 @@ fn ms(late: chrono::TimeDelta) -> f64 {
     late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
 }
 
-/// The first whole second at least `lead` from now, and the `seconds` ticks from it.
-fn window(seconds: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+/// Seconds the scheduler runs before the measured window: long enough for the in-memory
+/// store to hold its steady-state number of records per job, so the window measures a
+/// scheduler that has been up for a while, not one growing its tables.
+const WARM_UP: i64 = tickguard::store::MEMORY_STORE_RETAINED as i64 + 2;
+
+/// The `seconds` ticks of the measured window, starting `lead` seconds from now.
+fn window(seconds: u32, lead: i64) -> (DateTime<Utc>, DateTime<Utc>) {
     let now = Utc::now();
-    let first = DateTime::from_timestamp(now.timestamp() + 2, 0).unwrap_or(now);
+    let first = DateTime::from_timestamp(now.timestamp() + lead, 0).unwrap_or(now);
     let last = first + chrono::Duration::seconds(i64::from(seconds) - 1);
     (first, last)
 }
 
 async fn scheduler(jobs: usize, seconds: u32) -> Figures {
     let samples = Arc::new(Mutex::new(Vec::with_capacity(jobs * seconds as usize)));
-    let (first, last) = window(seconds);
+    let (first, last) = window(seconds, WARM_UP);
     let mut builder = Scheduler::builder().discover(false);
     for i in 0..jobs {
         let samples = samples.clone();
@@ -85,19 +90,27 @@ async fn scheduler(jobs: usize, seconds: u32) -> Figures {
     let s = builder.build().await.unwrap();
     // Dropped after the measurement: freeing every execution record is not firing.
     let _store = s.store();
+    let cpu_used = Arc::new(Mutex::new(0.0));
+    let cpu_result = cpu_used.clone();
     let stop = (last + chrono::Duration::milliseconds(900) - Utc::now())
         .to_std()
         .unwrap_or_default();
-    let cpu = cpu_seconds();
-    s.run_until(tokio::time::sleep(stop)).await.unwrap();
-    let cpu = cpu_seconds() - cpu;
+    let measure = async move {
+        let wait = (first - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let cpu = cpu_seconds();
+        tokio::time::sleep(stop.saturating_sub(wait)).await;
+        *cpu_used.lock().unwrap() = cpu_seconds() - cpu;
+    };
+    s.run_until(measure).await.unwrap();
+    let cpu = *cpu_result.lock().unwrap();
     let late = std::mem::take(&mut *samples.lock().unwrap());
     figures(late, jobs * seconds as usize, cpu)
 }
 
 async fn bare_tasks(jobs: usize, seconds: u32) -> Figures {
     let samples = Arc::new(Mutex::new(Vec::with_capacity(jobs * seconds as usize)));
-    let (first, last) = window(seconds);
+    let (first, last) = window(seconds, 2);
     let cpu = cpu_seconds();
     let mut tasks = Vec::with_capacity(jobs);
     for _ in 0..jobs {
@@ -179,7 +192,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("tickguard lateness bench: jobs due every second for {seconds} s, embedded defaults");
+    println!(
+        "tickguard lateness bench: jobs due every second, measured for {seconds} s after a \
+         {WARM_UP} s warm-up, embedded defaults"
+    );
     rt.block_on(async {
         if profile {
             print("tickguard scheduler", &scheduler(10_000, seconds).await);

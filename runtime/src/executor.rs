@@ -203,18 +203,20 @@ pub(crate) async fn execute(
             tokio::pin!(keeper, run);
             let mut watching = true;
             let mut drop_at = None;
+            // The drop deadline is checked first; then the run, so that a job that finishes in
+            // its first poll never arms the watchdog's timers; then the watchdog.
             loop {
                 tokio::select! {
                     biased;
-                    deadline = &mut keeper, if watching => {
-                        watching = false;
-                        drop_at = deadline;
-                    }
                     () = sleep_until_some(drop_at) => {
                         let reason = exec.reason().unwrap_or(CancelReason::LockLost);
                         break RunEnd::stopped(reason, exec.attempts.load(Ordering::Relaxed));
                     }
                     end = &mut run => break end,
+                    deadline = &mut keeper, if watching => {
+                        watching = false;
+                        drop_at = deadline;
+                    }
                 }
             }
         };

@@ -1,5 +1,5 @@
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -13,8 +13,9 @@ use super::{
 use crate::BoxFuture;
 
 /// How many finished executions per job the memory store keeps (older ones are forgotten,
-/// so a long-running process does not grow without bound).
-pub const MEMORY_STORE_RETAINED: usize = 32;
+/// so a long-running process does not grow without bound: 10,000 jobs firing every second
+/// hold 160,000 records).
+pub const MEMORY_STORE_RETAINED: usize = 16;
 
 /// Executions kept in this process's memory: the embedded default.
 ///
@@ -34,9 +35,12 @@ struct JobState {
     fence: u64,
     created_at: DateTime<Utc>,
     last_tick: Option<DateTime<Utc>>,
-    rows: HashMap<String, Row>,
-    running: HashSet<String>,
-    finished: VecDeque<String>,
+    /// In claim order, oldest first. A job keeps at most [`MEMORY_STORE_RETAINED`] finished
+    /// rows and rarely more than one running, so a scan from the newest end finds a run's
+    /// row at once, with no hashing and no map that grows.
+    rows: VecDeque<Row>,
+    /// How many rows are not running.
+    finished: usize,
 }
 
 #[derive(Debug)]
@@ -85,10 +89,33 @@ impl JobState {
             fence: 0,
             created_at: Utc::now(),
             last_tick: None,
-            // Sized for the rows it keeps, so a busy job never rehashes.
-            rows: HashMap::with_capacity(MEMORY_STORE_RETAINED + 2),
-            running: HashSet::new(),
-            finished: VecDeque::with_capacity(MEMORY_STORE_RETAINED + 1),
+            rows: VecDeque::new(),
+            finished: 0,
+        }
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        self.rows.iter().rposition(|r| r.record.id == id)
+    }
+
+    fn row(&self, id: &str) -> Option<&Row> {
+        self.position(id).map(|i| &self.rows[i])
+    }
+
+    /// Forgets the oldest finished rows beyond [`MEMORY_STORE_RETAINED`].
+    fn trim(&mut self) {
+        while self.finished > MEMORY_STORE_RETAINED {
+            match self
+                .rows
+                .iter()
+                .position(|r| r.record.status != Status::Running)
+            {
+                Some(i) => {
+                    self.rows.remove(i);
+                    self.finished -= 1;
+                }
+                None => break,
+            }
         }
     }
 
@@ -97,7 +124,10 @@ impl JobState {
         if self.fence != exec.fence {
             return Err(fenced(exec));
         }
-        match self.rows.get_mut(&exec.execution_id) {
+        let row = self
+            .position(&exec.execution_id)
+            .and_then(|i| self.rows.get_mut(i));
+        match row {
             Some(row) if row.record.fence == exec.fence && row.record.status == Status::Running => {
                 Ok(row)
             }
@@ -144,7 +174,7 @@ impl MemoryStore {
         let wall = Utc::now();
         let job = self.job(req.job);
         let mut state = lock(&job);
-        let existing = state.rows.get(req.execution_id);
+        let existing = state.row(req.execution_id);
         if let Some(row) = existing
             && req.idempotent
             && row.record.status.is_final()
@@ -155,9 +185,9 @@ impl MemoryStore {
         }
         // Judged by the request's liveness, as the contract (and a database) does.
         let live_other = state
-            .running
+            .rows
             .iter()
-            .filter_map(|id| state.rows.get(id))
+            .rev()
             .find(|row| row.live_within(now, req.liveness));
         if let Some(row) = live_other {
             return Claim::Busy {
@@ -165,15 +195,16 @@ impl MemoryStore {
             };
         }
         // Every running row left is an owner that is gone: none of them may write again.
-        let dead: Vec<String> = state.running.drain().collect();
-        for id in dead.iter().filter(|id| id.as_str() != req.execution_id) {
-            if let Some(row) = state.rows.get_mut(id) {
+        let mut abandoned = 0;
+        for row in state.rows.iter_mut() {
+            if row.record.status == Status::Running && row.record.id != req.execution_id {
                 row.record.status = Status::Cancelled;
                 row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
                 row.record.finished_at = Some(wall);
+                abandoned += 1;
             }
-            state.finished.push_back(id.clone());
         }
+        state.finished += abandoned;
         state.fence += 1;
         let fence = state.fence;
         state.last_tick = Some(
@@ -181,36 +212,38 @@ impl MemoryStore {
                 .last_tick
                 .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
         );
-        let previous = state.rows.remove(req.execution_id);
+        let previous = state
+            .position(req.execution_id)
+            .and_then(|i| state.rows.remove(i));
         let resumed = previous.is_some();
+        if previous
+            .as_ref()
+            .is_some_and(|row| row.record.status != Status::Running)
+        {
+            state.finished -= 1;
+        }
         let (previous_attempts, checkpoint) = previous
             .map(|row| (row.record.attempts, row.record.checkpoint))
             .unwrap_or_default();
-        if resumed {
-            state.finished.retain(|id| id != req.execution_id);
-        }
-        state.rows.insert(
-            req.execution_id.to_owned(),
-            Row {
-                record: ExecutionRecord {
-                    id: req.execution_id.to_owned(),
-                    job: req.job.to_owned(),
-                    scheduled_at: req.scheduled_at,
-                    status: Status::Running,
-                    fence,
-                    owner: req.owner.to_owned(),
-                    attempts: previous_attempts,
-                    started_at: wall,
-                    heartbeat_at: wall,
-                    finished_at: None,
-                    error: None,
-                    checkpoint: checkpoint.clone(),
-                },
-                heartbeat: now,
-                liveness: req.liveness,
+        state.rows.push_back(Row {
+            record: ExecutionRecord {
+                id: req.execution_id.to_owned(),
+                job: req.job.to_owned(),
+                scheduled_at: req.scheduled_at,
+                status: Status::Running,
+                fence,
+                owner: req.owner.to_owned(),
+                attempts: previous_attempts,
+                started_at: wall,
+                heartbeat_at: wall,
+                finished_at: None,
+                error: None,
+                checkpoint: checkpoint.clone(),
             },
-        );
-        state.running.insert(req.execution_id.to_owned());
+            heartbeat: now,
+            liveness: req.liveness,
+        });
+        state.trim();
         Claim::Acquired(Claimed {
             fence,
             previous_attempts,
@@ -227,12 +260,9 @@ impl MemoryStore {
         row.record.attempts = finish.attempts;
         row.record.error = finish.error.map(str::to_owned);
         row.record.finished_at = Some(Utc::now());
-        state.running.remove(&exec.execution_id);
-        state.finished.push_back(exec.execution_id.clone());
-        while state.finished.len() > MEMORY_STORE_RETAINED {
-            if let Some(old) = state.finished.pop_front() {
-                state.rows.remove(&old);
-            }
+        if finish.status != Status::Running {
+            state.finished += 1;
+            state.trim();
         }
         Ok(())
     }
@@ -249,8 +279,7 @@ impl MemoryStore {
             let holder = lock(&holder);
             let holder_live = holder.fence == row.fence
                 && holder
-                    .rows
-                    .get(&row.execution_id)
+                    .row(&row.execution_id)
                     .is_some_and(|r| r.live(Instant::now()));
             if holder_live && !(row.execution_id == exec.execution_id && row.fence == exec.fence) {
                 return Ok(OnceState::Busy);
@@ -370,7 +399,7 @@ impl ExecutionStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         let state = self.job(job);
         let state = lock(&state);
-        let mut all: Vec<ExecutionRecord> = state.rows.values().map(|r| r.record.clone()).collect();
+        let mut all: Vec<ExecutionRecord> = state.rows.iter().map(|r| r.record.clone()).collect();
         all.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.started_at)));
         all.truncate(limit);
         ready(Ok(all))
@@ -378,5 +407,49 @@ impl ExecutionStore for MemoryStore {
 
     fn describe(&self) -> String {
         "in-memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn keeps_the_last_finished_executions_and_every_running_one() {
+        let store = MemoryStore::new();
+        let claim = |n: i64, owner: &'static str| {
+            let id = format!("j@{n}");
+            let store = &store;
+            async move {
+                let req = ClaimRequest::new("j", &id, at(n), owner).idempotent(false);
+                match store.claim(&req).await.unwrap() {
+                    Claim::Acquired(c) => ExecutionRef {
+                        job: "j".into(),
+                        execution_id: id,
+                        fence: c.fence,
+                    },
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        for n in 0..40 {
+            let exec = claim(n, "o").await;
+            let end = Finish::new(Status::Completed, 1, None);
+            store.finish(&exec, &end).await.unwrap();
+        }
+        let kept = store.executions("j", 100).await.unwrap();
+        let ids: Vec<_> = kept.iter().map(|r| r.id.as_str()).collect();
+        let expected: Vec<String> = (24..40).rev().map(|n| format!("j@{n}")).collect();
+        assert_eq!(ids, expected);
+        // A running execution is never forgotten, however many finish after it.
+        let running = claim(40, "o").await;
+        let kept = store.executions("j", 100).await.unwrap();
+        assert_eq!(kept.len(), MEMORY_STORE_RETAINED + 1);
+        assert_eq!(kept[0].status, Status::Running);
+        store.heartbeat(&running).await.unwrap();
     }
 }
