@@ -62,7 +62,7 @@ pub(crate) struct Execution {
     /// The scheduler's, shared by every run: fired when shutdown's grace period ran out.
     /// Kept apart from `cancel` (not a child token) so that starting a run takes no lock
     /// shared with every other run.
-    pub(crate) stop: CancellationToken,
+    pub(crate) stop: Arc<CancellationToken>,
     pub(crate) reason: OnceLock<CancelReason>,
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) fence_rejections: metrics::Counter,

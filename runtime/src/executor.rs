@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures_util::FutureExt;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -55,7 +55,7 @@ pub(crate) struct JobEntry {
     pub(crate) metrics: JobMetrics,
     /// Child of [`Runtime::stop_runs`]: the job's runs wait on it, so they share no waiter
     /// list with other jobs' runs.
-    pub(crate) stop: CancellationToken,
+    pub(crate) stop: Arc<CancellationToken>,
 }
 
 /// How a run ended, for the store, metrics and hooks.
@@ -82,11 +82,7 @@ pub(crate) async fn execute(
     let owner = format!("{}#{seq}", rt.instance_id);
     let execution_id = match &job.key {
         Some(key) => key.render(&job.name, tick, job.schedule.zone()),
-        None => format!(
-            "{}@{}#{owner}",
-            job.name,
-            tick.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-        ),
+        None => format!("{}@{}#{owner}", job.name, Rfc3339(tick)),
     };
 
     // Lock.
@@ -304,7 +300,10 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
     };
     tokio::pin!(tries);
     let deadline = job.timeout.map(|t| Instant::now() + t);
+    // The job first: one that finishes in its first poll never registers with the
+    // cancellation tokens or arms the timeout's timer.
     let finished = tokio::select! {
+        biased;
         result = &mut tries => Some(result),
         () = sleep_until_some(deadline) => {
             exec.cancel(CancelReason::Timeout);
@@ -349,7 +348,7 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
 
 /// Writes the run's end to the store (fenced), retrying a store that cannot be reached.
 async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
-    if exec.reason() == Some(CancelReason::Fenced) {
+    if exec.reason.get() == Some(&CancelReason::Fenced) {
         // The store already refused this run; a finish would be refused too.
         return end;
     }
@@ -556,6 +555,33 @@ fn lock_lost(entry: &JobEntry, exec: &Execution, why: &str) {
     exec.cancel(CancelReason::LockLost);
 }
 
+/// A tick as RFC 3339 in UTC (`2026-11-29T02:00:00Z`, fractions only when present), written
+/// straight into the id: chrono's general formatter costs more than the rest of the id.
+struct Rfc3339(DateTime<Utc>);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        match t.nanosecond() {
+            0 => {}
+            n if n % 1_000_000 == 0 => write!(f, ".{:03}", n / 1_000_000)?,
+            n if n % 1_000 == 0 => write!(f, ".{:06}", n / 1_000)?,
+            n => write!(f, ".{n:09}")?,
+        }
+        f.write_str("Z")
+    }
+}
+
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
@@ -570,5 +596,24 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{SecondsFormat, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn tick_text_is_rfc3339() {
+        for nanos in [0, 5_000_000, 123_456_000, 123_456_789] {
+            let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(
+                Rfc3339(t).to_string(),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+        }
     }
 }

@@ -8,11 +8,19 @@
 //! The lock is an optimisation: correctness comes from the execution store, whose fencing
 //! rejects the writes of a holder that lost its lease while paused (see
 //! [`ExecutionStore`](crate::store::ExecutionStore)).
+//!
+//! Backends: [`InProcessLock`] (the embedded default, for one instance) and, with the feature
+//! `redis`, `RedisLock` (one Redis server shared by every instance).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisLock;
 pub use memory::InProcessLock;
 
 use crate::BoxFuture;

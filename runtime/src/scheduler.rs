@@ -4,6 +4,7 @@ use std::{
     collections::HashMap,
     future::Future,
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
@@ -11,7 +12,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use tokio::time::{sleep, timeout};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::{CancellationToken, WaitForCancellationFutureOwned},
+    task::TaskTracker,
+};
 
 use crate::{
     Error, Job,
@@ -35,6 +39,9 @@ pub struct SchedulerBuilder {
     jobs: Vec<Job>,
     discover: bool,
     lock: Option<Arc<dyn LockBackend>>,
+    /// Set by [`SchedulerBuilder::redis`]: connected in `build()`.
+    #[cfg(feature = "redis")]
+    redis_url: Option<String>,
     store: Option<Arc<dyn ExecutionStore>>,
     instance_id: Option<String>,
     shutdown_grace: Duration,
@@ -63,6 +70,21 @@ impl SchedulerBuilder {
     /// The lock backend (default: [`InProcessLock`]). Pass an `Arc` to keep a handle.
     pub fn lock_backend(mut self, backend: impl LockBackend) -> Self {
         self.lock = Some(Arc::new(backend));
+        self
+    }
+
+    /// Locks jobs in the Redis server at `url` (`redis://[user:password@]host[:port][/db]`),
+    /// under the default key prefix `tickguard:lock:`. [`SchedulerBuilder::build`] connects
+    /// and checks that the server answers, and fails with [`Error::Lock`], naming the address
+    /// and what to check, if it does not.
+    ///
+    /// For a ready client, another key prefix, or a custom connection, build a
+    /// [`RedisLock`](crate::lock::RedisLock) and pass it to
+    /// [`SchedulerBuilder::lock_backend`] instead.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
         self
     }
 
@@ -158,6 +180,21 @@ impl SchedulerBuilder {
                 });
             }
         }
+        #[cfg(feature = "redis")]
+        let lock = match (self.redis_url, self.lock) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both .redis(..) and .lock_backend(..) name a lock backend; keep one".into(),
+                ));
+            }
+            (Some(url), None) => {
+                let lock = crate::lock::RedisLock::connect(&url).await?;
+                Some(Arc::new(lock) as Arc<dyn LockBackend>)
+            }
+            (None, lock) => lock,
+        };
+        #[cfg(not(feature = "redis"))]
+        let lock = self.lock;
         metrics::describe();
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
@@ -172,7 +209,7 @@ impl SchedulerBuilder {
         }
         let stop_runs = CancellationToken::new();
         let runtime = Runtime {
-            lock: self.lock.unwrap_or_else(|| Arc::new(InProcessLock::new())),
+            lock: lock.unwrap_or_else(|| Arc::new(InProcessLock::new())),
             store,
             instance_id: self.instance_id.unwrap_or_else(default_instance_id).into(),
             clock: self.clock,
@@ -187,7 +224,7 @@ impl SchedulerBuilder {
             .map(|job| {
                 Arc::new(JobEntry {
                     metrics: JobMetrics::new(&job.name),
-                    stop: stop_runs.child_token(),
+                    stop: Arc::new(stop_runs.child_token()),
                     job,
                 })
             })
@@ -241,6 +278,8 @@ impl Scheduler {
             jobs: Vec::new(),
             discover: true,
             lock: None,
+            #[cfg(feature = "redis")]
+            redis_url: None,
             store: None,
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),
@@ -311,28 +350,27 @@ impl Scheduler {
     }
 }
 
-/// Sleeps until the wall clock reads `target`; `false` if firing stopped first.
+/// Sleeps until the wall clock reads `target`; `false` if firing stopped first. `stopped` is
+/// the job loop's one registration with its shutdown token, kept across sleeps.
 async fn sleep_until_wall(
     clock: &Clock,
     target: DateTime<Utc>,
     firing: &CancellationToken,
+    stopped: &mut Pin<&mut WaitForCancellationFutureOwned>,
 ) -> bool {
     loop {
         let now = clock.now();
         // Re-checked after every wake: a wall clock set back makes this sleep again instead
         // of firing early.
-        if firing.is_cancelled() {
-            return false;
-        }
         let Ok(left) = (target - now).to_std() else {
-            return true;
+            return !firing.is_cancelled();
         };
         if left.is_zero() {
-            return true;
+            return !firing.is_cancelled();
         }
         tokio::select! {
             biased;
-            () = firing.cancelled() => return false,
+            () = stopped.as_mut() => return false,
             () = sleep(left.min(MAX_SLEEP)) => {}
         }
     }
@@ -349,6 +387,8 @@ async fn job_loop(
 ) {
     let schedule = &entry.job.schedule;
     let m = &entry.metrics;
+    let stopped = firing.clone().cancelled_owned();
+    tokio::pin!(stopped);
     // Ticks after start count; `last` only moves forward, so no tick fires twice even when
     // the wall clock is set back.
     let mut next = schedule.next_after(rt.clock.now());
@@ -357,7 +397,7 @@ async fn job_loop(
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
         };
-        if !sleep_until_wall(&rt.clock, tick, &firing).await {
+        if !sleep_until_wall(&rt.clock, tick, &firing, &mut stopped).await {
             return;
         }
         let now = rt.clock.now();

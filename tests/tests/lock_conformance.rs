@@ -12,6 +12,9 @@
 //!
 //! Time is real time everywhere (the distributed backends cannot see tokio's paused clock), with
 //! short ttls and generous margins, so the suite stays robust on a loaded machine.
+//!
+//! The Redis cases need a server at `TICKGUARD_TEST_REDIS` (default `redis://127.0.0.1:6379`);
+//! `bash scripts/services` starts one. Without it they fail: they never skip.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -23,7 +26,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tickguard::lock::{InProcessLock, Lease, LockBackend};
+use tickguard::lock::{InProcessLock, Lease, LockBackend, RedisLock};
 
 /// A ttl no case ever waits out.
 const LONG: Duration = Duration::from_secs(30);
@@ -69,6 +72,22 @@ macro_rules! lock_conformance {
 }
 
 lock_conformance!(in_process, Arc::new(InProcessLock::new()));
+lock_conformance!(redis, redis_lock().await);
+
+/// A [`RedisLock`] on the test server. Lock names are unique per case and process (see
+/// [`unique`]), so every case shares one key prefix and still runs in parallel; every key
+/// expires by itself within [`LONG`].
+async fn redis_lock() -> Arc<dyn LockBackend> {
+    let url = std::env::var("TICKGUARD_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let lock = RedisLock::connect(&url).await.unwrap_or_else(|e| {
+        panic!(
+            "the Redis lock tests need Redis at {url} (set TICKGUARD_TEST_REDIS to use another): \
+             {e}\nrun `bash scripts/services` to start it"
+        )
+    });
+    Arc::new(lock.with_prefix("tickguard-test:lock:"))
+}
 
 /// A name prefix no other case, run or process uses.
 fn unique(case: &str) -> String {

@@ -25,9 +25,45 @@ pub const MEMORY_STORE_RETAINED: usize = 16;
 /// executions of each job.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    // Each job has its own mutex, so 10,000 jobs firing at one instant do not queue on one.
-    jobs: RwLock<HashMap<String, Arc<Mutex<JobState>>>>,
+    // Each job has its own mutex, so 10,000 jobs firing at one instant do not queue on one;
+    // the map of jobs is split in shards so they do not all read one lock either.
+    jobs: [RwLock<JobShard>; SHARDS],
     once: Mutex<HashMap<String, OnceRow>>,
+}
+
+const SHARDS: usize = 16;
+
+type JobShard = HashMap<String, Arc<Mutex<JobState>>, Fnv>;
+
+/// FNV-1a: job names and execution ids are short and not attacker-chosen, so a fast hash
+/// beats SipHash on the hot path.
+#[derive(Clone, Copy, Debug)]
+struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
+
+fn fnv(text: &str) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = FnvHasher::default();
+    h.write(text.as_bytes());
+    h.finish()
 }
 
 #[derive(Debug)]
@@ -45,6 +81,8 @@ struct JobState {
 
 #[derive(Debug)]
 struct Row {
+    /// [`fnv`] of the id: most rows a scan passes are told apart without comparing ids.
+    key: u64,
     record: ExecutionRecord,
     heartbeat: Instant,
     /// The liveness its claim asked for: judges the row where no request names one (`once`).
@@ -95,7 +133,10 @@ impl JobState {
     }
 
     fn position(&self, id: &str) -> Option<usize> {
-        self.rows.iter().rposition(|r| r.record.id == id)
+        let key = fnv(id);
+        self.rows
+            .iter()
+            .rposition(|r| r.key == key && r.record.id == id)
     }
 
     fn row(&self, id: &str) -> Option<&Row> {
@@ -143,15 +184,11 @@ impl MemoryStore {
     }
 
     fn job(&self, name: &str) -> Arc<Mutex<JobState>> {
-        if let Some(job) = self
-            .jobs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
+        let shard = &self.jobs[(fnv(name) % SHARDS as u64) as usize];
+        if let Some(job) = shard.read().unwrap_or_else(|p| p.into_inner()).get(name) {
             return job.clone();
         }
-        self.jobs
+        shard
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .entry(name.to_owned())
@@ -174,8 +211,20 @@ impl MemoryStore {
         let wall = Utc::now();
         let job = self.job(req.job);
         let mut state = lock(&job);
-        let existing = state.row(req.execution_id);
-        if let Some(row) = existing
+        // One pass over the job's rows: this execution's row, and any other live one.
+        let key = fnv(req.execution_id);
+        let mut existing = None;
+        let mut live_other = None;
+        for (i, row) in state.rows.iter().enumerate().rev() {
+            if existing.is_none() && row.key == key && row.record.id == req.execution_id {
+                existing = Some(i);
+            }
+            // Judged by the request's liveness, as the contract (and a database) does.
+            if live_other.is_none() && row.live_within(now, req.liveness) {
+                live_other = Some(i);
+            }
+        }
+        if let Some(row) = existing.map(|i| &state.rows[i])
             && req.idempotent
             && row.record.status.is_final()
         {
@@ -183,13 +232,7 @@ impl MemoryStore {
                 status: row.record.status,
             };
         }
-        // Judged by the request's liveness, as the contract (and a database) does.
-        let live_other = state
-            .rows
-            .iter()
-            .rev()
-            .find(|row| row.live_within(now, req.liveness));
-        if let Some(row) = live_other {
+        if let Some(row) = live_other.map(|i| &state.rows[i]) {
             return Claim::Busy {
                 execution_id: row.record.id.clone(),
             };
@@ -212,9 +255,7 @@ impl MemoryStore {
                 .last_tick
                 .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
         );
-        let previous = state
-            .position(req.execution_id)
-            .and_then(|i| state.rows.remove(i));
+        let previous = existing.and_then(|i| state.rows.remove(i));
         let resumed = previous.is_some();
         if previous
             .as_ref()
@@ -226,6 +267,7 @@ impl MemoryStore {
             .map(|row| (row.record.attempts, row.record.checkpoint))
             .unwrap_or_default();
         state.rows.push_back(Row {
+            key: fnv(req.execution_id),
             record: ExecutionRecord {
                 id: req.execution_id.to_owned(),
                 job: req.job.to_owned(),

@@ -1,0 +1,481 @@
+use std::{fmt, sync::LazyLock, time::Duration};
+
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError,
+    RedisResult, Script, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use super::{Lease, LockBackend, LockError};
+use crate::BoxFuture;
+
+/// How long [`RedisLock::connect`] waits for the server before it reports it unreachable.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a reconnection attempt at run time may take.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Extends the lease if the key still holds this acquisition's value.
+/// `KEYS[1]` the lock's key; `ARGV[1]` the value written by acquire; `ARGV[2]` the ttl in ms.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+/// Releases the lease if the key still holds this acquisition's value: deletes it when
+/// `ARGV[2]` (ms) is `0`, or else replaces the value with a tombstone that expires in
+/// `ARGV[2]` ms. The tombstone keeps everyone out until then (`at_least`) while no
+/// handle, this one included, can extend or release it.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], 'released:' .. ARGV[1], 'PX', ARGV[2])
+end
+return 1
+",
+    )
+});
+
+/// Leases held in Redis: one key per lock, for many instances (feature `redis`).
+///
+/// - **acquire** is `SET {prefix}{name} {value} NX PX {ttl}`;
+/// - **extend** and **release** are Lua scripts (sent by `EVALSHA`, loaded on first use) that
+///   compare the stored value first, so a holder can never extend or delete a lease that
+///   expired and was taken by someone else;
+/// - a release with `hold_for > 0` (`at_least`) replaces the value with a tombstone that
+///   expires after `hold_for`: the lock stays taken until then, and the old handle can
+///   neither extend nor release it again.
+///
+/// The stored value is the lease's owner followed by a random 64-bit token (the
+/// [`Lease::token`]), so two instances misconfigured with the same instance id still cannot
+/// act on each other's leases.
+///
+/// Commands go through a [`ConnectionManager`]: one multiplexed connection, reconnected when
+/// it drops. While Redis is unreachable every operation fails at once with a [`LockError`]
+/// (the next one tries to reconnect); the executor then skips the tick (or, for a renewal,
+/// retries until the lease can no longer be proven alive, then cancels the run).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tickguard::Error> {
+/// use tickguard::{Scheduler, lock::RedisLock};
+///
+/// let lock = RedisLock::connect("redis://127.0.0.1:6379").await?.with_prefix("myapp:lock:");
+/// let scheduler = Scheduler::builder().lock_backend(lock).build().await?;
+/// # let _ = scheduler; Ok(()) }
+/// ```
+///
+/// Redis Sentinel and Redis Cluster are not supported by this type yet; see `docs/locks.md`
+/// for what a failover does to a held lock.
+#[derive(Clone)]
+pub struct RedisLock {
+    conn: ConnectionManager,
+    prefix: String,
+    description: String,
+}
+
+impl fmt::Debug for RedisLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLock")
+            .field("server", &self.description)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLock {
+    /// The key prefix unless [`RedisLock::with_prefix`] sets another: the lock of job
+    /// `nightly` is the key `tickguard:lock:nightly`.
+    pub const DEFAULT_PREFIX: &'static str = "tickguard:lock:";
+
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
+    /// `redis+unix:///path/to/socket`) and checks it answers `PING`.
+    ///
+    /// Fails with an error naming the address and what to check when the URL is malformed,
+    /// the server cannot be reached within 5 s, or it refuses the credentials. Sets
+    /// `TCP_NODELAY` and, on Linux, a 30 s `TCP_USER_TIMEOUT` so that a connection to a
+    /// server that vanished is dropped and re-established instead of hanging.
+    pub async fn connect(url: &str) -> Result<Self, LockError> {
+        let client = Client::open(url).map_err(|e| {
+            let message = if url.starts_with("rediss://") || url.starts_with("valkeys://") {
+                format!(
+                    "cannot use Redis URL `{}`: TLS needs the redis crate's TLS support, which \
+                     tickguard does not enable; add `redis = {{ version = \"1\", features = \
+                     [\"tokio-rustls-comp\"] }}` (or \"tokio-native-tls-comp\") to your own \
+                     dependencies",
+                    redact(url)
+                )
+            } else {
+                format!(
+                    "invalid Redis URL `{}`: {}; expected redis://[user:password@]host[:port][/db]",
+                    redact(url),
+                    reason(&e)
+                )
+            };
+            LockError::with_source(message, e)
+        })?;
+        let info = client.get_connection_info();
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        #[cfg(target_os = "linux")]
+        let tcp = tcp.set_user_timeout(Duration::from_secs(30));
+        let info = info.clone().set_tcp_settings(tcp);
+        let client = Client::open(info).map_err(|e| {
+            LockError::with_source(format!("invalid Redis URL `{}`: {e}", redact(url)), e)
+        })?;
+        Self::from_client(client).await
+    }
+
+    /// Uses a ready [`redis::Client`]: checks the server answers `PING`, as
+    /// [`RedisLock::connect`] does, then opens a reconnecting [`ConnectionManager`] on it.
+    pub async fn from_client(client: Client) -> Result<Self, LockError> {
+        let info = client.get_connection_info();
+        let description = describe(info);
+        let addr = address(info);
+        let check = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(STARTUP_TIMEOUT))
+            .set_response_timeout(Some(STARTUP_TIMEOUT));
+        // A plain connection first: a wrong address or password fails here, within the
+        // startup timeout, with an error that says what to check.
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&check)
+            .await
+            .map_err(|e| unreachable_error(&addr, e))?;
+        redis::cmd("PING")
+            .query_async::<Value>(&mut conn)
+            .await
+            .map_err(|e| unreachable_error(&addr, e))?;
+        drop(conn);
+        let config = ConnectionManagerConfig::new()
+            // One connection attempt per reconnect, no retries with backoff: while Redis is
+            // down each operation fails at once (with retries, each would wait out ~5 s of
+            // backoff), and the next operation tries to reconnect again. Lock operations are
+            // few (one acquire per tick, one renewal per ttl/3 or ttl/15 while failing), so
+            // on-demand reconnection is prompt enough.
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(RECONNECT_TIMEOUT))
+            // The executor bounds every call with its own deadlines (a renewal by the
+            // watchdog's loss deadline); a shorter client-side timeout would only turn a slow
+            // but working server into errors.
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| unreachable_error(&addr, e))?;
+        Ok(Self {
+            conn,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            description,
+        })
+    }
+
+    /// Uses a ready [`ConnectionManager`] (for a connection configured beyond what a URL
+    /// says). Nothing is checked: the first operation reports an unreachable server. The
+    /// manager's own reconnection settings apply: with the `redis` crate's defaults, an
+    /// operation while Redis is down waits out several retries with backoff (about 5 s)
+    /// before it fails, where [`RedisLock::connect`] and [`RedisLock::from_client`] make one
+    /// attempt (`ConnectionManagerConfig::set_number_of_retries(0)`).
+    pub fn from_connection_manager(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            description: "redis (connection manager)".to_owned(),
+        }
+    }
+
+    /// Puts the locks under `prefix` instead of [`RedisLock::DEFAULT_PREFIX`]: the lock of
+    /// job `name` is the key `{prefix}{name}`. Include the separator (`"myapp:lock:"`).
+    /// Instances that share jobs must share the prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The key prefix (see [`RedisLock::with_prefix`]).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Sends a command, and once more on a fresh connection if the connection was refused or
+    /// had dropped. Both happen on the first command after Redis restarted or the network
+    /// blipped, however long ago (the manager learns of a dropped connection only when a
+    /// command fails on it), and without the second try that command would fail: a daily
+    /// job would skip its tick because Redis restarted at noon.
+    ///
+    /// Returns the reply and whether the first attempt may have been applied (the connection
+    /// dropped after the command was written). Extend is idempotent; a repeated release
+    /// reports the lease gone, which the executor only logs; acquire checks (see there).
+    /// Timeouts are not retried: the command may still be on its way.
+    async fn send<T, F, Fut>(&self, send: F) -> RedisResult<(T, bool)>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        match send(self.conn.clone()).await {
+            Err(e) if e.is_connection_refusal() => Ok((send(self.conn.clone()).await?, false)),
+            Err(e) if e.is_connection_dropped() => Ok((send(self.conn.clone()).await?, true)),
+            other => other.map(|reply| (reply, false)),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn op_error(&self, what: &str, name: &str, e: RedisError) -> LockError {
+        let hint = if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            "; is redis-server running and reachable?"
+        } else {
+            ""
+        };
+        LockError::with_source(
+            format!(
+                "Redis at {}: {what} of lock `{}` failed: {}{hint}",
+                self.description,
+                self.key(name),
+                reason(&e)
+            ),
+            e,
+        )
+    }
+}
+
+/// The value stored for an acquisition: the owner and the random token.
+fn value(lease: &Lease) -> String {
+    format!("{}/{:016x}", lease.owner, lease.token)
+}
+
+/// A duration in whole milliseconds for `PX`/`PEXPIRE`, rounded up (a `PX` of 0 is an
+/// error, a `PEXPIRE` of 0 deletes the key) and capped where Redis would overflow.
+fn millis(d: Duration) -> u64 {
+    let ms = d.as_nanos().div_ceil(1_000_000).max(1);
+    u64::try_from(ms).unwrap_or(u64::MAX).min(1 << 50)
+}
+
+impl LockBackend for RedisLock {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+        Box::pin(async move {
+            let lease = Lease {
+                name: name.to_owned(),
+                owner: owner.to_owned(),
+                token: fastrand::u64(1..),
+            };
+            let mut set = redis::cmd("SET");
+            set.arg(self.key(name))
+                .arg(value(&lease))
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl));
+            let set = &set;
+            let (reply, maybe_applied) = self
+                .send(|mut conn| async move { set.query_async(&mut conn).await })
+                .await
+                .map_err(|e| self.op_error("acquire (SET NX PX)", name, e))?;
+            match reply {
+                Value::Okay => Ok(Some(lease)),
+                // Refused, but perhaps by our own first attempt, whose reply was lost with
+                // the connection: the value tells (it is unique to this acquisition).
+                Value::Nil if maybe_applied => {
+                    let mut get = redis::cmd("GET");
+                    get.arg(self.key(name));
+                    let current: Option<String> = get
+                        .query_async(&mut self.conn.clone())
+                        .await
+                        .map_err(|e| self.op_error("acquire (GET)", name, e))?;
+                    Ok((current.as_deref() == Some(value(&lease).as_str())).then_some(lease))
+                }
+                Value::Nil => Ok(None),
+                other => Err(LockError::new(format!(
+                    "Redis at {}: acquire of lock `{}` got an unexpected reply {other:?}",
+                    self.description,
+                    self.key(name)
+                ))),
+            }
+        })
+    }
+
+    fn extend<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        Box::pin(async move {
+            let mut call = EXTEND.key(self.key(&lease.name));
+            call.arg(value(lease)).arg(millis(ttl));
+            let call = &call;
+            let (extended, _): (i64, _) = self
+                .send(|mut conn| async move { call.invoke_async(&mut conn).await })
+                .await
+                .map_err(|e| self.op_error("extend", &lease.name, e))?;
+            Ok(extended == 1)
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        Box::pin(async move {
+            let hold_ms = if hold_for.is_zero() {
+                0
+            } else {
+                millis(hold_for)
+            };
+            let mut call = RELEASE.key(self.key(&lease.name));
+            call.arg(value(lease)).arg(hold_ms);
+            let call = &call;
+            let (released, _): (i64, _) = self
+                .send(|mut conn| async move { call.invoke_async(&mut conn).await })
+                .await
+                .map_err(|e| self.op_error("release", &lease.name, e))?;
+            Ok(released == 1)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+/// What failed, in plain words: the crate's message without its error-kind decoration.
+fn reason(e: &RedisError) -> String {
+    if e.is_connection_refusal() {
+        return "connection refused".to_owned();
+    }
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    if e.kind() == ErrorKind::Parse {
+        return format!(
+            "unexpected reply ({})",
+            e.to_string().replace('\n', " ").trim()
+        );
+    }
+    // `{description} - {kind:?}[: {detail}]`
+    e.to_string()
+        .replacen(&format!(" - {:?}", e.kind()), "", 1)
+        .replace('\n', " ")
+}
+
+/// The startup error: the server at `addr` could not be reached or refused us.
+fn unreachable_error(addr: &str, e: RedisError) -> LockError {
+    let check = match e.kind() {
+        ErrorKind::AuthenticationFailed => {
+            "check the user name and password in the URL (redis://user:password@host:port)"
+        }
+        ErrorKind::Server(_) => "check the credentials and the database number in the URL",
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            "the server there does not speak the Redis protocol; is the port right?"
+        }
+        _ if e.is_connection_refusal() => {
+            "is redis-server running there? (`bash scripts/services` starts one locally)"
+        }
+        _ if e.is_timeout() => "is the address right, and does a firewall drop the packets?",
+        _ => "is the address right, and is redis-server running there?",
+    };
+    LockError::with_source(
+        format!("cannot reach Redis at {addr}: {}; {check}", reason(&e)),
+        e,
+    )
+}
+
+/// `host:port` or the socket path, for errors.
+fn address(info: &ConnectionInfo) -> String {
+    info.addr().to_string()
+}
+
+/// The server as a URL without the password, for logs.
+fn describe(info: &ConnectionInfo) -> String {
+    let redis = info.redis_settings();
+    let user = redis
+        .username()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let db = match redis.db() {
+        0 => String::new(),
+        n => format!("/{n}"),
+    };
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{user}{host}:{port}{db}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{user}{host}:{port}{db}"),
+        ConnectionAddr::Unix(path) => format!("redis+unix://{}", path.display()),
+        other => format!("redis://{user}{other}{db}"),
+    }
+}
+
+/// `url` with the password replaced by `***`, for an error about a URL that did not parse.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    let masked = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        // `redis://password@host` is also accepted by some clients: mask it all.
+        "***".to_owned()
+    };
+    format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("redis://u:secret@h:1/0"),
+            "redis://u:***@h:1/0".to_owned()
+        );
+        assert_eq!(redact("redis://:secret@h"), "redis://:***@h".to_owned());
+        assert_eq!(redact("redis://secret@h"), "redis://***@h".to_owned());
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0".to_owned());
+        assert_eq!(redact("not a url"), "not a url".to_owned());
+    }
+
+    #[test]
+    fn describes_without_password() {
+        let client = Client::open("redis://user:secret@example.com:6380/2")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            describe(client.get_connection_info()),
+            "redis://user@example.com:6380/2"
+        );
+        let client = Client::open("redis://:secret@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            describe(client.get_connection_info()),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn rounds_millis_up() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 2);
+        assert_eq!(millis(Duration::from_secs(30)), 30_000);
+        assert_eq!(millis(Duration::MAX), 1 << 50);
+    }
+}

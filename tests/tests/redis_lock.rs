@@ -1,0 +1,420 @@
+//! The Redis lock beyond the conformance suite: startup errors, key layout, the `at_least`
+//! tombstone, an outage and recovery, and two schedulers sharing one Redis lock in real time.
+//!
+//! Needs Redis at `TICKGUARD_TEST_REDIS` (default `redis://127.0.0.1:6379`), and the
+//! `redis-server` binary for the outage test, which runs its own server on a free port;
+//! `bash scripts/services` installs and starts Redis. Without it the tests fail: they never
+//! skip.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use chrono::{DateTime, Utc};
+use tickguard::{
+    Error, Job, JobContext, LockPolicy, Schedule, Scheduler,
+    lock::{InProcessLock, LockBackend, RedisLock},
+    metrics as names,
+};
+
+fn redis_url() -> String {
+    std::env::var("TICKGUARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn no_redis(e: impl std::fmt::Display) -> ! {
+    panic!(
+        "these tests need Redis at {} (set TICKGUARD_TEST_REDIS to use another): {e}\n\
+         run `bash scripts/services` to start it",
+        redis_url()
+    )
+}
+
+async fn redis_lock() -> RedisLock {
+    RedisLock::connect(&redis_url())
+        .await
+        .unwrap_or_else(|e| no_redis(e))
+}
+
+/// A plain connection, to look at the keys the lock writes.
+async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap_or_else(|e| no_redis(e))
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| no_redis(e))
+}
+
+/// A name no other test, run or process uses.
+fn unique(what: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("tg-redis-{what}-{}-{nanos}", std::process::id())
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_clear_error() {
+    let e = RedisLock::connect("redis://127.0.0.1:1").await.unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("cannot reach Redis at 127.0.0.1:1")
+            && message.contains("connection refused")
+            && message.contains("redis-server running"),
+        "unclear error: {message}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_urls_are_clear_errors_without_the_password() {
+    for url in [
+        "http://127.0.0.1:6379",
+        "127.0.0.1:6379",
+        "redis://user:hunter2@127.0.0.1:notaport",
+    ] {
+        let message = RedisLock::connect(url).await.unwrap_err().to_string();
+        assert!(
+            message.starts_with("invalid Redis URL `") && message.contains("redis://"),
+            "{url}: unclear error: {message}"
+        );
+        assert!(
+            !message.contains("hunter2"),
+            "password in the error: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn builder_fails_at_build_with_the_clear_error() {
+    let e = Scheduler::builder()
+        .discover(false)
+        .redis("redis://127.0.0.1:1")
+        .build()
+        .await
+        .err()
+        .expect("built a scheduler on a closed port");
+    assert!(matches!(e, Error::Lock(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("cannot reach Redis at 127.0.0.1:1"),
+        "{e}"
+    );
+
+    let e = Scheduler::builder()
+        .discover(false)
+        .redis(redis_url())
+        .lock_backend(InProcessLock::new())
+        .build()
+        .await
+        .err()
+        .expect("two lock backends accepted");
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn describes_the_server_and_namespaces_keys() {
+    let lock = redis_lock().await;
+    assert_eq!(lock.prefix(), "tickguard:lock:");
+    assert!(
+        lock.describe().starts_with("redis://") && !lock.describe().contains('@'),
+        "{}",
+        lock.describe()
+    );
+    let mut raw = raw().await;
+    let name = unique("keys");
+    let lease = lock
+        .acquire(&name, "owner-1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let key = format!("tickguard:lock:{name}");
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let value = value.expect("no key under the default prefix");
+    assert!(value.starts_with("owner-1/"), "value {value}");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((29_000..=30_000).contains(&pttl), "pttl {pttl}");
+
+    // Another prefix is another namespace: the same name is free there.
+    let other = lock.clone().with_prefix("tickguard-test:other:");
+    let there = other
+        .acquire(&name, "owner-2", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the same name under another prefix is a different lock");
+    assert!(other.release(&there, Duration::ZERO).await.unwrap());
+    assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "release left the key");
+}
+
+#[tokio::test]
+async fn at_least_leaves_a_tombstone_that_expires() {
+    let lock = redis_lock().await.with_prefix("tickguard-test:lock:");
+    let mut raw = raw().await;
+    let name = unique("tombstone");
+    let key = format!("tickguard-test:lock:{name}");
+    let lease = lock
+        .acquire(&name, "owner-1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        lock.release(&lease, Duration::from_millis(400))
+            .await
+            .unwrap()
+    );
+    let value: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(value.starts_with("released:owner-1/"), "value {value}");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((0..=400).contains(&pttl), "pttl {pttl}");
+    // Nobody can use the tombstone: not the old handle, not a new owner.
+    assert!(!lock.extend(&lease, Duration::from_secs(30)).await.unwrap());
+    assert!(!lock.release(&lease, Duration::ZERO).await.unwrap());
+    assert!(
+        lock.acquire(&name, "owner-2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        lock.acquire(&name, "owner-2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_lease_with_the_same_owner_but_another_token_is_refused() {
+    // Two instances misconfigured with one instance id make equal owner strings; the token
+    // still tells their leases apart.
+    let lock = redis_lock().await.with_prefix("tickguard-test:lock:");
+    let name = unique("token");
+    let lease = lock
+        .acquire(&name, "same-owner", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let forged = tickguard::lock::Lease {
+        token: lease.token ^ 1,
+        ..lease.clone()
+    };
+    assert!(!lock.extend(&forged, Duration::from_secs(30)).await.unwrap());
+    assert!(!lock.release(&forged, Duration::ZERO).await.unwrap());
+    assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+}
+
+/// Two schedulers, each with its own in-memory store (so only the lock keeps them apart),
+/// share one Redis lock: each tick of a job due every second runs exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schedulers_share_the_lock_and_each_tick_runs_once() {
+    let recorded = tickguard_tests::metrics();
+    let name = unique("e2e");
+    let runs: Arc<Mutex<BTreeMap<DateTime<Utc>, Vec<String>>>> = Arc::default();
+    let mut schedulers = Vec::new();
+    for instance in ["a", "b"] {
+        let runs = runs.clone();
+        let job = Job::new(
+            name.clone(),
+            Schedule::every(Duration::from_secs(1)).unwrap(),
+            move |ctx: JobContext| {
+                runs.lock()
+                    .unwrap()
+                    .entry(ctx.scheduled_at())
+                    .or_default()
+                    .push(ctx.instance_id().to_owned());
+                async { Ok(()) }
+            },
+        )
+        // A fast job: without `at_least` the slower instance would take the released lock
+        // and run the tick again.
+        .lock(LockPolicy::new(Duration::from_secs(5)).at_least(Duration::from_millis(800)));
+        let scheduler = Scheduler::builder()
+            .discover(false)
+            .instance_id(format!("{name}-{instance}"))
+            .redis(redis_url())
+            .job(job)
+            .build()
+            .await
+            .unwrap_or_else(|e| no_redis(e));
+        schedulers.push(scheduler);
+    }
+    let (b, a) = (schedulers.pop().unwrap(), schedulers.pop().unwrap());
+    let run_for = || tokio::time::sleep(Duration::from_millis(2_500));
+    let (a, b) = tokio::join!(a.run_until(run_for()), b.run_until(run_for()));
+    a.unwrap();
+    b.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    assert!(runs.len() >= 2, "too few ticks ran: {runs:?}");
+    for (tick, instances) in &runs {
+        assert_eq!(instances.len(), 1, "tick {tick} ran on {instances:?}");
+    }
+    let locked = recorded.counter(
+        names::SKIPS_TOTAL,
+        &[("job", name.as_str()), ("reason", "locked")],
+    );
+    assert_eq!(
+        locked,
+        runs.len() as u64,
+        "each tick, the other instance must be refused the lock: {runs:?}"
+    );
+    assert_eq!(
+        recorded.counter(
+            names::SKIPS_TOTAL,
+            &[("job", name.as_str()), ("reason", "unavailable")]
+        ),
+        0
+    );
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A throwaway redis-server on `port`, killed when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    async fn start(port: u16) -> Self {
+        // Owned at once, so that a panic below still kills and reaps it.
+        let server = Self(
+            std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start redis-server ({e}); run `bash scripts/services` to install it"
+                    )
+                }),
+        );
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on port {port} within 5 s");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis goes away under a connected lock: every operation fails at once with an error that
+/// names the server (no panic, no hang, no backoff wait), and once Redis is back the very
+/// next operation works, on the same lock.
+#[tokio::test]
+async fn errors_at_once_while_redis_is_down_then_recovers() {
+    let port = free_port();
+    let server = Server::start(port).await;
+    let lock = RedisLock::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let lease = lock.acquire("down", "owner-1", ttl).await.unwrap().unwrap();
+    drop(server);
+
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        let acquire = lock.acquire("other", "owner-2", ttl).await;
+        let extend = lock.extend(&lease, ttl).await;
+        let release = lock.release(&lease, Duration::ZERO).await;
+        for (what, error) in [
+            ("acquire", acquire.err()),
+            ("extend", extend.err()),
+            ("release", release.err()),
+        ] {
+            let error =
+                error.unwrap_or_else(|| panic!("round {round}: {what} succeeded with Redis down"));
+            assert!(
+                error.to_string().contains(&format!("127.0.0.1:{port}")),
+                "{what}: the error does not name the server: {error}"
+            );
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "round {round}: three failing calls took {took:?}"
+        );
+    }
+
+    // The server comes back empty (no persistence): the old lease is gone, the lock is free.
+    let _server = Server::start(port).await;
+    let again = lock
+        .acquire("down", "owner-3", ttl)
+        .await
+        .unwrap_or_else(|e| panic!("the first call after Redis came back failed: {e}"));
+    assert!(
+        again.is_some(),
+        "the restarted server still had the old lease"
+    );
+    assert!(
+        !lock.extend(&lease, ttl).await.unwrap(),
+        "the old lease survived the restart"
+    );
+}
+
+/// Redis restarts while the lock's connection is idle (a daily job's lock sits idle for a
+/// day): the first call afterwards must not fail on the dead connection.
+#[tokio::test]
+async fn a_restart_between_calls_goes_unnoticed() {
+    let port = free_port();
+    let server = Server::start(port).await;
+    let lock = RedisLock::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let before = lock.acquire("idle", "owner-1", ttl).await.unwrap().unwrap();
+    drop(server);
+    let server = Server::start(port).await;
+    // The restarted server (no persistence) forgot the lease: the holder learns it lost it,
+    // and the lock is free, each on the first try.
+    assert!(
+        !lock
+            .extend(&before, ttl)
+            .await
+            .unwrap_or_else(|e| panic!("the first call after a restart failed: {e}")),
+        "the old lease survived the restart"
+    );
+    drop(server);
+    let _server = Server::start(port).await;
+    let after = lock
+        .acquire("idle", "owner-2", ttl)
+        .await
+        .unwrap_or_else(|e| panic!("the first acquire after a restart failed: {e}"));
+    assert!(after.is_some(), "the restarted server still had a lease");
+}
