@@ -80,3 +80,51 @@ fn matches(key: &CompositeKey, name: &str, labels: &[(&str, &str)]) -> bool {
             .iter()
             .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
 }
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+/// A throwaway `redis-server` on a port of its own, killed when dropped: for tests that stop,
+/// pause or restart Redis without disturbing the shared one.
+pub struct RedisServer(std::process::Child);
+
+impl RedisServer {
+    /// Starts `redis-server` on `port` and waits until it listens.
+    pub async fn start(port: u16) -> Self {
+        // Owned at once, so that a panic below still kills and reaps it.
+        let server = Self(
+            std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start redis-server ({e}); run `bash scripts/services` to install it"
+                    )
+                }),
+        );
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on port {port} within 5 s");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -20,6 +20,7 @@ use tickguard::{
     lock::{InProcessLock, LockBackend, RedisLock},
     metrics as names,
 };
+use tickguard_tests::{RedisServer, free_port};
 
 fn redis_url() -> String {
     std::env::var("TICKGUARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -290,57 +291,13 @@ async fn two_schedulers_share_the_lock_and_each_tick_runs_once() {
     );
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A throwaway redis-server on `port`, killed when dropped.
-struct Server(std::process::Child);
-
-impl Server {
-    async fn start(port: u16) -> Self {
-        // Owned at once, so that a panic below still kills and reaps it.
-        let server = Self(
-            std::process::Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start redis-server ({e}); run `bash scripts/services` to install it"
-                    )
-                }),
-        );
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on port {port} within 5 s");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Redis goes away under a connected lock: every operation fails at once with an error that
 /// names the server (no panic, no hang, no backoff wait), and once Redis is back the very
 /// next operation works, on the same lock.
 #[tokio::test]
 async fn errors_at_once_while_redis_is_down_then_recovers() {
     let port = free_port();
-    let server = Server::start(port).await;
+    let server = RedisServer::start(port).await;
     let lock = RedisLock::connect(&format!("redis://127.0.0.1:{port}"))
         .await
         .unwrap();
@@ -373,7 +330,7 @@ async fn errors_at_once_while_redis_is_down_then_recovers() {
     }
 
     // The server comes back empty (no persistence): the old lease is gone, the lock is free.
-    let _server = Server::start(port).await;
+    let _server = RedisServer::start(port).await;
     let again = lock
         .acquire("down", "owner-3", ttl)
         .await
@@ -393,14 +350,14 @@ async fn errors_at_once_while_redis_is_down_then_recovers() {
 #[tokio::test]
 async fn a_restart_between_calls_goes_unnoticed() {
     let port = free_port();
-    let server = Server::start(port).await;
+    let server = RedisServer::start(port).await;
     let lock = RedisLock::connect(&format!("redis://127.0.0.1:{port}"))
         .await
         .unwrap();
     let ttl = Duration::from_secs(30);
     let before = lock.acquire("idle", "owner-1", ttl).await.unwrap().unwrap();
     drop(server);
-    let server = Server::start(port).await;
+    let server = RedisServer::start(port).await;
     // The restarted server (no persistence) forgot the lease: the holder learns it lost it,
     // and the lock is free, each on the first try.
     assert!(
@@ -411,7 +368,7 @@ async fn a_restart_between_calls_goes_unnoticed() {
         "the old lease survived the restart"
     );
     drop(server);
-    let _server = Server::start(port).await;
+    let _server = RedisServer::start(port).await;
     let after = lock
         .acquire("idle", "owner-2", ttl)
         .await
