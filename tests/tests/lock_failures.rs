@@ -25,9 +25,8 @@ fn redis_url() -> String {
 }
 
 async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
-    let fail = |e: redis::RedisError| -> ! {
-        panic!("Redis at {url}: {e}; run `bash scripts/services`")
-    };
+    let fail =
+        |e: redis::RedisError| -> ! { panic!("Redis at {url}: {e}; run `bash scripts/services`") };
     redis::Client::open(url)
         .unwrap_or_else(|e| fail(e))
         .get_multiplexed_async_connection()
