@@ -375,3 +375,59 @@ async fn a_restart_between_calls_goes_unnoticed() {
         .unwrap_or_else(|e| panic!("the first acquire after a restart failed: {e}"));
     assert!(after.is_some(), "the restarted server still had a lease");
 }
+
+/// A scheduler whose Redis goes away: each tick during the outage is skipped with a warning
+/// and `tickguard_skips_total{reason="unavailable"}` (never run without the lock, never a
+/// panic), the scheduler keeps running, and once Redis is back the next tick runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn ticks_are_skipped_and_counted_while_redis_is_down_then_run_again() {
+    let recorded = tickguard_tests::metrics();
+    let port = free_port();
+    let server = RedisServer::start(port).await;
+    let name = unique("outage-scheduler");
+    let ran: Arc<Mutex<Vec<DateTime<Utc>>>> = Arc::default();
+    let seen = ran.clone();
+    let job = Job::new(
+        name.clone(),
+        Schedule::every(Duration::from_millis(500)).unwrap(),
+        move |ctx: JobContext| {
+            seen.lock().unwrap().push(ctx.scheduled_at());
+            async { Ok(()) }
+        },
+    )
+    .lock(LockPolicy::new(Duration::from_secs(2)));
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .redis(format!("redis://127.0.0.1:{port}"))
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    let skipped = |recorded: &tickguard_tests::Recorded| {
+        recorded.counter(
+            names::SKIPS_TOTAL,
+            &[("job", name.as_str()), ("reason", "unavailable")],
+        )
+    };
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let before_outage = ran.lock().unwrap().len();
+        assert!(before_outage >= 1, "no tick ran before the outage");
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        let during = ran.lock().unwrap().len() - before_outage;
+        assert_eq!(during, 0, "ticks ran without a lock while Redis was down");
+        assert!(
+            skipped(&recorded) >= 2,
+            "skips during the outage were not counted"
+        );
+        let _server = RedisServer::start(port).await;
+        let back = ran.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        assert!(
+            ran.lock().unwrap().len() > back,
+            "no tick ran after Redis came back"
+        );
+    };
+    scheduler.run_until(outage).await.unwrap();
+}
