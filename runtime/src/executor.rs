@@ -199,20 +199,35 @@ pub(crate) async fn execute(
             tokio::pin!(keeper, run);
             let mut watching = true;
             let mut drop_at = None;
-            // The drop deadline is checked first; then the run, so that a job that finishes in
-            // its first poll never arms the watchdog's timers; then the watchdog.
+            // First poll: the job first, so that one that finishes at once never arms the
+            // watchdog's timers (the lease was just proven valid). After that: the drop
+            // deadline, then the watchdog, then the job, so that a process resumed after a
+            // pause (SIGSTOP, a VM freeze) past its lease never polls the job again once the
+            // watchdog can tell the lease is lost.
+            let mut first = true;
             loop {
+                if std::mem::take(&mut first) {
+                    tokio::select! {
+                        biased;
+                        end = &mut run => break end,
+                        deadline = &mut keeper => {
+                            watching = false;
+                            drop_at = deadline;
+                        }
+                    }
+                    continue;
+                }
                 tokio::select! {
                     biased;
                     () = sleep_until_some(drop_at) => {
                         let reason = exec.reason().unwrap_or(CancelReason::LockLost);
                         break RunEnd::stopped(reason, exec.attempts.load(Ordering::Relaxed));
                     }
-                    end = &mut run => break end,
                     deadline = &mut keeper, if watching => {
                         watching = false;
                         drop_at = deadline;
                     }
+                    end = &mut run => break end,
                 }
             }
         };
