@@ -1,8 +1,9 @@
-//! The round trip of each lock operation: Redis against the in-process lock.
+//! The round trip of each lock operation: Redis and Postgres against the in-process lock.
 //!
 //! ```text
 //! cargo bench -p tickguard --features redis --bench lock_roundtrip          # 2,000 rounds
 //! cargo bench -p tickguard --features redis --bench lock_roundtrip -- 10000 # 10,000 rounds
+//! cargo bench -p tickguard --features redis,postgres --bench lock_roundtrip # and Postgres
 //! ```
 //!
 //! One round is what one guarded execution does with its lock: acquire, extend (one watchdog
@@ -13,6 +14,11 @@
 //! lock's so both see the same machine; the difference between those and the lock's rows is
 //! what `RedisLock` itself costs. Redis comes from `TICKGUARD_TEST_REDIS` (default
 //! `redis://127.0.0.1:6379`); `bash scripts/services` starts one.
+//!
+//! With the feature `postgres`, the same rounds run on a `PostgresLock`, after a bare
+//! `SELECT 1` through the same pool as its floor. Its table is in the schema
+//! `tickguard_bench` of `TICKGUARD_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); the bench deletes its rows when done.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -174,6 +180,9 @@ async fn main() {
     bare_ops.print("bare commands: ");
     lock_ops.print("RedisLock: ");
 
+    #[cfg(feature = "postgres")]
+    postgres(n, &name).await;
+
     let in_process = InProcessLock::new();
     let mut ops = Ops::default();
     for i in 0..n {
@@ -181,4 +190,38 @@ async fn main() {
     }
     println!("in-process ({n} rounds)");
     ops.print("InProcessLock: ");
+}
+
+/// The rounds on a `PostgresLock`, and a bare `SELECT 1` through the same pool.
+#[cfg(feature = "postgres")]
+async fn postgres(n: usize, name: &str) {
+    use tickguard::{
+        lock::PostgresLock,
+        sqlx::{self, AssertSqlSafe},
+    };
+
+    let pg_url = std::env::var("TICKGUARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let postgres = PostgresLock::connect_with_schema(&pg_url, "tickguard_bench")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nrun `bash scripts/services` to start PostgreSQL"));
+    let mut ops = Ops::default();
+    for i in 0..200 {
+        lock_round(&postgres, &format!("{name}-warm"), i, &mut ops).await;
+    }
+    let (mut select, mut pg_ops) = (Vec::with_capacity(n), Ops::default());
+    for i in 0..n {
+        let one = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(postgres.pool());
+        timed(&mut select, one).await.unwrap();
+        lock_round(&postgres, name, i, &mut pg_ops).await;
+    }
+    println!("{} ({n} rounds, one call at a time)", postgres.describe());
+    row("SELECT 1", select);
+    pg_ops.print("PostgresLock: ");
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM tickguard_bench.tickguard_locks WHERE name LIKE '{name}-%'"
+    )))
+    .execute(postgres.pool())
+    .await
+    .unwrap();
 }

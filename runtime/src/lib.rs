@@ -19,6 +19,13 @@ pub use error::{Error, ErrorKind, JobError, JobResult, ResultExt, ScheduleError}
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::{Scheduler, SchedulerBuilder};
+/// The `sqlx` crate that [`lock::PostgresLock`] runs on (feature `postgres`), so that a pool
+/// built for [`PostgresLock::from_pool`](lock::PostgresLock::from_pool), or a query on
+/// [`PostgresLock::pool`](lock::PostgresLock::pool), uses the very same version.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+#[doc(no_inline)]
+pub use sqlx;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;

@@ -9,15 +9,21 @@
 //! rejects the writes of a holder that lost its lease while paused (see
 //! [`ExecutionStore`](crate::store::ExecutionStore)).
 //!
-//! Backends: [`InProcessLock`] (the embedded default, for one instance) and, with the feature
-//! `redis`, `RedisLock` (one Redis server shared by every instance).
+//! Backends: [`InProcessLock`] (the embedded default, for one instance); with the feature
+//! `redis`, `RedisLock` (one Redis server shared by every instance); with the feature
+//! `postgres`, `PostgresLock` (lease rows in a PostgreSQL table, for users without Redis).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::PostgresLock;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisLock;

@@ -42,6 +42,9 @@ pub struct SchedulerBuilder {
     /// Set by [`SchedulerBuilder::redis`]: connected in `build()`.
     #[cfg(feature = "redis")]
     redis_url: Option<String>,
+    /// Set by [`SchedulerBuilder::postgres_lock`]: connected in `build()`.
+    #[cfg(feature = "postgres")]
+    postgres_lock_url: Option<String>,
     store: Option<Arc<dyn ExecutionStore>>,
     instance_id: Option<String>,
     shutdown_grace: Duration,
@@ -85,6 +88,23 @@ impl SchedulerBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Locks jobs in the PostgreSQL database at `url`
+    /// (`postgres://[user[:password]@]host[:port]/database`), as rows of the table
+    /// `public.tickguard_locks`, which is created if missing. [`SchedulerBuilder::build`]
+    /// connects and creates the table, and fails with [`Error::Lock`], naming the address and
+    /// what to check, if it cannot.
+    ///
+    /// For a ready pool or another schema, build a
+    /// [`PostgresLock`](crate::lock::PostgresLock) and pass it to
+    /// [`SchedulerBuilder::lock_backend`] instead:
+    /// `.lock_backend(PostgresLock::from_pool(pool))`.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres_lock(mut self, url: impl Into<String>) -> Self {
+        self.postgres_lock_url = Some(url.into());
         self
     }
 
@@ -180,21 +200,38 @@ impl SchedulerBuilder {
                 });
             }
         }
+        let mut named: Vec<&str> = Vec::new();
         #[cfg(feature = "redis")]
-        let lock = match (self.redis_url, self.lock) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Config(
-                    "both .redis(..) and .lock_backend(..) name a lock backend; keep one".into(),
-                ));
-            }
-            (Some(url), None) => {
-                let lock = crate::lock::RedisLock::connect(&url).await?;
-                Some(Arc::new(lock) as Arc<dyn LockBackend>)
-            }
-            (None, lock) => lock,
-        };
-        #[cfg(not(feature = "redis"))]
-        let lock = self.lock;
+        if self.redis_url.is_some() {
+            named.push(".redis(..)");
+        }
+        #[cfg(feature = "postgres")]
+        if self.postgres_lock_url.is_some() {
+            named.push(".postgres_lock(..)");
+        }
+        if self.lock.is_some() {
+            named.push(".lock_backend(..)");
+        }
+        if let [first, .., last] = named.as_slice() {
+            let all = if named.len() == 2 {
+                format!("both {first} and {last}")
+            } else {
+                format!("{} and {last}", named[..named.len() - 1].join(", "))
+            };
+            return Err(Error::Config(format!(
+                "{all} name a lock backend; keep one"
+            )));
+        }
+        #[allow(unused_mut)] // without a backend feature, nothing replaces it
+        let mut lock = self.lock;
+        #[cfg(feature = "redis")]
+        if let Some(url) = self.redis_url {
+            lock = Some(Arc::new(crate::lock::RedisLock::connect(&url).await?));
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(url) = self.postgres_lock_url {
+            lock = Some(Arc::new(crate::lock::PostgresLock::connect(&url).await?));
+        }
         metrics::describe();
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
@@ -280,6 +317,8 @@ impl Scheduler {
             lock: None,
             #[cfg(feature = "redis")]
             redis_url: None,
+            #[cfg(feature = "postgres")]
+            postgres_lock_url: None,
             store: None,
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),

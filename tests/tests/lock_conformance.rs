@@ -13,20 +13,26 @@
 //! Time is real time everywhere (the distributed backends cannot see tokio's paused clock), with
 //! short ttls and generous margins, so the suite stays robust on a loaded machine.
 //!
-//! The Redis cases need a server at `TICKGUARD_TEST_REDIS` (default `redis://127.0.0.1:6379`);
-//! `bash scripts/services` starts one. Without it they fail: they never skip.
+//! The Redis cases need a server at `TICKGUARD_TEST_REDIS` (default `redis://127.0.0.1:6379`),
+//! the Postgres cases one at `TICKGUARD_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); `bash scripts/services` starts both. Without
+//! them they fail: they never skip. The Postgres cases keep their table in a schema of their
+//! own per process (`tg_test_{pid}_{nanos}`), and drop those of runs over an hour old.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tickguard::lock::{InProcessLock, Lease, LockBackend, RedisLock};
+use tickguard::{
+    lock::{InProcessLock, Lease, LockBackend, PostgresLock, RedisLock},
+    sqlx::{self, AssertSqlSafe},
+};
 
 /// A ttl no case ever waits out.
 const LONG: Duration = Duration::from_secs(30);
@@ -73,6 +79,7 @@ macro_rules! lock_conformance {
 
 lock_conformance!(in_process, Arc::new(InProcessLock::new()));
 lock_conformance!(redis, redis_lock().await);
+lock_conformance!(postgres, postgres_lock().await);
 
 /// A [`RedisLock`] on the test server. Lock names are unique per case and process (see
 /// [`unique`]), so every case shares one key prefix and still runs in parallel; every key
@@ -87,6 +94,69 @@ async fn redis_lock() -> Arc<dyn LockBackend> {
         )
     });
     Arc::new(lock.with_prefix("tickguard-test:lock:"))
+}
+
+/// A [`PostgresLock`] on the test database, with its table in this process's own schema
+/// (every case shares it: lock names are unique per case).
+async fn postgres_lock() -> Arc<dyn LockBackend> {
+    static SCHEMA: OnceLock<String> = OnceLock::new();
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    let url = std::env::var("TICKGUARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = SCHEMA.get_or_init(|| format!("tg_test_{}_{}", std::process::id(), nanos()));
+    let lock = PostgresLock::connect_with_schema(&url, schema)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the Postgres lock tests need PostgreSQL at {url} (set TICKGUARD_TEST_POSTGRES \
+                 to use another): {e}\nrun `bash scripts/services` to start it"
+            )
+        });
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        drop_stale_schemas(&lock).await;
+    }
+    Arc::new(lock)
+}
+
+/// Drops the schemas (and roles) of test runs that started over an hour ago: their names
+/// start with `tg_test_` and end in their start time, so the test database does not fill up
+/// with those of runs that failed before cleaning up.
+async fn drop_stale_schemas(lock: &PostgresLock) {
+    let hour_ago = nanos().saturating_sub(3_600 * 1_000_000_000);
+    let stale = |name: &String| {
+        name.rsplit('_')
+            .next()
+            .and_then(|n| n.parse::<u128>().ok())
+            .is_some_and(|started| started < hour_ago)
+    };
+    for (list, drop) in [
+        (
+            r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tg\_test\_%'",
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+        ),
+        (
+            r"SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'tg\_test\_%'",
+            "DROP ROLE IF EXISTS {}",
+        ),
+    ] {
+        let names: Vec<String> = sqlx::query_scalar(list)
+            .fetch_all(lock.pool())
+            .await
+            .unwrap_or_default();
+        for name in names.iter().filter(|name| stale(name)) {
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            // Another process may be dropping it too: either way it is gone.
+            let _ = sqlx::query(AssertSqlSafe(drop.replace("{}", &quoted)))
+                .execute(lock.pool())
+                .await;
+        }
+    }
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// A name prefix no other case, run or process uses.
