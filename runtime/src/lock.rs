@@ -135,3 +135,24 @@ impl LockError {
         }
     }
 }
+
+/// `url` with the password of its user part replaced by `***`, for errors about URLs that
+/// did not parse. With `bare_is_password`, a user part without `:` is masked whole.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn redact_url(url: &str, bare_is_password: bool) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if bare_is_password => "***".to_owned(),
+        None => userinfo.to_owned(),
+    };
+    format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
+}

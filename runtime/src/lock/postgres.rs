@@ -664,20 +664,7 @@ fn describe(options: &PgConnectOptions) -> String {
 
 /// `url` with the password replaced by `***`, for an error about a URL that did not parse.
 fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
-    };
-    format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
+    super::redact_url(url, false)
 }
 
 #[cfg(test)]

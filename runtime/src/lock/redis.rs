@@ -419,24 +419,9 @@ fn describe(info: &ConnectionInfo) -> String {
 }
 
 /// `url` with the password replaced by `***`, for an error about a URL that did not parse.
+/// `redis://password@host` is accepted by some clients, so a bare user part is masked too.
 fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-    let masked = if userinfo.contains(':') {
-        format!("{user}:***")
-    } else {
-        // `redis://password@host` is also accepted by some clients: mask it all.
-        "***".to_owned()
-    };
-    format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
+    super::redact_url(url, true)
 }
 
 #[cfg(test)]
