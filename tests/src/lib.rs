@@ -128,3 +128,62 @@ impl Drop for RedisServer {
         let _ = self.0.wait();
     }
 }
+
+/// Two schedulers, each with its own in-memory store (so only the lock keeps them apart),
+/// share the lock that `with_lock` puts on their builders: each tick of a job `name` due
+/// every second for 2.5 s runs exactly once, and the other instance is refused the lock
+/// each time.
+pub async fn two_schedulers_share_the_lock(
+    name: &str,
+    with_lock: impl Fn(tickguard::SchedulerBuilder) -> tickguard::SchedulerBuilder,
+) {
+    use std::{collections::BTreeMap, time::Duration};
+
+    use tickguard::{Job, JobContext, LockPolicy, Schedule, Scheduler, metrics as names};
+
+    type Runs = BTreeMap<chrono::DateTime<chrono::Utc>, Vec<String>>;
+    let recorded = metrics();
+    let runs: Arc<Mutex<Runs>> = Arc::default();
+    let mut schedulers = Vec::new();
+    for instance in ["a", "b"] {
+        let runs = runs.clone();
+        let every = Schedule::every(Duration::from_secs(1)).unwrap_or_else(|e| panic!("{e}"));
+        let job = Job::new(name, every, move |ctx: JobContext| {
+            runs.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(ctx.scheduled_at())
+                .or_default()
+                .push(ctx.instance_id().to_owned());
+            async { Ok(()) }
+        })
+        // A fast job: without `at_least` the slower instance would take the released lock
+        // and run the tick again.
+        .lock(LockPolicy::new(Duration::from_secs(5)).at_least(Duration::from_millis(800)));
+        let builder = Scheduler::builder()
+            .discover(false)
+            .instance_id(format!("{name}-{instance}"))
+            .job(job);
+        let scheduler = with_lock(builder).build().await.unwrap_or_else(|e| {
+            panic!("cannot build the scheduler: {e}\nrun `bash scripts/services`")
+        });
+        schedulers.push(scheduler);
+    }
+    let run_for = || tokio::time::sleep(Duration::from_millis(2_500));
+    let b = schedulers.pop().unwrap_or_else(|| unreachable!());
+    let a = schedulers.pop().unwrap_or_else(|| unreachable!());
+    let (a, b) = tokio::join!(a.run_until(run_for()), b.run_until(run_for()));
+    a.unwrap_or_else(|e| panic!("{e}"));
+    b.unwrap_or_else(|e| panic!("{e}"));
+    let runs = runs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(runs.len() >= 2, "too few ticks ran: {runs:?}");
+    for (tick, instances) in &runs {
+        assert_eq!(instances.len(), 1, "tick {tick} ran on {instances:?}");
+    }
+    let skips = |reason| recorded.counter(names::SKIPS_TOTAL, &[("job", name), ("reason", reason)]);
+    assert_eq!(
+        skips("locked"),
+        runs.len() as u64,
+        "each tick, the other instance must be refused the lock: {runs:?}"
+    );
+    assert_eq!(skips("unavailable"), 0);
+}

@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::{
-    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -232,63 +231,8 @@ async fn a_lease_with_the_same_owner_but_another_token_is_refused() {
 /// share one Redis lock: each tick of a job due every second runs exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_schedulers_share_the_lock_and_each_tick_runs_once() {
-    let recorded = tickguard_tests::metrics();
     let name = unique("e2e");
-    let runs: Arc<Mutex<BTreeMap<DateTime<Utc>, Vec<String>>>> = Arc::default();
-    let mut schedulers = Vec::new();
-    for instance in ["a", "b"] {
-        let runs = runs.clone();
-        let job = Job::new(
-            name.clone(),
-            Schedule::every(Duration::from_secs(1)).unwrap(),
-            move |ctx: JobContext| {
-                runs.lock()
-                    .unwrap()
-                    .entry(ctx.scheduled_at())
-                    .or_default()
-                    .push(ctx.instance_id().to_owned());
-                async { Ok(()) }
-            },
-        )
-        // A fast job: without `at_least` the slower instance would take the released lock
-        // and run the tick again.
-        .lock(LockPolicy::new(Duration::from_secs(5)).at_least(Duration::from_millis(800)));
-        let scheduler = Scheduler::builder()
-            .discover(false)
-            .instance_id(format!("{name}-{instance}"))
-            .redis(redis_url())
-            .job(job)
-            .build()
-            .await
-            .unwrap_or_else(|e| no_redis(e));
-        schedulers.push(scheduler);
-    }
-    let (b, a) = (schedulers.pop().unwrap(), schedulers.pop().unwrap());
-    let run_for = || tokio::time::sleep(Duration::from_millis(2_500));
-    let (a, b) = tokio::join!(a.run_until(run_for()), b.run_until(run_for()));
-    a.unwrap();
-    b.unwrap();
-    let runs = runs.lock().unwrap().clone();
-    assert!(runs.len() >= 2, "too few ticks ran: {runs:?}");
-    for (tick, instances) in &runs {
-        assert_eq!(instances.len(), 1, "tick {tick} ran on {instances:?}");
-    }
-    let locked = recorded.counter(
-        names::SKIPS_TOTAL,
-        &[("job", name.as_str()), ("reason", "locked")],
-    );
-    assert_eq!(
-        locked,
-        runs.len() as u64,
-        "each tick, the other instance must be refused the lock: {runs:?}"
-    );
-    assert_eq!(
-        recorded.counter(
-            names::SKIPS_TOTAL,
-            &[("job", name.as_str()), ("reason", "unavailable")]
-        ),
-        0
-    );
+    tickguard_tests::two_schedulers_share_the_lock(&name, |b| b.redis(redis_url())).await;
 }
 
 /// Redis goes away under a connected lock: every operation fails at once with an error that
