@@ -45,14 +45,19 @@ fn builder(clock: &TestClock) -> SchedulerBuilder {
         .instance_id("test")
 }
 
-async fn run_for(builder: SchedulerBuilder, d: Duration) {
+/// Runs the scheduler until `scenario` (sleeps and clock jumps) is over.
+async fn run_scenario(builder: SchedulerBuilder, scenario: impl std::future::Future) {
     builder
         .build()
         .await
         .unwrap()
-        .run_until(sleep(d))
+        .run_until(scenario)
         .await
         .unwrap();
+}
+
+async fn run_for(builder: SchedulerBuilder, d: Duration) {
+    run_scenario(builder, sleep(d)).await;
 }
 
 /// Records the tick of every run, in order.
@@ -380,15 +385,13 @@ async fn misfire_run(name: &'static str, policy: Misfire) -> (Vec<i64>, u64) {
         jump.jump(chrono::Duration::seconds(10));
         sleep(secs(2)).await;
     };
-    builder(&clock)
-        .job(job)
-        .misfire_threshold(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap()
-        .run_until(scenario)
-        .await
-        .unwrap();
+    run_scenario(
+        builder(&clock)
+            .job(job)
+            .misfire_threshold(Duration::from_millis(500)),
+        scenario,
+    )
+    .await;
     let skips = m.counter(names::SKIPS_TOTAL, &[("job", name), ("reason", "misfire")]);
     (seconds_after_t0(&ticks.get()), skips)
 }
@@ -436,14 +439,7 @@ async fn a_late_tick_is_run_once_or_skipped_by_policy() {
             jump.jump(chrono::Duration::hours(2)); // now 01:30 the next day
             sleep(secs(120)).await;
         };
-        builder(&clock)
-            .job(job)
-            .build()
-            .await
-            .unwrap()
-            .run_until(scenario)
-            .await
-            .unwrap();
+        run_scenario(builder(&clock).job(job), scenario).await;
         assert_eq!(runs.load(Ordering::SeqCst), expected, "{name}");
     }
 }
@@ -463,14 +459,7 @@ async fn a_clock_set_back_neither_fires_early_nor_fires_twice() {
         jump.jump(chrono::Duration::seconds(-3)); // wall clock reads 2.5 s again
         sleep(secs(6)).await;
     };
-    builder(&clock)
-        .job(job)
-        .build()
-        .await
-        .unwrap()
-        .run_until(scenario)
-        .await
-        .unwrap();
+    run_scenario(builder(&clock).job(job), scenario).await;
     // 1..=5 before the jump; the wall clock then re-reads 3, 4, 5 (already fired) and
     // fires 6, 7, 8 when it reaches them: no tick twice, none early.
     assert_eq!(seconds_after_t0(&ticks.get()), [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -688,16 +677,14 @@ async fn the_watchdog_renews_the_lease_while_a_long_job_runs() {
         assert!(refused.is_none());
         sleep(secs(20)).await;
     };
-    builder(&clock)
-        .job(job)
-        .store(store.clone())
-        .lock_backend(lock.clone())
-        .build()
-        .await
-        .unwrap()
-        .run_until(probe)
-        .await
-        .unwrap();
+    run_scenario(
+        builder(&clock)
+            .job(job)
+            .store(store.clone())
+            .lock_backend(lock.clone()),
+        probe,
+    )
+    .await;
     // Renewed every 10 s while it ran: at 10, 20, ..., 80 s.
     assert_eq!(lock.extends.load(Ordering::SeqCst), 8);
     let runs = store.executions("long", 10).await.unwrap();
@@ -742,17 +729,15 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
             .unwrap();
         assert!(taken.is_some());
     };
-    builder(&clock)
-        .job(job)
-        .store(store.clone())
-        .lock_backend(lock.clone())
-        .cancel_grace(secs(30))
-        .build()
-        .await
-        .unwrap()
-        .run_until(probe)
-        .await
-        .unwrap();
+    run_scenario(
+        builder(&clock)
+            .job(job)
+            .store(store.clone())
+            .lock_backend(lock.clone())
+            .cancel_grace(secs(30)),
+        probe,
+    )
+    .await;
     assert_eq!(*stopped_at.lock().unwrap(), None, "the job never finished");
     let runs = store.executions("loses_lock", 10).await.unwrap();
     assert_eq!(runs[0].status, Status::Cancelled);
@@ -1143,14 +1128,7 @@ async fn catch_up_runs_are_not_locked_out_by_their_own_at_least() {
         jump.jump(chrono::Duration::seconds(50)); // wall clock 55 s: ticks 10..=50 due
         sleep(secs(10)).await;
     };
-    builder(&clock)
-        .job(job)
-        .build()
-        .await
-        .unwrap()
-        .run_until(scenario)
-        .await
-        .unwrap();
+    run_scenario(builder(&clock).job(job), scenario).await;
     assert_eq!(seconds_after_t0(&ticks.get()), [10, 20, 30, 40, 50, 60]);
 }
 
