@@ -68,6 +68,8 @@ pub(crate) struct Execution {
     pub(crate) fence_rejections: metrics::Counter,
     /// Attempts made, counting those of earlier owners.
     pub(crate) attempts: std::sync::atomic::AtomicU32,
+    /// How long the owner may go without a heartbeat before others count it gone.
+    pub(crate) liveness: std::time::Duration,
 }
 
 impl Execution {
@@ -258,6 +260,39 @@ impl JobContext {
             .await
             .map_err(|e| self.inner.store_error(e))?;
         result.map(Some)
+    }
+
+    /// A transaction on the execution store's database that commits only if this run still
+    /// holds its execution (feature `postgres` or `sqlite`, with a
+    /// [`PostgresStore`](crate::store::PostgresStore) or
+    /// [`SqliteStore`](crate::store::SqliteStore)).
+    ///
+    /// Effects the job writes to the same database through it happen exactly once per
+    /// execution, even when the instance is paused or partitioned past its lease and another
+    /// instance takes the execution over: the stale run's commit locks the execution's row,
+    /// finds the fence moved on, rolls back and fails (and the run is stopped). On
+    /// PostgreSQL, a transaction left idle longer than the scheduler's liveness is ended by
+    /// the server; on SQLite it holds the database's write lock from its start.
+    ///
+    /// ```no_run
+    /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
+    /// use tickguard::ResultExt;
+    ///
+    /// let mut tx = ctx.transaction::<tickguard::sqlx::Postgres>().await?;
+    /// tickguard::sqlx::query("INSERT INTO charges (order_id, tick) VALUES ($1, $2)")
+    ///     .bind(17_i64)
+    ///     .bind(ctx.scheduled_at())
+    ///     .execute(&mut *tx)
+    ///     .await
+    ///     .transient()?;
+    /// tx.commit().await?; // fails, writing nothing, if another instance took over
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    pub async fn transaction<DB: crate::store::FencedDatabase>(
+        &self,
+    ) -> Result<crate::store::FencedTransaction<DB>, JobError> {
+        crate::store::FencedTransaction::begin(self).await
     }
 
     /// A key that is the same for every attempt and every instance that runs this

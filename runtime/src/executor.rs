@@ -56,7 +56,45 @@ pub(crate) struct JobEntry {
     /// Child of [`Runtime::stop_runs`]: the job's runs wait on it, so they share no waiter
     /// list with other jobs' runs.
     pub(crate) stop: Arc<CancellationToken>,
+    /// Where the job loop starts: ticks after it that are already due were missed while no
+    /// instance ran the job.
+    pub(crate) resume_from: DateTime<Utc>,
+    /// Interrupted executions of the job, found by the scheduler's recovery task, for the
+    /// job loop to resume.
+    pub(crate) interrupted: Interrupts,
 }
+
+/// A job's queue of interrupted executions to resume.
+#[derive(Default)]
+pub(crate) struct Interrupts {
+    pub(crate) queue: std::sync::Mutex<Vec<(String, DateTime<Utc>)>>,
+    pub(crate) ready: tokio::sync::Notify,
+}
+
+impl Interrupts {
+    /// Queues an execution unless it is queued already; `true` if it was added.
+    pub(crate) fn push(&self, execution_id: String, tick: DateTime<Utc>) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.iter().any(|(id, _)| *id == execution_id) {
+            return false;
+        }
+        queue.push((execution_id, tick));
+        drop(queue);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Takes every queued execution, oldest tick first.
+    pub(crate) fn take(&self) -> Vec<(String, DateTime<Utc>)> {
+        let mut all = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        all.sort_by_key(|(_, tick)| *tick);
+        all
+    }
+}
+
+/// How many runs beyond its retry budget an execution that keeps being interrupted (its
+/// process crashes, say) gets before it is recorded as failed instead of resumed again.
+pub(crate) const RESUME_ALLOWANCE: u32 = 3;
 
 /// How a run ended, for the store, metrics and hooks.
 struct RunEnd {
@@ -69,20 +107,29 @@ struct RunEnd {
 /// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
 /// are logged, counted, and the tick is either recorded or skipped. `hold_at_least` is false
 /// for a catch-up run that another due tick follows at once: its own `at_least` must not
-/// lock out the next.
+/// lock out the next. `resume` names an interrupted execution to resume instead of the
+/// tick's own: one that cannot be resumed now (locked, busy, done) is left without a skip
+/// counted, since no tick is lost.
 pub(crate) async fn execute(
     rt: &Runtime,
     entry: &JobEntry,
     tick: DateTime<Utc>,
     hold_at_least: bool,
+    resume: Option<&str>,
 ) {
     let job = &entry.job;
     let m = &entry.metrics;
     let seq = rt.seq.fetch_add(1, Ordering::Relaxed);
     let owner = format!("{}#{seq}", rt.instance_id);
-    let execution_id = match &job.key {
-        Some(key) => key.render(&job.name, tick, job.schedule.zone()),
-        None => format!("{}@{}#{owner}", job.name, Rfc3339(tick)),
+    let execution_id = match (resume, &job.key) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(key)) => key.render(&job.name, tick, job.schedule.zone()),
+        (None, None) => format!("{}@{}#{owner}", job.name, Rfc3339(tick)),
+    };
+    let skipped = |reason: SkipReason| {
+        if resume.is_none() {
+            m.skipped(reason, 1);
+        }
     };
 
     // Lock.
@@ -105,7 +152,7 @@ pub(crate) async fn execute(
                 }),
                 Ok(None) => {
                     tracing::debug!(job = %job.name, %tick, "lock held elsewhere; tick skipped");
-                    m.skipped(SkipReason::Locked, 1);
+                    skipped(SkipReason::Locked);
                     return;
                 }
                 Err(e) => {
@@ -113,7 +160,7 @@ pub(crate) async fn execute(
                         job = %job.name, %tick, backend = %rt.lock.describe(), error = %e,
                         "cannot reach the lock backend; tick skipped"
                     );
-                    m.skipped(SkipReason::Unavailable, 1);
+                    skipped(SkipReason::Unavailable);
                     return;
                 }
             }
@@ -124,9 +171,22 @@ pub(crate) async fn execute(
     let request = ClaimRequest::new(&job.name, &execution_id, tick, &owner)
         .idempotent(job.key.is_some())
         .liveness(rt.liveness);
-    let claimed = timeout(BACKEND_TIMEOUT, rt.store.claim(&request))
-        .await
-        .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)));
+    let claim = || async {
+        timeout(BACKEND_TIMEOUT, rt.store.claim(&request))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)))
+    };
+    let mut claimed = claim().await;
+    if resume.is_none() && matches!(claimed, Ok(Claim::Busy { .. })) {
+        // The live execution may be a dead owner's that has not been silent for a whole
+        // liveness yet. Wait that long, then ask once more: a live owner has heartbeated
+        // meanwhile (the tick overlaps it and is skipped), a dead one is now proven gone
+        // (its execution is abandoned, to be resumed, and this tick runs, late).
+        tokio::select! {
+            () = sleep(rt.liveness + rt.liveness / 10) => claimed = claim().await,
+            () = entry.stop.cancelled() => {}
+        }
+    }
     let claimed = match claimed {
         Ok(Claim::Acquired(claimed)) => claimed,
         Ok(other) => {
@@ -135,7 +195,7 @@ pub(crate) async fn execute(
                 _ => SkipReason::Overlap,
             };
             tracing::debug!(job = %job.name, %execution_id, reason = reason.as_str(), "tick skipped");
-            m.skipped(reason, 1);
+            skipped(reason);
             release(rt, m, lease, hold_at_least).await;
             return;
         }
@@ -144,7 +204,7 @@ pub(crate) async fn execute(
                 job = %job.name, %execution_id, store = %rt.store.describe(), error = %e,
                 "cannot claim the execution; tick skipped (never run without a claim)"
             );
-            m.skipped(SkipReason::Unavailable, 1);
+            skipped(SkipReason::Unavailable);
             release(rt, m, lease, hold_at_least).await;
             return;
         }
@@ -164,6 +224,7 @@ pub(crate) async fn execute(
         store: rt.store.clone(),
         fence_rejections: m.fence_rejections.clone(),
         attempts: AtomicU32::new(claimed.previous_attempts),
+        liveness: rt.liveness,
     });
     let span = tracing::info_span!(
         "tickguard.execution",
@@ -181,11 +242,37 @@ pub(crate) async fn execute(
             // The claim took so long that the lease can no longer be proven held: do not
             // start. The execution is recorded as cancelled, so it can be resumed.
             tracing::warn!("the claim outlasted two thirds of the lease; not starting the run");
-            m.skipped(SkipReason::Unavailable, 1);
+            skipped(SkipReason::Unavailable);
             let end = RunEnd::stopped(CancelReason::LockLost, claimed.previous_attempts);
             record(rt, &exec, end).await;
             release(rt, m, lease, hold_at_least).await;
             return;
+        }
+        if claimed.resumed
+            && claimed.previous_attempts >= job.retry.max_attempts() + RESUME_ALLOWANCE
+        {
+            // Interrupted again and again (a job that crashes its process?): stop resuming.
+            let end = RunEnd {
+                status: Status::Failed,
+                outcome: Outcome::Failure,
+                attempts: claimed.previous_attempts,
+                error: Some(JobError::permanent(format!(
+                    "gave up: {} attempts across interrupted runs",
+                    claimed.previous_attempts
+                ))),
+            };
+            let end = record(rt, &exec, end).await;
+            m.finished(end.outcome, 0.0);
+            release(rt, m, lease, hold_at_least).await;
+            report(rt, job, &exec, &end, Duration::ZERO).await;
+            return;
+        }
+        if claimed.resumed {
+            tracing::info!(
+                attempts = claimed.previous_attempts,
+                checkpoint = claimed.checkpoint.is_some(),
+                "resuming an interrupted execution"
+            );
         }
         m.running.increment(1.0);
         let started = Instant::now();

@@ -19,11 +19,11 @@ pub use error::{Error, ErrorKind, JobError, JobResult, ResultExt, ScheduleError}
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::{Scheduler, SchedulerBuilder};
-/// The `sqlx` crate that [`lock::PostgresLock`] runs on (feature `postgres`), so that a pool
-/// built for [`PostgresLock::from_pool`](lock::PostgresLock::from_pool), or a query on
-/// [`PostgresLock::pool`](lock::PostgresLock::pool), uses the very same version.
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+/// The `sqlx` crate that the SQL backends run on (feature `postgres` or `sqlite`), so that a
+/// pool built for [`PostgresLock::from_pool`](lock::PostgresLock::from_pool), or a query in
+/// a [`JobContext::transaction`], uses the very same version.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[doc(no_inline)]
 pub use sqlx;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:

@@ -15,7 +15,7 @@
 
 mod memory;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -133,6 +133,12 @@ impl LockError {
             message: message.to_string(),
             source: Some(source.into()),
         }
+    }
+
+    /// The message and the cause, to carry them into another error type.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn into_parts(self) -> (String, Option<Box<dyn StdError + Send + Sync + 'static>>) {
+        (self.message, self.source)
     }
 }
 

@@ -46,6 +46,12 @@ pub struct SchedulerBuilder {
     #[cfg(feature = "postgres")]
     postgres_lock_url: Option<String>,
     store: Option<Arc<dyn ExecutionStore>>,
+    /// Set by [`SchedulerBuilder::postgres`]: connected in `build()`.
+    #[cfg(feature = "postgres")]
+    postgres_store_url: Option<String>,
+    /// Set by [`SchedulerBuilder::sqlite`]: opened in `build()`.
+    #[cfg(feature = "sqlite")]
+    sqlite_url: Option<String>,
     instance_id: Option<String>,
     shutdown_grace: Duration,
     cancel_grace: Duration,
@@ -111,6 +117,33 @@ impl SchedulerBuilder {
     /// The execution store (default: [`MemoryStore`]). Pass an `Arc` to keep a handle.
     pub fn store(mut self, store: impl ExecutionStore) -> Self {
         self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Keeps executions in the PostgreSQL database at `url`
+    /// (`postgres://[user[:password]@]host[:port]/database`), in schema `public`: claims,
+    /// fences, checkpoints, `once` steps and history that every instance sharing the
+    /// database agrees on. [`SchedulerBuilder::build`] connects and creates or migrates the
+    /// tables, and fails with [`Error::Store`], naming the address and what to check, if it
+    /// cannot. For another schema or a ready pool, build a
+    /// [`PostgresStore`](crate::store::PostgresStore) and pass it to
+    /// [`SchedulerBuilder::store`].
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.postgres_store_url = Some(url.into());
+        self
+    }
+
+    /// Keeps executions in the SQLite database file at `url` (`sqlite://tickguard.db`),
+    /// created if missing: the embedded persistent store, with no server. History survives
+    /// restarts, so ticks missed while the process was down follow the job's misfire policy,
+    /// and interrupted executions resume. [`SchedulerBuilder::build`] opens the file and
+    /// creates or migrates the tables, and fails with [`Error::Store`] if it cannot.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite(mut self, url: impl Into<String>) -> Self {
+        self.sqlite_url = Some(url.into());
         self
     }
 
@@ -222,6 +255,38 @@ impl SchedulerBuilder {
                 "{all} name a lock backend; keep one"
             )));
         }
+        let mut stores: Vec<&str> = Vec::new();
+        #[cfg(feature = "postgres")]
+        if self.postgres_store_url.is_some() {
+            stores.push(".postgres(..)");
+        }
+        #[cfg(feature = "sqlite")]
+        if self.sqlite_url.is_some() {
+            stores.push(".sqlite(..)");
+        }
+        if self.store.is_some() {
+            stores.push(".store(..)");
+        }
+        if let [first, .., last] = stores.as_slice() {
+            let all = if stores.len() == 2 {
+                format!("both {first} and {last}")
+            } else {
+                format!("{} and {last}", stores[..stores.len() - 1].join(", "))
+            };
+            return Err(Error::Config(format!(
+                "{all} name an execution store; keep one"
+            )));
+        }
+        #[allow(unused_mut)] // without a backend feature, nothing replaces it
+        let mut store = self.store;
+        #[cfg(feature = "postgres")]
+        if let Some(url) = self.postgres_store_url {
+            store = Some(Arc::new(crate::store::PostgresStore::connect(&url).await?));
+        }
+        #[cfg(feature = "sqlite")]
+        if let Some(url) = self.sqlite_url {
+            store = Some(Arc::new(crate::store::SqliteStore::connect(&url).await?));
+        }
         #[allow(unused_mut)] // without a backend feature, nothing replaces it
         let mut lock = self.lock;
         #[cfg(feature = "redis")]
@@ -233,16 +298,21 @@ impl SchedulerBuilder {
             lock = Some(Arc::new(crate::lock::PostgresLock::connect(&url).await?));
         }
         metrics::describe();
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
+        let mut resume_points = Vec::with_capacity(jobs.len());
         for job in &jobs {
             let registration = JobRegistration::new(
                 &job.name,
                 job.schedule.to_string(),
                 job.schedule.zone().to_string(),
                 job.schedule.next_after(now),
-            );
-            store.register(&registration).await?;
+            )
+            .registered_at(now);
+            let record = store.register(&registration).await?;
+            // Ticks after the latest one any instance claimed, or after the job was first
+            // registered, are due: those before `now` were missed while no instance ran.
+            resume_points.push(record.last_tick.unwrap_or(record.created_at).min(now));
         }
         let stop_runs = CancellationToken::new();
         let runtime = Runtime {
@@ -258,10 +328,13 @@ impl SchedulerBuilder {
         };
         let entries = jobs
             .into_iter()
-            .map(|job| {
+            .zip(resume_points)
+            .map(|(job, resume_from)| {
                 Arc::new(JobEntry {
                     metrics: JobMetrics::new(&job.name),
                     stop: Arc::new(stop_runs.child_token()),
+                    resume_from,
+                    interrupted: Default::default(),
                     job,
                 })
             })
@@ -320,6 +393,10 @@ impl Scheduler {
             #[cfg(feature = "postgres")]
             postgres_lock_url: None,
             store: None,
+            #[cfg(feature = "postgres")]
+            postgres_store_url: None,
+            #[cfg(feature = "sqlite")]
+            sqlite_url: None,
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
@@ -369,6 +446,19 @@ impl Scheduler {
                 self.misfire_threshold,
             ));
         }
+        let resumable: Vec<Arc<JobEntry>> = self
+            .entries
+            .iter()
+            .filter(|e| e.job.key.is_some())
+            .cloned()
+            .collect();
+        if !resumable.is_empty() {
+            loops.spawn(recover_interrupted(
+                self.rt.clone(),
+                resumable,
+                firing.child_token(),
+            ));
+        }
         loops.close();
         signal.await;
         tracing::info!("shutting down: no new runs");
@@ -389,27 +479,42 @@ impl Scheduler {
     }
 }
 
-/// Sleeps until the wall clock reads `target`; `false` if firing stopped first. `stopped` is
-/// the job loop's one registration with its shutdown token, kept across sleeps.
+/// Why a job loop's sleep ended.
+enum Wake {
+    /// The wall clock reached the target.
+    Due,
+    /// Interrupted executions wait to be resumed.
+    Resume,
+    /// Firing stopped.
+    Stopped,
+}
+
+/// Sleeps until the wall clock reads `target`, interrupted executions of the job are queued,
+/// or firing stops. `stopped` is the job loop's one registration with its shutdown token,
+/// kept across sleeps.
 async fn sleep_until_wall(
     clock: &Clock,
     target: DateTime<Utc>,
     firing: &CancellationToken,
     stopped: &mut Pin<&mut WaitForCancellationFutureOwned>,
-) -> bool {
+    resume: &tokio::sync::Notify,
+) -> Wake {
     loop {
         let now = clock.now();
         // Re-checked after every wake: a wall clock set back makes this sleep again instead
         // of firing early.
-        let Ok(left) = (target - now).to_std() else {
-            return !firing.is_cancelled();
-        };
+        let left = (target - now).to_std().unwrap_or_default();
         if left.is_zero() {
-            return !firing.is_cancelled();
+            return if firing.is_cancelled() {
+                Wake::Stopped
+            } else {
+                Wake::Due
+            };
         }
         tokio::select! {
             biased;
-            () = stopped.as_mut() => return false,
+            () = stopped.as_mut() => return Wake::Stopped,
+            () = resume.notified() => return Wake::Resume,
             () = sleep(left.min(MAX_SLEEP)) => {}
         }
     }
@@ -428,21 +533,42 @@ async fn job_loop(
     let m = &entry.metrics;
     let stopped = firing.clone().cancelled_owned();
     tokio::pin!(stopped);
-    // Ticks after start count; `last` only moves forward, so no tick fires twice even when
-    // the wall clock is set back.
-    let mut next = schedule.next_after(rt.clock.now());
+    // Ticks after the resume point count (with a persistent store, the latest tick any
+    // instance claimed): those already due were missed while no instance ran, and follow the
+    // misfire policy. `next` only moves forward, so no tick fires twice even when the wall
+    // clock is set back.
+    let now = rt.clock.now();
+    let mut next = if schedule.is_fixed_delay() {
+        schedule.next_after(now)
+    } else {
+        schedule.next_after(entry.resume_from.min(now))
+    };
     loop {
         let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
         };
-        if !sleep_until_wall(&rt.clock, tick, &firing, &mut stopped).await {
-            return;
+        match sleep_until_wall(&rt.clock, tick, &firing, &mut stopped, &entry.interrupted.ready)
+            .await
+        {
+            Wake::Due => {}
+            Wake::Stopped => return,
+            Wake::Resume => {
+                for (execution_id, at) in entry.interrupted.take() {
+                    if firing.is_cancelled() {
+                        return;
+                    }
+                    if !run(&rt, &entry, at, false, &firing, Some(&execution_id)).await {
+                        return;
+                    }
+                }
+                continue;
+            }
         }
         let now = rt.clock.now();
         if schedule.is_fixed_delay() {
             m.lateness.record(seconds_between(tick, now));
-            if !run(&rt, &entry, tick, true, &firing).await {
+            if !run(&rt, &entry, tick, true, &firing, None).await {
                 return;
             }
             next = schedule.next_after(rt.clock.now());
@@ -487,7 +613,7 @@ async fn job_loop(
             // Catch-up runs go one after the other, oldest first, and stop at shutdown.
             let last_of_batch = i + 1 == batch;
             if (i > 0 && firing.is_cancelled())
-                || !run(&rt, &entry, tick, last_of_batch, &firing).await
+                || !run(&rt, &entry, tick, last_of_batch, &firing, None).await
             {
                 let left = (batch - i) as u64;
                 tracing::warn!(
@@ -515,6 +641,59 @@ async fn job_loop(
     }
 }
 
+/// How many interrupted executions one look at the store brings back, at most.
+const RECOVERY_BATCH: usize = 100;
+
+/// Finds executions of idempotent jobs whose run was interrupted (their owner died, or was
+/// stopped by shutdown or lock loss) and queues them on their job loops, which resume them
+/// with a new claim: at start, then every third of the liveness, so an execution is resumed
+/// soon after its owner can be proven gone rather than at the job's next tick.
+async fn recover_interrupted(
+    rt: Arc<Runtime>,
+    entries: Vec<Arc<JobEntry>>,
+    firing: CancellationToken,
+) {
+    let names: Vec<String> = entries.iter().map(|e| e.job.name.clone()).collect();
+    let every = rt.liveness / 3;
+    loop {
+        let found = timeout(
+            executor::BACKEND_TIMEOUT,
+            rt.store.interrupted(&names, rt.liveness, RECOVERY_BATCH),
+        )
+        .await
+        .unwrap_or_else(|_| Err(crate::store::StoreError::unavailable("timed out", None)));
+        match found {
+            Ok(found) => {
+                for interrupted in found {
+                    let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job)
+                    else {
+                        continue;
+                    };
+                    if entry
+                        .interrupted
+                        .push(interrupted.execution_id.clone(), interrupted.scheduled_at)
+                    {
+                        tracing::info!(
+                            job = %interrupted.job,
+                            execution_id = %interrupted.execution_id,
+                            status = %interrupted.status,
+                            "found an interrupted execution; resuming it"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                store = %rt.store.describe(), error = %e,
+                "cannot look for interrupted executions; trying again"
+            ),
+        }
+        tokio::select! {
+            () = firing.cancelled() => return,
+            () = sleep(every) => {}
+        }
+    }
+}
+
 /// Runs one tick after the job's start jitter; `false` if shutdown began during the jitter
 /// (the tick is then not run). The run's state lives on the heap only while it runs: 10,000
 /// idle job loops then stay a few hundred bytes each, and the memory of one run is reused
@@ -525,6 +704,7 @@ async fn run(
     tick: DateTime<Utc>,
     hold_at_least: bool,
     firing: &CancellationToken,
+    resume: Option<&str>,
 ) -> bool {
     if let Some(jitter) = entry.job.jitter {
         tokio::select! {
@@ -533,7 +713,13 @@ async fn run(
             () = sleep(jitter.mul_f64(fastrand::f64())) => {}
         }
     }
-    let run = AssertUnwindSafe(Box::pin(executor::execute(rt, entry, tick, hold_at_least)));
+    let run = AssertUnwindSafe(Box::pin(executor::execute(
+        rt,
+        entry,
+        tick,
+        hold_at_least,
+        resume,
+    )));
     // The executor catches the job's panics; this catches a backend's (a third-party lock
     // or store), so that one bad call cannot stop the job's ticks for good.
     if let Err(panic) = run.catch_unwind().await {

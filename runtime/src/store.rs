@@ -10,11 +10,24 @@
 //! never commit stale work.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 pub use memory::{MEMORY_STORE_RETAINED, MemoryStore};
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql::{FencedDatabase, FencedTransaction, SqlStore};
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteStore;
 
 use crate::BoxFuture;
 
@@ -217,6 +230,24 @@ pub struct ExecutionRecord {
     pub checkpoint: Option<String>,
 }
 
+/// An execution whose run was interrupted: cancelled (shutdown, lock loss, a store that
+/// could not be reached), or still `RUNNING` with an owner that stopped heartbeating. It is
+/// resumed by a new claim of the same id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Interrupted {
+    /// The job's name.
+    pub job: String,
+    /// The execution's id.
+    pub execution_id: String,
+    /// The tick it ran for.
+    pub scheduled_at: DateTime<Utc>,
+    /// [`Status::Cancelled`] or [`Status::Running`] (a dead owner's).
+    pub status: Status,
+    /// Attempts its owners made.
+    pub attempts: u32,
+}
+
 /// A job as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -243,6 +274,9 @@ pub struct JobRegistration<'a> {
     pub zone: String,
     /// Its next fire time.
     pub next_fire: Option<DateTime<Utc>>,
+    /// The scheduler's clock when it registered the job: recorded as the job's
+    /// `created_at` the first time.
+    pub registered_at: DateTime<Utc>,
 }
 
 impl<'a> JobRegistration<'a> {
@@ -258,7 +292,14 @@ impl<'a> JobRegistration<'a> {
             trigger,
             zone,
             next_fire,
+            registered_at: Utc::now(),
         }
+    }
+
+    /// Sets the instant recorded as the job's `created_at` if this is its first registration.
+    pub fn registered_at(mut self, at: DateTime<Utc>) -> Self {
+        self.registered_at = at;
+        self
     }
 }
 
@@ -325,6 +366,24 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
+    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), oldest tick
+    /// first, at most `limit`: an owner whose last heartbeat is older than `liveness`
+    /// (judged by the store's clock) is gone.
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>>;
+
+    /// The SQL database behind the store, for
+    /// [`JobContext::transaction`](crate::JobContext::transaction); `None` for stores that
+    /// keep executions elsewhere.
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    fn sql(&self) -> Option<SqlStore> {
+        None
+    }
+
     /// A short description for logs, such as `postgres://db/app`.
     fn describe(&self) -> String;
 }
@@ -386,6 +445,18 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         (**self).executions(job, limit)
+    }
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
+        (**self).interrupted(jobs, liveness, limit)
+    }
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    fn sql(&self) -> Option<SqlStore> {
+        (**self).sql()
     }
     fn describe(&self) -> String {
         (**self).describe()

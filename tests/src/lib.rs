@@ -187,3 +187,45 @@ pub async fn two_schedulers_share_the_lock(
     );
     assert_eq!(skips("unavailable"), 0);
 }
+
+/// The PostgreSQL the tests use: `TICKGUARD_TEST_POSTGRES`, or the local server that
+/// `bash scripts/services` starts.
+pub fn postgres_url() -> String {
+    std::env::var("TICKGUARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Fails the test, saying how to start PostgreSQL: tests that need it never skip.
+pub fn no_postgres(e: impl std::fmt::Display) -> ! {
+    panic!(
+        "this test needs PostgreSQL at {} (set TICKGUARD_TEST_POSTGRES to use another): {e}\n\
+         run `bash scripts/services` to start it",
+        postgres_url()
+    )
+}
+
+/// A name no other test, run or process uses: `{prefix}_{pid}_{nanos}_{seq}`, lower case, a
+/// valid SQL identifier.
+pub fn unique_name(prefix: &str) -> String {
+    use std::{
+        sync::atomic::{AtomicU64, Ordering},
+        time::{SystemTime, UNIX_EPOCH},
+    };
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+    .to_lowercase()
+    .replace('-', "_")
+}
+
+/// A fresh SQLite database file under the system's temp directory, as a `sqlite://` URL.
+pub fn sqlite_url(prefix: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name(prefix)));
+    format!("sqlite://{}", path.display())
+}

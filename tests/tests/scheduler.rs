@@ -1043,6 +1043,15 @@ impl ExecutionStore for HungHeartbeats {
     {
         self.0.executions(job, limit)
     }
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<tickguard::store::Interrupted>, tickguard::store::StoreError>>
+    {
+        self.0.interrupted(jobs, liveness, limit)
+    }
     fn describe(&self) -> String {
         "hung heartbeats".to_owned()
     }

@@ -28,8 +28,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use tickguard::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    JobRegistration, MemoryStore, OnceState, Status, StoreError,
+    JobRegistration, MemoryStore, OnceState, PostgresStore, SqliteStore, Status, StoreError,
 };
+use tickguard_tests::{no_postgres, postgres_url, sqlite_url};
 
 /// A liveness no case ever waits out.
 const LONG: Duration = Duration::from_secs(30);
@@ -67,6 +68,8 @@ macro_rules! store_conformance {
                 executions_newest_first,
                 heartbeat_keeps_owner_live,
                 claim_judges_liveness_by_the_request,
+                once_under_concurrent_callers_runs_once,
+                lists_interrupted_executions,
             );
         }
     };
@@ -82,6 +85,23 @@ macro_rules! store_conformance {
 }
 
 store_conformance!(memory, Arc::new(MemoryStore::new()));
+store_conformance!(postgres, Arc::new(postgres_store(CONFORMANCE_SCHEMA).await));
+store_conformance!(sqlite, Arc::new(sqlite_store().await));
+
+/// The schema the Postgres conformance cases share: job names and keys are unique per case.
+const CONFORMANCE_SCHEMA: &str = "tickguard_store_conformance";
+
+async fn postgres_store(schema: &str) -> PostgresStore {
+    PostgresStore::connect_with_schema(&postgres_url(), schema)
+        .await
+        .unwrap_or_else(|e| no_postgres(e))
+}
+
+async fn sqlite_store() -> SqliteStore {
+    SqliteStore::connect(&sqlite_url("tg_store"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a SQLite store: {e}"))
+}
 
 /// A prefix no other case, run or process uses.
 fn unique(case: &str) -> String {
@@ -1145,4 +1165,116 @@ async fn claim_judges_liveness_by_the_request(store: Arc<dyn ExecutionStore>, pr
         }
     );
     assert_eq!(fence_of(&*store, &other).await, first.fence);
+}
+
+async fn once_under_concurrent_callers_runs_once(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    // 20 executions (of 20 jobs, all live) race for one step; the ones told `Busy` try again
+    // until the step is done. The body must run exactly once.
+    let key = format!("{prefix}-step");
+    let mut owners = Vec::new();
+    for n in 0..20 {
+        let job = format!("{prefix}-job{n}");
+        fence_of(&*store, &job).await;
+        let (_, exec) = Claimer::new(&job, &tick_id(&job, 0), 0, "racer")
+            .liveness(LONG)
+            .win(&*store)
+            .await;
+        owners.push(exec);
+    }
+    let ran = Arc::new(AtomicU64::new(0));
+    let racers = owners.into_iter().map(|exec| {
+        let (store, key, ran) = (store.clone(), key.clone(), ran.clone());
+        tokio::spawn(async move {
+            loop {
+                match ok(&*store, "once_begin", store.once_begin(&exec, &key).await) {
+                    OnceState::Acquired => {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        ok(&*store, "once_end", store.once_end(&exec, &key, true).await);
+                        return;
+                    }
+                    OnceState::Done => return,
+                    OnceState::Busy => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        })
+    });
+    for racer in racers.collect::<Vec<_>>() {
+        racer.await.unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the step's body must run exactly once");
+}
+
+async fn lists_interrupted_executions(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let jobs: Vec<String> = (0..4).map(|n| format!("{prefix}-job{n}")).collect();
+    for job in &jobs {
+        fence_of(&*store, job).await;
+    }
+    // job0: an owner that died mid-run (claimed, then silent).
+    let (_, _dead) = Claimer::new(&jobs[0], &tick_id(&jobs[0], 1), 1, "dead")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    // job1: a run stopped by shutdown, recorded as cancelled.
+    let (_, stopped) = Claimer::new(&jobs[1], &tick_id(&jobs[1], 2), 2, "stopped")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    finish(&*store, &stopped, Status::Cancelled, 1, Some("run stopped: shutdown")).await;
+    // job2: completed; job3: alive and heartbeating.
+    let (_, done) = Claimer::new(&jobs[2], &tick_id(&jobs[2], 0), 0, "done")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    finish(&*store, &done, Status::Completed, 1, None).await;
+    let (_, alive) = Claimer::new(&jobs[3], &tick_id(&jobs[3], 0), 0, "alive")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    ok(&*store, "heartbeat", store.heartbeat(&alive).await);
+
+    let found = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs, SHORT, 10).await,
+    );
+    let found: Vec<(String, Status, DateTime<Utc>)> = found
+        .into_iter()
+        .map(|i| (i.execution_id, i.status, i.scheduled_at))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (tick_id(&jobs[0], 1), Status::Running, tick(1)),
+            (tick_id(&jobs[1], 2), Status::Cancelled, tick(2)),
+        ],
+        "the dead owner's and the cancelled execution, oldest tick first"
+    );
+    // Only the jobs asked about, and at most `limit`.
+    let one = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs[1..], SHORT, 10).await,
+    );
+    assert_eq!(one.len(), 1);
+    let limited = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs, SHORT, 1).await,
+    );
+    assert_eq!(limited.len(), 1);
+    // Resuming one (a new claim of the same id) takes it off the list.
+    let (claimed, _) = Claimer::new(&jobs[1], &tick_id(&jobs[1], 2), 2, "resumer")
+        .liveness(LONG)
+        .win(&*store)
+        .await;
+    assert!(claimed.resumed);
+    assert_eq!(claimed.previous_attempts, 1);
+    let left = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs[1..2], SHORT, 10).await,
+    );
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -337,7 +337,7 @@ impl Statements {
 }
 
 /// `name` as a quoted identifier: any string, case kept, `"` doubled.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -402,7 +402,7 @@ async fn table_exists(conn: &mut PgConnection, sql: &Statements) -> Result<bool,
 
 /// Someone without the advisory lock (a person at a `psql` prompt, say) created the object
 /// at the same moment: what we wanted exists.
-fn already_exists<T: Default>(e: SqlxError) -> Result<T, SqlxError> {
+pub(crate) fn already_exists<T: Default>(e: SqlxError) -> Result<T, SqlxError> {
     match &e {
         // unique_violation (on the catalog), duplicate_table, duplicate_schema
         SqlxError::Database(db)
@@ -514,7 +514,7 @@ impl LockBackend for PostgresLock {
 }
 
 /// Whether `e` says the statement's connection is dead, so a fresh one may succeed.
-fn connection_lost(e: &SqlxError) -> bool {
+pub(crate) fn connection_lost(e: &SqlxError) -> bool {
     match e {
         SqlxError::Io(_) => true,
         // connection_exception (class 08), admin_shutdown (pg_terminate_backend, a fast
@@ -527,7 +527,7 @@ fn connection_lost(e: &SqlxError) -> bool {
 }
 
 /// What failed, in plain words: the driver's message without its decoration.
-fn reason(e: &SqlxError) -> String {
+pub(crate) fn reason(e: &SqlxError) -> String {
     match e {
         SqlxError::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
             "connection refused".to_owned()
@@ -546,7 +546,7 @@ fn reason(e: &SqlxError) -> String {
 }
 
 /// Parses a libpq URL, with an error that says what is wrong and never shows the password.
-fn parse_url(url: &str) -> Result<PgConnectOptions, LockError> {
+pub(crate) fn parse_url(url: &str) -> Result<PgConnectOptions, LockError> {
     const EXPECTED: &str = "expected postgres://[user[:password]@]host[:port]/database";
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     if !matches!(scheme, Some("postgres" | "postgresql")) {
@@ -573,7 +573,7 @@ fn parse_url(url: &str) -> Result<PgConnectOptions, LockError> {
 }
 
 /// The startup error: the server at `addr` could not be reached or refused us.
-fn unreachable_error(addr: &str, e: SqlxError) -> LockError {
+pub(crate) fn unreachable_error(addr: &str, e: SqlxError) -> LockError {
     let check = match &e {
         SqlxError::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
             "is postgres running there? (`bash scripts/services` starts one locally)"
@@ -643,7 +643,7 @@ fn setup_error(addr: &str, sql: &Statements, e: SetupError) -> LockError {
 }
 
 /// `host:port/database` or `socket/database`, for errors.
-fn address(options: &PgConnectOptions) -> String {
+pub(crate) fn address(options: &PgConnectOptions) -> String {
     // Without a database name, the server uses the user's name.
     let db = options.get_database().unwrap_or(options.get_username());
     let port = options.get_port();
@@ -658,7 +658,7 @@ fn address(options: &PgConnectOptions) -> String {
 }
 
 /// The server as a URL without the password, for logs.
-fn describe(options: &PgConnectOptions) -> String {
+pub(crate) fn describe(options: &PgConnectOptions) -> String {
     format!("postgres://{}@{}", options.get_username(), address(options))
 }
 

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, JobRecord,
-    JobRegistration, OnceState, Status, StoreError,
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    Interrupted, JobRecord, JobRegistration, OnceState, Status, StoreError,
 };
 use crate::BoxFuture;
 
@@ -69,7 +69,8 @@ fn fnv(text: &str) -> u64 {
 #[derive(Debug)]
 struct JobState {
     fence: u64,
-    created_at: DateTime<Utc>,
+    /// Set by the first registration.
+    created_at: Option<DateTime<Utc>>,
     last_tick: Option<DateTime<Utc>>,
     /// In claim order, oldest first. A job keeps at most [`MEMORY_STORE_RETAINED`] finished
     /// rows and rarely more than one running, so a scan from the newest end finds a run's
@@ -125,7 +126,7 @@ impl JobState {
     fn new() -> Self {
         Self {
             fence: 0,
-            created_at: Utc::now(),
+            created_at: None,
             last_tick: None,
             rows: VecDeque::new(),
             finished: 0,
@@ -369,11 +370,12 @@ impl ExecutionStore for MemoryStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         let state = self.job(job.name);
-        let state = lock(&state);
+        let mut state = lock(&state);
+        let created_at = *state.created_at.get_or_insert(job.registered_at);
         ready(Ok(JobRecord {
             name: job.name.to_owned(),
             fence: state.fence,
-            created_at: state.created_at,
+            created_at,
             last_tick: state.last_tick,
         }))
     }
@@ -445,6 +447,48 @@ impl ExecutionStore for MemoryStore {
         all.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.started_at)));
         all.truncate(limit);
         ready(Ok(all))
+    }
+
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: std::time::Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        for name in jobs {
+            let shard = &self.jobs[(fnv(name) % SHARDS as u64) as usize];
+            let Some(job) = shard
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name.as_str())
+                .cloned()
+            else {
+                continue;
+            };
+            let state = lock(&job);
+            found.extend(
+                state
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        r.record.status == Status::Cancelled
+                            || (r.record.status == Status::Running
+                                && !r.live_within(now, liveness))
+                    })
+                    .map(|r| Interrupted {
+                        job: r.record.job.clone(),
+                        execution_id: r.record.id.clone(),
+                        scheduled_at: r.record.scheduled_at,
+                        status: r.record.status,
+                        attempts: r.record.attempts,
+                    }),
+            );
+        }
+        found.sort_by_key(|i| i.scheduled_at);
+        found.truncate(limit);
+        ready(Ok(found))
     }
 
     fn describe(&self) -> String {

@@ -1,0 +1,969 @@
+use std::{fmt, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    AssertSqlSafe, Connection, Error as SqlxError, Postgres,
+    postgres::{PgConnection, PgPool, PgPoolOptions},
+};
+
+use super::{
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
+    sql::{self, Migration},
+};
+use crate::{
+    BoxFuture,
+    lock::postgres::{
+        address, already_exists, connection_lost, describe, parse_url, quote, reason,
+        unreachable_error,
+    },
+};
+
+/// How long [`PostgresStore::connect`] waits for the server before it reports it unreachable.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an operation waits for a connection from the pool before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connections in the pool [`PostgresStore::connect`] opens: the store's own statements and
+/// the jobs' [`JobContext::transaction`](crate::JobContext::transaction)s share them.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// The key of the transaction-scoped advisory lock that serialises migrations across
+/// instances starting at once (the ASCII of `tgmigrat`).
+const MIGRATION_LOCK_KEY: i64 = 0x7467_6d69_6772_6174;
+
+/// The schema, oldest first. `{schema}` is replaced by the quoted schema name.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "jobs, executions and once",
+    sql: "
+CREATE TABLE {schema}.tickguard_jobs (
+    job text PRIMARY KEY,
+    fence bigint NOT NULL DEFAULT 0,
+    trigger text NOT NULL DEFAULT '',
+    zone text NOT NULL DEFAULT 'UTC',
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    next_fire_at timestamptz,
+    last_tick timestamptz
+);
+CREATE TABLE {schema}.tickguard_executions (
+    id text PRIMARY KEY,
+    job text NOT NULL,
+    scheduled_at timestamptz NOT NULL,
+    status text NOT NULL
+        CHECK (status IN ('RUNNING', 'COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED')),
+    fence bigint NOT NULL,
+    owner text NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    liveness_ms bigint NOT NULL,
+    finished_at timestamptz,
+    error text,
+    checkpoint json
+);
+CREATE INDEX tickguard_executions_by_job
+    ON {schema}.tickguard_executions (job, scheduled_at DESC);
+CREATE INDEX tickguard_executions_open
+    ON {schema}.tickguard_executions (job) WHERE status IN ('RUNNING', 'CANCELLED');
+CREATE TABLE {schema}.tickguard_once (
+    key text PRIMARY KEY,
+    job text NOT NULL,
+    execution_id text NOT NULL,
+    fence bigint NOT NULL,
+    started_at timestamptz NOT NULL,
+    done_at timestamptz
+);
+",
+}];
+
+/// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
+/// steps that every instance sharing the database agrees on, and history that outlives the
+/// processes.
+///
+/// The tables (`tickguard_jobs`, `tickguard_executions`, `tickguard_once`, and
+/// `tickguard_migrations`, which records the schema's version) live in one schema, `public`
+/// unless [`PostgresStore::connect_with_schema`] names another. They are created and
+/// migrated at startup under a transaction-scoped advisory lock, so many instances may start
+/// at once. Every instant the store judges by (heartbeats, liveness) is the **database's**
+/// clock, never an instance's.
+///
+/// - A **claim** is one transaction that first locks the job's row (`SELECT .. FOR UPDATE`),
+///   so claims of one job queue up; it reports the tick done or another execution live, or
+///   it bumps the job's fence, marks abandoned executions `CANCELLED`, and inserts (or takes
+///   over) the execution row stamped with the new fence. A claim that does not win rolls
+///   back and changes nothing.
+/// - Every later write (`heartbeat`, `checkpoint`, `once`, `finish`) is one statement whose
+///   `WHERE` names the execution, its fence and `status = 'RUNNING'`; a newer claim always
+///   rewrites that row, so a write that touches no row is a stale run's, and is refused.
+/// - [`JobContext::transaction`](crate::JobContext::transaction) commits only after locking
+///   the execution's row and finding it still this run's.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tickguard::Error> {
+/// use tickguard::{Scheduler, store::PostgresStore};
+///
+/// let store = PostgresStore::connect("postgres://app@10.0.0.7/app").await?;
+/// let scheduler = Scheduler::builder().store(store).build().await?;
+/// # let _ = scheduler; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: String,
+    sql: Arc<Statements>,
+    description: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.description)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// The schema of the tables unless [`PostgresStore::connect_with_schema`] names another.
+    pub const DEFAULT_SCHEMA: &'static str = "public";
+
+    /// Connects to the PostgreSQL server at `url`
+    /// (`postgres://[user[:password]@]host[:port]/database[?param=value&..]`) and creates
+    /// or migrates the tables in schema `public`.
+    ///
+    /// Fails with an error naming the address and what to check when the URL is malformed,
+    /// the server cannot be reached within 5 s, it refuses the credentials or the database,
+    /// or the tables cannot be created. The pool holds at most 10 connections, named
+    /// `tickguard` in `pg_stat_activity` unless the URL sets `application_name`; an operation
+    /// waits at most 3 s for one.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_schema(url, Self::DEFAULT_SCHEMA).await
+    }
+
+    /// [`PostgresStore::connect`] with the tables in `schema` (created if missing). The name
+    /// is used verbatim, as a quoted identifier. Instances that share jobs must share it.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let options = parse_url(url).map_err(lock_error)?;
+        let addr = address(&options);
+        let mut conn = tokio::time::timeout(STARTUP_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                StoreError::unavailable(
+                    format!(
+                        "cannot reach PostgreSQL at {addr}: no answer within {} s; is the \
+                         address right, and does a firewall drop the packets?",
+                        STARTUP_TIMEOUT.as_secs()
+                    ),
+                    None,
+                )
+            })?
+            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+        let sql = Statements::new(schema);
+        let migrated = migrate(&mut conn, &sql).await;
+        let _ = conn.close().await;
+        migrated.map_err(|e| setup_error(&addr, schema, e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        Ok(Self {
+            pool,
+            schema: schema.to_owned(),
+            sql: Arc::new(sql),
+            description: describe(&options),
+        })
+    }
+
+    /// Uses a ready pool (the application's own, say) with the tables in `schema`, and
+    /// creates or migrates them now.
+    pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
+        let options = pool.connect_options();
+        let addr = address(&options);
+        let sql = Statements::new(schema);
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+        migrate(&mut conn, &sql)
+            .await
+            .map_err(|e| setup_error(&addr, schema, e))?;
+        drop(conn);
+        Ok(Self {
+            description: describe(&options),
+            pool,
+            schema: schema.to_owned(),
+            sql: Arc::new(sql),
+        })
+    }
+
+    /// The pool the store's statements go through.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema of the tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The statement that a [`JobContext::transaction`](crate::JobContext::transaction) runs
+    /// before it commits: it locks the execution's row and returns it if this run still
+    /// holds it.
+    pub(crate) fn fence_check(&self) -> Arc<str> {
+        self.sql.fence_check.clone()
+    }
+
+    /// Runs an operation, and once more if its connection turned out to be dead (the server
+    /// restarted, or an administrator terminated the backend): the pool then hands out a
+    /// fresh connection. `retried` tells the second run that the first may have been applied.
+    async fn run<T, Fut>(&self, op: impl Fn(bool) -> Fut) -> Result<T, SqlxError>
+    where
+        Fut: Future<Output = Result<T, SqlxError>>,
+    {
+        match op(false).await {
+            Err(e) if connection_lost(&e) => op(true).await,
+            other => other,
+        }
+    }
+
+    fn error(&self, what: &str, e: SqlxError) -> StoreError {
+        let hint = match &e {
+            SqlxError::PoolTimedOut | SqlxError::Io(_) => "; is postgres running and reachable?",
+            e if connection_lost(e) => "; is postgres running and reachable?",
+            SqlxError::Database(db) => match db.code().as_deref() {
+                Some("42P01" | "3F000") => {
+                    "; the store's tables are gone: restart the instance to create them again"
+                }
+                Some("42501") => {
+                    "; grant this user SELECT, INSERT, UPDATE, DELETE on the tickguard tables"
+                }
+                _ => "",
+            },
+            _ => "",
+        };
+        let why = match &e {
+            SqlxError::PoolTimedOut => format!("no connection within {ACQUIRE_TIMEOUT:?}"),
+            e => reason(e),
+        };
+        StoreError::unavailable(
+            format!(
+                "PostgreSQL at {}: {what} failed: {why}{hint}",
+                self.description
+            ),
+            Some(Box::new(e)),
+        )
+    }
+
+    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+        let sql = &self.sql;
+        let mut tx = self.pool.begin().await?;
+        // Claims of one job queue up on the job's row.
+        let locked: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql.lock_job.as_str()))
+            .bind(req.job)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            sqlx::query(AssertSqlSafe(sql.insert_job.as_str()))
+                .bind(req.job)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.lock_job.as_str()))
+                .bind(req.job)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        // A statement of its own, after the lock: it sees what the claims before it wrote.
+        let open: Vec<(String, String, bool, String)> =
+            sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
+                .bind(req.job)
+                .bind(req.execution_id)
+                .bind(sql::millis(req.liveness))
+                .fetch_all(&mut *tx)
+                .await?;
+        let existing = open.iter().find(|row| row.0 == req.execution_id);
+        if let Some((_, status, _, _)) = existing {
+            let status = sql::parse_status(status);
+            if req.idempotent && status.is_final() {
+                tx.rollback().await?;
+                return Ok(Claim::Done { status });
+            }
+        }
+        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
+            if retried && id == req.execution_id && owner == req.owner {
+                // The first try committed before its connection died: the claim is ours.
+                let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
+                    sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
+                        .bind(req.execution_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                return Ok(Claim::Acquired(Claimed {
+                    fence: sql::fence(fence),
+                    previous_attempts: attempts.unsigned_abs(),
+                    checkpoint,
+                    resumed: false,
+                }));
+            }
+            tx.rollback().await?;
+            return Ok(Claim::Busy {
+                execution_id: id.clone(),
+            });
+        }
+        let taken: Option<(i64, i32, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
+                .bind(req.job)
+                .bind(req.execution_id)
+                .bind(req.scheduled_at)
+                .bind(req.owner)
+                .bind(sql::millis(req.liveness))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((fence, attempts, checkpoint)) = taken else {
+            tx.rollback().await?;
+            return Err(SqlxError::Protocol(format!(
+                "execution id `{}` belongs to another job; make the key template of job `{}` \
+                 include {{job}}",
+                req.execution_id, req.job
+            )));
+        };
+        tx.commit().await?;
+        Ok(Claim::Acquired(Claimed {
+            fence: sql::fence(fence),
+            previous_attempts: attempts.unsigned_abs(),
+            checkpoint,
+            resumed: existing.is_some(),
+        }))
+    }
+
+    async fn once_begin_once(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
+        let sql = &self.sql;
+        let mut tx = self.pool.begin().await?;
+        // The share lock keeps a claim from taking the execution over until this commits.
+        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(sql.owned_share.as_str()))
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owned.is_none() {
+            tx.rollback().await?;
+            return Ok(Step::Fenced);
+        }
+        let inserted = sqlx::query(AssertSqlSafe(sql.once_insert.as_str()))
+            .bind(key)
+            .bind(&exec.job)
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .execute(&mut *tx)
+            .await?;
+        if inserted.rows_affected() == 0 {
+            let (holder, holder_fence, done): (String, i64, bool) =
+                sqlx::query_as(AssertSqlSafe(sql.once_row.as_str()))
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if done {
+                tx.rollback().await?;
+                return Ok(Step::State(OnceState::Done));
+            }
+            let mine = holder == exec.execution_id && sql::fence(holder_fence) == exec.fence;
+            if !mine {
+                let live: bool = sqlx::query_scalar(AssertSqlSafe(sql.holder_live.as_str()))
+                    .bind(&holder)
+                    .bind(holder_fence)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if live {
+                    tx.rollback().await?;
+                    return Ok(Step::State(OnceState::Busy));
+                }
+                sqlx::query(AssertSqlSafe(sql.once_take.as_str()))
+                    .bind(key)
+                    .bind(&exec.job)
+                    .bind(&exec.execution_id)
+                    .bind(sql::db_fence(exec.fence))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Step::State(OnceState::Acquired))
+    }
+
+    /// Whether `exec` still holds its execution: after a retried write that touched no row,
+    /// this tells a first try that was applied from a stale run.
+    async fn still_owned(&self, exec: &ExecutionRef) -> Result<bool, SqlxError> {
+        let row: Option<i32> = sqlx::query_scalar(AssertSqlSafe(self.sql.owned.as_str()))
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Runs a fenced one-statement write; no row touched means the run is stale.
+    async fn fenced_write<'q>(
+        &self,
+        what: &str,
+        exec: &ExecutionRef,
+        statement: &'q str,
+        bind: impl Fn(
+            sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+        ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        let done = self
+            .run(|_| {
+                bind(
+                    sqlx::query(AssertSqlSafe(statement))
+                        .bind(exec.execution_id.as_str())
+                        .bind(sql::db_fence(exec.fence)),
+                )
+                .execute(&self.pool)
+            })
+            .await
+            .map_err(|e| self.error(what, e))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(sql::fenced(exec))
+        }
+    }
+}
+
+/// What a `once_begin` transaction decided.
+enum Step {
+    State(OnceState),
+    Fenced,
+}
+
+fn lock_error(e: crate::lock::LockError) -> StoreError {
+    let (message, source) = e.into_parts();
+    StoreError::unavailable(message, source)
+}
+
+/// The startup error: connected, but the tables could not be created or migrated.
+fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> StoreError {
+    let e = match e {
+        sql::MigrateError::Newer { found, known } => {
+            return StoreError::unavailable(
+                format!(
+                    "PostgreSQL at {addr}: the tickguard tables in schema `{schema}` are at \
+                     version {found}, newer than this build knows ({known}): upgrade this \
+                     instance"
+                ),
+                None,
+            );
+        }
+        sql::MigrateError::Db(e) => e,
+    };
+    let check = match &e {
+        SqlxError::Database(db) => match db.code().as_deref() {
+            Some("42501") => {
+                "grant this user CREATE on the schema (and on the database, if the schema is \
+                 missing), or create the tables beforehand (docs/stores.md)"
+            }
+            _ => "see docs/stores.md for the tables",
+        },
+        _ => "is postgres running and reachable?",
+    };
+    StoreError::unavailable(
+        format!(
+            "PostgreSQL at {addr}: cannot set up the tickguard tables in schema `{schema}`: \
+             {}; {check}",
+            reason(&e)
+        ),
+        Some(Box::new(e)),
+    )
+}
+
+/// Creates or migrates the tables: one transaction under an advisory lock, so concurrent
+/// startups apply each migration once.
+async fn migrate(
+    conn: &mut PgConnection,
+    sql: &Statements,
+) -> Result<(), sql::MigrateError<SqlxError>> {
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    // The common case, with no lock: every instance after the first finds the tables ready.
+    if current_version(conn, sql).await? == Some(latest) {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+    let found = match current_version(&mut tx, sql).await? {
+        Some(found) => found,
+        None => {
+            let schema_exists: bool =
+                sqlx::query_scalar("SELECT to_regnamespace($1) IS NOT NULL")
+                    .bind(&sql.schema)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !schema_exists {
+                sqlx::query(AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    sql.schema
+                )))
+                .execute(&mut *tx)
+                .await
+                .or_else(already_exists)?;
+            }
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {}.tickguard_migrations (\
+                 version integer PRIMARY KEY, \
+                 description text NOT NULL, \
+                 applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+                sql.schema
+            )))
+            .execute(&mut *tx)
+            .await
+            .or_else(already_exists)?;
+            0
+        }
+    };
+    if found > latest {
+        return Err(sql::MigrateError::Newer {
+            found,
+            known: latest,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        sqlx::raw_sql(AssertSqlSafe(m.sql.replace("{schema}", &sql.schema)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {}.tickguard_migrations (version, description) VALUES ($1, $2)",
+            sql.schema
+        )))
+        .bind(m.version)
+        .bind(m.description)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The schema's version, or `None` before the first migration.
+async fn current_version(
+    conn: &mut PgConnection,
+    sql: &Statements,
+) -> Result<Option<i32>, SqlxError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(format!("{}.tickguard_migrations", sql.schema))
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let version: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT max(version) FROM {}.tickguard_migrations",
+        sql.schema
+    )))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(version.unwrap_or(0)))
+}
+
+/// The statements, with the schema quoted in.
+struct Statements {
+    /// `"schema"`
+    schema: String,
+    lock_job: String,
+    insert_job: String,
+    register: String,
+    open_rows: String,
+    own_row: String,
+    take: String,
+    owned: String,
+    owned_share: String,
+    heartbeat: String,
+    checkpoint: String,
+    last_checkpoint: String,
+    finish: String,
+    once_insert: String,
+    once_row: String,
+    holder_live: String,
+    once_take: String,
+    once_done: String,
+    once_forget: String,
+    executions: String,
+    interrupted: String,
+    fence_check: Arc<str>,
+}
+
+impl Statements {
+    fn new(schema: &str) -> Self {
+        let s = quote(schema);
+        let jobs = format!("{s}.tickguard_jobs");
+        let ex = format!("{s}.tickguard_executions");
+        let once = format!("{s}.tickguard_once");
+        // `$1` and `$2` of every fenced statement are the execution's id and fence.
+        let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
+        let ms = "* interval '1 millisecond'";
+        Self {
+            lock_job: format!("SELECT fence FROM {jobs} WHERE job = $1 FOR UPDATE"),
+            insert_job: format!("INSERT INTO {jobs} (job) VALUES ($1) ON CONFLICT DO NOTHING"),
+            register: format!(
+                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (job) DO UPDATE SET trigger = EXCLUDED.trigger, \
+                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at \
+                 RETURNING fence, created_at, last_tick"
+            ),
+            open_rows: format!(
+                "SELECT id, status, \
+                     status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
+                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
+            ),
+            own_row: format!("SELECT fence, attempt, checkpoint::text FROM {ex} WHERE id = $1"),
+            // Bumps the fence, abandons the job's other running executions (their owners
+            // are gone: none was live), and inserts or takes over this one. The `WHERE` of
+            // the update refuses an id that another job's execution has.
+            take: format!(
+                "WITH bumped AS (\
+                     UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3) \
+                     WHERE job = $1 RETURNING fence), \
+                 abandoned AS (\
+                     UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \
+                         error = 'owner stopped heartbeating; execution abandoned' \
+                     WHERE job = $1 AND status = 'RUNNING' AND id <> $2) \
+                 INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms) \
+                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 0, clock_timestamp(), \
+                     clock_timestamp(), $5 FROM bumped \
+                 ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
+                     owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
+                     started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
+                     liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
+                 WHERE e.job = EXCLUDED.job \
+                 RETURNING fence, attempt, checkpoint::text"
+            ),
+            owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
+            owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
+            heartbeat: format!("UPDATE {ex} SET heartbeat_at = clock_timestamp() WHERE {mine}"),
+            checkpoint: format!("UPDATE {ex} SET checkpoint = $3::json WHERE {mine}"),
+            last_checkpoint: format!("SELECT checkpoint::text FROM {ex} WHERE {mine}"),
+            finish: format!(
+                "UPDATE {ex} SET status = $3, attempt = $4, error = $5, \
+                     finished_at = clock_timestamp() \
+                 WHERE {mine}"
+            ),
+            once_insert: format!(
+                "INSERT INTO {once} (key, job, execution_id, fence, started_at) \
+                 VALUES ($1, $2, $3, $4, clock_timestamp()) ON CONFLICT (key) DO NOTHING"
+            ),
+            once_row: format!(
+                "SELECT execution_id, fence, done_at IS NOT NULL FROM {once} \
+                 WHERE key = $1 FOR UPDATE"
+            ),
+            holder_live: format!(
+                "SELECT EXISTS (SELECT 1 FROM {ex} WHERE {mine} \
+                     AND heartbeat_at > clock_timestamp() - liveness_ms {ms})"
+            ),
+            once_take: format!(
+                "UPDATE {once} SET job = $2, execution_id = $3, fence = $4, \
+                     started_at = clock_timestamp() \
+                 WHERE key = $1"
+            ),
+            // The share lock on the execution's row orders these after (or before) any claim
+            // that takes the execution over.
+            once_done: format!(
+                "WITH owned AS (SELECT 1 FROM {ex} WHERE {mine} FOR SHARE) \
+                 UPDATE {once} SET done_at = clock_timestamp() \
+                 WHERE key = $3 AND execution_id = $1 AND fence = $2 \
+                   AND EXISTS (SELECT 1 FROM owned)"
+            ),
+            once_forget: format!(
+                "WITH owned AS (SELECT 1 FROM {ex} WHERE {mine} FOR SHARE) \
+                 DELETE FROM {once} \
+                 WHERE key = $3 AND execution_id = $1 AND fence = $2 \
+                   AND EXISTS (SELECT 1 FROM owned)"
+            ),
+            executions: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint::text \
+                 FROM {ex} WHERE job = $1 \
+                 ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
+            ),
+            interrupted: format!(
+                "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
+                 WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
+                     AND heartbeat_at <= clock_timestamp() - $2 {ms})) \
+                 ORDER BY scheduled_at LIMIT $3"
+            ),
+            fence_check: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE").into(),
+            schema: s,
+        }
+    }
+}
+
+type ExecutionRow = (
+    String,
+    String,
+    DateTime<Utc>,
+    String,
+    i64,
+    String,
+    i32,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+);
+
+impl ExecutionStore for PostgresStore {
+    fn register<'a>(
+        &'a self,
+        job: &'a JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
+        Box::pin(async move {
+            let (fence, created_at, last_tick): (i64, DateTime<Utc>, Option<DateTime<Utc>>) =
+                self.run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
+                        .bind(job.name)
+                        .bind(&job.trigger)
+                        .bind(&job.zone)
+                        .bind(job.next_fire)
+                        .bind(job.registered_at)
+                        .fetch_one(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
+            Ok(JobRecord {
+                name: job.name.to_owned(),
+                fence: sql::fence(fence),
+                created_at,
+                last_tick,
+            })
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        request: &'a ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        Box::pin(async move {
+            self.run(|retried| self.claim_once(request, retried))
+                .await
+                .map_err(|e| {
+                    self.error(
+                        &format!("the claim of execution `{}`", request.execution_id),
+                        e,
+                    )
+                })
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.fenced_write("a heartbeat", exec, &self.sql.heartbeat, |q| q))
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(
+            self.fenced_write("a checkpoint", exec, &self.sql.checkpoint, move |q| {
+                q.bind(state)
+            }),
+        )
+    }
+
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<Option<String>> = self
+                .run(|_| {
+                    sqlx::query_scalar(AssertSqlSafe(self.sql.last_checkpoint.as_str()))
+                        .bind(&exec.execution_id)
+                        .bind(sql::db_fence(exec.fence))
+                        .fetch_optional(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error("reading the checkpoint", e))?;
+            row.ok_or_else(|| sql::fenced(exec))
+        })
+    }
+
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
+        Box::pin(async move {
+            match self
+                .run(|_| self.once_begin_once(exec, key))
+                .await
+                .map_err(|e| self.error(&format!("starting step `{key}`"), e))?
+            {
+                Step::State(state) => Ok(state),
+                Step::Fenced => Err(sql::fenced(exec)),
+            }
+        })
+    }
+
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let statement = if done {
+                &self.sql.once_done
+            } else {
+                &self.sql.once_forget
+            };
+            let (rows, retried) = self
+                .run(|retried| async move {
+                    let done = sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&exec.execution_id)
+                        .bind(sql::db_fence(exec.fence))
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok((done.rows_affected(), retried))
+                })
+                .await
+                .map_err(|e| self.error(&format!("ending step `{key}`"), e))?;
+            // A forget whose first try was applied finds no row the second time.
+            if rows == 1
+                || (retried
+                    && !done
+                    && self
+                        .still_owned(exec)
+                        .await
+                        .map_err(|e| self.error("ending a step", e))?)
+            {
+                Ok(())
+            } else {
+                Err(sql::fenced(exec))
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        finish: &'a Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (rows, retried) = self
+                .run(|retried| async move {
+                    let done = sqlx::query(AssertSqlSafe(self.sql.finish.as_str()))
+                        .bind(&exec.execution_id)
+                        .bind(sql::db_fence(exec.fence))
+                        .bind(finish.status.as_str())
+                        .bind(i32::try_from(finish.attempts).unwrap_or(i32::MAX))
+                        .bind(finish.error)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok((done.rows_affected(), retried))
+                })
+                .await
+                .map_err(|e| self.error("recording the execution's end", e))?;
+            if rows == 1 {
+                return Ok(());
+            }
+            if retried {
+                // The first try may have been applied before its connection died.
+                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(
+                    format!(
+                        "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
+                        self.sql.schema
+                    ),
+                ))
+                .bind(&exec.execution_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error("recording the execution's end", e))?;
+                if row.is_some_and(|(status, fence, _)| {
+                    sql::fence(fence) == exec.fence && sql::parse_status(&status) == finish.status
+                }) {
+                    return Ok(());
+                }
+            }
+            Err(sql::fenced(exec))
+        })
+    }
+
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<ExecutionRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.executions.as_str()))
+                        .bind(job)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| ExecutionRecord {
+                    id: r.0,
+                    job: r.1,
+                    scheduled_at: r.2,
+                    status: sql::parse_status(&r.3),
+                    fence: sql::fence(r.4),
+                    owner: r.5,
+                    attempts: r.6.unsigned_abs(),
+                    started_at: r.7,
+                    heartbeat_at: r.8,
+                    finished_at: r.9,
+                    error: r.10,
+                    checkpoint: r.11,
+                })
+                .collect())
+        })
+    }
+
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String, DateTime<Utc>, String, i32)> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
+                        .bind(jobs)
+                        .bind(sql::millis(liveness))
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error("looking for interrupted executions", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+                    job,
+                    execution_id,
+                    scheduled_at,
+                    status: sql::parse_status(&status),
+                    attempts: attempts.unsigned_abs(),
+                })
+                .collect())
+        })
+    }
+
+    fn sql(&self) -> Option<SqlStore> {
+        Some(SqlStore::Postgres(self.clone()))
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (schema {})", self.description, self.sql.schema)
+    }
+}

@@ -1,0 +1,729 @@
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    AssertSqlSafe, Error as SqlxError,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+};
+
+use super::{
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
+    sql::{self, Migration},
+};
+use crate::BoxFuture;
+
+/// How long a statement waits for another connection's write lock (another instance's
+/// claim, a job's transaction) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool: writers queue on SQLite's one write lock, readers do not.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The schema, oldest first. Instants are Unix milliseconds (`INTEGER`), so that liveness
+/// is plain arithmetic; `checkpoint` is JSON text.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "jobs, executions and once",
+    sql: "
+CREATE TABLE tickguard_jobs (
+    job TEXT PRIMARY KEY NOT NULL,
+    fence INTEGER NOT NULL DEFAULT 0,
+    trigger TEXT NOT NULL DEFAULT '',
+    zone TEXT NOT NULL DEFAULT 'UTC',
+    created_at INTEGER NOT NULL,
+    next_fire_at INTEGER,
+    last_tick INTEGER
+);
+CREATE TABLE tickguard_executions (
+    id TEXT PRIMARY KEY NOT NULL,
+    job TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('RUNNING', 'COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED')),
+    fence INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    liveness_ms INTEGER NOT NULL,
+    finished_at INTEGER,
+    error TEXT,
+    checkpoint TEXT
+);
+CREATE INDEX tickguard_executions_by_job ON tickguard_executions (job, scheduled_at DESC);
+CREATE INDEX tickguard_executions_open ON tickguard_executions (job)
+    WHERE status IN ('RUNNING', 'CANCELLED');
+CREATE TABLE tickguard_once (
+    key TEXT PRIMARY KEY NOT NULL,
+    job TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    done_at INTEGER
+);
+",
+}];
+
+/// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
+/// store, with no server. History, checkpoints, `once` steps and the last tick survive
+/// restarts, so ticks missed while the process was down follow the job's misfire policy.
+///
+/// Several processes on one host may share the file; every write runs under SQLite's one
+/// write lock (`BEGIN IMMEDIATE` for claims), in WAL mode, waiting up to 5 s for it. The
+/// clock that judges liveness is the host's. Across hosts, use
+/// [`PostgresStore`](super::PostgresStore): SQLite over a network filesystem does not lock
+/// reliably.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tickguard::Error> {
+/// use tickguard::{Scheduler, store::SqliteStore};
+///
+/// let store = SqliteStore::connect("sqlite://tickguard.db").await?;
+/// let scheduler = Scheduler::builder().store(store).build().await?;
+/// # let _ = scheduler; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sql: Arc<Statements>,
+    description: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("file", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn instant(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`, or
+    /// `sqlite:file.db`; a relative path is relative to the working directory) and creates
+    /// or migrates the tables.
+    ///
+    /// Fails with an error naming the file and what to check when the URL is malformed,
+    /// the file cannot be opened or created, or the tables cannot be set up. An in-memory
+    /// database is refused: [`MemoryStore`](super::MemoryStore) is the in-memory store.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| {
+            StoreError::unavailable(
+                format!(
+                    "invalid SQLite URL `{url}`: {e}; expected sqlite://path/to/file.db"
+                ),
+                None,
+            )
+        })?;
+        let file = options.get_filename().display().to_string();
+        if url.contains(":memory:") || url.contains("mode=memory") || file.is_empty() {
+            return Err(StoreError::unavailable(
+                format!(
+                    "SQLite URL `{url}` names an in-memory database, which each connection \
+                     would see empty; use MemoryStore (the default) for an in-memory store, \
+                     or a file path"
+                ),
+                None,
+            ));
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::unavailable(
+                    format!(
+                        "cannot open the SQLite database `{file}`: {e}; does its directory \
+                         exist, and may this process write there?"
+                    ),
+                    Some(Box::new(e)),
+                )
+            })?;
+        migrate(&pool).await.map_err(|e| match e {
+            sql::MigrateError::Newer { found, known } => StoreError::unavailable(
+                format!(
+                    "the tickguard tables in `{file}` are at version {found}, newer than this \
+                     build knows ({known}): upgrade this instance"
+                ),
+                None,
+            ),
+            sql::MigrateError::Db(e) => StoreError::unavailable(
+                format!("cannot set up the tickguard tables in `{file}`: {e}"),
+                Some(Box::new(e)),
+            ),
+        })?;
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements::new()),
+            description: format!("sqlite:{file}"),
+        })
+    }
+
+    /// The pool the store's statements go through.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The statement a [`JobContext::transaction`](crate::JobContext::transaction) runs
+    /// before it commits.
+    pub(crate) fn fence_check(&self) -> Arc<str> {
+        self.sql.fence_check.clone()
+    }
+
+    fn error(&self, what: &str, e: SqlxError) -> StoreError {
+        let hint = match &e {
+            SqlxError::PoolTimedOut => format!("no connection within {BUSY_TIMEOUT:?}"),
+            SqlxError::Database(db) if db.message().contains("locked") => format!(
+                "{}; another connection held the write lock for over {BUSY_TIMEOUT:?}",
+                db.message()
+            ),
+            e => e.to_string(),
+        };
+        StoreError::unavailable(
+            format!("{}: {what} failed: {hint}", self.description),
+            Some(Box::new(e)),
+        )
+    }
+
+    async fn claim_now(&self, req: &ClaimRequest<'_>) -> Result<Claim, SqlxError> {
+        let sql = &self.sql;
+        // The write lock from the start: claims of every job queue up here.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        sqlx::query(AssertSqlSafe(sql.insert_job.as_str()))
+            .bind(req.job)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let open: Vec<(String, String, bool)> =
+            sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
+                .bind(req.job)
+                .bind(req.execution_id)
+                .bind(now - sql::millis(req.liveness))
+                .fetch_all(&mut *tx)
+                .await?;
+        let existing = open.iter().find(|row| row.0 == req.execution_id);
+        if let Some((_, status, _)) = existing {
+            let status = sql::parse_status(status);
+            if req.idempotent && status.is_final() {
+                tx.rollback().await?;
+                return Ok(Claim::Done { status });
+            }
+        }
+        if let Some((id, _, _)) = open.iter().find(|row| row.2) {
+            tx.rollback().await?;
+            return Ok(Claim::Busy {
+                execution_id: id.clone(),
+            });
+        }
+        let fence: i64 = sqlx::query_scalar(AssertSqlSafe(sql.bump.as_str()))
+            .bind(req.job)
+            .bind(ms(req.scheduled_at))
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(sql.abandon.as_str()))
+            .bind(req.job)
+            .bind(req.execution_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let taken: Option<(i64, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
+                .bind(req.execution_id)
+                .bind(req.job)
+                .bind(ms(req.scheduled_at))
+                .bind(fence)
+                .bind(req.owner)
+                .bind(now)
+                .bind(sql::millis(req.liveness))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((attempts, checkpoint)) = taken else {
+            tx.rollback().await?;
+            return Err(SqlxError::Protocol(format!(
+                "execution id `{}` belongs to another job; make the key template of job `{}` \
+                 include {{job}}",
+                req.execution_id, req.job
+            )));
+        };
+        tx.commit().await?;
+        Ok(Claim::Acquired(Claimed {
+            fence: sql::fence(fence),
+            previous_attempts: u32::try_from(attempts).unwrap_or(0),
+            checkpoint,
+            resumed: existing.is_some(),
+        }))
+    }
+
+    async fn once_begin_now(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
+        let sql = &self.sql;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(sql.owned.as_str()))
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owned.is_none() {
+            tx.rollback().await?;
+            return Ok(Step::Fenced);
+        }
+        let row: Option<(String, i64, bool)> = sqlx::query_as(AssertSqlSafe(sql.once_row.as_str()))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((holder, holder_fence, done)) = row {
+            if done {
+                tx.rollback().await?;
+                return Ok(Step::State(OnceState::Done));
+            }
+            let mine = holder == exec.execution_id && sql::fence(holder_fence) == exec.fence;
+            if !mine {
+                let live: bool = sqlx::query_scalar(AssertSqlSafe(sql.holder_live.as_str()))
+                    .bind(&holder)
+                    .bind(holder_fence)
+                    .bind(now_ms())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if live {
+                    tx.rollback().await?;
+                    return Ok(Step::State(OnceState::Busy));
+                }
+            }
+        }
+        sqlx::query(AssertSqlSafe(sql.once_put.as_str()))
+            .bind(key)
+            .bind(&exec.job)
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Step::State(OnceState::Acquired))
+    }
+
+    /// Runs a fenced one-statement write: `$1` the id, `$2` the fence, then `extra`. No row
+    /// touched means the run is stale.
+    async fn fenced_write(
+        &self,
+        what: &str,
+        exec: &ExecutionRef,
+        statement: &str,
+        extra: Extra<'_>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::query(AssertSqlSafe(statement))
+            .bind(exec.execution_id.as_str())
+            .bind(sql::db_fence(exec.fence));
+        q = match extra {
+            Extra::Now => q.bind(now_ms()),
+            Extra::Text(text) => q.bind(text),
+            Extra::KeyNow(key) => q.bind(key).bind(now_ms()),
+            Extra::Key(key) => q.bind(key),
+            Extra::Finish(f) => q
+                .bind(f.status.as_str())
+                .bind(i64::from(f.attempts))
+                .bind(f.error)
+                .bind(now_ms()),
+        };
+        let done = q
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(what, e))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(sql::fenced(exec))
+        }
+    }
+}
+
+/// The parameters a fenced write binds after the id and the fence.
+enum Extra<'a> {
+    Now,
+    Text(&'a str),
+    Key(&'a str),
+    KeyNow(&'a str),
+    Finish(&'a Finish<'a>),
+}
+
+/// What a `once_begin` transaction decided.
+enum Step {
+    State(OnceState),
+    Fenced,
+}
+
+/// Creates or migrates the tables in one `BEGIN IMMEDIATE` transaction: concurrent startups
+/// (other processes on the file) queue on the write lock and apply each migration once.
+async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> {
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS tickguard_migrations (\
+         version INTEGER PRIMARY KEY NOT NULL, \
+         description TEXT NOT NULL, \
+         applied_at INTEGER NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let found: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
+        .fetch_one(&mut *tx)
+        .await?;
+    let found = found.unwrap_or(0);
+    if found > latest {
+        return Err(sql::MigrateError::Newer {
+            found,
+            known: latest,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO tickguard_migrations (version, description, applied_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.description)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The statements.
+struct Statements {
+    insert_job: String,
+    register: String,
+    open_rows: String,
+    bump: String,
+    abandon: String,
+    take: String,
+    owned: String,
+    heartbeat: String,
+    checkpoint: String,
+    last_checkpoint: String,
+    finish: String,
+    once_row: String,
+    holder_live: String,
+    once_put: String,
+    once_done: String,
+    once_forget: String,
+    executions: String,
+    fence_check: Arc<str>,
+}
+
+impl Statements {
+    fn new() -> Self {
+        let ex = "tickguard_executions";
+        let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
+        let owned = format!("EXISTS (SELECT 1 FROM {ex} WHERE {mine})");
+        Self {
+            insert_job: "INSERT INTO tickguard_jobs (job, created_at) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING"
+                .into(),
+            register: "INSERT INTO tickguard_jobs AS j (job, trigger, zone, next_fire_at, \
+                           created_at) \
+                       VALUES ($1, $2, $3, $4, $5) \
+                       ON CONFLICT (job) DO UPDATE SET trigger = excluded.trigger, \
+                           zone = excluded.zone, next_fire_at = excluded.next_fire_at \
+                       RETURNING fence, created_at, last_tick"
+                .into(),
+            open_rows: format!(
+                "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3 \
+                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
+            ),
+            bump: "UPDATE tickguard_jobs SET fence = fence + 1, \
+                       last_tick = max(coalesce(last_tick, $2), $2) \
+                   WHERE job = $1 RETURNING fence"
+                .into(),
+            abandon: format!(
+                "UPDATE {ex} SET status = 'CANCELLED', finished_at = $3, \
+                     error = 'owner stopped heartbeating; execution abandoned' \
+                 WHERE job = $1 AND status = 'RUNNING' AND id <> $2"
+            ),
+            take: format!(
+                "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms) \
+                 VALUES ($1, $2, $3, 'RUNNING', $4, $5, 0, $6, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = excluded.fence, \
+                     owner = excluded.owner, scheduled_at = excluded.scheduled_at, \
+                     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
+                     liveness_ms = excluded.liveness_ms, finished_at = NULL, error = NULL \
+                 WHERE e.job = excluded.job \
+                 RETURNING attempt, checkpoint"
+            ),
+            owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
+            heartbeat: format!("UPDATE {ex} SET heartbeat_at = $3 WHERE {mine}"),
+            checkpoint: format!("UPDATE {ex} SET checkpoint = $3 WHERE {mine}"),
+            last_checkpoint: format!("SELECT checkpoint FROM {ex} WHERE {mine}"),
+            finish: format!(
+                "UPDATE {ex} SET status = $3, attempt = $4, error = $5, finished_at = $6 \
+                 WHERE {mine}"
+            ),
+            once_row: "SELECT execution_id, fence, done_at IS NOT NULL FROM tickguard_once \
+                       WHERE key = $1"
+                .into(),
+            holder_live: format!(
+                "SELECT EXISTS (SELECT 1 FROM {ex} WHERE {mine} \
+                     AND heartbeat_at + liveness_ms > $3)"
+            ),
+            once_put: "INSERT INTO tickguard_once (key, job, execution_id, fence, started_at) \
+                       VALUES ($1, $2, $3, $4, $5) \
+                       ON CONFLICT (key) DO UPDATE SET job = excluded.job, \
+                           execution_id = excluded.execution_id, fence = excluded.fence, \
+                           started_at = excluded.started_at"
+                .into(),
+            // One statement each, so atomic under SQLite's write lock.
+            once_done: format!(
+                "UPDATE tickguard_once SET done_at = $4 \
+                 WHERE key = $3 AND execution_id = $1 AND fence = $2 AND {owned}"
+            ),
+            once_forget: format!(
+                "DELETE FROM tickguard_once \
+                 WHERE key = $3 AND execution_id = $1 AND fence = $2 AND {owned}"
+            ),
+            executions: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint \
+                 FROM {ex} WHERE job = $1 \
+                 ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
+            ),
+            fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
+        }
+    }
+}
+
+type ExecutionRow = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+impl ExecutionStore for SqliteStore {
+    fn register<'a>(
+        &'a self,
+        job: &'a JobRegistration<'a>,
+    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
+        Box::pin(async move {
+            let (fence, created_at, last_tick): (i64, i64, Option<i64>) =
+                sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
+                    .bind(job.name)
+                    .bind(&job.trigger)
+                    .bind(&job.zone)
+                    .bind(job.next_fire.map(ms))
+                    .bind(ms(job.registered_at))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
+            Ok(JobRecord {
+                name: job.name.to_owned(),
+                fence: sql::fence(fence),
+                created_at: instant(created_at),
+                last_tick: last_tick.map(instant),
+            })
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        request: &'a ClaimRequest<'a>,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        Box::pin(async move {
+            self.claim_now(request).await.map_err(|e| {
+                self.error(
+                    &format!("the claim of execution `{}`", request.execution_id),
+                    e,
+                )
+            })
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.fenced_write("a heartbeat", exec, &self.sql.heartbeat, Extra::Now))
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.fenced_write(
+            "a checkpoint",
+            exec,
+            &self.sql.checkpoint,
+            Extra::Text(state),
+        ))
+    }
+
+    fn last_checkpoint<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<Option<String>> =
+                sqlx::query_scalar(AssertSqlSafe(self.sql.last_checkpoint.as_str()))
+                    .bind(&exec.execution_id)
+                    .bind(sql::db_fence(exec.fence))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.error("reading the checkpoint", e))?;
+            row.ok_or_else(|| sql::fenced(exec))
+        })
+    }
+
+    fn once_begin<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
+        Box::pin(async move {
+            match self
+                .once_begin_now(exec, key)
+                .await
+                .map_err(|e| self.error(&format!("starting step `{key}`"), e))?
+            {
+                Step::State(state) => Ok(state),
+                Step::Fenced => Err(sql::fenced(exec)),
+            }
+        })
+    }
+
+    fn once_end<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        key: &'a str,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if done {
+                self.fenced_write("ending a step", exec, &self.sql.once_done, Extra::KeyNow(key))
+                    .await
+            } else {
+                self.fenced_write("ending a step", exec, &self.sql.once_forget, Extra::Key(key))
+                    .await
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        exec: &'a ExecutionRef,
+        finish: &'a Finish<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.fenced_write(
+            "recording the execution's end",
+            exec,
+            &self.sql.finish,
+            Extra::Finish(finish),
+        ))
+    }
+
+    fn executions<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<ExecutionRow> =
+                sqlx::query_as(AssertSqlSafe(self.sql.executions.as_str()))
+                    .bind(job)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| ExecutionRecord {
+                    id: r.0,
+                    job: r.1,
+                    scheduled_at: instant(r.2),
+                    status: sql::parse_status(&r.3),
+                    fence: sql::fence(r.4),
+                    owner: r.5,
+                    attempts: u32::try_from(r.6).unwrap_or(0),
+                    started_at: instant(r.7),
+                    heartbeat_at: instant(r.8),
+                    finished_at: r.9.map(instant),
+                    error: r.10,
+                    checkpoint: r.11,
+                })
+                .collect())
+        })
+    }
+
+    fn interrupted<'a>(
+        &'a self,
+        jobs: &'a [String],
+        liveness: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
+        Box::pin(async move {
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            // SQLite has no arrays: the names travel as one JSON array.
+            let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
+            let rows: Vec<(String, String, i64, String, i64)> = sqlx::query_as(
+                "SELECT job, id, scheduled_at, status, attempt FROM tickguard_executions \
+                 WHERE job IN (SELECT value FROM json_each($1)) \
+                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
+                 ORDER BY scheduled_at LIMIT $3",
+            )
+            .bind(names)
+            .bind(now_ms() - sql::millis(liveness))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("looking for interrupted executions", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+                    job,
+                    execution_id,
+                    scheduled_at: instant(scheduled_at),
+                    status: sql::parse_status(&status),
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                })
+                .collect())
+        })
+    }
+
+    fn sql(&self) -> Option<SqlStore> {
+        Some(SqlStore::Sqlite(self.clone()))
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
