@@ -553,8 +553,9 @@ async fn takes_over_a_dead_owner(store: Arc<dyn ExecutionStore>, prefix: &str) {
     );
     assert!(taken.resumed, "a taken-over execution is resumed");
     assert_eq!(
-        taken.previous_attempts, 2,
-        "attempts recorded by earlier owners are carried"
+        taken.previous_attempts, 3,
+        "attempts recorded by earlier owners are carried, and owner-2's claim counted the \
+         attempt it started before it died"
     );
     assert_eq!(taken.checkpoint.as_deref(), Some(r#"{"cursor":17}"#));
 

@@ -276,7 +276,8 @@ impl MemoryStore {
                 status: Status::Running,
                 fence,
                 owner: req.owner.to_owned(),
-                attempts: previous_attempts,
+                // The attempt this claim starts counts, so an owner that dies is counted.
+                attempts: previous_attempts + 1,
                 started_at: wall,
                 heartbeat_at: wall,
                 finished_at: None,

@@ -477,8 +477,10 @@ fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> Sto
     )
 }
 
-/// Creates or migrates the tables: one transaction under an advisory lock, so concurrent
-/// startups apply each migration once.
+/// Creates or migrates the tables, under a session advisory lock so that concurrent startups
+/// apply each migration once. The transaction begins after the lock is granted: a
+/// transaction that began before another instance created the tables could still see them
+/// missing in its catalog caches.
 async fn migrate(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -488,28 +490,36 @@ async fn migrate(
     if current_version(conn, sql).await? == Some(latest) {
         return Ok(());
     }
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
+    let migrated = migrate_locked(conn, sql, latest).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    migrated?;
+    unlocked?;
+    Ok(())
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    latest: i32,
+) -> Result<(), sql::MigrateError<SqlxError>> {
+    let mut tx = conn.begin().await?;
     let found = match current_version(&mut tx, sql).await? {
         Some(found) => found,
         None => {
-            let schema_exists: bool =
-                sqlx::query_scalar("SELECT to_regnamespace($1) IS NOT NULL")
-                    .bind(&sql.schema)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !schema_exists {
-                sqlx::query(AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    sql.schema
-                )))
-                .execute(&mut *tx)
-                .await
-                .or_else(already_exists)?;
-            }
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                sql.schema
+            )))
+            .execute(&mut *tx)
+            .await
+            .or_else(already_exists)?;
             sqlx::query(AssertSqlSafe(format!(
                 "CREATE TABLE IF NOT EXISTS {}.tickguard_migrations (\
                  version integer PRIMARY KEY, \
@@ -551,10 +561,16 @@ async fn current_version(
     conn: &mut PgConnection,
     sql: &Statements,
 ) -> Result<Option<i32>, SqlxError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(format!("{}.tickguard_migrations", sql.schema))
-        .fetch_one(&mut *conn)
-        .await?;
+    // A scan of the catalog, not `to_regclass`, whose caches may lag another session's
+    // commit.
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = 'tickguard_migrations')",
+    )
+    .bind(&sql.raw_schema)
+    .fetch_one(&mut *conn)
+    .await?;
     if !exists {
         return Ok(None);
     }
@@ -571,6 +587,8 @@ async fn current_version(
 struct Statements {
     /// `"schema"`
     schema: String,
+    /// `schema`, as given.
+    raw_schema: String,
     lock_job: String,
     insert_job: String,
     register: String,
@@ -618,9 +636,12 @@ impl Statements {
                      status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
                  FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
             ),
-            own_row: format!("SELECT fence, attempt, checkpoint::text FROM {ex} WHERE id = $1"),
+            own_row: format!(
+                "SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"
+            ),
             // Bumps the fence, abandons the job's other running executions (their owners
-            // are gone: none was live), and inserts or takes over this one. The `WHERE` of
+            // are gone: none was live), and inserts or takes over this one, counting the
+            // attempt it starts (so an owner that dies mid-run is counted). The `WHERE` of
             // the update refuses an id that another job's execution has.
             take: format!(
                 "WITH bumped AS (\
@@ -632,14 +653,14 @@ impl Statements {
                      WHERE job = $1 AND status = 'RUNNING' AND id <> $2) \
                  INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms) \
-                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 0, clock_timestamp(), \
+                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
                      clock_timestamp(), $5 FROM bumped \
                  ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
-                     owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
+                     attempt = e.attempt + 1, owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
                      started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
                      liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
                  WHERE e.job = EXCLUDED.job \
-                 RETURNING fence, attempt, checkpoint::text"
+                 RETURNING fence, attempt - 1, checkpoint::text"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
@@ -695,6 +716,7 @@ impl Statements {
                  ORDER BY scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE").into(),
+            raw_schema: schema.to_owned(),
             schema: s,
         }
     }

@@ -145,12 +145,26 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
+        // A new file is switched to WAL by its first connection; others opening it at that
+        // moment may be told it is locked, without SQLite's busy wait: try again.
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let pool = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .connect_with(options.clone())
+                .await;
+            match opened {
+                Err(SqlxError::Database(db))
+                    if db.message().contains("locked")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(10..50))).await;
+                }
+                other => break other,
+            }
+        }
+        .map_err(|e| {
                 StoreError::unavailable(
                     format!(
                         "cannot open the SQLite database `{file}`: {e}; does its directory \
@@ -465,13 +479,13 @@ impl Statements {
             take: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms) \
-                 VALUES ($1, $2, $3, 'RUNNING', $4, $5, 0, $6, $6, $7) \
+                 VALUES ($1, $2, $3, 'RUNNING', $4, $5, 1, $6, $6, $7) \
                  ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = excluded.fence, \
-                     owner = excluded.owner, scheduled_at = excluded.scheduled_at, \
+                     attempt = e.attempt + 1, owner = excluded.owner, scheduled_at = excluded.scheduled_at, \
                      started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
                      liveness_ms = excluded.liveness_ms, finished_at = NULL, error = NULL \
                  WHERE e.job = excluded.job \
-                 RETURNING attempt, checkpoint"
+                 RETURNING attempt - 1, checkpoint"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = $3 WHERE {mine}"),

@@ -1,0 +1,638 @@
+//! The SQL execution stores with real databases under the scheduler: concurrent migrations,
+//! fenced transactions, misfires across a restart of every instance, resumption of an
+//! interrupted execution, and Postgres backends terminated under claims.
+//!
+//! Needs PostgreSQL at `TICKGUARD_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); `bash scripts/services` starts it. Without it
+//! the tests fail: they never skip. Each test keeps its tables in a schema (or a SQLite file)
+//! of its own.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use tickguard::{
+    CancelReason, Job, JobContext, JobError, Misfire, ResultExt, Schedule, Scheduler,
+    metrics as names,
+    sqlx::{self, AssertSqlSafe, Executor as _},
+    store::{
+        Claim, ClaimRequest, ExecutionStore, FencedDatabase, PostgresStore, SqlStore, SqliteStore,
+        Status,
+    },
+};
+use tickguard_tests::{metrics, no_postgres, postgres_url, sqlite_url, unique_name};
+
+/// Which store a test runs on: a fresh schema or file each time.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A store, and how to reopen it (as another instance would).
+struct Db {
+    backend: Backend,
+    /// The schema (Postgres) or the URL (SQLite).
+    place: String,
+}
+
+impl Db {
+    fn new(backend: Backend, case: &str) -> Self {
+        let place = match backend {
+            Backend::Postgres => unique_name(&format!("tg_{case}")),
+            Backend::Sqlite => sqlite_url(&format!("tg_{case}")),
+        };
+        Self { backend, place }
+    }
+
+    async fn open(&self) -> Arc<dyn ExecutionStore> {
+        match self.backend {
+            Backend::Postgres => Arc::new(self.postgres().await),
+            Backend::Sqlite => Arc::new(self.sqlite().await),
+        }
+    }
+
+    async fn postgres(&self) -> PostgresStore {
+        PostgresStore::connect_with_schema(&postgres_url(), &self.place)
+            .await
+            .unwrap_or_else(|e| no_postgres(e))
+    }
+
+    async fn sqlite(&self) -> SqliteStore {
+        SqliteStore::connect(&self.place)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.place))
+    }
+}
+
+fn every(ms: u64) -> Schedule {
+    Schedule::every(Duration::from_millis(ms)).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Migrations
+
+async fn migrations_run_concurrently(backend: Backend) {
+    let db = Db::new(backend, "migrate");
+    // Eight instances start at once on an empty schema (or a new file).
+    let opened = join_all((0..8).map(|_| db.open())).await;
+    let job = "migrated";
+    for store in &opened {
+        let registration = tickguard::store::JobRegistration::new(
+            job,
+            "every 1s".into(),
+            "UTC".into(),
+            None,
+        );
+        store.register(&registration).await.unwrap();
+    }
+    // And once more, on tables that exist.
+    let again = db.open().await;
+    let id = format!("{job}@1");
+    let request = ClaimRequest::new(job, &id, Utc::now(), "o");
+    assert!(matches!(again.claim(&request).await.unwrap(), Claim::Acquired(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migrations_run_concurrently() {
+    migrations_run_concurrently(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_migrations_run_concurrently() {
+    migrations_run_concurrently(Backend::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fenced transactions
+
+/// What the job of a stale-transaction test reports.
+#[derive(Debug)]
+enum Step {
+    Started {
+        execution_id: String,
+        tick: DateTime<Utc>,
+        fence: u64,
+    },
+    Committed(Result<(), String>, Option<CancelReason>),
+}
+
+impl Db {
+    /// A table of the test's own, in its schema or file.
+    fn table(&self, name: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!("\"{}\".{name}", self.place),
+            Backend::Sqlite => name.to_owned(),
+        }
+    }
+
+    /// Runs one statement on the store's database.
+    async fn execute(&self, store: &dyn ExecutionStore, statement: String) {
+        match store.sql().unwrap() {
+            SqlStore::Postgres(s) => s.pool().execute(AssertSqlSafe(statement)).await.map(drop),
+            SqlStore::Sqlite(s) => s.pool().execute(AssertSqlSafe(statement)).await.map(drop),
+            _ => unreachable!(),
+        }
+        .unwrap()
+    }
+
+    /// Runs a query that returns one number.
+    async fn count(&self, store: &dyn ExecutionStore, statement: String) -> i64 {
+        match store.sql().unwrap() {
+            SqlStore::Postgres(s) => sqlx::query_scalar(AssertSqlSafe(statement))
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+            SqlStore::Sqlite(s) => sqlx::query_scalar(AssertSqlSafe(statement))
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// A run writes through `ctx.transaction()`; before it commits, another instance takes its
+/// execution over (it counts the run's owner gone). The commit fails, nothing it wrote is
+/// left, and the run is stopped as fenced. On PostgreSQL the transaction is open (with its
+/// row written) while the takeover happens; on SQLite, whose transactions hold the write
+/// lock that a claim needs, it begins after it.
+async fn stale_transaction_commits_nothing<DB>(backend: Backend, open_first: bool)
+where
+    DB: FencedDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+{
+    let db = Db::new(backend, "stale_tx");
+    let store = db.open().await;
+    let effects = db.table("effects");
+    db.execute(&*store, format!("CREATE TABLE {effects} (fence BIGINT NOT NULL)"))
+        .await;
+    let insert: Arc<str> = format!("INSERT INTO {effects} (fence) VALUES ($1)").into();
+
+    let (tx_steps, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let go = Arc::new(tokio::sync::Notify::new());
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (g, f) = (go.clone(), first.clone());
+    let job = Job::new("charge", every(500), move |ctx: JobContext| {
+        let (steps, go, first, insert) = (tx_steps.clone(), g.clone(), f.clone(), insert.clone());
+        async move {
+            if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            let write = |ctx: JobContext, insert: Arc<str>| async move {
+                let mut t = ctx.transaction::<DB>().await?;
+                sqlx::query(AssertSqlSafe(insert))
+                    .bind(ctx.fence() as i64)
+                    .execute(&mut *t)
+                    .await
+                    .transient()?;
+                Ok::<_, JobError>(t)
+            };
+            let early = if open_first {
+                Some(write(ctx.clone(), insert.clone()).await?)
+            } else {
+                None
+            };
+            steps
+                .send(Step::Started {
+                    execution_id: ctx.execution_id().to_owned(),
+                    tick: ctx.scheduled_at(),
+                    fence: ctx.fence(),
+                })
+                .unwrap();
+            go.notified().await;
+            let t = match early {
+                Some(t) => t,
+                None => write(ctx.clone(), insert).await?,
+            };
+            let committed = t.commit().await.map_err(|e| format!("{e:#}"));
+            steps
+                .send(Step::Committed(committed.clone(), ctx.cancel_reason()))
+                .unwrap();
+            committed.map_err(JobError::permanent)
+        }
+    })
+    .idempotent();
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .store(store.clone())
+        .liveness(Duration::from_secs(30))
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let s2 = stop.clone();
+    let running = tokio::spawn(scheduler.run_until(async move { s2.notified().await }));
+
+    let Some(Step::Started {
+        execution_id,
+        tick,
+        fence,
+    }) = steps.recv().await
+    else {
+        panic!("the job did not start");
+    };
+    // Another instance counts the owner gone (a 1 ms liveness) and takes over.
+    let thief =
+        ClaimRequest::new("charge", &execution_id, tick, "thief").liveness(Duration::from_millis(1));
+    let Claim::Acquired(stolen) = store.claim(&thief).await.unwrap() else {
+        panic!("the takeover failed");
+    };
+    assert!(stolen.fence > fence);
+    go.notify_one();
+    let Some(Step::Committed(committed, reason)) = steps.recv().await else {
+        panic!("the job did not commit");
+    };
+    let error = committed.expect_err("a stale run's commit must fail");
+    assert!(error.contains("fenced out"), "{error}");
+    assert_eq!(reason, Some(CancelReason::Fenced));
+    let rows = db.count(&*store, format!("SELECT count(*) FROM {effects}")).await;
+    assert_eq!(rows, 0, "the stale transaction must leave nothing");
+    stop.notify_one();
+    running.await.unwrap().unwrap();
+    // The execution is the thief's: the stale run's end was not recorded over it.
+    let record = store
+        .executions("charge", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == execution_id)
+        .unwrap();
+    assert_eq!(
+        (record.owner.as_str(), record.status),
+        ("thief", Status::Running)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stale_transaction_commits_nothing() {
+    stale_transaction_commits_nothing::<sqlx::Postgres>(Backend::Postgres, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stale_transaction_commits_nothing() {
+    stale_transaction_commits_nothing::<sqlx::Sqlite>(Backend::Sqlite, false).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Misfires across a restart of every instance
+
+type Runs = Arc<Mutex<Vec<DateTime<Utc>>>>;
+
+fn recording_job(name: &str, period_ms: u64, misfire: Misfire, runs: Runs) -> Job {
+    Job::new(name, every(period_ms), move |ctx: JobContext| {
+        runs.lock().unwrap().push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .idempotent()
+    .misfire(misfire)
+}
+
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(left) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(left).await;
+    }
+}
+
+/// The only instance runs a tick, stops; three ticks pass with no instance; an instance
+/// starts on the same database. The missed ticks follow the job's policy.
+async fn misfires_after_every_instance_was_down(backend: Backend, misfire: Misfire) {
+    let db = Db::new(backend, "misfire");
+    let name = format!("nightly_{misfire:?}_{backend:?}").to_lowercase();
+    let recorded = metrics();
+    let scheduler = |runs: Runs| {
+        let job = recording_job(&name, 1_000, misfire, runs);
+        let db = &db;
+        async move {
+            Scheduler::builder()
+                .discover(false)
+                .store(db.open().await)
+                .misfire_threshold(Duration::from_millis(200))
+                .job(job)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    // Before: one tick runs.
+    let before: Runs = Arc::default();
+    let first = scheduler(before.clone()).await;
+    let b = before.clone();
+    first
+        .run_until(async move {
+            while b.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+    let last = *before.lock().unwrap().last().unwrap();
+    // Down across three ticks, up again 300 ms after the third.
+    sleep_until(last + chrono::Duration::milliseconds(3_300)).await;
+    let after: Runs = Arc::default();
+    let second = scheduler(after.clone()).await;
+    second
+        .run_until(tokio::time::sleep(Duration::from_millis(400)))
+        .await
+        .unwrap();
+    let ran = after.lock().unwrap().clone();
+    let missed: Vec<DateTime<Utc>> = (1..=3)
+        .map(|n| last + chrono::Duration::seconds(n))
+        .collect();
+    let (expected, skipped) = match misfire {
+        Misfire::Skip => (vec![], 3),
+        Misfire::RunOnce => (vec![missed[2]], 2),
+        _ => (missed.clone(), 0),
+    };
+    assert_eq!(ran, expected, "{misfire:?} after ticks {missed:?} were missed");
+    assert_eq!(
+        recorded.counter(
+            names::SKIPS_TOTAL,
+            &[("job", name.as_str()), ("reason", "misfire")]
+        ),
+        skipped
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_misfire_skip_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Postgres, Misfire::Skip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_misfire_run_once_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Postgres, Misfire::RunOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_misfire_run_all_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Postgres, Misfire::RunAll).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_misfire_skip_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Sqlite, Misfire::Skip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_misfire_run_once_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Sqlite, Misfire::RunOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_misfire_run_all_after_restart() {
+    misfires_after_every_instance_was_down(Backend::Sqlite, Misfire::RunAll).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Resuming an interrupted execution
+
+#[derive(Clone, Debug)]
+struct Resumed {
+    instance: String,
+    execution_id: String,
+    fence: u64,
+    from: u32,
+    at: DateTime<Utc>,
+    tick: DateTime<Utc>,
+}
+
+/// Ten steps with a checkpoint after each; instance `a` dies (its whole runtime stops, as a
+/// killed process's would) after step 5.
+fn stepping_job(instance: &'static str, seen: Arc<Mutex<Vec<Resumed>>>) -> Job {
+    Job::new("steps", every(2_000), move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            let from = ctx.last_checkpoint::<u32>().await?.unwrap_or(0);
+            seen.lock().unwrap().push(Resumed {
+                instance: instance.to_owned(),
+                execution_id: ctx.execution_id().to_owned(),
+                fence: ctx.fence(),
+                from,
+                at: Utc::now(),
+                tick: ctx.scheduled_at(),
+            });
+            for step in from..10 {
+                ctx.checkpoint(&(step + 1)).await?;
+                if instance == "a" && step + 1 == 5 {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        }
+    })
+    .idempotent()
+}
+
+async fn resumes_an_interrupted_execution_before_the_next_tick(backend: Backend) {
+    let db = Arc::new(Db::new(backend, "resume"));
+    let seen: Arc<Mutex<Vec<Resumed>>> = Arc::default();
+    let liveness = Duration::from_millis(600);
+    // Instance `a` on a runtime of its own, which the test shuts down mid-run.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (d, s) = (db.clone(), seen.clone());
+    doomed.spawn(async move {
+        let scheduler = Scheduler::builder()
+            .discover(false)
+            .instance_id("a")
+            .store(d.open().await)
+            .liveness(liveness)
+            .job(stepping_job("a", s))
+            .build()
+            .await
+            .unwrap();
+        scheduler.run_until(std::future::pending::<()>()).await
+    });
+    let first = loop {
+        if let Some(first) = seen.lock().unwrap().first().cloned() {
+            break first;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let store = db.open().await;
+    // Wait for step 5's checkpoint, then kill `a`.
+    loop {
+        let records = store.executions("steps", 1).await.unwrap();
+        if records[0].checkpoint.as_deref() == Some("5") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.shutdown_background();
+
+    let b = Scheduler::builder()
+        .discover(false)
+        .instance_id("b")
+        .store(store.clone())
+        .liveness(liveness)
+        .job(stepping_job("b", seen.clone()))
+        .build()
+        .await
+        .unwrap();
+    let s = seen.clone();
+    b.run_until(async move {
+        while s.lock().unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let the resumed run finish.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    })
+    .await
+    .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let resumed = &seen[1];
+    assert_eq!(resumed.instance, "b");
+    assert_eq!(resumed.execution_id, first.execution_id, "the same execution");
+    assert_eq!(resumed.tick, first.tick);
+    assert!(resumed.fence > first.fence);
+    assert_eq!(resumed.from, 5, "resumed from the last checkpoint");
+    assert!(
+        resumed.at < first.tick + chrono::Duration::seconds(2),
+        "resumed at {} for tick {}: not before the next tick",
+        resumed.at,
+        first.tick
+    );
+    let record = store
+        .executions("steps", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == first.execution_id)
+        .unwrap();
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.attempts, 2, "one attempt by each owner");
+    assert_eq!(record.checkpoint.as_deref(), Some("10"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_resumes_an_interrupted_execution_before_the_next_tick() {
+    resumes_an_interrupted_execution_before_the_next_tick(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_resumes_an_interrupted_execution_before_the_next_tick() {
+    resumes_an_interrupted_execution_before_the_next_tick(Backend::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Postgres backends terminated under claims
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn terminated_backends_never_leave_a_half_written_claim() {
+    let db = Db::new(Backend::Postgres, "terminated");
+    let app = db.place.clone();
+    let url = format!("{}?application_name={app}", postgres_url());
+    let store = PostgresStore::connect_with_schema(&url, &db.place)
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    let admin = PostgresStore::connect_with_schema(&postgres_url(), &db.place)
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    let runs: Arc<Mutex<Vec<(DateTime<Utc>, u64)>>> = Arc::default();
+    let r = runs.clone();
+    let job = Job::new("steady", every(100), move |ctx: JobContext| {
+        r.lock().unwrap().push((ctx.scheduled_at(), ctx.fence()));
+        async { Ok(()) }
+    })
+    .idempotent();
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .store(store.clone())
+        .liveness(Duration::from_secs(2))
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    let killing = Duration::from_secs(3);
+    let killer = {
+        let pool = admin.pool().clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + killing;
+            let mut killed = 0_i64;
+            while tokio::time::Instant::now() < until {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = $1",
+                )
+                .bind(&app)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                killed += n;
+                tokio::time::sleep(Duration::from_millis(fastrand_ms())).await;
+            }
+            killed
+        })
+    };
+    let started = Utc::now();
+    scheduler
+        .run_until(tokio::time::sleep(killing + Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let killed = killer.await.unwrap();
+    assert!(killed > 10, "only {killed} backends were terminated");
+
+    let runs = runs.lock().unwrap().clone();
+    let ticks_run: BTreeMap<DateTime<Utc>, usize> =
+        runs.iter().fold(BTreeMap::new(), |mut m, (t, _)| {
+            *m.entry(*t).or_default() += 1;
+            m
+        });
+    let records = admin.executions("steady", 10_000).await.unwrap();
+    let by_id: BTreeMap<&str, _> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let job_fence: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT fence FROM \"{}\".tickguard_jobs WHERE job = 'steady'",
+        db.place
+    )))
+    .fetch_one(admin.pool())
+    .await
+    .unwrap();
+    // Every run had a claim: its execution row exists, with this run's fence or a later one.
+    for (tick, fence) in &runs {
+        let id = format!("steady@{}", tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let record = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("run of {tick} without an execution row"));
+        assert!(record.fence >= *fence && *fence <= job_fence as u64);
+    }
+    // Fences are unique: no two claims won with one fence.
+    let mut fences: Vec<u64> = runs.iter().map(|(_, f)| *f).collect();
+    fences.sort_unstable();
+    let before = fences.len();
+    fences.dedup();
+    assert_eq!(fences.len(), before, "two runs had one fence");
+    // Every row is whole: a final status has its end time, a running one has none.
+    for r in &records {
+        assert_eq!(
+            r.finished_at.is_some(),
+            r.status != Status::Running,
+            "half-written row: {r:?}"
+        );
+        assert!(r.fence <= job_fence as u64, "row fenced past the job: {r:?}");
+    }
+    // Once the terminations stopped, the ticks ran again, each once.
+    let calm = started + chrono::Duration::from_std(killing).unwrap() + chrono::Duration::milliseconds(500);
+    let after: Vec<_> = ticks_run.iter().filter(|(t, _)| **t > calm).collect();
+    assert!(after.len() >= 8, "too few ticks ran after the terminations: {after:?}");
+    assert!(after.iter().all(|(_, n)| **n == 1), "{after:?}");
+}
+
+/// A pause between terminations, 10 to 40 ms, so they land at every step of a claim.
+fn fastrand_ms() -> u64 {
+    10 + u64::from(std::process::id() ^ Utc::now().timestamp_subsec_nanos()) % 31
+}
