@@ -20,7 +20,7 @@ use crate::{
     CancelReason, JobContext, JobError,
     clock::Clock,
     context::Execution,
-    job::{FailureHook, FailureReport, Job, LockPolicy},
+    job::{FailureHook, FailureReport, Job, LockPolicy, Misfire},
     lock::{Lease, LockBackend, LockError},
     metrics::{JobMetrics, Outcome, SkipReason},
     store::{Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, Status, StoreError},
@@ -56,6 +56,8 @@ pub(crate) struct JobEntry {
     /// Child of [`Runtime::stop_runs`]: the job's runs wait on it, so they share no waiter
     /// list with other jobs' runs.
     pub(crate) stop: Arc<CancellationToken>,
+    /// Cancelled when shutdown begins: no new runs. The job's own token, for the same reason.
+    pub(crate) firing: CancellationToken,
     /// Where the job loop starts: ticks after it that are already due were missed while no
     /// instance ran the job.
     pub(crate) resume_from: DateTime<Utc>,
@@ -180,11 +182,22 @@ pub(crate) async fn execute(
     if resume.is_none() && matches!(claimed, Ok(Claim::Busy { .. })) {
         // The live execution may be a dead owner's that has not been silent for a whole
         // liveness yet. Wait that long, then ask once more: a live owner has heartbeated
-        // meanwhile (the tick overlaps it and is skipped), a dead one is now proven gone
-        // (its execution is abandoned, to be resumed, and this tick runs, late).
+        // meanwhile (the tick overlaps it), a dead one is now proven gone (its execution is
+        // abandoned, to be resumed, and this tick runs, late).
         tokio::select! {
             () = sleep(rt.liveness + rt.liveness / 10) => claimed = claim().await,
-            () = entry.stop.cancelled() => {}
+            () = entry.firing.cancelled() => {}
+        }
+        // An idempotent job that runs every tick waits for the job to be free; the claims
+        // of the instances that waited together pick one to run it.
+        while job.misfire == Misfire::RunAll
+            && job.key.is_some()
+            && matches!(claimed, Ok(Claim::Busy { .. }))
+        {
+            tokio::select! {
+                () = sleep(rt.liveness / 3) => claimed = claim().await,
+                () = entry.firing.cancelled() => break,
+            }
         }
     }
     let claimed = match claimed {

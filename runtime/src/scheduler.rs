@@ -315,6 +315,7 @@ impl SchedulerBuilder {
             resume_points.push(record.last_tick.unwrap_or(record.created_at).min(now));
         }
         let stop_runs = CancellationToken::new();
+        let firing = CancellationToken::new();
         let runtime = Runtime {
             lock: lock.unwrap_or_else(|| Arc::new(InProcessLock::new())),
             store,
@@ -333,6 +334,9 @@ impl SchedulerBuilder {
                 Arc::new(JobEntry {
                     metrics: JobMetrics::new(&job.name),
                     stop: Arc::new(stop_runs.child_token()),
+                    // One child token per job: each sleep waits on its own token, not on a
+                    // waiter list (and mutex) shared by every job.
+                    firing: firing.child_token(),
                     resume_from,
                     interrupted: Default::default(),
                     job,
@@ -341,6 +345,7 @@ impl SchedulerBuilder {
             .collect();
         Ok(Scheduler {
             rt: Arc::new(runtime),
+            firing,
             entries,
             shutdown_grace: self.shutdown_grace,
             misfire_threshold: self.misfire_threshold,
@@ -375,6 +380,8 @@ fn default_instance_id() -> String {
 /// ```
 pub struct Scheduler {
     rt: Arc<Runtime>,
+    /// Cancelled when shutdown begins; each job loop waits on a child.
+    firing: CancellationToken,
     entries: Vec<Arc<JobEntry>>,
     shutdown_grace: Duration,
     misfire_threshold: Duration,
@@ -426,7 +433,7 @@ impl Scheduler {
     /// running jobs up to the shutdown grace period, then cancels them through their
     /// context and waits up to the cancel grace period for them to return.
     pub async fn run_until<S: Future>(self, signal: S) -> Result<(), Error> {
-        let firing = CancellationToken::new();
+        let firing = self.firing.clone();
         let loops = TaskTracker::new();
         tracing::info!(
             instance_id = %self.rt.instance_id,
@@ -440,9 +447,7 @@ impl Scheduler {
             loops.spawn(job_loop(
                 self.rt.clone(),
                 entry.clone(),
-                // One child token per job: each sleep waits on its own token, not on a
-                // waiter list (and mutex) shared by every job.
-                firing.child_token(),
+                entry.firing.clone(),
                 self.misfire_threshold,
             ));
         }
@@ -623,8 +628,13 @@ async fn job_loop(
                 return;
             }
         }
-        // Ticks that came due while the run was in progress were overlapped: skipped.
+        // Ticks that came due while the run was in progress were overlapped: `run_all` runs
+        // them next, as missed ticks; the other policies skip them.
         let ended = rt.clock.now();
+        if entry.job.misfire == Misfire::RunAll {
+            next = after;
+            continue;
+        }
         if let Some(first) = after.filter(|a| *a <= ended) {
             let last = schedule
                 .latest_at_or_before(ended)
