@@ -69,6 +69,7 @@ pub(crate) struct Execution {
     /// Attempts made, counting those of earlier owners.
     pub(crate) attempts: std::sync::atomic::AtomicU32,
     /// How long the owner may go without a heartbeat before others count it gone.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
     pub(crate) liveness: std::time::Duration,
 }
 

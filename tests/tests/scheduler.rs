@@ -367,6 +367,84 @@ async fn a_run_still_in_progress_is_not_started_twice() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn under_run_all_the_ticks_a_run_outlasted_run_next() {
+    let clock = TestClock::new(t0());
+    let ticks = Ticks::default();
+    let t = ticks.clone();
+    let job = Job::new("slow_all", every(1), move |ctx: JobContext| {
+        let first = t.get().is_empty();
+        t.push(ctx.scheduled_at());
+        async move {
+            if first {
+                sleep(Duration::from_millis(2_500)).await;
+            }
+            Ok(())
+        }
+    })
+    .misfire(Misfire::RunAll);
+    run_for(builder(&clock).job(job), Duration::from_millis(5_500)).await;
+    // Tick 1 runs until 3.5 s; ticks 2 and 3, which it outlasted, run right after, in order.
+    assert_eq!(seconds_after_t0(&ticks.get()), [1, 2, 3, 4, 5]);
+}
+
+/// An owner died 2 s before tick 10, right after it claimed tick 1 (late). Tick 10 finds the
+/// job busy, asks again after one liveness, when the owner is proven gone, and runs (late);
+/// the dead owner's execution is then resumed by the recovery task.
+#[tokio::test(start_paused = true)]
+async fn a_dead_owner_delays_the_next_tick_by_one_liveness_and_is_resumed() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let liveness = Duration::from_secs(3);
+    let tick1 = t0() + chrono::Duration::seconds(1);
+    let ghost_id = format!("resumed@{}", tick1.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    let runs: Arc<Mutex<Vec<(DateTime<Utc>, u64, Instant)>>> = Arc::default();
+    let r = runs.clone();
+    let job = Job::new("resumed", every(10), move |ctx: JobContext| {
+        r.lock()
+            .unwrap()
+            .push((ctx.scheduled_at(), ctx.fence(), Instant::now()));
+        async { Ok(()) }
+    })
+    .idempotent();
+    let started = Instant::now();
+    let (s, c) = (store.clone(), clock.clone());
+    let scenario = async move {
+        sleep(Duration::from_secs(8)).await;
+        // The ghost claims tick 1 with the deployment's liveness, then is never heard of.
+        let request = tickguard::store::ClaimRequest::new("resumed", &ghost_id, tick1, "ghost")
+            .liveness(liveness);
+        assert!(matches!(
+            s.claim(&request).await.unwrap(),
+            tickguard::store::Claim::Acquired(_)
+        ));
+        let _ = c;
+        sleep(Duration::from_secs(8)).await;
+    };
+    run_scenario(
+        builder(&clock)
+            .store(store.clone())
+            .liveness(liveness)
+            .job(job),
+        scenario,
+    )
+    .await;
+    let runs = runs.lock().unwrap().clone();
+    let ticks: Vec<i64> = runs.iter().map(|(t, _, _)| (*t - t0()).num_seconds()).collect();
+    // Tick 10 waits out the liveness (3.3 s) and runs; tick 1 is resumed soon after.
+    assert_eq!(ticks, [10, 1], "{runs:?}");
+    let late = runs[0].2 - started;
+    assert!(
+        late >= Duration::from_millis(13_300) && late < Duration::from_millis(13_400),
+        "tick 10 ran {late:?} after start"
+    );
+    let records = store.executions("resumed", 10).await.unwrap();
+    assert!(
+        records.iter().all(|r| r.status == Status::Completed),
+        "{records:#?}"
+    );
+}
+
 /// Runs a job on `every(1)` for 3.5 s, suspends the wall clock's view by jumping it
 /// 10 s forward (as after a laptop sleep or SIGSTOP), and runs 2 s more.
 async fn misfire_run(name: &'static str, policy: Misfire) -> (Vec<i64>, u64) {

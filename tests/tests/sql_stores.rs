@@ -542,7 +542,7 @@ async fn terminated_backends_never_leave_a_half_written_claim() {
     let admin = PostgresStore::connect_with_schema(&postgres_url(), &db.place)
         .await
         .unwrap_or_else(|e| no_postgres(e));
-    let runs: Arc<Mutex<Vec<(DateTime<Utc>, u64)>>> = Arc::default();
+    let runs: FencedRuns = Arc::default();
     let r = runs.clone();
     let job = Job::new("steady", every(100), move |ctx: JobContext| {
         r.lock().unwrap().push((ctx.scheduled_at(), ctx.fence()));
@@ -631,6 +631,9 @@ async fn terminated_backends_never_leave_a_half_written_claim() {
     assert!(after.len() >= 8, "too few ticks ran after the terminations: {after:?}");
     assert!(after.iter().all(|(_, n)| **n == 1), "{after:?}");
 }
+
+/// Each run's tick and fence.
+type FencedRuns = Arc<Mutex<Vec<(DateTime<Utc>, u64)>>>;
 
 /// A pause between terminations, 10 to 40 ms, so they land at every step of a claim.
 fn fastrand_ms() -> u64 {

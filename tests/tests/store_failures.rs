@@ -104,6 +104,9 @@ impl Scene {
     }
 }
 
+/// An order: its tick and its number.
+type Order = (DateTime<Utc>, i32);
+
 /// A worker process, killed when dropped.
 struct Worker(Child);
 
@@ -177,7 +180,7 @@ async fn killed_workers_never_charge_twice_and_leave_no_tick_behind() {
     drop(workers);
 
     let charges = scene.charges().await;
-    let mut per_order: BTreeMap<(DateTime<Utc>, i32), Vec<(String, i64)>> = BTreeMap::new();
+    let mut per_order: BTreeMap<Order, Vec<(String, i64)>> = BTreeMap::new();
     for (tick, order, worker, fence) in &charges {
         per_order
             .entry((*tick, *order))

@@ -118,7 +118,7 @@ impl FencedDatabase for sqlx::Postgres {
         store: &SqlStore,
         liveness: Duration,
     ) -> Option<BoxFuture<'_, Result<sqlx::Transaction<'static, Self>, sqlx::Error>>> {
-        #[allow(unreachable_patterns)] // with only this store's feature
+        #[allow(irrefutable_let_patterns)] // with only this store's feature
         let SqlStore::Postgres(store) = store else {
             return None;
         };
@@ -143,7 +143,7 @@ impl FencedDatabase for sqlx::Postgres {
         exec: &'a ExecutionRef,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
         Box::pin(async move {
-            #[allow(unreachable_patterns)]
+            #[allow(irrefutable_let_patterns)]
             let SqlStore::Postgres(store) = store else {
                 return Ok(false);
             };
@@ -166,7 +166,7 @@ impl FencedDatabase for sqlx::Sqlite {
         store: &SqlStore,
         _liveness: Duration,
     ) -> Option<BoxFuture<'_, Result<sqlx::Transaction<'static, Self>, sqlx::Error>>> {
-        #[allow(unreachable_patterns)]
+        #[allow(irrefutable_let_patterns)]
         let SqlStore::Sqlite(store) = store else {
             return None;
         };
@@ -181,7 +181,7 @@ impl FencedDatabase for sqlx::Sqlite {
         exec: &'a ExecutionRef,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
         Box::pin(async move {
-            #[allow(unreachable_patterns)]
+            #[allow(irrefutable_let_patterns)]
             let SqlStore::Sqlite(store) = store else {
                 return Ok(false);
             };
