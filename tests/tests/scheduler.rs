@@ -388,6 +388,9 @@ async fn under_run_all_the_ticks_a_run_outlasted_run_next() {
     assert_eq!(seconds_after_t0(&ticks.get()), [1, 2, 3, 4, 5]);
 }
 
+/// A run's tick, fence and start.
+type Run = (DateTime<Utc>, u64, Instant);
+
 /// An owner died 2 s before tick 10, right after it claimed tick 1 (late). Tick 10 finds the
 /// job busy, asks again after one liveness, when the owner is proven gone, and runs (late);
 /// the dead owner's execution is then resumed by the recovery task.
@@ -398,7 +401,7 @@ async fn a_dead_owner_delays_the_next_tick_by_one_liveness_and_is_resumed() {
     let liveness = Duration::from_secs(3);
     let tick1 = t0() + chrono::Duration::seconds(1);
     let ghost_id = format!("resumed@{}", tick1.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
-    let runs: Arc<Mutex<Vec<(DateTime<Utc>, u64, Instant)>>> = Arc::default();
+    let runs: Arc<Mutex<Vec<Run>>> = Arc::default();
     let r = runs.clone();
     let job = Job::new("resumed", every(10), move |ctx: JobContext| {
         r.lock()
