@@ -6,7 +6,11 @@
 //! ```
 //!
 //! Three jobs: a heartbeat every two seconds, a sync that fails transiently and succeeds
-//! on retry, and an idempotent report that checkpoints its progress.
+//! on retry, and an idempotent report that checkpoints its progress. Executions are kept in
+//! the SQLite file `tickguard-quickstart.db` in the working directory (SQLite is compiled
+//! in): stop the quickstart mid-report and start it again, and the interrupted report is
+//! resumed from its checkpoint; stop it for a minute, and the missed report ticks follow
+//! the job's misfire policy.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
@@ -68,6 +72,7 @@ async fn main() -> Result<(), tickguard::Error> {
         }
     };
     Scheduler::builder()
+        .sqlite("sqlite://tickguard-quickstart.db")
         .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") })
         .build()
         .await?

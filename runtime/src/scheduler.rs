@@ -553,8 +553,14 @@ async fn job_loop(
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
         };
-        match sleep_until_wall(&rt.clock, tick, &firing, &mut stopped, &entry.interrupted.ready)
-            .await
+        match sleep_until_wall(
+            &rt.clock,
+            tick,
+            &firing,
+            &mut stopped,
+            &entry.interrupted.ready,
+        )
+        .await
         {
             Wake::Due => {}
             Wake::Stopped => return,
@@ -675,8 +681,7 @@ async fn recover_interrupted(
         match found {
             Ok(found) => {
                 for interrupted in found {
-                    let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job)
-                    else {
+                    let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job) else {
                         continue;
                     };
                     if entry

@@ -400,7 +400,10 @@ async fn a_dead_owner_delays_the_next_tick_by_one_liveness_and_is_resumed() {
     let store = Arc::new(MemoryStore::new());
     let liveness = Duration::from_secs(3);
     let tick1 = t0() + chrono::Duration::seconds(1);
-    let ghost_id = format!("resumed@{}", tick1.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    let ghost_id = format!(
+        "resumed@{}",
+        tick1.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
     let runs: Arc<Mutex<Vec<Run>>> = Arc::default();
     let r = runs.clone();
     let job = Job::new("resumed", every(10), move |ctx: JobContext| {
@@ -433,7 +436,10 @@ async fn a_dead_owner_delays_the_next_tick_by_one_liveness_and_is_resumed() {
     )
     .await;
     let runs = runs.lock().unwrap().clone();
-    let ticks: Vec<i64> = runs.iter().map(|(t, _, _)| (*t - t0()).num_seconds()).collect();
+    let ticks: Vec<i64> = runs
+        .iter()
+        .map(|(t, _, _)| (*t - t0()).num_seconds())
+        .collect();
     // Tick 10 waits out the liveness (3.3 s) and runs; tick 1 is resumed soon after.
     assert_eq!(ticks, [10, 1], "{runs:?}");
     let late = runs[0].2 - started;

@@ -84,19 +84,18 @@ async fn migrations_run_concurrently(backend: Backend) {
     let opened = join_all((0..8).map(|_| db.open())).await;
     let job = "migrated";
     for store in &opened {
-        let registration = tickguard::store::JobRegistration::new(
-            job,
-            "every 1s".into(),
-            "UTC".into(),
-            None,
-        );
+        let registration =
+            tickguard::store::JobRegistration::new(job, "every 1s".into(), "UTC".into(), None);
         store.register(&registration).await.unwrap();
     }
     // And once more, on tables that exist.
     let again = db.open().await;
     let id = format!("{job}@1");
     let request = ClaimRequest::new(job, &id, Utc::now(), "o");
-    assert!(matches!(again.claim(&request).await.unwrap(), Claim::Acquired(_)));
+    assert!(matches!(
+        again.claim(&request).await.unwrap(),
+        Claim::Acquired(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,8 +172,11 @@ where
     let db = Db::new(backend, "stale_tx");
     let store = db.open().await;
     let effects = db.table("effects");
-    db.execute(&*store, format!("CREATE TABLE {effects} (fence BIGINT NOT NULL)"))
-        .await;
+    db.execute(
+        &*store,
+        format!("CREATE TABLE {effects} (fence BIGINT NOT NULL)"),
+    )
+    .await;
     let insert: Arc<str> = format!("INSERT INTO {effects} (fence) VALUES ($1)").into();
 
     let (tx_steps, mut steps) = tokio::sync::mpsc::unbounded_channel();
@@ -242,8 +244,8 @@ where
         panic!("the job did not start");
     };
     // Another instance counts the owner gone (a 1 ms liveness) and takes over.
-    let thief =
-        ClaimRequest::new("charge", &execution_id, tick, "thief").liveness(Duration::from_millis(1));
+    let thief = ClaimRequest::new("charge", &execution_id, tick, "thief")
+        .liveness(Duration::from_millis(1));
     let Claim::Acquired(stolen) = store.claim(&thief).await.unwrap() else {
         panic!("the takeover failed");
     };
@@ -255,7 +257,9 @@ where
     let error = committed.expect_err("a stale run's commit must fail");
     assert!(error.contains("fenced out"), "{error}");
     assert_eq!(reason, Some(CancelReason::Fenced));
-    let rows = db.count(&*store, format!("SELECT count(*) FROM {effects}")).await;
+    let rows = db
+        .count(&*store, format!("SELECT count(*) FROM {effects}"))
+        .await;
     assert_eq!(rows, 0, "the stale transaction must leave nothing");
     stop.notify_one();
     running.await.unwrap().unwrap();
@@ -353,7 +357,10 @@ async fn misfires_after_every_instance_was_down(backend: Backend, misfire: Misfi
         Misfire::RunOnce => (vec![missed[2]], 2),
         _ => (missed.clone(), 0),
     };
-    assert_eq!(ran, expected, "{misfire:?} after ticks {missed:?} were missed");
+    assert_eq!(
+        ran, expected,
+        "{misfire:?} after ticks {missed:?} were missed"
+    );
     assert_eq!(
         recorded.counter(
             names::SKIPS_TOTAL,
@@ -496,7 +503,10 @@ async fn resumes_an_interrupted_execution_before_the_next_tick(backend: Backend)
     let seen = seen.lock().unwrap().clone();
     let resumed = &seen[1];
     assert_eq!(resumed.instance, "b");
-    assert_eq!(resumed.execution_id, first.execution_id, "the same execution");
+    assert_eq!(
+        resumed.execution_id, first.execution_id,
+        "the same execution"
+    );
     assert_eq!(resumed.tick, first.tick);
     assert!(resumed.fence > first.fence);
     assert_eq!(resumed.from, 5, "resumed from the last checkpoint");
@@ -604,7 +614,10 @@ async fn terminated_backends_never_leave_a_half_written_claim() {
     .unwrap();
     // Every run had a claim: its execution row exists, with this run's fence or a later one.
     for (tick, fence) in &runs {
-        let id = format!("steady@{}", tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let id = format!(
+            "steady@{}",
+            tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        );
         let record = by_id
             .get(id.as_str())
             .unwrap_or_else(|| panic!("run of {tick} without an execution row"));
@@ -623,12 +636,20 @@ async fn terminated_backends_never_leave_a_half_written_claim() {
             r.status != Status::Running,
             "half-written row: {r:?}"
         );
-        assert!(r.fence <= job_fence as u64, "row fenced past the job: {r:?}");
+        assert!(
+            r.fence <= job_fence as u64,
+            "row fenced past the job: {r:?}"
+        );
     }
     // Once the terminations stopped, the ticks ran again, each once.
-    let calm = started + chrono::Duration::from_std(killing).unwrap() + chrono::Duration::milliseconds(500);
+    let calm = started
+        + chrono::Duration::from_std(killing).unwrap()
+        + chrono::Duration::milliseconds(500);
     let after: Vec<_> = ticks_run.iter().filter(|(t, _)| **t > calm).collect();
-    assert!(after.len() >= 8, "too few ticks ran after the terminations: {after:?}");
+    assert!(
+        after.len() >= 8,
+        "too few ticks ran after the terminations: {after:?}"
+    );
     assert!(after.iter().all(|(_, n)| **n == 1), "{after:?}");
 }
 

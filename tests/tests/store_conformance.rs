@@ -1203,7 +1203,11 @@ async fn once_under_concurrent_callers_runs_once(store: Arc<dyn ExecutionStore>,
     for racer in racers.collect::<Vec<_>>() {
         racer.await.unwrap();
     }
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "the step's body must run exactly once");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the step's body must run exactly once"
+    );
 }
 
 async fn lists_interrupted_executions(store: Arc<dyn ExecutionStore>, prefix: &str) {
@@ -1221,7 +1225,14 @@ async fn lists_interrupted_executions(store: Arc<dyn ExecutionStore>, prefix: &s
         .liveness(SHORT)
         .win(&*store)
         .await;
-    finish(&*store, &stopped, Status::Cancelled, 1, Some("run stopped: shutdown")).await;
+    finish(
+        &*store,
+        &stopped,
+        Status::Cancelled,
+        1,
+        Some("run stopped: shutdown"),
+    )
+    .await;
     // job2: completed; job3: alive and heartbeating.
     let (_, done) = Claimer::new(&jobs[2], &tick_id(&jobs[2], 0), 0, "done")
         .liveness(SHORT)

@@ -157,7 +157,9 @@ async fn killed_workers_never_charge_twice_and_leave_no_tick_behind() {
             .wait_for(&name, "ready", Duration::from_secs(20))
             .await;
     }
-    let first_tick = Utc::now().duration_trunc(chrono::Duration::seconds(1)).unwrap()
+    let first_tick = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .unwrap()
         + chrono::Duration::seconds(1);
     let until = tokio::time::Instant::now() + run_for;
     let mut kills = 0;
@@ -174,7 +176,9 @@ async fn killed_workers_never_charge_twice_and_leave_no_tick_behind() {
         let name = format!("w{victim}-{generation}");
         workers[victim] = scene.worker(&name, "charge");
     }
-    let last_tick = Utc::now().duration_trunc(chrono::Duration::seconds(1)).unwrap();
+    let last_tick = Utc::now()
+        .duration_trunc(chrono::Duration::seconds(1))
+        .unwrap();
     // Interrupted executions are resumed within a liveness or two; let them finish.
     tokio::time::sleep(Duration::from_millis(6 * LIVENESS_MS)).await;
     drop(workers);
@@ -231,8 +235,12 @@ async fn killed_workers_never_charge_twice_and_leave_no_tick_behind() {
 async fn a_worker_stopped_inside_its_transaction_commits_nothing_after_takeover() {
     let scene = Scene::new("tg_paused").await;
     let slow = scene.worker("slow", "slow-commit");
-    scene.wait_for("slow", "ready", Duration::from_secs(20)).await;
-    scene.wait_for("slow", "in_tx", Duration::from_secs(10)).await;
+    scene
+        .wait_for("slow", "ready", Duration::from_secs(20))
+        .await;
+    scene
+        .wait_for("slow", "in_tx", Duration::from_secs(10))
+        .await;
     slow.signal("STOP");
     let (tick, fence): (DateTime<Utc>, i64) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT tick, fence FROM \"{}\".events WHERE instance = 'slow' AND kind = 'in_tx'",

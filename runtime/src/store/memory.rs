@@ -475,8 +475,7 @@ impl ExecutionStore for MemoryStore {
                     .iter()
                     .filter(|r| {
                         r.record.status == Status::Cancelled
-                            || (r.record.status == Status::Running
-                                && !r.live_within(now, liveness))
+                            || (r.record.status == Status::Running && !r.live_within(now, liveness))
                     })
                     .map(|r| Interrupted {
                         job: r.record.job.clone(),

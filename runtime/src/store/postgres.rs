@@ -636,9 +636,7 @@ impl Statements {
                      status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
                  FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
             ),
-            own_row: format!(
-                "SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"
-            ),
+            own_row: format!("SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"),
             // Bumps the fence, abandons the job's other running executions (their owners
             // are gone: none was live), and inserts or takes over this one, counting the
             // attempt it starts (so an owner that dies mid-run is counted). The `WHERE` of
@@ -743,8 +741,8 @@ impl ExecutionStore for PostgresStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         Box::pin(async move {
-            let (fence, created_at, last_tick): (i64, DateTime<Utc>, Option<DateTime<Utc>>) =
-                self.run(|_| {
+            let (fence, created_at, last_tick): (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
+                .run(|_| {
                     sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                         .bind(job.name)
                         .bind(&job.trigger)
@@ -896,12 +894,10 @@ impl ExecutionStore for PostgresStore {
             }
             if retried {
                 // The first try may have been applied before its connection died.
-                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(
-                    format!(
-                        "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
-                        self.sql.schema
-                    ),
-                ))
+                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
+                    self.sql.schema
+                )))
                 .bind(&exec.execution_id)
                 .fetch_optional(&self.pool)
                 .await
@@ -970,13 +966,15 @@ impl ExecutionStore for PostgresStore {
                 .map_err(|e| self.error("looking for interrupted executions", e))?;
             Ok(rows
                 .into_iter()
-                .map(|(job, execution_id, scheduled_at, status, attempts)| Interrupted {
-                    job,
-                    execution_id,
-                    scheduled_at,
-                    status: sql::parse_status(&status),
-                    attempts: attempts.unsigned_abs(),
-                })
+                .map(
+                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+                        job,
+                        execution_id,
+                        scheduled_at,
+                        status: sql::parse_status(&status),
+                        attempts: attempts.unsigned_abs(),
+                    },
+                )
                 .collect())
         })
     }

@@ -270,16 +270,21 @@ impl<DB: FencedDatabase> FencedTransaction<DB> {
     /// Rolls the transaction back.
     pub async fn rollback(self) -> Result<(), JobError> {
         let FencedTransaction { tx, store, ctx } = self;
-        tx.rollback().await.map_err(|e| {
-            JobError::transient(Self::describe_error(&store, &ctx, "the rollback", e))
-        })
+        tx.rollback()
+            .await
+            .map_err(|e| JobError::transient(Self::describe_error(&store, &ctx, "the rollback", e)))
     }
 
     fn unavailable(&self, what: &str, e: sqlx::Error) -> JobError {
         JobError::transient(Self::describe_error(&self.store, &self.ctx, what, e))
     }
 
-    fn describe_error(store: &SqlStore, ctx: &JobContext, what: &str, e: sqlx::Error) -> StoreError {
+    fn describe_error(
+        store: &SqlStore,
+        ctx: &JobContext,
+        what: &str,
+        e: sqlx::Error,
+    ) -> StoreError {
         StoreError::unavailable(
             format!(
                 "{} transaction of execution `{}`: {what} failed",

@@ -123,9 +123,7 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| {
             StoreError::unavailable(
-                format!(
-                    "invalid SQLite URL `{url}`: {e}; expected sqlite://path/to/file.db"
-                ),
+                format!("invalid SQLite URL `{url}`: {e}; expected sqlite://path/to/file.db"),
                 None,
             )
         })?;
@@ -165,14 +163,14 @@ impl SqliteStore {
             }
         }
         .map_err(|e| {
-                StoreError::unavailable(
-                    format!(
-                        "cannot open the SQLite database `{file}`: {e}; does its directory \
+            StoreError::unavailable(
+                format!(
+                    "cannot open the SQLite database `{file}`: {e}; does its directory \
                          exist, and may this process write there?"
-                    ),
-                    Some(Box::new(e)),
-                )
-            })?;
+                ),
+                Some(Box::new(e)),
+            )
+        })?;
         migrate(&pool).await.map_err(|e| match e {
             sql::MigrateError::Newer { found, known } => StoreError::unavailable(
                 format!(
@@ -261,17 +259,16 @@ impl SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let taken: Option<(i64, Option<String>)> =
-            sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
-                .bind(req.execution_id)
-                .bind(req.job)
-                .bind(ms(req.scheduled_at))
-                .bind(fence)
-                .bind(req.owner)
-                .bind(now)
-                .bind(sql::millis(req.liveness))
-                .fetch_optional(&mut *tx)
-                .await?;
+        let taken: Option<(i64, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
+            .bind(req.execution_id)
+            .bind(req.job)
+            .bind(ms(req.scheduled_at))
+            .bind(fence)
+            .bind(req.owner)
+            .bind(now)
+            .bind(sql::millis(req.liveness))
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some((attempts, checkpoint)) = taken else {
             tx.rollback().await?;
             return Err(SqlxError::Protocol(format!(
@@ -410,7 +407,9 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> 
         });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-        sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await?;
+        sqlx::raw_sql(AssertSqlSafe(m.sql))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO tickguard_migrations (version, description, applied_at) \
              VALUES ($1, $2, $3)",
@@ -640,11 +639,21 @@ impl ExecutionStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if done {
-                self.fenced_write("ending a step", exec, &self.sql.once_done, Extra::KeyNow(key))
-                    .await
+                self.fenced_write(
+                    "ending a step",
+                    exec,
+                    &self.sql.once_done,
+                    Extra::KeyNow(key),
+                )
+                .await
             } else {
-                self.fenced_write("ending a step", exec, &self.sql.once_forget, Extra::Key(key))
-                    .await
+                self.fenced_write(
+                    "ending a step",
+                    exec,
+                    &self.sql.once_forget,
+                    Extra::Key(key),
+                )
+                .await
             }
         })
     }
@@ -721,13 +730,15 @@ impl ExecutionStore for SqliteStore {
             .map_err(|e| self.error("looking for interrupted executions", e))?;
             Ok(rows
                 .into_iter()
-                .map(|(job, execution_id, scheduled_at, status, attempts)| Interrupted {
-                    job,
-                    execution_id,
-                    scheduled_at: instant(scheduled_at),
-                    status: sql::parse_status(&status),
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                })
+                .map(
+                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+                        job,
+                        execution_id,
+                        scheduled_at: instant(scheduled_at),
+                        status: sql::parse_status(&status),
+                        attempts: u32::try_from(attempts).unwrap_or(0),
+                    },
+                )
                 .collect())
         })
     }
@@ -740,4 +751,3 @@ impl ExecutionStore for SqliteStore {
         self.description.clone()
     }
 }
-
