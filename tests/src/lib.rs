@@ -229,3 +229,24 @@ pub fn sqlite_url(prefix: &str) -> String {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name(prefix)));
     format!("sqlite://{}", path.display())
 }
+
+/// A child process of a multi-process test, killed (and reaped) when dropped.
+pub struct Worker(pub std::process::Child);
+
+impl Worker {
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`, ..) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

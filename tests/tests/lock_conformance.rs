@@ -161,15 +161,7 @@ fn nanos() -> u128 {
 
 /// A name prefix no other case, run or process uses.
 fn unique(case: &str) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "tg-lock-{case}-{}-{nanos}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    tickguard_tests::unique_name(&format!("tg-lock-{case}"))
 }
 
 async fn acquire(lock: &dyn LockBackend, name: &str, owner: &str, ttl: Duration) -> Option<Lease> {

@@ -11,12 +11,12 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use redis::AsyncCommands;
-use tickguard_tests::{RedisServer, free_port};
+use tickguard_tests::{RedisServer, Worker, free_port};
 
 const TTL_MS: i64 = 1000;
 
@@ -131,26 +131,6 @@ impl Event {
 
     fn is(&self, kind: &str, instance: &str) -> bool {
         self.kind == kind && self.instance == instance
-    }
-}
-
-/// A worker process, killed when dropped.
-struct Worker(Child);
-
-impl Worker {
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

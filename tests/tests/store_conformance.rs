@@ -22,7 +22,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -105,15 +105,7 @@ async fn sqlite_store() -> SqliteStore {
 
 /// A prefix no other case, run or process uses.
 fn unique(case: &str) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "tg-store-{case}-{}-{nanos}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    tickguard_tests::unique_name(&format!("tg-store-{case}"))
 }
 
 /// The `n`th tick of a job: whole minutes, so every backend stores it exactly.

@@ -12,7 +12,7 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -21,7 +21,7 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-use tickguard_tests::{no_postgres, postgres_url, unique_name};
+use tickguard_tests::{Worker, no_postgres, postgres_url, unique_name};
 
 /// How long an owner may go without a heartbeat before others count it gone.
 const LIVENESS_MS: u64 = 1_000;
@@ -106,26 +106,6 @@ impl Scene {
 
 /// An order: its tick and its number.
 type Order = (DateTime<Utc>, i32);
-
-/// A worker process, killed when dropped.
-struct Worker(Child);
-
-impl Worker {
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn seconds_env(name: &str, default: u64) -> u64 {
     std::env::var(name)
