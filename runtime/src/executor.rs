@@ -30,6 +30,10 @@ use crate::{
 /// up on it (a hung backend must not stall a job, or shutdown, forever).
 pub(crate) const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest pause between the tries of a claim the store could not answer: they wait
+/// 100, 200, 400 and 800 ms.
+const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(800);
+
 /// The longest a failure hook may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -44,6 +48,8 @@ pub(crate) struct Runtime {
     pub(crate) cancel_grace: Duration,
     /// How long an owner may go without a store heartbeat before it counts as gone.
     pub(crate) liveness: Duration,
+    /// Whether the store records each job's next fire time (the SQL stores do).
+    pub(crate) records_next_fire: bool,
     /// Fired when shutdown's grace period ran out: cancels every run in progress.
     pub(crate) stop_runs: CancellationToken,
     pub(crate) seq: AtomicU64,
@@ -170,13 +176,43 @@ pub(crate) async fn execute(
     };
 
     // Claim.
+    let next_fire = if rt.records_next_fire {
+        job.schedule.next_after(tick)
+    } else {
+        None
+    };
     let request = ClaimRequest::new(&job.name, &execution_id, tick, &owner)
         .idempotent(job.key.is_some())
-        .liveness(rt.liveness);
+        .liveness(rt.liveness)
+        .next_fire(next_fire);
+    // A store that cannot be reached is asked again with backoff for about a second and a
+    // half (a database restarting, a failover): a blip does not cost the tick. All tries
+    // together are bounded like one backend call.
     let claim = || async {
-        timeout(BACKEND_TIMEOUT, rt.store.claim(&request))
-            .await
-            .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)))
+        let mut delay = Duration::from_millis(100);
+        let deadline = Instant::now() + BACKEND_TIMEOUT;
+        loop {
+            let claimed = tokio::time::timeout_at(deadline, rt.store.claim(&request))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)));
+            match claimed {
+                Err(e)
+                    if !e.is_fenced()
+                        && delay <= CLAIM_BACKOFF_MAX
+                        && Instant::now() + delay < deadline =>
+                {
+                    tracing::warn!(
+                        job = %job.name, %execution_id, error = %e, ?delay,
+                        "cannot claim the execution; asking again"
+                    );
+                    tokio::select! {
+                        () = sleep(delay) => delay *= 2,
+                        () = entry.firing.cancelled() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
     };
     let mut claimed = claim().await;
     if resume.is_none() && matches!(claimed, Ok(Claim::Busy { .. })) {

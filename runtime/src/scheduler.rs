@@ -314,6 +314,10 @@ impl SchedulerBuilder {
             // registered, are due: those before `now` were missed while no instance ran.
             resume_points.push(record.last_tick.unwrap_or(record.created_at).min(now));
         }
+        #[cfg(any(feature = "postgres", feature = "sqlite"))]
+        let records_next_fire = store.sql().is_some();
+        #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+        let records_next_fire = false;
         let stop_runs = CancellationToken::new();
         let firing = CancellationToken::new();
         let runtime = Runtime {
@@ -324,6 +328,7 @@ impl SchedulerBuilder {
             hooks: self.hooks,
             cancel_grace: self.cancel_grace,
             liveness: self.liveness,
+            records_next_fire,
             stop_runs: stop_runs.clone(),
             seq: AtomicU64::new(0),
         };

@@ -48,6 +48,8 @@ pub struct ClaimRequest<'a> {
     pub idempotent: bool,
     /// An owner whose last heartbeat is older than this is gone, judged by the store's clock.
     pub liveness: Duration,
+    /// The job's next fire time after this tick, recorded for operators (persistent stores).
+    pub next_fire: Option<DateTime<Utc>>,
 }
 
 impl<'a> ClaimRequest<'a> {
@@ -65,7 +67,14 @@ impl<'a> ClaimRequest<'a> {
             owner,
             idempotent: true,
             liveness: Duration::from_secs(30),
+            next_fire: None,
         }
+    }
+
+    /// Sets the job's next fire time after this tick.
+    pub fn next_fire(mut self, next_fire: Option<DateTime<Utc>>) -> Self {
+        self.next_fire = next_fire;
+        self
     }
 
     /// Sets whether an execution of this id that ran to its end means the tick is done.

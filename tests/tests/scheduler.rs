@@ -1065,47 +1065,79 @@ async fn a_lock_lost_after_a_timeout_still_bounds_the_grace_period() {
     );
 }
 
-/// A memory store whose heartbeats hang (a store that stopped answering mid-run).
-struct HungHeartbeats(MemoryStore);
+/// A memory store with faults: heartbeats that hang (a store that stopped answering
+/// mid-run), claims that fail a number of times first (a database restarting).
+#[derive(Default)]
+struct Faulty {
+    inner: MemoryStore,
+    hang_heartbeats: bool,
+    failing_claims: AtomicU32,
+}
 
-impl ExecutionStore for HungHeartbeats {
+impl Faulty {
+    fn hung_heartbeats() -> Self {
+        Self {
+            hang_heartbeats: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl ExecutionStore for Faulty {
     fn register<'a>(
         &'a self,
         job: &'a tickguard::store::JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<tickguard::store::JobRecord, tickguard::store::StoreError>> {
-        self.0.register(job)
+        self.inner.register(job)
     }
     fn claim<'a>(
         &'a self,
         request: &'a tickguard::store::ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<tickguard::store::Claim, tickguard::store::StoreError>> {
-        self.0.claim(request)
+        let failing = self
+            .failing_claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            Box::pin(async {
+                Err(tickguard::store::StoreError::unavailable(
+                    "connection refused",
+                    None,
+                ))
+            })
+        } else {
+            self.inner.claim(request)
+        }
     }
     fn heartbeat<'a>(
         &'a self,
-        _exec: &'a tickguard::store::ExecutionRef,
+        exec: &'a tickguard::store::ExecutionRef,
     ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        Box::pin(std::future::pending())
+        if self.hang_heartbeats {
+            Box::pin(std::future::pending())
+        } else {
+            self.inner.heartbeat(exec)
+        }
     }
     fn checkpoint<'a>(
         &'a self,
         exec: &'a tickguard::store::ExecutionRef,
         state: &'a str,
     ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.0.checkpoint(exec, state)
+        self.inner.checkpoint(exec, state)
     }
     fn last_checkpoint<'a>(
         &'a self,
         exec: &'a tickguard::store::ExecutionRef,
     ) -> BoxFuture<'a, Result<Option<String>, tickguard::store::StoreError>> {
-        self.0.last_checkpoint(exec)
+        self.inner.last_checkpoint(exec)
     }
     fn once_begin<'a>(
         &'a self,
         exec: &'a tickguard::store::ExecutionRef,
         key: &'a str,
     ) -> BoxFuture<'a, Result<tickguard::store::OnceState, tickguard::store::StoreError>> {
-        self.0.once_begin(exec, key)
+        self.inner.once_begin(exec, key)
     }
     fn once_end<'a>(
         &'a self,
@@ -1113,14 +1145,14 @@ impl ExecutionStore for HungHeartbeats {
         key: &'a str,
         done: bool,
     ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.0.once_end(exec, key, done)
+        self.inner.once_end(exec, key, done)
     }
     fn finish<'a>(
         &'a self,
         exec: &'a tickguard::store::ExecutionRef,
         finish: &'a tickguard::store::Finish<'a>,
     ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.0.finish(exec, finish)
+        self.inner.finish(exec, finish)
     }
     fn executions<'a>(
         &'a self,
@@ -1128,7 +1160,7 @@ impl ExecutionStore for HungHeartbeats {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<tickguard::store::ExecutionRecord>, tickguard::store::StoreError>>
     {
-        self.0.executions(job, limit)
+        self.inner.executions(job, limit)
     }
     fn interrupted<'a>(
         &'a self,
@@ -1137,17 +1169,17 @@ impl ExecutionStore for HungHeartbeats {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<tickguard::store::Interrupted>, tickguard::store::StoreError>>
     {
-        self.0.interrupted(jobs, liveness, limit)
+        self.inner.interrupted(jobs, liveness, limit)
     }
     fn describe(&self) -> String {
-        "hung heartbeats".to_owned()
+        "faulty".to_owned()
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_run_whose_store_stops_answering_is_stopped_before_its_owner_counts_as_gone() {
     let clock = TestClock::new(t0());
-    let store = Arc::new(HungHeartbeats(MemoryStore::new()));
+    let store = Arc::new(Faulty::hung_heartbeats());
     let reasons = Arc::new(Mutex::new(Vec::new()));
     let seen = reasons.clone();
     let started = Arc::new(Mutex::new(None));
@@ -1256,4 +1288,53 @@ async fn absurd_durations_are_refused_at_build() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("timeout"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(Faulty {
+        failing_claims: AtomicU32::new(3),
+        ..Faulty::default()
+    });
+    let ticks = Ticks::default();
+    let t = ticks.clone();
+    let job = Job::new("blip", every(5), move |ctx: JobContext| {
+        t.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .idempotent();
+    run_for(
+        builder(&clock).store(store.clone()).job(job),
+        Duration::from_millis(5_900),
+    )
+    .await;
+    // Three refusals (100 + 200 + 400 ms of backoff), then the claim of tick 5 is made.
+    assert_eq!(seconds_after_t0(&ticks.get()), [5]);
+    let unavailable = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "blip"), ("reason", "unavailable")],
+    );
+    assert_eq!(unavailable, 0);
+    // A store down for longer than the backoff: the tick is skipped, counted, not run.
+    store.failing_claims.store(10, Ordering::SeqCst);
+    let ticks = Ticks::default();
+    let t = ticks.clone();
+    let job = Job::new("outage", every(5), move |ctx: JobContext| {
+        t.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .idempotent();
+    run_for(
+        builder(&clock).store(store.clone()).job(job),
+        Duration::from_millis(5_000),
+    )
+    .await;
+    assert!(ticks.get().is_empty(), "{:?}", ticks.get());
+    let unavailable = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "outage"), ("reason", "unavailable")],
+    );
+    assert_eq!(unavailable, 1);
 }

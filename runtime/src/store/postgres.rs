@@ -318,6 +318,7 @@ impl PostgresStore {
                 .bind(req.scheduled_at)
                 .bind(req.owner)
                 .bind(sql::millis(req.liveness))
+                .bind(req.next_fire)
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some((fence, attempts, checkpoint)) = taken else {
@@ -643,7 +644,8 @@ impl Statements {
             // the update refuses an id that another job's execution has.
             take: format!(
                 "WITH bumped AS (\
-                     UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3) \
+                     UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
+                         next_fire_at = COALESCE($6, next_fire_at) \
                      WHERE job = $1 RETURNING fence), \
                  abandoned AS (\
                      UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \

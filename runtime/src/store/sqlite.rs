@@ -251,6 +251,7 @@ impl SqliteStore {
         let fence: i64 = sqlx::query_scalar(AssertSqlSafe(sql.bump.as_str()))
             .bind(req.job)
             .bind(ms(req.scheduled_at))
+            .bind(req.next_fire.map(ms))
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(AssertSqlSafe(sql.abandon.as_str()))
@@ -467,7 +468,8 @@ impl Statements {
                  FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
             ),
             bump: "UPDATE tickguard_jobs SET fence = fence + 1, \
-                       last_tick = max(coalesce(last_tick, $2), $2) \
+                       last_tick = max(coalesce(last_tick, $2), $2), \
+                       next_fire_at = coalesce($3, next_fire_at) \
                    WHERE job = $1 RETURNING fence"
                 .into(),
             abandon: format!(
