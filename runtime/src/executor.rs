@@ -156,6 +156,7 @@ pub(crate) async fn execute(
                 Ok(Some(lease)) => Some(Held {
                     lease,
                     acquired: started,
+                    renewed: started,
                     policy,
                 }),
                 Ok(None) => {
@@ -215,24 +216,41 @@ pub(crate) async fn execute(
         }
     };
     let mut claimed = claim().await;
-    if resume.is_none() && matches!(claimed, Ok(Claim::Busy { .. })) {
+    let mut lease = lease;
+    if resume.is_none()
+        && let Ok(Claim::Busy { execution_id: busy }) = &claimed
+    {
         // The live execution may be a dead owner's that has not been silent for a whole
-        // liveness yet. Wait that long, then ask once more: a live owner has heartbeated
-        // meanwhile (the tick overlaps it), a dead one is now proven gone (its execution is
-        // abandoned, to be resumed, and this tick runs, late).
-        tokio::select! {
-            () = sleep(rt.liveness + rt.liveness / 10) => claimed = claim().await,
-            () = entry.firing.cancelled() => {}
-        }
-        // An idempotent job that runs every tick waits for the job to be free; the claims
-        // of the instances that waited together pick one to run it.
-        while job.misfire == Misfire::RunAll
-            && job.key.is_some()
-            && matches!(claimed, Ok(Claim::Busy { .. }))
-        {
-            tokio::select! {
-                () = sleep(rt.liveness / 3) => claimed = claim().await,
-                () = entry.firing.cancelled() => break,
+        // liveness yet. Wait that long (renewing this run's lease), then look: a dead owner
+        // is now proven gone, its execution is abandoned (to be resumed) and this tick runs,
+        // late; a live one has heartbeated meanwhile, and the tick overlaps it.
+        let busy = busy.clone();
+        let waited = wait_holding(rt, &mut lease, rt.liveness + rt.liveness / 10, entry).await;
+        if waited {
+            let interrupted = timeout(
+                BACKEND_TIMEOUT,
+                rt.store
+                    .interrupted(std::slice::from_ref(&job.name), rt.liveness, 100),
+            )
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+            let dead = match interrupted {
+                Ok(found) => found.iter().any(|i| i.execution_id == busy),
+                Err(_) => false,
+            };
+            if dead {
+                claimed = claim().await;
+            }
+            // An idempotent job that runs every tick waits for the job to be free; the
+            // claims of the instances that waited together pick one to run it.
+            while job.misfire == Misfire::RunAll
+                && job.key.is_some()
+                && matches!(claimed, Ok(Claim::Busy { .. }))
+            {
+                if !wait_holding(rt, &mut lease, rt.liveness / 3, entry).await {
+                    break;
+                }
+                claimed = claim().await;
             }
         }
     }
@@ -286,7 +304,7 @@ pub(crate) async fn execute(
     async {
         tracing::debug!(resumed = claimed.resumed, "execution started");
         if let Some(h) = &lease
-            && Instant::now() >= h.proven_until(h.acquired + h.policy.ttl)
+            && Instant::now() >= h.proven_until(h.renewed + h.policy.ttl)
         {
             // The claim took so long that the lease can no longer be proven held: do not
             // start. The execution is recorded as cancelled, so it can be resumed.
@@ -382,11 +400,51 @@ pub(crate) async fn execute(
     .await;
 }
 
+/// Waits `wait` while renewing the lease (if any) every third of its ttl; `false` if the
+/// lease could not be renewed (it is then no longer this run's to use) or firing stopped.
+async fn wait_holding(
+    rt: &Runtime,
+    lease: &mut Option<Held>,
+    wait: Duration,
+    entry: &JobEntry,
+) -> bool {
+    let until = Instant::now() + wait;
+    loop {
+        let renew_at = lease.as_ref().map(|h| h.renewed + h.policy.ttl / 3);
+        let wake = renew_at.map_or(until, |r| r.min(until));
+        tokio::select! {
+            () = sleep_until(wake) => {}
+            () = entry.firing.cancelled() => return false,
+        }
+        if let Some(h) = lease.as_mut()
+            && Instant::now() >= h.renewed + h.policy.ttl / 3
+        {
+            let sent = Instant::now();
+            let left = h
+                .proven_until(h.renewed + h.policy.ttl)
+                .saturating_duration_since(sent);
+            match timeout(left, rt.lock.extend(&h.lease, h.policy.ttl)).await {
+                Ok(Ok(true)) => h.renewed = sent,
+                _ => {
+                    tracing::warn!(job = %h.lease.name, "lease lost while the job was busy elsewhere");
+                    return false;
+                }
+            }
+        }
+        if Instant::now() >= until {
+            return true;
+        }
+    }
+}
+
 /// A lease this run holds.
 #[derive(Clone)]
 struct Held {
     lease: Lease,
     acquired: Instant,
+    /// When the last successful acquisition or renewal was sent: the lease is valid for a
+    /// ttl from there.
+    renewed: Instant,
     policy: LockPolicy,
 }
 
@@ -489,6 +547,22 @@ async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
             error: Some(JobError::transient(format!(
                 "timed out after {:?}",
                 job.timeout.unwrap_or_default()
+            ))),
+        },
+        // The job finished its work although its lease (or the store) could not be proven
+        // held: the run counts as cancelled, and is reported, but the execution is recorded
+        // COMPLETED if the store still takes this run's fenced finish (no other claim took
+        // it over), so that it is not resumed and run again.
+        (
+            Some(reason @ (CancelReason::LockLost | CancelReason::StoreUnreachable)),
+            Some(Ok(())),
+        ) => RunEnd {
+            status: Status::Completed,
+            outcome: Outcome::Cancelled,
+            attempts,
+            error: Some(JobError::transient(format!(
+                "the job finished, but its run was stopped: {}",
+                reason.as_str()
             ))),
         },
         // Without a reason the select above only ends with a result; `LockLost` keeps this
@@ -625,7 +699,7 @@ async fn keep_alive(
     let mut next_beat = Instant::now() + beat_every;
     let mut last_beat = Instant::now();
     let (mut next_renew, mut valid_until) = match held {
-        Some(h) => (h.acquired + h.policy.ttl / 3, h.acquired + h.policy.ttl),
+        Some(h) => (h.renewed + h.policy.ttl / 3, h.renewed + h.policy.ttl),
         None => (Instant::now(), Instant::now()),
     };
     let retry_every = |ttl: Duration| (ttl / 15).max(Duration::from_millis(10));

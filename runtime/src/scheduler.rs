@@ -554,6 +554,15 @@ async fn job_loop(
         schedule.next_after(entry.resume_from.min(now))
     };
     loop {
+        // Interrupted executions first, every round: a job always behind on its ticks
+        // (`run_all` catching up) still resumes them.
+        for (execution_id, at) in entry.interrupted.take() {
+            if firing.is_cancelled()
+                || !run(&rt, &entry, at, false, &firing, Some(&execution_id)).await
+            {
+                return;
+            }
+        }
         let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
@@ -569,17 +578,7 @@ async fn job_loop(
         {
             Wake::Due => {}
             Wake::Stopped => return,
-            Wake::Resume => {
-                for (execution_id, at) in entry.interrupted.take() {
-                    if firing.is_cancelled() {
-                        return;
-                    }
-                    if !run(&rt, &entry, at, false, &firing, Some(&execution_id)).await {
-                        return;
-                    }
-                }
-                continue;
-            }
+            Wake::Resume => continue,
         }
         let now = rt.clock.now();
         if schedule.is_fixed_delay() {

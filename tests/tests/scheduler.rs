@@ -1338,3 +1338,40 @@ async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
     );
     assert_eq!(unavailable, 1);
 }
+
+/// Two instances, no lock, a job that is not idempotent (unique execution ids): the instance
+/// that finds the job busy waits a liveness, sees the other's run was alive (it finished
+/// meanwhile) and skips the tick as overlapped, instead of running it a second time.
+#[tokio::test(start_paused = true)]
+async fn a_busy_tick_of_a_live_run_is_skipped_not_run_again() {
+    let m = tickguard_tests::metrics();
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let mut instances = Vec::new();
+    for i in 0..2 {
+        let clock = TestClock::new(t0());
+        let t = ticks.clone();
+        let job = Job::new("not_idempotent", every(10), move |ctx: JobContext| {
+            t.push(ctx.scheduled_at());
+            async {
+                sleep(Duration::from_millis(500)).await;
+                Ok(())
+            }
+        });
+        let b = builder(&clock)
+            .instance_id(format!("instance-{i}"))
+            .liveness(secs(1))
+            .store(store.clone())
+            .job(job);
+        instances.push(b.run_until_for(Duration::from_millis(13_000)));
+    }
+    futures_join_concurrently(instances).await;
+    assert_eq!(seconds_after_t0(&ticks.get()), [10], "one run of tick 10");
+    assert_eq!(
+        m.counter(
+            names::SKIPS_TOTAL,
+            &[("job", "not_idempotent"), ("reason", "overlap")]
+        ),
+        1
+    );
+}

@@ -660,3 +660,85 @@ type FencedRuns = Arc<Mutex<Vec<(DateTime<Utc>, u64)>>>;
 fn fastrand_ms() -> u64 {
     10 + u64::from(std::process::id() ^ Utc::now().timestamp_subsec_nanos()) % 31
 }
+
+// ---------------------------------------------------------------------------------------
+// Progress saved in the job's transaction
+
+/// The first attempt commits one row with checkpoint 1, then writes a second row with
+/// checkpoint 2 and fails before committing; the retry finds checkpoint 1 and one row: the
+/// progress and the rows were committed together, or not at all.
+async fn a_transaction_checkpoint_commits_with_its_rows<DB>(backend: Backend)
+where
+    DB: FencedDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+{
+    let db = Db::new(backend, "tx_checkpoint");
+    let store = db.open().await;
+    let rows = db.table("rows");
+    db.execute(&*store, format!("CREATE TABLE {rows} (n BIGINT NOT NULL)"))
+        .await;
+    let insert: Arc<str> = format!("INSERT INTO {rows} (n) VALUES ($1)").into();
+    let seen: Arc<Mutex<Vec<(u32, Option<i64>)>>> = Arc::default();
+    let s = seen.clone();
+    let job = Job::new("batches", every(500), move |ctx: JobContext| {
+        let (seen, insert) = (s.clone(), insert.clone());
+        async move {
+            let from = ctx.last_checkpoint::<i64>().await?;
+            seen.lock().unwrap().push((ctx.attempt(), from));
+            if ctx.attempt() > 1 {
+                return Ok(());
+            }
+            for n in 1..=2_i64 {
+                let mut tx = ctx.transaction::<DB>().await?;
+                sqlx::query(AssertSqlSafe(insert.clone()))
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await
+                    .transient()?;
+                tx.checkpoint(&n).await?;
+                if n == 2 {
+                    // Fails before the commit: the row and the checkpoint roll back.
+                    return Err(JobError::transient("crashed mid-batch"));
+                }
+                tx.commit().await?;
+            }
+            Ok(())
+        }
+    })
+    .idempotent()
+    .retry(tickguard::RetryPolicy::attempts(2).backoff(Duration::from_millis(10)));
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .store(store.clone())
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    let s = seen.clone();
+    scheduler
+        .run_until(async move {
+            while s.lock().unwrap().len() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[..2], [(1, None), (2, Some(1))]);
+    let count = db
+        .count(&*store, format!("SELECT count(*) FROM {rows}"))
+        .await;
+    assert_eq!(count, 1, "only the committed batch's row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_transaction_checkpoint_commits_with_its_rows() {
+    a_transaction_checkpoint_commits_with_its_rows::<sqlx::Postgres>(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_transaction_checkpoint_commits_with_its_rows() {
+    a_transaction_checkpoint_commits_with_its_rows::<sqlx::Sqlite>(Backend::Sqlite).await;
+}

@@ -70,6 +70,7 @@ macro_rules! store_conformance {
                 claim_judges_liveness_by_the_request,
                 once_under_concurrent_callers_runs_once,
                 lists_interrupted_executions,
+                a_finish_racing_a_takeover_has_one_winner,
             );
         }
     };
@@ -1281,4 +1282,48 @@ async fn lists_interrupted_executions(store: Arc<dyn ExecutionStore>, prefix: &s
         store.interrupted(&jobs[1..2], SHORT, 10).await,
     );
     assert!(left.is_empty(), "{left:?}");
+}
+
+async fn a_finish_racing_a_takeover_has_one_winner(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    // 30 executions whose owners went silent; each owner's finish races another instance's
+    // takeover. Either the finish lands first (the tick is done: the takeover is told so) or
+    // the takeover does (the finish is refused): never both.
+    let mut races = Vec::new();
+    for n in 0..30 {
+        let job = format!("{prefix}-job{n}");
+        let id = tick_id(&job, 0);
+        fence_of(&*store, &job).await;
+        let (_, exec) = Claimer::new(&job, &id, 0, "silent")
+            .liveness(SHORT)
+            .win(&*store)
+            .await;
+        races.push((job, id, exec));
+    }
+    tokio::time::sleep(PAST_SHORT).await;
+    let tasks: Vec<_> = races
+        .into_iter()
+        .map(|(job, id, exec)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let done = Finish::new(Status::Completed, 1, None);
+                let request = ClaimRequest::new(&job, &id, tick(0), "taker").liveness(SHORT);
+                let (finished, claimed) =
+                    tokio::join!(store.finish(&exec, &done), store.claim(&request));
+                (id, finished.map_err(|e| e.is_fenced()), claimed.unwrap())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (id, finished, claimed) = task.await.unwrap();
+        match (&finished, &claimed) {
+            (
+                Ok(()),
+                Claim::Done {
+                    status: Status::Completed,
+                },
+            ) => {}
+            (Err(true), Claim::Acquired(_)) => {}
+            other => panic!("{id}: the finish and the takeover both won or both lost: {other:?}"),
+        }
+    }
 }

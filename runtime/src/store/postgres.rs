@@ -25,6 +25,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an operation waits for a connection from the pool before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long the store's own transactions may sit idle before the server ends them.
+const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
 /// Connections in the pool [`PostgresStore::connect`] opens: the store's own statements and
 /// the jobs' [`JobContext::transaction`](crate::JobContext::transaction)s share them.
 const MAX_CONNECTIONS: u32 = 10;
@@ -164,10 +167,16 @@ impl PostgresStore {
         let migrated = migrate(&mut conn, &sql).await;
         let _ = conn.close().await;
         migrated.map_err(|e| setup_error(&addr, schema, e))?;
+        // The store's own transactions take a few round trips: one left idle (its process
+        // stopped or frozen mid-claim) would hold the job's row lock and stall every claim of
+        // the job, so the server ends it. Jobs' transactions set their own limit.
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(options.clone());
+            .connect_lazy_with(options.clone().options([(
+                "idle_in_transaction_session_timeout",
+                STORE_IDLE_IN_TRANSACTION.as_millis(),
+            )]));
         Ok(Self {
             pool,
             schema: schema.to_owned(),
@@ -177,7 +186,10 @@ impl PostgresStore {
     }
 
     /// Uses a ready pool (the application's own, say) with the tables in `schema`, and
-    /// creates or migrates them now.
+    /// creates or migrates them now. The pool's own settings apply: give its connections an
+    /// `idle_in_transaction_session_timeout` (a few seconds) as [`PostgresStore::connect`]
+    /// does, so that a process frozen in the middle of a claim cannot stall the job's claims
+    /// on other instances.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
         let options = pool.connect_options();
         let addr = address(&options);
@@ -213,6 +225,12 @@ impl PostgresStore {
     /// holds it.
     pub(crate) fn fence_check(&self) -> Arc<str> {
         self.sql.fence_check.clone()
+    }
+
+    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
+    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
+    pub(crate) fn checkpoint_statement(&self) -> String {
+        self.sql.checkpoint.clone()
     }
 
     /// Runs an operation, and once more if its connection turned out to be dead (the server
@@ -256,7 +274,7 @@ impl PostgresStore {
         )
     }
 
-    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+    async fn claim_once(&self, req: &ClaimRequest<'_>) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
         // Claims of one job queue up on the job's row.
@@ -275,6 +293,8 @@ impl PostgresStore {
                 .await?;
         }
         // A statement of its own, after the lock: it sees what the claims before it wrote.
+        // It locks the rows it reads, so that a finish racing this claim is either seen
+        // (the tick is done) or waits for it (it then finds the execution taken over).
         let open: Vec<(String, String, bool, String)> =
             sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
                 .bind(req.job)
@@ -291,8 +311,9 @@ impl PostgresStore {
             }
         }
         if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
-            if retried && id == req.execution_id && owner == req.owner {
-                // The first try committed before its connection died: the claim is ours.
+            if id == req.execution_id && owner == req.owner {
+                // An earlier try of this very claim (the owner is unique per run) committed
+                // before its answer was lost: the claim is ours.
                 let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
                     sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
                         .bind(req.execution_id)
@@ -351,19 +372,27 @@ impl PostgresStore {
             tx.rollback().await?;
             return Ok(Step::Fenced);
         }
-        let inserted = sqlx::query(AssertSqlSafe(sql.once_insert.as_str()))
-            .bind(key)
-            .bind(&exec.job)
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .execute(&mut *tx)
-            .await?;
-        if inserted.rows_affected() == 0 {
-            let (holder, holder_fence, done): (String, i64, bool) =
+        // A step row is inserted, or the existing one locked and judged. A row deleted in
+        // between (its holder's step failed) is inserted on the next round.
+        loop {
+            let inserted = sqlx::query(AssertSqlSafe(sql.once_insert.as_str()))
+                .bind(key)
+                .bind(&exec.job)
+                .bind(&exec.execution_id)
+                .bind(sql::db_fence(exec.fence))
+                .execute(&mut *tx)
+                .await?;
+            if inserted.rows_affected() == 1 {
+                break;
+            }
+            let row: Option<(String, i64, bool)> =
                 sqlx::query_as(AssertSqlSafe(sql.once_row.as_str()))
                     .bind(key)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+            let Some((holder, holder_fence, done)) = row else {
+                continue;
+            };
             if done {
                 tx.rollback().await?;
                 return Ok(Step::State(OnceState::Done));
@@ -387,6 +416,7 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            break;
         }
         tx.commit().await?;
         Ok(Step::State(OnceState::Acquired))
@@ -635,7 +665,7 @@ impl Statements {
             open_rows: format!(
                 "SELECT id, status, \
                      status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
-                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
+                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2) FOR UPDATE"
             ),
             own_row: format!("SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"),
             // Bumps the fence, abandons the job's other running executions (their owners
@@ -645,7 +675,7 @@ impl Statements {
             take: format!(
                 "WITH bumped AS (\
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
-                         next_fire_at = COALESCE($6, next_fire_at) \
+                         next_fire_at = GREATEST($6, next_fire_at) \
                      WHERE job = $1 RETURNING fence), \
                  abandoned AS (\
                      UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \
@@ -769,14 +799,12 @@ impl ExecutionStore for PostgresStore {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
-            self.run(|retried| self.claim_once(request, retried))
-                .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("the claim of execution `{}`", request.execution_id),
-                        e,
-                    )
-                })
+            self.run(|_| self.claim_once(request)).await.map_err(|e| {
+                self.error(
+                    &format!("the claim of execution `{}`", request.execution_id),
+                    e,
+                )
+            })
         })
     }
 

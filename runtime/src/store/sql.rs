@@ -107,6 +107,14 @@ pub trait FencedDatabase: sqlx::Database + sealed::Sealed {
         conn: &'a mut Self::Connection,
         exec: &'a ExecutionRef,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
+
+    #[doc(hidden)]
+    fn __checkpoint<'a>(
+        store: &'a SqlStore,
+        conn: &'a mut Self::Connection,
+        exec: &'a ExecutionRef,
+        state: String,
+    ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
 }
 
 #[cfg(feature = "postgres")]
@@ -155,6 +163,27 @@ impl FencedDatabase for sqlx::Postgres {
             Ok(row.is_some())
         })
     }
+
+    fn __checkpoint<'a>(
+        store: &'a SqlStore,
+        conn: &'a mut Self::Connection,
+        exec: &'a ExecutionRef,
+        state: String,
+    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            #[allow(irrefutable_let_patterns)]
+            let SqlStore::Postgres(store) = store else {
+                return Ok(false);
+            };
+            let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
+                .bind(&exec.execution_id)
+                .bind(db_fence(exec.fence))
+                .bind(state)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -191,6 +220,27 @@ impl FencedDatabase for sqlx::Sqlite {
                 .fetch_optional(conn)
                 .await?;
             Ok(row.is_some())
+        })
+    }
+
+    fn __checkpoint<'a>(
+        store: &'a SqlStore,
+        conn: &'a mut Self::Connection,
+        exec: &'a ExecutionRef,
+        state: String,
+    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            #[allow(irrefutable_let_patterns)]
+            let SqlStore::Sqlite(store) = store else {
+                return Ok(false);
+            };
+            let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
+                .bind(&exec.execution_id)
+                .bind(db_fence(exec.fence))
+                .bind(state)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() == 1)
         })
     }
 }
@@ -265,6 +315,29 @@ impl<DB: FencedDatabase> FencedTransaction<DB> {
             let t = FencedTransaction::<DB>::describe_error(&store, &ctx, "the commit", e);
             JobError::transient(t)
         })
+    }
+
+    /// Saves the run's progress in this transaction: it is committed with the rows the job
+    /// wrote, or not at all. A run that takes the execution over after a crash resumes from
+    /// exactly what was committed, so work done in the database is neither lost nor done
+    /// twice (the chapter's "crash at record 800 of 1000"). It also locks the execution's
+    /// row until the transaction ends: a takeover waits for it.
+    ///
+    /// A stale run (another instance took the execution over) gets an error and is stopped.
+    pub async fn checkpoint<T: serde::Serialize + ?Sized>(
+        &mut self,
+        state: &T,
+    ) -> Result<(), JobError> {
+        let json = serde_json::to_string(state).map_err(JobError::permanent)?;
+        let inner = &self.ctx.inner;
+        let saved = DB::__checkpoint(&self.store, &mut self.tx, &inner.exec, json)
+            .await
+            .map_err(|e| self.unavailable("a checkpoint", e))?;
+        if saved {
+            Ok(())
+        } else {
+            Err(inner.store_error(fenced(&inner.exec)))
+        }
     }
 
     /// Rolls the transaction back.

@@ -202,6 +202,12 @@ impl SqliteStore {
         self.sql.fence_check.clone()
     }
 
+    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
+    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
+    pub(crate) fn checkpoint_statement(&self) -> String {
+        self.sql.checkpoint.clone()
+    }
+
     fn error(&self, what: &str, e: SqlxError) -> StoreError {
         let hint = match &e {
             SqlxError::PoolTimedOut => format!("no connection within {BUSY_TIMEOUT:?}"),
@@ -227,7 +233,7 @@ impl SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let open: Vec<(String, String, bool)> =
+        let open: Vec<(String, String, bool, String)> =
             sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
@@ -235,14 +241,30 @@ impl SqliteStore {
                 .fetch_all(&mut *tx)
                 .await?;
         let existing = open.iter().find(|row| row.0 == req.execution_id);
-        if let Some((_, status, _)) = existing {
+        if let Some((_, status, _, _)) = existing {
             let status = sql::parse_status(status);
             if req.idempotent && status.is_final() {
                 tx.rollback().await?;
                 return Ok(Claim::Done { status });
             }
         }
-        if let Some((id, _, _)) = open.iter().find(|row| row.2) {
+        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
+            if id == req.execution_id && owner == req.owner {
+                // An earlier try of this very claim (the owner is unique per run) committed
+                // before its answer was lost: the claim is ours.
+                let (fence, attempts, checkpoint): (i64, i64, Option<String>) =
+                    sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
+                        .bind(req.execution_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                return Ok(Claim::Acquired(Claimed {
+                    fence: sql::fence(fence),
+                    previous_attempts: u32::try_from(attempts).unwrap_or(0),
+                    checkpoint,
+                    resumed: false,
+                }));
+            }
             tx.rollback().await?;
             return Ok(Claim::Busy {
                 execution_id: id.clone(),
@@ -430,6 +452,7 @@ struct Statements {
     insert_job: String,
     register: String,
     open_rows: String,
+    own_row: String,
     bump: String,
     abandon: String,
     take: String,
@@ -464,12 +487,13 @@ impl Statements {
                        RETURNING fence, created_at, last_tick"
                 .into(),
             open_rows: format!(
-                "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3 \
+                "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3, owner \
                  FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
             ),
+            own_row: format!("SELECT fence, attempt - 1, checkpoint FROM {ex} WHERE id = $1"),
             bump: "UPDATE tickguard_jobs SET fence = fence + 1, \
                        last_tick = max(coalesce(last_tick, $2), $2), \
-                       next_fire_at = coalesce($3, next_fire_at) \
+                       next_fire_at = max(coalesce($3, next_fire_at), coalesce(next_fire_at, $3)) \
                    WHERE job = $1 RETURNING fence"
                 .into(),
             abandon: format!(
