@@ -664,6 +664,9 @@ fn fastrand_ms() -> u64 {
 // ---------------------------------------------------------------------------------------
 // Progress saved in the job's transaction
 
+/// An attempt's number and the checkpoint it found.
+type AttemptSaw = (u32, Option<i64>);
+
 /// The first attempt commits one row with checkpoint 1, then writes a second row with
 /// checkpoint 2 and fails before committing; the retry finds checkpoint 1 and one row: the
 /// progress and the rows were committed together, or not at all.
@@ -680,7 +683,7 @@ where
     db.execute(&*store, format!("CREATE TABLE {rows} (n BIGINT NOT NULL)"))
         .await;
     let insert: Arc<str> = format!("INSERT INTO {rows} (n) VALUES ($1)").into();
-    let seen: Arc<Mutex<Vec<(u32, Option<i64>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<AttemptSaw>>> = Arc::default();
     let s = seen.clone();
     let job = Job::new("batches", every(500), move |ctx: JobContext| {
         let (seen, insert) = (s.clone(), insert.clone());
