@@ -3,6 +3,9 @@
 //! ```text
 //! cargo run -p tickguard-examples --example quickstart          # until Ctrl-C
 //! cargo run -p tickguard-examples --example quickstart -- 20    # for 20 seconds
+//! cargo run -p tickguard-examples --example quickstart -- --metrics 127.0.0.1:9464
+//!     # and open http://127.0.0.1:9464/metrics
+//! TICKGUARD_LOG=json cargo run -p tickguard-examples --example quickstart   # JSON logs
 //! ```
 //!
 //! Three jobs: a heartbeat every two seconds, a sync that fails transiently and succeeds
@@ -57,12 +60,25 @@ async fn daily_report(ctx: JobContext) -> JobResult {
 
 #[tokio::main]
 async fn main() -> Result<(), tickguard::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let seconds: Option<u64> = std::env::args().nth(1).and_then(|s| s.parse().ok());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if std::env::var("TICKGUARD_LOG").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let mut seconds: Option<u64> = None;
+    let mut metrics: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--metrics" => metrics = args.next(),
+            other => seconds = other.parse().ok(),
+        }
+    }
     let stop = async move {
         match seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -71,11 +87,12 @@ async fn main() -> Result<(), tickguard::Error> {
             }
         }
     };
-    Scheduler::builder()
+    let mut builder = Scheduler::builder()
         .sqlite("sqlite://tickguard-quickstart.db")
-        .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") })
-        .build()
-        .await?
-        .run_until(stop)
-        .await
+        .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") });
+    if let Some(addr) = metrics {
+        tracing::info!("metrics at http://{addr}/metrics");
+        builder = builder.prometheus(addr);
+    }
+    builder.build().await?.run_until(stop).await
 }

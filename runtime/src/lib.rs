@@ -8,6 +8,8 @@ mod executor;
 mod job;
 pub mod lock;
 pub mod metrics;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod retry;
 mod scheduler;
 pub mod store;

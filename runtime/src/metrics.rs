@@ -9,6 +9,12 @@ use metrics::{
     Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
 };
 
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use crate::prometheus::{
+    DURATION_BUCKETS, LATENESS_BUCKETS, LOCK_ROUND_TRIP_BUCKETS, prometheus_builder,
+};
+
 /// `tickguard_executions_total{job, outcome}`: finished runs; outcome is `success`,
 /// `failure`, `timeout` or `cancelled`.
 pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";

@@ -52,6 +52,9 @@ pub struct SchedulerBuilder {
     /// Set by [`SchedulerBuilder::sqlite`]: opened in `build()`.
     #[cfg(feature = "sqlite")]
     sqlite_url: Option<String>,
+    /// Set by [`SchedulerBuilder::prometheus`]: served from `build()`.
+    #[cfg(feature = "prometheus")]
+    prometheus_addr: Option<String>,
     instance_id: Option<String>,
     shutdown_grace: Duration,
     cancel_grace: Duration,
@@ -132,6 +135,25 @@ impl SchedulerBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn postgres(mut self, url: impl Into<String>) -> Self {
         self.postgres_store_url = Some(url.into());
+        self
+    }
+
+    /// Serves every tickguard metric to Prometheus at `addr` (`0.0.0.0:9464`, or
+    /// `127.0.0.1:9464` for the host only): `GET /metrics` (any path answers) returns the
+    /// text exposition, with histograms bucketed for job durations and lock round trips
+    /// (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// [`SchedulerBuilder::build`] installs the recorder for the whole process and starts
+    /// listening; it fails with [`Error::Config`] if the address is not `ip:port`, the port is
+    /// taken, or the process already has a metrics recorder (then leave this out: tickguard
+    /// records through whichever recorder is installed).
+    ///
+    /// Prometheus adds its own `job` label to every scraped series; scrape tickguard with
+    /// `honor_labels: true` so that the `job` label stays the tickguard job's name (see
+    /// `docs/observability/README.md`).
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn prometheus(mut self, addr: impl Into<String>) -> Self {
+        self.prometheus_addr = Some(addr.into());
         self
     }
 
@@ -297,6 +319,11 @@ impl SchedulerBuilder {
         if let Some(url) = self.postgres_lock_url {
             lock = Some(Arc::new(crate::lock::PostgresLock::connect(&url).await?));
         }
+        #[cfg(feature = "prometheus")]
+        let exporter = match &self.prometheus_addr {
+            Some(addr) => Some(crate::prometheus::serve(addr)?),
+            None => None,
+        };
         metrics::describe();
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
@@ -350,6 +377,8 @@ impl SchedulerBuilder {
             .collect();
         Ok(Scheduler {
             rt: Arc::new(runtime),
+            #[cfg(feature = "prometheus")]
+            exporter,
             firing,
             entries,
             shutdown_grace: self.shutdown_grace,
@@ -385,6 +414,9 @@ fn default_instance_id() -> String {
 /// ```
 pub struct Scheduler {
     rt: Arc<Runtime>,
+    /// The Prometheus endpoint's task, stopped with the scheduler.
+    #[cfg(feature = "prometheus")]
+    exporter: Option<tokio::task::JoinHandle<()>>,
     /// Cancelled when shutdown begins; each job loop waits on a child.
     firing: CancellationToken,
     entries: Vec<Arc<JobEntry>>,
@@ -409,6 +441,8 @@ impl Scheduler {
             postgres_store_url: None,
             #[cfg(feature = "sqlite")]
             sqlite_url: None,
+            #[cfg(feature = "prometheus")]
+            prometheus_addr: None,
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
@@ -483,6 +517,10 @@ impl Scheduler {
             self.rt.stop_runs.cancel();
             // Each run drops its job after the cancel grace; allow for recording and release.
             let _ = timeout(self.rt.cancel_grace + Duration::from_secs(5), loops.wait()).await;
+        }
+        #[cfg(feature = "prometheus")]
+        if let Some(exporter) = &self.exporter {
+            exporter.abort();
         }
         tracing::info!("scheduler stopped");
         Ok(())
