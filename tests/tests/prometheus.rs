@@ -104,7 +104,7 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_chapters_queries(
                 runs.fetch_add(1, Ordering::SeqCst);
                 return Err(JobError::transient("inventory API timed out"));
             }
-            if runs.load(Ordering::SeqCst) % 2 == 0 {
+            if runs.load(Ordering::SeqCst).is_multiple_of(2) {
                 return Err(JobError::permanent("inventory API refused the batch"));
             }
             Ok(())
