@@ -66,6 +66,13 @@ pub mod __private {
         Box::pin(f)
     }
 
+    /// What the executor records in metrics for one successful run under a lock, call for
+    /// call, on the handles of job `job`: for the metrics cost bench.
+    pub fn bench_execution_metrics(job: &str) -> impl FnMut(f64) {
+        let m = crate::metrics::JobMetrics::new(job);
+        move |seconds| m.record_locked_success(seconds)
+    }
+
     /// Boxes an `on_failure` hook's future; fails to compile, on the hook's path, if the hook
     /// is not an `async fn(FailureReport)` or its future is not `Send`.
     pub fn hook_future<F>(f: F) -> BoxFuture<'static, ()>
