@@ -300,7 +300,11 @@ pub(crate) async fn execute(
         instance_id = %rt.instance_id,
         fence = claimed.fence,
         scheduled_at = %tick,
+        attempts = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
     );
+    let recorded = span.clone();
     async {
         tracing::debug!(resumed = claimed.resumed, "execution started");
         if let Some(h) = &lease
@@ -387,6 +391,9 @@ pub(crate) async fn execute(
         };
         let duration = started.elapsed();
         let end = record(rt, &exec, end).await;
+        recorded.record("attempts", end.attempts);
+        recorded.record("outcome", end.outcome.as_str());
+        recorded.record("duration_ms", duration.as_secs_f64() * 1000.0);
         m.running.decrement(1.0);
         m.finished(end.outcome, duration.as_secs_f64());
         if end.outcome == Outcome::Success {

@@ -1375,3 +1375,66 @@ async fn a_busy_tick_of_a_live_run_is_skipped_not_run_again() {
         1
     );
 }
+
+/// Collects what a `fmt` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_execution_is_one_span_with_its_identity_and_outcome() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let clock = TestClock::new(t0());
+    let job = Job::new("traced", every(1), |ctx: JobContext| async move {
+        if ctx.attempt() == 1 {
+            return Err(JobError::transient("first attempt fails"));
+        }
+        Ok(())
+    })
+    .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(10)))
+    .idempotent();
+    run_for(
+        builder(&clock).instance_id("tracer").job(job),
+        Duration::from_millis(1_500),
+    )
+    .await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let closed = text
+        .lines()
+        .find(|l| {
+            l.contains("tickguard.execution{") && l.contains(" close ") && !l.contains("attempt{")
+        })
+        .unwrap_or_else(|| panic!("no execution span closed:\n{text}"));
+    for field in [
+        "job=traced",
+        "execution_id=traced@2026-01-01T00:00:01Z",
+        "instance_id=tracer",
+        "fence=1",
+        "attempts=2",
+        "outcome=\"success\"",
+        "duration_ms=",
+    ] {
+        assert!(closed.contains(field), "`{field}` missing from: {closed}");
+    }
+    assert!(
+        text.contains("tickguard.attempt{attempt=2}"),
+        "attempt spans:\n{text}"
+    );
+}
