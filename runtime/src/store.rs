@@ -375,6 +375,15 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
+    /// The dead letters: executions that failed after their last attempt (status
+    /// [`Status::Failed`], with the error chain), of `job` or of every job, most recently
+    /// finished first, at most `limit`.
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
+
     /// Executions of `jobs` that were interrupted (see [`Interrupted`]), oldest tick
     /// first, at most `limit`: an owner whose last heartbeat is older than `liveness`
     /// (judged by the store's clock) is gone.
@@ -454,6 +463,13 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         (**self).executions(job, limit)
+    }
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        (**self).dead_letters(job, limit)
     }
     fn interrupted<'a>(
         &'a self,

@@ -1171,6 +1171,14 @@ impl ExecutionStore for Faulty {
     {
         self.inner.interrupted(jobs, liveness, limit)
     }
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<tickguard::store::ExecutionRecord>, tickguard::store::StoreError>>
+    {
+        self.inner.dead_letters(job, limit)
+    }
     fn describe(&self) -> String {
         "faulty".to_owned()
     }

@@ -71,6 +71,7 @@ macro_rules! store_conformance {
                 once_under_concurrent_callers_runs_once,
                 lists_interrupted_executions,
                 a_finish_racing_a_takeover_has_one_winner,
+                dead_letters_are_the_failed_executions,
             );
         }
     };
@@ -1326,4 +1327,54 @@ async fn a_finish_racing_a_takeover_has_one_winner(store: Arc<dyn ExecutionStore
             other => panic!("{id}: the finish and the takeover both won or both lost: {other:?}"),
         }
     }
+}
+
+async fn dead_letters_are_the_failed_executions(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    fence_of(&*store, &a).await;
+    fence_of(&*store, &b).await;
+    let outcomes = [
+        (&a, 1, Status::Failed, Some("charge failed: card declined")),
+        (&a, 2, Status::Completed, None),
+        (&a, 3, Status::Cancelled, Some("run stopped: shutdown")),
+        (&a, 4, Status::TimedOut, Some("timed out after 10s")),
+        (&b, 1, Status::Failed, Some("export failed: disk full")),
+    ];
+    for (job, n, status, error) in outcomes {
+        let (_, exec) = Claimer::new(job, &tick_id(job, n), n, "owner")
+            .liveness(LONG)
+            .win(&*store)
+            .await;
+        finish(&*store, &exec, status, 3, error).await;
+        // Distinct finish times, in this order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let of_a = ok(
+        &*store,
+        "dead_letters",
+        store.dead_letters(Some(&a), 10).await,
+    );
+    let ids: Vec<&str> = of_a.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [tick_id(&a, 1)], "only the failed execution of `a`");
+    assert_eq!(of_a[0].status, Status::Failed);
+    assert_eq!(of_a[0].attempts, 3);
+    assert_eq!(
+        of_a[0].error.as_deref(),
+        Some("charge failed: card declined")
+    );
+    assert!(of_a[0].finished_at.is_some());
+    // Every job's, most recently finished first (other cases' rows may be there too).
+    let all = ok(
+        &*store,
+        "dead_letters",
+        store.dead_letters(None, 100_000).await,
+    );
+    let ours: Vec<&str> = all
+        .iter()
+        .filter(|r| r.job.starts_with(prefix))
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ours, [tick_id(&b, 1), tick_id(&a, 1)]);
+    let one = ok(&*store, "dead_letters", store.dead_letters(None, 1).await);
+    assert_eq!(one.len(), 1);
 }

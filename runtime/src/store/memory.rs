@@ -450,6 +450,36 @@ impl ExecutionStore for MemoryStore {
         ready(Ok(all))
     }
 
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        let mut found = Vec::new();
+        for shard in &self.jobs {
+            let jobs: Vec<Arc<Mutex<JobState>>> = shard
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(name, _)| job.is_none_or(|j| j == name.as_str()))
+                .map(|(_, state)| state.clone())
+                .collect();
+            for state in jobs {
+                let state = lock(&state);
+                found.extend(
+                    state
+                        .rows
+                        .iter()
+                        .filter(|r| r.record.status == Status::Failed)
+                        .map(|r| r.record.clone()),
+                );
+            }
+        }
+        found.sort_by_key(|r| std::cmp::Reverse(r.finished_at));
+        found.truncate(limit);
+        ready(Ok(found))
+    }
+
     fn interrupted<'a>(
         &'a self,
         jobs: &'a [String],

@@ -70,6 +70,8 @@ CREATE INDEX tickguard_executions_by_job
     ON {schema}.tickguard_executions (job, scheduled_at DESC);
 CREATE INDEX tickguard_executions_open
     ON {schema}.tickguard_executions (job) WHERE status IN ('RUNNING', 'CANCELLED');
+CREATE INDEX tickguard_executions_dead_letters
+    ON {schema}.tickguard_executions (finished_at DESC) WHERE status = 'FAILED';
 CREATE TABLE {schema}.tickguard_once (
     key text PRIMARY KEY,
     job text NOT NULL,
@@ -639,6 +641,7 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    dead_letters: String,
     interrupted: String,
     fence_check: Arc<str>,
 }
@@ -739,6 +742,12 @@ impl Statements {
                  FROM {ex} WHERE job = $1 \
                  ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
             ),
+            dead_letters: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint::text \
+                 FROM {ex} WHERE status = 'FAILED' AND ($1::text IS NULL OR job = $1) \
+                 ORDER BY finished_at DESC LIMIT $2"
+            ),
             interrupted: format!(
                 "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
                  WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
@@ -766,6 +775,23 @@ type ExecutionRow = (
     Option<String>,
     Option<String>,
 );
+
+fn record(r: ExecutionRow) -> ExecutionRecord {
+    ExecutionRecord {
+        id: r.0,
+        job: r.1,
+        scheduled_at: r.2,
+        status: sql::parse_status(&r.3),
+        fence: sql::fence(r.4),
+        owner: r.5,
+        attempts: r.6.unsigned_abs(),
+        started_at: r.7,
+        heartbeat_at: r.8,
+        finished_at: r.9,
+        error: r.10,
+        checkpoint: r.11,
+    }
+}
 
 impl ExecutionStore for PostgresStore {
     fn register<'a>(
@@ -957,23 +983,26 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| ExecutionRecord {
-                    id: r.0,
-                    job: r.1,
-                    scheduled_at: r.2,
-                    status: sql::parse_status(&r.3),
-                    fence: sql::fence(r.4),
-                    owner: r.5,
-                    attempts: r.6.unsigned_abs(),
-                    started_at: r.7,
-                    heartbeat_at: r.8,
-                    finished_at: r.9,
-                    error: r.10,
-                    checkpoint: r.11,
+            Ok(rows.into_iter().map(record).collect())
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<ExecutionRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.dead_letters.as_str()))
+                        .bind(job)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
                 })
-                .collect())
+                .await
+                .map_err(|e| self.error("reading the dead letters", e))?;
+            Ok(rows.into_iter().map(record).collect())
         })
     }
 

@@ -56,6 +56,8 @@ CREATE TABLE tickguard_executions (
 CREATE INDEX tickguard_executions_by_job ON tickguard_executions (job, scheduled_at DESC);
 CREATE INDEX tickguard_executions_open ON tickguard_executions (job)
     WHERE status IN ('RUNNING', 'CANCELLED');
+CREATE INDEX tickguard_executions_dead_letters ON tickguard_executions (finished_at DESC)
+    WHERE status = 'FAILED';
 CREATE TABLE tickguard_once (
     key TEXT PRIMARY KEY NOT NULL,
     job TEXT NOT NULL,
@@ -467,6 +469,7 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    dead_letters: String,
     fence_check: Arc<str>,
 }
 
@@ -548,6 +551,12 @@ impl Statements {
                  FROM {ex} WHERE job = $1 \
                  ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
             ),
+            dead_letters: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint \
+                 FROM {ex} WHERE status = 'FAILED' AND ($1 IS NULL OR job = $1) \
+                 ORDER BY finished_at DESC LIMIT $2"
+            ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
         }
     }
@@ -567,6 +576,23 @@ type ExecutionRow = (
     Option<String>,
     Option<String>,
 );
+
+fn record(r: ExecutionRow) -> ExecutionRecord {
+    ExecutionRecord {
+        id: r.0,
+        job: r.1,
+        scheduled_at: instant(r.2),
+        status: sql::parse_status(&r.3),
+        fence: sql::fence(r.4),
+        owner: r.5,
+        attempts: u32::try_from(r.6).unwrap_or(0),
+        started_at: instant(r.7),
+        heartbeat_at: instant(r.8),
+        finished_at: r.9.map(instant),
+        error: r.10,
+        checkpoint: r.11,
+    }
+}
 
 impl ExecutionStore for SqliteStore {
     fn register<'a>(
@@ -710,23 +736,24 @@ impl ExecutionStore for SqliteStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| ExecutionRecord {
-                    id: r.0,
-                    job: r.1,
-                    scheduled_at: instant(r.2),
-                    status: sql::parse_status(&r.3),
-                    fence: sql::fence(r.4),
-                    owner: r.5,
-                    attempts: u32::try_from(r.6).unwrap_or(0),
-                    started_at: instant(r.7),
-                    heartbeat_at: instant(r.8),
-                    finished_at: r.9.map(instant),
-                    error: r.10,
-                    checkpoint: r.11,
-                })
-                .collect())
+            Ok(rows.into_iter().map(record).collect())
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        job: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<ExecutionRow> =
+                sqlx::query_as(AssertSqlSafe(self.sql.dead_letters.as_str()))
+                    .bind(job)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.error("reading the dead letters", e))?;
+            Ok(rows.into_iter().map(record).collect())
         })
     }
 
