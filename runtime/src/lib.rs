@@ -13,6 +13,8 @@ mod prometheus;
 mod retry;
 mod scheduler;
 pub mod store;
+#[cfg(feature = "webhook")]
+mod webhook;
 
 use std::{future::Future, pin::Pin};
 
@@ -34,6 +36,9 @@ pub use tickguard_macros::job;
 #[doc = include_str!("../../docs/attribute.md")]
 pub use tickguard_macros::scheduled;
 pub use tickguard_schedule::{Cron, KeyTemplate, Schedule, parse_duration, parse_zone};
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub use webhook::Webhook;
 
 /// A boxed, sendable future, as the backend traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -55,6 +55,9 @@ pub struct SchedulerBuilder {
     /// Set by [`SchedulerBuilder::prometheus`]: served from `build()`.
     #[cfg(feature = "prometheus")]
     prometheus_addr: Option<String>,
+    /// Set by [`SchedulerBuilder::alert_webhook`]: its delivery task starts in `build()`.
+    #[cfg(feature = "webhook")]
+    webhooks: Vec<crate::Webhook>,
     instance_id: Option<String>,
     shutdown_grace: Duration,
     cancel_grace: Duration,
@@ -213,6 +216,18 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Sends every failure report (a run that failed after its last attempt, timed out, or
+    /// lost its lock) to `webhook` as a JSON `POST`, Slack-compatible; see
+    /// [`Webhook`](crate::Webhook). Delivery runs in a task of its own, retried with backoff
+    /// and bounded by a timeout: a webhook that is slow or down never holds a job or the
+    /// scheduler.
+    #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+    pub fn alert_webhook(mut self, webhook: crate::Webhook) -> Self {
+        self.webhooks.push(webhook);
+        self
+    }
+
     /// Reads the wall clock from `clock` (tests).
     #[cfg(feature = "testing")]
     pub fn clock(mut self, clock: crate::testing::TestClock) -> Self {
@@ -221,7 +236,8 @@ impl SchedulerBuilder {
     }
 
     /// Checks the configuration, connects the backends, registers the jobs.
-    pub async fn build(self) -> Result<Scheduler, Error> {
+    #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
+    pub async fn build(mut self) -> Result<Scheduler, Error> {
         for (what, d) in [
             ("shutdown_grace", self.shutdown_grace),
             ("cancel_grace", self.cancel_grace),
@@ -324,6 +340,28 @@ impl SchedulerBuilder {
             Some(addr) => Some(crate::prometheus::serve(addr)?),
             None => None,
         };
+        #[cfg(feature = "webhook")]
+        let alerts = {
+            let stop = CancellationToken::new();
+            let mut tasks = Vec::new();
+            for webhook in self.webhooks {
+                let (queue, task) = webhook.start(stop.clone());
+                tasks.push(task);
+                self.hooks
+                    .push(failure_hook(move |report: crate::FailureReport| {
+                        let queued = queue.try_send(report);
+                        async move {
+                            if let Err(e) = queued {
+                                tracing::error!(
+                                    error = %e,
+                                    "alert webhook queue full or closed; this alert is dropped"
+                                );
+                            }
+                        }
+                    }));
+            }
+            (stop, tasks)
+        };
         metrics::describe();
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
@@ -377,6 +415,8 @@ impl SchedulerBuilder {
             .collect();
         Ok(Scheduler {
             rt: Arc::new(runtime),
+            #[cfg(feature = "webhook")]
+            alerts,
             #[cfg(feature = "prometheus")]
             exporter,
             firing,
@@ -414,6 +454,9 @@ fn default_instance_id() -> String {
 /// ```
 pub struct Scheduler {
     rt: Arc<Runtime>,
+    /// The alert webhooks' delivery: stopped (after a last flush) with the scheduler.
+    #[cfg(feature = "webhook")]
+    alerts: (CancellationToken, Vec<tokio::task::JoinHandle<()>>),
     /// The Prometheus endpoint's task, stopped with the scheduler.
     #[cfg(feature = "prometheus")]
     exporter: Option<tokio::task::JoinHandle<()>>,
@@ -443,6 +486,8 @@ impl Scheduler {
             sqlite_url: None,
             #[cfg(feature = "prometheus")]
             prometheus_addr: None,
+            #[cfg(feature = "webhook")]
+            webhooks: Vec::new(),
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
@@ -521,6 +566,14 @@ impl Scheduler {
         #[cfg(feature = "prometheus")]
         if let Some(exporter) = &self.exporter {
             exporter.abort();
+        }
+        #[cfg(feature = "webhook")]
+        {
+            let (stop, tasks) = self.alerts;
+            stop.cancel();
+            for task in tasks {
+                let _ = task.await;
+            }
         }
         tracing::info!("scheduler stopped");
         Ok(())

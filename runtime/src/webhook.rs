@@ -1,0 +1,238 @@
+//! The built-in alert sink: failure reports POSTed as JSON to a webhook (feature `webhook`).
+
+use std::{fmt, time::Duration};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Uri, body::Bytes, header};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, FailureReport};
+
+/// Reports waiting for delivery, at most; beyond, new reports are dropped (and logged) so that
+/// a webhook that is down never holds memory or the scheduler.
+const QUEUE: usize = 1_000;
+
+/// How long, after shutdown, reports still queued are given to be delivered.
+const FLUSH: Duration = Duration::from_secs(10);
+
+/// Where failure reports go: an HTTP or HTTPS endpoint that takes a JSON `POST`, such as a
+/// Slack (or Mattermost) incoming webhook, or an alert gateway of your own.
+///
+/// Each report is one `POST` of a JSON object whose `text` field is a one-line summary (what
+/// Slack-compatible webhooks display) and whose other fields are the [`FailureReport`]'s:
+/// `job`, `execution_id`, `scheduled_at`, `instance_id`, `attempts`, `outcome`,
+/// `error_chain` (an array, outermost first) and `duration_ms`.
+///
+/// Delivery never blocks the scheduler: the failure hook only queues the report, and a task
+/// of its own sends it, each request bounded by the timeout and retried with exponential
+/// backoff on a connection error, a timeout or a non-2xx answer, then dropped with an error
+/// log. At shutdown, reports still queued get 10 s to be delivered. HTTPS uses the Mozilla
+/// root certificates (built in).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tickguard::Error> {
+/// use tickguard::{Scheduler, Webhook};
+///
+/// let scheduler = Scheduler::builder()
+///     .alert_webhook(Webhook::new("https://hooks.slack.com/services/T000/B000/XXXX")?)
+///     .build()
+///     .await?;
+/// # let _ = scheduler; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Webhook {
+    uri: Uri,
+    timeout: Duration,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The path of a Slack webhook is its secret: show the host only.
+        f.debug_struct("Webhook")
+            .field("host", &self.uri.host())
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// A webhook at `url` (`http://` or `https://`), with a 10 s timeout per request and up
+    /// to 5 attempts, 1 s apart at first and doubling.
+    ///
+    /// Fails with [`Error::Config`] if the URL is not an absolute `http` or `https` URL.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let uri: Uri = url.parse().map_err(|e| {
+            Error::Config(format!(
+                "alert webhook URL is not a URL ({e}); expected https://host/path"
+            ))
+        })?;
+        match (uri.scheme_str(), uri.host()) {
+            (Some("http" | "https"), Some(_)) => {}
+            _ => {
+                return Err(Error::Config(format!(
+                    "alert webhook URL must be http:// or https:// with a host, not `{}`",
+                    uri.scheme_str().unwrap_or("(no scheme)")
+                )));
+            }
+        }
+        Ok(Self {
+            uri,
+            timeout: Duration::from_secs(10),
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+        })
+    }
+
+    /// The longest one request may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts per report, the first included (at least 1).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// The pause before the first retry; it doubles for each next one.
+    pub fn backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Starts the delivery task; returns the sender the failure hook queues into, and the
+    /// task, which drains the queue for [`FLUSH`] once `stopped` is cancelled.
+    pub(crate) fn start(
+        self,
+        stopped: CancellationToken,
+    ) -> (mpsc::Sender<FailureReport>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (tx, tokio::spawn(self.deliver(rx, stopped)))
+    }
+
+    async fn deliver(self, mut rx: mpsc::Receiver<FailureReport>, stopped: CancellationToken) {
+        let https = match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        {
+            Ok(builder) => builder.https_or_http().enable_http1().build(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS for the alert webhook; alerts are not sent");
+                return;
+            }
+        };
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+        loop {
+            let report = tokio::select! {
+                biased;
+                report = rx.recv() => match report {
+                    Some(report) => report,
+                    None => return,
+                },
+                () = stopped.cancelled() => break,
+            };
+            self.send(&client, &report, None).await;
+        }
+        // Shutdown: what is queued gets a bounded last chance.
+        let deadline = tokio::time::Instant::now() + FLUSH;
+        while let Ok(report) = rx.try_recv() {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!(job = %report.job, "shutdown: alert not delivered");
+                continue;
+            }
+            self.send(&client, &report, Some(deadline)).await;
+        }
+    }
+
+    async fn send(
+        &self,
+        client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+        report: &FailureReport,
+        deadline: Option<tokio::time::Instant>,
+    ) {
+        let body = Bytes::from(payload(report));
+        let mut pause = self.backoff;
+        for attempt in 1..=self.attempts {
+            let request = Request::post(self.uri.clone())
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(
+                    header::USER_AGENT,
+                    concat!("tickguard/", env!("CARGO_PKG_VERSION")),
+                )
+                .body(Full::new(body.clone()));
+            let request = match request {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the alert request");
+                    return;
+                }
+            };
+            let sent = tokio::time::timeout(self.timeout, async {
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                // Read the answer, so the connection can be reused.
+                let _ = response.into_body().collect().await;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("answered {status}"))
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)));
+            let error = match sent {
+                Ok(()) => {
+                    tracing::debug!(job = %report.job, attempt, "alert delivered");
+                    return;
+                }
+                Err(e) => e,
+            };
+            let host = self.uri.host().unwrap_or_default();
+            if attempt == self.attempts
+                || deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d)
+            {
+                tracing::error!(
+                    job = %report.job, %host, attempts = attempt, %error,
+                    "alert webhook failed; the alert is dropped (it is in the logs above)"
+                );
+                return;
+            }
+            tracing::warn!(job = %report.job, %host, attempt, %error, retry_in = ?pause, "alert webhook failed; retrying");
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+        }
+    }
+}
+
+/// The JSON body: a Slack-compatible `text`, and the report's fields.
+fn payload(report: &FailureReport) -> String {
+    let first_error = report
+        .error_chain
+        .first()
+        .map(String::as_str)
+        .unwrap_or("no error recorded");
+    serde_json::json!({
+        "text": format!(
+            "tickguard: job `{}` {} after {} attempt(s) on {}: {}",
+            report.job, report.outcome, report.attempts, report.instance_id, first_error
+        ),
+        "job": report.job,
+        "execution_id": report.execution_id,
+        "scheduled_at": report.scheduled_at.to_rfc3339(),
+        "instance_id": report.instance_id,
+        "attempts": report.attempts,
+        "outcome": report.outcome,
+        "error_chain": report.error_chain,
+        "duration_ms": report.duration.as_millis() as u64,
+    })
+    .to_string()
+}
