@@ -124,7 +124,7 @@ pub(crate) async fn execute(
     tick: DateTime<Utc>,
     hold_at_least: bool,
     resume: Option<&str>,
-) {
+) -> Executed {
     let job = &entry.job;
     let m = &entry.metrics;
     let seq = rt.seq.fetch_add(1, Ordering::Relaxed);
@@ -162,7 +162,7 @@ pub(crate) async fn execute(
                 Ok(None) => {
                     tracing::debug!(job = %job.name, %tick, "lock held elsewhere; tick skipped");
                     skipped(SkipReason::Locked);
-                    return;
+                    return Executed::Skipped(SkipReason::Locked);
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -170,7 +170,7 @@ pub(crate) async fn execute(
                         "cannot reach the lock backend; tick skipped"
                     );
                     skipped(SkipReason::Unavailable);
-                    return;
+                    return Executed::Skipped(SkipReason::Unavailable);
                 }
             }
         }
@@ -264,7 +264,7 @@ pub(crate) async fn execute(
             tracing::debug!(job = %job.name, %execution_id, reason = reason.as_str(), "tick skipped");
             skipped(reason);
             release(rt, m, lease, hold_at_least).await;
-            return;
+            return Executed::Skipped(reason);
         }
         Err(e) => {
             tracing::warn!(
@@ -273,9 +273,10 @@ pub(crate) async fn execute(
             );
             skipped(SkipReason::Unavailable);
             release(rt, m, lease, hold_at_least).await;
-            return;
+            return Executed::Skipped(SkipReason::Unavailable);
         }
     };
+    let claimed_id = execution_id.clone();
 
     let exec = Arc::new(Execution {
         exec: ExecutionRef {
@@ -405,6 +406,18 @@ pub(crate) async fn execute(
     }
     .instrument(span)
     .await;
+    Executed::Ran {
+        execution_id: claimed_id,
+    }
+}
+
+/// What [`execute`] did with a tick.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by the testing kit
+pub(crate) enum Executed {
+    /// Not run: the lock was held, the tick done or busy, or a backend unreachable.
+    Skipped(SkipReason),
+    /// Claimed: the run went through (whatever its outcome) under this execution id.
+    Ran { execution_id: String },
 }
 
 /// Waits `wait` while renewing the lease (if any) every third of its ttl; `false` if the

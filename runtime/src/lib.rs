@@ -43,11 +43,9 @@ pub use webhook::Webhook;
 /// A boxed, sendable future, as the backend traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Helpers for testing jobs and the scheduler (feature `testing`).
 #[cfg(feature = "testing")]
-pub mod testing {
-    pub use crate::clock::TestClock;
-}
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 /// What `#[scheduled]` expands to reaches the runtime only through here. Not public API.
 #[doc(hidden)]
