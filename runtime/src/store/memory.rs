@@ -14,7 +14,8 @@ use crate::BoxFuture;
 
 /// How many finished executions per job the memory store keeps (older ones are forgotten,
 /// so a long-running process does not grow without bound: 10,000 jobs firing every second
-/// hold 160,000 records).
+/// hold 160,000 records). Interrupted (cancelled) executions, which wait to be resumed, go
+/// last: up to twice as many are kept.
 pub const MEMORY_STORE_RETAINED: usize = 16;
 
 /// Executions kept in this process's memory: the embedded default.
@@ -147,11 +148,22 @@ impl JobState {
     /// Forgets the oldest finished rows beyond [`MEMORY_STORE_RETAINED`].
     fn trim(&mut self) {
         while self.finished > MEMORY_STORE_RETAINED {
-            match self
+            // Runs that ended go first: a cancelled one waits to be resumed, and is forgotten
+            // only when there are many (those of a job that is not idempotent never are).
+            let victim = self
                 .rows
                 .iter()
-                .position(|r| r.record.status != Status::Running)
-            {
+                .position(|r| r.record.status.is_final())
+                .or_else(|| {
+                    (self.finished > 2 * MEMORY_STORE_RETAINED)
+                        .then(|| {
+                            self.rows
+                                .iter()
+                                .position(|r| r.record.status == Status::Cancelled)
+                        })
+                        .flatten()
+                });
+            match victim {
                 Some(i) => {
                     self.rows.remove(i);
                     self.finished -= 1;
@@ -561,8 +573,27 @@ mod tests {
         let ids: Vec<_> = kept.iter().map(|r| r.id.as_str()).collect();
         let expected: Vec<String> = (24..40).rev().map(|n| format!("j@{n}")).collect();
         assert_eq!(ids, expected);
+        // Interrupted executions outlast the finished ones: they wait to be resumed.
+        for n in 100..110 {
+            let exec = claim(n, "o").await;
+            let end = Finish::new(Status::Cancelled, 1, Some("shutdown"));
+            store.finish(&exec, &end).await.unwrap();
+        }
+        for n in 110..130 {
+            let exec = claim(n, "o").await;
+            store
+                .finish(&exec, &Finish::new(Status::Completed, 1, None))
+                .await
+                .unwrap();
+        }
+        let kept = store.executions("j", 100).await.unwrap();
+        let cancelled = kept
+            .iter()
+            .filter(|r| r.status == Status::Cancelled)
+            .count();
+        assert_eq!((kept.len(), cancelled), (MEMORY_STORE_RETAINED, 10));
         // A running execution is never forgotten, however many finish after it.
-        let running = claim(40, "o").await;
+        let running = claim(200, "o").await;
         let kept = store.executions("j", 100).await.unwrap();
         assert_eq!(kept.len(), MEMORY_STORE_RETAINED + 1);
         assert_eq!(kept[0].status, Status::Running);
