@@ -44,7 +44,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -660,8 +660,15 @@ impl Schedule {
     /// missed while a process was suspended.
     pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
+            // Cron instants are whole seconds: search from the second `t` is in. (Given the
+            // fraction, croner's search in a fall-back overlap could answer the second pass's
+            // instant, later than `t`.)
             Kind::Cron(cron, tz) => cron
-                .search(&t.with_timezone(tz), true, Direction::Backward)
+                .search(
+                    &t.with_nanosecond(0)?.with_timezone(tz),
+                    true,
+                    Direction::Backward,
+                )
                 .map(|d| d.with_timezone(&Utc)),
             Kind::Every(period) => {
                 let p = period_nanos(*period);
