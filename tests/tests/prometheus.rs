@@ -10,8 +10,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
+    io::Write,
     process::{Command, Stdio},
     sync::{
         Arc,
@@ -24,31 +23,10 @@ use tickguard::{
     Error, Job, JobContext, JobError, LockPolicy, RetryPolicy, Schedule, Scheduler,
     metrics as names,
 };
-use tickguard_tests::{Worker, free_port};
-
-/// `GET path` over HTTP/1.0 (so the answer is never chunked): the body of a 200 answer, or
-/// what went wrong.
-fn try_get(port: u16, path: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .map_err(|e| format!("cannot connect to 127.0.0.1:{port}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
-        Ok(body.to_owned())
-    } else {
-        Err(format!("GET {path}: {head}"))
-    }
-}
+use tickguard_tests::{Worker, free_port, http_get};
 
 fn get(port: u16, path: &str) -> String {
-    try_get(port, path).unwrap_or_else(|e| panic!("{e}"))
+    http_get(port, path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Percent-encodes a query for a URL.
@@ -237,7 +215,7 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_chapters_queries(
             }),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while try_get(web, "/-/ready").is_err() {
+    while http_get(web, "/-/ready").is_err() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "prometheus did not get ready"

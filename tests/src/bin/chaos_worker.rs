@@ -3,7 +3,7 @@
 //! row per tick into `effects` in the store's database.
 //!
 //! ```text
-//! chaos_worker <store> <lock> <instance> <ready-file>
+//! chaos_worker <store> <lock> <instance> <ready-file> <metrics-port>
 //!   store: postgres:<schema> | sqlite:<path>
 //!   lock:  redis:<url> | postgres:<schema> | none
 //! ```
@@ -15,8 +15,8 @@
 //!   `ctx.idempotency_key(..)`, which the table deduplicates, as a payment API would.
 //!
 //! An effect row is `(job, tick, fence, worker, started, finished, idem)`; `started` is when
-//! the run started, `finished` when the effect was written. The worker creates `<ready-file>`
-//! once its scheduler is built.
+//! the run started, `finished` when the effect was written. The worker serves its metrics on
+//! `127.0.0.1:<metrics-port>` and creates `<ready-file>` once its scheduler is built.
 
 #![allow(clippy::print_stderr)]
 
@@ -175,6 +175,7 @@ async fn main() {
     let (store_arg, lock_arg) = (arg(&args, 1, "store"), arg(&args, 2, "lock"));
     let instance = arg(&args, 3, "instance");
     let ready = arg(&args, 4, "ready file");
+    let metrics_port = arg(&args, 5, "metrics port");
     let pg = tickguard_tests::postgres_url();
 
     let (store, effects): (std::sync::Arc<dyn ExecutionStore>, Effects) =
@@ -205,6 +206,7 @@ async fn main() {
         .discover(false)
         .instance_id(instance)
         .liveness(LIVENESS)
+        .prometheus(format!("127.0.0.1:{metrics_port}"))
         .store(store);
     let locked = lock_arg != "none";
     match lock_arg.split_once(':') {
