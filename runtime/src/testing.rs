@@ -274,14 +274,21 @@ impl Faults {
     }
 }
 
-async fn faulty<T>(faults: &Faults, fail: impl FnOnce() -> T, op: impl Future<Output = T>) -> T {
+/// Runs `op` unless a fault is armed. `op` makes the operation's future only when it is to
+/// run: a backend may do its work when its method is called (the in-memory ones do), and a
+/// failed operation must change nothing.
+async fn faulty<T, Fut: Future<Output = T>>(
+    faults: &Faults,
+    fail: impl FnOnce() -> T,
+    op: impl FnOnce() -> Fut,
+) -> T {
     if let Some(by) = faults.delay() {
         tokio::time::sleep(by).await;
     }
     if faults.fail() {
         return fail();
     }
-    op.await
+    op().await
 }
 
 /// A lock backend that fails on demand, around a real one (default: [`InProcessLock`]), so a
@@ -364,7 +371,7 @@ impl<L: LockBackend> LockBackend for FaultyLock<L> {
         Box::pin(faulty(
             &self.faults,
             || Err(lock_down()),
-            self.inner.acquire(name, owner, ttl),
+            move || self.inner.acquire(name, owner, ttl),
         ))
     }
 
@@ -380,7 +387,7 @@ impl<L: LockBackend> LockBackend for FaultyLock<L> {
             faulty(
                 &self.faults,
                 || Err(lock_down()),
-                self.inner.extend(lease, ttl),
+                || self.inner.extend(lease, ttl),
             )
             .await
         })
@@ -394,7 +401,7 @@ impl<L: LockBackend> LockBackend for FaultyLock<L> {
         Box::pin(faulty(
             &self.faults,
             || Err(lock_down()),
-            self.inner.release(lease, hold_for),
+            move || self.inner.release(lease, hold_for),
         ))
     }
 
@@ -501,7 +508,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         Box::pin(faulty(
             &self.claims,
             || Err(store_down()),
-            self.inner.claim(request),
+            || self.inner.claim(request),
         ))
     }
 
@@ -513,7 +520,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
             faulty(
                 &self.writes,
                 || Err(store_down()),
-                self.inner.heartbeat(exec),
+                || self.inner.heartbeat(exec),
             )
             .await
         })
@@ -527,7 +534,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            self.inner.checkpoint(exec, state),
+            || self.inner.checkpoint(exec, state),
         ))
     }
 
@@ -546,7 +553,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            self.inner.once_begin(exec, key),
+            || self.inner.once_begin(exec, key),
         ))
     }
 
@@ -559,7 +566,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            self.inner.once_end(exec, key, done),
+            move || self.inner.once_end(exec, key, done),
         ))
     }
 
@@ -571,7 +578,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            self.inner.finish(exec, finish),
+            || self.inner.finish(exec, finish),
         ))
     }
 

@@ -19,7 +19,7 @@ use tickguard::{
     lock::{InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
     store::{ExecutionStore, MemoryStore, Status},
-    testing::TestClock,
+    testing::{FaultyStore, TestClock},
 };
 use tokio::time::{Instant, sleep};
 
@@ -1065,129 +1065,11 @@ async fn a_lock_lost_after_a_timeout_still_bounds_the_grace_period() {
     );
 }
 
-/// A memory store with faults: heartbeats that hang (a store that stopped answering
-/// mid-run), claims that fail a number of times first (a database restarting).
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryStore,
-    hang_heartbeats: bool,
-    failing_claims: AtomicU32,
-}
-
-impl Faulty {
-    fn hung_heartbeats() -> Self {
-        Self {
-            hang_heartbeats: true,
-            ..Self::default()
-        }
-    }
-}
-
-impl ExecutionStore for Faulty {
-    fn register<'a>(
-        &'a self,
-        job: &'a tickguard::store::JobRegistration<'a>,
-    ) -> BoxFuture<'a, Result<tickguard::store::JobRecord, tickguard::store::StoreError>> {
-        self.inner.register(job)
-    }
-    fn claim<'a>(
-        &'a self,
-        request: &'a tickguard::store::ClaimRequest<'a>,
-    ) -> BoxFuture<'a, Result<tickguard::store::Claim, tickguard::store::StoreError>> {
-        let failing = self
-            .failing_claims
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            Box::pin(async {
-                Err(tickguard::store::StoreError::unavailable(
-                    "connection refused",
-                    None,
-                ))
-            })
-        } else {
-            self.inner.claim(request)
-        }
-    }
-    fn heartbeat<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        if self.hang_heartbeats {
-            Box::pin(std::future::pending())
-        } else {
-            self.inner.heartbeat(exec)
-        }
-    }
-    fn checkpoint<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-        state: &'a str,
-    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.inner.checkpoint(exec, state)
-    }
-    fn last_checkpoint<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-    ) -> BoxFuture<'a, Result<Option<String>, tickguard::store::StoreError>> {
-        self.inner.last_checkpoint(exec)
-    }
-    fn once_begin<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<tickguard::store::OnceState, tickguard::store::StoreError>> {
-        self.inner.once_begin(exec, key)
-    }
-    fn once_end<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-        key: &'a str,
-        done: bool,
-    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.inner.once_end(exec, key, done)
-    }
-    fn finish<'a>(
-        &'a self,
-        exec: &'a tickguard::store::ExecutionRef,
-        finish: &'a tickguard::store::Finish<'a>,
-    ) -> BoxFuture<'a, Result<(), tickguard::store::StoreError>> {
-        self.inner.finish(exec, finish)
-    }
-    fn executions<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<tickguard::store::ExecutionRecord>, tickguard::store::StoreError>>
-    {
-        self.inner.executions(job, limit)
-    }
-    fn interrupted<'a>(
-        &'a self,
-        jobs: &'a [String],
-        liveness: Duration,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<tickguard::store::Interrupted>, tickguard::store::StoreError>>
-    {
-        self.inner.interrupted(jobs, liveness, limit)
-    }
-    fn dead_letters<'a>(
-        &'a self,
-        job: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<tickguard::store::ExecutionRecord>, tickguard::store::StoreError>>
-    {
-        self.inner.dead_letters(job, limit)
-    }
-    fn describe(&self) -> String {
-        "faulty".to_owned()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_run_whose_store_stops_answering_is_stopped_before_its_owner_counts_as_gone() {
     let clock = TestClock::new(t0());
-    let store = Arc::new(Faulty::hung_heartbeats());
+    let store = Arc::new(FaultyStore::in_memory());
+    store.hang_heartbeats();
     let reasons = Arc::new(Mutex::new(Vec::new()));
     let seen = reasons.clone();
     let started = Arc::new(Mutex::new(None));
@@ -1302,10 +1184,8 @@ async fn absurd_durations_are_refused_at_build() {
 async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
     let m = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
-    let store = Arc::new(Faulty {
-        failing_claims: AtomicU32::new(3),
-        ..Faulty::default()
-    });
+    let store = Arc::new(FaultyStore::in_memory());
+    store.fail_next_claims(3);
     let ticks = Ticks::default();
     let t = ticks.clone();
     let job = Job::new("blip", every(5), move |ctx: JobContext| {
@@ -1326,7 +1206,7 @@ async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
     );
     assert_eq!(unavailable, 0);
     // A store down for longer than the backoff: the tick is skipped, counted, not run.
-    store.failing_claims.store(10, Ordering::SeqCst);
+    store.fail_next_claims(10);
     let ticks = Ticks::default();
     let t = ticks.clone();
     let job = Job::new("outage", every(5), move |ctx: JobContext| {
