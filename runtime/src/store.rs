@@ -20,7 +20,7 @@ mod sqlite;
 use std::{error::Error as StdError, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
-pub use memory::{MEMORY_STORE_RETAINED, MemoryStore};
+pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;

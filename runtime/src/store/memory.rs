@@ -18,18 +18,30 @@ use crate::BoxFuture;
 /// last: up to twice as many are kept.
 pub const MEMORY_STORE_RETAINED: usize = 16;
 
+/// How many done `once` steps the memory store remembers; older ones are forgotten (and
+/// would run again if asked), so that a long-running process does not grow without bound.
+pub const MEMORY_ONCE_RETAINED: usize = 100_000;
+
 /// Executions kept in this process's memory: the embedded default.
 ///
 /// It has the semantics of the persistent stores (claims, fences, takeover of dead owners,
 /// checkpoints, `once`), judged by tokio's clock in place of the database's, and forgets
 /// everything when the process exits. It keeps the last [`MEMORY_STORE_RETAINED`] finished
-/// executions of each job.
+/// executions of each job, and the last [`MEMORY_ONCE_RETAINED`] done `once` steps.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     // Each job has its own mutex, so 10,000 jobs firing at one instant do not queue on one;
     // the map of jobs is split in shards so they do not all read one lock either.
     jobs: [RwLock<JobShard>; SHARDS],
-    once: Mutex<HashMap<String, OnceRow>>,
+    once: Mutex<OnceSteps>,
+}
+
+/// The `once` steps: every step in progress, and the most recent done ones.
+#[derive(Debug, Default)]
+struct OnceSteps {
+    rows: HashMap<String, OnceRow>,
+    /// Done steps, oldest first: beyond [`MEMORY_ONCE_RETAINED`], the oldest is forgotten.
+    done: VecDeque<String>,
 }
 
 const SHARDS: usize = 16;
@@ -327,7 +339,7 @@ impl MemoryStore {
         // Lock order: the `once` map, then job states (claims take only a job state).
         let mut once = lock(&self.once);
         self.with_owned(exec, |_| ())?;
-        if let Some(row) = once.get(key) {
+        if let Some(row) = once.rows.get(key) {
             if row.done {
                 return Ok(OnceState::Done);
             }
@@ -341,7 +353,7 @@ impl MemoryStore {
                 return Ok(OnceState::Busy);
             }
         }
-        once.insert(
+        once.rows.insert(
             key.to_owned(),
             OnceRow {
                 job: exec.job.clone(),
@@ -357,17 +369,24 @@ impl MemoryStore {
         let mut once = lock(&self.once);
         self.with_owned(exec, |_| ())?;
         let mine = once
+            .rows
             .get(key)
             .is_some_and(|r| r.execution_id == exec.execution_id && r.fence == exec.fence);
         if !mine {
             return Err(fenced(exec));
         }
         if done {
-            if let Some(row) = once.get_mut(key) {
+            if let Some(row) = once.rows.get_mut(key) {
                 row.done = true;
             }
+            once.done.push_back(key.to_owned());
+            while once.done.len() > MEMORY_ONCE_RETAINED {
+                if let Some(oldest) = once.done.pop_front() {
+                    once.rows.remove(&oldest);
+                }
+            }
         } else {
-            once.remove(key);
+            once.rows.remove(key);
         }
         Ok(())
     }
@@ -573,6 +592,22 @@ mod tests {
         let ids: Vec<_> = kept.iter().map(|r| r.id.as_str()).collect();
         let expected: Vec<String> = (24..40).rev().map(|n| format!("j@{n}")).collect();
         assert_eq!(ids, expected);
+        // Done `once` steps are remembered, up to their bound.
+        let step = claim(300, "o").await;
+        assert_eq!(
+            store.once_begin(&step, "step").await.unwrap(),
+            OnceState::Acquired
+        );
+        store.once_end(&step, "step", true).await.unwrap();
+        assert_eq!(
+            store.once_begin(&step, "step").await.unwrap(),
+            OnceState::Done
+        );
+        assert_eq!(lock(&store.once).done.len(), 1);
+        store
+            .finish(&step, &Finish::new(Status::Completed, 1, None))
+            .await
+            .unwrap();
         // Interrupted executions outlast the finished ones: they wait to be resumed.
         for n in 100..110 {
             let exec = claim(n, "o").await;
