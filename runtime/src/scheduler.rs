@@ -335,11 +335,6 @@ impl SchedulerBuilder {
         if let Some(url) = self.postgres_lock_url {
             lock = Some(Arc::new(crate::lock::PostgresLock::connect(&url).await?));
         }
-        #[cfg(feature = "prometheus")]
-        let exporter = match &self.prometheus_addr {
-            Some(addr) => Some(crate::prometheus::serve(addr)?),
-            None => None,
-        };
         #[cfg(feature = "webhook")]
         let alerts = {
             let stop = CancellationToken::new();
@@ -362,7 +357,6 @@ impl SchedulerBuilder {
             }
             (stop, tasks)
         };
-        metrics::describe();
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let now = self.clock.now();
         let mut resume_points = Vec::with_capacity(jobs.len());
@@ -379,6 +373,13 @@ impl SchedulerBuilder {
             // registered, are due: those before `now` were missed while no instance ran.
             resume_points.push(record.last_tick.unwrap_or(record.created_at).min(now));
         }
+        // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
+        #[cfg(feature = "prometheus")]
+        let exporter = match &self.prometheus_addr {
+            Some(addr) => Some(crate::prometheus::serve(addr)?),
+            None => None,
+        };
+        metrics::describe();
         #[cfg(any(feature = "postgres", feature = "sqlite"))]
         let records_next_fire = store.sql().is_some();
         #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
@@ -516,7 +517,8 @@ impl Scheduler {
     /// Runs until `signal` completes, then shuts down gracefully: stops firing, waits for
     /// running jobs up to the shutdown grace period, then cancels them through their
     /// context and waits up to the cancel grace period for them to return.
-    pub async fn run_until<S: Future>(self, signal: S) -> Result<(), Error> {
+    #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
+    pub async fn run_until<S: Future>(mut self, signal: S) -> Result<(), Error> {
         let firing = self.firing.clone();
         let loops = TaskTracker::new();
         tracing::info!(
@@ -569,10 +571,13 @@ impl Scheduler {
         }
         #[cfg(feature = "webhook")]
         {
-            let (stop, tasks) = self.alerts;
+            let (stop, tasks) = &mut self.alerts;
             stop.cancel();
-            for task in tasks {
-                let _ = task.await;
+            // The flush is bounded inside; this bounds it again, whatever happens.
+            for task in tasks.iter_mut() {
+                if timeout(Duration::from_secs(25), task).await.is_err() {
+                    tracing::error!("alert delivery did not stop in time; abandoned");
+                }
             }
         }
         tracing::info!("scheduler stopped");
@@ -588,6 +593,24 @@ enum Wake {
     Resume,
     /// Firing stopped.
     Stopped,
+}
+
+impl Drop for Scheduler {
+    /// Stops what the scheduler started besides its jobs (the Prometheus endpoint, the alert
+    /// delivery), also when it is dropped without running.
+    fn drop(&mut self) {
+        #[cfg(feature = "prometheus")]
+        if let Some(exporter) = &self.exporter {
+            exporter.abort();
+        }
+        #[cfg(feature = "webhook")]
+        {
+            self.alerts.0.cancel();
+            for task in &self.alerts.1 {
+                task.abort();
+            }
+        }
+    }
 }
 
 /// Sleeps until the wall clock reads `target`, interrupted executions of the job are queued,

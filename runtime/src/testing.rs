@@ -108,7 +108,10 @@ impl Run {
         }
     }
 
-    /// Runs on `store` (pass an `Arc` to keep a handle and read it after).
+    /// Runs on `store` (pass an `Arc` to keep a handle and read it after). With
+    /// [`Run::after_attempts`] or [`Run::checkpoint`], the earlier execution is recorded
+    /// through this store first (a claim, a checkpoint, a finish): a [`FaultyStore`]'s armed
+    /// faults apply to those calls too.
     pub fn store(mut self, store: impl ExecutionStore) -> Self {
         self.store = Arc::new(store);
         self
@@ -129,7 +132,8 @@ impl Run {
     }
 
     /// Resumes the execution from `state`, as if an earlier owner saved it with
-    /// `ctx.checkpoint(..)` before it crashed. Idempotent jobs only.
+    /// `ctx.checkpoint(..)` before it crashed (so at least one earlier attempt is counted).
+    /// Idempotent jobs only.
     pub fn checkpoint<T: Serialize + ?Sized>(mut self, state: &T) -> Self {
         self.checkpoint = Some(serde_json::to_string(state).unwrap_or_else(|e| {
             panic!("the checkpoint does not serialize to JSON: {e}");
@@ -219,9 +223,15 @@ impl Run {
                 .await
                 .unwrap_or_else(|e| panic!("cannot set up the checkpoint: {e}"));
         }
+        // An owner that saved a checkpoint made at least one attempt.
+        let attempts = if self.checkpoint.is_some() {
+            self.earlier_attempts.max(1)
+        } else {
+            self.earlier_attempts
+        };
         let interrupted = Finish::new(
             Status::Cancelled,
-            self.earlier_attempts,
+            attempts,
             Some("earlier owner interrupted (testing::Run)"),
         );
         self.store

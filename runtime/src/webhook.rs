@@ -30,9 +30,11 @@ const FLUSH: Duration = Duration::from_secs(10);
 ///
 /// Delivery never blocks the scheduler: the failure hook only queues the report, and a task
 /// of its own sends it, each request bounded by the timeout and retried with exponential
-/// backoff on a connection error, a timeout or a non-2xx answer, then dropped with an error
-/// log. At shutdown, reports still queued get 10 s to be delivered. HTTPS uses the Mozilla
-/// root certificates (built in).
+/// backoff on a connection error, a timeout, a 5xx, 408 or 429 answer (not on other 4xx,
+/// which a retry would not change), then dropped with an error log. At shutdown, reports
+/// still queued (and one in flight) get 10 s to be delivered. HTTPS uses the Mozilla root
+/// certificates (built in). The `text` quotes the job, the instance and the first line of
+/// the error, with `&`, `<` and `>` escaped as Slack expects.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), tickguard::Error> {
@@ -131,35 +133,45 @@ impl Webhook {
             }
         };
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+        // Set when shutdown begins: no try starts or lasts past it.
+        let mut deadline = None;
         loop {
             let report = tokio::select! {
                 biased;
+                () = stopped.cancelled() => break,
                 report = rx.recv() => match report {
                     Some(report) => report,
                     None => return,
                 },
-                () = stopped.cancelled() => break,
             };
-            self.send(&client, &report, None).await;
+            self.send(&client, &report, &stopped, &mut deadline).await;
+            if deadline.is_some() {
+                break;
+            }
         }
-        // Shutdown: what is queued gets a bounded last chance.
-        let deadline = tokio::time::Instant::now() + FLUSH;
+        // Shutdown: what is queued gets what is left of the flush time.
+        let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH);
         while let Ok(report) = rx.try_recv() {
             if tokio::time::Instant::now() >= deadline {
                 tracing::error!(job = %report.job, "shutdown: alert not delivered");
                 continue;
             }
-            self.send(&client, &report, Some(deadline)).await;
+            self.send(&client, &report, &stopped, &mut Some(deadline))
+                .await;
         }
     }
 
+    /// Sends one report, retrying. Once shutdown begins (`deadline` is then set, to the flush
+    /// time from that moment, if it was not), no try starts or lasts past the deadline.
     async fn send(
         &self,
         client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
         report: &FailureReport,
-        deadline: Option<tokio::time::Instant>,
+        stopped: &CancellationToken,
+        deadline: &mut Option<tokio::time::Instant>,
     ) {
         let body = Bytes::from(payload(report));
+        let host = self.uri.host().unwrap_or_default();
         let mut pause = self.backoff;
         for attempt in 1..=self.attempts {
             let request = Request::post(self.uri.clone())
@@ -176,19 +188,36 @@ impl Webhook {
                     return;
                 }
             };
-            let sent = tokio::time::timeout(self.timeout, async {
+            let exchange = async {
                 let response = client.request(request).await.map_err(|e| e.to_string())?;
                 let status = response.status();
                 // Read the answer, so the connection can be reused.
                 let _ = response.into_body().collect().await;
                 if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("answered {status}"))
+                    return Ok(());
                 }
-            })
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)));
+                // 4xx other than 408 and 429 will not change on a retry (a revoked webhook
+                // answers 404 or 410, a refused payload 400).
+                let lasting = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
+                Err(if lasting {
+                    format!("answered {status} (not retried)")
+                } else {
+                    format!("answered {status}")
+                })
+            };
+            tokio::pin!(exchange);
+            let own_limit = tokio::time::Instant::now() + self.timeout;
+            let sent = loop {
+                let limit = deadline.map_or(own_limit, |d| d.min(own_limit));
+                tokio::select! {
+                    sent = tokio::time::timeout_at(limit, &mut exchange) => {
+                        break sent.unwrap_or_else(|_| Err("no answer in time".to_owned()));
+                    }
+                    () = stopped.cancelled(), if deadline.is_none() => {
+                        *deadline = Some(tokio::time::Instant::now() + FLUSH);
+                    }
+                }
+            };
             let error = match sent {
                 Ok(()) => {
                     tracing::debug!(job = %report.job, attempt, "alert delivered");
@@ -196,10 +225,16 @@ impl Webhook {
                 }
                 Err(e) => e,
             };
-            let host = self.uri.host().unwrap_or_default();
-            if attempt == self.attempts
-                || deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d)
-            {
+            if deadline.is_none() && stopped.is_cancelled() {
+                *deadline = Some(tokio::time::Instant::now() + FLUSH);
+            }
+            let retry_at = tokio::time::Instant::now().checked_add(pause);
+            let too_late = match (*deadline, retry_at) {
+                (Some(d), Some(at)) => at >= d,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if attempt == self.attempts || too_late || error.ends_with("(not retried)") {
                 tracing::error!(
                     job = %report.job, %host, attempts = attempt, %error,
                     "alert webhook failed; the alert is dropped (it is in the logs above)"
@@ -207,7 +242,13 @@ impl Webhook {
                 return;
             }
             tracing::warn!(job = %report.job, %host, attempt, %error, retry_in = ?pause, "alert webhook failed; retrying");
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                // Shutdown during the pause: retry at once, within the flush time.
+                () = stopped.cancelled(), if deadline.is_none() => {
+                    *deadline = Some(tokio::time::Instant::now() + FLUSH);
+                }
+            }
             pause = pause.saturating_mul(2);
         }
     }
@@ -218,12 +259,27 @@ fn payload(report: &FailureReport) -> String {
     let first_error = report
         .error_chain
         .first()
-        .map(String::as_str)
+        .and_then(|e| e.lines().next())
         .unwrap_or("no error recorded");
+    let what = match report.outcome {
+        "failure" => "failed",
+        "timeout" => "timed out",
+        "cancelled" => "lost its lock",
+        other => other,
+    };
+    // Slack reads `<..>` as links and mentions (`<!channel>`): escape what the text quotes.
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     serde_json::json!({
         "text": format!(
-            "tickguard: job `{}` {} after {} attempt(s) on {}: {}",
-            report.job, report.outcome, report.attempts, report.instance_id, first_error
+            "tickguard: job `{}` {what} after {} attempt(s) on {}: {}",
+            escape(&report.job),
+            report.attempts,
+            escape(&report.instance_id),
+            escape(first_error)
         ),
         "job": report.job,
         "execution_id": report.execution_id,

@@ -33,6 +33,8 @@ struct Server {
     received: Arc<Mutex<Vec<Received>>>,
     failures: Arc<AtomicU32>,
     hang: bool,
+    /// Answers this status to every request, when set.
+    always: Option<&'static str>,
 }
 
 impl Server {
@@ -83,10 +85,10 @@ impl Server {
                         .failures
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok();
-                    let status = if failing {
-                        "500 Internal Server Error"
-                    } else {
-                        "200 OK"
+                    let status = match server.always {
+                        Some(status) => status,
+                        None if failing => "500 Internal Server Error",
+                        None => "200 OK",
                     };
                     let _ = stream
                         .write_all(
@@ -165,7 +167,7 @@ async fn a_failure_report_is_posted_as_json_and_retried_until_delivered() {
     let json: serde_json::Value = serde_json::from_str(&first.body).unwrap();
     let text = json["text"].as_str().unwrap();
     assert!(
-        text.contains("charge") && text.contains("failure") && text.contains("card declined"),
+        text.contains("`charge` failed") && text.contains("card declined"),
         "{text}"
     );
     assert_eq!(json["job"], "charge");
@@ -255,4 +257,63 @@ fn a_webhook_url_must_be_http_or_https() {
         assert!(matches!(e, Error::Config(_)), "{bad}: {e}");
     }
     assert!(Webhook::new("https://hooks.slack.com/services/T000/B000/XXXX").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_refuses_the_report_for_good_is_not_retried() {
+    let (port, server) = Server {
+        always: Some("404 Not Found"),
+        ..Server::default()
+    }
+    .start()
+    .await;
+    let webhook = Webhook::new(&format!("http://127.0.0.1:{port}/revoked"))
+        .unwrap()
+        .backoff(Duration::from_millis(20));
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .alert_webhook(webhook)
+        .job(declined())
+        .build()
+        .await
+        .unwrap();
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_millis(1_500)))
+        .await
+        .unwrap();
+    // One report (the tick at 1 s), one request: a 404 does not change on a retry.
+    assert_eq!(server.received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_alerts_queued_for_a_webhook_that_never_answers_is_bounded() {
+    // The defaults: 10 s per request, 5 attempts from 1 s. Three reports are queued or in
+    // flight when shutdown begins; delivery gets the 10 s flush, not minutes.
+    let (port, _server) = Server {
+        hang: true,
+        ..Server::default()
+    }
+    .start()
+    .await;
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .alert_webhook(Webhook::new(&format!("http://127.0.0.1:{port}/")).unwrap())
+        .job(declined())
+        .build()
+        .await
+        .unwrap();
+    let stopping = Arc::new(Mutex::new(None));
+    let s = stopping.clone();
+    scheduler
+        .run_until(async move {
+            tokio::time::sleep(Duration::from_millis(3_500)).await;
+            *s.lock().unwrap() = Some(Instant::now());
+        })
+        .await
+        .unwrap();
+    let shutdown = stopping.lock().unwrap().unwrap().elapsed();
+    assert!(
+        shutdown < Duration::from_secs(14),
+        "shutdown took {shutdown:?}"
+    );
 }
