@@ -75,7 +75,10 @@ pub(crate) struct JobEntry {
 /// A job's queue of interrupted executions to resume.
 #[derive(Default)]
 pub(crate) struct Interrupts {
-    pub(crate) queue: std::sync::Mutex<Vec<(String, DateTime<Utc>)>>,
+    queue: std::sync::Mutex<Vec<(String, DateTime<Utc>)>>,
+    /// Whether the queue may hold anything: the job loop reads it every round, so an empty
+    /// queue costs one load, not a lock.
+    pending: std::sync::atomic::AtomicBool,
     pub(crate) ready: tokio::sync::Notify,
 }
 
@@ -87,6 +90,7 @@ impl Interrupts {
             return false;
         }
         queue.push((execution_id, tick));
+        self.pending.store(true, Ordering::Release);
         drop(queue);
         self.ready.notify_one();
         true
@@ -94,6 +98,9 @@ impl Interrupts {
 
     /// Takes every queued execution, oldest tick first.
     pub(crate) fn take(&self) -> Vec<(String, DateTime<Utc>)> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut all = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         all.sort_by_key(|(_, tick)| *tick);
         all

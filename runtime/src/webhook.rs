@@ -189,7 +189,10 @@ impl Webhook {
                 }
             };
             let exchange = async {
-                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let response = client
+                    .request(request)
+                    .await
+                    .map_err(|e| (e.to_string(), true))?;
                 let status = response.status();
                 // Read the answer, so the connection can be reused.
                 let _ = response.into_body().collect().await;
@@ -199,11 +202,7 @@ impl Webhook {
                 // 4xx other than 408 and 429 will not change on a retry (a revoked webhook
                 // answers 404 or 410, a refused payload 400).
                 let lasting = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
-                Err(if lasting {
-                    format!("answered {status} (not retried)")
-                } else {
-                    format!("answered {status}")
-                })
+                Err((format!("answered {status}"), !lasting))
             };
             tokio::pin!(exchange);
             let own_limit = tokio::time::Instant::now() + self.timeout;
@@ -211,14 +210,14 @@ impl Webhook {
                 let limit = deadline.map_or(own_limit, |d| d.min(own_limit));
                 tokio::select! {
                     sent = tokio::time::timeout_at(limit, &mut exchange) => {
-                        break sent.unwrap_or_else(|_| Err("no answer in time".to_owned()));
+                        break sent.unwrap_or_else(|_| Err(("no answer in time".to_owned(), true)));
                     }
                     () = stopped.cancelled(), if deadline.is_none() => {
                         *deadline = Some(tokio::time::Instant::now() + FLUSH);
                     }
                 }
             };
-            let error = match sent {
+            let (error, retryable) = match sent {
                 Ok(()) => {
                     tracing::debug!(job = %report.job, attempt, "alert delivered");
                     return;
@@ -234,7 +233,7 @@ impl Webhook {
                 (_, None) => true,
                 (None, Some(_)) => false,
             };
-            if attempt == self.attempts || too_late || error.ends_with("(not retried)") {
+            if attempt == self.attempts || too_late || !retryable {
                 tracing::error!(
                     job = %report.job, %host, attempts = attempt, %error,
                     "alert webhook failed; the alert is dropped (it is in the logs above)"

@@ -745,3 +745,48 @@ async fn postgres_a_transaction_checkpoint_commits_with_its_rows() {
 async fn sqlite_a_transaction_checkpoint_commits_with_its_rows() {
     a_transaction_checkpoint_commits_with_its_rows::<sqlx::Sqlite>(Backend::Sqlite).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Tables migrated by a newer build
+
+/// An instance of an older build refuses tables a newer one migrated, with an error that
+/// says so, instead of writing to a schema it does not know.
+async fn tables_of_a_newer_build_are_refused(backend: Backend) {
+    let db = Db::new(backend, "newer");
+    let store = db.open().await;
+    let migrations = db.table("tickguard_migrations");
+    let applied = match backend {
+        Backend::Postgres => "clock_timestamp()",
+        Backend::Sqlite => "0",
+    };
+    db.execute(
+        &*store,
+        format!(
+            "INSERT INTO {migrations} (version, description, applied_at) \
+             VALUES (99, 'from the future', {applied})"
+        ),
+    )
+    .await;
+    let e = match backend {
+        Backend::Postgres => PostgresStore::connect_with_schema(&postgres_url(), &db.place)
+            .await
+            .err(),
+        Backend::Sqlite => SqliteStore::connect(&db.place).await.err(),
+    }
+    .expect("tables at version 99 must be refused");
+    let message = e.to_string();
+    assert!(
+        message.contains("version 99, newer than this build knows (1): upgrade this instance"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_tables_of_a_newer_build_are_refused() {
+    tables_of_a_newer_build_are_refused(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_tables_of_a_newer_build_are_refused() {
+    tables_of_a_newer_build_are_refused(Backend::Sqlite).await;
+}

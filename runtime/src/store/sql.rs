@@ -117,6 +117,53 @@ pub trait FencedDatabase: sqlx::Database + sealed::Sealed {
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
 }
 
+/// The fenced statements of a job's transaction, the same on both databases: the check at
+/// commit (`__holds`) and `FencedTransaction::checkpoint` (`__checkpoint`), each on the
+/// store's own statement with `$1` the execution id and `$2` its fence.
+macro_rules! fenced_statements {
+    ($variant:ident) => {
+        fn __holds<'a>(
+            store: &'a SqlStore,
+            conn: &'a mut Self::Connection,
+            exec: &'a ExecutionRef,
+        ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+            Box::pin(async move {
+                #[allow(irrefutable_let_patterns)]
+                let SqlStore::$variant(store) = store else {
+                    return Ok(false);
+                };
+                let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(store.fence_check()))
+                    .bind(&exec.execution_id)
+                    .bind(db_fence(exec.fence))
+                    .fetch_optional(conn)
+                    .await?;
+                Ok(row.is_some())
+            })
+        }
+
+        fn __checkpoint<'a>(
+            store: &'a SqlStore,
+            conn: &'a mut Self::Connection,
+            exec: &'a ExecutionRef,
+            state: String,
+        ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+            Box::pin(async move {
+                #[allow(irrefutable_let_patterns)]
+                let SqlStore::$variant(store) = store else {
+                    return Ok(false);
+                };
+                let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
+                    .bind(&exec.execution_id)
+                    .bind(db_fence(exec.fence))
+                    .bind(state)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        }
+    };
+}
+
 #[cfg(feature = "postgres")]
 impl sealed::Sealed for sqlx::Postgres {}
 
@@ -145,45 +192,7 @@ impl FencedDatabase for sqlx::Postgres {
         }))
     }
 
-    fn __holds<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            #[allow(irrefutable_let_patterns)]
-            let SqlStore::Postgres(store) = store else {
-                return Ok(false);
-            };
-            let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(store.fence_check()))
-                .bind(&exec.execution_id)
-                .bind(db_fence(exec.fence))
-                .fetch_optional(conn)
-                .await?;
-            Ok(row.is_some())
-        })
-    }
-
-    fn __checkpoint<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-        state: String,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            #[allow(irrefutable_let_patterns)]
-            let SqlStore::Postgres(store) = store else {
-                return Ok(false);
-            };
-            let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
-                .bind(&exec.execution_id)
-                .bind(db_fence(exec.fence))
-                .bind(state)
-                .execute(conn)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
+    fenced_statements!(Postgres);
 }
 
 #[cfg(feature = "sqlite")]
@@ -204,45 +213,7 @@ impl FencedDatabase for sqlx::Sqlite {
         Some(Box::pin(store.pool().begin_with("BEGIN IMMEDIATE")))
     }
 
-    fn __holds<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            #[allow(irrefutable_let_patterns)]
-            let SqlStore::Sqlite(store) = store else {
-                return Ok(false);
-            };
-            let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(store.fence_check()))
-                .bind(&exec.execution_id)
-                .bind(db_fence(exec.fence))
-                .fetch_optional(conn)
-                .await?;
-            Ok(row.is_some())
-        })
-    }
-
-    fn __checkpoint<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-        state: String,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            #[allow(irrefutable_let_patterns)]
-            let SqlStore::Sqlite(store) = store else {
-                return Ok(false);
-            };
-            let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
-                .bind(&exec.execution_id)
-                .bind(db_fence(exec.fence))
-                .bind(state)
-                .execute(conn)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
+    fenced_statements!(Sqlite);
 }
 
 /// A transaction on the store's database that commits only if the run still holds its
