@@ -1,11 +1,7 @@
 //! The [`Scheduler`]: fires each job at its ticks and shuts down gracefully.
 
 use std::{
-    collections::HashMap,
-    future::Future,
-    panic::AssertUnwindSafe,
-    pin::Pin,
-    sync::{Arc, atomic::AtomicU64},
+    collections::HashMap, future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc,
     time::Duration,
 };
 
@@ -396,7 +392,6 @@ impl SchedulerBuilder {
             liveness: self.liveness,
             records_next_fire,
             stop_runs: stop_runs.clone(),
-            seq: AtomicU64::new(0),
         };
         let entries = jobs
             .into_iter()
