@@ -9,12 +9,6 @@ use metrics::{
     Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
 };
 
-#[cfg(feature = "prometheus")]
-#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use crate::prometheus::{
-    DURATION_BUCKETS, LATENESS_BUCKETS, LOCK_ROUND_TRIP_BUCKETS, prometheus_builder,
-};
-
 /// `tickguard_executions_total{job, outcome}`: finished runs; outcome is `success`,
 /// `failure`, `timeout` or `cancelled`.
 pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";
@@ -142,6 +136,57 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Unix time of the job's last successful run on this instance."
     );
+}
+
+/// Buckets of the run duration and lock hold histograms, in seconds: 5 ms to 4 hours, about
+/// 2.5x apart, so that a nightly batch and a sub-second sync both get a useful p95.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+/// Buckets of the lock round trip histogram, in seconds: 100 µs (Redis on the same host) to
+/// 10 s (the backend timeout).
+pub const LOCK_ROUND_TRIP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Buckets of the fire lateness histogram, in seconds: 1 ms to 5 minutes (a tick noticed
+/// later than that is a misfire anyway).
+pub const LATENESS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// A [`PrometheusBuilder`](metrics_exporter_prometheus::PrometheusBuilder) with tickguard's histogram buckets, for an application that
+/// installs its own exporter (and so does not call
+/// [`SchedulerBuilder::prometheus`](crate::SchedulerBuilder::prometheus)): without buckets,
+/// the exporter renders histograms as summaries, which cannot be aggregated across
+/// instances.
+///
+/// ```no_run
+/// # fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// tickguard::metrics::prometheus_builder()
+///     .with_http_listener(([0, 0, 0, 0], 9464))
+///     .install()?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    [
+        (EXECUTION_DURATION, DURATION_BUCKETS),
+        (LOCK_HELD_DURATION, DURATION_BUCKETS),
+        (LOCK_ACQUIRE_DURATION, LOCK_ROUND_TRIP_BUCKETS),
+        (FIRE_LATENESS, LATENESS_BUCKETS),
+    ]
+    .into_iter()
+    .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+        b.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            .expect("the bucket lists are not empty")
+    })
 }
 
 /// Handles for one job, registered once so the hot path only records.
