@@ -18,7 +18,7 @@ use tickguard::{
     RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::{InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
-    store::{ExecutionStore, MemoryStore, Status},
+    store::{ExecutionStore, JobRegistration, MemoryStore, Status},
     testing::{FaultyStore, TestClock},
 };
 use tokio::time::{Instant, sleep};
@@ -1418,4 +1418,70 @@ async fn misfire_warnings_are_one_then_one_a_minute_while_the_metric_counts_ever
         "{skipped} misfires counted, {counts:?} logged"
     );
     assert!(skipped >= 20 * 10, "{skipped} misfires counted");
+}
+
+/// The configuration error `build()` returns for `builder`.
+async fn config_error(builder: SchedulerBuilder) -> String {
+    match builder.discover(false).build().await {
+        Err(Error::Config(message)) => message,
+        Err(e) => panic!("not a configuration error: {e:?}"),
+        Ok(_) => panic!("built"),
+    }
+}
+
+#[tokio::test]
+async fn two_or_more_backends_of_a_kind_are_refused_naming_the_methods() {
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .store(MemoryStore::new())
+                .sqlite("sqlite://never-opened.db")
+        )
+        .await,
+        "both .store(..) and .sqlite(..) name an execution store; keep one"
+    );
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .postgres("postgres://127.0.0.1:1/never")
+                .sqlite("sqlite://never-opened.db")
+                .store(MemoryStore::new())
+        )
+        .await,
+        ".postgres(..), .sqlite(..) and .store(..) name an execution store; keep one"
+    );
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .lock_backend(InProcessLock::new())
+                .redis("redis://127.0.0.1:1")
+                .postgres_lock("postgres://127.0.0.1:1/never")
+        )
+        .await,
+        ".lock_backend(..), .redis(..) and .postgres_lock(..) name a lock backend; keep one"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_method_called_again_replaces_its_earlier_choice() {
+    let clock = TestClock::new(t0());
+    let kept = Arc::new(MemoryStore::new());
+    let job = Job::new("replaced", every(60), |_ctx: JobContext| async { Ok(()) });
+    builder(&clock)
+        .job(job)
+        .lock_backend(InProcessLock::new())
+        .lock_backend(InProcessLock::new())
+        .store(MemoryStore::new())
+        .store(kept.clone())
+        .build()
+        .await
+        .unwrap();
+    // The job was registered, at t0, in the store named last.
+    let later = JobRegistration::new("replaced", "every 60s".into(), "UTC".into(), None)
+        .registered_at(t0() + chrono::Duration::hours(1));
+    let created = kept.register(&later).await.unwrap().created_at;
+    assert!(
+        created < t0() + chrono::Duration::minutes(1),
+        "created {created}"
+    );
 }
