@@ -1,12 +1,7 @@
 //! [`SchedulerBuilder`]: checks a scheduler's configuration, connects its backends and
 //! registers its jobs.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, atomic::AtomicU64},
-    time::Duration,
-};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -382,7 +377,6 @@ impl SchedulerBuilder {
             liveness,
             records_next_fire,
             stop_runs,
-            seq: AtomicU64::new(0),
         };
         Ok(Scheduler {
             rt: Arc::new(runtime),

@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    JobError,
+    job_error::JobError,
     store::{ExecutionRef, ExecutionStore, OnceState, StoreError},
 };
 
@@ -74,6 +74,34 @@ pub(crate) struct Execution {
 }
 
 impl Execution {
+    /// The shared state of a claimed execution. One argument per field the run shares with
+    /// the scheduler (its identity, store, liveness, stop token and fence counter): a struct
+    /// to group them would only be built here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        exec: ExecutionRef,
+        scheduled_at: DateTime<Utc>,
+        previous_attempts: u32,
+        instance_id: Arc<str>,
+        store: Arc<dyn ExecutionStore>,
+        liveness: std::time::Duration,
+        stop: Arc<CancellationToken>,
+        fence_rejections: metrics::Counter,
+    ) -> Self {
+        Self {
+            exec,
+            scheduled_at,
+            instance_id,
+            cancel: CancellationToken::new(),
+            stop,
+            reason: OnceLock::new(),
+            store,
+            fence_rejections,
+            attempts: std::sync::atomic::AtomicU32::new(previous_attempts),
+            liveness,
+        }
+    }
+
     /// Asks the run to stop; the first reason given is the one kept.
     pub(crate) fn cancel(&self, reason: CancelReason) {
         let _ = self.reason.set(reason);
@@ -132,6 +160,11 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    /// The context of attempt `attempt` of the execution.
+    pub(crate) fn new(inner: Arc<Execution>, attempt: u32) -> Self {
+        Self { inner, attempt }
+    }
+
     /// The job's name.
     pub fn job(&self) -> &str {
         &self.inner.exec.job

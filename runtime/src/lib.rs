@@ -7,6 +7,7 @@ mod context;
 mod error;
 mod executor;
 mod job;
+mod job_error;
 mod job_loop;
 pub mod lock;
 pub mod metrics;
@@ -24,8 +25,9 @@ use std::{future::Future, pin::Pin};
 
 pub use builder::SchedulerBuilder;
 pub use context::{CancelReason, JobContext};
-pub use error::{Error, ErrorKind, JobError, JobResult, ResultExt, ScheduleError};
+pub use error::{Error, ScheduleError};
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
+pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::Scheduler;
 /// The `sqlx` crate that the SQL backends run on (feature `postgres` or `sqlite`), so that a

@@ -197,10 +197,14 @@ impl JobMetrics {
         }
     }
 
-    pub(crate) fn finished(&self, outcome: Outcome, seconds: f64) {
+    /// Counts an execution's outcome, and the run's duration when it ran (an execution
+    /// concluded before its run started has none).
+    pub(crate) fn concluded(&self, outcome: Outcome, seconds: Option<f64>) {
         let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
         self.executions[i].increment(1);
-        self.durations[i].record(seconds);
+        if let Some(seconds) = seconds {
+            self.durations[i].record(seconds);
+        }
     }
 
     /// The calls one successful run under a lock makes, in the executor's order (the tick's
@@ -211,7 +215,7 @@ impl JobMetrics {
         self.lock_acquire.record(seconds);
         self.running.increment(1.0);
         self.running.decrement(1.0);
-        self.finished(Outcome::Success, seconds);
+        self.concluded(Outcome::Success, Some(seconds));
         self.last_success.set(seconds);
         self.lock_held.record(seconds);
     }

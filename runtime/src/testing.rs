@@ -54,7 +54,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -167,7 +167,6 @@ impl Run {
             liveness: self.liveness,
             records_next_fire: false,
             stop_runs: CancellationToken::new(),
-            seq: AtomicU64::new(0),
         };
         let entry = JobEntry {
             metrics: JobMetrics::new(&job_name),
@@ -464,6 +463,15 @@ impl<S: ExecutionStore> FaultyStore<S> {
         self.claims.failing.store(n, Ordering::SeqCst);
     }
 
+    /// The next `n` claims each take `by` longer (a slow or overloaded database).
+    pub fn delay_next_claims(&self, n: u32, by: Duration) {
+        *self
+            .claims
+            .delayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (n > 0).then_some((n, by));
+    }
+
     /// The next `n` writes (heartbeat, checkpoint, `once`, finish) fail with an unreachable
     /// store.
     pub fn fail_next_writes(&self, n: u32) {
@@ -488,6 +496,7 @@ impl<S: ExecutionStore> FaultyStore<S> {
     /// Disarms every fault.
     pub fn restore(&self) {
         self.fail_next_claims(0);
+        self.delay_next_claims(0, Duration::ZERO);
         self.fail_next_writes(0);
         self.delay_next_writes(0, Duration::ZERO);
         self.hang_heartbeats.store(false, Ordering::SeqCst);

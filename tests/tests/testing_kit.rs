@@ -97,8 +97,9 @@ async fn a_store_whose_heartbeats_hang_stops_the_run_before_its_owner_counts_as_
     let report = Run::new(job, tick()).store(store.clone()).run().await;
     let record = report.record().unwrap();
     assert_eq!(record.status, Status::Cancelled);
+    // The stop first, the job's own error (its last attempt's) kept as the cause.
     assert_eq!(
         record.error.as_deref(),
-        Some("run stopped: store_unreachable")
+        Some("run stopped: store_unreachable: stopped")
     );
 }

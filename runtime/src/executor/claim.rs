@@ -1,0 +1,189 @@
+//! The second stage: claim the execution in the store, asking again while the store cannot
+//! answer, and wait out a tick that finds the job busy.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, lease::Held};
+use crate::{
+    job::Misfire,
+    metrics::SkipReason,
+    store::{Claim, ClaimRequest, Claimed, StoreError},
+};
+
+/// The longest pause between the tries of a claim the store could not answer: they wait
+/// 100, 200, 400 and 800 ms.
+const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(800);
+
+/// Stage 2: claims the execution. Skips the tick when it is done already (`duplicate`),
+/// another execution of the job is live (`overlap`), or the store cannot answer
+/// (`unavailable`: a run never starts without a claim).
+pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
+    let rt = t.rt;
+    let job = &t.entry.job;
+    let next_fire = if rt.records_next_fire {
+        job.schedule.next_after(t.at)
+    } else {
+        None
+    };
+    let request = ClaimRequest::new(&job.name, &t.execution_id, t.at, &t.owner)
+        .idempotent(job.key.is_some())
+        .liveness(rt.liveness)
+        .next_fire(next_fire);
+    let mut claimed = ask(rt, t.entry, &request).await;
+    if !t.resuming
+        && let Ok(Claim::Busy { execution_id }) = &claimed
+    {
+        let busy = execution_id.clone();
+        claimed = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy).await;
+    }
+    match claimed {
+        Ok(Claim::Acquired(claimed)) => Ok(claimed),
+        Ok(other) => {
+            let reason = match other {
+                Claim::Done { .. } => SkipReason::Duplicate,
+                _ => SkipReason::Overlap,
+            };
+            tracing::debug!(
+                job = %job.name, execution_id = %t.execution_id, reason = reason.as_str(),
+                "tick skipped"
+            );
+            Err(reason)
+        }
+        Err(e) if is_transient(&e) => {
+            tracing::warn!(
+                job = %job.name, execution_id = %t.execution_id, store = %rt.store.describe(),
+                error = %e, "cannot claim the execution; tick skipped (never run without a claim)"
+            );
+            Err(SkipReason::Unavailable)
+        }
+        Err(e) => {
+            tracing::error!(
+                job = %job.name, execution_id = %t.execution_id, error = %e,
+                "the store refused the claim; tick skipped"
+            );
+            Err(SkipReason::Unavailable)
+        }
+    }
+}
+
+/// Whether asking again may get another answer: a store that could not be reached may
+/// answer later; a refused request (an execution id that belongs to another job) is refused
+/// again, and a fence rejection is final.
+fn is_transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable { .. })
+}
+
+/// Asks the store for the claim. A store that cannot be reached is asked again with backoff
+/// for about a second and a half (a database restarting, a failover): a blip does not cost
+/// the tick. All tries together are bounded like one backend call.
+async fn ask(
+    rt: &Runtime,
+    entry: &JobEntry,
+    request: &ClaimRequest<'_>,
+) -> Result<Claim, StoreError> {
+    let mut delay = Duration::from_millis(100);
+    let deadline = Instant::now() + BACKEND_TIMEOUT;
+    loop {
+        let claimed = tokio::time::timeout_at(deadline, rt.store.claim(request))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("the claim timed out", None)));
+        match claimed {
+            Err(e)
+                if is_transient(&e)
+                    && delay <= CLAIM_BACKOFF_MAX
+                    && Instant::now() + delay < deadline =>
+            {
+                tracing::warn!(
+                    job = %request.job, execution_id = %request.execution_id, error = %e,
+                    ?delay, "cannot claim the execution; asking again"
+                );
+                tokio::select! {
+                    () = sleep(delay) => delay *= 2,
+                    () = entry.firing.cancelled() => return Err(e),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A tick that finds the job busy. The live execution may be a dead owner's that has not
+/// been silent for a whole liveness yet: wait that long (keeping this run's lease), then
+/// look. A dead owner is then proven gone, its execution is abandoned (to be resumed) and
+/// this tick runs, late; a live one has heartbeated meanwhile, and the tick overlaps it. An
+/// idempotent job that runs every tick waits for the job to be free; the claims of the
+/// instances that waited together pick one to run it.
+async fn wait_while_busy(
+    rt: &Runtime,
+    entry: &JobEntry,
+    lease: &mut Option<Held>,
+    request: &ClaimRequest<'_>,
+    busy: &str,
+) -> Result<Claim, StoreError> {
+    let job = &entry.job;
+    let busy_claim = || {
+        Ok(Claim::Busy {
+            execution_id: busy.to_owned(),
+        })
+    };
+    if !wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
+        return busy_claim();
+    }
+    let interrupted = timeout(
+        BACKEND_TIMEOUT,
+        rt.store
+            .interrupted(std::slice::from_ref(&job.name), rt.liveness, 100),
+    )
+    .await
+    .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+    let dead = interrupted.is_ok_and(|found| found.iter().any(|i| i.execution_id == busy));
+    let mut claimed = if dead {
+        ask(rt, entry, request).await
+    } else {
+        busy_claim()
+    };
+    while job.misfire == Misfire::RunAll
+        && job.key.is_some()
+        && matches!(claimed, Ok(Claim::Busy { .. }))
+    {
+        if !wait_holding(rt, entry, lease, rt.liveness / 3).await {
+            break;
+        }
+        claimed = ask(rt, entry, request).await;
+    }
+    claimed
+}
+
+/// Waits `wait` while keeping the lease (if any); `false` if the lease was lost (it is then
+/// no longer this run's to use) or firing stopped.
+async fn wait_holding(
+    rt: &Runtime,
+    entry: &JobEntry,
+    lease: &mut Option<Held>,
+    wait: Duration,
+) -> bool {
+    let until = Instant::now() + wait;
+    let lock = &*rt.lock;
+    let firing = &entry.firing;
+    let job = &entry.job.name;
+    let keep = async {
+        match lease.as_mut() {
+            Some(held) => loop {
+                if let Err(lost) = held.keep(lock).await {
+                    return lost;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = sleep_until(until) => true,
+        lost = keep => {
+            tracing::warn!(job = %job, why = lost.why, "lease lost while the job was busy elsewhere");
+            false
+        }
+        () = firing.cancelled() => false,
+    }
+}

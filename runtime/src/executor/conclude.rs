@@ -1,0 +1,141 @@
+//! The end of every pass through the pipeline, written once: a skipped tick is counted and
+//! its lease released; a claimed execution's end is recorded in the store, counted,
+//! its lease released, and reported to the failure hooks.
+
+use std::{panic::AssertUnwindSafe, time::Duration};
+
+use futures_util::FutureExt;
+use tokio::time::{sleep, timeout};
+
+use super::{BACKEND_TIMEOUT, Runtime, Tick, attempts::panic_message, end::RunEnd, lease};
+use crate::{
+    context::{CancelReason, Execution},
+    job::{FailureReport, Job},
+    job_error::JobError,
+    metrics::{Outcome, SkipReason},
+    store::{Finish, Status, StoreError},
+};
+
+/// The longest a failure hook may take.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ends a pass that claimed nothing: counts the skip (a resumption that cannot go on now
+/// loses no tick, and is not counted) and releases the lease, if one was taken.
+pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
+    let m = &t.entry.metrics;
+    if !t.resuming {
+        m.skipped(reason, 1);
+    }
+    lease::release(&*t.rt.lock, m, t.lease, t.hold_at_least).await;
+}
+
+/// Ends a claimed execution: records its end (fenced), counts the outcome (and the run's
+/// duration, when it ran: `ran_for`), releases the lease, and reports a failure.
+pub(super) async fn conclude(
+    t: Tick<'_>,
+    exec: &Execution,
+    end: RunEnd,
+    ran_for: Option<Duration>,
+    span: &tracing::Span,
+) {
+    let (rt, entry) = (t.rt, t.entry);
+    let m = &entry.metrics;
+    let end = record(rt, exec, end).await;
+    span.record("attempts", end.attempts);
+    span.record("outcome", end.outcome.as_str());
+    if let Some(ran_for) = ran_for {
+        span.record("duration_ms", ran_for.as_secs_f64() * 1000.0);
+    }
+    m.concluded(end.outcome, ran_for.map(|d| d.as_secs_f64()));
+    if end.outcome == Outcome::Success {
+        m.last_success
+            .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
+    }
+    lease::release(&*rt.lock, m, t.lease, t.hold_at_least).await;
+    report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
+}
+
+/// Writes the run's end to the store (fenced), retrying a store that cannot be reached.
+async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
+    if exec.reason.get() == Some(&CancelReason::Fenced) {
+        // The store already refused this run; a finish would be refused too.
+        return end;
+    }
+    let error = end.error.as_ref().map(|e| format!("{e:#}"));
+    let finish = Finish::new(end.status, end.attempts, error.as_deref());
+    let mut delay = Duration::from_millis(100);
+    for left in (0..4).rev() {
+        let finished = timeout(BACKEND_TIMEOUT, rt.store.finish(&exec.exec, &finish))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+        match finished {
+            Ok(()) => {
+                tracing::info!(
+                    status = %end.status, attempts = end.attempts, error = error.as_deref(),
+                    "execution finished"
+                );
+                return end;
+            }
+            Err(e) if e.is_fenced() => {
+                let e = exec.store_error(e);
+                end.status = Status::Cancelled;
+                end.outcome = Outcome::Cancelled;
+                end.error = Some(e);
+                return end;
+            }
+            Err(e) if left > 0 => {
+                tracing::warn!(error = %e, ?delay, "cannot record the execution's end; retrying");
+                sleep(delay).await;
+                delay *= 4;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e, status = %end.status,
+                    "cannot record the execution's end; it stays RUNNING until its owner counts as gone"
+                );
+            }
+        }
+    }
+    end
+}
+
+/// Calls the job's and the scheduler's failure hooks.
+async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
+    let reported = match end.outcome {
+        Outcome::Failure | Outcome::Timeout => true,
+        Outcome::Cancelled => exec.reason() == Some(CancelReason::LockLost),
+        Outcome::Success => false,
+    };
+    if !reported {
+        return;
+    }
+    let report = FailureReport {
+        job: job.name.clone(),
+        execution_id: exec.exec.execution_id.clone(),
+        scheduled_at: exec.scheduled_at,
+        instance_id: rt.instance_id.to_string(),
+        attempts: end.attempts,
+        outcome: end.outcome.as_str(),
+        error_chain: end
+            .error
+            .as_ref()
+            .map(JobError::chain_messages)
+            .unwrap_or_default(),
+        duration,
+    };
+    tracing::error!(%report, "job failed");
+    for hook in job.on_failure.iter().chain(&rt.hooks) {
+        match timeout(
+            HOOK_TIMEOUT,
+            AssertUnwindSafe(hook(report.clone())).catch_unwind(),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => {
+                tracing::error!(panic = panic_message(&*panic), "failure hook panicked");
+            }
+            Err(_) => tracing::error!(timeout = ?HOOK_TIMEOUT, "failure hook timed out"),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Names of a run: its owner, and its execution's id.
+
+use std::sync::{
+    OnceLock,
+    atomic::{AtomicU64, Ordering},
+};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use crate::job::Job;
+
+/// The owner of one run: `{instance}#{seq}-{process}`, unique per run whatever the
+/// configuration. `seq` counts the runs of this process (across every scheduler and test
+/// run in it); `process` is random per process, so two processes (or two schedulers)
+/// configured with the same instance id never name a run alike. A store recognises an
+/// earlier try of its own claim by the owner; equal owners would let one run take another's
+/// live execution as its own.
+pub(super) fn owner(instance_id: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    let process = *PROCESS.get_or_init(|| fastrand::u64(..));
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{instance_id}#{seq}-{process:016x}")
+}
+
+/// The execution's id: the job's key for idempotent jobs (one execution per tick across
+/// instances), otherwise unique per run.
+pub(super) fn execution_id(job: &Job, tick: DateTime<Utc>, owner: &str) -> String {
+    match &job.key {
+        Some(key) => key.render(&job.name, tick, job.schedule.zone()),
+        None => format!("{}@{}#{owner}", job.name, Rfc3339(tick)),
+    }
+}
+
+/// A tick as RFC 3339 in UTC (`2026-11-29T02:00:00Z`, fractions only when present), written
+/// straight into the id: chrono's general formatter costs more than the rest of the id.
+struct Rfc3339(DateTime<Utc>);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        match t.nanosecond() {
+            0 => {}
+            n if n % 1_000_000 == 0 => write!(f, ".{:03}", n / 1_000_000)?,
+            n if n % 1_000 == 0 => write!(f, ".{:06}", n / 1_000)?,
+            n => write!(f, ".{n:09}")?,
+        }
+        f.write_str("Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{SecondsFormat, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn tick_text_is_rfc3339() {
+        for nanos in [0, 5_000_000, 123_456_000, 123_456_789] {
+            let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(
+                Rfc3339(t).to_string(),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+        }
+    }
+
+    #[test]
+    fn owners_differ_for_one_instance_id() {
+        let a = owner("same");
+        let b = owner("same");
+        assert_ne!(a, b);
+        assert!(a.starts_with("same#"), "{a}");
+    }
+}

@@ -1,0 +1,207 @@
+//! One guarded execution, as a pipeline of stages:
+//!
+//! 1. [`lease::acquire`]: take the job's lease lock (if the job has one);
+//! 2. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
+//! 3. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
+//! 4. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
+//!    renews the lease and heartbeats the store;
+//!
+//! then [`conclude`] records, counts, releases and reports, once, whichever stage ended the
+//! pipeline. A stage goes on with what it produced, or stops the pipeline: a stage before
+//! the claim with a skip ([`Skip`]: nothing was claimed, the tick is counted as skipped), a
+//! stage after it with the execution's end ([`Conclude`]: the claimed execution is
+//! recorded as ended).
+
+mod attempts;
+mod claim;
+mod conclude;
+mod end;
+mod gate;
+mod identity;
+mod interrupts;
+mod lease;
+mod watchdog;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub(crate) use self::interrupts::Interrupts;
+use self::{end::RunEnd, lease::Held};
+use crate::{
+    clock::Clock,
+    context::Execution,
+    job::{FailureHook, Job},
+    lock::LockBackend,
+    metrics::{JobMetrics, SkipReason},
+    store::{Claimed, ExecutionRef, ExecutionStore},
+};
+
+/// The longest a call to the lock backend or the store may take before the executor gives
+/// up on it (a hung backend must not stall a job, or shutdown, forever).
+pub(crate) const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many runs beyond its retry budget an execution that keeps being interrupted (its
+/// process crashes, say) gets before it is recorded as failed instead of resumed again.
+pub(crate) const RESUME_ALLOWANCE: u32 = 3;
+
+/// What every execution shares: backends, identity, settings.
+pub(crate) struct Runtime {
+    pub(crate) lock: Arc<dyn LockBackend>,
+    pub(crate) store: Arc<dyn ExecutionStore>,
+    pub(crate) instance_id: Arc<str>,
+    pub(crate) clock: Clock,
+    pub(crate) hooks: Vec<FailureHook>,
+    /// How long a cancelled run may take to return before it is dropped.
+    pub(crate) cancel_grace: Duration,
+    /// How long an owner may go without a store heartbeat before it counts as gone.
+    pub(crate) liveness: Duration,
+    /// Whether the store records each job's next fire time (the SQL stores do).
+    pub(crate) records_next_fire: bool,
+    /// Fired when shutdown's grace period ran out: cancels every run in progress.
+    pub(crate) stop_runs: CancellationToken,
+}
+
+/// A registered job and its per-job state.
+pub(crate) struct JobEntry {
+    pub(crate) job: Job,
+    pub(crate) metrics: JobMetrics,
+    /// Child of [`Runtime::stop_runs`]: the job's runs wait on it, so they share no waiter
+    /// list with other jobs' runs.
+    pub(crate) stop: Arc<CancellationToken>,
+    /// Cancelled when shutdown begins: no new runs. The job's own token, for the same reason.
+    pub(crate) firing: CancellationToken,
+    /// Where the job loop starts: ticks after it that are already due were missed while no
+    /// instance ran the job.
+    pub(crate) resume_from: DateTime<Utc>,
+    /// Interrupted executions of the job, found by the scheduler's recovery task, for the
+    /// job loop to resume.
+    pub(crate) interrupted: Interrupts,
+}
+
+/// What [`execute`] did with a tick.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by the testing kit
+pub(crate) enum Executed {
+    /// Not run: the lock was held, the tick done or busy, or a backend unreachable.
+    Skipped(SkipReason),
+    /// Claimed: the run went through (whatever its outcome) under this execution id.
+    Ran { execution_id: String },
+}
+
+/// What a stage before the claim produced, or the reason the tick is skipped.
+type Skip<T> = Result<T, SkipReason>;
+
+/// What a stage after the claim produced, or how the claimed execution ends without
+/// (further) running.
+type Conclude<T> = Result<T, RunEnd>;
+
+/// One pass through the pipeline: the tick, who runs it, and the lease once taken.
+struct Tick<'a> {
+    rt: &'a Runtime,
+    entry: &'a JobEntry,
+    /// The tick this run is for.
+    at: DateTime<Utc>,
+    /// Unique per run, whatever the configuration: see [`identity::owner`].
+    owner: String,
+    execution_id: String,
+    /// Resuming an interrupted execution: one that cannot be resumed now (locked, busy,
+    /// done) is left without a skip counted, since no tick is lost.
+    resuming: bool,
+    /// False for a catch-up run that another due tick follows at once: its own `at_least`
+    /// must not lock out the next.
+    hold_at_least: bool,
+    lease: Option<Held>,
+}
+
+impl Tick<'_> {
+    fn job(&self) -> &Job {
+        &self.entry.job
+    }
+
+    fn metrics(&self) -> &JobMetrics {
+        &self.entry.metrics
+    }
+}
+
+/// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
+/// are logged, counted, and the tick is either recorded or skipped. `hold_at_least` is false
+/// for a catch-up run that another due tick follows at once. `resume` names an interrupted
+/// execution to resume instead of the tick's own.
+pub(crate) async fn execute(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    hold_at_least: bool,
+    resume: Option<&str>,
+) -> Executed {
+    let owner = identity::owner(&rt.instance_id);
+    let execution_id = match resume {
+        Some(id) => id.to_owned(),
+        None => identity::execution_id(&entry.job, tick, &owner),
+    };
+    let mut t = Tick {
+        rt,
+        entry,
+        at: tick,
+        owner,
+        execution_id,
+        resuming: resume.is_some(),
+        hold_at_least,
+        lease: None,
+    };
+    let acquired_and_claimed: Skip<Claimed> = async {
+        lease::acquire(&mut t).await?;
+        claim::claim(&mut t).await
+    }
+    .await;
+    let claimed = match acquired_and_claimed {
+        Ok(claimed) => claimed,
+        Err(reason) => {
+            conclude::skip(t, reason).await;
+            return Executed::Skipped(reason);
+        }
+    };
+    let execution_id = t.execution_id.clone();
+    let exec = Arc::new(Execution::new(
+        ExecutionRef {
+            job: entry.job.name.clone(),
+            execution_id: t.execution_id.clone(),
+            fence: claimed.fence,
+        },
+        tick,
+        claimed.previous_attempts,
+        rt.instance_id.clone(),
+        rt.store.clone(),
+        rt.liveness,
+        entry.stop.clone(),
+        entry.metrics.fence_rejections.clone(),
+    ));
+    let span = tracing::info_span!(
+        "tickguard.execution",
+        job = %entry.job.name,
+        execution_id = %t.execution_id,
+        instance_id = %rt.instance_id,
+        fence = claimed.fence,
+        scheduled_at = %tick,
+        attempts = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let recorded = span.clone();
+    async move {
+        let (end, ran_for) = match gate::gate(&t, &claimed) {
+            Err(end) => (end, None),
+            Ok(()) => {
+                let started = tokio::time::Instant::now();
+                let end = watchdog::supervise(rt, entry, &exec, &mut t.lease).await;
+                (end, Some(started.elapsed()))
+            }
+        };
+        conclude::conclude(t, &exec, end, ran_for, &recorded).await;
+    }
+    .instrument(span)
+    .await;
+    Executed::Ran { execution_id }
+}

@@ -1,0 +1,107 @@
+//! The execution pipeline's edges: how an execution that ends before or while it runs is
+//! recorded, counted and reported.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tickguard::{
+    Job, JobContext, JobError, LockPolicy, RetryPolicy, Schedule,
+    metrics::{EXECUTION_DURATION, EXECUTIONS_TOTAL, SKIPS_TOTAL},
+    store::Status,
+    testing::{FaultyStore, Run},
+};
+
+fn tick() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 4, 0, 0).unwrap()
+}
+
+fn hourly() -> Schedule {
+    Schedule::cron("0 0 * * * *").unwrap()
+}
+
+/// A job that counts its attempts and succeeds.
+fn counting(name: &str, runs: &Arc<AtomicU32>) -> Job {
+    let runs = runs.clone();
+    Job::new(name, hourly(), move |_ctx: JobContext| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_that_outlasts_its_lease_is_recorded_cancelled_not_counted_as_a_skip() {
+    let m = tickguard_tests::metrics();
+    let store = Arc::new(FaultyStore::in_memory());
+    // Two thirds of a 3 s lease is gone when the claim answers after 2.5 s.
+    store.delay_next_claims(1, Duration::from_millis(2500));
+    let runs = Arc::new(AtomicU32::new(0));
+    let job = counting("slow-claim", &runs)
+        .lock(LockPolicy::new(Duration::from_secs(3)))
+        .idempotent();
+    let report = Run::new(job, tick()).store(store.clone()).run().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the run must not start");
+    assert_eq!(report.skipped, None);
+    let record = report.record().unwrap();
+    assert_eq!(record.status, Status::Cancelled, "{record:?}");
+    assert_eq!(record.error.as_deref(), Some("run stopped: lock_lost"));
+    let job = ("job", "slow-claim");
+    assert_eq!(m.counter(SKIPS_TOTAL, &[job]), 0, "recorded, so not a skip");
+    assert_eq!(
+        m.counter(EXECUTIONS_TOTAL, &[job, ("outcome", "cancelled")]),
+        1
+    );
+    assert_eq!(
+        m.histogram_count(EXECUTION_DURATION, &[job]),
+        0,
+        "it never ran"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_execution_given_up_records_no_run_duration() {
+    let m = tickguard_tests::metrics();
+    let runs = Arc::new(AtomicU32::new(0));
+    let job = counting("given-up", &runs)
+        .retry(RetryPolicy::attempts(2))
+        .idempotent();
+    // 2 attempts + 3 interrupted runs beyond them: this resumption gives up.
+    let report = Run::new(job, tick()).after_attempts(5).run().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let record = report.record().unwrap();
+    assert_eq!(record.status, Status::Failed);
+    assert_eq!(
+        record.error.as_deref(),
+        Some("gave up: 5 attempts across interrupted runs")
+    );
+    let job = ("job", "given-up");
+    assert_eq!(
+        m.counter(EXECUTIONS_TOTAL, &[job, ("outcome", "failure")]),
+        1
+    );
+    assert_eq!(m.histogram_count(EXECUTION_DURATION, &[job]), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_keeps_the_jobs_own_error_as_its_cause() {
+    let job = Job::new("slow-and-failing", hourly(), |ctx: JobContext| async move {
+        ctx.cancelled().await;
+        Err(JobError::transient("upstream answered 503"))
+    })
+    .timeout(Duration::from_secs(1))
+    .idempotent();
+    let report = Run::new(job, tick()).run().await;
+    let record = report.record().unwrap();
+    assert_eq!(record.status, Status::TimedOut);
+    assert_eq!(
+        record.error.as_deref(),
+        Some("timed out after 1s: upstream answered 503")
+    );
+}
