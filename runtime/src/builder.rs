@@ -98,10 +98,12 @@ impl StoreChoice {
 struct Named<T>(Vec<(&'static str, T)>);
 
 impl<T> Named<T> {
+    /// None named yet.
     const fn new() -> Self {
         Self(Vec::new())
     }
 
+    /// Records `choice`, named by `method`, in place of that method's earlier one.
     fn name(&mut self, method: &'static str, choice: T) {
         self.0.retain(|(named, _)| *named != method);
         self.0.push((method, choice));
