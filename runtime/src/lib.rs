@@ -1,16 +1,20 @@
 #![doc = include_str!("../../docs/guide.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 mod clock;
 mod context;
 mod error;
 mod executor;
 mod job;
 mod job_error;
+mod job_loop;
 pub mod lock;
 pub mod metrics;
+mod misfire;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+mod recovery;
 mod retry;
 mod scheduler;
 pub mod store;
@@ -19,12 +23,13 @@ mod webhook;
 
 use std::{future::Future, pin::Pin};
 
+pub use builder::SchedulerBuilder;
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
 pub use retry::{RetryPolicy, RetryPredicate};
-pub use scheduler::{Scheduler, SchedulerBuilder};
+pub use scheduler::Scheduler;
 /// The `sqlx` crate that the SQL backends run on (feature `postgres` or `sqlite`), so that a
 /// pool built for [`PostgresLock::from_pool`](lock::PostgresLock::from_pool), or a query in
 /// a [`JobContext::transaction`], uses the very same version.

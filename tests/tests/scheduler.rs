@@ -18,7 +18,7 @@ use tickguard::{
     RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::{InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
-    store::{ExecutionStore, MemoryStore, Status},
+    store::{ExecutionStore, JobRegistration, MemoryStore, Status},
     testing::{FaultyStore, TestClock},
 };
 use tokio::time::{Instant, sleep};
@@ -1324,5 +1324,164 @@ async fn each_execution_is_one_span_with_its_identity_and_outcome() {
     assert!(
         text.contains("tickguard.attempt{attempt=2}"),
         "attempt spans:\n{text}"
+    );
+}
+
+/// The WARN lines a scenario logged about `job`, under a capturing subscriber.
+async fn warnings_of(job: &str, scenario: impl std::future::Future) -> Vec<String> {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    scenario.await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .filter(|l| l.contains("WARN") && l.contains(&format!("job={job}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of `field=` in a log line.
+fn field(line: &str, field: &str) -> u64 {
+    let at = line
+        .find(&format!(" {field}="))
+        .unwrap_or_else(|| panic!("no {field} in {line}"));
+    line[at + field.len() + 2..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlap_warnings_are_one_then_one_a_minute_while_the_metric_counts_every_tick() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    // Every run takes 1.5 s: runs at 1, 3, 5, … each overlap one tick, from 2.5 s on.
+    let job = Job::new("overloaded", every(1), |_ctx: JobContext| async {
+        sleep(Duration::from_millis(1_500)).await;
+        Ok(())
+    });
+    let warnings = warnings_of(
+        "overloaded",
+        run_for(builder(&clock).job(job), Duration::from_millis(200_200)),
+    )
+    .await;
+    let overlapped = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "overloaded"), ("reason", "overlap")],
+    );
+    // Logged at 2.5 s (the first), then 62.5, 122.5 and 182.5 s, each summing up the 30
+    // overlaps since the one before.
+    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "overlapped")).collect();
+    assert_eq!(
+        counts,
+        [1, 30, 30, 30],
+        "warnings:\n{}",
+        warnings.join("\n")
+    );
+    assert!(warnings[0].contains("the run outlasted its next tick"));
+    assert!(warnings[1].contains("since the last such warning"));
+    assert!(overlapped >= 100, "{overlapped} overlaps counted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn misfire_warnings_are_one_then_one_a_minute_while_the_metric_counts_every_tick() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let job =
+        Job::new("jumpy", every(1), |_ctx: JobContext| async { Ok(()) }).misfire(Misfire::Skip);
+    let jumps = clock.clone();
+    // Every 10 s the wall clock jumps 10 s ahead: the ticks jumped over are missed.
+    let scenario = async move {
+        for _ in 0..20 {
+            sleep(Duration::from_millis(10_000)).await;
+            jumps.jump(chrono::Duration::seconds(10));
+        }
+        sleep(Duration::from_millis(500)).await;
+    };
+    let warnings = warnings_of("jumpy", run_scenario(builder(&clock).job(job), scenario)).await;
+    let skipped = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "jumpy"), ("reason", "misfire")],
+    );
+    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "skipped")).collect();
+    assert_eq!(counts.len(), 4, "warnings:\n{}", warnings.join("\n"));
+    assert!(warnings[0].contains("ticks were missed (process suspended"));
+    assert!(
+        skipped > counts.iter().sum::<u64>(),
+        "{skipped} misfires counted, {counts:?} logged"
+    );
+    assert!(skipped >= 20 * 10, "{skipped} misfires counted");
+}
+
+/// The configuration error `build()` returns for `builder`.
+async fn config_error(builder: SchedulerBuilder) -> String {
+    match builder.discover(false).build().await {
+        Err(Error::Config(message)) => message,
+        Err(e) => panic!("not a configuration error: {e:?}"),
+        Ok(_) => panic!("built"),
+    }
+}
+
+#[tokio::test]
+async fn two_or_more_backends_of_a_kind_are_refused_naming_the_methods() {
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .store(MemoryStore::new())
+                .sqlite("sqlite://never-opened.db")
+        )
+        .await,
+        "both .store(..) and .sqlite(..) name an execution store; keep one"
+    );
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .postgres("postgres://127.0.0.1:1/never")
+                .sqlite("sqlite://never-opened.db")
+                .store(MemoryStore::new())
+        )
+        .await,
+        ".postgres(..), .sqlite(..) and .store(..) name an execution store; keep one"
+    );
+    assert_eq!(
+        config_error(
+            Scheduler::builder()
+                .lock_backend(InProcessLock::new())
+                .redis("redis://127.0.0.1:1")
+                .postgres_lock("postgres://127.0.0.1:1/never")
+        )
+        .await,
+        ".lock_backend(..), .redis(..) and .postgres_lock(..) name a lock backend; keep one"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_method_called_again_replaces_its_earlier_choice() {
+    let clock = TestClock::new(t0());
+    let kept = Arc::new(MemoryStore::new());
+    let job = Job::new("replaced", every(60), |_ctx: JobContext| async { Ok(()) });
+    builder(&clock)
+        .job(job)
+        .lock_backend(InProcessLock::new())
+        .lock_backend(InProcessLock::new())
+        .store(MemoryStore::new())
+        .store(kept.clone())
+        .build()
+        .await
+        .unwrap();
+    // The job was registered, at t0, in the store named last.
+    let later = JobRegistration::new("replaced", "every 60s".into(), "UTC".into(), None)
+        .registered_at(t0() + chrono::Duration::hours(1));
+    let created = kept.register(&later).await.unwrap().created_at;
+    assert!(
+        created < t0() + chrono::Duration::minutes(1),
+        "created {created}"
     );
 }

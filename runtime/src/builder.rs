@@ -1,0 +1,541 @@
+//! [`SchedulerBuilder`]: checks a scheduler's configuration, connects its backends and
+//! registers its jobs.
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+#[cfg(feature = "webhook")]
+use crate::webhook::Webhook;
+use crate::{
+    clock::Clock,
+    error::Error,
+    executor::{JobEntry, Runtime},
+    job::{self, FailureHook, FailureReport, Job, failure_hook},
+    lock::{InProcessLock, LockBackend},
+    metrics::{self, JobMetrics},
+    scheduler::Scheduler,
+    store::{ExecutionStore, JobRecord, JobRegistration, MemoryStore, StoreError},
+};
+
+/// Configures and builds a [`Scheduler`]; see [`Scheduler::builder`].
+#[must_use = "call .build().await to get a Scheduler"]
+pub struct SchedulerBuilder {
+    jobs: Vec<Job>,
+    discover: bool,
+    /// The lock backends named, by the method that named each.
+    lock: Named<LockChoice>,
+    /// The execution stores named, by the method that named each.
+    store: Named<StoreChoice>,
+    /// Set by [`SchedulerBuilder::prometheus`]: served from `build()`.
+    #[cfg(feature = "prometheus")]
+    prometheus_addr: Option<String>,
+    /// Set by [`SchedulerBuilder::alert_webhook`]: its delivery task starts in `build()`.
+    #[cfg(feature = "webhook")]
+    webhooks: Vec<Webhook>,
+    instance_id: Option<String>,
+    shutdown_grace: Duration,
+    cancel_grace: Duration,
+    misfire_threshold: Duration,
+    liveness: Duration,
+    hooks: Vec<FailureHook>,
+    clock: Clock,
+}
+
+/// A lock backend as named to the builder: ready, or connected in `build()`.
+enum LockChoice {
+    /// [`SchedulerBuilder::lock_backend`].
+    Given(Arc<dyn LockBackend>),
+    /// [`SchedulerBuilder::redis`]: the server's URL.
+    #[cfg(feature = "redis")]
+    Redis(String),
+    /// [`SchedulerBuilder::postgres_lock`]: the database's URL.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl LockChoice {
+    /// The backend, connected.
+    async fn connect(self) -> Result<Arc<dyn LockBackend>, Error> {
+        Ok(match self {
+            Self::Given(lock) => lock,
+            #[cfg(feature = "redis")]
+            Self::Redis(url) => Arc::new(crate::lock::RedisLock::connect(&url).await?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => Arc::new(crate::lock::PostgresLock::connect(&url).await?),
+        })
+    }
+}
+
+/// An execution store as named to the builder: ready, or connected in `build()`.
+enum StoreChoice {
+    /// [`SchedulerBuilder::store`].
+    Given(Arc<dyn ExecutionStore>),
+    /// [`SchedulerBuilder::postgres`]: the database's URL.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+    /// [`SchedulerBuilder::sqlite`]: the database file's URL.
+    #[cfg(feature = "sqlite")]
+    Sqlite(String),
+}
+
+impl StoreChoice {
+    /// The store, connected, its tables created or migrated.
+    async fn connect(self) -> Result<Arc<dyn ExecutionStore>, Error> {
+        Ok(match self {
+            Self::Given(store) => store,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => Arc::new(crate::store::PostgresStore::connect(&url).await?),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(url) => Arc::new(crate::store::SqliteStore::connect(&url).await?),
+        })
+    }
+}
+
+/// The backends named for one role, each with the builder method that named it (for
+/// errors), in call order. A method called again replaces its earlier choice.
+struct Named<T>(Vec<(&'static str, T)>);
+
+impl<T> Named<T> {
+    /// None named yet.
+    const fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Records `choice`, named by `method`, in place of that method's earlier one.
+    fn name(&mut self, method: &'static str, choice: T) {
+        self.0.retain(|(named, _)| *named != method);
+        self.0.push((method, choice));
+    }
+
+    /// The one backend named, if any; an error naming the methods if several were (`role`
+    /// is what each names: "a lock backend").
+    fn one(mut self, role: &str) -> Result<Option<T>, Error> {
+        if let [(first, _), .., (last, _)] = self.0.as_slice() {
+            let all = if self.0.len() == 2 {
+                format!("both {first} and {last}")
+            } else {
+                let but_last: Vec<&str> = self.0[..self.0.len() - 1].iter().map(|n| n.0).collect();
+                format!("{} and {last}", but_last.join(", "))
+            };
+            return Err(Error::Config(format!("{all} name {role}; keep one")));
+        }
+        Ok(self.0.pop().map(|(_, choice)| choice))
+    }
+}
+
+impl SchedulerBuilder {
+    /// A builder with the embedded defaults: see [`Scheduler::builder`].
+    pub(crate) fn new() -> Self {
+        Self {
+            jobs: Vec::new(),
+            discover: true,
+            lock: Named::new(),
+            store: Named::new(),
+            #[cfg(feature = "prometheus")]
+            prometheus_addr: None,
+            #[cfg(feature = "webhook")]
+            webhooks: Vec::new(),
+            instance_id: None,
+            shutdown_grace: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(5),
+            misfire_threshold: Duration::from_secs(5),
+            liveness: Duration::from_secs(30),
+            hooks: Vec::new(),
+            clock: Clock::default(),
+        }
+    }
+
+    /// Adds a job built at run time, or one declared with `#[scheduled]` when discovery is
+    /// off (`.job(tickguard::job!(my_job))`).
+    pub fn job(mut self, job: impl Into<Job>) -> Self {
+        self.jobs.push(job.into());
+        self
+    }
+
+    /// Whether to run every `#[scheduled]` fn linked into the binary (on by default).
+    /// Turn it off to register jobs one by one with [`SchedulerBuilder::job`].
+    pub fn discover(mut self, discover: bool) -> Self {
+        self.discover = discover;
+        self
+    }
+
+    /// The lock backend (default: [`InProcessLock`]). Pass an `Arc` to keep a handle.
+    pub fn lock_backend(mut self, backend: impl LockBackend) -> Self {
+        self.lock
+            .name(".lock_backend(..)", LockChoice::Given(Arc::new(backend)));
+        self
+    }
+
+    /// Locks jobs in the Redis server at `url` (`redis://[user:password@]host[:port][/db]`),
+    /// under the default key prefix `tickguard:lock:`. [`SchedulerBuilder::build`] connects
+    /// and checks that the server answers, and fails with [`Error::Lock`], naming the address
+    /// and what to check, if it does not.
+    ///
+    /// For a ready client, another key prefix, or a custom connection, build a
+    /// [`RedisLock`](crate::lock::RedisLock) and pass it to
+    /// [`SchedulerBuilder::lock_backend`] instead.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.lock.name(".redis(..)", LockChoice::Redis(url.into()));
+        self
+    }
+
+    /// Locks jobs in the PostgreSQL database at `url`
+    /// (`postgres://[user[:password]@]host[:port]/database`), as rows of the table
+    /// `public.tickguard_locks`, which is created if missing. [`SchedulerBuilder::build`]
+    /// connects and creates the table, and fails with [`Error::Lock`], naming the address and
+    /// what to check, if it cannot.
+    ///
+    /// For a ready pool or another schema, build a
+    /// [`PostgresLock`](crate::lock::PostgresLock) and pass it to
+    /// [`SchedulerBuilder::lock_backend`] instead:
+    /// `.lock_backend(PostgresLock::from_pool(pool))`.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres_lock(mut self, url: impl Into<String>) -> Self {
+        self.lock
+            .name(".postgres_lock(..)", LockChoice::Postgres(url.into()));
+        self
+    }
+
+    /// The execution store (default: [`MemoryStore`]). Pass an `Arc` to keep a handle.
+    pub fn store(mut self, store: impl ExecutionStore) -> Self {
+        self.store
+            .name(".store(..)", StoreChoice::Given(Arc::new(store)));
+        self
+    }
+
+    /// Keeps executions in the PostgreSQL database at `url`
+    /// (`postgres://[user[:password]@]host[:port]/database`), in schema `public`: claims,
+    /// fences, checkpoints, `once` steps and history that every instance sharing the
+    /// database agrees on. [`SchedulerBuilder::build`] connects and creates or migrates the
+    /// tables, and fails with [`Error::Store`], naming the address and what to check, if it
+    /// cannot. For another schema or a ready pool, build a
+    /// [`PostgresStore`](crate::store::PostgresStore) and pass it to
+    /// [`SchedulerBuilder::store`].
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.store
+            .name(".postgres(..)", StoreChoice::Postgres(url.into()));
+        self
+    }
+
+    /// Serves every tickguard metric to Prometheus at `addr` (`0.0.0.0:9464`, or
+    /// `127.0.0.1:9464` for the host only): `GET /metrics` (any path answers) returns the
+    /// text exposition, with histograms bucketed for job durations and lock round trips
+    /// (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// [`SchedulerBuilder::build`] installs the recorder for the whole process and starts
+    /// listening; it fails with [`Error::Config`] if the address is not `ip:port`, the port is
+    /// taken, or the process already has a metrics recorder (then leave this out: tickguard
+    /// records through whichever recorder is installed).
+    ///
+    /// Prometheus adds its own `job` label to every scraped series; scrape tickguard with
+    /// `honor_labels: true` so that the `job` label stays the tickguard job's name (see
+    /// `docs/observability/README.md`).
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn prometheus(mut self, addr: impl Into<String>) -> Self {
+        self.prometheus_addr = Some(addr.into());
+        self
+    }
+
+    /// Keeps executions in the SQLite database file at `url` (`sqlite://tickguard.db`),
+    /// created if missing: the embedded persistent store, with no server. History survives
+    /// restarts, so ticks missed while the process was down follow the job's misfire policy,
+    /// and interrupted executions resume. [`SchedulerBuilder::build`] opens the file and
+    /// creates or migrates the tables, and fails with [`Error::Store`] if it cannot.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite(mut self, url: impl Into<String>) -> Self {
+        self.store
+            .name(".sqlite(..)", StoreChoice::Sqlite(url.into()));
+        self
+    }
+
+    /// This instance's id in locks, executions and logs (default: `{hostname}-{pid}-{random}`).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How long shutdown waits for running jobs before it cancels them (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a cancelled run (timeout, shutdown, lock loss) may take to return before its
+    /// future is dropped (default 5 s; after a lock loss, never more than ttl/3).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+
+    /// How late a tick may be noticed and still count as on time (default 5 s). A tick
+    /// noticed later is a misfire and follows the job's [`Misfire`](crate::job::Misfire) policy.
+    pub fn misfire_threshold(mut self, threshold: Duration) -> Self {
+        self.misfire_threshold = threshold;
+        self
+    }
+
+    /// How long an execution's owner may go without a heartbeat before another instance
+    /// counts it as gone (default 30 s; heartbeats go every third of it).
+    pub fn liveness(mut self, liveness: Duration) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Calls `hook` after any job's run fails its last attempt (after the job's own
+    /// `on_failure`).
+    pub fn on_failure<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(FailureReport) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.push(failure_hook(hook));
+        self
+    }
+
+    /// Sends every failure report (a run that failed after its last attempt, timed out, or
+    /// lost its lock) to `webhook` as a JSON `POST`, Slack-compatible; see
+    /// [`Webhook`](crate::Webhook). Delivery runs in a task of its own, retried with backoff
+    /// and bounded by a timeout: a webhook that is slow or down never holds a job or the
+    /// scheduler.
+    #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+    pub fn alert_webhook(mut self, webhook: Webhook) -> Self {
+        self.webhooks.push(webhook);
+        self
+    }
+
+    /// Reads the wall clock from `clock` (tests).
+    #[cfg(feature = "testing")]
+    pub fn clock(mut self, clock: crate::testing::TestClock) -> Self {
+        self.clock = clock.into_clock();
+        self
+    }
+
+    /// Checks the configuration, connects the backends, registers the jobs.
+    pub async fn build(self) -> Result<Scheduler, Error> {
+        self.check_durations()?;
+        #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
+        let Self {
+            jobs,
+            discover,
+            lock,
+            store,
+            #[cfg(feature = "prometheus")]
+            prometheus_addr,
+            #[cfg(feature = "webhook")]
+            webhooks,
+            instance_id,
+            shutdown_grace,
+            cancel_grace,
+            misfire_threshold,
+            liveness,
+            mut hooks,
+            clock,
+        } = self;
+        let jobs = collect_jobs(jobs, discover)?;
+        let lock = lock.one("a lock backend")?;
+        let store = store.one("an execution store")?;
+        let store = match store {
+            Some(choice) => choice.connect().await?,
+            None => Arc::new(MemoryStore::new()),
+        };
+        let lock = match lock {
+            Some(choice) => choice.connect().await?,
+            None => Arc::new(InProcessLock::new()),
+        };
+        #[cfg(feature = "webhook")]
+        let alerts = start_alerts(webhooks, &mut hooks);
+        let now = clock.now();
+        let resume_points = resume_points(&*store, &jobs, now).await?;
+        // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
+        #[cfg(feature = "prometheus")]
+        let exporter = match &prometheus_addr {
+            Some(addr) => Some(crate::prometheus::serve(addr)?),
+            None => None,
+        };
+        metrics::describe();
+        #[cfg(any(feature = "postgres", feature = "sqlite"))]
+        let records_next_fire = store.sql().is_some();
+        #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+        let records_next_fire = false;
+        let stop_runs = CancellationToken::new();
+        let firing = CancellationToken::new();
+        let entries = entries(jobs, resume_points, &stop_runs, &firing);
+        let runtime = Runtime {
+            lock,
+            store,
+            instance_id: instance_id.unwrap_or_else(default_instance_id).into(),
+            clock,
+            hooks,
+            cancel_grace,
+            liveness,
+            records_next_fire,
+            stop_runs,
+        };
+        Ok(Scheduler {
+            rt: Arc::new(runtime),
+            #[cfg(feature = "webhook")]
+            alerts,
+            #[cfg(feature = "prometheus")]
+            exporter,
+            firing,
+            entries,
+            shutdown_grace,
+            misfire_threshold,
+        })
+    }
+
+    /// Checks the durations set on the builder.
+    fn check_durations(&self) -> Result<(), Error> {
+        for (what, d) in [
+            ("shutdown_grace", self.shutdown_grace),
+            ("cancel_grace", self.cancel_grace),
+            ("misfire_threshold", self.misfire_threshold),
+            ("liveness", self.liveness),
+        ] {
+            if d > job::LONGEST {
+                return Err(Error::Config(format!(
+                    "{what} {d:?} is longer than 100 years"
+                )));
+            }
+        }
+        if self.liveness < Duration::from_millis(30) {
+            return Err(Error::Config(format!(
+                "liveness {:?} is too short: at least 30ms",
+                self.liveness
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The jobs given to the builder and, if `discover`, every `#[scheduled]` fn; each checked,
+/// and no name twice.
+fn collect_jobs(mut jobs: Vec<Job>, discover: bool) -> Result<Vec<Job>, Error> {
+    if discover {
+        jobs.extend(job::discovered().map(Job::from_def));
+    }
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for job in &jobs {
+        job.validate()?;
+        if let Some(first) = seen.insert(&job.name, &job.location) {
+            return Err(Error::DuplicateJob {
+                name: job.name.clone(),
+                first: first.to_owned(),
+                second: job.location.clone(),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Starts each webhook's delivery task and adds a hook that queues every failure report on
+/// it; returns what stops them.
+#[cfg(feature = "webhook")]
+fn start_alerts(
+    webhooks: Vec<Webhook>,
+    hooks: &mut Vec<FailureHook>,
+) -> (CancellationToken, Vec<tokio::task::JoinHandle<()>>) {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for webhook in webhooks {
+        let (queue, task) = webhook.start(stop.clone());
+        tasks.push(task);
+        hooks.push(failure_hook(move |report: FailureReport| {
+            let queued = queue.try_send(report);
+            async move {
+                if let Err(e) = queued {
+                    tracing::error!(
+                        error = %e,
+                        "alert webhook queue full or closed; this alert is dropped"
+                    );
+                }
+            }
+        }));
+    }
+    (stop, tasks)
+}
+
+/// Registers the jobs with the store and returns where each job's loop starts: ticks after
+/// the latest one any instance claimed, or after the job was first registered, are due;
+/// those before `now` were missed while no instance ran.
+async fn resume_points(
+    store: &dyn ExecutionStore,
+    jobs: &[Job],
+    now: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, Error> {
+    let registrations: Vec<JobRegistration<'_>> = jobs
+        .iter()
+        .map(|job| {
+            JobRegistration::new(
+                &job.name,
+                job.schedule.to_string(),
+                job.schedule.zone().to_string(),
+                job.schedule.next_after(now),
+            )
+            .registered_at(now)
+        })
+        .collect();
+    let records = register_jobs(store, &registrations).await?;
+    Ok(records
+        .iter()
+        .map(|record| record.last_tick.unwrap_or(record.created_at).min(now))
+        .collect())
+}
+
+/// Registers every job with the store, in order; their records in the same order.
+async fn register_jobs(
+    store: &dyn ExecutionStore,
+    registrations: &[JobRegistration<'_>],
+) -> Result<Vec<JobRecord>, StoreError> {
+    let mut records = Vec::with_capacity(registrations.len());
+    for registration in registrations {
+        records.push(store.register(registration).await?);
+    }
+    Ok(records)
+}
+
+/// One entry per job, each with its own tokens: cancelled by `stop_runs` and `firing`.
+fn entries(
+    jobs: Vec<Job>,
+    resume_points: Vec<DateTime<Utc>>,
+    stop_runs: &CancellationToken,
+    firing: &CancellationToken,
+) -> Vec<Arc<JobEntry>> {
+    jobs.into_iter()
+        .zip(resume_points)
+        .map(|(job, resume_from)| {
+            Arc::new(JobEntry {
+                metrics: JobMetrics::new(&job.name),
+                stop: Arc::new(stop_runs.child_token()),
+                // One child token per job: each sleep waits on its own token, not on a
+                // waiter list (and mutex) shared by every job.
+                firing: firing.child_token(),
+                resume_from,
+                interrupted: Default::default(),
+                job,
+            })
+        })
+        .collect()
+}
+
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}

@@ -1,0 +1,343 @@
+//! What a job loop does when it wakes for a tick: which due ticks run, how many are skipped
+//! as misfires, which tick comes next, and how many ticks a run overlapped. Pure functions of
+//! the schedule and instants: no clock, no I/O.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tickguard_schedule::Schedule;
+
+use crate::job::Misfire;
+
+/// What to do on waking for a tick.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The ticks to run now, oldest first.
+    pub(crate) run: Vec<DateTime<Utc>>,
+    /// How many due ticks will not run (misfires).
+    pub(crate) skipped: u64,
+    /// The latest due tick: lateness is measured from it.
+    pub(crate) latest: DateTime<Utc>,
+    /// The first tick after the due ones, as seen before the runs (`None` when the schedule
+    /// has no further fire time, and for a fixed delay, which counts from the runs' end);
+    /// [`after_run`] settles it.
+    pub(crate) next: Option<DateTime<Utc>>,
+}
+
+/// Where a job loop goes once its runs ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AfterRun {
+    /// The next tick to wait for (`None`: the schedule never fires again).
+    pub(crate) next: Option<DateTime<Utc>>,
+    /// The ticks that came due while the runs were in progress and are skipped.
+    pub(crate) overlapped: u64,
+}
+
+/// The plan for waking at wall time `now` for tick `tick` (`tick <= now`). Every tick in
+/// `[tick, now]` is due; all but the latest were missed, and the latest is on time if
+/// `now - latest <= threshold`. `policy` decides which run.
+pub(crate) fn plan(
+    schedule: &Schedule,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: Misfire,
+    threshold: Duration,
+) -> Plan {
+    if schedule.is_fixed_delay() {
+        return Plan {
+            run: vec![tick],
+            skipped: 0,
+            latest: tick,
+            next: None,
+        };
+    }
+    // The common case (the next tick is still ahead) costs one forward step, which the next
+    // round needs anyway.
+    let mut next = schedule.next_after(tick);
+    let latest = match next {
+        Some(n) if n <= now => {
+            let latest = schedule
+                .latest_at_or_before(now)
+                .map_or(tick, |l| l.max(tick));
+            next = schedule.next_after(latest);
+            latest
+        }
+        _ => tick,
+    };
+    let on_time = (now - latest).to_std().unwrap_or_default() <= threshold;
+    let missed = missed_between(schedule, tick, latest, policy);
+    let mut run = Vec::new();
+    let mut skipped = missed.skipped;
+    match policy {
+        Misfire::Skip if !on_time => skipped += 1,
+        Misfire::Skip | Misfire::RunOnce => run.push(latest),
+        Misfire::RunAll => {
+            run.extend(missed.ticks);
+            run.push(latest);
+        }
+    }
+    Plan {
+        run,
+        skipped,
+        latest,
+        next,
+    }
+}
+
+/// Where to go after the runs of a [`Plan`] ended at wall time `ended`, given the plan's
+/// `next`. Ticks that came due during the runs were overlapped: `run_all` runs them next, as
+/// missed ticks; the other policies skip them and wait for the first tick after `ended`. A
+/// fixed delay counts from `ended`.
+pub(crate) fn after_run(
+    schedule: &Schedule,
+    next: Option<DateTime<Utc>>,
+    ended: DateTime<Utc>,
+    policy: Misfire,
+) -> AfterRun {
+    if schedule.is_fixed_delay() {
+        return AfterRun {
+            next: schedule.next_after(ended),
+            overlapped: 0,
+        };
+    }
+    match next.filter(|n| *n <= ended) {
+        Some(first) if policy != Misfire::RunAll => {
+            let last = schedule
+                .latest_at_or_before(ended)
+                .map_or(first, |l| l.max(first));
+            AfterRun {
+                next: schedule.next_after(ended),
+                overlapped: missed_between(schedule, first, last, Misfire::Skip).skipped + 1,
+            }
+        }
+        _ => AfterRun {
+            next,
+            overlapped: 0,
+        },
+    }
+}
+
+/// The ticks in `[next, latest)`, missed while the process could not fire them.
+struct Missed {
+    /// The missed ticks to run (for `RunAll`), oldest first.
+    ticks: Vec<DateTime<Utc>>,
+    /// The missed ticks that will not run.
+    skipped: u64,
+}
+
+/// The ticks in `[next, latest)`: those `policy` runs, and the count of the others.
+fn missed_between(
+    schedule: &Schedule,
+    next: DateTime<Utc>,
+    latest: DateTime<Utc>,
+    policy: Misfire,
+) -> Missed {
+    if next >= latest {
+        return Missed {
+            ticks: Vec::new(),
+            skipped: 0,
+        };
+    }
+    // The ticks to run are the latest ones, found walking back from `latest`.
+    let mut ticks = Vec::new();
+    if policy == Misfire::RunAll {
+        let mut t = latest;
+        while ticks.len() < Misfire::RUN_ALL_LIMIT {
+            match schedule.latest_at_or_before(t - chrono::Duration::nanoseconds(1)) {
+                Some(prev) if prev >= next => {
+                    ticks.push(prev);
+                    t = prev;
+                }
+                _ => break,
+            }
+        }
+        ticks.reverse();
+    }
+    // Count at most a bounded number one by one, so a long gap on a short period stays cheap
+    // (beyond that the skip counter under-counts).
+    const COUNT_LIMIT: usize = 100_000;
+    let count = std::iter::once(next)
+        .chain(schedule.upcoming(next))
+        .take_while(|t| *t < latest)
+        .take(COUNT_LIMIT)
+        .count();
+    Missed {
+        skipped: (count.saturating_sub(ticks.len())) as u64,
+        ticks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    const THRESHOLD: Duration = Duration::from_secs(5);
+
+    /// Midnight, 1 January 2026 plus `s` seconds: a multiple of every period used here.
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn at_ms(ms: i64) -> DateTime<Utc> {
+        at(0) + chrono::Duration::milliseconds(ms)
+    }
+
+    fn every(s: u64) -> Schedule {
+        Schedule::every(Duration::from_secs(s)).unwrap()
+    }
+
+    fn plan_at(policy: Misfire, tick: i64, now_ms: i64) -> Plan {
+        plan(&every(10), at(tick), at_ms(now_ms), policy, THRESHOLD)
+    }
+
+    #[test]
+    fn on_time_every_policy_runs_the_tick() {
+        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
+            assert_eq!(
+                plan_at(policy, 10, 10_003),
+                Plan {
+                    run: vec![at(10)],
+                    skipped: 0,
+                    latest: at(10),
+                    next: Some(at(20)),
+                },
+                "{policy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn late_by_the_threshold_is_still_on_time() {
+        let p = plan_at(Misfire::Skip, 10, 15_000);
+        assert_eq!((p.run, p.skipped), (vec![at(10)], 0));
+    }
+
+    #[test]
+    fn late_one_tick_skip_skips_it_and_run_once_and_run_all_run_it() {
+        let skip = plan_at(Misfire::Skip, 10, 16_000);
+        assert_eq!((skip.run, skip.skipped), (vec![], 1));
+        assert_eq!(skip.next, Some(at(20)));
+        for policy in [Misfire::RunOnce, Misfire::RunAll] {
+            let p = plan_at(policy, 10, 16_000);
+            assert_eq!((p.run, p.skipped, p.latest), (vec![at(10)], 0, at(10)));
+        }
+    }
+
+    #[test]
+    fn a_gap_of_three_ticks_with_the_latest_on_time() {
+        // Woken at 40.5 s for tick 10: ticks 10, 20 and 30 were missed, 40 is on time.
+        let skip = plan_at(Misfire::Skip, 10, 40_500);
+        assert_eq!(
+            skip,
+            Plan {
+                run: vec![at(40)],
+                skipped: 3,
+                latest: at(40),
+                next: Some(at(50)),
+            }
+        );
+        assert_eq!(plan_at(Misfire::RunOnce, 10, 40_500), skip);
+        let all = plan_at(Misfire::RunAll, 10, 40_500);
+        assert_eq!(
+            (all.run, all.skipped, all.next),
+            (vec![at(10), at(20), at(30), at(40)], 0, Some(at(50)))
+        );
+    }
+
+    #[test]
+    fn a_gap_of_three_ticks_with_the_latest_late() {
+        // Woken at 47 s for tick 10: the latest due tick, 40, is 7 s late.
+        let skip = plan_at(Misfire::Skip, 10, 47_000);
+        assert_eq!((skip.run, skip.skipped, skip.latest), (vec![], 4, at(40)));
+        let once = plan_at(Misfire::RunOnce, 10, 47_000);
+        assert_eq!((once.run, once.skipped), (vec![at(40)], 3));
+        let all = plan_at(Misfire::RunAll, 10, 47_000);
+        assert_eq!(
+            (all.run, all.skipped),
+            (vec![at(10), at(20), at(30), at(40)], 0)
+        );
+    }
+
+    #[test]
+    fn run_all_runs_the_most_recent_ticks_up_to_its_limit() {
+        let limit = Misfire::RUN_ALL_LIMIT as i64;
+        // Ticks 1..=limit + 10 are missed and tick limit + 11 is on time.
+        let now = limit + 11;
+        let p = plan(&every(1), at(1), at(now), Misfire::RunAll, THRESHOLD);
+        assert_eq!(p.run.len(), Misfire::RUN_ALL_LIMIT + 1);
+        assert_eq!(p.run.first(), Some(&at(11)));
+        assert_eq!(p.run.last(), Some(&at(now)));
+        assert!(p.run.windows(2).all(|w| w[0] < w[1]), "oldest first");
+        assert_eq!(p.skipped, 10);
+        assert_eq!(p.next, Some(at(now + 1)));
+    }
+
+    #[test]
+    fn a_fixed_delay_runs_its_tick_however_late_and_counts_from_the_run_end() {
+        let after = Schedule::after(Duration::from_secs(10)).unwrap();
+        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
+            assert_eq!(
+                plan(&after, at(10), at(100), policy, THRESHOLD),
+                Plan {
+                    run: vec![at(10)],
+                    skipped: 0,
+                    latest: at(10),
+                    next: None,
+                }
+            );
+            assert_eq!(
+                after_run(&after, None, at_ms(103_500), policy),
+                AfterRun {
+                    next: Some(at_ms(113_500)),
+                    overlapped: 0,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_that_ends_before_the_next_tick_overlapped_nothing() {
+        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
+            assert_eq!(
+                after_run(&every(10), Some(at(20)), at_ms(19_999), policy),
+                AfterRun {
+                    next: Some(at(20)),
+                    overlapped: 0,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_that_outlasts_ticks_skips_them_except_under_run_all() {
+        // The run for tick 10 ends at 35 s: ticks 20 and 30 came due meanwhile.
+        for policy in [Misfire::Skip, Misfire::RunOnce] {
+            assert_eq!(
+                after_run(&every(10), Some(at(20)), at(35), policy),
+                AfterRun {
+                    next: Some(at(40)),
+                    overlapped: 2,
+                }
+            );
+        }
+        // A run that ends on a tick overlapped it.
+        assert_eq!(
+            after_run(&every(10), Some(at(20)), at(30), Misfire::RunOnce).overlapped,
+            2
+        );
+        // `run_all` runs them next, as missed ticks.
+        assert_eq!(
+            after_run(&every(10), Some(at(20)), at(35), Misfire::RunAll),
+            AfterRun {
+                next: Some(at(20)),
+                overlapped: 0,
+            }
+        );
+        let next = plan(&every(10), at(20), at(35), Misfire::RunAll, THRESHOLD);
+        assert_eq!(next.run, vec![at(20), at(30)]);
+    }
+}
