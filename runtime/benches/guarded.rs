@@ -13,7 +13,8 @@
 //! the no-op job; the fenced `UPDATE .. WHERE id = $1 AND fence = $2` that finishes it; and a
 //! compare-and-`DEL` of the lock in a Lua script. Four round trips. Its pool does not ping a
 //! connection before handing it out (`test_before_acquire(false)`): a ping is no part of the
-//! work.
+//! work. (sqlx still pings each connection as the pool takes it back, in a task of its own,
+//! off the execution's path: the counts show those pings apart.)
 //!
 //! **tickguard** runs the executor's own code path (lock, claim, run, finish, release) for
 //! an idempotent no-op job under a `RedisLock` and a `PostgresStore`, each execution a new
@@ -29,10 +30,44 @@
 //! Then, through a counting TCP proxy (not timed), the Redis commands (RESP arrays the
 //! client sends) and Postgres round trips (`Sync` and simple `Query` messages the client
 //! sends) per execution on each side. With `--statements` it also prints what one execution
-//! of each side sends. One tickguard execution today:
+//! of each side sends. One tickguard execution, in order (2 Redis commands, 10 Postgres
+//! round trips of which 4 are pings, 8 on the execution's path):
 //!
 //! ```text
-//! <filled from `--statements`>
+//! redis     SET tickguard:bench:guarded:{job} {instance}#{seq}/{token} NX PX 30000
+//! postgres  Sync alone (the pool's ping before it hands out a connection)
+//! postgres  simple query: BEGIN
+//! postgres  SELECT fence FROM "tickguard_bench_guarded".tickguard_jobs WHERE job = $1 FOR UPDATE
+//! postgres  SELECT id, status, status = 'RUNNING' AND heartbeat_at > clock_timestamp()
+//!             - $3 * interval '1 millisecond', owner
+//!           FROM "tickguard_bench_guarded".tickguard_executions
+//!           WHERE job = $1 AND (status = 'RUNNING' OR id = $2) FOR UPDATE
+//! postgres  WITH bumped AS (UPDATE "tickguard_bench_guarded".tickguard_jobs
+//!             SET fence = fence + 1, last_tick = GREATEST(last_tick, $3),
+//!             next_fire_at = GREATEST($6, next_fire_at) WHERE job = $1 RETURNING fence),
+//!           abandoned AS (UPDATE "tickguard_bench_guarded".tickguard_executions
+//!             SET status = 'CANCELLED', finished_at = clock_timestamp(),
+//!             error = 'owner stopped heartbeating; execution abandoned'
+//!             WHERE job = $1 AND status = 'RUNNING' AND id <> $2)
+//!           INSERT INTO "tickguard_bench_guarded".tickguard_executions AS e (id, job,
+//!             scheduled_at, status, fence, owner, attempt, started_at, heartbeat_at,
+//!             liveness_ms)
+//!           SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(),
+//!             clock_timestamp(), $5 FROM bumped
+//!           ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence,
+//!             attempt = e.attempt + 1, owner = EXCLUDED.owner,
+//!             scheduled_at = EXCLUDED.scheduled_at, started_at = EXCLUDED.started_at,
+//!             heartbeat_at = EXCLUDED.heartbeat_at, liveness_ms = EXCLUDED.liveness_ms,
+//!             finished_at = NULL, error = NULL WHERE e.job = EXCLUDED.job
+//!           RETURNING fence, attempt - 1, checkpoint::text
+//! postgres  simple query: COMMIT
+//! postgres  Sync alone (the pool's ping as it takes the connection back, off the path)
+//! postgres  Sync alone (the pool's ping before it hands out a connection)
+//! postgres  UPDATE "tickguard_bench_guarded".tickguard_executions SET status = $3,
+//!             attempt = $4, error = $5, finished_at = clock_timestamp()
+//!           WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
+//! postgres  Sync alone (the pool's ping as it takes the connection back, off the path)
+//! redis     EVALSHA {release script} 1 tickguard:bench:guarded:{job} {instance}#{seq}/{token} 0
 //! ```
 //!
 //! Last, the claim's cost against the job's history: a job with 10 finished executions and
@@ -354,14 +389,17 @@ struct Counts {
     sent: AtomicU64,
     /// Postgres: round trips that are a `Sync` alone, the pool's pings.
     pings: AtomicU64,
-    log: Mutex<Option<Vec<String>>>,
+    /// Names the protocol in the log.
+    label: &'static str,
+    /// Shared by the proxies, so that it is in the order sent.
+    log: Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl Counts {
     fn note(&self, what: impl FnOnce() -> String) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         if let Some(log) = self.log.lock().unwrap().as_mut() {
-            log.push(what());
+            log.push(format!("{:<8}  {}", self.label, what()));
         }
     }
 }
@@ -552,8 +590,14 @@ fn through(url: &str, port: u16, default_port: u16) -> (String, String) {
 /// Counts per execution, through proxies, and with `statements` prints what one execution
 /// of each side sends.
 async fn count(run: &str, redis_url: &str, pg_url: &str, statements: bool) {
-    let redis_counts = Arc::new(Counts::default());
-    let pg_counts = Arc::new(Counts::default());
+    let log = Arc::new(Mutex::new(None));
+    let [redis_counts, pg_counts] = ["redis", "postgres"].map(|label| {
+        Arc::new(Counts {
+            label,
+            log: log.clone(),
+            ..Counts::default()
+        })
+    });
     let (_, redis_target) = through(redis_url, 0, 6379);
     let (_, pg_target) = through(pg_url, 0, 5432);
     let redis_port = proxy(redis_target, Protocol::Redis, redis_counts.clone()).await;
@@ -582,9 +626,7 @@ async fn count(run: &str, redis_url: &str, pg_url: &str, statements: bool) {
         let after = now();
         per_execution.push([0, 1, 2].map(|i| (after[i] - before[i]) as f64 / COUNTED as f64));
         if statements {
-            for c in [&redis_counts, &pg_counts] {
-                *c.log.lock().unwrap() = Some(Vec::new());
-            }
+            *log.lock().unwrap() = Some(Vec::new());
             assert!(bench.execute(side, 0).await);
             tokio::time::sleep(Duration::from_millis(100)).await;
             let name = match side {
@@ -592,10 +634,8 @@ async fn count(run: &str, redis_url: &str, pg_url: &str, statements: bool) {
                 Side::Tickguard => "tickguard",
             };
             println!("one execution of {name} sends:");
-            for (what, c) in [("redis", &redis_counts), ("postgres", &pg_counts)] {
-                for line in c.log.lock().unwrap().take().unwrap_or_default() {
-                    println!("  {what:<8}  {line}");
-                }
+            for line in log.lock().unwrap().take().unwrap_or_default() {
+                println!("  {line}");
             }
         }
     }
