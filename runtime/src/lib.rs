@@ -1,6 +1,8 @@
 #![doc = include_str!("../../docs/guide.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod builder;
 mod clock;
 mod context;
