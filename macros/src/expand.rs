@@ -63,57 +63,63 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         Some(Trigger::Cron(Some(expr))) => quote!(#p::Trigger::Cron(#expr)),
         _ => unreachable!("validated: exactly one trigger, and a valid one"),
     };
-    let zone = args.zone.map_or_else(|| "UTC".to_owned(), |z| z.value);
+    // Only what the user wrote is emitted: the runtime applies the defaults of the rest, so
+    // they are defined once, there.
+    let zone = option(args.zone, |z| {
+        let z = z.value;
+        quote!(#z)
+    });
     let jitter = option(args.jitter, |d| duration(&krate, d));
     let lock = option(args.lock, |l| {
-        let ttl = duration(&krate, l.ttl.map_or(Duration::from_secs(30), |t| t.value));
-        let at_least = duration(&krate, l.at_least.map_or(Duration::ZERO, |t| t.value));
-        quote!((#ttl, #at_least))
+        let ttl = option(l.ttl, |t| duration(&krate, t.value));
+        let at_least = option(l.at_least, |t| duration(&krate, t.value));
+        quote!(#p::LockDef {
+            ttl: #ttl,
+            at_least: #at_least,
+        })
     });
-    let retry = args.retry;
-    let attempts = retry
-        .as_ref()
-        .map_or(1, |r| r.attempts.as_ref().map_or(3, |a| a.value));
-    let backoff = duration(
-        &krate,
-        retry
-            .as_ref()
-            .and_then(|r| r.backoff)
-            .unwrap_or(Duration::from_secs(1)),
-    );
-    let max_delay = duration(
-        &krate,
-        retry
-            .as_ref()
-            .and_then(|r| r.max_delay)
-            .unwrap_or(Duration::from_secs(300)),
-    );
-    let factor = retry
-        .as_ref()
-        .and_then(|r| r.factor.as_ref())
-        .map_or(2.0, |f| f.value);
-    let retry_jitter = retry
-        .as_ref()
-        .and_then(|r| r.jitter.as_ref())
-        .map_or(0.0, |j| j.value);
-    // Called through a fn of the expected signature, so a predicate of the wrong type errs on
-    // its path, as a call with the wrong argument would.
-    let when = option(retry.and_then(|r| r.when), |path| {
-        let call = quote_spanned!(path.span()=> #path(error));
-        quote! {{
-            fn __tickguard_when(error: &#p::JobError) -> bool {
-                #call
-            }
-            __tickguard_when
-        }}
+    let retry = option(args.retry, |r| {
+        let attempts = option(r.attempts, |a| {
+            let a = a.value;
+            quote!(#a)
+        });
+        let backoff = option(r.backoff, |d| duration(&krate, d));
+        let factor = option(r.factor, |f| {
+            let f = f.value;
+            quote!(#f)
+        });
+        let max_delay = option(r.max_delay, |d| duration(&krate, d));
+        let jitter = option(r.jitter, |j| {
+            let j = j.value;
+            quote!(#j)
+        });
+        // Called through a fn of the expected signature, so a predicate of the wrong type
+        // errs on its path, as a call with the wrong argument would.
+        let when = option(r.when, |path| {
+            let call = quote_spanned!(path.span()=> #path(error));
+            quote! {{
+                fn __tickguard_when(error: &#p::JobError) -> bool {
+                    #call
+                }
+                __tickguard_when
+            }}
+        });
+        quote!(#p::RetryDef {
+            attempts: #attempts,
+            backoff: #backoff,
+            factor: #factor,
+            max_delay: #max_delay,
+            jitter: #jitter,
+            when: #when,
+        })
     });
     let idempotent = option(args.idempotent, |key| option(key, |k| quote!(#k)));
     let timeout = option(args.timeout, |d| duration(&krate, d));
-    let misfire = match args.misfire.unwrap_or(Misfire::RunOnce) {
+    let misfire = option(args.misfire, |m| match m {
         Misfire::Skip => quote!(#p::Misfire::Skip),
         Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
         Misfire::RunAll => quote!(#p::Misfire::RunAll),
-    };
+    });
     // A hook that is not an `async fn(FailureReport)`, or whose future is not `Send`, errs on
     // its path: the helper's bounds are checked on the hook's call, all spanned there.
     let on_failure = option(args.on_failure, |path| {
@@ -166,14 +172,7 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
             zone: #zone,
             jitter: #jitter,
             lock: #lock,
-            retry: #p::RetryDef {
-                attempts: #attempts,
-                backoff: #backoff,
-                factor: #factor,
-                max_delay: #max_delay,
-                jitter: #retry_jitter,
-                when: #when,
-            },
+            retry: #retry,
             idempotent: #idempotent,
             timeout: #timeout,
             misfire: #misfire,
