@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{FnArg, ItemFn, Path, ReturnType, spanned::Spanned};
+use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Visibility, spanned::Spanned};
 
 use crate::args::{Args, Misfire, Trigger};
 
@@ -43,8 +43,30 @@ pub(crate) fn def_ident(ident: &syn::Ident) -> syn::Ident {
     format_ident!("__tickguard_job_{}", ident)
 }
 
+fn default_crate() -> Path {
+    syn::parse_quote!(::tickguard)
+}
+
+/// What is emitted beside a fn whose arguments or signature are in error: a description of
+/// the right type under the right name, neither registered nor ever run, so that a
+/// `job!(f)` elsewhere resolves and the user sees only the errors that were recorded. A fn
+/// that takes `self` sits in an impl block, where no static may go, and gets none.
+pub(crate) fn stand_in(vis: &Visibility, sig: &Signature, krate: Option<&Path>) -> TokenStream {
+    if sig.receiver().is_some() {
+        return TokenStream::new();
+    }
+    let krate = krate.cloned().unwrap_or_else(default_crate);
+    let def = def_ident(&sig.ident);
+    let name = sig.ident.to_string();
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        #vis static #def: #krate::__private::JobDef = #krate::__private::JobDef::stand_in(#name);
+    }
+}
+
 pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
-    let krate: Path = args.krate.unwrap_or_else(|| syn::parse_quote!(::tickguard));
+    let krate: Path = args.krate.unwrap_or_else(default_crate);
     let p = quote!(#krate::__private);
     let ident = &f.sig.ident;
     let vis = &f.vis;

@@ -399,6 +399,33 @@ pub struct JobDef {
     pub run: fn(JobContext) -> BoxFuture<'static, JobResult>,
 }
 
+impl JobDef {
+    /// What `#[scheduled]` emits in place of a job's description when its arguments or
+    /// signature are in error, beside the `compile_error!`s: `job!(f)` elsewhere then
+    /// resolves, so that one mistake gives one error. It is never registered nor run (the
+    /// crate does not compile).
+    pub const fn stand_in(name: &'static str) -> Self {
+        fn run(_: JobContext) -> BoxFuture<'static, JobResult> {
+            unreachable!("a stand-in job description is never run: its crate does not compile")
+        }
+        Self {
+            name,
+            trigger: Trigger::Every(Duration::from_secs(1)),
+            zone: None,
+            jitter: None,
+            lock: None,
+            retry: None,
+            idempotent: None,
+            timeout: None,
+            misfire: None,
+            on_failure: None,
+            file: "",
+            line: 0,
+            run,
+        }
+    }
+}
+
 /// Part of [`JobDef`]. Not public API.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
@@ -526,6 +553,13 @@ mod tests {
         }),
         ..def("held_long")
     };
+
+    static STAND_IN: JobDef = JobDef::stand_in("broken");
+
+    #[test]
+    fn a_stand_in_builds_a_job_of_its_name() {
+        assert_eq!(Job::from_def(&STAND_IN).name(), "broken");
+    }
 
     #[test]
     fn settings_left_out_take_the_runtimes_defaults() {
