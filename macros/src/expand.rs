@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{FnArg, ItemFn, Path, ReturnType, spanned::Spanned};
+use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Visibility, spanned::Spanned};
 
 use crate::args::{Args, Misfire, Trigger};
 
@@ -43,8 +43,30 @@ pub(crate) fn def_ident(ident: &syn::Ident) -> syn::Ident {
     format_ident!("__tickguard_job_{}", ident)
 }
 
+fn default_crate() -> Path {
+    syn::parse_quote!(::tickguard)
+}
+
+/// What is emitted beside a fn whose arguments or signature are in error: a description of
+/// the right type under the right name, neither registered nor ever run, so that a
+/// `job!(f)` elsewhere resolves and the user sees only the errors that were recorded. A fn
+/// that takes `self` sits in an impl block, where no static may go, and gets none.
+pub(crate) fn stand_in(vis: &Visibility, sig: &Signature, krate: Option<&Path>) -> TokenStream {
+    if sig.receiver().is_some() {
+        return TokenStream::new();
+    }
+    let krate = krate.cloned().unwrap_or_else(default_crate);
+    let def = def_ident(&sig.ident);
+    let name = sig.ident.to_string();
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        #vis static #def: #krate::__private::JobDef = #krate::__private::JobDef::stand_in(#name);
+    }
+}
+
 pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
-    let krate: Path = args.krate.unwrap_or_else(|| syn::parse_quote!(::tickguard));
+    let krate: Path = args.krate.unwrap_or_else(default_crate);
     let p = quote!(#krate::__private);
     let ident = &f.sig.ident;
     let vis = &f.vis;
@@ -63,57 +85,63 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         Some(Trigger::Cron(Some(expr))) => quote!(#p::Trigger::Cron(#expr)),
         _ => unreachable!("validated: exactly one trigger, and a valid one"),
     };
-    let zone = args.zone.map_or_else(|| "UTC".to_owned(), |z| z.value);
+    // Only what the user wrote is emitted: the runtime applies the defaults of the rest, so
+    // they are defined once, there.
+    let zone = option(args.zone, |z| {
+        let z = z.value;
+        quote!(#z)
+    });
     let jitter = option(args.jitter, |d| duration(&krate, d));
     let lock = option(args.lock, |l| {
-        let ttl = duration(&krate, l.ttl.map_or(Duration::from_secs(30), |t| t.value));
-        let at_least = duration(&krate, l.at_least.map_or(Duration::ZERO, |t| t.value));
-        quote!((#ttl, #at_least))
+        let ttl = option(l.ttl, |t| duration(&krate, t.value));
+        let at_least = option(l.at_least, |t| duration(&krate, t.value));
+        quote!(#p::LockDef {
+            ttl: #ttl,
+            at_least: #at_least,
+        })
     });
-    let retry = args.retry;
-    let attempts = retry
-        .as_ref()
-        .map_or(1, |r| r.attempts.as_ref().map_or(3, |a| a.value));
-    let backoff = duration(
-        &krate,
-        retry
-            .as_ref()
-            .and_then(|r| r.backoff)
-            .unwrap_or(Duration::from_secs(1)),
-    );
-    let max_delay = duration(
-        &krate,
-        retry
-            .as_ref()
-            .and_then(|r| r.max_delay)
-            .unwrap_or(Duration::from_secs(300)),
-    );
-    let factor = retry
-        .as_ref()
-        .and_then(|r| r.factor.as_ref())
-        .map_or(2.0, |f| f.value);
-    let retry_jitter = retry
-        .as_ref()
-        .and_then(|r| r.jitter.as_ref())
-        .map_or(0.0, |j| j.value);
-    // Called through a fn of the expected signature, so a predicate of the wrong type errs on
-    // its path, as a call with the wrong argument would.
-    let when = option(retry.and_then(|r| r.when), |path| {
-        let call = quote_spanned!(path.span()=> #path(error));
-        quote! {{
-            fn __tickguard_when(error: &#p::JobError) -> bool {
-                #call
-            }
-            __tickguard_when
-        }}
+    let retry = option(args.retry, |r| {
+        let attempts = option(r.attempts, |a| {
+            let a = a.value;
+            quote!(#a)
+        });
+        let backoff = option(r.backoff, |d| duration(&krate, d));
+        let factor = option(r.factor, |f| {
+            let f = f.value;
+            quote!(#f)
+        });
+        let max_delay = option(r.max_delay, |d| duration(&krate, d));
+        let jitter = option(r.jitter, |j| {
+            let j = j.value;
+            quote!(#j)
+        });
+        // Called through a fn of the expected signature, so a predicate of the wrong type
+        // errs on its path, as a call with the wrong argument would.
+        let when = option(r.when, |path| {
+            let call = quote_spanned!(path.span()=> #path(error));
+            quote! {{
+                fn __tickguard_when(error: &#p::JobError) -> bool {
+                    #call
+                }
+                __tickguard_when
+            }}
+        });
+        quote!(#p::RetryDef {
+            attempts: #attempts,
+            backoff: #backoff,
+            factor: #factor,
+            max_delay: #max_delay,
+            jitter: #jitter,
+            when: #when,
+        })
     });
     let idempotent = option(args.idempotent, |key| option(key, |k| quote!(#k)));
     let timeout = option(args.timeout, |d| duration(&krate, d));
-    let misfire = match args.misfire.unwrap_or(Misfire::RunOnce) {
+    let misfire = option(args.misfire, |m| match m {
         Misfire::Skip => quote!(#p::Misfire::Skip),
         Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
         Misfire::RunAll => quote!(#p::Misfire::RunAll),
-    };
+    });
     // A hook that is not an `async fn(FailureReport)`, or whose future is not `Send`, errs on
     // its path: the helper's bounds are checked on the hook's call, all spanned there.
     let on_failure = option(args.on_failure, |path| {
@@ -166,14 +194,7 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
             zone: #zone,
             jitter: #jitter,
             lock: #lock,
-            retry: #p::RetryDef {
-                attempts: #attempts,
-                backoff: #backoff,
-                factor: #factor,
-                max_delay: #max_delay,
-                jitter: #retry_jitter,
-                when: #when,
-            },
+            retry: #retry,
             idempotent: #idempotent,
             timeout: #timeout,
             misfire: #misfire,

@@ -23,14 +23,18 @@ pub fn scheduled(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(f) => f,
         Err(e) => return unparsed(args.into(), item, e).into(),
     };
-    let cx = ctxt::Ctxt::default();
+    let cx = ctxt::Ctxt::new();
     let parsed = args::Args::parse(args.into(), &cx);
     validate::signature(&f.sig, &cx);
     validate::arguments(&parsed, &cx);
-    match cx.into_compile_errors() {
-        // On error the fn is still emitted as written, so one mistake gives one error, not a
-        // cascade of "cannot find function" ones.
-        Some(errors) => quote!(#errors #f).into(),
+    match cx.check() {
+        // On error the fn is still emitted as written, and a stand-in description beside it,
+        // so one mistake gives one error, not a cascade of "cannot find function" ones here
+        // or "cannot find value" ones at a `job!(f)`.
+        Some(errors) => {
+            let stand_in = expand::stand_in(&f.vis, &f.sig, parsed.krate.as_ref());
+            quote!(#errors #f #stand_in).into()
+        }
         None => expand::expand(&f, parsed).into(),
     }
 }
@@ -44,13 +48,14 @@ fn unparsed(
     item: proc_macro2::TokenStream,
     error: syn::Error,
 ) -> proc_macro2::TokenStream {
-    if let Ok(UnparsedBody(sig)) = syn::parse2(item.clone()) {
-        let cx = ctxt::Ctxt::default();
+    if let Ok(UnparsedBody(vis, sig)) = syn::parse2(item.clone()) {
+        let cx = ctxt::Ctxt::new();
         let parsed = args::Args::parse(args, &cx);
         validate::signature(&sig, &cx);
         validate::arguments(&parsed, &cx);
-        let errors = cx.into_compile_errors();
-        return quote!(#errors #item);
+        let errors = cx.check();
+        let stand_in = expand::stand_in(&vis, &sig, parsed.krate.as_ref());
+        return quote!(#errors #item #stand_in);
     }
     if syn::parse2::<FnHead>(item.clone()).is_ok() {
         return item;
@@ -61,18 +66,18 @@ fn unparsed(
 }
 
 /// A fn whose signature parses, with its body unparsed.
-struct UnparsedBody(Signature);
+struct UnparsedBody(Visibility, Signature);
 
 impl Parse for UnparsedBody {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         input.call(Attribute::parse_outer)?;
-        input.parse::<Visibility>()?;
+        let vis = input.parse()?;
         let sig = input.parse()?;
         input.step(|cursor| match cursor.group(proc_macro2::Delimiter::Brace) {
             Some((_, _, rest)) => Ok(((), rest)),
             None => Err(cursor.error("expected the fn's body")),
         })?;
-        Ok(Self(sig))
+        Ok(Self(vis, sig))
     }
 }
 

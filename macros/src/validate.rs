@@ -90,23 +90,23 @@ pub(crate) fn arguments(args: &Args, cx: &Ctxt) {
         );
     }
     if let Some(lock) = &args.lock {
+        // Kept in step with the runtime's `LockPolicy::MIN_TTL`, which `Job::validate` checks
+        // again at startup: the attribute cannot read the runtime's constants.
         if let Some(ttl) = &lock.ttl
             && ttl.value < Duration::from_millis(30)
         {
             cx.error(ttl.span, "lock `ttl` must be at least 30ms");
         }
-        let ttl = lock
-            .ttl
-            .as_ref()
-            .map_or(Duration::from_secs(30), |t| t.value);
-        if let Some(at_least) = &lock.at_least
-            && at_least.value > ttl
+        // Only against a ttl written here: against the runtime's default ttl, the scheduler
+        // checks it at startup (`Error::InvalidJob`, naming the job).
+        if let (Some(ttl), Some(at_least)) = (&lock.ttl, &lock.at_least)
+            && at_least.value > ttl.value
         {
             cx.error(
                 at_least.span,
                 format!(
-                    "`at_least` ({:?}) is longer than the lock's `ttl` ({ttl:?}): the lease would expire first",
-                    at_least.value
+                    "`at_least` ({:?}) is longer than the lock's `ttl` ({:?}): the lease would expire first",
+                    at_least.value, ttl.value
                 ),
             );
         }

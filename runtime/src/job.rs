@@ -64,12 +64,17 @@ pub struct LockPolicy {
 impl LockPolicy {
     /// The ttl of a bare `lock`: 30 s, renewed every 10 s (as Redisson's watchdog).
     pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+    /// The `at_least` unless set: none, the lease is released as soon as the run ends.
+    pub const DEFAULT_AT_LEAST: Duration = Duration::ZERO;
+    /// The shortest ttl a lock may have: 30 ms. A shorter lease would expire between the
+    /// watchdog's renewals.
+    pub const MIN_TTL: Duration = Duration::from_millis(30);
 
     /// A lock with `ttl` and no `at_least`.
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            at_least: Duration::ZERO,
+            at_least: Self::DEFAULT_AT_LEAST,
         }
     }
 
@@ -286,10 +291,11 @@ impl Job {
             }
         }
         if let Some(lock) = self.lock {
-            if lock.ttl < Duration::from_millis(30) {
+            if lock.ttl < LockPolicy::MIN_TTL {
                 return invalid(format!(
-                    "lock ttl {:?} is too short: at least 30ms",
-                    lock.ttl
+                    "lock ttl {:?} is too short: at least {:?}",
+                    lock.ttl,
+                    LockPolicy::MIN_TTL
                 ));
             }
             if lock.at_least > lock.ttl {
@@ -305,13 +311,20 @@ impl Job {
         Ok(())
     }
 
-    /// Builds a job from the description `#[scheduled]` generates.
+    /// Builds a job from the description `#[scheduled]` generates, applying the defaults of
+    /// every setting the attribute left out ([`LockPolicy::DEFAULT_TTL`],
+    /// [`RetryPolicy::DEFAULT_ATTEMPTS`], [`Misfire::RunOnce`], ...): the description holds
+    /// only what the user wrote.
     #[doc(hidden)]
     pub fn from_def(def: &'static JobDef) -> Self {
-        // The attribute validated every field at compile time with the same parser, so these
-        // conversions cannot fail for a generated description.
+        // The attribute validated every field it was given at compile time with the same
+        // parser, so these conversions cannot fail for a generated description. Checks that
+        // involve a default (an `at_least` over the default ttl) are made by `validate`.
         let schedule = match def.trigger {
-            Trigger::Cron(expr) => Schedule::cron(expr).and_then(|s| s.in_zone(def.zone)),
+            Trigger::Cron(expr) => Schedule::cron(expr).and_then(|s| match def.zone {
+                Some(zone) => s.in_zone(zone),
+                None => Ok(s),
+            }),
             Trigger::Every(d) => Schedule::every(d),
             Trigger::After(d) => Schedule::after(d),
         };
@@ -332,18 +345,11 @@ impl Job {
             name: def.name.to_owned(),
             schedule,
             jitter: def.jitter,
-            lock: def.lock.map(|(ttl, at_least)| LockPolicy { ttl, at_least }),
-            retry: RetryPolicy {
-                attempts: def.retry.attempts,
-                backoff: def.retry.backoff,
-                factor: def.retry.factor,
-                max_delay: def.retry.max_delay,
-                jitter: def.retry.jitter,
-                when: def.retry.when,
-            },
+            lock: def.lock.map(LockDef::policy),
+            retry: def.retry.map_or_else(RetryPolicy::none, RetryDef::policy),
             key,
             timeout: def.timeout,
-            misfire: def.misfire,
+            misfire: def.misfire.unwrap_or_default(),
             on_failure: def.on_failure.map(|hook| Arc::new(hook) as FailureHook),
             location: format!("{}:{}", def.file, def.line),
             handler: Arc::new(run),
@@ -372,23 +378,52 @@ impl From<&'static JobDef> for Job {
     }
 }
 
-/// The static description `#[scheduled]` emits beside a job's fn. Not public API.
+/// The static description `#[scheduled]` emits beside a job's fn: the arguments as written,
+/// `None` where one was left out (the runtime applies its defaults in [`Job::from_def`]). Not
+/// public API.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct JobDef {
     pub name: &'static str,
     pub trigger: Trigger,
-    pub zone: &'static str,
+    pub zone: Option<&'static str>,
     pub jitter: Option<Duration>,
-    pub lock: Option<(Duration, Duration)>,
-    pub retry: RetryDef,
+    pub lock: Option<LockDef>,
+    pub retry: Option<RetryDef>,
     pub idempotent: Option<Option<&'static str>>,
     pub timeout: Option<Duration>,
-    pub misfire: Misfire,
+    pub misfire: Option<Misfire>,
     pub on_failure: Option<fn(FailureReport) -> BoxFuture<'static, ()>>,
     pub file: &'static str,
     pub line: u32,
     pub run: fn(JobContext) -> BoxFuture<'static, JobResult>,
+}
+
+impl JobDef {
+    /// What `#[scheduled]` emits in place of a job's description when its arguments or
+    /// signature are in error, beside the `compile_error!`s: `job!(f)` elsewhere then
+    /// resolves, so that one mistake gives one error. It is never registered nor run (the
+    /// crate does not compile).
+    pub const fn stand_in(name: &'static str) -> Self {
+        fn run(_: JobContext) -> BoxFuture<'static, JobResult> {
+            unreachable!("a stand-in job description is never run: its crate does not compile")
+        }
+        Self {
+            name,
+            trigger: Trigger::Every(Duration::from_secs(1)),
+            zone: None,
+            jitter: None,
+            lock: None,
+            retry: None,
+            idempotent: None,
+            timeout: None,
+            misfire: None,
+            on_failure: None,
+            file: "",
+            line: 0,
+            run,
+        }
+    }
 }
 
 /// Part of [`JobDef`]. Not public API.
@@ -400,16 +435,58 @@ pub enum Trigger {
     After(Duration),
 }
 
-/// Part of [`JobDef`]. Not public API.
+/// Part of [`JobDef`]: `lock` or `lock(...)`, each setting `None` unless written. Not public
+/// API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct LockDef {
+    pub ttl: Option<Duration>,
+    pub at_least: Option<Duration>,
+}
+
+impl LockDef {
+    /// The policy, with [`LockPolicy`]'s defaults where a setting was left out.
+    fn policy(self) -> LockPolicy {
+        LockPolicy::new(self.ttl.unwrap_or(LockPolicy::DEFAULT_TTL))
+            .at_least(self.at_least.unwrap_or(LockPolicy::DEFAULT_AT_LEAST))
+    }
+}
+
+/// Part of [`JobDef`]: `retry` or `retry(...)`, each setting `None` unless written. Not
+/// public API.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct RetryDef {
-    pub attempts: u32,
-    pub backoff: Duration,
-    pub factor: f64,
-    pub max_delay: Duration,
-    pub jitter: f64,
+    pub attempts: Option<u32>,
+    pub backoff: Option<Duration>,
+    pub factor: Option<f64>,
+    pub max_delay: Option<Duration>,
+    pub jitter: Option<f64>,
     pub when: Option<RetryPredicate>,
+}
+
+impl RetryDef {
+    /// The policy, with [`RetryPolicy`]'s defaults where a setting was left out.
+    fn policy(self) -> RetryPolicy {
+        let mut policy =
+            RetryPolicy::attempts(self.attempts.unwrap_or(RetryPolicy::DEFAULT_ATTEMPTS));
+        if let Some(backoff) = self.backoff {
+            policy = policy.backoff(backoff);
+        }
+        if let Some(factor) = self.factor {
+            policy = policy.factor(factor);
+        }
+        if let Some(max_delay) = self.max_delay {
+            policy = policy.max_delay(max_delay);
+        }
+        if let Some(jitter) = self.jitter {
+            policy = policy.jitter(jitter);
+        }
+        if let Some(when) = self.when {
+            policy = policy.when(when);
+        }
+        policy
+    }
 }
 
 /// A discovered job, submitted by `#[scheduled]`. Not public API.
@@ -422,4 +499,97 @@ inventory::collect!(Registration);
 /// Every job declared with `#[scheduled]` in the binary.
 pub(crate) fn discovered() -> impl Iterator<Item = &'static JobDef> {
     inventory::iter::<Registration>.into_iter().map(|r| r.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(_: JobContext) -> BoxFuture<'static, JobResult> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A description with every optional setting left out, as `#[scheduled(...)]` emits it
+    /// (the stand-in leaves out every one).
+    const fn def(name: &'static str) -> JobDef {
+        JobDef {
+            trigger: Trigger::Cron("0 * * * * *"),
+            file: "src/jobs.rs",
+            line: 7,
+            run,
+            ..JobDef::stand_in(name)
+        }
+    }
+
+    static PLAIN: JobDef = def("plain");
+
+    static BARE_LOCK_AND_RETRY: JobDef = JobDef {
+        lock: Some(LockDef {
+            ttl: None,
+            at_least: None,
+        }),
+        retry: Some(RetryDef {
+            attempts: None,
+            backoff: None,
+            factor: None,
+            max_delay: None,
+            jitter: None,
+            when: None,
+        }),
+        ..def("bare")
+    };
+
+    static AT_LEAST_OVER_DEFAULT_TTL: JobDef = JobDef {
+        lock: Some(LockDef {
+            ttl: None,
+            at_least: Some(Duration::from_secs(60)),
+        }),
+        ..def("held_long")
+    };
+
+    static STAND_IN: JobDef = JobDef::stand_in("broken");
+
+    #[test]
+    fn a_stand_in_builds_a_job_of_its_name() {
+        assert_eq!(Job::from_def(&STAND_IN).name(), "broken");
+    }
+
+    #[test]
+    fn settings_left_out_take_the_runtimes_defaults() {
+        let job = Job::from_def(&PLAIN);
+        assert_eq!(job.lock, None);
+        assert_eq!(job.retry.max_attempts(), 1);
+        assert_eq!(job.misfire, Misfire::default());
+        assert_eq!(job.schedule.zone().name(), "UTC");
+        assert_eq!(job.location, "src/jobs.rs:7");
+        job.validate().unwrap();
+    }
+
+    #[test]
+    fn a_bare_lock_and_retry_take_the_policies_defaults() {
+        let job = Job::from_def(&BARE_LOCK_AND_RETRY);
+        assert_eq!(job.lock, Some(LockPolicy::default()));
+        assert_eq!(job.lock.map(|l| l.ttl), Some(LockPolicy::DEFAULT_TTL));
+        let retry = job.retry;
+        assert_eq!(retry.attempts, RetryPolicy::DEFAULT_ATTEMPTS);
+        assert_eq!(retry.backoff, RetryPolicy::DEFAULT_BACKOFF);
+        assert_eq!(retry.factor, RetryPolicy::DEFAULT_FACTOR);
+        assert_eq!(retry.max_delay, RetryPolicy::DEFAULT_MAX_DELAY);
+        assert_eq!(retry.jitter, RetryPolicy::DEFAULT_JITTER);
+        assert!(retry.when.is_none());
+        job.validate().unwrap();
+    }
+
+    #[test]
+    fn at_least_over_the_default_ttl_is_refused_at_startup_naming_the_job() {
+        let job = Job::from_def(&AT_LEAST_OVER_DEFAULT_TTL);
+        match job.validate() {
+            Err(Error::InvalidJob { job, reason }) => {
+                assert_eq!(job, "held_long");
+                assert!(reason.contains("at_least (60s)"), "{reason}");
+                assert!(reason.contains("ttl (30s)"), "{reason}");
+            }
+            other => panic!("expected InvalidJob, got {other:?}"),
+        }
+    }
 }

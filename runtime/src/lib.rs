@@ -65,7 +65,7 @@ pub mod __private {
 
     pub use crate::{
         BoxFuture, FailureReport, JobContext, JobError, JobResult, Misfire,
-        job::{JobDef, Registration, RetryDef, Trigger},
+        job::{JobDef, LockDef, Registration, RetryDef, Trigger},
     };
 
     /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not

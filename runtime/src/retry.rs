@@ -44,6 +44,8 @@ impl RetryPolicy {
     pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(300);
     /// The attempts of a bare `retry`: 3.
     pub const DEFAULT_ATTEMPTS: u32 = 3;
+    /// The jitter unless set: 0, delays are not shortened.
+    pub const DEFAULT_JITTER: f64 = 0.0;
 
     /// One attempt, no retry.
     pub fn none() -> Self {
@@ -57,7 +59,7 @@ impl RetryPolicy {
             backoff: Self::DEFAULT_BACKOFF,
             factor: Self::DEFAULT_FACTOR,
             max_delay: Self::DEFAULT_MAX_DELAY,
-            jitter: 0.0,
+            jitter: Self::DEFAULT_JITTER,
             when: None,
         }
     }

@@ -1,0 +1,303 @@
+//! Cron expressions in Spring's grammar.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+
+use crate::{
+    calendar::{Direction, before_day, days_in_month, end_of_day, next_month, previous_month},
+    error::ScheduleError,
+};
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+const FIELD_NAMES: [&str; 6] = [
+    "second",
+    "minute",
+    "hour",
+    "day-of-month",
+    "month",
+    "day-of-week",
+];
+
+/// Upper bound on the candidates the `L-n` filter looks at before it gives up: about 800
+/// years of months, far more than any expression that fires at all needs.
+const MAX_CANDIDATES: usize = 10_000;
+
+/// A parsed cron expression, in Spring's grammar (see the crate docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cron {
+    source: String,
+    cron: croner::Cron,
+    /// `Some(n)` for a day-of-month of `L-n`, which croner has no syntax for: croner then
+    /// searches with `*` there and this filter keeps the days that are `n` before the last.
+    days_before_last: Option<u32>,
+}
+
+impl Cron {
+    /// Parses a cron expression, and rejects one that never fires (`0 0 0 30 2 *`).
+    pub fn parse(expr: &str) -> Result<Self, ScheduleError> {
+        let cron = Self::parse_syntax(expr)?;
+        let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+        match probe.and_then(|t| cron.search(&t, false, Direction::Forward)) {
+            Some(_) => Ok(cron),
+            None => Err(ScheduleError::NeverFires {
+                expr: expr.to_owned(),
+            }),
+        }
+    }
+
+    fn parse_syntax(expr: &str) -> Result<Self, ScheduleError> {
+        let invalid = |reason: String| ScheduleError::InvalidCron {
+            expr: expr.to_owned(),
+            reason,
+        };
+        let trimmed = expr.trim();
+        let mut text = match trimmed.to_ascii_lowercase().as_str() {
+            // croner knows every macro of Spring's but this one.
+            "@midnight" => "@daily".to_owned(),
+            _ => trimmed.to_owned(),
+        };
+        if text.starts_with('@') {
+            text = croner_macro(&text)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unknown macro `{text}`; use one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
+                    ))
+                })?
+                .to_owned();
+        }
+        let mut fields: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        if fields.len() == 5 {
+            fields.insert(0, "0".to_owned());
+        }
+        if fields.len() != 6 {
+            return Err(invalid(format!(
+                "expected 6 fields (second minute hour day-of-month month day-of-week) or 5 (without seconds), found {}",
+                fields.len()
+            )));
+        }
+        let written = fields.clone();
+        for (i, field) in fields.iter_mut().enumerate() {
+            *field = field.to_ascii_uppercase();
+            // Names are replaced per field: croner would replace them anywhere, so that
+            // `JAN` in the day-of-week field would silently mean Monday.
+            let names: &[&str] = match i {
+                4 => &MONTHS,
+                5 => &WEEKDAYS,
+                _ => &[],
+            };
+            for (n, name) in names.iter().enumerate() {
+                let number = if i == 4 { n + 1 } else { n };
+                *field = field.replace(name, &number.to_string());
+            }
+            let letters: &[char] = match i {
+                3 => &['L', 'W'],
+                5 => &['L'],
+                _ => &[],
+            };
+            if let Some(bad) = field
+                .chars()
+                .find(|c| c.is_ascii_alphabetic() && !letters.contains(c))
+            {
+                return Err(invalid(format!(
+                    "{} field `{}`: illegal character `{bad}`{}",
+                    FIELD_NAMES[i],
+                    written[i],
+                    match i {
+                        4 => "; months are 1-12 or JAN-DEC",
+                        5 => "; weekdays are 0-7 or SUN-SAT",
+                        _ => "",
+                    }
+                )));
+            }
+        }
+        if fields[5] == "L" {
+            return Err(invalid(
+                "day-of-week field `L`: name the weekday, such as `5L` for the last Friday"
+                    .to_owned(),
+            ));
+        }
+        let mut days_before_last = None;
+        if fields[3].contains("L-") && (!fields[3].starts_with("L-") || fields[3].contains(',')) {
+            return Err(invalid(format!(
+                "day-of-month field `{}`: `L-n` cannot be combined with other days in a list",
+                written[3]
+            )));
+        }
+        if let Some(n) = fields[3].strip_prefix("L-") {
+            let n: u32 = n.parse().ok().filter(|n| *n <= 30).ok_or_else(|| {
+                invalid(format!(
+                    "day-of-month field `{}`: `L-n` takes n from 0 to 30",
+                    written[3]
+                ))
+            })?;
+            days_before_last = Some(n);
+            fields[3] = "*".to_owned();
+        }
+        let parser = CronParser::builder()
+            .seconds(Seconds::Required)
+            .year(Year::Disallowed)
+            .dom_and_dow(true)
+            // Spring reads `1/3` as `1-max/3`.
+            .sloppy_ranges(true)
+            .build();
+        let cron = parser.parse(&fields.join(" ")).map_err(|whole| {
+            // Name the field at fault: parse it alone, with every other field `*`.
+            let culprit = (0..6).find(|&i| {
+                let alone: Vec<&str> = (0..6)
+                    .map(|j| if j == i { fields[j].as_str() } else { "*" })
+                    .collect();
+                parser.parse(&alone.join(" ")).is_err()
+            });
+            match culprit {
+                Some(i) => invalid(format!(
+                    "{} field `{}`: {}",
+                    FIELD_NAMES[i],
+                    written[i],
+                    croner_reason(&whole)
+                )),
+                None => invalid(croner_reason(&whole)),
+            }
+        })?;
+        Ok(Self {
+            source: trimmed.to_owned(),
+            cron,
+            days_before_last,
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the wall-clock instant `t` matches the expression.
+    pub fn matches<Z: TimeZone>(&self, t: &DateTime<Z>) -> bool {
+        let day_ok = match self.days_before_last {
+            Some(n) => t.day() + n == days_in_month(t.year(), t.month()),
+            None => true,
+        };
+        day_ok && self.cron.is_time_matching(t).unwrap_or(false)
+    }
+
+    /// The first fire time after `from` (at or after it if `inclusive`), or before it when
+    /// searching backward, on `from`'s wall clock.
+    pub(crate) fn search<Z: TimeZone>(
+        &self,
+        from: &DateTime<Z>,
+        inclusive: bool,
+        dir: Direction,
+    ) -> Option<DateTime<Z>> {
+        let step = |t: &DateTime<Z>, inclusive| match dir {
+            Direction::Forward => self.cron.find_next_occurrence(t, inclusive).ok(),
+            Direction::Backward => self.cron.find_previous_occurrence(t, inclusive).ok(),
+        };
+        let Some(n) = self.days_before_last else {
+            return step(from, inclusive);
+        };
+        let zone = from.timezone();
+        let mut at = step(from, inclusive)?;
+        for _ in 0..MAX_CANDIDATES {
+            let last = days_in_month(at.year(), at.month());
+            let Some(target) = last.checked_sub(n).filter(|d| *d >= 1) else {
+                // This month is too short for `L-n`: move to the next (or previous) one.
+                at = match dir {
+                    Direction::Forward => {
+                        let (y, m) = next_month(at.year(), at.month());
+                        step(&before_day(&zone, y, m, 1)?, false)?
+                    }
+                    Direction::Backward => {
+                        let (y, m) = previous_month(at.year(), at.month());
+                        step(&end_of_day(&zone, y, m, days_in_month(y, m))?, true)?
+                    }
+                };
+                continue;
+            };
+            let day = at.day();
+            if day == target {
+                return Some(at);
+            }
+            at = match (dir, day < target) {
+                (Direction::Forward, true) => {
+                    step(&before_day(&zone, at.year(), at.month(), target)?, false)?
+                }
+                (Direction::Forward, false) => {
+                    let (y, m) = next_month(at.year(), at.month());
+                    step(&before_day(&zone, y, m, 1)?, false)?
+                }
+                (Direction::Backward, false) => {
+                    step(&end_of_day(&zone, at.year(), at.month(), target)?, true)?
+                }
+                (Direction::Backward, true) => {
+                    let (y, m) = previous_month(at.year(), at.month());
+                    step(&end_of_day(&zone, y, m, days_in_month(y, m))?, true)?
+                }
+            };
+        }
+        None
+    }
+}
+
+impl FromStr for Cron {
+    type Err = ScheduleError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Cron {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+fn croner_macro(text: &str) -> Option<&'static str> {
+    Some(match text.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 0 1 1 *",
+        "@monthly" => "0 0 0 1 * *",
+        "@weekly" => "0 0 0 * * SUN",
+        "@daily" => "0 0 0 * * *",
+        "@hourly" => "0 0 * * * *",
+        _ => return None,
+    })
+}
+
+fn croner_reason(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError as E;
+    match e {
+        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => {
+            m.trim_end_matches('.').to_lowercase()
+        }
+        other => other.to_string().trim_end_matches('.').to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Cron::parse("0 61 * * * *").unwrap_err().to_string();
+        assert!(e.contains("minute field `61`"), "{e}");
+        let e = Cron::parse("0 0 25 * * *").unwrap_err().to_string();
+        assert!(e.contains("hour field `25`"), "{e}");
+        let e = Cron::parse("0 0 0 * 13 *").unwrap_err().to_string();
+        assert!(e.contains("month field `13`"), "{e}");
+    }
+
+    #[test]
+    fn impossible_dates_never_fire() {
+        for expr in ["0 0 0 30 2 *", "0 0 0 31 4,6,9,11 *", "0 0 0 L-30 2 *"] {
+            assert!(
+                matches!(Cron::parse(expr), Err(ScheduleError::NeverFires { .. })),
+                "{expr}"
+            );
+        }
+    }
+}

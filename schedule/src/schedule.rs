@@ -1,0 +1,195 @@
+//! When a job fires.
+
+use std::{fmt, time::Duration};
+
+use chrono::{DateTime, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::{calendar::Direction, cron::Cron, error::ScheduleError, parse::parse_zone};
+
+/// When a job fires: a cron expression in a zone, a fixed rate, or a fixed delay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    Cron(Box<Cron>, Tz),
+    Every(Duration),
+    After(Duration),
+}
+
+impl Schedule {
+    /// A cron schedule in UTC; see [`Schedule::in_zone`] for another zone.
+    pub fn cron(expr: &str) -> Result<Self, ScheduleError> {
+        Ok(Self {
+            kind: Kind::Cron(Box::new(Cron::parse(expr)?), Tz::UTC),
+        })
+    }
+
+    /// A fixed rate: fires at every multiple of `period` since the Unix epoch, so every
+    /// instance of an application agrees on the instants (`every = "30s"` fires at :00 and
+    /// :30 of each minute). The next run is not started while the last one is still running.
+    pub fn every(period: Duration) -> Result<Self, ScheduleError> {
+        check_interval(period)?;
+        Ok(Self {
+            kind: Kind::Every(period),
+        })
+    }
+
+    /// A fixed delay: fires `delay` after the previous run finished (first `delay` after
+    /// the scheduler starts).
+    pub fn after(delay: Duration) -> Result<Self, ScheduleError> {
+        check_interval(delay)?;
+        Ok(Self {
+            kind: Kind::After(delay),
+        })
+    }
+
+    /// Evaluates a cron schedule on the wall clock of `zone` (an IANA name). Fixed rates and
+    /// delays are not affected by zones and are returned unchanged.
+    pub fn in_zone(self, zone: &str) -> Result<Self, ScheduleError> {
+        let tz = parse_zone(zone)?;
+        Ok(match self.kind {
+            Kind::Cron(cron, _) => Self {
+                kind: Kind::Cron(cron, tz),
+            },
+            other => Self { kind: other },
+        })
+    }
+
+    /// The zone a cron schedule is evaluated in (UTC for fixed rates and delays).
+    pub fn zone(&self) -> Tz {
+        match &self.kind {
+            Kind::Cron(_, tz) => *tz,
+            _ => Tz::UTC,
+        }
+    }
+
+    /// The cron expression, for a cron schedule.
+    pub fn cron_expr(&self) -> Option<&Cron> {
+        match &self.kind {
+            Kind::Cron(cron, _) => Some(cron),
+            _ => None,
+        }
+    }
+
+    /// Whether the next fire time counts from the end of the previous run (`after`).
+    pub fn is_fixed_delay(&self) -> bool {
+        matches!(self.kind, Kind::After(_))
+    }
+
+    /// The first fire time strictly after `t`. For a fixed delay, `t` is when the previous
+    /// run finished. `None` if the schedule never fires again.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::Cron(cron, tz) => cron
+                .search(&t.with_timezone(tz), false, Direction::Forward)
+                .map(|d| d.with_timezone(&Utc)),
+            Kind::Every(period) => {
+                let p = period_nanos(*period);
+                let now = i128::from(t.timestamp_nanos_opt()?);
+                let next = (now.div_euclid(p) + 1) * p;
+                Some(DateTime::from_timestamp_nanos(i64::try_from(next).ok()?))
+            }
+            Kind::After(delay) => t.checked_add_signed(chrono::Duration::from_std(*delay).ok()?),
+        }
+    }
+
+    /// The last fire time at or before `t`, for schedules whose fire times do not depend on
+    /// when runs finish (`None` for a fixed delay). Used to find the latest tick that was
+    /// missed while a process was suspended.
+    pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            // Cron instants are whole seconds: search from the second `t` is in. (Given the
+            // fraction, croner's search in a fall-back overlap could answer the second pass's
+            // instant, later than `t`.)
+            Kind::Cron(cron, tz) => cron
+                .search(
+                    &t.with_nanosecond(0)?.with_timezone(tz),
+                    true,
+                    Direction::Backward,
+                )
+                .map(|d| d.with_timezone(&Utc)),
+            Kind::Every(period) => {
+                let p = period_nanos(*period);
+                let now = i128::from(t.timestamp_nanos_opt()?);
+                let last = now.div_euclid(p) * p;
+                Some(DateTime::from_timestamp_nanos(i64::try_from(last).ok()?))
+            }
+            Kind::After(_) => None,
+        }
+    }
+
+    /// The fire times strictly after `t`, in order (for a fixed delay, as if each run took
+    /// no time).
+    pub fn upcoming(&self, t: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        std::iter::successors(self.next_after(t), move |prev| self.next_after(*prev))
+    }
+}
+
+fn period_nanos(period: Duration) -> i128 {
+    // `check_interval` guarantees at least 1 ms, so this is never zero.
+    i128::try_from(period.as_nanos()).unwrap_or(i128::MAX)
+}
+
+fn check_interval(d: Duration) -> Result<(), ScheduleError> {
+    if d < Duration::from_millis(1) {
+        Err(ScheduleError::IntervalTooShort(d))
+    } else {
+        Ok(())
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Cron(cron, tz) if *tz == Tz::UTC => write!(f, "cron \"{cron}\""),
+            Kind::Cron(cron, tz) => write!(f, "cron \"{cron}\" in {tz}"),
+            Kind::Every(d) => write!(f, "every {}", humantime::format_duration(*d)),
+            Kind::After(d) => write!(f, "{} after the last run", humantime::format_duration(*d)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::utc;
+
+    #[test]
+    fn days_before_last_both_directions() {
+        let s = Schedule::cron("0 0 0 L-3 * *").unwrap();
+        let got: Vec<_> = s.upcoming(utc(2024, 1, 1, 0, 0, 0)).take(3).collect();
+        assert_eq!(
+            got,
+            [
+                utc(2024, 1, 28, 0, 0, 0),
+                utc(2024, 2, 26, 0, 0, 0),
+                utc(2024, 3, 28, 0, 0, 0)
+            ]
+        );
+        assert_eq!(
+            s.latest_at_or_before(utc(2024, 3, 27, 0, 0, 0)),
+            Some(utc(2024, 2, 26, 0, 0, 0))
+        );
+    }
+
+    #[test]
+    fn every_is_epoch_aligned() {
+        let s = Schedule::every(Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            s.next_after(utc(2024, 1, 1, 0, 0, 10)),
+            Some(utc(2024, 1, 1, 0, 0, 30))
+        );
+        assert_eq!(
+            s.next_after(utc(2024, 1, 1, 0, 0, 30)),
+            Some(utc(2024, 1, 1, 0, 1, 0))
+        );
+        assert_eq!(
+            s.latest_at_or_before(utc(2024, 1, 1, 0, 0, 30)),
+            Some(utc(2024, 1, 1, 0, 0, 30))
+        );
+    }
+}
