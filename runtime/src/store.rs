@@ -9,6 +9,7 @@
 //! [`StoreError::Fenced`] once a newer claim moved it on: a paused or partitioned instance can
 //! never commit stale work.
 
+pub(crate) mod claim;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

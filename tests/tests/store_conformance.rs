@@ -72,6 +72,8 @@ macro_rules! store_conformance {
                 lists_interrupted_executions,
                 a_finish_racing_a_takeover_has_one_winner,
                 dead_letters_are_the_failed_executions,
+                concurrent_claims_of_a_running_tick_have_one_winner,
+                claims_with_one_owner_string_have_one_winner,
             );
         }
     };
@@ -1377,4 +1379,87 @@ async fn dead_letters_are_the_failed_executions(store: Arc<dyn ExecutionStore>, 
     assert_eq!(ours, [tick_id(&b, 1), tick_id(&a, 1)]);
     let one = ok(&*store, "dead_letters", store.dead_letters(None, 1).await);
     assert_eq!(one.len(), 1);
+}
+
+/// Claimers of one idempotent tick with different owners, all at once, while the winner is
+/// still running: one wins, every other is told the execution is busy.
+async fn concurrent_claims_of_a_running_tick_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    const CLAIMERS: usize = 20;
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let before = fence_of(&*store, &job).await;
+    let claims = concurrent_claims(&store, &job, &id, CLAIMERS, |i| format!("owner-{i}")).await;
+    let winners: Vec<_> = claims
+        .iter()
+        .filter_map(|claim| match claim {
+            Claim::Acquired(claimed) => Some(claimed),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one claimer must win: {claims:?}");
+    assert_eq!(winners[0].fence, before + 1);
+    let busy = Claim::Busy {
+        execution_id: id.clone(),
+    };
+    assert_eq!(
+        claims.iter().filter(|claim| **claim == busy).count(),
+        CLAIMERS - 1,
+        "{claims:?}"
+    );
+}
+
+/// Two runs whose owner strings are equal (two instances configured with one instance id)
+/// claim one tick at once: the store never takes the other's live row for its own.
+async fn claims_with_one_owner_string_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let claims = concurrent_claims(&store, &job, &id, 2, |_| "instance#0".to_owned()).await;
+    let won = claims
+        .iter()
+        .filter(|claim| matches!(claim, Claim::Acquired(_)))
+        .count();
+    assert_eq!(won, 1, "exactly one run must win: {claims:?}");
+    // Later, one by one, as well.
+    assert_eq!(
+        Claimer::new(&job, &id, 0, "instance#0")
+            .claim(&*store)
+            .await,
+        Claim::Busy {
+            execution_id: id.clone()
+        }
+    );
+}
+
+/// `n` tasks claim `id` at once (the owner of each from `owner`); nobody finishes.
+async fn concurrent_claims(
+    store: &Arc<dyn ExecutionStore>,
+    job: &str,
+    id: &str,
+    n: usize,
+    owner: impl Fn(usize) -> String,
+) -> Vec<Claim> {
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, job, id, start) =
+                (store.clone(), job.to_owned(), id.to_owned(), start.clone());
+            let owner = owner(i);
+            tokio::spawn(async move {
+                start.wait().await;
+                Claimer::new(&job, &id, 0, &owner).claim(&*store).await
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.expect("a claimer panicked"));
+    }
+    claims
 }

@@ -17,6 +17,7 @@ use crate::{
         address, already_exists, connection_lost, describe, parse_url, quote, reason,
         unreachable_error,
     },
+    store::claim::{Outcome, SeenRow, decide},
 };
 
 /// How long [`PostgresStore::connect`] waits for the server before it reports it unreachable.
@@ -276,7 +277,8 @@ impl PostgresStore {
         )
     }
 
-    async fn claim_once(&self, req: &ClaimRequest<'_>) -> Result<Claim, SqlxError> {
+    /// One try of a claim; `retried` when an earlier try of it may have committed.
+    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
         // Claims of one job queue up on the job's row.
@@ -304,18 +306,28 @@ impl PostgresStore {
                 .bind(sql::millis(req.liveness))
                 .fetch_all(&mut *tx)
                 .await?;
-        let existing = open.iter().find(|row| row.0 == req.execution_id);
-        if let Some((_, status, _, _)) = existing {
-            let status = sql::parse_status(status);
-            if req.idempotent && status.is_final() {
+        let rows: Vec<SeenRow<'_>> = open
+            .iter()
+            .map(|(id, status, live, owner)| {
+                Ok(SeenRow {
+                    id,
+                    status: sql::parse_status(status),
+                    owner,
+                    live: *live,
+                })
+            })
+            .collect::<Result<_, SqlxError>>()?;
+        let resumed = match decide(req, retried, &rows) {
+            Outcome::Done(status) => {
                 tx.rollback().await?;
                 return Ok(Claim::Done { status });
             }
-        }
-        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
-            if id == req.execution_id && owner == req.owner {
-                // An earlier try of this very claim (the owner is unique per run) committed
-                // before its answer was lost: the claim is ours.
+            Outcome::Busy(id) => {
+                let execution_id = id.to_owned();
+                tx.rollback().await?;
+                return Ok(Claim::Busy { execution_id });
+            }
+            Outcome::Own => {
                 let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
                     sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
                         .bind(req.execution_id)
@@ -329,11 +341,8 @@ impl PostgresStore {
                     resumed: false,
                 }));
             }
-            tx.rollback().await?;
-            return Ok(Claim::Busy {
-                execution_id: id.clone(),
-            });
-        }
+            Outcome::Take { resumed } => resumed,
+        };
         let taken: Option<(i64, i32, Option<String>)> =
             sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
                 .bind(req.job)
@@ -357,7 +366,7 @@ impl PostgresStore {
             fence: sql::fence(fence),
             previous_attempts: attempts.unsigned_abs(),
             checkpoint,
-            resumed: existing.is_some(),
+            resumed,
         }))
     }
 
@@ -825,12 +834,14 @@ impl ExecutionStore for PostgresStore {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
-            self.run(|_| self.claim_once(request)).await.map_err(|e| {
-                self.error(
-                    &format!("the claim of execution `{}`", request.execution_id),
-                    e,
-                )
-            })
+            self.run(|retried| self.claim_once(request, retried))
+                .await
+                .map_err(|e| {
+                    self.error(
+                        &format!("the claim of execution `{}`", request.execution_id),
+                        e,
+                    )
+                })
         })
     }
 

@@ -13,7 +13,10 @@ use super::{
     Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
     sql::{self, Migration},
 };
-use crate::BoxFuture;
+use crate::{
+    BoxFuture,
+    store::claim::{Outcome, SeenRow, decide},
+};
 
 /// How long a statement waits for another connection's write lock (another instance's
 /// claim, a job's transaction) before it fails.
@@ -242,18 +245,29 @@ impl SqliteStore {
                 .bind(now - sql::millis(req.liveness))
                 .fetch_all(&mut *tx)
                 .await?;
-        let existing = open.iter().find(|row| row.0 == req.execution_id);
-        if let Some((_, status, _, _)) = existing {
-            let status = sql::parse_status(status);
-            if req.idempotent && status.is_final() {
+        let rows: Vec<SeenRow<'_>> = open
+            .iter()
+            .map(|(id, status, live, owner)| {
+                Ok(SeenRow {
+                    id,
+                    status: sql::parse_status(status),
+                    owner,
+                    live: *live,
+                })
+            })
+            .collect::<Result<_, SqlxError>>()?;
+        // A claim here is never retried: it cannot find a row of its own.
+        let resumed = match decide(req, false, &rows) {
+            Outcome::Done(status) => {
                 tx.rollback().await?;
                 return Ok(Claim::Done { status });
             }
-        }
-        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
-            if id == req.execution_id && owner == req.owner {
-                // An earlier try of this very claim (the owner is unique per run) committed
-                // before its answer was lost: the claim is ours.
+            Outcome::Busy(id) => {
+                let execution_id = id.to_owned();
+                tx.rollback().await?;
+                return Ok(Claim::Busy { execution_id });
+            }
+            Outcome::Own => {
                 let (fence, attempts, checkpoint): (i64, i64, Option<String>) =
                     sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
                         .bind(req.execution_id)
@@ -267,11 +281,8 @@ impl SqliteStore {
                     resumed: false,
                 }));
             }
-            tx.rollback().await?;
-            return Ok(Claim::Busy {
-                execution_id: id.clone(),
-            });
-        }
+            Outcome::Take { resumed } => resumed,
+        };
         let fence: i64 = sqlx::query_scalar(AssertSqlSafe(sql.bump.as_str()))
             .bind(req.job)
             .bind(ms(req.scheduled_at))
@@ -307,7 +318,7 @@ impl SqliteStore {
             fence: sql::fence(fence),
             previous_attempts: u32::try_from(attempts).unwrap_or(0),
             checkpoint,
-            resumed: existing.is_some(),
+            resumed,
         }))
     }
 
