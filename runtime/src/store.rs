@@ -170,6 +170,29 @@ impl Status {
     }
 }
 
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    /// The status named by [`Status::as_str`]; any other text is an error.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "RUNNING" => Self::Running,
+            "COMPLETED" => Self::Completed,
+            "FAILED" => Self::Failed,
+            "TIMED_OUT" => Self::TimedOut,
+            "CANCELLED" => Self::Cancelled,
+            _ => return Err(UnknownStatus(text.to_owned())),
+        })
+    }
+}
+
+/// A text that names no [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown execution status `{0}`: expected RUNNING, COMPLETED, FAILED, TIMED_OUT or CANCELLED"
+)]
+pub struct UnknownStatus(pub String);
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -530,5 +553,28 @@ impl StoreError {
     /// Whether this run lost its execution to a newer claim.
     pub fn is_fenced(&self) -> bool {
         matches!(self, Self::Fenced { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip_and_unknown_ones_are_errors() {
+        for status in [
+            Status::Running,
+            Status::Completed,
+            Status::Failed,
+            Status::TimedOut,
+            Status::Cancelled,
+        ] {
+            assert_eq!(status.as_str().parse::<Status>(), Ok(status));
+        }
+        assert_eq!(
+            "DONE".parse::<Status>(),
+            Err(UnknownStatus("DONE".to_owned()))
+        );
+        assert!("cancelled".parse::<Status>().is_err());
     }
 }

@@ -311,7 +311,7 @@ impl PostgresStore {
             .map(|(id, status, live, owner)| {
                 Ok(SeenRow {
                     id,
-                    status: sql::parse_status(status),
+                    status: sql::status(status)?,
                     owner,
                     live: *live,
                 })
@@ -785,12 +785,12 @@ type ExecutionRow = (
     Option<String>,
 );
 
-fn record(r: ExecutionRow) -> ExecutionRecord {
-    ExecutionRecord {
+fn record(r: ExecutionRow) -> Result<ExecutionRecord, SqlxError> {
+    Ok(ExecutionRecord {
         id: r.0,
         job: r.1,
         scheduled_at: r.2,
-        status: sql::parse_status(&r.3),
+        status: sql::status(&r.3)?,
         fence: sql::fence(r.4),
         owner: r.5,
         attempts: r.6.unsigned_abs(),
@@ -799,7 +799,7 @@ fn record(r: ExecutionRow) -> ExecutionRecord {
         finished_at: r.9,
         error: r.10,
         checkpoint: r.11,
-    }
+    })
 }
 
 impl ExecutionStore for PostgresStore {
@@ -970,7 +970,8 @@ impl ExecutionStore for PostgresStore {
                 .await
                 .map_err(|e| self.error("recording the execution's end", e))?;
                 if row.is_some_and(|(status, fence, _)| {
-                    sql::fence(fence) == exec.fence && sql::parse_status(&status) == finish.status
+                    sql::fence(fence) == exec.fence
+                        && sql::status(&status).ok() == Some(finish.status)
                 }) {
                     return Ok(());
                 }
@@ -994,7 +995,10 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -1013,7 +1017,10 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error("reading the dead letters", e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -1034,18 +1041,18 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error("looking for interrupted executions", e))?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+            rows.into_iter()
+                .map(|(job, execution_id, scheduled_at, status, attempts)| {
+                    Ok(Interrupted {
                         job,
                         execution_id,
                         scheduled_at,
-                        status: sql::parse_status(&status),
+                        status: sql::status(&status)?,
                         attempts: attempts.unsigned_abs(),
-                    },
-                )
-                .collect())
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("looking for interrupted executions", e))
         })
     }
 

@@ -46,15 +46,9 @@ pub(super) fn db_fence(fence: u64) -> i64 {
     i64::try_from(fence).unwrap_or(i64::MAX)
 }
 
-/// A `status` column's value. The column's `CHECK` admits only the five names.
-pub(super) fn parse_status(text: &str) -> Status {
-    match text {
-        "RUNNING" => Status::Running,
-        "COMPLETED" => Status::Completed,
-        "FAILED" => Status::Failed,
-        "TIMED_OUT" => Status::TimedOut,
-        _ => Status::Cancelled,
-    }
+/// A `status` column's value; a text that names no status is a decoding error.
+pub(super) fn status(text: &str) -> Result<Status, sqlx::Error> {
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 pub(super) fn fenced(exec: &ExecutionRef) -> StoreError {

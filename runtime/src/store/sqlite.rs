@@ -250,7 +250,7 @@ impl SqliteStore {
             .map(|(id, status, live, owner)| {
                 Ok(SeenRow {
                     id,
-                    status: sql::parse_status(status),
+                    status: sql::status(status)?,
                     owner,
                     live: *live,
                 })
@@ -588,12 +588,12 @@ type ExecutionRow = (
     Option<String>,
 );
 
-fn record(r: ExecutionRow) -> ExecutionRecord {
-    ExecutionRecord {
+fn record(r: ExecutionRow) -> Result<ExecutionRecord, SqlxError> {
+    Ok(ExecutionRecord {
         id: r.0,
         job: r.1,
         scheduled_at: instant(r.2),
-        status: sql::parse_status(&r.3),
+        status: sql::status(&r.3)?,
         fence: sql::fence(r.4),
         owner: r.5,
         attempts: u32::try_from(r.6).unwrap_or(0),
@@ -602,7 +602,7 @@ fn record(r: ExecutionRow) -> ExecutionRecord {
         finished_at: r.9.map(instant),
         error: r.10,
         checkpoint: r.11,
-    }
+    })
 }
 
 impl ExecutionStore for SqliteStore {
@@ -747,7 +747,10 @@ impl ExecutionStore for SqliteStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -764,7 +767,10 @@ impl ExecutionStore for SqliteStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.error("reading the dead letters", e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -792,18 +798,18 @@ impl ExecutionStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("looking for interrupted executions", e))?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
+            rows.into_iter()
+                .map(|(job, execution_id, scheduled_at, status, attempts)| {
+                    Ok(Interrupted {
                         job,
                         execution_id,
                         scheduled_at: instant(scheduled_at),
-                        status: sql::parse_status(&status),
+                        status: sql::status(&status)?,
                         attempts: u32::try_from(attempts).unwrap_or(0),
-                    },
-                )
-                .collect())
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("looking for interrupted executions", e))
         })
     }
 
