@@ -8,6 +8,8 @@ mod executor;
 mod job;
 pub mod lock;
 pub mod metrics;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod retry;

@@ -13,18 +13,12 @@ use super::{
 };
 use crate::{
     BoxFuture,
-    lock::postgres::{
-        address, already_exists, connection_lost, describe, parse_url, quote, reason,
-        unreachable_error,
+    postgres::{
+        ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
+        describe, hint, parse_url, quote, reason,
     },
     store::claim::{Outcome, SeenRow, decide},
 };
-
-/// How long [`PostgresStore::connect`] waits for the server before it reports it unreachable.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long an operation waits for a connection from the pool before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the store's own transactions may sit idle before the server ends them.
 const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
@@ -151,21 +145,9 @@ impl PostgresStore {
     /// [`PostgresStore::connect`] with the tables in `schema` (created if missing). The name
     /// is used verbatim, as a quoted identifier. Instances that share jobs must share it.
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let options = parse_url(url).map_err(lock_error)?;
+        let options = parse_url(url).map_err(|message| StoreError::unavailable(message, None))?;
         let addr = address(&options);
-        let mut conn = tokio::time::timeout(STARTUP_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map_err(|_| {
-                StoreError::unavailable(
-                    format!(
-                        "cannot reach PostgreSQL at {addr}: no answer within {} s; is the \
-                         address right, and does a firewall drop the packets?",
-                        STARTUP_TIMEOUT.as_secs()
-                    ),
-                    None,
-                )
-            })?
-            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+        let mut conn = connect(&options).await?;
         let sql = Statements::new(schema);
         let migrated = migrate(&mut conn, &sql).await;
         let _ = conn.close().await;
@@ -200,7 +182,7 @@ impl PostgresStore {
         let mut conn = pool
             .acquire()
             .await
-            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+            .map_err(|e| StoreError::from(cannot_reach(&addr, e)))?;
         migrate(&mut conn, &sql)
             .await
             .map_err(|e| setup_error(&addr, schema, e))?;
@@ -250,20 +232,11 @@ impl PostgresStore {
     }
 
     fn error(&self, what: &str, e: SqlxError) -> StoreError {
-        let hint = match &e {
-            SqlxError::PoolTimedOut | SqlxError::Io(_) => "; is postgres running and reachable?",
-            e if connection_lost(e) => "; is postgres running and reachable?",
-            SqlxError::Database(db) => match db.code().as_deref() {
-                Some("42P01" | "3F000") => {
-                    "; the store's tables are gone: restart the instance to create them again"
-                }
-                Some("42501") => {
-                    "; grant this user SELECT, INSERT, UPDATE, DELETE on the tickguard tables"
-                }
-                _ => "",
-            },
-            _ => "",
-        };
+        let hint = hint(
+            &e,
+            "the store's tables are gone: restart the instance to create them again",
+            "the tickguard tables",
+        );
         let why = match &e {
             SqlxError::PoolTimedOut => format!("no connection within {ACQUIRE_TIMEOUT:?}"),
             e => reason(e),
@@ -479,9 +452,13 @@ enum Step {
     Fenced,
 }
 
-fn lock_error(e: crate::lock::LockError) -> StoreError {
-    let (message, source) = e.into_parts();
-    StoreError::unavailable(message, source)
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        let source = failure
+            .source
+            .map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync + 'static>);
+        Self::unavailable(failure.message, source)
+    }
 }
 
 /// The startup error: connected, but the tables could not be created or migrated.
