@@ -348,6 +348,22 @@ pub trait ExecutionStore: Send + Sync + 'static {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>>;
 
+    /// Records the jobs (or finds them), at startup: the records in the order of `jobs`.
+    /// The default registers them one by one; the SQL stores do it in one round trip, so
+    /// thousands of jobs start as fast as a few.
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            let mut records = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                records.push(self.register(job).await?);
+            }
+            Ok(records)
+        })
+    }
+
     /// Claims an execution; see the module docs. A claim that does not win changes nothing.
     fn claim<'a>(
         &'a self,
@@ -399,6 +415,13 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
+    /// The execution `id`, if the store has it: one row, read by its key, whatever the
+    /// length of the job's history. (The memory store looks through the jobs it keeps.)
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>>;
+
     /// The dead letters: executions that failed after their last attempt (status
     /// [`Status::Failed`], with the error chain), of `job` or of every job, most recently
     /// finished first, at most `limit`.
@@ -436,6 +459,12 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         (**self).register(job)
+    }
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        (**self).register_all(jobs)
     }
     fn claim<'a>(
         &'a self,
@@ -487,6 +516,12 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         (**self).executions(job, limit)
+    }
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        (**self).execution(id)
     }
     fn dead_letters<'a>(
         &'a self,

@@ -500,6 +500,23 @@ impl ExecutionStore for MemoryStore {
         ready(Ok(all))
     }
 
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        let found = self.jobs.iter().find_map(|shard| {
+            let jobs: Vec<Arc<Mutex<JobState>>> = shard
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            jobs.iter()
+                .find_map(|state| lock(state).row(id).map(|row| row.record.clone()))
+        });
+        ready(Ok(found))
+    }
+
     fn dead_letters<'a>(
         &'a self,
         job: Option<&'a str>,

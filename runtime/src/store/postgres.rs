@@ -158,6 +158,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each statement: a dead connection fails its statement, which
+            // `run` sends once more on a fresh one.
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone().options([(
                 "idle_in_transaction_session_timeout",
                 STORE_IDLE_IN_TRANSACTION.as_millis(),
@@ -254,21 +257,11 @@ impl PostgresStore {
     async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
-        // Claims of one job queue up on the job's row.
-        let locked: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql.lock_job.as_str()))
+        // Claims of one job queue up on the job's row, which this inserts or locks.
+        sqlx::query(AssertSqlSafe(sql.lock_job.as_str()))
             .bind(req.job)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if locked.is_none() {
-            sqlx::query(AssertSqlSafe(sql.insert_job.as_str()))
-                .bind(req.job)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.lock_job.as_str()))
-                .bind(req.job)
-                .fetch_one(&mut *tx)
-                .await?;
-        }
         // A statement of its own, after the lock: it sees what the claims before it wrote.
         // It locks the rows it reads, so that a finish racing this claim is either seen
         // (the tick is done) or waits for it (it then finds the execution taken over).
@@ -609,7 +602,6 @@ struct Statements {
     /// `schema`, as given.
     raw_schema: String,
     lock_job: String,
-    insert_job: String,
     register: String,
     open_rows: String,
     own_row: String,
@@ -627,6 +619,8 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    execution: String,
+    register_all: String,
     dead_letters: String,
     interrupted: String,
     fence_check: Arc<str>,
@@ -642,8 +636,10 @@ impl Statements {
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
         let ms = "* interval '1 millisecond'";
         Self {
-            lock_job: format!("SELECT fence FROM {jobs} WHERE job = $1 FOR UPDATE"),
-            insert_job: format!("INSERT INTO {jobs} (job) VALUES ($1) ON CONFLICT DO NOTHING"),
+            lock_job: format!(
+                "INSERT INTO {jobs} (job) VALUES ($1) \
+                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job"
+            ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -722,6 +718,24 @@ impl Statements {
                  WHERE key = $3 AND execution_id = $1 AND fence = $2 \
                    AND EXISTS (SELECT 1 FROM owned)"
             ),
+            execution: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint::text \
+                 FROM {ex} WHERE id = $1"
+            ),
+            // One statement for every job of an instance; `DISTINCT ON` keeps the first
+            // registration of a name given twice.
+            register_all: format!(
+                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
+                 SELECT DISTINCT ON (job) job, trigger, zone, next_fire_at, created_at \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+                     $5::timestamptz[]) WITH ORDINALITY \
+                     AS r(job, trigger, zone, next_fire_at, created_at, n) \
+                 ORDER BY job, n \
+                 ON CONFLICT (job) DO UPDATE SET trigger = EXCLUDED.trigger, \
+                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at \
+                 RETURNING job, fence, created_at, last_tick"
+            ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint::text \
@@ -761,6 +775,9 @@ type ExecutionRow = (
     Option<String>,
     Option<String>,
 );
+
+/// A job's row as registration returns it: name, fence, created_at, last_tick.
+type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 fn record(r: ExecutionRow) -> Result<ExecutionRecord, SqlxError> {
     Ok(ExecutionRecord {
@@ -803,6 +820,53 @@ impl ExecutionStore for PostgresStore {
                 created_at,
                 last_tick,
             })
+        })
+    }
+
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<&str> = jobs.iter().map(|j| j.name).collect();
+            let triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
+            let zones: Vec<&str> = jobs.iter().map(|j| j.zone.as_str()).collect();
+            let next: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.next_fire).collect();
+            let at: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.registered_at).collect();
+            let rows: Vec<JobRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.register_all.as_str()))
+                        .bind(&names)
+                        .bind(&triggers)
+                        .bind(&zones)
+                        .bind(&next)
+                        .bind(&at)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("registering {} jobs", jobs.len()), e))?;
+            let by_name: std::collections::HashMap<String, JobRecord> = rows
+                .into_iter()
+                .map(|(name, fence, created_at, last_tick)| {
+                    let record = JobRecord {
+                        name: name.clone(),
+                        fence: sql::fence(fence),
+                        created_at,
+                        last_tick,
+                    };
+                    (name, record)
+                })
+                .collect();
+            jobs.iter()
+                .map(|j| {
+                    by_name.get(j.name).cloned().ok_or_else(|| {
+                        StoreError::unavailable(
+                            format!("PostgreSQL did not register job `{}`", j.name),
+                            None,
+                        )
+                    })
+                })
+                .collect()
         })
     }
 
@@ -976,6 +1040,25 @@ impl ExecutionStore for PostgresStore {
                 .map(record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
+        })
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<ExecutionRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
+            row.map(record)
+                .transpose()
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
     }
 

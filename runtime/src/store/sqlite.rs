@@ -480,6 +480,7 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    execution: String,
     dead_letters: String,
     fence_check: Arc<str>,
 }
@@ -556,6 +557,11 @@ impl Statements {
                 "DELETE FROM tickguard_once \
                  WHERE key = $3 AND execution_id = $1 AND fence = $2 AND {owned}"
             ),
+            execution: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint \
+                 FROM {ex} WHERE id = $1"
+            ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint \
@@ -627,6 +633,41 @@ impl ExecutionStore for SqliteStore {
                 created_at: instant(created_at),
                 last_tick: last_tick.map(instant),
             })
+        })
+    }
+
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            // One transaction: one wait for the write lock and one sync, not one per job.
+            let registered = async {
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut records = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let (fence, created_at, last_tick): (i64, i64, Option<i64>) =
+                        sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
+                            .bind(job.name)
+                            .bind(&job.trigger)
+                            .bind(&job.zone)
+                            .bind(job.next_fire.map(ms))
+                            .bind(ms(job.registered_at))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    records.push(JobRecord {
+                        name: job.name.to_owned(),
+                        fence: sql::fence(fence),
+                        created_at: instant(created_at),
+                        last_tick: last_tick.map(instant),
+                    });
+                }
+                tx.commit().await?;
+                Ok(records)
+            };
+            registered
+                .await
+                .map_err(|e| self.error(&format!("registering {} jobs", jobs.len()), e))
         })
     }
 
@@ -751,6 +792,23 @@ impl ExecutionStore for SqliteStore {
                 .map(record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
+        })
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<ExecutionRow> =
+                sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
+            row.map(record)
+                .transpose()
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
     }
 
