@@ -15,6 +15,8 @@ mod prometheus;
 mod retry;
 mod scheduler;
 pub mod store;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod transaction;
 #[cfg(feature = "webhook")]
 mod webhook;
 

@@ -14,7 +14,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-mod sql;
+pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -25,10 +25,10 @@ pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use self::sql::{FencedDatabase, FencedTransaction, SqlStore};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::transaction::{FencedDatabase, FencedTransaction, SqlStore};
 
 use crate::BoxFuture;
 
