@@ -11,6 +11,8 @@
 
 pub(crate) mod claim;
 mod memory;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

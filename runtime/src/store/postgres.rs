@@ -9,7 +9,8 @@ use sqlx::{
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    sql::{self, Migration},
+    migrate::{self, Migrate, MigrateError, Migration},
+    sql,
 };
 use crate::{
     BoxFuture,
@@ -455,9 +456,9 @@ impl From<Failure> for StoreError {
 }
 
 /// The startup error: connected, but the tables could not be created or migrated.
-fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> StoreError {
+fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
     let e = match e {
-        sql::MigrateError::Newer { found, known } => {
+        MigrateError::Newer { found, known } => {
             return StoreError::unavailable(
                 format!(
                     "PostgreSQL at {addr}: the tickguard tables in schema `{schema}` are at \
@@ -467,7 +468,7 @@ fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> Sto
                 None,
             );
         }
-        sql::MigrateError::Db(e) => e,
+        MigrateError::Db(e) => e,
     };
     let check = match &e {
         SqlxError::Database(db) => match db.code().as_deref() {
@@ -489,83 +490,100 @@ fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> Sto
     )
 }
 
-/// Creates or migrates the tables, under a session advisory lock so that concurrent startups
-/// apply each migration once. The transaction begins after the lock is granted: a
-/// transaction that began before another instance created the tables could still see them
-/// missing in its catalog caches.
-async fn migrate(
-    conn: &mut PgConnection,
-    sql: &Statements,
-) -> Result<(), sql::MigrateError<SqlxError>> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    // The common case, with no lock: every instance after the first finds the tables ready.
-    if current_version(conn, sql).await? == Some(latest) {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
-    let migrated = migrate_locked(conn, sql, latest).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await;
-    migrated?;
-    unlocked?;
-    Ok(())
+/// Creates or migrates the tables.
+async fn migrate(conn: &mut PgConnection, sql: &Statements) -> Result<(), MigrateError> {
+    migrate::run(&mut PgMigrator { conn, sql }, MIGRATIONS).await
 }
 
-async fn migrate_locked(
-    conn: &mut PgConnection,
-    sql: &Statements,
-    latest: i32,
-) -> Result<(), sql::MigrateError<SqlxError>> {
-    let mut tx = conn.begin().await?;
-    let found = match current_version(&mut tx, sql).await? {
-        Some(found) => found,
-        None => {
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                sql.schema
-            )))
-            .execute(&mut *tx)
-            .await
-            .or_else(already_exists)?;
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE TABLE IF NOT EXISTS {}.tickguard_migrations (\
-                 version integer PRIMARY KEY, \
-                 description text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-                sql.schema
-            )))
-            .execute(&mut *tx)
-            .await
-            .or_else(already_exists)?;
-            0
-        }
-    };
-    if found > latest {
-        return Err(sql::MigrateError::Newer {
-            found,
-            known: latest,
-        });
+/// The Postgres side of the migration loop: a session advisory lock so that concurrent
+/// startups apply each migration once, and a transaction that begins after the lock is
+/// granted (one that began before another instance created the tables could still see
+/// them missing in its catalog caches).
+struct PgMigrator<'a> {
+    conn: &'a mut PgConnection,
+    sql: &'a Statements,
+}
+
+impl Migrate for PgMigrator<'_> {
+    async fn version_unlocked(&mut self) -> Result<Option<i32>, SqlxError> {
+        // The common case, with no lock: every instance after the first finds the tables
+        // ready.
+        current_version(self.conn, self.sql).await
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-        sqlx::raw_sql(AssertSqlSafe(m.sql.replace("{schema}", &sql.schema)))
-            .execute(&mut *tx)
+
+    async fn lock(&mut self) -> Result<(), SqlxError> {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *self.conn)
+            .await?;
+        match sqlx::raw_sql("BEGIN").execute(&mut *self.conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = self.unlock_session().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn ensure_migrations_table(&mut self) -> Result<(), SqlxError> {
+        if current_version(self.conn, self.sql).await?.is_some() {
+            return Ok(());
+        }
+        let schema = &self.sql.schema;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut *self.conn)
+        .await
+        .or_else(already_exists)?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.tickguard_migrations (\
+             version integer PRIMARY KEY, \
+             description text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )))
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
+        .or_else(already_exists)
+    }
+
+    async fn version(&mut self) -> Result<i32, SqlxError> {
+        Ok(current_version(self.conn, self.sql).await?.unwrap_or(0))
+    }
+
+    async fn apply(&mut self, m: &Migration) -> Result<(), SqlxError> {
+        let schema = &self.sql.schema;
+        sqlx::raw_sql(AssertSqlSafe(m.sql.replace("{schema}", schema)))
+            .execute(&mut *self.conn)
             .await?;
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {}.tickguard_migrations (version, description) VALUES ($1, $2)",
-            sql.schema
+            "INSERT INTO {schema}.tickguard_migrations (version, description) VALUES ($1, $2)"
         )))
         .bind(m.version)
         .bind(m.description)
-        .execute(&mut *tx)
+        .execute(&mut *self.conn)
         .await?;
+        Ok(())
     }
-    tx.commit().await?;
-    Ok(())
+
+    async fn unlock(&mut self, commit: bool) -> Result<(), SqlxError> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::raw_sql(end).execute(&mut *self.conn).await;
+        let unlocked = self.unlock_session().await;
+        ended?;
+        unlocked
+    }
+}
+
+impl PgMigrator<'_> {
+    async fn unlock_session(&mut self) -> Result<(), SqlxError> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *self.conn)
+            .await
+            .map(drop)
+    }
 }
 
 /// The schema's version, or `None` before the first migration.

@@ -1,29 +1,8 @@
-//! What the SQL stores share: migrations and conversions.
+//! The conversions the SQL stores share.
 
 use std::time::Duration;
 
 use crate::store::{ExecutionRef, Status, StoreError};
-
-/// One step of a store's schema.
-pub(super) struct Migration {
-    pub(super) version: i32,
-    pub(super) description: &'static str,
-    pub(super) sql: &'static str,
-}
-
-/// Why the tables could not be set up.
-pub(super) enum MigrateError<E> {
-    /// The database failed.
-    Db(E),
-    /// The tables are at a version this build does not know.
-    Newer { found: i32, known: i32 },
-}
-
-impl<E> From<E> for MigrateError<E> {
-    fn from(e: E) -> Self {
-        Self::Db(e)
-    }
-}
 
 /// A duration in whole milliseconds, rounded up, as SQL stores it.
 pub(crate) fn millis(d: Duration) -> i64 {

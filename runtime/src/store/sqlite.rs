@@ -4,14 +4,16 @@ use chrono::{DateTime, Utc};
 use sqlx::{
     AssertSqlSafe, Error as SqlxError,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+        SqliteSynchronous,
     },
 };
 
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    sql::{self, Migration},
+    migrate::{self, Migrate, MigrateError, Migration},
+    sql,
 };
 use crate::{
     BoxFuture,
@@ -177,14 +179,14 @@ impl SqliteStore {
             )
         })?;
         migrate(&pool).await.map_err(|e| match e {
-            sql::MigrateError::Newer { found, known } => StoreError::unavailable(
+            MigrateError::Newer { found, known } => StoreError::unavailable(
                 format!(
                     "the tickguard tables in `{file}` are at version {found}, newer than this \
                      build knows ({known}): upgrade this instance"
                 ),
                 None,
             ),
-            sql::MigrateError::Db(e) => StoreError::unavailable(
+            MigrateError::Db(e) => StoreError::unavailable(
                 format!("cannot set up the tickguard tables in `{file}`: {e}"),
                 Some(Box::new(e)),
             ),
@@ -419,32 +421,55 @@ enum Step {
     Fenced,
 }
 
-/// Creates or migrates the tables in one `BEGIN IMMEDIATE` transaction: concurrent startups
-/// (other processes on the file) queue on the write lock and apply each migration once.
-async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS tickguard_migrations (\
-         version INTEGER PRIMARY KEY NOT NULL, \
-         description TEXT NOT NULL, \
-         applied_at INTEGER NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let found: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
-        .fetch_one(&mut *tx)
-        .await?;
-    let found = found.unwrap_or(0);
-    if found > latest {
-        return Err(sql::MigrateError::Newer {
-            found,
-            known: latest,
-        });
+/// Creates or migrates the tables.
+async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    migrate::run(&mut SqliteMigrator { conn: &mut conn }, MIGRATIONS).await
+}
+
+/// The SQLite side of the migration loop: one `BEGIN IMMEDIATE` transaction, so concurrent
+/// startups (other processes on the file) queue on the write lock and apply each migration
+/// once.
+struct SqliteMigrator<'a> {
+    conn: &'a mut SqliteConnection,
+}
+
+impl Migrate for SqliteMigrator<'_> {
+    async fn version_unlocked(&mut self) -> Result<Option<i32>, SqlxError> {
+        // Every start takes the write lock: it is local and short.
+        Ok(None)
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+
+    async fn lock(&mut self) -> Result<(), SqlxError> {
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *self.conn)
+            .await
+            .map(drop)
+    }
+
+    async fn ensure_migrations_table(&mut self) -> Result<(), SqlxError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS tickguard_migrations (\
+             version INTEGER PRIMARY KEY NOT NULL, \
+             description TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
+    }
+
+    async fn version(&mut self) -> Result<i32, SqlxError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
+                .fetch_one(&mut *self.conn)
+                .await?;
+        Ok(found.unwrap_or(0))
+    }
+
+    async fn apply(&mut self, m: &Migration) -> Result<(), SqlxError> {
         sqlx::raw_sql(AssertSqlSafe(m.sql))
-            .execute(&mut *tx)
+            .execute(&mut *self.conn)
             .await?;
         sqlx::query(
             "INSERT INTO tickguard_migrations (version, description, applied_at) \
@@ -453,11 +478,15 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> 
         .bind(m.version)
         .bind(m.description)
         .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
     }
-    tx.commit().await?;
-    Ok(())
+
+    async fn unlock(&mut self, commit: bool) -> Result<(), SqlxError> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut *self.conn).await.map(drop)
+    }
 }
 
 /// The statements.
