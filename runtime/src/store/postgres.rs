@@ -779,40 +779,10 @@ impl Statements {
     }
 }
 
-type ExecutionRow = (
-    String,
-    String,
-    DateTime<Utc>,
-    String,
-    i64,
-    String,
-    i32,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    Option<String>,
-);
+type ExecutionRow = sql::ExecutionRow<DateTime<Utc>, i32>;
 
 /// A job's row as registration returns it: name, fence, created_at, last_tick.
 type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
-
-fn record(r: ExecutionRow) -> Result<ExecutionRecord, SqlxError> {
-    Ok(ExecutionRecord {
-        id: r.0,
-        job: r.1,
-        scheduled_at: r.2,
-        status: sql::status(&r.3)?,
-        fence: sql::fence(r.4),
-        owner: r.5,
-        attempts: r.6.unsigned_abs(),
-        started_at: r.7,
-        heartbeat_at: r.8,
-        finished_at: r.9,
-        error: r.10,
-        checkpoint: r.11,
-    })
-}
 
 impl ExecutionStore for PostgresStore {
     fn register<'a>(
@@ -820,7 +790,7 @@ impl ExecutionStore for PostgresStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         Box::pin(async move {
-            let (fence, created_at, last_tick): (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
+            let row: (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
                 .run(|_| {
                     sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                         .bind(job.name)
@@ -832,12 +802,7 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(JobRecord {
-                name: job.name.to_owned(),
-                fence: sql::fence(fence),
-                created_at,
-                last_tick,
-            })
+            Ok(sql::job_record(job.name, row))
         })
     }
 
@@ -866,12 +831,7 @@ impl ExecutionStore for PostgresStore {
             let by_name: std::collections::HashMap<String, JobRecord> = rows
                 .into_iter()
                 .map(|(name, fence, created_at, last_tick)| {
-                    let record = JobRecord {
-                        name: name.clone(),
-                        fence: sql::fence(fence),
-                        created_at,
-                        last_tick,
-                    };
+                    let record = sql::job_record(&name, (fence, created_at, last_tick));
                     (name, record)
                 })
                 .collect();
@@ -1055,7 +1015,7 @@ impl ExecutionStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
             rows.into_iter()
-                .map(record)
+                .map(sql::record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
         })
@@ -1074,7 +1034,7 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
-            row.map(record)
+            row.map(sql::record)
                 .transpose()
                 .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
@@ -1096,7 +1056,7 @@ impl ExecutionStore for PostgresStore {
                 .await
                 .map_err(|e| self.error("reading the dead letters", e))?;
             rows.into_iter()
-                .map(record)
+                .map(sql::record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
         })
@@ -1120,15 +1080,7 @@ impl ExecutionStore for PostgresStore {
                 .await
                 .map_err(|e| self.error("looking for interrupted executions", e))?;
             rows.into_iter()
-                .map(|(job, execution_id, scheduled_at, status, attempts)| {
-                    Ok(Interrupted {
-                        job,
-                        execution_id,
-                        scheduled_at,
-                        status: sql::status(&status)?,
-                        attempts: attempts.unsigned_abs(),
-                    })
-                })
+                .map(sql::interrupted)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("looking for interrupted executions", e))
         })

@@ -115,10 +115,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn instant(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`, or
     /// `sqlite:file.db`; a relative path is relative to the working directory) and creates
@@ -608,37 +604,7 @@ impl Statements {
     }
 }
 
-type ExecutionRow = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-fn record(r: ExecutionRow) -> Result<ExecutionRecord, SqlxError> {
-    Ok(ExecutionRecord {
-        id: r.0,
-        job: r.1,
-        scheduled_at: instant(r.2),
-        status: sql::status(&r.3)?,
-        fence: sql::fence(r.4),
-        owner: r.5,
-        attempts: u32::try_from(r.6).unwrap_or(0),
-        started_at: instant(r.7),
-        heartbeat_at: instant(r.8),
-        finished_at: r.9.map(instant),
-        error: r.10,
-        checkpoint: r.11,
-    })
-}
+type ExecutionRow = sql::ExecutionRow<i64, i64>;
 
 impl ExecutionStore for SqliteStore {
     fn register<'a>(
@@ -646,7 +612,7 @@ impl ExecutionStore for SqliteStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         Box::pin(async move {
-            let (fence, created_at, last_tick): (i64, i64, Option<i64>) =
+            let row: (i64, i64, Option<i64>) =
                 sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                     .bind(job.name)
                     .bind(&job.trigger)
@@ -656,12 +622,7 @@ impl ExecutionStore for SqliteStore {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(JobRecord {
-                name: job.name.to_owned(),
-                fence: sql::fence(fence),
-                created_at: instant(created_at),
-                last_tick: last_tick.map(instant),
-            })
+            Ok(sql::job_record(job.name, row))
         })
     }
 
@@ -675,7 +636,7 @@ impl ExecutionStore for SqliteStore {
                 let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 let mut records = Vec::with_capacity(jobs.len());
                 for job in jobs {
-                    let (fence, created_at, last_tick): (i64, i64, Option<i64>) =
+                    let row: (i64, i64, Option<i64>) =
                         sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                             .bind(job.name)
                             .bind(&job.trigger)
@@ -684,12 +645,7 @@ impl ExecutionStore for SqliteStore {
                             .bind(ms(job.registered_at))
                             .fetch_one(&mut *tx)
                             .await?;
-                    records.push(JobRecord {
-                        name: job.name.to_owned(),
-                        fence: sql::fence(fence),
-                        created_at: instant(created_at),
-                        last_tick: last_tick.map(instant),
-                    });
+                    records.push(sql::job_record(job.name, row));
                 }
                 tx.commit().await?;
                 Ok(records)
@@ -818,7 +774,7 @@ impl ExecutionStore for SqliteStore {
                     .await
                     .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
             rows.into_iter()
-                .map(record)
+                .map(sql::record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
         })
@@ -835,7 +791,7 @@ impl ExecutionStore for SqliteStore {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
-            row.map(record)
+            row.map(sql::record)
                 .transpose()
                 .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
@@ -855,7 +811,7 @@ impl ExecutionStore for SqliteStore {
                     .await
                     .map_err(|e| self.error("reading the dead letters", e))?;
             rows.into_iter()
-                .map(record)
+                .map(sql::record)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading executions", e))
         })
@@ -873,7 +829,7 @@ impl ExecutionStore for SqliteStore {
             }
             // SQLite has no arrays: the names travel as one JSON array.
             let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
-            let rows: Vec<(String, String, i64, String, i64)> = sqlx::query_as(
+            let rows: Vec<sql::InterruptedRow<i64, i64>> = sqlx::query_as(
                 "SELECT job, id, scheduled_at, status, attempt FROM tickguard_executions \
                  WHERE job IN (SELECT value FROM json_each($1)) \
                    AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
@@ -886,15 +842,7 @@ impl ExecutionStore for SqliteStore {
             .await
             .map_err(|e| self.error("looking for interrupted executions", e))?;
             rows.into_iter()
-                .map(|(job, execution_id, scheduled_at, status, attempts)| {
-                    Ok(Interrupted {
-                        job,
-                        execution_id,
-                        scheduled_at: instant(scheduled_at),
-                        status: sql::status(&status)?,
-                        attempts: u32::try_from(attempts).unwrap_or(0),
-                    })
-                })
+                .map(sql::interrupted)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("looking for interrupted executions", e))
         })
