@@ -16,7 +16,7 @@ use crate::{
     lock::{InProcessLock, LockBackend},
     metrics::{self, JobMetrics},
     scheduler::Scheduler,
-    store::{ExecutionStore, JobRecord, JobRegistration, MemoryStore, StoreError},
+    store::{ExecutionStore, JobRegistration, MemoryStore},
 };
 
 /// Configures and builds a [`Scheduler`]; see [`Scheduler::builder`].
@@ -484,23 +484,11 @@ async fn resume_points(
             .registered_at(now)
         })
         .collect();
-    let records = register_jobs(store, &registrations).await?;
+    let records = store.register_all(&registrations).await?;
     Ok(records
         .iter()
         .map(|record| record.last_tick.unwrap_or(record.created_at).min(now))
         .collect())
-}
-
-/// Registers every job with the store, in order; their records in the same order.
-async fn register_jobs(
-    store: &dyn ExecutionStore,
-    registrations: &[JobRegistration<'_>],
-) -> Result<Vec<JobRecord>, StoreError> {
-    let mut records = Vec::with_capacity(registrations.len());
-    for registration in registrations {
-        records.push(store.register(registration).await?);
-    }
-    Ok(records)
 }
 
 /// One entry per job, each with its own tokens: cancelled by `stop_runs` and `firing`.

@@ -14,12 +14,16 @@ mod job_loop;
 pub mod lock;
 pub mod metrics;
 mod misfire;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod recovery;
 mod retry;
 mod scheduler;
 pub mod store;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod transaction;
 #[cfg(feature = "webhook")]
 mod webhook;
 

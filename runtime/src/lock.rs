@@ -15,7 +15,7 @@
 
 mod memory;
 #[cfg(feature = "postgres")]
-pub(crate) mod postgres;
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -134,18 +134,12 @@ impl LockError {
             source: Some(source.into()),
         }
     }
-
-    /// The message and the cause, to carry them into another error type.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn into_parts(self) -> (String, Option<Box<dyn StdError + Send + Sync + 'static>>) {
-        (self.message, self.source)
-    }
 }
 
 /// `url` with the password of its user part replaced by `***`, for errors about URLs that
 /// did not parse. With `bare_is_password`, a user part without `:` is masked whole.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn redact_url(url: &str, bare_is_password: bool) -> String {
+pub(crate) fn redact_url(url: &str, bare_is_password: bool) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

@@ -9,11 +9,14 @@
 //! [`StoreError::Fenced`] once a newer claim moved it on: a paused or partitioned instance can
 //! never commit stale work.
 
+pub(crate) mod claim;
 mod memory;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-mod sql;
+pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -24,10 +27,10 @@ pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use self::sql::{FencedDatabase, FencedTransaction, SqlStore};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::transaction::{FencedDatabase, FencedTransaction, SqlStore};
 
 use crate::BoxFuture;
 
@@ -168,6 +171,29 @@ impl Status {
         }
     }
 }
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    /// The status named by [`Status::as_str`]; any other text is an error.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "RUNNING" => Self::Running,
+            "COMPLETED" => Self::Completed,
+            "FAILED" => Self::Failed,
+            "TIMED_OUT" => Self::TimedOut,
+            "CANCELLED" => Self::Cancelled,
+            _ => return Err(UnknownStatus(text.to_owned())),
+        })
+    }
+}
+
+/// A text that names no [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown execution status `{0}`: expected RUNNING, COMPLETED, FAILED, TIMED_OUT or CANCELLED"
+)]
+pub struct UnknownStatus(pub String);
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -324,6 +350,22 @@ pub trait ExecutionStore: Send + Sync + 'static {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>>;
 
+    /// Records the jobs (or finds them), at startup: the records in the order of `jobs`.
+    /// The default registers them one by one; the SQL stores do it in one round trip, so
+    /// thousands of jobs start as fast as a few.
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            let mut records = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                records.push(self.register(job).await?);
+            }
+            Ok(records)
+        })
+    }
+
     /// Claims an execution; see the module docs. A claim that does not win changes nothing.
     fn claim<'a>(
         &'a self,
@@ -375,6 +417,13 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
+    /// The execution `id`, if the store has it: one row, read by its key, whatever the
+    /// length of the job's history. (The memory store looks through the jobs it keeps.)
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>>;
+
     /// The dead letters: executions that failed after their last attempt (status
     /// [`Status::Failed`], with the error chain), of `job` or of every job, most recently
     /// finished first, at most `limit`.
@@ -412,6 +461,12 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         (**self).register(job)
+    }
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        (**self).register_all(jobs)
     }
     fn claim<'a>(
         &'a self,
@@ -463,6 +518,12 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         (**self).executions(job, limit)
+    }
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        (**self).execution(id)
     }
     fn dead_letters<'a>(
         &'a self,
@@ -529,5 +590,28 @@ impl StoreError {
     /// Whether this run lost its execution to a newer claim.
     pub fn is_fenced(&self) -> bool {
         matches!(self, Self::Fenced { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip_and_unknown_ones_are_errors() {
+        for status in [
+            Status::Running,
+            Status::Completed,
+            Status::Failed,
+            Status::TimedOut,
+            Status::Cancelled,
+        ] {
+            assert_eq!(status.as_str().parse::<Status>(), Ok(status));
+        }
+        assert_eq!(
+            "DONE".parse::<Status>(),
+            Err(UnknownStatus("DONE".to_owned()))
+        );
+        assert!("cancelled".parse::<Status>().is_err());
     }
 }

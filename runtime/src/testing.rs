@@ -178,12 +178,9 @@ impl Run {
         };
         let executed = executor::execute(&rt, &entry, self.tick, true, None).await;
         let record = match &executed {
-            Executed::Ran { execution_id } => self
-                .store
-                .executions(&job_name, usize::MAX)
-                .await
-                .ok()
-                .and_then(|all| all.into_iter().find(|r| r.id == *execution_id)),
+            Executed::Ran { execution_id } => {
+                self.store.execution(execution_id).await.ok().flatten()
+            }
             Executed::Skipped(_) => None,
         };
         RunReport {
@@ -520,6 +517,13 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         self.inner.register(job)
     }
 
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        self.inner.register_all(jobs)
+    }
+
     fn claim<'a>(
         &'a self,
         request: &'a ClaimRequest<'a>,
@@ -607,6 +611,13 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         self.inner.executions(job, limit)
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        self.inner.execution(id)
     }
 
     fn dead_letters<'a>(

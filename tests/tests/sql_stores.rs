@@ -790,3 +790,40 @@ async fn postgres_tables_of_a_newer_build_are_refused() {
 async fn sqlite_tables_of_a_newer_build_are_refused() {
     tables_of_a_newer_build_are_refused(Backend::Sqlite).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// One tick run twice at once
+
+/// Two `testing::Run`s of one idempotent tick at once on one Postgres store, with the same
+/// (default) instance id: the body runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_runs_of_one_tick_run_the_body_once() {
+    let db = Db::new(Backend::Postgres, "two_runs");
+    let store = Arc::new(db.postgres().await);
+    let ran = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let job = {
+        let ran = ran.clone();
+        Job::new("twice", every(60_000), move |_ctx: JobContext| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(())
+            }
+        })
+        .idempotent()
+    };
+    let tick = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let runs = (0..2).map(|_| {
+        tickguard::testing::Run::new(job.clone(), tick)
+            .store(store.clone())
+            .run()
+    });
+    let reports = join_all(runs).await;
+    assert_eq!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the body ran more than once: {reports:?}"
+    );
+    let recorded = reports.iter().filter(|r| r.record().is_some()).count();
+    assert_eq!(recorded, 1, "{reports:?}");
+}

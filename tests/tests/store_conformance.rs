@@ -27,7 +27,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use tickguard::store::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, JobRecord,
     JobRegistration, MemoryStore, OnceState, PostgresStore, SqliteStore, Status, StoreError,
 };
 use tickguard_tests::{no_postgres, postgres_url, sqlite_url};
@@ -72,6 +72,11 @@ macro_rules! store_conformance {
                 lists_interrupted_executions,
                 a_finish_racing_a_takeover_has_one_winner,
                 dead_letters_are_the_failed_executions,
+                concurrent_claims_of_a_running_tick_have_one_winner,
+                claims_with_one_owner_string_have_one_winner,
+                reads_one_execution_by_its_id,
+                registers_many_jobs_at_once,
+                claims_after_a_long_history,
             );
         }
     };
@@ -1377,4 +1382,213 @@ async fn dead_letters_are_the_failed_executions(store: Arc<dyn ExecutionStore>, 
     assert_eq!(ours, [tick_id(&b, 1), tick_id(&a, 1)]);
     let one = ok(&*store, "dead_letters", store.dead_letters(None, 1).await);
     assert_eq!(one.len(), 1);
+}
+
+/// Claimers of one idempotent tick with different owners, all at once, while the winner is
+/// still running: one wins, every other is told the execution is busy.
+async fn concurrent_claims_of_a_running_tick_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    const CLAIMERS: usize = 20;
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let before = fence_of(&*store, &job).await;
+    let claims = concurrent_claims(&store, &job, &id, CLAIMERS, |i| format!("owner-{i}")).await;
+    let winners: Vec<_> = claims
+        .iter()
+        .filter_map(|claim| match claim {
+            Claim::Acquired(claimed) => Some(claimed),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one claimer must win: {claims:?}");
+    assert_eq!(winners[0].fence, before + 1);
+    let busy = Claim::Busy {
+        execution_id: id.clone(),
+    };
+    assert_eq!(
+        claims.iter().filter(|claim| **claim == busy).count(),
+        CLAIMERS - 1,
+        "{claims:?}"
+    );
+}
+
+/// Two runs whose owner strings are equal (two instances configured with one instance id)
+/// claim one tick at once: the store never takes the other's live row for its own.
+async fn claims_with_one_owner_string_have_one_winner(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let claims = concurrent_claims(&store, &job, &id, 2, |_| "instance#0".to_owned()).await;
+    let won = claims
+        .iter()
+        .filter(|claim| matches!(claim, Claim::Acquired(_)))
+        .count();
+    assert_eq!(won, 1, "exactly one run must win: {claims:?}");
+    // Later, one by one, as well.
+    assert_eq!(
+        Claimer::new(&job, &id, 0, "instance#0")
+            .claim(&*store)
+            .await,
+        Claim::Busy {
+            execution_id: id.clone()
+        }
+    );
+}
+
+/// `n` tasks claim `id` at once (the owner of each from `owner`); nobody finishes.
+async fn concurrent_claims(
+    store: &Arc<dyn ExecutionStore>,
+    job: &str,
+    id: &str,
+    n: usize,
+    owner: impl Fn(usize) -> String,
+) -> Vec<Claim> {
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, job, id, start) =
+                (store.clone(), job.to_owned(), id.to_owned(), start.clone());
+            let owner = owner(i);
+            tokio::spawn(async move {
+                start.wait().await;
+                Claimer::new(&job, &id, 0, &owner).claim(&*store).await
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.expect("a claimer panicked"));
+    }
+    claims
+}
+
+/// `execution(id)` reads one execution as `executions` lists it; an unknown id is `None`.
+async fn reads_one_execution_by_its_id(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    assert_eq!(ok(&*store, "execution", store.execution(&id).await), None);
+    let (_, exec) = Claimer::new(&job, &id, 0, "owner-1").win(&*store).await;
+    let running = ok(&*store, "execution", store.execution(&id).await);
+    assert_eq!(running.as_ref(), Some(&record(&*store, &job, &id).await));
+    assert_eq!(running.map(|r| r.status), Some(Status::Running));
+    finish(&*store, &exec, Status::Failed, 2, Some("boom")).await;
+    let done = ok(&*store, "execution", store.execution(&id).await).unwrap();
+    assert_eq!(done, record(&*store, &job, &id).await);
+    assert_eq!(
+        (done.status, done.attempts, done.error.as_deref()),
+        (Status::Failed, 2, Some("boom"))
+    );
+    let unknown = format!("{prefix}-nothing@0");
+    assert_eq!(
+        ok(&*store, "execution", store.execution(&unknown).await),
+        None
+    );
+}
+
+/// `register_all` records every job at once, in order, as `register` would one by one: a
+/// known job keeps its fence and first registration time.
+async fn registers_many_jobs_at_once(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let names: Vec<String> = (0..5).map(|i| format!("{prefix}-job-{i}")).collect();
+    let first = tick(-100);
+    let known = JobRegistration::new(&names[2], "every 1m".to_owned(), "UTC".to_owned(), None)
+        .registered_at(first);
+    ok(&*store, "register", store.register(&known).await);
+    let id = tick_id(&names[2], 0);
+    let (claimed, _) = Claimer::new(&names[2], &id, 0, "owner-1")
+        .win(&*store)
+        .await;
+    let later = tick(5);
+    let registrations: Vec<JobRegistration<'_>> = names
+        .iter()
+        .map(|name| {
+            JobRegistration::new(name, "every 1m".to_owned(), "UTC".to_owned(), Some(tick(6)))
+                .registered_at(later)
+        })
+        .collect();
+    let records: Vec<JobRecord> = ok(
+        &*store,
+        "register_all",
+        store.register_all(&registrations).await,
+    );
+    let got: Vec<(&str, u64, DateTime<Utc>)> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.fence, r.created_at))
+        .collect();
+    let expected: Vec<(&str, u64, DateTime<Utc>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if i == 2 {
+                (name.as_str(), claimed.fence, first)
+            } else {
+                (name.as_str(), 0, later)
+            }
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(records[2].last_tick, Some(tick(0)));
+    // Again: the same records.
+    let again = ok(
+        &*store,
+        "register_all",
+        store.register_all(&registrations).await,
+    );
+    assert_eq!(again, records);
+    let none = ok(&*store, "register_all", store.register_all(&[]).await);
+    assert!(none.is_empty());
+}
+
+/// A job with a long history (200 finished executions) still claims right: a done tick is
+/// done, a running execution makes other ticks busy.
+async fn claims_after_a_long_history(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    const HISTORY: i64 = 200;
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    for n in 0..HISTORY {
+        let id = format!("{job}@run-{n}");
+        let (_, exec) = Claimer::new(&job, &id, n, "owner-1")
+            .idempotent(false)
+            .win(&*store)
+            .await;
+        finish(&*store, &exec, Status::Completed, 1, None).await;
+    }
+    let done = tick_id(&job, HISTORY);
+    let (_, exec) = Claimer::new(&job, &done, HISTORY, "owner-2")
+        .win(&*store)
+        .await;
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    let running = tick_id(&job, HISTORY + 1);
+    let (_, _live) = Claimer::new(&job, &running, HISTORY + 1, "owner-3")
+        .win(&*store)
+        .await;
+    assert_eq!(
+        Claimer::new(&job, &done, HISTORY, "owner-4")
+            .claim(&*store)
+            .await,
+        Claim::Done {
+            status: Status::Completed
+        }
+    );
+    assert_eq!(
+        Claimer::new(&job, &tick_id(&job, HISTORY + 2), HISTORY + 2, "owner-4")
+            .claim(&*store)
+            .await,
+        Claim::Busy {
+            execution_id: running.clone()
+        }
+    );
+    assert_eq!(
+        Claimer::new(&job, &running, HISTORY + 1, "owner-4")
+            .claim(&*store)
+            .await,
+        Claim::Busy {
+            execution_id: running
+        }
+    );
 }

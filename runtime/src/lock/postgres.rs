@@ -1,28 +1,23 @@
-use std::{fmt, io, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use sqlx::{
     AssertSqlSafe, Connection, Error as SqlxError,
-    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
+    postgres::{PgConnection, PgPool, PgPoolOptions},
 };
 use tokio::sync::OnceCell;
 
-use super::{Lease, LockBackend, LockError};
-use crate::BoxFuture;
-
-/// How long [`PostgresLock::connect`] waits for the server before it reports it unreachable.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long an operation waits for a connection from the pool (a new one included) before
-/// it fails: a dead server fails every operation within this.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::{
+    BoxFuture,
+    lock::{Lease, LockBackend, LockError},
+    postgres::{
+        ACQUIRE_TIMEOUT, Failure, address, already_exists, connect, connection_lost, describe,
+        hint, parse_url, quote, reason,
+    },
+};
 
 /// Connections in the pool that [`PostgresLock::connect`] opens. Lock operations are one
 /// short statement each; more connections would only sit idle on the server.
 const MAX_CONNECTIONS: u32 = 4;
-
-/// The `application_name` of the connections [`PostgresLock::connect`] opens, unless the URL
-/// sets one: what `pg_stat_activity` shows for them.
-const APPLICATION_NAME: &str = "tickguard";
 
 /// The key of the transaction-scoped advisory lock that serialises the creation of the table
 /// across instances starting at once (the ASCII of `tickgrd!`). It is held only for the
@@ -114,20 +109,10 @@ impl PostgresLock {
     /// is created if it does not exist. The name is used verbatim, as a quoted identifier
     /// (`"Billing"` and `billing` are two schemas), so any name is safe to pass.
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, LockError> {
-        let options = parse_url(url)?;
+        let options = parse_url(url).map_err(LockError::new)?;
         let addr = address(&options);
         let sql = Arc::new(Statements::new(schema));
-        let mut conn = tokio::time::timeout(STARTUP_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map_err(|_| {
-                LockError::new(format!(
-                    "cannot reach PostgreSQL at {addr}: no answer within {} s; is the address \
-                     right (a PostgreSQL server on that port?), and does a firewall drop the \
-                     packets?",
-                    STARTUP_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| unreachable_error(&addr, e))?;
+        let mut conn = connect(&options).await?;
         // The table is created on this first connection, so that an error in the setup
         // (no privilege on the schema, say) surfaces here rather than at the first tick.
         let created = create_table(&mut conn, &sql).await;
@@ -234,21 +219,11 @@ impl PostgresLock {
 
     fn error(&self, what: &str, name: Option<&str>, e: SqlxError) -> LockError {
         let on = name.map(|n| format!(" of lock `{n}`")).unwrap_or_default();
-        let hint = match &e {
-            SqlxError::Io(_) | SqlxError::PoolTimedOut => "; is postgres running and reachable?",
-            e if connection_lost(e) => "; is postgres running and reachable?",
-            SqlxError::Database(db) => match db.code().as_deref() {
-                // undefined_table, invalid_schema_name: dropped while we ran.
-                Some("42P01" | "3F000") => {
-                    "; the lock table is gone: restart the instance to create it again"
-                }
-                Some("42501") => {
-                    "; grant this user SELECT, INSERT, UPDATE, DELETE on the lock table"
-                }
-                _ => "",
-            },
-            _ => "",
-        };
+        let hint = hint(
+            &e,
+            "the lock table is gone: restart the instance to create it again",
+            "the lock table",
+        );
         let reason = match &e {
             SqlxError::PoolTimedOut => format!(
                 "no connection within {:?}",
@@ -336,11 +311,6 @@ impl Statements {
     }
 }
 
-/// `name` as a quoted identifier: any string, case kept, `"` doubled.
-pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Creates the schema and the table unless they exist, then checks the table's columns.
 async fn create_table(conn: &mut PgConnection, sql: &Statements) -> Result<(), SetupError> {
     create(conn, sql).await.map_err(SetupError::Create)?;
@@ -400,17 +370,12 @@ async fn table_exists(conn: &mut PgConnection, sql: &Statements) -> Result<bool,
         .await
 }
 
-/// Someone without the advisory lock (a person at a `psql` prompt, say) created the object
-/// at the same moment: what we wanted exists.
-pub(crate) fn already_exists<T: Default>(e: SqlxError) -> Result<T, SqlxError> {
-    match &e {
-        // unique_violation (on the catalog), duplicate_table, duplicate_schema
-        SqlxError::Database(db)
-            if matches!(db.code().as_deref(), Some("23505" | "42P07" | "42P06")) =>
-        {
-            Ok(T::default())
+impl From<Failure> for LockError {
+    fn from(failure: Failure) -> Self {
+        match failure.source {
+            Some(source) => Self::with_source(failure.message, source),
+            None => Self::new(failure.message),
         }
-        _ => Err(e),
     }
 }
 
@@ -513,102 +478,6 @@ impl LockBackend for PostgresLock {
     }
 }
 
-/// Whether `e` says the statement's connection is dead, so a fresh one may succeed.
-pub(crate) fn connection_lost(e: &SqlxError) -> bool {
-    match e {
-        SqlxError::Io(_) => true,
-        // connection_exception (class 08), admin_shutdown (pg_terminate_backend, a fast
-        // shutdown), crash_shutdown, idle_session_timeout.
-        SqlxError::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P05")),
-        _ => false,
-    }
-}
-
-/// What failed, in plain words: the driver's message without its decoration.
-pub(crate) fn reason(e: &SqlxError) -> String {
-    match e {
-        SqlxError::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
-            "connection refused".to_owned()
-        }
-        SqlxError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-            "the server closed the connection".to_owned()
-        }
-        SqlxError::Io(io) => io.to_string(),
-        SqlxError::Database(db) => match db.code() {
-            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
-            None => db.message().to_owned(),
-        },
-        SqlxError::Configuration(e) => e.to_string(),
-        e => e.to_string(),
-    }
-}
-
-/// Parses a libpq URL, with an error that says what is wrong and never shows the password.
-pub(crate) fn parse_url(url: &str) -> Result<PgConnectOptions, LockError> {
-    const EXPECTED: &str = "expected postgres://[user[:password]@]host[:port]/database";
-    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
-    if !matches!(scheme, Some("postgres" | "postgresql")) {
-        return Err(LockError::new(format!(
-            "invalid PostgreSQL URL `{}`: the scheme must be postgres:// or postgresql://; \
-             {EXPECTED}",
-            redact(url)
-        )));
-    }
-    let options: PgConnectOptions = url.parse().map_err(|e: SqlxError| {
-        let reason = match &e {
-            SqlxError::Configuration(source) => source.to_string(),
-            e => e.to_string(),
-        };
-        LockError::new(format!(
-            "invalid PostgreSQL URL `{}`: {reason}; {EXPECTED}",
-            redact(url)
-        ))
-    })?;
-    Ok(match options.get_application_name() {
-        Some(_) => options,
-        None => options.application_name(APPLICATION_NAME),
-    })
-}
-
-/// The startup error: the server at `addr` could not be reached or refused us.
-pub(crate) fn unreachable_error(addr: &str, e: SqlxError) -> LockError {
-    let check = match &e {
-        SqlxError::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
-            "is postgres running there? (`bash scripts/services` starts one locally)"
-        }
-        SqlxError::Io(_) => "is the address right, and is postgres running there?",
-        SqlxError::Tls(_) => {
-            "tickguard builds sqlx without TLS: use sslmode=disable or prefer, or turn TLS on \
-             by adding `sqlx = { version = \"0.9\", features = [\"tls-rustls\"] }` to your own \
-             dependencies"
-        }
-        SqlxError::Protocol(_) => {
-            "the server there does not speak the PostgreSQL protocol; is the port right?"
-        }
-        SqlxError::Database(db) => match db.code().as_deref() {
-            // invalid_password, invalid_authorization_specification
-            Some("28P01" | "28000") => {
-                "check the user name and password in the URL \
-                 (postgres://user:password@host:port/database) and the server's pg_hba.conf"
-            }
-            // invalid_catalog_name
-            Some("3D000") => "create the database, or fix its name in the URL",
-            // too_many_connections
-            Some("53300") => "the server has no connection slot left (max_connections)",
-            // cannot_connect_now
-            Some("57P03") => "the server is starting up or shutting down; try again",
-            _ => "check the URL and the server's log",
-        },
-        _ => "is the address right, and is postgres running there?",
-    };
-    LockError::with_source(
-        format!("cannot reach PostgreSQL at {addr}: {}; {check}", reason(&e)),
-        e,
-    )
-}
-
 /// The startup error: connected, but the table could not be created or used.
 fn setup_error(addr: &str, sql: &Statements, e: SetupError) -> LockError {
     let (creating, e) = match e {
@@ -642,80 +511,12 @@ fn setup_error(addr: &str, sql: &Statements, e: SetupError) -> LockError {
     )
 }
 
-/// `host:port/database` or `socket/database`, for errors.
-pub(crate) fn address(options: &PgConnectOptions) -> String {
-    // Without a database name, the server uses the user's name.
-    let db = options.get_database().unwrap_or(options.get_username());
-    let port = options.get_port();
-    match options.get_socket() {
-        Some(dir) => format!("{}/.s.PGSQL.{port}/{db}", dir.display()),
-        // An IPv6 address, unless it came from a URL, which keeps its brackets.
-        None if options.get_host().contains(':') && !options.get_host().starts_with('[') => {
-            format!("[{}]:{port}/{db}", options.get_host())
-        }
-        None => format!("{}:{port}/{db}", options.get_host()),
-    }
-}
-
-/// The server as a URL without the password, for logs.
-pub(crate) fn describe(options: &PgConnectOptions) -> String {
-    format!("postgres://{}@{}", options.get_username(), address(options))
-}
-
-/// `url` with the password replaced by `***`, for an error about a URL that did not parse.
-fn redact(url: &str) -> String {
-    super::redact_url(url, false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:secret@h:1/db"),
-            "postgres://u:***@h:1/db"
-        );
-        assert_eq!(redact("postgres://:secret@h"), "postgres://:***@h");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("postgres://h:1/db"), "postgres://h:1/db");
-        assert_eq!(redact("not a url"), "not a url");
-    }
-
-    #[test]
-    fn describes_without_password() {
-        let options = parse_url("postgres://user:secret@example.com:5433/app")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(describe(&options), "postgres://user@example.com:5433/app");
-        assert_eq!(options.get_application_name(), Some("tickguard"));
-        let options = parse_url("postgresql://u@[::1]/app?application_name=mine")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(describe(&options), "postgres://u@[::1]:5432/app");
-        assert_eq!(options.get_application_name(), Some("mine"));
-    }
-
-    #[test]
-    fn rejects_other_schemes_without_the_password() {
-        for url in [
-            "http://u:hunter2@127.0.0.1:5432/db",
-            "127.0.0.1:5432",
-            "postgres://u:hunter2@127.0.0.1:notaport/db",
-        ] {
-            let message = parse_url(url).err().map(|e| e.to_string());
-            let message = message.unwrap_or_else(|| panic!("{url} parsed"));
-            assert!(
-                message.starts_with("invalid PostgreSQL URL `"),
-                "{url}: {message}"
-            );
-            assert!(!message.contains("hunter2"), "{url}: {message}");
-        }
-    }
-
-    #[test]
     fn quotes_identifiers() {
-        assert_eq!(quote("public"), "\"public\"");
-        assert_eq!(quote("a\"b; drop"), "\"a\"\"b; drop\"");
         let sql = Statements::new("My\"Schema");
         assert_eq!(sql.table, "\"My\"\"Schema\".tickguard_locks");
     }

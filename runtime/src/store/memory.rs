@@ -10,7 +10,10 @@ use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, Status, StoreError,
 };
-use crate::BoxFuture;
+use crate::{
+    BoxFuture,
+    store::claim::{Outcome, SeenRow, decide},
+};
 
 /// How many finished executions per job the memory store keeps (older ones are forgotten,
 /// so a long-running process does not grow without bound: 10,000 jobs firing every second
@@ -249,19 +252,36 @@ impl MemoryStore {
                 live_other = Some(i);
             }
         }
-        if let Some(row) = existing.map(|i| &state.rows[i])
-            && req.idempotent
-            && row.record.status.is_final()
-        {
-            return Claim::Done {
+        let seen = |i: usize| {
+            let row = &state.rows[i];
+            SeenRow {
+                id: &row.record.id,
                 status: row.record.status,
-            };
-        }
-        if let Some(row) = live_other.map(|i| &state.rows[i]) {
-            return Claim::Busy {
-                execution_id: row.record.id.clone(),
-            };
-        }
+                owner: &row.record.owner,
+                live: row.live_within(now, req.liveness),
+            }
+        };
+        let rows: Vec<SeenRow<'_>> = existing.into_iter().chain(live_other).map(seen).collect();
+        // A claim in this process cannot lose its answer: never a retry.
+        let resumed = match decide(req, false, &rows) {
+            Outcome::Done(status) => return Claim::Done { status },
+            Outcome::Busy(id) => {
+                return Claim::Busy {
+                    execution_id: id.to_owned(),
+                };
+            }
+            Outcome::Own => {
+                // Not reached (no retry), but well defined: the row's current claim.
+                let record = &state.rows[existing.unwrap_or_default()].record;
+                return Claim::Acquired(Claimed {
+                    fence: record.fence,
+                    previous_attempts: record.attempts.saturating_sub(1),
+                    checkpoint: record.checkpoint.clone(),
+                    resumed: false,
+                });
+            }
+            Outcome::Take { resumed } => resumed,
+        };
         // Every running row left is an owner that is gone: none of them may write again.
         let mut abandoned = 0;
         for row in state.rows.iter_mut() {
@@ -281,7 +301,6 @@ impl MemoryStore {
                 .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
         );
         let previous = existing.and_then(|i| state.rows.remove(i));
-        let resumed = previous.is_some();
         if previous
             .as_ref()
             .is_some_and(|row| row.record.status != Status::Running)
@@ -479,6 +498,23 @@ impl ExecutionStore for MemoryStore {
         all.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.started_at)));
         all.truncate(limit);
         ready(Ok(all))
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        let found = self.jobs.iter().find_map(|shard| {
+            let jobs: Vec<Arc<Mutex<JobState>>> = shard
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            jobs.iter()
+                .find_map(|state| lock(state).row(id).map(|row| row.record.clone()))
+        });
+        ready(Ok(found))
     }
 
     fn dead_letters<'a>(

@@ -9,21 +9,17 @@ use sqlx::{
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    sql::{self, Migration},
+    migrate::{self, Migrate, MigrateError, Migration},
+    sql,
 };
 use crate::{
     BoxFuture,
-    lock::postgres::{
-        address, already_exists, connection_lost, describe, parse_url, quote, reason,
-        unreachable_error,
+    postgres::{
+        ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
+        describe, hint, parse_url, quote, reason,
     },
+    store::claim::{Outcome, SeenRow, decide},
 };
-
-/// How long [`PostgresStore::connect`] waits for the server before it reports it unreachable.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long an operation waits for a connection from the pool before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the store's own transactions may sit idle before the server ends them.
 const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
@@ -150,21 +146,9 @@ impl PostgresStore {
     /// [`PostgresStore::connect`] with the tables in `schema` (created if missing). The name
     /// is used verbatim, as a quoted identifier. Instances that share jobs must share it.
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let options = parse_url(url).map_err(lock_error)?;
+        let options = parse_url(url).map_err(|message| StoreError::unavailable(message, None))?;
         let addr = address(&options);
-        let mut conn = tokio::time::timeout(STARTUP_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map_err(|_| {
-                StoreError::unavailable(
-                    format!(
-                        "cannot reach PostgreSQL at {addr}: no answer within {} s; is the \
-                         address right, and does a firewall drop the packets?",
-                        STARTUP_TIMEOUT.as_secs()
-                    ),
-                    None,
-                )
-            })?
-            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+        let mut conn = connect(&options).await?;
         let sql = Statements::new(schema);
         let migrated = migrate(&mut conn, &sql).await;
         let _ = conn.close().await;
@@ -175,6 +159,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each statement: a dead connection fails its statement, which
+            // `run` sends once more on a fresh one.
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone().options([(
                 "idle_in_transaction_session_timeout",
                 STORE_IDLE_IN_TRANSACTION.as_millis(),
@@ -199,7 +186,7 @@ impl PostgresStore {
         let mut conn = pool
             .acquire()
             .await
-            .map_err(|e| lock_error(unreachable_error(&addr, e)))?;
+            .map_err(|e| StoreError::from(cannot_reach(&addr, e)))?;
         migrate(&mut conn, &sql)
             .await
             .map_err(|e| setup_error(&addr, schema, e))?;
@@ -249,20 +236,11 @@ impl PostgresStore {
     }
 
     fn error(&self, what: &str, e: SqlxError) -> StoreError {
-        let hint = match &e {
-            SqlxError::PoolTimedOut | SqlxError::Io(_) => "; is postgres running and reachable?",
-            e if connection_lost(e) => "; is postgres running and reachable?",
-            SqlxError::Database(db) => match db.code().as_deref() {
-                Some("42P01" | "3F000") => {
-                    "; the store's tables are gone: restart the instance to create them again"
-                }
-                Some("42501") => {
-                    "; grant this user SELECT, INSERT, UPDATE, DELETE on the tickguard tables"
-                }
-                _ => "",
-            },
-            _ => "",
-        };
+        let hint = hint(
+            &e,
+            "the store's tables are gone: restart the instance to create them again",
+            "the tickguard tables",
+        );
         let why = match &e {
             SqlxError::PoolTimedOut => format!("no connection within {ACQUIRE_TIMEOUT:?}"),
             e => reason(e),
@@ -276,24 +254,15 @@ impl PostgresStore {
         )
     }
 
-    async fn claim_once(&self, req: &ClaimRequest<'_>) -> Result<Claim, SqlxError> {
+    /// One try of a claim; `retried` when an earlier try of it may have committed.
+    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
-        // Claims of one job queue up on the job's row.
-        let locked: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql.lock_job.as_str()))
+        // Claims of one job queue up on the job's row, which this inserts or locks.
+        sqlx::query(AssertSqlSafe(sql.lock_job.as_str()))
             .bind(req.job)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if locked.is_none() {
-            sqlx::query(AssertSqlSafe(sql.insert_job.as_str()))
-                .bind(req.job)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.lock_job.as_str()))
-                .bind(req.job)
-                .fetch_one(&mut *tx)
-                .await?;
-        }
         // A statement of its own, after the lock: it sees what the claims before it wrote.
         // It locks the rows it reads, so that a finish racing this claim is either seen
         // (the tick is done) or waits for it (it then finds the execution taken over).
@@ -304,18 +273,28 @@ impl PostgresStore {
                 .bind(sql::millis(req.liveness))
                 .fetch_all(&mut *tx)
                 .await?;
-        let existing = open.iter().find(|row| row.0 == req.execution_id);
-        if let Some((_, status, _, _)) = existing {
-            let status = sql::parse_status(status);
-            if req.idempotent && status.is_final() {
+        let rows: Vec<SeenRow<'_>> = open
+            .iter()
+            .map(|(id, status, live, owner)| {
+                Ok(SeenRow {
+                    id,
+                    status: sql::status(status)?,
+                    owner,
+                    live: *live,
+                })
+            })
+            .collect::<Result<_, SqlxError>>()?;
+        let resumed = match decide(req, retried, &rows) {
+            Outcome::Done(status) => {
                 tx.rollback().await?;
                 return Ok(Claim::Done { status });
             }
-        }
-        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
-            if id == req.execution_id && owner == req.owner {
-                // An earlier try of this very claim (the owner is unique per run) committed
-                // before its answer was lost: the claim is ours.
+            Outcome::Busy(id) => {
+                let execution_id = id.to_owned();
+                tx.rollback().await?;
+                return Ok(Claim::Busy { execution_id });
+            }
+            Outcome::Own => {
                 let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
                     sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
                         .bind(req.execution_id)
@@ -329,11 +308,8 @@ impl PostgresStore {
                     resumed: false,
                 }));
             }
-            tx.rollback().await?;
-            return Ok(Claim::Busy {
-                execution_id: id.clone(),
-            });
-        }
+            Outcome::Take { resumed } => resumed,
+        };
         let taken: Option<(i64, i32, Option<String>)> =
             sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
                 .bind(req.job)
@@ -357,7 +333,7 @@ impl PostgresStore {
             fence: sql::fence(fence),
             previous_attempts: attempts.unsigned_abs(),
             checkpoint,
-            resumed: existing.is_some(),
+            resumed,
         }))
     }
 
@@ -470,15 +446,19 @@ enum Step {
     Fenced,
 }
 
-fn lock_error(e: crate::lock::LockError) -> StoreError {
-    let (message, source) = e.into_parts();
-    StoreError::unavailable(message, source)
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        let source = failure
+            .source
+            .map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync + 'static>);
+        Self::unavailable(failure.message, source)
+    }
 }
 
 /// The startup error: connected, but the tables could not be created or migrated.
-fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> StoreError {
+fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
     let e = match e {
-        sql::MigrateError::Newer { found, known } => {
+        MigrateError::Newer { found, known } => {
             return StoreError::unavailable(
                 format!(
                     "PostgreSQL at {addr}: the tickguard tables in schema `{schema}` are at \
@@ -488,7 +468,7 @@ fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> Sto
                 None,
             );
         }
-        sql::MigrateError::Db(e) => e,
+        MigrateError::Db(e) => e,
     };
     let check = match &e {
         SqlxError::Database(db) => match db.code().as_deref() {
@@ -510,83 +490,100 @@ fn setup_error(addr: &str, schema: &str, e: sql::MigrateError<SqlxError>) -> Sto
     )
 }
 
-/// Creates or migrates the tables, under a session advisory lock so that concurrent startups
-/// apply each migration once. The transaction begins after the lock is granted: a
-/// transaction that began before another instance created the tables could still see them
-/// missing in its catalog caches.
-async fn migrate(
-    conn: &mut PgConnection,
-    sql: &Statements,
-) -> Result<(), sql::MigrateError<SqlxError>> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    // The common case, with no lock: every instance after the first finds the tables ready.
-    if current_version(conn, sql).await? == Some(latest) {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
-    let migrated = migrate_locked(conn, sql, latest).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await;
-    migrated?;
-    unlocked?;
-    Ok(())
+/// Creates or migrates the tables.
+async fn migrate(conn: &mut PgConnection, sql: &Statements) -> Result<(), MigrateError> {
+    migrate::run(&mut PgMigrator { conn, sql }, MIGRATIONS).await
 }
 
-async fn migrate_locked(
-    conn: &mut PgConnection,
-    sql: &Statements,
-    latest: i32,
-) -> Result<(), sql::MigrateError<SqlxError>> {
-    let mut tx = conn.begin().await?;
-    let found = match current_version(&mut tx, sql).await? {
-        Some(found) => found,
-        None => {
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                sql.schema
-            )))
-            .execute(&mut *tx)
-            .await
-            .or_else(already_exists)?;
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE TABLE IF NOT EXISTS {}.tickguard_migrations (\
-                 version integer PRIMARY KEY, \
-                 description text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-                sql.schema
-            )))
-            .execute(&mut *tx)
-            .await
-            .or_else(already_exists)?;
-            0
-        }
-    };
-    if found > latest {
-        return Err(sql::MigrateError::Newer {
-            found,
-            known: latest,
-        });
+/// The Postgres side of the migration loop: a session advisory lock so that concurrent
+/// startups apply each migration once, and a transaction that begins after the lock is
+/// granted (one that began before another instance created the tables could still see
+/// them missing in its catalog caches).
+struct PgMigrator<'a> {
+    conn: &'a mut PgConnection,
+    sql: &'a Statements,
+}
+
+impl Migrate for PgMigrator<'_> {
+    async fn version_unlocked(&mut self) -> Result<Option<i32>, SqlxError> {
+        // The common case, with no lock: every instance after the first finds the tables
+        // ready.
+        current_version(self.conn, self.sql).await
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-        sqlx::raw_sql(AssertSqlSafe(m.sql.replace("{schema}", &sql.schema)))
-            .execute(&mut *tx)
+
+    async fn lock(&mut self) -> Result<(), SqlxError> {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *self.conn)
+            .await?;
+        match sqlx::raw_sql("BEGIN").execute(&mut *self.conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = self.unlock_session().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn ensure_migrations_table(&mut self) -> Result<(), SqlxError> {
+        if current_version(self.conn, self.sql).await?.is_some() {
+            return Ok(());
+        }
+        let schema = &self.sql.schema;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut *self.conn)
+        .await
+        .or_else(already_exists)?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.tickguard_migrations (\
+             version integer PRIMARY KEY, \
+             description text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )))
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
+        .or_else(already_exists)
+    }
+
+    async fn version(&mut self) -> Result<i32, SqlxError> {
+        Ok(current_version(self.conn, self.sql).await?.unwrap_or(0))
+    }
+
+    async fn apply(&mut self, m: &Migration) -> Result<(), SqlxError> {
+        let schema = &self.sql.schema;
+        sqlx::raw_sql(AssertSqlSafe(m.sql.replace("{schema}", schema)))
+            .execute(&mut *self.conn)
             .await?;
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {}.tickguard_migrations (version, description) VALUES ($1, $2)",
-            sql.schema
+            "INSERT INTO {schema}.tickguard_migrations (version, description) VALUES ($1, $2)"
         )))
         .bind(m.version)
         .bind(m.description)
-        .execute(&mut *tx)
+        .execute(&mut *self.conn)
         .await?;
+        Ok(())
     }
-    tx.commit().await?;
-    Ok(())
+
+    async fn unlock(&mut self, commit: bool) -> Result<(), SqlxError> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::raw_sql(end).execute(&mut *self.conn).await;
+        let unlocked = self.unlock_session().await;
+        ended?;
+        unlocked
+    }
+}
+
+impl PgMigrator<'_> {
+    async fn unlock_session(&mut self) -> Result<(), SqlxError> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *self.conn)
+            .await
+            .map(drop)
+    }
 }
 
 /// The schema's version, or `None` before the first migration.
@@ -623,7 +620,6 @@ struct Statements {
     /// `schema`, as given.
     raw_schema: String,
     lock_job: String,
-    insert_job: String,
     register: String,
     open_rows: String,
     own_row: String,
@@ -641,6 +637,8 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    execution: String,
+    register_all: String,
     dead_letters: String,
     interrupted: String,
     fence_check: Arc<str>,
@@ -656,8 +654,10 @@ impl Statements {
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
         let ms = "* interval '1 millisecond'";
         Self {
-            lock_job: format!("SELECT fence FROM {jobs} WHERE job = $1 FOR UPDATE"),
-            insert_job: format!("INSERT INTO {jobs} (job) VALUES ($1) ON CONFLICT DO NOTHING"),
+            lock_job: format!(
+                "INSERT INTO {jobs} (job) VALUES ($1) \
+                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job"
+            ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -736,6 +736,24 @@ impl Statements {
                  WHERE key = $3 AND execution_id = $1 AND fence = $2 \
                    AND EXISTS (SELECT 1 FROM owned)"
             ),
+            execution: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint::text \
+                 FROM {ex} WHERE id = $1"
+            ),
+            // One statement for every job of an instance; `DISTINCT ON` keeps the first
+            // registration of a name given twice.
+            register_all: format!(
+                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
+                 SELECT DISTINCT ON (job) job, trigger, zone, next_fire_at, created_at \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+                     $5::timestamptz[]) WITH ORDINALITY \
+                     AS r(job, trigger, zone, next_fire_at, created_at, n) \
+                 ORDER BY job, n \
+                 ON CONFLICT (job) DO UPDATE SET trigger = EXCLUDED.trigger, \
+                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at \
+                 RETURNING job, fence, created_at, last_tick"
+            ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint::text \
@@ -761,37 +779,10 @@ impl Statements {
     }
 }
 
-type ExecutionRow = (
-    String,
-    String,
-    DateTime<Utc>,
-    String,
-    i64,
-    String,
-    i32,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    Option<String>,
-);
+type ExecutionRow = sql::ExecutionRow<DateTime<Utc>, i32>;
 
-fn record(r: ExecutionRow) -> ExecutionRecord {
-    ExecutionRecord {
-        id: r.0,
-        job: r.1,
-        scheduled_at: r.2,
-        status: sql::parse_status(&r.3),
-        fence: sql::fence(r.4),
-        owner: r.5,
-        attempts: r.6.unsigned_abs(),
-        started_at: r.7,
-        heartbeat_at: r.8,
-        finished_at: r.9,
-        error: r.10,
-        checkpoint: r.11,
-    }
-}
+/// A job's row as registration returns it: name, fence, created_at, last_tick.
+type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 impl ExecutionStore for PostgresStore {
     fn register<'a>(
@@ -799,7 +790,7 @@ impl ExecutionStore for PostgresStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         Box::pin(async move {
-            let (fence, created_at, last_tick): (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
+            let row: (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
                 .run(|_| {
                     sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                         .bind(job.name)
@@ -811,12 +802,49 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(JobRecord {
-                name: job.name.to_owned(),
-                fence: sql::fence(fence),
-                created_at,
-                last_tick,
-            })
+            Ok(sql::job_record(job.name, row))
+        })
+    }
+
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<&str> = jobs.iter().map(|j| j.name).collect();
+            let triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
+            let zones: Vec<&str> = jobs.iter().map(|j| j.zone.as_str()).collect();
+            let next: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.next_fire).collect();
+            let at: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.registered_at).collect();
+            let rows: Vec<JobRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.register_all.as_str()))
+                        .bind(&names)
+                        .bind(&triggers)
+                        .bind(&zones)
+                        .bind(&next)
+                        .bind(&at)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("registering {} jobs", jobs.len()), e))?;
+            let by_name: std::collections::HashMap<String, JobRecord> = rows
+                .into_iter()
+                .map(|(name, fence, created_at, last_tick)| {
+                    let record = sql::job_record(&name, (fence, created_at, last_tick));
+                    (name, record)
+                })
+                .collect();
+            jobs.iter()
+                .map(|j| {
+                    by_name.get(j.name).cloned().ok_or_else(|| {
+                        StoreError::unavailable(
+                            format!("PostgreSQL did not register job `{}`", j.name),
+                            None,
+                        )
+                    })
+                })
+                .collect()
         })
     }
 
@@ -825,12 +853,14 @@ impl ExecutionStore for PostgresStore {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
-            self.run(|_| self.claim_once(request)).await.map_err(|e| {
-                self.error(
-                    &format!("the claim of execution `{}`", request.execution_id),
-                    e,
-                )
-            })
+            self.run(|retried| self.claim_once(request, retried))
+                .await
+                .map_err(|e| {
+                    self.error(
+                        &format!("the claim of execution `{}`", request.execution_id),
+                        e,
+                    )
+                })
         })
     }
 
@@ -959,7 +989,8 @@ impl ExecutionStore for PostgresStore {
                 .await
                 .map_err(|e| self.error("recording the execution's end", e))?;
                 if row.is_some_and(|(status, fence, _)| {
-                    sql::fence(fence) == exec.fence && sql::parse_status(&status) == finish.status
+                    sql::fence(fence) == exec.fence
+                        && sql::status(&status).ok() == Some(finish.status)
                 }) {
                     return Ok(());
                 }
@@ -983,7 +1014,29 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(sql::record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
+        })
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<ExecutionRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
+            row.map(sql::record)
+                .transpose()
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
     }
 
@@ -1002,7 +1055,10 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error("reading the dead letters", e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(sql::record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -1023,18 +1079,10 @@ impl ExecutionStore for PostgresStore {
                 })
                 .await
                 .map_err(|e| self.error("looking for interrupted executions", e))?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
-                        job,
-                        execution_id,
-                        scheduled_at,
-                        status: sql::parse_status(&status),
-                        attempts: attempts.unsigned_abs(),
-                    },
-                )
-                .collect())
+            rows.into_iter()
+                .map(sql::interrupted)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("looking for interrupted executions", e))
         })
     }
 

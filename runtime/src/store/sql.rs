@@ -1,38 +1,13 @@
-//! What the SQL stores share: migrations, conversions, and the fenced transaction that
-//! [`JobContext::transaction`](crate::JobContext::transaction) hands to jobs.
+//! The conversions the SQL stores share.
 
-use std::{
-    fmt,
-    ops::{Deref, DerefMut},
-    time::Duration,
-};
+use std::time::Duration;
 
-use super::{ExecutionRef, Status, StoreError};
-use crate::{BoxFuture, JobContext, JobError};
+use chrono::{DateTime, Utc};
 
-/// One step of a store's schema.
-pub(super) struct Migration {
-    pub(super) version: i32,
-    pub(super) description: &'static str,
-    pub(super) sql: &'static str,
-}
-
-/// Why the tables could not be set up.
-pub(super) enum MigrateError<E> {
-    /// The database failed.
-    Db(E),
-    /// The tables are at a version this build does not know.
-    Newer { found: i32, known: i32 },
-}
-
-impl<E> From<E> for MigrateError<E> {
-    fn from(e: E) -> Self {
-        Self::Db(e)
-    }
-}
+use crate::store::{ExecutionRecord, ExecutionRef, Interrupted, JobRecord, Status, StoreError};
 
 /// A duration in whole milliseconds, rounded up, as SQL stores it.
-pub(super) fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
 }
 
@@ -42,314 +17,110 @@ pub(super) fn fence(stored: i64) -> u64 {
 }
 
 /// A fence as stored.
-pub(super) fn db_fence(fence: u64) -> i64 {
+pub(crate) fn db_fence(fence: u64) -> i64 {
     i64::try_from(fence).unwrap_or(i64::MAX)
 }
 
-/// A `status` column's value. The column's `CHECK` admits only the five names.
-pub(super) fn parse_status(text: &str) -> Status {
-    match text {
-        "RUNNING" => Status::Running,
-        "COMPLETED" => Status::Completed,
-        "FAILED" => Status::Failed,
-        "TIMED_OUT" => Status::TimedOut,
-        _ => Status::Cancelled,
-    }
+/// A `status` column's value; a text that names no status is a decoding error.
+pub(super) fn status(text: &str) -> Result<Status, sqlx::Error> {
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-pub(super) fn fenced(exec: &ExecutionRef) -> StoreError {
+/// The error of a write refused because `exec` lost its execution to a newer claim.
+pub(crate) fn fenced(exec: &ExecutionRef) -> StoreError {
     StoreError::Fenced {
         execution_id: exec.execution_id.clone(),
         fence: exec.fence,
     }
 }
 
-/// A store that keeps executions in a SQL database, which jobs can write to in the same
-/// transaction as their fence check: see [`JobContext::transaction`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum SqlStore {
-    /// A [`PostgresStore`](super::PostgresStore).
-    #[cfg(feature = "postgres")]
-    Postgres(super::PostgresStore),
-    /// A [`SqliteStore`](super::SqliteStore).
-    #[cfg(feature = "sqlite")]
-    Sqlite(super::SqliteStore),
+/// An instant as a SQL store keeps it: `timestamptz` on PostgreSQL, Unix milliseconds on
+/// SQLite. Everything else in a row maps the same on both.
+pub(crate) trait DbInstant {
+    /// The instant.
+    fn instant(self) -> DateTime<Utc>;
 }
 
-impl SqlStore {
-    fn name(&self) -> &'static str {
-        match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(_) => "PostgreSQL",
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(_) => "SQLite",
-        }
+impl DbInstant for DateTime<Utc> {
+    fn instant(self) -> DateTime<Utc> {
+        self
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A database whose store can fence a job's transaction: [`sqlx::Postgres`] (feature
-/// `postgres`) and [`sqlx::Sqlite`] (feature `sqlite`).
-pub trait FencedDatabase: sqlx::Database + sealed::Sealed {
-    #[doc(hidden)]
-    fn __begin(
-        store: &SqlStore,
-        liveness: Duration,
-    ) -> Option<BoxFuture<'_, Result<sqlx::Transaction<'static, Self>, sqlx::Error>>>;
-
-    #[doc(hidden)]
-    fn __holds<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
-
-    #[doc(hidden)]
-    fn __checkpoint<'a>(
-        store: &'a SqlStore,
-        conn: &'a mut Self::Connection,
-        exec: &'a ExecutionRef,
-        state: String,
-    ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
-}
-
-/// The fenced statements of a job's transaction, the same on both databases: the check at
-/// commit (`__holds`) and `FencedTransaction::checkpoint` (`__checkpoint`), each on the
-/// store's own statement with `$1` the execution id and `$2` its fence.
-macro_rules! fenced_statements {
-    ($variant:ident) => {
-        fn __holds<'a>(
-            store: &'a SqlStore,
-            conn: &'a mut Self::Connection,
-            exec: &'a ExecutionRef,
-        ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-            Box::pin(async move {
-                #[allow(irrefutable_let_patterns)]
-                let SqlStore::$variant(store) = store else {
-                    return Ok(false);
-                };
-                let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(store.fence_check()))
-                    .bind(&exec.execution_id)
-                    .bind(db_fence(exec.fence))
-                    .fetch_optional(conn)
-                    .await?;
-                Ok(row.is_some())
-            })
-        }
-
-        fn __checkpoint<'a>(
-            store: &'a SqlStore,
-            conn: &'a mut Self::Connection,
-            exec: &'a ExecutionRef,
-            state: String,
-        ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-            Box::pin(async move {
-                #[allow(irrefutable_let_patterns)]
-                let SqlStore::$variant(store) = store else {
-                    return Ok(false);
-                };
-                let done = sqlx::query(sqlx::AssertSqlSafe(store.checkpoint_statement()))
-                    .bind(&exec.execution_id)
-                    .bind(db_fence(exec.fence))
-                    .bind(state)
-                    .execute(conn)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            })
-        }
-    };
-}
-
-#[cfg(feature = "postgres")]
-impl sealed::Sealed for sqlx::Postgres {}
-
-#[cfg(feature = "postgres")]
-impl FencedDatabase for sqlx::Postgres {
-    fn __begin(
-        store: &SqlStore,
-        liveness: Duration,
-    ) -> Option<BoxFuture<'_, Result<sqlx::Transaction<'static, Self>, sqlx::Error>>> {
-        #[allow(irrefutable_let_patterns)] // with only this store's feature
-        let SqlStore::Postgres(store) = store else {
-            return None;
-        };
-        Some(Box::pin(async move {
-            let mut tx = store.pool().begin().await?;
-            // A transaction left idle longer than an owner may go silent is a paused or
-            // stuck run's: the server ends it, so its row locks cannot stall the instance
-            // that takes the execution over.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SET LOCAL idle_in_transaction_session_timeout = {}",
-                millis(liveness)
-            )))
-            .execute(&mut *tx)
-            .await?;
-            Ok(tx)
-        }))
-    }
-
-    fenced_statements!(Postgres);
-}
-
-#[cfg(feature = "sqlite")]
-impl sealed::Sealed for sqlx::Sqlite {}
-
-#[cfg(feature = "sqlite")]
-impl FencedDatabase for sqlx::Sqlite {
-    fn __begin(
-        store: &SqlStore,
-        _liveness: Duration,
-    ) -> Option<BoxFuture<'_, Result<sqlx::Transaction<'static, Self>, sqlx::Error>>> {
-        #[allow(irrefutable_let_patterns)]
-        let SqlStore::Sqlite(store) = store else {
-            return None;
-        };
-        // The write lock from the start: no claim can commit while the job writes, and the
-        // check at commit cannot be overtaken.
-        Some(Box::pin(store.pool().begin_with("BEGIN IMMEDIATE")))
-    }
-
-    fenced_statements!(Sqlite);
-}
-
-/// A transaction on the store's database that commits only if the run still holds its
-/// execution: see [`JobContext::transaction`]. Dereferences to the connection, for sqlx's
-/// queries; dropped without [`commit`](FencedTransaction::commit), it rolls back.
-pub struct FencedTransaction<DB: FencedDatabase> {
-    tx: sqlx::Transaction<'static, DB>,
-    store: SqlStore,
-    ctx: JobContext,
-}
-
-impl<DB: FencedDatabase> fmt::Debug for FencedTransaction<DB> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FencedTransaction")
-            .field("execution_id", &self.ctx.execution_id())
-            .field("fence", &self.ctx.fence())
-            .finish_non_exhaustive()
+impl DbInstant for i64 {
+    fn instant(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self).unwrap_or_default()
     }
 }
 
-impl<DB: FencedDatabase> FencedTransaction<DB> {
-    pub(crate) async fn begin(ctx: &JobContext) -> Result<Self, JobError> {
-        let inner = &ctx.inner;
-        let Some(store) = inner.store.sql() else {
-            return Err(JobError::permanent(format!(
-                "ctx.transaction() needs a SQL execution store (PostgresStore or SqliteStore); \
-                 this scheduler's store is {}",
-                inner.store.describe()
-            )));
-        };
-        let Some(begin) = DB::__begin(&store, inner.liveness) else {
-            return Err(JobError::permanent(format!(
-                "ctx.transaction() was asked for another database than the store's ({}): \
-                 name the store's database, as in ctx.transaction::<sqlx::{}>()",
-                store.name(),
-                match store.name() {
-                    "SQLite" => "Sqlite",
-                    _ => "Postgres",
-                }
-            )));
-        };
-        let tx = begin.await.map_err(|e| {
-            JobError::transient(StoreError::unavailable(
-                format!("cannot begin a transaction on {}", inner.store.describe()),
-                Some(Box::new(e)),
-            ))
-        })?;
-        Ok(Self {
-            tx,
-            store,
-            ctx: ctx.clone(),
-        })
-    }
+/// An execution row, as the stores' `SELECT id, job, scheduled_at, status, fence, owner,
+/// attempt, started_at, heartbeat_at, finished_at, error, checkpoint` returns it, with the
+/// database's instant type `T` and attempt type `N`.
+pub(crate) type ExecutionRow<T, N> = (
+    String,
+    String,
+    T,
+    String,
+    i64,
+    String,
+    N,
+    T,
+    T,
+    Option<T>,
+    Option<String>,
+    Option<String>,
+);
 
-    /// Commits, if this run still holds its execution: the execution's row is locked and
-    /// checked in the transaction itself, so no claim can take the execution over between
-    /// the check and the commit. A stale run (another instance took the execution over)
-    /// gets an error, is stopped like any fenced run, and its writes are rolled back.
-    pub async fn commit(mut self) -> Result<(), JobError> {
-        let inner = &self.ctx.inner;
-        let holds = DB::__holds(&self.store, &mut self.tx, &inner.exec)
-            .await
-            .map_err(|e| self.unavailable("the fence check before commit", e))?;
-        if !holds {
-            let _ = self.tx.rollback().await;
-            return Err(inner.store_error(fenced(&inner.exec)));
-        }
-        let FencedTransaction { tx, store, ctx } = self;
-        tx.commit().await.map_err(|e| {
-            let t = FencedTransaction::<DB>::describe_error(&store, &ctx, "the commit", e);
-            JobError::transient(t)
-        })
-    }
-
-    /// Saves the run's progress in this transaction: it is committed with the rows the job
-    /// wrote, or not at all. A run that takes the execution over after a crash resumes from
-    /// exactly what was committed, so work done in the database is neither lost nor done
-    /// twice (the chapter's "crash at record 800 of 1000"). It also locks the execution's
-    /// row until the transaction ends: a takeover waits for it.
-    ///
-    /// A stale run (another instance took the execution over) gets an error and is stopped.
-    pub async fn checkpoint<T: serde::Serialize + ?Sized>(
-        &mut self,
-        state: &T,
-    ) -> Result<(), JobError> {
-        let json = serde_json::to_string(state).map_err(JobError::permanent)?;
-        let inner = &self.ctx.inner;
-        let saved = DB::__checkpoint(&self.store, &mut self.tx, &inner.exec, json)
-            .await
-            .map_err(|e| self.unavailable("a checkpoint", e))?;
-        if saved {
-            Ok(())
-        } else {
-            Err(inner.store_error(fenced(&inner.exec)))
-        }
-    }
-
-    /// Rolls the transaction back.
-    pub async fn rollback(self) -> Result<(), JobError> {
-        let FencedTransaction { tx, store, ctx } = self;
-        tx.rollback()
-            .await
-            .map_err(|e| JobError::transient(Self::describe_error(&store, &ctx, "the rollback", e)))
-    }
-
-    fn unavailable(&self, what: &str, e: sqlx::Error) -> JobError {
-        JobError::transient(Self::describe_error(&self.store, &self.ctx, what, e))
-    }
-
-    fn describe_error(
-        store: &SqlStore,
-        ctx: &JobContext,
-        what: &str,
-        e: sqlx::Error,
-    ) -> StoreError {
-        StoreError::unavailable(
-            format!(
-                "{} transaction of execution `{}`: {what} failed",
-                store.name(),
-                ctx.execution_id()
-            ),
-            Some(Box::new(e)),
-        )
-    }
+/// Attempts as stored: never negative.
+fn attempts<N: TryInto<u32>>(stored: N) -> u32 {
+    stored.try_into().unwrap_or(0)
 }
 
-impl<DB: FencedDatabase> Deref for FencedTransaction<DB> {
-    type Target = DB::Connection;
-
-    fn deref(&self) -> &DB::Connection {
-        &self.tx
-    }
+/// An execution row as the record.
+pub(crate) fn record<T: DbInstant, N: TryInto<u32>>(
+    r: ExecutionRow<T, N>,
+) -> Result<ExecutionRecord, sqlx::Error> {
+    Ok(ExecutionRecord {
+        id: r.0,
+        job: r.1,
+        scheduled_at: r.2.instant(),
+        status: status(&r.3)?,
+        fence: fence(r.4),
+        owner: r.5,
+        attempts: attempts(r.6),
+        started_at: r.7.instant(),
+        heartbeat_at: r.8.instant(),
+        finished_at: r.9.map(DbInstant::instant),
+        error: r.10,
+        checkpoint: r.11,
+    })
 }
 
-impl<DB: FencedDatabase> DerefMut for FencedTransaction<DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
-        &mut self.tx
+/// An interrupted execution's row (`job, id, scheduled_at, status, attempt`).
+pub(crate) type InterruptedRow<T, N> = (String, String, T, String, N);
+
+/// An interrupted execution's row as the record.
+pub(crate) fn interrupted<T: DbInstant, N: TryInto<u32>>(
+    (job, execution_id, scheduled_at, status_text, stored): InterruptedRow<T, N>,
+) -> Result<Interrupted, sqlx::Error> {
+    Ok(Interrupted {
+        job,
+        execution_id,
+        scheduled_at: scheduled_at.instant(),
+        status: status(&status_text)?,
+        attempts: attempts(stored),
+    })
+}
+
+/// A job's row as registration returns it (`fence, created_at, last_tick`).
+pub(crate) fn job_record<T: DbInstant>(
+    name: &str,
+    (stored_fence, created_at, last_tick): (i64, T, Option<T>),
+) -> JobRecord {
+    JobRecord {
+        name: name.to_owned(),
+        fence: fence(stored_fence),
+        created_at: created_at.instant(),
+        last_tick: last_tick.map(DbInstant::instant),
     }
 }

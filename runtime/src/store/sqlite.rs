@@ -4,16 +4,21 @@ use chrono::{DateTime, Utc};
 use sqlx::{
     AssertSqlSafe, Error as SqlxError,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+        SqliteSynchronous,
     },
 };
 
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    sql::{self, Migration},
+    migrate::{self, Migrate, MigrateError, Migration},
+    sql,
 };
-use crate::BoxFuture;
+use crate::{
+    BoxFuture,
+    store::claim::{Outcome, SeenRow, decide},
+};
 
 /// How long a statement waits for another connection's write lock (another instance's
 /// claim, a job's transaction) before it fails.
@@ -110,10 +115,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn instant(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`, or
     /// `sqlite:file.db`; a relative path is relative to the working directory) and creates
@@ -174,14 +175,14 @@ impl SqliteStore {
             )
         })?;
         migrate(&pool).await.map_err(|e| match e {
-            sql::MigrateError::Newer { found, known } => StoreError::unavailable(
+            MigrateError::Newer { found, known } => StoreError::unavailable(
                 format!(
                     "the tickguard tables in `{file}` are at version {found}, newer than this \
                      build knows ({known}): upgrade this instance"
                 ),
                 None,
             ),
-            sql::MigrateError::Db(e) => StoreError::unavailable(
+            MigrateError::Db(e) => StoreError::unavailable(
                 format!("cannot set up the tickguard tables in `{file}`: {e}"),
                 Some(Box::new(e)),
             ),
@@ -242,18 +243,29 @@ impl SqliteStore {
                 .bind(now - sql::millis(req.liveness))
                 .fetch_all(&mut *tx)
                 .await?;
-        let existing = open.iter().find(|row| row.0 == req.execution_id);
-        if let Some((_, status, _, _)) = existing {
-            let status = sql::parse_status(status);
-            if req.idempotent && status.is_final() {
+        let rows: Vec<SeenRow<'_>> = open
+            .iter()
+            .map(|(id, status, live, owner)| {
+                Ok(SeenRow {
+                    id,
+                    status: sql::status(status)?,
+                    owner,
+                    live: *live,
+                })
+            })
+            .collect::<Result<_, SqlxError>>()?;
+        // A claim here is never retried: it cannot find a row of its own.
+        let resumed = match decide(req, false, &rows) {
+            Outcome::Done(status) => {
                 tx.rollback().await?;
                 return Ok(Claim::Done { status });
             }
-        }
-        if let Some((id, _, _, owner)) = open.iter().find(|row| row.2) {
-            if id == req.execution_id && owner == req.owner {
-                // An earlier try of this very claim (the owner is unique per run) committed
-                // before its answer was lost: the claim is ours.
+            Outcome::Busy(id) => {
+                let execution_id = id.to_owned();
+                tx.rollback().await?;
+                return Ok(Claim::Busy { execution_id });
+            }
+            Outcome::Own => {
                 let (fence, attempts, checkpoint): (i64, i64, Option<String>) =
                     sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
                         .bind(req.execution_id)
@@ -267,11 +279,8 @@ impl SqliteStore {
                     resumed: false,
                 }));
             }
-            tx.rollback().await?;
-            return Ok(Claim::Busy {
-                execution_id: id.clone(),
-            });
-        }
+            Outcome::Take { resumed } => resumed,
+        };
         let fence: i64 = sqlx::query_scalar(AssertSqlSafe(sql.bump.as_str()))
             .bind(req.job)
             .bind(ms(req.scheduled_at))
@@ -307,7 +316,7 @@ impl SqliteStore {
             fence: sql::fence(fence),
             previous_attempts: u32::try_from(attempts).unwrap_or(0),
             checkpoint,
-            resumed: existing.is_some(),
+            resumed,
         }))
     }
 
@@ -408,32 +417,55 @@ enum Step {
     Fenced,
 }
 
-/// Creates or migrates the tables in one `BEGIN IMMEDIATE` transaction: concurrent startups
-/// (other processes on the file) queue on the write lock and apply each migration once.
-async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS tickguard_migrations (\
-         version INTEGER PRIMARY KEY NOT NULL, \
-         description TEXT NOT NULL, \
-         applied_at INTEGER NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let found: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
-        .fetch_one(&mut *tx)
-        .await?;
-    let found = found.unwrap_or(0);
-    if found > latest {
-        return Err(sql::MigrateError::Newer {
-            found,
-            known: latest,
-        });
+/// Creates or migrates the tables.
+async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    migrate::run(&mut SqliteMigrator { conn: &mut conn }, MIGRATIONS).await
+}
+
+/// The SQLite side of the migration loop: one `BEGIN IMMEDIATE` transaction, so concurrent
+/// startups (other processes on the file) queue on the write lock and apply each migration
+/// once.
+struct SqliteMigrator<'a> {
+    conn: &'a mut SqliteConnection,
+}
+
+impl Migrate for SqliteMigrator<'_> {
+    async fn version_unlocked(&mut self) -> Result<Option<i32>, SqlxError> {
+        // Every start takes the write lock: it is local and short.
+        Ok(None)
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+
+    async fn lock(&mut self) -> Result<(), SqlxError> {
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *self.conn)
+            .await
+            .map(drop)
+    }
+
+    async fn ensure_migrations_table(&mut self) -> Result<(), SqlxError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS tickguard_migrations (\
+             version INTEGER PRIMARY KEY NOT NULL, \
+             description TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
+    }
+
+    async fn version(&mut self) -> Result<i32, SqlxError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
+                .fetch_one(&mut *self.conn)
+                .await?;
+        Ok(found.unwrap_or(0))
+    }
+
+    async fn apply(&mut self, m: &Migration) -> Result<(), SqlxError> {
         sqlx::raw_sql(AssertSqlSafe(m.sql))
-            .execute(&mut *tx)
+            .execute(&mut *self.conn)
             .await?;
         sqlx::query(
             "INSERT INTO tickguard_migrations (version, description, applied_at) \
@@ -442,11 +474,15 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sql::MigrateError<SqlxError>> 
         .bind(m.version)
         .bind(m.description)
         .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut *self.conn)
+        .await
+        .map(drop)
     }
-    tx.commit().await?;
-    Ok(())
+
+    async fn unlock(&mut self, commit: bool) -> Result<(), SqlxError> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut *self.conn).await.map(drop)
+    }
 }
 
 /// The statements.
@@ -469,6 +505,7 @@ struct Statements {
     once_done: String,
     once_forget: String,
     executions: String,
+    execution: String,
     dead_letters: String,
     fence_check: Arc<str>,
 }
@@ -545,6 +582,11 @@ impl Statements {
                 "DELETE FROM tickguard_once \
                  WHERE key = $3 AND execution_id = $1 AND fence = $2 AND {owned}"
             ),
+            execution: format!(
+                "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                     heartbeat_at, finished_at, error, checkpoint \
+                 FROM {ex} WHERE id = $1"
+            ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint \
@@ -562,37 +604,7 @@ impl Statements {
     }
 }
 
-type ExecutionRow = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-fn record(r: ExecutionRow) -> ExecutionRecord {
-    ExecutionRecord {
-        id: r.0,
-        job: r.1,
-        scheduled_at: instant(r.2),
-        status: sql::parse_status(&r.3),
-        fence: sql::fence(r.4),
-        owner: r.5,
-        attempts: u32::try_from(r.6).unwrap_or(0),
-        started_at: instant(r.7),
-        heartbeat_at: instant(r.8),
-        finished_at: r.9.map(instant),
-        error: r.10,
-        checkpoint: r.11,
-    }
-}
+type ExecutionRow = sql::ExecutionRow<i64, i64>;
 
 impl ExecutionStore for SqliteStore {
     fn register<'a>(
@@ -600,7 +612,7 @@ impl ExecutionStore for SqliteStore {
         job: &'a JobRegistration<'a>,
     ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
         Box::pin(async move {
-            let (fence, created_at, last_tick): (i64, i64, Option<i64>) =
+            let row: (i64, i64, Option<i64>) =
                 sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
                     .bind(job.name)
                     .bind(&job.trigger)
@@ -610,12 +622,37 @@ impl ExecutionStore for SqliteStore {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(JobRecord {
-                name: job.name.to_owned(),
-                fence: sql::fence(fence),
-                created_at: instant(created_at),
-                last_tick: last_tick.map(instant),
-            })
+            Ok(sql::job_record(job.name, row))
+        })
+    }
+
+    fn register_all<'a>(
+        &'a self,
+        jobs: &'a [JobRegistration<'a>],
+    ) -> BoxFuture<'a, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            // One transaction: one wait for the write lock and one sync, not one per job.
+            let registered = async {
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut records = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let row: (i64, i64, Option<i64>) =
+                        sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
+                            .bind(job.name)
+                            .bind(&job.trigger)
+                            .bind(&job.zone)
+                            .bind(job.next_fire.map(ms))
+                            .bind(ms(job.registered_at))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    records.push(sql::job_record(job.name, row));
+                }
+                tx.commit().await?;
+                Ok(records)
+            };
+            registered
+                .await
+                .map_err(|e| self.error(&format!("registering {} jobs", jobs.len()), e))
         })
     }
 
@@ -736,7 +773,27 @@ impl ExecutionStore for SqliteStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(sql::record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
+        })
+    }
+
+    fn execution<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<ExecutionRow> =
+                sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
+            row.map(sql::record)
+                .transpose()
+                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
         })
     }
 
@@ -753,7 +810,10 @@ impl ExecutionStore for SqliteStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.error("reading the dead letters", e))?;
-            Ok(rows.into_iter().map(record).collect())
+            rows.into_iter()
+                .map(sql::record)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading executions", e))
         })
     }
 
@@ -769,7 +829,7 @@ impl ExecutionStore for SqliteStore {
             }
             // SQLite has no arrays: the names travel as one JSON array.
             let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
-            let rows: Vec<(String, String, i64, String, i64)> = sqlx::query_as(
+            let rows: Vec<sql::InterruptedRow<i64, i64>> = sqlx::query_as(
                 "SELECT job, id, scheduled_at, status, attempt FROM tickguard_executions \
                  WHERE job IN (SELECT value FROM json_each($1)) \
                    AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
@@ -781,18 +841,10 @@ impl ExecutionStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("looking for interrupted executions", e))?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(job, execution_id, scheduled_at, status, attempts)| Interrupted {
-                        job,
-                        execution_id,
-                        scheduled_at: instant(scheduled_at),
-                        status: sql::parse_status(&status),
-                        attempts: u32::try_from(attempts).unwrap_or(0),
-                    },
-                )
-                .collect())
+            rows.into_iter()
+                .map(sql::interrupted)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("looking for interrupted executions", e))
         })
     }
 
