@@ -827,3 +827,49 @@ async fn postgres_two_runs_of_one_tick_run_the_body_once() {
     let recorded = reports.iter().filter(|r| r.record().is_some()).count();
     assert_eq!(recorded, 1, "{reports:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The job's running execution, recorded on the job's row
+
+/// Tables of version 1 with a running execution: migration 2 records it on the job's row,
+/// so a claim of another tick still finds the job busy.
+async fn migration_2_records_the_running_execution(backend: Backend) {
+    let db = Db::new(backend, "running_id");
+    let store = db.open().await;
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let first = ClaimRequest::new("job", "job@1", at, "owner-1");
+    assert!(matches!(
+        store.claim(&first).await.unwrap(),
+        Claim::Acquired(_)
+    ));
+    // Back to version 1, as an older build left the tables.
+    let (jobs, migrations) = (db.table("tickguard_jobs"), db.table("tickguard_migrations"));
+    db.execute(
+        &*store,
+        format!("ALTER TABLE {jobs} DROP COLUMN running_id"),
+    )
+    .await;
+    db.execute(
+        &*store,
+        format!("DELETE FROM {migrations} WHERE version = 2"),
+    )
+    .await;
+    let store = db.open().await;
+    let second = ClaimRequest::new("job", "job@2", at, "owner-2");
+    assert_eq!(
+        store.claim(&second).await.unwrap(),
+        Claim::Busy {
+            execution_id: "job@1".to_owned()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migration_2_records_the_running_execution() {
+    migration_2_records_the_running_execution(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_migration_2_records_the_running_execution() {
+    migration_2_records_the_running_execution(Backend::Sqlite).await;
+}

@@ -33,10 +33,11 @@ const MAX_CONNECTIONS: u32 = 10;
 const MIGRATION_LOCK_KEY: i64 = 0x7467_6d69_6772_6174;
 
 /// The schema, oldest first. `{schema}` is replaced by the quoted schema name.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "jobs, executions and once",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "jobs, executions and once",
+        sql: "
 CREATE TABLE {schema}.tickguard_jobs (
     job text PRIMARY KEY,
     fence bigint NOT NULL DEFAULT 0,
@@ -77,7 +78,19 @@ CREATE TABLE {schema}.tickguard_once (
     done_at timestamptz
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "the job's running execution on the job's row",
+        sql: "
+ALTER TABLE {schema}.tickguard_jobs ADD COLUMN running_id text;
+UPDATE {schema}.tickguard_jobs j SET running_id = (
+    SELECT e.id FROM {schema}.tickguard_executions e
+    WHERE e.job = j.job AND e.status = 'RUNNING'
+    ORDER BY e.started_at DESC LIMIT 1);
+",
+    },
+];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
 /// steps that every instance sharing the database agrees on, and history that outlives the
@@ -258,19 +271,24 @@ impl PostgresStore {
     async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
-        // Claims of one job queue up on the job's row, which this inserts or locks.
-        sqlx::query(AssertSqlSafe(sql.lock_job.as_str()))
+        // Claims of one job queue up on the job's row, which this inserts or locks; it names
+        // the job's running execution, if any (at most one: a claim that takes an execution
+        // abandons the others).
+        let running: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.lock_job.as_str()))
             .bind(req.job)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
         // A statement of its own, after the lock: it sees what the claims before it wrote.
-        // It locks the rows it reads, so that a finish racing this claim is either seen
-        // (the tick is done) or waits for it (it then finds the execution taken over).
+        // It reads by key (this execution and the running one), so its cost does not grow
+        // with the job's history, and locks the rows it reads, so that a finish racing this
+        // claim is either seen (the tick is done) or waits for it (it then finds the
+        // execution taken over).
         let open: Vec<(String, String, bool, String)> =
             sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
                 .bind(sql::millis(req.liveness))
+                .bind(running.as_deref())
                 .fetch_all(&mut *tx)
                 .await?;
         let rows: Vec<SeenRow<'_>> = open
@@ -318,6 +336,7 @@ impl PostgresStore {
                 .bind(req.owner)
                 .bind(sql::millis(req.liveness))
                 .bind(req.next_fire)
+                .bind(running.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some((fence, attempts, checkpoint)) = taken else {
@@ -656,7 +675,7 @@ impl Statements {
         Self {
             lock_job: format!(
                 "INSERT INTO {jobs} (job) VALUES ($1) \
-                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job"
+                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job RETURNING running_id"
             ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
@@ -668,22 +687,23 @@ impl Statements {
             open_rows: format!(
                 "SELECT id, status, \
                      status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
-                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2) FOR UPDATE"
+                 FROM {ex} WHERE job = $1 AND id IN ($2, $4) FOR UPDATE"
             ),
             own_row: format!("SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"),
-            // Bumps the fence, abandons the job's other running executions (their owners
-            // are gone: none was live), and inserts or takes over this one, counting the
-            // attempt it starts (so an owner that dies mid-run is counted). The `WHERE` of
-            // the update refuses an id that another job's execution has.
+            // Bumps the fence and records this execution as the job's running one, abandons
+            // the job's other running execution (`$7`: its owner is gone, it was not live),
+            // and inserts or takes over this one, counting the attempt it starts (so an
+            // owner that dies mid-run is counted). The `WHERE` of the update refuses an id
+            // that another job's execution has.
             take: format!(
                 "WITH bumped AS (\
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
-                         next_fire_at = GREATEST($6, next_fire_at) \
+                         next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
                      WHERE job = $1 RETURNING fence), \
                  abandoned AS (\
                      UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \
                          error = 'owner stopped heartbeating; execution abandoned' \
-                     WHERE job = $1 AND status = 'RUNNING' AND id <> $2) \
+                     WHERE id = $7 AND job = $1 AND status = 'RUNNING' AND id <> $2) \
                  INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms) \
                  SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \

@@ -29,10 +29,11 @@ const MAX_CONNECTIONS: u32 = 4;
 
 /// The schema, oldest first. Instants are Unix milliseconds (`INTEGER`), so that liveness
 /// is plain arithmetic; `checkpoint` is JSON text.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "jobs, executions and once",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "jobs, executions and once",
+        sql: "
 CREATE TABLE tickguard_jobs (
     job TEXT PRIMARY KEY NOT NULL,
     fence INTEGER NOT NULL DEFAULT 0,
@@ -72,7 +73,19 @@ CREATE TABLE tickguard_once (
     done_at INTEGER
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "the job's running execution on the job's row",
+        sql: "
+ALTER TABLE tickguard_jobs ADD COLUMN running_id TEXT;
+UPDATE tickguard_jobs SET running_id = (
+    SELECT e.id FROM tickguard_executions e
+    WHERE e.job = tickguard_jobs.job AND e.status = 'RUNNING'
+    ORDER BY e.started_at DESC LIMIT 1);
+",
+    },
+];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
 /// store, with no server. History, checkpoints, `once` steps and the last tick survive
@@ -231,16 +244,19 @@ impl SqliteStore {
         // The write lock from the start: claims of every job queue up here.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
-        sqlx::query(AssertSqlSafe(sql.insert_job.as_str()))
+        // The job's row, inserted if new, names its running execution (at most one).
+        let running: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.insert_job.as_str()))
             .bind(req.job)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+        // By key: this execution and the running one, whatever the job's history.
         let open: Vec<(String, String, bool, String)> =
             sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
                 .bind(now - sql::millis(req.liveness))
+                .bind(running.as_deref())
                 .fetch_all(&mut *tx)
                 .await?;
         let rows: Vec<SeenRow<'_>> = open
@@ -285,12 +301,14 @@ impl SqliteStore {
             .bind(req.job)
             .bind(ms(req.scheduled_at))
             .bind(req.next_fire.map(ms))
+            .bind(req.execution_id)
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(AssertSqlSafe(sql.abandon.as_str()))
             .bind(req.job)
             .bind(req.execution_id)
             .bind(now)
+            .bind(running.as_deref())
             .execute(&mut *tx)
             .await?;
         let taken: Option<(i64, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
@@ -517,7 +535,8 @@ impl Statements {
         let owned = format!("EXISTS (SELECT 1 FROM {ex} WHERE {mine})");
         Self {
             insert_job: "INSERT INTO tickguard_jobs (job, created_at) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING"
+                         ON CONFLICT (job) DO UPDATE SET job = excluded.job \
+                         RETURNING running_id"
                 .into(),
             register: "INSERT INTO tickguard_jobs AS j (job, trigger, zone, next_fire_at, \
                            created_at) \
@@ -528,18 +547,19 @@ impl Statements {
                 .into(),
             open_rows: format!(
                 "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3, owner \
-                 FROM {ex} WHERE job = $1 AND (status = 'RUNNING' OR id = $2)"
+                 FROM {ex} WHERE job = $1 AND id IN ($2, $4)"
             ),
             own_row: format!("SELECT fence, attempt - 1, checkpoint FROM {ex} WHERE id = $1"),
             bump: "UPDATE tickguard_jobs SET fence = fence + 1, \
                        last_tick = max(coalesce(last_tick, $2), $2), \
-                       next_fire_at = max(coalesce($3, next_fire_at), coalesce(next_fire_at, $3)) \
+                       next_fire_at = max(coalesce($3, next_fire_at), coalesce(next_fire_at, $3)), \
+                       running_id = $4 \
                    WHERE job = $1 RETURNING fence"
                 .into(),
             abandon: format!(
                 "UPDATE {ex} SET status = 'CANCELLED', finished_at = $3, \
                      error = 'owner stopped heartbeating; execution abandoned' \
-                 WHERE job = $1 AND status = 'RUNNING' AND id <> $2"
+                 WHERE id = $4 AND job = $1 AND status = 'RUNNING' AND id <> $2"
             ),
             take: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
