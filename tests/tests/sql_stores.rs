@@ -776,7 +776,7 @@ async fn tables_of_a_newer_build_are_refused(backend: Backend) {
     .expect("tables at version 99 must be refused");
     let message = e.to_string();
     assert!(
-        message.contains("version 99, newer than this build knows (1): upgrade this instance"),
+        message.contains("version 99, newer than this build knows (2): upgrade this instance"),
         "{message}"
     );
 }
@@ -872,4 +872,65 @@ async fn postgres_migration_2_records_the_running_execution() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_migration_2_records_the_running_execution() {
     migration_2_records_the_running_execution(Backend::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The claim of a free job in one statement
+
+/// A claim whose statement began before the tick was completed elsewhere (it took its
+/// snapshot, then waited for the job's row) still finds the tick done: the row it conflicts
+/// with is judged at its latest version, not as its snapshot saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_claim_that_waited_out_a_completion_finds_the_tick_done() {
+    let db = Db::new(Backend::Postgres, "late_claim");
+    let store = Arc::new(db.postgres().await);
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let (jobs, executions) = (db.table("tickguard_jobs"), db.table("tickguard_executions"));
+    db.execute(&*store, format!("INSERT INTO {jobs} (job) VALUES ('late')"))
+        .await;
+    // Another session holds the job's row while the claim starts.
+    let mut holder = store.pool().begin().await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT 1 FROM {jobs} WHERE job = 'late' FOR UPDATE"
+    )))
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let claimer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let request = ClaimRequest::new("late", "late@1", at, "claimer#1");
+            store.claim(&request).await.unwrap()
+        })
+    };
+    // Once the claim waits for the row, its snapshot is taken: the tick completes now.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND query LIKE '%{jobs}%' AND pid <> pg_backend_pid()"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.count(&*store, waiting.clone()).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {executions} (id, job, scheduled_at, status, fence, owner, attempt, \
+             started_at, heartbeat_at, liveness_ms, finished_at) \
+         VALUES ('late@1', 'late', $1, 'COMPLETED', 1, 'elsewhere#1', 1, now(), now(), 30000, now())"
+    )))
+    .bind(at)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    holder.commit().await.unwrap();
+    let claimed = claimer.await.unwrap();
+    assert_eq!(
+        claimed,
+        Claim::Done {
+            status: Status::Completed
+        }
+    );
 }

@@ -268,7 +268,50 @@ impl PostgresStore {
     }
 
     /// One try of a claim; `retried` when an earlier try of it may have committed.
+    /// Claims an execution: in one statement when the job has no running execution (the
+    /// common case), otherwise (or when that statement cannot decide) in a transaction that
+    /// reads the rows and lets [`decide`] judge them.
     async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+        if let Some(claimed) = self.claim_free(req).await? {
+            return Ok(Claim::Acquired(claimed));
+        }
+        self.claim_in_transaction(req, retried).await
+    }
+
+    /// The claim of a job that no execution holds, in one statement (one round trip instead
+    /// of five). It takes the job's row only where the row names no running execution (a
+    /// finish clears the name), so two claims of a free job are decided by the row lock: the
+    /// second finds the first's name and changes nothing. It inserts the execution, or takes
+    /// over one that is not running and, for an idempotent job, did not run to its end.
+    /// `None` when it changed nothing; the caller then decides in a transaction. (When the
+    /// job's row was taken but the execution then refused, which a finish racing this
+    /// statement can cause, the row names an execution that is not running: the next claim's
+    /// transaction sees through it.)
+    async fn claim_free(&self, req: &ClaimRequest<'_>) -> Result<Option<Claimed>, SqlxError> {
+        let taken: Option<(i64, i32, Option<String>, bool)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.take_free.as_str()))
+                .bind(req.job)
+                .bind(req.execution_id)
+                .bind(req.scheduled_at)
+                .bind(req.owner)
+                .bind(sql::millis(req.liveness))
+                .bind(req.next_fire)
+                .bind(req.idempotent)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(taken.map(|(fence, attempts, checkpoint, resumed)| Claimed {
+            fence: sql::fence(fence),
+            previous_attempts: attempts.unsigned_abs(),
+            checkpoint,
+            resumed,
+        }))
+    }
+
+    async fn claim_in_transaction(
+        &self,
+        req: &ClaimRequest<'_>,
+        retried: bool,
+    ) -> Result<Claim, SqlxError> {
         let sql = &self.sql;
         let mut tx = self.pool.begin().await?;
         // Claims of one job queue up on the job's row, which this inserts or locks; it names
@@ -354,6 +397,62 @@ impl PostgresStore {
             checkpoint,
             resumed,
         }))
+    }
+
+    /// Records the run's end on its execution's row (fenced).
+    async fn finish_row(&self, exec: &ExecutionRef, finish: &Finish<'_>) -> Result<(), StoreError> {
+        {
+            let (rows, retried) = self
+                .run(|retried| async move {
+                    let done = sqlx::query(AssertSqlSafe(self.sql.finish.as_str()))
+                        .bind(&exec.execution_id)
+                        .bind(sql::db_fence(exec.fence))
+                        .bind(finish.status.as_str())
+                        .bind(i32::try_from(finish.attempts).unwrap_or(i32::MAX))
+                        .bind(finish.error)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok((done.rows_affected(), retried))
+                })
+                .await
+                .map_err(|e| self.error("recording the execution's end", e))?;
+            if rows == 1 {
+                return Ok(());
+            }
+            if retried {
+                // The first try may have been applied before its connection died.
+                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
+                    self.sql.schema
+                )))
+                .bind(&exec.execution_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error("recording the execution's end", e))?;
+                if row.is_some_and(|(status, fence, _)| {
+                    sql::fence(fence) == exec.fence
+                        && sql::status(&status).ok() == Some(finish.status)
+                }) {
+                    return Ok(());
+                }
+            }
+            Err(sql::fenced(exec))
+        }
+    }
+
+    /// Clears the job's running execution after its finish, so that the job's next claim
+    /// takes one statement. Best effort: a job's row left naming a finished execution costs
+    /// the next claim a transaction, nothing else, so an error is only logged.
+    async fn free_job(&self, exec: &ExecutionRef) {
+        let freed = sqlx::query(AssertSqlSafe(self.sql.free_job.as_str()))
+            .bind(&exec.job)
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = freed {
+            tracing::debug!(job = %exec.job, error = %e, "cannot clear the job's running execution");
+        }
     }
 
     async fn once_begin_once(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
@@ -643,6 +742,8 @@ struct Statements {
     open_rows: String,
     own_row: String,
     take: String,
+    take_free: String,
+    free_job: String,
     owned: String,
     owned_share: String,
     heartbeat: String,
@@ -714,6 +815,36 @@ impl Statements {
                      liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
                  WHERE e.job = EXCLUDED.job \
                  RETURNING fence, attempt - 1, checkpoint::text"
+            ),
+            // The claim of a free job in one statement; see `PostgresStore::claim_free`. The
+            // job's row is updated only where it names no running execution and this id is
+            // neither another job's, nor running, nor (`$7`, idempotent) run to its end; the
+            // insert re-checks the row it conflicts with at its latest version.
+            take_free: format!(
+                "WITH bumped AS (\
+                     UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
+                         next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
+                     WHERE job = $1 AND running_id IS NULL AND NOT EXISTS (\
+                         SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
+                             OR ($7 AND status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')))) \
+                     RETURNING fence) \
+                 INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms) \
+                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
+                     clock_timestamp(), $5 FROM bumped \
+                 ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
+                     attempt = e.attempt + 1, owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
+                     started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
+                     liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
+                 WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING' \
+                     AND NOT ($7 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')) \
+                 RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0"
+            ),
+            // After a finish: the job's row no longer names the execution, unless a claim
+            // moved the job's fence since (it named another, or took this one over).
+            free_job: format!(
+                "UPDATE {jobs} SET running_id = NULL \
+                 WHERE job = $1 AND running_id = $2 AND fence = $3"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
@@ -981,41 +1112,9 @@ impl ExecutionStore for PostgresStore {
         finish: &'a Finish<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let (rows, retried) = self
-                .run(|retried| async move {
-                    let done = sqlx::query(AssertSqlSafe(self.sql.finish.as_str()))
-                        .bind(&exec.execution_id)
-                        .bind(sql::db_fence(exec.fence))
-                        .bind(finish.status.as_str())
-                        .bind(i32::try_from(finish.attempts).unwrap_or(i32::MAX))
-                        .bind(finish.error)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok((done.rows_affected(), retried))
-                })
-                .await
-                .map_err(|e| self.error("recording the execution's end", e))?;
-            if rows == 1 {
-                return Ok(());
-            }
-            if retried {
-                // The first try may have been applied before its connection died.
-                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
-                    self.sql.schema
-                )))
-                .bind(&exec.execution_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.error("recording the execution's end", e))?;
-                if row.is_some_and(|(status, fence, _)| {
-                    sql::fence(fence) == exec.fence
-                        && sql::status(&status).ok() == Some(finish.status)
-                }) {
-                    return Ok(());
-                }
-            }
-            Err(sql::fenced(exec))
+            self.finish_row(exec, finish).await?;
+            self.free_job(exec).await;
+            Ok(())
         })
     }
 
