@@ -401,58 +401,41 @@ impl PostgresStore {
 
     /// Records the run's end on its execution's row (fenced).
     async fn finish_row(&self, exec: &ExecutionRef, finish: &Finish<'_>) -> Result<(), StoreError> {
-        {
-            let (rows, retried) = self
-                .run(|retried| async move {
-                    let done = sqlx::query(AssertSqlSafe(self.sql.finish.as_str()))
-                        .bind(&exec.execution_id)
-                        .bind(sql::db_fence(exec.fence))
-                        .bind(finish.status.as_str())
-                        .bind(i32::try_from(finish.attempts).unwrap_or(i32::MAX))
-                        .bind(finish.error)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok((done.rows_affected(), retried))
-                })
-                .await
-                .map_err(|e| self.error("recording the execution's end", e))?;
-            if rows == 1 {
+        let (rows, retried) = self
+            .run(|retried| async move {
+                let done: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.finish.as_str()))
+                    .bind(&exec.execution_id)
+                    .bind(sql::db_fence(exec.fence))
+                    .bind(finish.status.as_str())
+                    .bind(i32::try_from(finish.attempts).unwrap_or(i32::MAX))
+                    .bind(finish.error)
+                    .bind(&exec.job)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((done, retried))
+            })
+            .await
+            .map_err(|e| self.error("recording the execution's end", e))?;
+        if rows == 1 {
+            return Ok(());
+        }
+        if retried {
+            // The first try may have been applied before its connection died.
+            let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
+                self.sql.schema
+            )))
+            .bind(&exec.execution_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error("recording the execution's end", e))?;
+            if row.is_some_and(|(status, fence, _)| {
+                sql::fence(fence) == exec.fence && sql::status(&status).ok() == Some(finish.status)
+            }) {
                 return Ok(());
             }
-            if retried {
-                // The first try may have been applied before its connection died.
-                let row: Option<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT status, fence, owner FROM {}.tickguard_executions WHERE id = $1",
-                    self.sql.schema
-                )))
-                .bind(&exec.execution_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.error("recording the execution's end", e))?;
-                if row.is_some_and(|(status, fence, _)| {
-                    sql::fence(fence) == exec.fence
-                        && sql::status(&status).ok() == Some(finish.status)
-                }) {
-                    return Ok(());
-                }
-            }
-            Err(sql::fenced(exec))
         }
-    }
-
-    /// Clears the job's running execution after its finish, so that the job's next claim
-    /// takes one statement. Best effort: a job's row left naming a finished execution costs
-    /// the next claim a transaction, nothing else, so an error is only logged.
-    async fn free_job(&self, exec: &ExecutionRef) {
-        let freed = sqlx::query(AssertSqlSafe(self.sql.free_job.as_str()))
-            .bind(&exec.job)
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .execute(&self.pool)
-            .await;
-        if let Err(e) = freed {
-            tracing::debug!(job = %exec.job, error = %e, "cannot clear the job's running execution");
-        }
+        Err(sql::fenced(exec))
     }
 
     async fn once_begin_once(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
@@ -743,7 +726,6 @@ struct Statements {
     own_row: String,
     take: String,
     take_free: String,
-    free_job: String,
     owned: String,
     owned_share: String,
     heartbeat: String,
@@ -840,21 +822,26 @@ impl Statements {
                      AND NOT ($7 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')) \
                  RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0"
             ),
-            // After a finish: the job's row no longer names the execution, unless a claim
-            // moved the job's fence since (it named another, or took this one over).
-            free_job: format!(
-                "UPDATE {jobs} SET running_id = NULL \
-                 WHERE job = $1 AND running_id = $2 AND fence = $3"
-            ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = clock_timestamp() WHERE {mine}"),
             checkpoint: format!("UPDATE {ex} SET checkpoint = $3::json WHERE {mine}"),
             last_checkpoint: format!("SELECT checkpoint::text FROM {ex} WHERE {mine}"),
+            // Records the run's end and, unless a claim moved the job's fence since, clears
+            // the job's running execution, so that the job's next claim is one statement.
+            // The job's row is locked first (the one-time filter runs before the execution's
+            // row is read), the order every claim takes them in.
             finish: format!(
-                "UPDATE {ex} SET status = $3, attempt = $4, error = $5, \
-                     finished_at = clock_timestamp() \
-                 WHERE {mine}"
+                "WITH job AS MATERIALIZED (SELECT 1 FROM {jobs} WHERE job = $6 FOR UPDATE), \
+                 finished AS (\
+                     UPDATE {ex} SET status = $3, attempt = $4, error = $5, \
+                         finished_at = clock_timestamp() \
+                     WHERE {mine} AND (SELECT count(*) FROM job) >= 0 RETURNING id), \
+                 freed AS (\
+                     UPDATE {jobs} SET running_id = NULL \
+                     WHERE job = $6 AND running_id = $1 AND fence = $2 \
+                         AND EXISTS (SELECT 1 FROM finished)) \
+                 SELECT count(*) FROM finished"
             ),
             once_insert: format!(
                 "INSERT INTO {once} (key, job, execution_id, fence, started_at) \
@@ -1111,11 +1098,7 @@ impl ExecutionStore for PostgresStore {
         exec: &'a ExecutionRef,
         finish: &'a Finish<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.finish_row(exec, finish).await?;
-            self.free_job(exec).await;
-            Ok(())
-        })
+        Box::pin(async move { self.finish_row(exec, finish).await })
     }
 
     fn executions<'a>(
