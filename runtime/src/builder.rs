@@ -314,7 +314,7 @@ impl SchedulerBuilder {
 
     /// Reads the wall clock from `clock` (tests).
     #[cfg(feature = "testing")]
-    pub fn clock(mut self, clock: crate::testing::TestClock) -> Self {
+    pub fn clock(mut self, clock: crate::clock::TestClock) -> Self {
         self.clock = clock.into_clock();
         self
     }

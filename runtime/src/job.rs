@@ -9,7 +9,10 @@ use std::{fmt, future::Future, sync::Arc, time::Duration};
 use tickguard_schedule::{KeyTemplate, Schedule};
 
 use crate::{
-    BoxFuture, Error, JobContext, JobResult,
+    context::JobContext,
+    error::Error,
+    future::BoxFuture,
+    job_error::JobResult,
     retry::{RetryPolicy, RetryPredicate},
 };
 

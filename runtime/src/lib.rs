@@ -8,6 +8,7 @@ mod clock;
 mod context;
 mod error;
 mod executor;
+mod future;
 mod job;
 mod job_error;
 mod job_loop;
@@ -27,11 +28,10 @@ mod transaction;
 #[cfg(feature = "webhook")]
 mod webhook;
 
-use std::{future::Future, pin::Pin};
-
 pub use builder::SchedulerBuilder;
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
+pub use future::BoxFuture;
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
 pub use retry::{RetryPolicy, RetryPredicate};
@@ -53,9 +53,6 @@ pub use tickguard_schedule::{Cron, KeyTemplate, Schedule, parse_duration, parse_
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub use webhook::Webhook;
 
-/// A boxed, sendable future, as the backend traits return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -68,8 +65,10 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::{
-        BoxFuture, FailureReport, JobContext, JobError, JobResult, Misfire,
-        job::{JobDef, LockDef, Registration, RetryDef, Trigger},
+        context::JobContext,
+        future::BoxFuture,
+        job::{FailureReport, JobDef, LockDef, Misfire, Registration, RetryDef, Trigger},
+        job_error::{JobError, JobResult},
     };
 
     /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not

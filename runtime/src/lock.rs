@@ -29,7 +29,7 @@ pub use self::postgres::PostgresLock;
 pub use self::redis::RedisLock;
 pub use memory::InProcessLock;
 
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 
 /// A held lease, as returned by [`LockBackend::acquire`].
 #[derive(Clone, Debug, PartialEq, Eq)]

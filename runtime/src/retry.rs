@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::JobError;
+use crate::job_error::JobError;
 
 /// Decides whether a transient error is retried (`retry(when = path::to::fn)`).
 pub type RetryPredicate = fn(&JobError) -> bool;

@@ -32,7 +32,7 @@ pub use self::sqlite::SqliteStore;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::transaction::{FencedDatabase, FencedTransaction, SqlStore};
 
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 
 /// What the executor asks of [`ExecutionStore::claim`].
 #[derive(Clone, Debug)]

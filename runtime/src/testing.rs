@@ -65,9 +65,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::clock::TestClock;
 use crate::{
-    BoxFuture, Job,
     clock::Clock,
     executor::{self, Executed, Interrupts, JobEntry, Runtime},
+    future::BoxFuture,
+    job::Job,
     lock::{InProcessLock, Lease, LockBackend, LockError},
     metrics::{JobMetrics, SkipReason},
     store::{

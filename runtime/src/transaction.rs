@@ -9,8 +9,8 @@ use std::{
 };
 
 use crate::{
-    BoxFuture,
     context::JobContext,
+    future::BoxFuture,
     job_error::JobError,
     store::{
         ExecutionRef, StoreError,

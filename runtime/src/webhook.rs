@@ -11,7 +11,7 @@ use hyper_util::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, FailureReport};
+use crate::{error::Error, job::FailureReport};
 
 /// Reports waiting for delivery, at most; beyond, new reports are dropped (and logged) so that
 /// a webhook that is down never holds memory or the scheduler.

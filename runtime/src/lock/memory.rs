@@ -10,7 +10,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::{Lease, LockBackend, LockError};
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 
 /// Leases held in this process's memory: the embedded default, for one instance.
 ///

@@ -7,7 +7,7 @@ use sqlx::{
 use tokio::sync::OnceCell;
 
 use crate::{
-    BoxFuture,
+    future::BoxFuture,
     lock::{Lease, LockBackend, LockError},
     postgres::{
         ACQUIRE_TIMEOUT, Failure, address, already_exists, connect, connection_lost, describe,

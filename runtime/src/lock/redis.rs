@@ -7,7 +7,7 @@ use redis::{
 };
 
 use super::{Lease, LockBackend, LockError};
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 
 /// How long [`RedisLock::connect`] waits for the server before it reports it unreachable.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,7 +11,7 @@ use super::{
     Interrupted, JobRecord, JobRegistration, OnceState, Status, StoreError,
 };
 use crate::{
-    BoxFuture,
+    future::BoxFuture,
     store::claim::{Outcome, SeenRow, decide},
 };
 
