@@ -564,6 +564,14 @@ pub enum StoreError {
         /// The stale fence.
         fence: u64,
     },
+    /// The store refused the request, and would refuse it again however often it is asked:
+    /// a mistake of the caller's, such as a claim of an execution id that belongs to another
+    /// job (the key templates of two jobs render alike).
+    #[error("{message}")]
+    Refused {
+        /// What was refused and how to fix it.
+        message: String,
+    },
     /// The store could not be asked (unreachable, timed out, failed).
     #[error("{message}")]
     Unavailable {
