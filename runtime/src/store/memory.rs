@@ -25,6 +25,10 @@ pub const MEMORY_STORE_RETAINED: usize = 16;
 /// would run again if asked), so that a long-running process does not grow without bound.
 pub const MEMORY_ONCE_RETAINED: usize = 100_000;
 
+/// How many of a job's most recent executions that ran to their end the memory store keeps
+/// however many cancelled ones the job also holds.
+const ENDED_ALWAYS_KEPT: usize = 4;
+
 /// Executions kept in this process's memory: the embedded default.
 ///
 /// It has the semantics of the persistent stores (claims, fences, takeover of dead owners,
@@ -160,32 +164,39 @@ impl JobState {
         self.position(id).map(|i| &self.rows[i])
     }
 
-    /// Forgets the oldest finished rows beyond [`MEMORY_STORE_RETAINED`].
+    /// Forgets the oldest finished rows beyond [`MEMORY_STORE_RETAINED`]. Runs that ended go
+    /// first, but the most recent [`ENDED_ALWAYS_KEPT`] of them stay whatever else the job
+    /// holds (cancelled runs must not push out a tick that just completed, or it could run
+    /// again); a cancelled run waits to be resumed, and is forgotten only when there are
+    /// many (those of a job that is not idempotent never are).
     fn trim(&mut self) {
+        if self.finished <= MEMORY_STORE_RETAINED {
+            return;
+        }
+        let mut ended = self.rows.iter().filter(|r| r.record.status.is_final()).count();
         while self.finished > MEMORY_STORE_RETAINED {
-            // Runs that ended go first: a cancelled one waits to be resumed, and is forgotten
-            // only when there are many (those of a job that is not idempotent never are).
-            let victim = self
-                .rows
-                .iter()
-                .position(|r| r.record.status.is_final())
-                .or_else(|| {
-                    (self.finished > 2 * MEMORY_STORE_RETAINED)
-                        .then(|| {
-                            self.rows
-                                .iter()
-                                .position(|r| r.record.status == Status::Cancelled)
-                        })
-                        .flatten()
-                });
-            match victim {
-                Some(i) => {
-                    self.rows.remove(i);
-                    self.finished -= 1;
-                }
-                None => break,
+            let forgot = if ended > ENDED_ALWAYS_KEPT {
+                ended -= 1;
+                self.forget_oldest(|status| status.is_final())
+            } else if self.finished > 2 * MEMORY_STORE_RETAINED {
+                self.forget_oldest(|status| status == Status::Cancelled)
+            } else {
+                false
+            };
+            if !forgot {
+                break;
             }
         }
+    }
+
+    /// Forgets the oldest row whose status matches; `false` if none does.
+    fn forget_oldest(&mut self, matches: impl Fn(Status) -> bool) -> bool {
+        let Some(i) = self.rows.iter().position(|r| matches(r.record.status)) else {
+            return false;
+        };
+        self.rows.remove(i);
+        self.finished -= 1;
+        true
     }
 
     /// The execution's row if `exec` still holds the job's fence and the row is running.
@@ -599,6 +610,40 @@ mod tests {
 
     fn at(n: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn cancelled_runs_never_push_out_a_completed_tick() {
+        let store = MemoryStore::new();
+        let run = |id: String, status: Status| {
+            let store = &store;
+            async move {
+                let req = ClaimRequest::new("k", &id, at(0), "o");
+                let Claim::Acquired(c) = store.claim(&req).await.unwrap() else {
+                    panic!("{id} not acquired");
+                };
+                let exec = ExecutionRef {
+                    job: "k".into(),
+                    execution_id: id,
+                    fence: c.fence,
+                };
+                store
+                    .finish(&exec, &Finish::new(status, 1, None))
+                    .await
+                    .unwrap();
+            }
+        };
+        for n in 0..(2 * MEMORY_STORE_RETAINED) {
+            run(format!("k@cancelled-{n}"), Status::Cancelled).await;
+        }
+        run("k@done".into(), Status::Completed).await;
+        let again = ClaimRequest::new("k", "k@done", at(0), "p");
+        assert_eq!(
+            store.claim(&again).await.unwrap(),
+            Claim::Done {
+                status: Status::Completed
+            }
+        );
     }
 
     #[tokio::test]
