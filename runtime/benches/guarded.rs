@@ -30,49 +30,46 @@
 //! Then, through a counting TCP proxy (not timed), the Redis commands (RESP arrays the
 //! client sends) and Postgres round trips (`Sync` and simple `Query` messages the client
 //! sends) per execution on each side. With `--statements` it also prints what one execution
-//! of each side sends. One tickguard execution, in order (2 Redis commands, 10 Postgres
-//! round trips of which 4 are pings, 8 on the execution's path):
+//! of each side sends. One tickguard execution, in order (2 Redis commands; 4 Postgres round
+//! trips, of which 2 are the pool's pings as it takes a connection back, off the path: 2 on
+//! the execution's path, as many as the floor's):
 //!
 //! ```text
-//! redis     SET tickguard:bench:guarded:{job} {instance}#{seq}/{token} NX PX 30000
-//! postgres  Sync alone (the pool's ping before it hands out a connection)
-//! postgres  simple query: BEGIN
-//! postgres  SELECT fence FROM "tickguard_bench_guarded".tickguard_jobs WHERE job = $1 FOR UPDATE
-//! postgres  SELECT id, status, status = 'RUNNING' AND heartbeat_at > clock_timestamp()
-//!             - $3 * interval '1 millisecond', owner
-//!           FROM "tickguard_bench_guarded".tickguard_executions
-//!           WHERE job = $1 AND (status = 'RUNNING' OR id = $2) FOR UPDATE
-//! postgres  WITH bumped AS (UPDATE "tickguard_bench_guarded".tickguard_jobs
-//!             SET fence = fence + 1, last_tick = GREATEST(last_tick, $3),
-//!             next_fire_at = GREATEST($6, next_fire_at) WHERE job = $1 RETURNING fence),
-//!           abandoned AS (UPDATE "tickguard_bench_guarded".tickguard_executions
-//!             SET status = 'CANCELLED', finished_at = clock_timestamp(),
-//!             error = 'owner stopped heartbeating; execution abandoned'
-//!             WHERE job = $1 AND status = 'RUNNING' AND id <> $2)
-//!           INSERT INTO "tickguard_bench_guarded".tickguard_executions AS e (id, job,
-//!             scheduled_at, status, fence, owner, attempt, started_at, heartbeat_at,
-//!             liveness_ms)
+//! redis     SET tickguard:bench:guarded:{job} {instance}#{seq}-{process}/{token} NX PX 30000
+//! postgres  WITH bumped AS (UPDATE tickguard_jobs SET fence = fence + 1,
+//!             last_tick = GREATEST(last_tick, $3), next_fire_at = GREATEST($6, next_fire_at),
+//!             running_id = $2
+//!             WHERE job = $1 AND running_id IS NULL AND NOT EXISTS (SELECT 1
+//!               FROM tickguard_executions WHERE id = $2 AND (job <> $1 OR status = 'RUNNING'
+//!               OR ($7 AND status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')))) RETURNING fence)
+//!           INSERT INTO tickguard_executions AS e (id, job, scheduled_at, status, fence, owner,
+//!             attempt, started_at, heartbeat_at, liveness_ms)
 //!           SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(),
 //!             clock_timestamp(), $5 FROM bumped
 //!           ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence,
-//!             attempt = e.attempt + 1, owner = EXCLUDED.owner,
-//!             scheduled_at = EXCLUDED.scheduled_at, started_at = EXCLUDED.started_at,
-//!             heartbeat_at = EXCLUDED.heartbeat_at, liveness_ms = EXCLUDED.liveness_ms,
-//!             finished_at = NULL, error = NULL WHERE e.job = EXCLUDED.job
-//!           RETURNING fence, attempt - 1, checkpoint::text
-//! postgres  simple query: COMMIT
+//!             attempt = e.attempt + 1, owner = EXCLUDED.owner, .. , finished_at = NULL,
+//!             error = NULL
+//!           WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING'
+//!             AND NOT ($7 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT'))
+//!           RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0
 //! postgres  Sync alone (the pool's ping as it takes the connection back, off the path)
-//! postgres  Sync alone (the pool's ping before it hands out a connection)
-//! postgres  UPDATE "tickguard_bench_guarded".tickguard_executions SET status = $3,
-//!             attempt = $4, error = $5, finished_at = clock_timestamp()
-//!           WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
+//! postgres  WITH job AS MATERIALIZED (SELECT 1 FROM tickguard_jobs WHERE job = $6 FOR UPDATE),
+//!           finished AS (UPDATE tickguard_executions SET status = $3, attempt = $4,
+//!             error = $5, finished_at = clock_timestamp()
+//!             WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
+//!               AND (SELECT count(*) FROM job) >= 0 RETURNING id),
+//!           freed AS (UPDATE tickguard_jobs SET running_id = NULL
+//!             WHERE job = $6 AND running_id = $1 AND fence = $2
+//!               AND EXISTS (SELECT 1 FROM finished))
+//!           SELECT count(*) FROM finished
 //! postgres  Sync alone (the pool's ping as it takes the connection back, off the path)
-//! redis     EVALSHA {release script} 1 tickguard:bench:guarded:{job} {instance}#{seq}/{token} 0
+//! redis     EVALSHA {release script} 1 tickguard:bench:guarded:{job} {owner}/{token} 0
 //! ```
 //!
-//! Last, the claim's cost against the job's history: a job with 10 finished executions and
+//! Then the claim's cost against the job's history: a job with 10 finished executions and
 //! one with 10,000 (inserted with SQL), claims and finishes straight on the store and whole
-//! executions, interleaved, p50/p99 side by side.
+//! executions, interleaved, p50/p99 side by side. Last, startup: registering 2,000 jobs one
+//! statement each, against the store's `register_all`.
 //!
 //! Redis comes from `TICKGUARD_TEST_REDIS` (default `redis://127.0.0.1:6379`), PostgreSQL
 //! from `TICKGUARD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`);
@@ -97,7 +94,10 @@ use tickguard::{
     bench_support::GuardedBench,
     lock::{LockBackend, RedisLock},
     sqlx::{self, AssertSqlSafe, PgPool, postgres::PgPoolOptions},
-    store::{Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, PostgresStore, Status},
+    store::{
+        Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, JobRegistration, PostgresStore,
+        Status,
+    },
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -766,6 +766,50 @@ async fn history(bench: &Bench, blocks: usize, n: usize) {
 }
 
 /// Deletes the rows and keys of the bench's jobs.
+/// How many jobs the startup table registers.
+const STARTUP_JOBS: usize = 2_000;
+
+/// Registering a scheduler's jobs at startup: one statement per job, as a store without
+/// `register_all` does, against the store's `register_all`.
+async fn startup(bench: &Bench, jobs: usize) {
+    let names = |side: &str| -> Vec<String> {
+        (0..jobs)
+            .map(|i| format!("{}-startup-{side}-{i}", bench.run))
+            .collect()
+    };
+    let one_by_one = names("one");
+    let started = Instant::now();
+    for registration in &registrations(&one_by_one) {
+        bench.store.register(registration).await.unwrap();
+    }
+    let each = started.elapsed();
+    let all = names("all");
+    let started = Instant::now();
+    bench
+        .store
+        .register_all(&registrations(&all))
+        .await
+        .unwrap();
+    let together = started.elapsed();
+    println!("startup: registering {jobs} jobs");
+    println!(
+        "    one statement per job   {:>9.1} ms",
+        each.as_secs_f64() * 1e3
+    );
+    println!(
+        "    register_all            {:>9.1} ms   ({:.0}x faster)",
+        together.as_secs_f64() * 1e3,
+        each.as_secs_f64() / together.as_secs_f64().max(1e-9)
+    );
+}
+
+fn registrations(names: &[String]) -> Vec<JobRegistration<'_>> {
+    names
+        .iter()
+        .map(|name| JobRegistration::new(name, "every 1s".into(), "UTC".into(), Some(Utc::now())))
+        .collect()
+}
+
 async fn cleanup(bench: &Bench) {
     let pool = bench.store.pool();
     for table in ["tickguard_executions", "tickguard_jobs", "floor_executions"] {
@@ -837,5 +881,6 @@ async fn main() {
 
     count(&run, &redis_url, &pg_url, statements).await;
     history(&bench, 2 * blocks, (per_block / 20).max(5)).await;
+    startup(&bench, STARTUP_JOBS).await;
     cleanup(&bench).await;
 }
