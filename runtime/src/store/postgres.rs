@@ -6,23 +6,19 @@ use sqlx::{
     postgres::{PgConnection, PgPool, PgPoolOptions},
 };
 
-use crate::{
-    BoxFuture,
-    postgres::{
-        ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
-        describe, hint, parse_url, quote, reason,
-    },
-    store::{
-        Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-        Interrupted, JobRecord, JobRegistration, OnceState, StoreError,
-        migrate::{self, Migrate, MigrateError, Migration},
-        sql::{
-            self,
-            dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx},
-        },
-    },
-    transaction::SqlStore,
+use crate::BoxFuture;
+use crate::postgres::{
+    ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
+    describe, hint, parse_url, quote, reason,
 };
+use crate::store::migrate::{self, Migrate, MigrateError, Migration};
+use crate::store::sql;
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::{
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    Interrupted, JobRecord, JobRegistration, OnceState, StoreError,
+};
+use crate::transaction::SqlStore;
 
 /// How long the store's own transactions may sit idle before the server ends them.
 const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
@@ -215,27 +211,13 @@ impl PostgresStore {
         })
     }
 
-    /// The pool the store's statements go through.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
+    sql::methods::accessors!(PgPool);
+
+    sql::methods::fenced_write!(Postgres);
 
     /// The schema of the tables.
     pub fn schema(&self) -> &str {
         &self.schema
-    }
-
-    /// The statement that a [`JobContext::transaction`](crate::JobContext::transaction) runs
-    /// before it commits: it locks the execution's row and returns it if this run still
-    /// holds it.
-    pub(crate) fn fence_check(&self) -> Arc<str> {
-        self.sql.fence_check.clone()
-    }
-
-    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
-    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
-    pub(crate) fn checkpoint_statement(&self) -> String {
-        self.sql.checkpoint.clone()
     }
 
     /// Runs an operation, and once more if its connection turned out to be dead (the server
@@ -291,7 +273,7 @@ impl PostgresStore {
     /// statement can cause, the row names an execution that is not running: the next claim's
     /// transaction sees through it.)
     async fn claim_free(&self, req: &ClaimRequest<'_>) -> Result<Option<Claimed>, SqlxError> {
-        let taken: Option<(i64, i32, Option<String>, bool)> =
+        let taken: Option<(i64, Attempt, Option<String>, bool)> =
             sqlx::query_as(AssertSqlSafe(self.sql.take_free.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
@@ -303,14 +285,7 @@ impl PostgresStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(taken.map(|(fence, attempts, checkpoint, resumed)| {
-            dialect::claimed(
-                Taken {
-                    fence,
-                    attempts: attempts.unsigned_abs(),
-                    checkpoint,
-                },
-                resumed,
-            )
+            dialect::claimed(Taken::new(fence, attempts, checkpoint), resumed)
         }))
     }
 
@@ -364,7 +339,21 @@ impl PostgresStore {
         Ok(row.is_some())
     }
 
-    sql::methods::fenced_write!(Postgres);
+    /// The rows of the jobs' executions that were cancelled or whose owner stopped
+    /// heartbeating `liveness` ago, by the database's clock.
+    async fn interrupted_rows(
+        &self,
+        jobs: &[String],
+        liveness: Duration,
+        limit: usize,
+    ) -> sqlx::Result<Vec<InterruptedRow>> {
+        sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
+            .bind(jobs)
+            .bind(sql::millis(liveness))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+    }
 }
 
 /// A transaction's statements on PostgreSQL: "now" is the server's `clock_timestamp()`,
@@ -373,9 +362,11 @@ impl SqlDialect for PostgresStore {
     type Db = Postgres;
     type Now = ();
 
+    sql::dialect::shared_dialect_methods!();
+
     fn now() {}
 
-    async fn begin(&self) -> Result<Tx<Self>, SqlxError> {
+    async fn begin(&self) -> sqlx::Result<Tx<Self>> {
         self.pool.begin().await
     }
 
@@ -384,7 +375,7 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         (): (),
-    ) -> Result<Option<String>, SqlxError> {
+    ) -> sqlx::Result<Option<String>> {
         // Claims of one job queue up on the job's row, which this inserts or locks; it names
         // the job's running execution, if any (at most one: a claim that takes an execution
         // abandons the others).
@@ -400,7 +391,7 @@ impl SqlDialect for PostgresStore {
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         (): (),
-    ) -> Result<Vec<OpenRow>, SqlxError> {
+    ) -> sqlx::Result<Vec<OpenRow>> {
         // A statement of its own, after the lock: it sees what the claims before it wrote.
         // It reads by key (this execution and the running one), so its cost does not grow
         // with the job's history, and locks the rows it reads, so that a finish racing this
@@ -415,27 +406,14 @@ impl SqlDialect for PostgresStore {
             .await
     }
 
-    async fn own_row(&self, tx: &mut Tx<Self>, req: &ClaimRequest<'_>) -> Result<Taken, SqlxError> {
-        let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
-            sqlx::query_as(AssertSqlSafe(self.sql.own_row.as_str()))
-                .bind(req.execution_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        Ok(Taken {
-            fence,
-            attempts: attempts.unsigned_abs(),
-            checkpoint,
-        })
-    }
-
     async fn take(
         &self,
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         (): (),
-    ) -> Result<Option<Taken>, SqlxError> {
-        let taken: Option<(i64, i32, Option<String>)> =
+    ) -> sqlx::Result<Option<Taken>> {
+        let taken: Option<(i64, Attempt, Option<String>)> =
             sqlx::query_as(AssertSqlSafe(self.sql.take.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
@@ -446,21 +424,7 @@ impl SqlDialect for PostgresStore {
                 .bind(running)
                 .fetch_optional(&mut **tx)
                 .await?;
-        Ok(taken.map(|(fence, attempts, checkpoint)| Taken {
-            fence,
-            attempts: attempts.unsigned_abs(),
-            checkpoint,
-        }))
-    }
-
-    async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> Result<bool, SqlxError> {
-        // The share lock keeps a claim from taking the execution over until this commits.
-        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(self.sql.owned_share.as_str()))
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(owned.is_some())
+        Ok(taken.map(|(fence, attempts, checkpoint)| Taken::new(fence, attempts, checkpoint)))
     }
 
     async fn once_row(
@@ -468,7 +432,7 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
-    ) -> Result<Option<OnceRow>, SqlxError> {
+    ) -> sqlx::Result<Option<OnceRow>> {
         // A step row is inserted, or the existing one locked and judged. A row deleted in
         // between (its holder's step failed) is inserted on the next round.
         loop {
@@ -492,12 +456,7 @@ impl SqlDialect for PostgresStore {
         }
     }
 
-    async fn holder_live(
-        &self,
-        tx: &mut Tx<Self>,
-        holder: &str,
-        fence: i64,
-    ) -> Result<bool, SqlxError> {
+    async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool> {
         sqlx::query_scalar(AssertSqlSafe(self.sql.holder_live.as_str()))
             .bind(holder)
             .bind(fence)
@@ -511,7 +470,7 @@ impl SqlDialect for PostgresStore {
         exec: &ExecutionRef,
         key: &str,
         holder: Holder,
-    ) -> Result<(), SqlxError> {
+    ) -> sqlx::Result<()> {
         // `once_row` inserted this run's row where there was none.
         if holder != Holder::Gone {
             return Ok(());
@@ -707,7 +666,7 @@ struct Statements {
     take: String,
     take_free: String,
     owned: String,
-    owned_share: String,
+    holds: String,
     heartbeat: String,
     checkpoint: String,
     last_checkpoint: String,
@@ -803,7 +762,7 @@ impl Statements {
                  RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
-            owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
+            holds: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = clock_timestamp() WHERE {mine}"),
             checkpoint: format!("UPDATE {ex} SET checkpoint = $3::json WHERE {mine}"),
             last_checkpoint: format!("SELECT checkpoint::text FROM {ex} WHERE {mine}"),
@@ -905,7 +864,12 @@ fn at(t: DateTime<Utc>) -> Instant {
     t
 }
 
-type ExecutionRow = sql::ExecutionRow<Instant, i32>;
+/// Attempts as PostgreSQL stores them (`integer`).
+type Attempt = i32;
+
+type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
+
+type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 /// A job's row as registration returns it: name, fence, created_at, last_tick.
 type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
@@ -1005,30 +969,6 @@ impl ExecutionStore for PostgresStore {
         finish: &'a Finish<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move { self.finish_row(exec, finish).await })
-    }
-
-    fn interrupted<'a>(
-        &'a self,
-        jobs: &'a [String],
-        liveness: Duration,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<(String, String, DateTime<Utc>, String, i32)> = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
-                        .bind(jobs)
-                        .bind(sql::millis(liveness))
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error("looking for interrupted executions", e))?;
-            rows.into_iter()
-                .map(sql::interrupted)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("looking for interrupted executions", e))
-        })
     }
 
     fn sql(&self) -> Option<SqlStore> {

@@ -77,7 +77,7 @@ pub(crate) type ExecutionRow<T, N> = (
 );
 
 /// Attempts as stored: never negative.
-fn attempts<N: TryInto<u32>>(stored: N) -> u32 {
+pub(crate) fn attempts<N: TryInto<u32>>(stored: N) -> u32 {
     stored.try_into().unwrap_or(0)
 }
 

@@ -9,19 +9,15 @@ use sqlx::{
     },
 };
 
-use crate::{
-    BoxFuture,
-    store::{
-        Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-        JobRecord, JobRegistration, OnceState, StoreError,
-        migrate::{self, Migrate, MigrateError, Migration},
-        sql::{
-            self,
-            dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx},
-        },
-    },
-    transaction::SqlStore,
+use crate::BoxFuture;
+use crate::store::migrate::{self, Migrate, MigrateError, Migration};
+use crate::store::sql;
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::{
+    Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
+    JobRecord, JobRegistration, OnceState, StoreError,
 };
+use crate::transaction::SqlStore;
 
 /// How long a statement waits for another connection's write lock (another instance's
 /// claim, a job's transaction) before it fails.
@@ -214,22 +210,9 @@ impl SqliteStore {
         })
     }
 
-    /// The pool the store's statements go through.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
+    sql::methods::accessors!(SqlitePool);
 
-    /// The statement a [`JobContext::transaction`](crate::JobContext::transaction) runs
-    /// before it commits.
-    pub(crate) fn fence_check(&self) -> Arc<str> {
-        self.sql.fence_check.clone()
-    }
-
-    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
-    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
-    pub(crate) fn checkpoint_statement(&self) -> String {
-        self.sql.checkpoint.clone()
-    }
+    sql::methods::fenced_write!(Sqlite);
 
     fn error(&self, what: &str, e: SqlxError) -> StoreError {
         let hint = match &e {
@@ -262,7 +245,26 @@ impl SqliteStore {
         dialect::claim(self, req, retried).await
     }
 
-    sql::methods::fenced_write!(Sqlite);
+    /// The rows of the jobs' executions that were cancelled or whose owner stopped
+    /// heartbeating `liveness` ago, by the host's clock.
+    async fn interrupted_rows(
+        &self,
+        jobs: &[String],
+        liveness: Duration,
+        limit: usize,
+    ) -> sqlx::Result<Vec<InterruptedRow>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite has no arrays: the names travel as one JSON array.
+        let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
+            .bind(names)
+            .bind(now_ms() - sql::millis(liveness))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+    }
 }
 
 /// A transaction's statements on SQLite: every transaction holds the database's one write
@@ -271,11 +273,13 @@ impl SqlDialect for SqliteStore {
     type Db = Sqlite;
     type Now = i64;
 
+    sql::dialect::shared_dialect_methods!();
+
     fn now() -> i64 {
         now_ms()
     }
 
-    async fn begin(&self) -> Result<Tx<Self>, SqlxError> {
+    async fn begin(&self) -> sqlx::Result<Tx<Self>> {
         // The write lock from the start: claims of every job queue up here.
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
@@ -285,7 +289,7 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: i64,
-    ) -> Result<Option<String>, SqlxError> {
+    ) -> sqlx::Result<Option<String>> {
         // The job's row, inserted if new, names its running execution (at most one).
         sqlx::query_scalar(AssertSqlSafe(self.sql.insert_job.as_str()))
             .bind(req.job)
@@ -300,7 +304,7 @@ impl SqlDialect for SqliteStore {
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         now: i64,
-    ) -> Result<Vec<OpenRow>, SqlxError> {
+    ) -> sqlx::Result<Vec<OpenRow>> {
         // By key: this execution and the running one, whatever the job's history.
         sqlx::query_as(AssertSqlSafe(self.sql.open_rows.as_str()))
             .bind(req.job)
@@ -311,26 +315,13 @@ impl SqlDialect for SqliteStore {
             .await
     }
 
-    async fn own_row(&self, tx: &mut Tx<Self>, req: &ClaimRequest<'_>) -> Result<Taken, SqlxError> {
-        let (fence, attempts, checkpoint): (i64, i64, Option<String>) =
-            sqlx::query_as(AssertSqlSafe(self.sql.own_row.as_str()))
-                .bind(req.execution_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        Ok(Taken {
-            fence,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            checkpoint,
-        })
-    }
-
     async fn take(
         &self,
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         now: i64,
-    ) -> Result<Option<Taken>, SqlxError> {
+    ) -> sqlx::Result<Option<Taken>> {
         let fence: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.bump.as_str()))
             .bind(req.job)
             .bind(at(req.scheduled_at))
@@ -356,20 +347,7 @@ impl SqlDialect for SqliteStore {
                 .bind(sql::millis(req.liveness))
                 .fetch_optional(&mut **tx)
                 .await?;
-        Ok(taken.map(|(attempts, checkpoint)| Taken {
-            fence,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            checkpoint,
-        }))
-    }
-
-    async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> Result<bool, SqlxError> {
-        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(self.sql.owned.as_str()))
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(owned.is_some())
+        Ok(taken.map(|(attempts, checkpoint)| Taken::new(fence, attempts, checkpoint)))
     }
 
     async fn once_row(
@@ -377,19 +355,14 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         _exec: &ExecutionRef,
         key: &str,
-    ) -> Result<Option<OnceRow>, SqlxError> {
+    ) -> sqlx::Result<Option<OnceRow>> {
         sqlx::query_as(AssertSqlSafe(self.sql.once_row.as_str()))
             .bind(key)
             .fetch_optional(&mut **tx)
             .await
     }
 
-    async fn holder_live(
-        &self,
-        tx: &mut Tx<Self>,
-        holder: &str,
-        fence: i64,
-    ) -> Result<bool, SqlxError> {
+    async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool> {
         sqlx::query_scalar(AssertSqlSafe(self.sql.holder_live.as_str()))
             .bind(holder)
             .bind(fence)
@@ -404,7 +377,7 @@ impl SqlDialect for SqliteStore {
         exec: &ExecutionRef,
         key: &str,
         _holder: Holder,
-    ) -> Result<(), SqlxError> {
+    ) -> sqlx::Result<()> {
         // One upsert, whoever held the step: the write lock keeps the row as it was read.
         sqlx::query(AssertSqlSafe(self.sql.once_put.as_str()))
             .bind(key)
@@ -495,7 +468,7 @@ struct Statements {
     bump: String,
     abandon: String,
     take: String,
-    owned: String,
+    holds: String,
     heartbeat: String,
     checkpoint: String,
     last_checkpoint: String,
@@ -508,6 +481,7 @@ struct Statements {
     executions: String,
     execution: String,
     dead_letters: String,
+    interrupted: String,
     fence_check: Arc<str>,
 }
 
@@ -555,7 +529,7 @@ impl Statements {
                  WHERE e.job = excluded.job \
                  RETURNING attempt - 1, checkpoint"
             ),
-            owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
+            holds: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = $3 WHERE {mine}"),
             checkpoint: format!("UPDATE {ex} SET checkpoint = $3 WHERE {mine}"),
             last_checkpoint: format!("SELECT checkpoint FROM {ex} WHERE {mine}"),
@@ -602,12 +576,23 @@ impl Statements {
                  FROM {ex} WHERE status = 'FAILED' AND ($1 IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
+            interrupted: format!(
+                "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
+                 WHERE job IN (SELECT value FROM json_each($1)) \
+                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
+                 ORDER BY scheduled_at LIMIT $3"
+            ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
         }
     }
 }
 
-type ExecutionRow = sql::ExecutionRow<Instant, i64>;
+/// Attempts as SQLite stores them (`INTEGER`).
+type Attempt = i64;
+
+type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
+
+type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 impl ExecutionStore for SqliteStore {
     sql::methods::execution_store_methods!();
@@ -687,37 +672,6 @@ impl ExecutionStore for SqliteStore {
                     .bind(now_ms())
             },
         ))
-    }
-
-    fn interrupted<'a>(
-        &'a self,
-        jobs: &'a [String],
-        liveness: Duration,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
-        Box::pin(async move {
-            if jobs.is_empty() {
-                return Ok(Vec::new());
-            }
-            // SQLite has no arrays: the names travel as one JSON array.
-            let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
-            let rows: Vec<sql::InterruptedRow<i64, i64>> = sqlx::query_as(
-                "SELECT job, id, scheduled_at, status, attempt FROM tickguard_executions \
-                 WHERE job IN (SELECT value FROM json_each($1)) \
-                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
-                 ORDER BY scheduled_at LIMIT $3",
-            )
-            .bind(names)
-            .bind(now_ms() - sql::millis(liveness))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error("looking for interrupted executions", e))?;
-            rows.into_iter()
-                .map(sql::interrupted)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("looking for interrupted executions", e))
-        })
     }
 
     fn sql(&self) -> Option<SqlStore> {

@@ -30,6 +30,17 @@ pub(crate) struct Taken {
     pub(crate) checkpoint: Option<String>,
 }
 
+impl Taken {
+    /// A taken row: `attempts` as stored (never negative).
+    pub(crate) fn new(fence: i64, attempts: impl TryInto<u32>, checkpoint: Option<String>) -> Self {
+        Self {
+            fence,
+            attempts: sql::attempts(attempts),
+            checkpoint,
+        }
+    }
+}
+
 /// Who held a step before this run's `once_begin` made it its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Holder {
@@ -65,7 +76,7 @@ pub(crate) trait SqlDialect {
     fn now() -> Self::Now;
 
     /// Begins a store transaction (holding whatever lock the database takes up front).
-    async fn begin(&self) -> Result<Tx<Self>, SqlxError>;
+    async fn begin(&self) -> sqlx::Result<Tx<Self>>;
 
     /// Inserts or locks the job's row; returns the job's running execution, if any.
     async fn lock_job(
@@ -73,7 +84,7 @@ pub(crate) trait SqlDialect {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: Self::Now,
-    ) -> Result<Option<String>, SqlxError>;
+    ) -> sqlx::Result<Option<String>>;
 
     /// Reads this execution's row and the job's running one (`running`).
     async fn open_rows(
@@ -82,10 +93,10 @@ pub(crate) trait SqlDialect {
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         now: Self::Now,
-    ) -> Result<Vec<OpenRow>, SqlxError>;
+    ) -> sqlx::Result<Vec<OpenRow>>;
 
     /// Reads the row of an execution an earlier try of this claim already took.
-    async fn own_row(&self, tx: &mut Tx<Self>, req: &ClaimRequest<'_>) -> Result<Taken, SqlxError>;
+    async fn own_row(&self, tx: &mut Tx<Self>, req: &ClaimRequest<'_>) -> sqlx::Result<Taken>;
 
     /// Bumps the job's fence, abandons its running execution (`running`, not live), and
     /// inserts or takes over this execution. `None` when the id is another job's.
@@ -95,10 +106,10 @@ pub(crate) trait SqlDialect {
         req: &ClaimRequest<'_>,
         running: Option<&str>,
         now: Self::Now,
-    ) -> Result<Option<Taken>, SqlxError>;
+    ) -> sqlx::Result<Option<Taken>>;
 
     /// Whether `exec` still holds its execution, read in `tx`.
-    async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> Result<bool, SqlxError>;
+    async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> sqlx::Result<bool>;
 
     /// The step's row, locked where the database locks rows. `None` when it had none;
     /// a database that inserts this run's row first has then inserted it.
@@ -107,15 +118,10 @@ pub(crate) trait SqlDialect {
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
-    ) -> Result<Option<OnceRow>, SqlxError>;
+    ) -> sqlx::Result<Option<OnceRow>>;
 
     /// Whether the step's holder (`holder` at `fence`) is live.
-    async fn holder_live(
-        &self,
-        tx: &mut Tx<Self>,
-        holder: &str,
-        fence: i64,
-    ) -> Result<bool, SqlxError>;
+    async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool>;
 
     /// Makes the step's row this run's; `holder` says whose it was.
     async fn once_put(
@@ -124,7 +130,7 @@ pub(crate) trait SqlDialect {
         exec: &ExecutionRef,
         key: &str,
         holder: Holder,
-    ) -> Result<(), SqlxError>;
+    ) -> sqlx::Result<()>;
 }
 
 /// A claim as one transaction: the job's row first (claims of one job queue up on it),
@@ -134,7 +140,7 @@ pub(crate) async fn claim<S: SqlDialect>(
     store: &S,
     req: &ClaimRequest<'_>,
     retried: bool,
-) -> Result<Claim, SqlxError> {
+) -> sqlx::Result<Claim> {
     let mut tx = store.begin().await?;
     let now = S::now();
     let running = store.lock_job(&mut tx, req, now).await?;
@@ -151,7 +157,7 @@ pub(crate) async fn claim<S: SqlDialect>(
                 live: *live,
             })
         })
-        .collect::<Result<_, SqlxError>>()?;
+        .collect::<sqlx::Result<_>>()?;
     let resumed = match decide(req, retried, &rows) {
         Outcome::Done(status) => {
             tx.rollback().await?;
@@ -197,7 +203,7 @@ pub(crate) async fn once_begin<S: SqlDialect>(
     store: &S,
     exec: &ExecutionRef,
     key: &str,
-) -> Result<Step, SqlxError> {
+) -> sqlx::Result<Step> {
     let mut tx = store.begin().await?;
     if !store.holds(&mut tx, exec).await? {
         tx.rollback().await?;
@@ -226,3 +232,31 @@ pub(crate) async fn once_begin<S: SqlDialect>(
     tx.commit().await?;
     Ok(Step::State(OnceState::Acquired))
 }
+
+/// The [`SqlDialect`] methods whose bodies are the same on both databases, on the store's
+/// statements `own_row` (`$1` the execution id) and `holds` (`$1` the id, `$2` the fence) and
+/// its `Attempt` type.
+macro_rules! shared_dialect_methods {
+    () => {
+        async fn own_row(&self, tx: &mut Tx<Self>, req: &ClaimRequest<'_>) -> sqlx::Result<Taken> {
+            let (fence, attempts, checkpoint): (i64, Attempt, Option<String>) =
+                sqlx::query_as(sqlx::AssertSqlSafe(self.sql.own_row.as_str()))
+                    .bind(req.execution_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            Ok(Taken::new(fence, attempts, checkpoint))
+        }
+
+        async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> sqlx::Result<bool> {
+            let held: Option<i32> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.holds.as_str()))
+                    .bind(&exec.execution_id)
+                    .bind($crate::store::sql::db_fence(exec.fence))
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            Ok(held.is_some())
+        }
+    };
+}
+
+pub(crate) use shared_dialect_methods;

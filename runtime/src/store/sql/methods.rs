@@ -6,8 +6,39 @@
 //!   `execution`, `dead_letters`, `checkpoint`), `self.error(what, e)`;
 //! - `self.run(op)`: runs `op(retried)`, once or (PostgreSQL, on a dead connection) twice;
 //! - `self.claim_once(request, retried)`: one try of a claim;
-//! - types `Instant` (how the database stores an instant) and `ExecutionRow`, and
-//!   `fn at(DateTime<Utc>) -> Instant`.
+//! - `self.interrupted_rows(jobs, liveness, limit)`: the rows of `interrupted`;
+//! - types `Instant` (how the database stores an instant), `ExecutionRow` and
+//!   `InterruptedRow`, and `fn at(DateTime<Utc>) -> Instant`.
+
+/// The store's pool (type `$pool`), and the statements a
+/// [`JobContext::transaction`](crate::JobContext::transaction) runs: `fence_check` before it
+/// commits (`$1` id, `$2` fence: returns a row, locking it, if the run still holds its
+/// execution) and `checkpoint_statement` for
+/// [`FencedTransaction::checkpoint`](crate::store::FencedTransaction::checkpoint) (`$3` the
+/// JSON).
+macro_rules! accessors {
+    ($pool:ty) => {
+        /// The pool the store's statements go through.
+        pub fn pool(&self) -> &$pool {
+            &self.pool
+        }
+
+        /// The statement that a [`JobContext::transaction`](crate::JobContext::transaction)
+        /// runs before it commits: it returns the execution's row (locking it where the
+        /// database locks rows) if this run still holds it.
+        pub(crate) fn fence_check(&self) -> std::sync::Arc<str> {
+            self.sql.fence_check.clone()
+        }
+
+        /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
+        /// [`FencedTransaction::checkpoint`](crate::store::FencedTransaction::checkpoint).
+        pub(crate) fn checkpoint_statement(&self) -> String {
+            self.sql.checkpoint.clone()
+        }
+    };
+}
+
+pub(crate) use accessors;
 
 /// `fenced_write`: a fenced one-statement write on database `$db`, `$1` the execution id,
 /// `$2` its fence, then what `bind` adds. No row touched means the run is stale.
@@ -190,6 +221,24 @@ macro_rules! execution_store_methods {
                     .await
                     .map_err(|e| self.error("reading the dead letters", e))?;
                 $crate::store::sql::records(rows).map_err(|e| self.error("reading executions", e))
+            })
+        }
+
+        fn interrupted<'a>(
+            &'a self,
+            jobs: &'a [String],
+            liveness: std::time::Duration,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
+            Box::pin(async move {
+                let rows: Vec<InterruptedRow> = self
+                    .run(|_| self.interrupted_rows(jobs, liveness, limit))
+                    .await
+                    .map_err(|e| self.error("looking for interrupted executions", e))?;
+                rows.into_iter()
+                    .map($crate::store::sql::interrupted)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.error("looking for interrupted executions", e))
             })
         }
     };
