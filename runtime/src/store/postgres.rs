@@ -686,6 +686,8 @@ struct Statements {
 }
 
 impl Statements {
+    /// The statements for tables in `schema`. Long, but only SQL text: one statement each,
+    /// with the comments that say why it is written so.
     fn new(schema: &str) -> Self {
         let s = quote(schema);
         let jobs = format!("{s}.tickguard_jobs");

@@ -486,6 +486,7 @@ struct Statements {
 }
 
 impl Statements {
+    /// The statements. Long, but only SQL text: one statement each.
     fn new() -> Self {
         let ex = "tickguard_executions";
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";

@@ -14,7 +14,7 @@
 /// [`JobContext::transaction`](crate::JobContext::transaction) runs: `fence_check` before it
 /// commits (`$1` id, `$2` fence: returns a row, locking it, if the run still holds its
 /// execution) and `checkpoint_statement` for
-/// [`FencedTransaction::checkpoint`](crate::store::FencedTransaction::checkpoint) (`$3` the
+/// [`FencedTransaction::checkpoint`](crate::transaction::FencedTransaction::checkpoint) (`$3` the
 /// JSON).
 macro_rules! accessors {
     ($pool:ty) => {
@@ -31,7 +31,7 @@ macro_rules! accessors {
         }
 
         /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
-        /// [`FencedTransaction::checkpoint`](crate::store::FencedTransaction::checkpoint).
+        /// [`FencedTransaction::checkpoint`](crate::transaction::FencedTransaction::checkpoint).
         pub(crate) fn checkpoint_statement(&self) -> String {
             self.sql.checkpoint.clone()
         }
