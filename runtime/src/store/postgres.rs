@@ -6,20 +6,19 @@ use sqlx::{
     postgres::{PgConnection, PgPool, PgPoolOptions},
 };
 
-use super::{
+use crate::BoxFuture;
+use crate::postgres::{
+    ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
+    describe, hint, parse_url, quote, reason,
+};
+use crate::store::migrate::{self, Migrate, MigrateError, Migration};
+use crate::store::sql;
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    migrate::{self, Migrate, MigrateError, Migration},
-    sql,
+    Interrupted, JobRecord, JobRegistration, OnceState, StoreError,
 };
-use crate::{
-    BoxFuture,
-    postgres::{
-        ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
-        describe, hint, parse_url, quote, reason,
-    },
-    store::claim::{Outcome, SeenRow, decide},
-};
+use crate::transaction::SqlStore;
 
 /// How long the store's own transactions may sit idle before the server ends them.
 const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
@@ -212,27 +211,13 @@ impl PostgresStore {
         })
     }
 
-    /// The pool the store's statements go through.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
+    sql::methods::accessors!(PgPool);
+
+    sql::methods::fenced_write!(Postgres);
 
     /// The schema of the tables.
     pub fn schema(&self) -> &str {
         &self.schema
-    }
-
-    /// The statement that a [`JobContext::transaction`](crate::JobContext::transaction) runs
-    /// before it commits: it locks the execution's row and returns it if this run still
-    /// holds it.
-    pub(crate) fn fence_check(&self) -> Arc<str> {
-        self.sql.fence_check.clone()
-    }
-
-    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
-    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
-    pub(crate) fn checkpoint_statement(&self) -> String {
-        self.sql.checkpoint.clone()
     }
 
     /// Runs an operation, and once more if its connection turned out to be dead (the server
@@ -275,7 +260,7 @@ impl PostgresStore {
         if let Some(claimed) = self.claim_free(req).await? {
             return Ok(Claim::Acquired(claimed));
         }
-        self.claim_in_transaction(req, retried).await
+        dialect::claim(self, req, retried).await
     }
 
     /// The claim of a job that no execution holds, in one statement (one round trip instead
@@ -288,7 +273,7 @@ impl PostgresStore {
     /// statement can cause, the row names an execution that is not running: the next claim's
     /// transaction sees through it.)
     async fn claim_free(&self, req: &ClaimRequest<'_>) -> Result<Option<Claimed>, SqlxError> {
-        let taken: Option<(i64, i32, Option<String>, bool)> =
+        let taken: Option<(i64, Attempt, Option<String>, bool)> =
             sqlx::query_as(AssertSqlSafe(self.sql.take_free.as_str()))
                 .bind(req.job)
                 .bind(req.execution_id)
@@ -299,103 +284,8 @@ impl PostgresStore {
                 .bind(req.idempotent)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(taken.map(|(fence, attempts, checkpoint, resumed)| Claimed {
-            fence: sql::fence(fence),
-            previous_attempts: attempts.unsigned_abs(),
-            checkpoint,
-            resumed,
-        }))
-    }
-
-    async fn claim_in_transaction(
-        &self,
-        req: &ClaimRequest<'_>,
-        retried: bool,
-    ) -> Result<Claim, SqlxError> {
-        let sql = &self.sql;
-        let mut tx = self.pool.begin().await?;
-        // Claims of one job queue up on the job's row, which this inserts or locks; it names
-        // the job's running execution, if any (at most one: a claim that takes an execution
-        // abandons the others).
-        let running: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.lock_job.as_str()))
-            .bind(req.job)
-            .fetch_one(&mut *tx)
-            .await?;
-        // A statement of its own, after the lock: it sees what the claims before it wrote.
-        // It reads by key (this execution and the running one), so its cost does not grow
-        // with the job's history, and locks the rows it reads, so that a finish racing this
-        // claim is either seen (the tick is done) or waits for it (it then finds the
-        // execution taken over).
-        let open: Vec<(String, String, bool, String)> =
-            sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
-                .bind(req.job)
-                .bind(req.execution_id)
-                .bind(sql::millis(req.liveness))
-                .bind(running.as_deref())
-                .fetch_all(&mut *tx)
-                .await?;
-        let rows: Vec<SeenRow<'_>> = open
-            .iter()
-            .map(|(id, status, live, owner)| {
-                Ok(SeenRow {
-                    id,
-                    status: sql::status(status)?,
-                    owner,
-                    live: *live,
-                })
-            })
-            .collect::<Result<_, SqlxError>>()?;
-        let resumed = match decide(req, retried, &rows) {
-            Outcome::Done(status) => {
-                tx.rollback().await?;
-                return Ok(Claim::Done { status });
-            }
-            Outcome::Busy(id) => {
-                let execution_id = id.to_owned();
-                tx.rollback().await?;
-                return Ok(Claim::Busy { execution_id });
-            }
-            Outcome::Own => {
-                let (fence, attempts, checkpoint): (i64, i32, Option<String>) =
-                    sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
-                        .bind(req.execution_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                tx.commit().await?;
-                return Ok(Claim::Acquired(Claimed {
-                    fence: sql::fence(fence),
-                    previous_attempts: attempts.unsigned_abs(),
-                    checkpoint,
-                    resumed: false,
-                }));
-            }
-            Outcome::Take { resumed } => resumed,
-        };
-        let taken: Option<(i64, i32, Option<String>)> =
-            sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
-                .bind(req.job)
-                .bind(req.execution_id)
-                .bind(req.scheduled_at)
-                .bind(req.owner)
-                .bind(sql::millis(req.liveness))
-                .bind(req.next_fire)
-                .bind(running.as_deref())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((fence, attempts, checkpoint)) = taken else {
-            tx.rollback().await?;
-            return Err(SqlxError::Protocol(format!(
-                "execution id `{}` belongs to another job; make the key template of job `{}` \
-                 include {{job}}",
-                req.execution_id, req.job
-            )));
-        };
-        tx.commit().await?;
-        Ok(Claim::Acquired(Claimed {
-            fence: sql::fence(fence),
-            previous_attempts: attempts.unsigned_abs(),
-            checkpoint,
-            resumed,
+        Ok(taken.map(|(fence, attempts, checkpoint, resumed)| {
+            dialect::claimed(Taken::new(fence, attempts, checkpoint), resumed)
         }))
     }
 
@@ -438,69 +328,6 @@ impl PostgresStore {
         Err(sql::fenced(exec))
     }
 
-    async fn once_begin_once(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
-        let sql = &self.sql;
-        let mut tx = self.pool.begin().await?;
-        // The share lock keeps a claim from taking the execution over until this commits.
-        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(sql.owned_share.as_str()))
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .fetch_optional(&mut *tx)
-            .await?;
-        if owned.is_none() {
-            tx.rollback().await?;
-            return Ok(Step::Fenced);
-        }
-        // A step row is inserted, or the existing one locked and judged. A row deleted in
-        // between (its holder's step failed) is inserted on the next round.
-        loop {
-            let inserted = sqlx::query(AssertSqlSafe(sql.once_insert.as_str()))
-                .bind(key)
-                .bind(&exec.job)
-                .bind(&exec.execution_id)
-                .bind(sql::db_fence(exec.fence))
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 1 {
-                break;
-            }
-            let row: Option<(String, i64, bool)> =
-                sqlx::query_as(AssertSqlSafe(sql.once_row.as_str()))
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((holder, holder_fence, done)) = row else {
-                continue;
-            };
-            if done {
-                tx.rollback().await?;
-                return Ok(Step::State(OnceState::Done));
-            }
-            let mine = holder == exec.execution_id && sql::fence(holder_fence) == exec.fence;
-            if !mine {
-                let live: bool = sqlx::query_scalar(AssertSqlSafe(sql.holder_live.as_str()))
-                    .bind(&holder)
-                    .bind(holder_fence)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if live {
-                    tx.rollback().await?;
-                    return Ok(Step::State(OnceState::Busy));
-                }
-                sqlx::query(AssertSqlSafe(sql.once_take.as_str()))
-                    .bind(key)
-                    .bind(&exec.job)
-                    .bind(&exec.execution_id)
-                    .bind(sql::db_fence(exec.fence))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            break;
-        }
-        tx.commit().await?;
-        Ok(Step::State(OnceState::Acquired))
-    }
-
     /// Whether `exec` still holds its execution: after a retried write that touched no row,
     /// this tells a first try that was applied from a stale run.
     async fn still_owned(&self, exec: &ExecutionRef) -> Result<bool, SqlxError> {
@@ -512,39 +339,151 @@ impl PostgresStore {
         Ok(row.is_some())
     }
 
-    /// Runs a fenced one-statement write; no row touched means the run is stale.
-    async fn fenced_write<'q>(
+    /// The rows of the jobs' executions that were cancelled or whose owner stopped
+    /// heartbeating `liveness` ago, by the database's clock.
+    async fn interrupted_rows(
         &self,
-        what: &str,
-        exec: &ExecutionRef,
-        statement: &'q str,
-        bind: impl Fn(
-            sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-        ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<(), StoreError> {
-        let done = self
-            .run(|_| {
-                bind(
-                    sqlx::query(AssertSqlSafe(statement))
-                        .bind(exec.execution_id.as_str())
-                        .bind(sql::db_fence(exec.fence)),
-                )
-                .execute(&self.pool)
-            })
+        jobs: &[String],
+        liveness: Duration,
+        limit: usize,
+    ) -> sqlx::Result<Vec<InterruptedRow>> {
+        sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
+            .bind(jobs)
+            .bind(sql::millis(liveness))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
             .await
-            .map_err(|e| self.error(what, e))?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(sql::fenced(exec))
-        }
     }
 }
 
-/// What a `once_begin` transaction decided.
-enum Step {
-    State(OnceState),
-    Fenced,
+/// A transaction's statements on PostgreSQL: "now" is the server's `clock_timestamp()`,
+/// and the rows a transaction judges are locked as it reads them.
+impl SqlDialect for PostgresStore {
+    type Db = Postgres;
+    type Now = ();
+
+    sql::dialect::shared_dialect_methods!();
+
+    fn now() {}
+
+    async fn begin(&self) -> sqlx::Result<Tx<Self>> {
+        self.pool.begin().await
+    }
+
+    async fn lock_job(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        (): (),
+    ) -> sqlx::Result<Option<String>> {
+        // Claims of one job queue up on the job's row, which this inserts or locks; it names
+        // the job's running execution, if any (at most one: a claim that takes an execution
+        // abandons the others).
+        sqlx::query_scalar(AssertSqlSafe(self.sql.lock_job.as_str()))
+            .bind(req.job)
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    async fn open_rows(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        running: Option<&str>,
+        (): (),
+    ) -> sqlx::Result<Vec<OpenRow>> {
+        // A statement of its own, after the lock: it sees what the claims before it wrote.
+        // It reads by key (this execution and the running one), so its cost does not grow
+        // with the job's history, and locks the rows it reads, so that a finish racing this
+        // claim is either seen (the tick is done) or waits for it (it then finds the
+        // execution taken over).
+        sqlx::query_as(AssertSqlSafe(self.sql.open_rows.as_str()))
+            .bind(req.job)
+            .bind(req.execution_id)
+            .bind(sql::millis(req.liveness))
+            .bind(running)
+            .fetch_all(&mut **tx)
+            .await
+    }
+
+    async fn take(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        running: Option<&str>,
+        (): (),
+    ) -> sqlx::Result<Option<Taken>> {
+        let taken: Option<(i64, Attempt, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.take.as_str()))
+                .bind(req.job)
+                .bind(req.execution_id)
+                .bind(req.scheduled_at)
+                .bind(req.owner)
+                .bind(sql::millis(req.liveness))
+                .bind(req.next_fire)
+                .bind(running)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(taken.map(|(fence, attempts, checkpoint)| Taken::new(fence, attempts, checkpoint)))
+    }
+
+    async fn once_row(
+        &self,
+        tx: &mut Tx<Self>,
+        exec: &ExecutionRef,
+        key: &str,
+    ) -> sqlx::Result<Option<OnceRow>> {
+        // A step row is inserted, or the existing one locked and judged. A row deleted in
+        // between (its holder's step failed) is inserted on the next round.
+        loop {
+            let inserted = sqlx::query(AssertSqlSafe(self.sql.once_insert.as_str()))
+                .bind(key)
+                .bind(&exec.job)
+                .bind(&exec.execution_id)
+                .bind(sql::db_fence(exec.fence))
+                .execute(&mut **tx)
+                .await?;
+            if inserted.rows_affected() == 1 {
+                return Ok(None);
+            }
+            let row: Option<OnceRow> = sqlx::query_as(AssertSqlSafe(self.sql.once_row.as_str()))
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if row.is_some() {
+                return Ok(row);
+            }
+        }
+    }
+
+    async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool> {
+        sqlx::query_scalar(AssertSqlSafe(self.sql.holder_live.as_str()))
+            .bind(holder)
+            .bind(fence)
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    async fn once_put(
+        &self,
+        tx: &mut Tx<Self>,
+        exec: &ExecutionRef,
+        key: &str,
+        holder: Holder,
+    ) -> sqlx::Result<()> {
+        // `once_row` inserted this run's row where there was none.
+        if holder != Holder::Gone {
+            return Ok(());
+        }
+        sqlx::query(AssertSqlSafe(self.sql.once_take.as_str()))
+            .bind(key)
+            .bind(&exec.job)
+            .bind(&exec.execution_id)
+            .bind(sql::db_fence(exec.fence))
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+    }
 }
 
 impl From<Failure> for StoreError {
@@ -727,7 +666,7 @@ struct Statements {
     take: String,
     take_free: String,
     owned: String,
-    owned_share: String,
+    holds: String,
     heartbeat: String,
     checkpoint: String,
     last_checkpoint: String,
@@ -747,6 +686,8 @@ struct Statements {
 }
 
 impl Statements {
+    /// The statements for tables in `schema`. Long, but only SQL text: one statement each,
+    /// with the comments that say why it is written so.
     fn new(schema: &str) -> Self {
         let s = quote(schema);
         let jobs = format!("{s}.tickguard_jobs");
@@ -823,7 +764,7 @@ impl Statements {
                  RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
-            owned_share: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
+            holds: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = clock_timestamp() WHERE {mine}"),
             checkpoint: format!("UPDATE {ex} SET checkpoint = $3::json WHERE {mine}"),
             last_checkpoint: format!("SELECT checkpoint::text FROM {ex} WHERE {mine}"),
@@ -917,32 +858,26 @@ impl Statements {
     }
 }
 
-type ExecutionRow = sql::ExecutionRow<DateTime<Utc>, i32>;
+/// An instant as PostgreSQL stores it (`timestamptz`).
+type Instant = DateTime<Utc>;
+
+/// An instant as bound.
+fn at(t: DateTime<Utc>) -> Instant {
+    t
+}
+
+/// Attempts as PostgreSQL stores them (`integer`).
+type Attempt = i32;
+
+type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
+
+type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 /// A job's row as registration returns it: name, fence, created_at, last_tick.
 type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 impl ExecutionStore for PostgresStore {
-    fn register<'a>(
-        &'a self,
-        job: &'a JobRegistration<'a>,
-    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
-        Box::pin(async move {
-            let row: (i64, DateTime<Utc>, Option<DateTime<Utc>>) = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
-                        .bind(job.name)
-                        .bind(&job.trigger)
-                        .bind(&job.zone)
-                        .bind(job.next_fire)
-                        .bind(job.registered_at)
-                        .fetch_one(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(sql::job_record(job.name, row))
-        })
-    }
+    sql::methods::execution_store_methods!();
 
     fn register_all<'a>(
         &'a self,
@@ -986,71 +921,8 @@ impl ExecutionStore for PostgresStore {
         })
     }
 
-    fn claim<'a>(
-        &'a self,
-        request: &'a ClaimRequest<'a>,
-    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(async move {
-            self.run(|retried| self.claim_once(request, retried))
-                .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("the claim of execution `{}`", request.execution_id),
-                        e,
-                    )
-                })
-        })
-    }
-
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.fenced_write("a heartbeat", exec, &self.sql.heartbeat, |q| q))
-    }
-
-    fn checkpoint<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-        state: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(
-            self.fenced_write("a checkpoint", exec, &self.sql.checkpoint, move |q| {
-                q.bind(state)
-            }),
-        )
-    }
-
-    fn last_checkpoint<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(async move {
-            let row: Option<Option<String>> = self
-                .run(|_| {
-                    sqlx::query_scalar(AssertSqlSafe(self.sql.last_checkpoint.as_str()))
-                        .bind(&exec.execution_id)
-                        .bind(sql::db_fence(exec.fence))
-                        .fetch_optional(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error("reading the checkpoint", e))?;
-            row.ok_or_else(|| sql::fenced(exec))
-        })
-    }
-
-    fn once_begin<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
-        Box::pin(async move {
-            match self
-                .run(|_| self.once_begin_once(exec, key))
-                .await
-                .map_err(|e| self.error(&format!("starting step `{key}`"), e))?
-            {
-                Step::State(state) => Ok(state),
-                Step::Fenced => Err(sql::fenced(exec)),
-            }
-        })
     }
 
     fn once_end<'a>(
@@ -1099,93 +971,6 @@ impl ExecutionStore for PostgresStore {
         finish: &'a Finish<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move { self.finish_row(exec, finish).await })
-    }
-
-    fn executions<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<ExecutionRow> = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.executions.as_str()))
-                        .bind(job)
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            rows.into_iter()
-                .map(sql::record)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("reading executions", e))
-        })
-    }
-
-    fn execution<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let row: Option<ExecutionRow> = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
-            row.map(sql::record)
-                .transpose()
-                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
-        })
-    }
-
-    fn dead_letters<'a>(
-        &'a self,
-        job: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<ExecutionRow> = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.dead_letters.as_str()))
-                        .bind(job)
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error("reading the dead letters", e))?;
-            rows.into_iter()
-                .map(sql::record)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("reading executions", e))
-        })
-    }
-
-    fn interrupted<'a>(
-        &'a self,
-        jobs: &'a [String],
-        liveness: Duration,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<(String, String, DateTime<Utc>, String, i32)> = self
-                .run(|_| {
-                    sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
-                        .bind(jobs)
-                        .bind(sql::millis(liveness))
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&self.pool)
-                })
-                .await
-                .map_err(|e| self.error("looking for interrupted executions", e))?;
-            rows.into_iter()
-                .map(sql::interrupted)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("looking for interrupted executions", e))
-        })
     }
 
     fn sql(&self) -> Option<SqlStore> {

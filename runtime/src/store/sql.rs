@@ -1,4 +1,9 @@
-//! The conversions the SQL stores share.
+//! What the SQL stores share: the conversions between rows and records, the claim and
+//! `once_begin` transactions over each database's statements ([`dialect`]), and the store
+//! methods whose bodies are the same on both databases ([`methods`]).
+
+pub(crate) mod dialect;
+pub(crate) mod methods;
 
 use std::time::Duration;
 
@@ -72,7 +77,7 @@ pub(crate) type ExecutionRow<T, N> = (
 );
 
 /// Attempts as stored: never negative.
-fn attempts<N: TryInto<u32>>(stored: N) -> u32 {
+pub(crate) fn attempts<N: TryInto<u32>>(stored: N) -> u32 {
     stored.try_into().unwrap_or(0)
 }
 
@@ -94,6 +99,13 @@ pub(crate) fn record<T: DbInstant, N: TryInto<u32>>(
         error: r.10,
         checkpoint: r.11,
     })
+}
+
+/// Execution rows as records; a row that does not decode fails them all.
+pub(crate) fn records<T: DbInstant, N: TryInto<u32>>(
+    rows: Vec<ExecutionRow<T, N>>,
+) -> Result<Vec<ExecutionRecord>, sqlx::Error> {
+    rows.into_iter().map(record).collect()
 }
 
 /// An interrupted execution's row (`job, id, scheduled_at, status, attempt`).

@@ -2,23 +2,22 @@ use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    AssertSqlSafe, Error as SqlxError,
+    AssertSqlSafe, Error as SqlxError, Sqlite,
     sqlite::{
         SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
         SqliteSynchronous,
     },
 };
 
-use super::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, OnceState, SqlStore, StoreError,
-    migrate::{self, Migrate, MigrateError, Migration},
-    sql,
+use crate::BoxFuture;
+use crate::store::migrate::{self, Migrate, MigrateError, Migration};
+use crate::store::sql;
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::{
+    Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
+    JobRecord, JobRegistration, OnceState, StoreError,
 };
-use crate::{
-    BoxFuture,
-    store::claim::{Outcome, SeenRow, decide},
-};
+use crate::transaction::SqlStore;
 
 /// How long a statement waits for another connection's write lock (another instance's
 /// claim, a job's transaction) before it fails.
@@ -124,7 +123,11 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+/// An instant as SQLite stores it (Unix milliseconds).
+type Instant = i64;
+
+/// An instant as bound.
+fn at(t: DateTime<Utc>) -> Instant {
     t.timestamp_millis()
 }
 
@@ -207,22 +210,9 @@ impl SqliteStore {
         })
     }
 
-    /// The pool the store's statements go through.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
+    sql::methods::accessors!(SqlitePool);
 
-    /// The statement a [`JobContext::transaction`](crate::JobContext::transaction) runs
-    /// before it commits.
-    pub(crate) fn fence_check(&self) -> Arc<str> {
-        self.sql.fence_check.clone()
-    }
-
-    /// The fenced checkpoint statement (`$1` id, `$2` fence, `$3` the JSON), for
-    /// [`FencedTransaction::checkpoint`](super::FencedTransaction::checkpoint).
-    pub(crate) fn checkpoint_statement(&self) -> String {
-        self.sql.checkpoint.clone()
-    }
+    sql::methods::fenced_write!(Sqlite);
 
     fn error(&self, what: &str, e: SqlxError) -> StoreError {
         let hint = match &e {
@@ -239,200 +229,166 @@ impl SqliteStore {
         )
     }
 
-    async fn claim_now(&self, req: &ClaimRequest<'_>) -> Result<Claim, SqlxError> {
-        let sql = &self.sql;
-        // The write lock from the start: claims of every job queue up here.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = now_ms();
-        // The job's row, inserted if new, names its running execution (at most one).
-        let running: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.insert_job.as_str()))
-            .bind(req.job)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        // By key: this execution and the running one, whatever the job's history.
-        let open: Vec<(String, String, bool, String)> =
-            sqlx::query_as(AssertSqlSafe(sql.open_rows.as_str()))
-                .bind(req.job)
-                .bind(req.execution_id)
-                .bind(now - sql::millis(req.liveness))
-                .bind(running.as_deref())
-                .fetch_all(&mut *tx)
-                .await?;
-        let rows: Vec<SeenRow<'_>> = open
-            .iter()
-            .map(|(id, status, live, owner)| {
-                Ok(SeenRow {
-                    id,
-                    status: sql::status(status)?,
-                    owner,
-                    live: *live,
-                })
-            })
-            .collect::<Result<_, SqlxError>>()?;
-        // A claim here is never retried: it cannot find a row of its own.
-        let resumed = match decide(req, false, &rows) {
-            Outcome::Done(status) => {
-                tx.rollback().await?;
-                return Ok(Claim::Done { status });
-            }
-            Outcome::Busy(id) => {
-                let execution_id = id.to_owned();
-                tx.rollback().await?;
-                return Ok(Claim::Busy { execution_id });
-            }
-            Outcome::Own => {
-                let (fence, attempts, checkpoint): (i64, i64, Option<String>) =
-                    sqlx::query_as(AssertSqlSafe(sql.own_row.as_str()))
-                        .bind(req.execution_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                tx.commit().await?;
-                return Ok(Claim::Acquired(Claimed {
-                    fence: sql::fence(fence),
-                    previous_attempts: u32::try_from(attempts).unwrap_or(0),
-                    checkpoint,
-                    resumed: false,
-                }));
-            }
-            Outcome::Take { resumed } => resumed,
-        };
-        let fence: i64 = sqlx::query_scalar(AssertSqlSafe(sql.bump.as_str()))
-            .bind(req.job)
-            .bind(ms(req.scheduled_at))
-            .bind(req.next_fire.map(ms))
-            .bind(req.execution_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(AssertSqlSafe(sql.abandon.as_str()))
-            .bind(req.job)
-            .bind(req.execution_id)
-            .bind(now)
-            .bind(running.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        let taken: Option<(i64, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql.take.as_str()))
-            .bind(req.execution_id)
-            .bind(req.job)
-            .bind(ms(req.scheduled_at))
-            .bind(fence)
-            .bind(req.owner)
-            .bind(now)
-            .bind(sql::millis(req.liveness))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((attempts, checkpoint)) = taken else {
-            tx.rollback().await?;
-            return Err(SqlxError::Protocol(format!(
-                "execution id `{}` belongs to another job; make the key template of job `{}` \
-                 include {{job}}",
-                req.execution_id, req.job
-            )));
-        };
-        tx.commit().await?;
-        Ok(Claim::Acquired(Claimed {
-            fence: sql::fence(fence),
-            previous_attempts: u32::try_from(attempts).unwrap_or(0),
-            checkpoint,
-            resumed,
-        }))
+    /// Runs an operation once: the `run` of the shared store methods, which on SQLite
+    /// never resends (`retried` is always `false`).
+    async fn run<T, Fut>(&self, op: impl Fn(bool) -> Fut) -> Result<T, SqlxError>
+    where
+        Fut: Future<Output = Result<T, SqlxError>>,
+    {
+        op(false).await
     }
 
-    async fn once_begin_now(&self, exec: &ExecutionRef, key: &str) -> Result<Step, SqlxError> {
-        let sql = &self.sql;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let owned: Option<i32> = sqlx::query_scalar(AssertSqlSafe(sql.owned.as_str()))
-            .bind(&exec.execution_id)
-            .bind(sql::db_fence(exec.fence))
-            .fetch_optional(&mut *tx)
-            .await?;
-        if owned.is_none() {
-            tx.rollback().await?;
-            return Ok(Step::Fenced);
+    /// One try of a claim: a transaction that reads the rows and lets
+    /// [`decide`](crate::store::claim::decide) judge them. A claim here is never retried:
+    /// it cannot find a row of its own.
+    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+        dialect::claim(self, req, retried).await
+    }
+
+    /// The rows of the jobs' executions that were cancelled or whose owner stopped
+    /// heartbeating `liveness` ago, by the host's clock.
+    async fn interrupted_rows(
+        &self,
+        jobs: &[String],
+        liveness: Duration,
+        limit: usize,
+    ) -> sqlx::Result<Vec<InterruptedRow>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        let row: Option<(String, i64, bool)> = sqlx::query_as(AssertSqlSafe(sql.once_row.as_str()))
+        // SQLite has no arrays: the names travel as one JSON array.
+        let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query_as(AssertSqlSafe(self.sql.interrupted.as_str()))
+            .bind(names)
+            .bind(now_ms() - sql::millis(liveness))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+    }
+}
+
+/// A transaction's statements on SQLite: every transaction holds the database's one write
+/// lock from its start, and "now" is the host's clock in Unix milliseconds, bound.
+impl SqlDialect for SqliteStore {
+    type Db = Sqlite;
+    type Now = i64;
+
+    sql::dialect::shared_dialect_methods!();
+
+    fn now() -> i64 {
+        now_ms()
+    }
+
+    async fn begin(&self) -> sqlx::Result<Tx<Self>> {
+        // The write lock from the start: claims of every job queue up here.
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn lock_job(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        now: i64,
+    ) -> sqlx::Result<Option<String>> {
+        // The job's row, inserted if new, names its running execution (at most one).
+        sqlx::query_scalar(AssertSqlSafe(self.sql.insert_job.as_str()))
+            .bind(req.job)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    async fn open_rows(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        running: Option<&str>,
+        now: i64,
+    ) -> sqlx::Result<Vec<OpenRow>> {
+        // By key: this execution and the running one, whatever the job's history.
+        sqlx::query_as(AssertSqlSafe(self.sql.open_rows.as_str()))
+            .bind(req.job)
+            .bind(req.execution_id)
+            .bind(now - sql::millis(req.liveness))
+            .bind(running)
+            .fetch_all(&mut **tx)
+            .await
+    }
+
+    async fn take(
+        &self,
+        tx: &mut Tx<Self>,
+        req: &ClaimRequest<'_>,
+        running: Option<&str>,
+        now: i64,
+    ) -> sqlx::Result<Option<Taken>> {
+        let fence: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.bump.as_str()))
+            .bind(req.job)
+            .bind(at(req.scheduled_at))
+            .bind(req.next_fire.map(at))
+            .bind(req.execution_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(self.sql.abandon.as_str()))
+            .bind(req.job)
+            .bind(req.execution_id)
+            .bind(now)
+            .bind(running)
+            .execute(&mut **tx)
+            .await?;
+        let taken: Option<(i64, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.take.as_str()))
+                .bind(req.execution_id)
+                .bind(req.job)
+                .bind(at(req.scheduled_at))
+                .bind(fence)
+                .bind(req.owner)
+                .bind(now)
+                .bind(sql::millis(req.liveness))
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(taken.map(|(attempts, checkpoint)| Taken::new(fence, attempts, checkpoint)))
+    }
+
+    async fn once_row(
+        &self,
+        tx: &mut Tx<Self>,
+        _exec: &ExecutionRef,
+        key: &str,
+    ) -> sqlx::Result<Option<OnceRow>> {
+        sqlx::query_as(AssertSqlSafe(self.sql.once_row.as_str()))
             .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some((holder, holder_fence, done)) = row {
-            if done {
-                tx.rollback().await?;
-                return Ok(Step::State(OnceState::Done));
-            }
-            let mine = holder == exec.execution_id && sql::fence(holder_fence) == exec.fence;
-            if !mine {
-                let live: bool = sqlx::query_scalar(AssertSqlSafe(sql.holder_live.as_str()))
-                    .bind(&holder)
-                    .bind(holder_fence)
-                    .bind(now_ms())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if live {
-                    tx.rollback().await?;
-                    return Ok(Step::State(OnceState::Busy));
-                }
-            }
-        }
-        sqlx::query(AssertSqlSafe(sql.once_put.as_str()))
+            .fetch_optional(&mut **tx)
+            .await
+    }
+
+    async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool> {
+        sqlx::query_scalar(AssertSqlSafe(self.sql.holder_live.as_str()))
+            .bind(holder)
+            .bind(fence)
+            .bind(now_ms())
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    async fn once_put(
+        &self,
+        tx: &mut Tx<Self>,
+        exec: &ExecutionRef,
+        key: &str,
+        _holder: Holder,
+    ) -> sqlx::Result<()> {
+        // One upsert, whoever held the step: the write lock keeps the row as it was read.
+        sqlx::query(AssertSqlSafe(self.sql.once_put.as_str()))
             .bind(key)
             .bind(&exec.job)
             .bind(&exec.execution_id)
             .bind(sql::db_fence(exec.fence))
             .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Step::State(OnceState::Acquired))
-    }
-
-    /// Runs a fenced one-statement write: `$1` the id, `$2` the fence, then `extra`. No row
-    /// touched means the run is stale.
-    async fn fenced_write(
-        &self,
-        what: &str,
-        exec: &ExecutionRef,
-        statement: &str,
-        extra: Extra<'_>,
-    ) -> Result<(), StoreError> {
-        let mut q = sqlx::query(AssertSqlSafe(statement))
-            .bind(exec.execution_id.as_str())
-            .bind(sql::db_fence(exec.fence));
-        q = match extra {
-            Extra::Now => q.bind(now_ms()),
-            Extra::Text(text) => q.bind(text),
-            Extra::KeyNow(key) => q.bind(key).bind(now_ms()),
-            Extra::Key(key) => q.bind(key),
-            Extra::Finish(f) => q
-                .bind(f.status.as_str())
-                .bind(i64::from(f.attempts))
-                .bind(f.error)
-                .bind(now_ms()),
-        };
-        let done = q
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await
-            .map_err(|e| self.error(what, e))?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(sql::fenced(exec))
-        }
+            .map(drop)
     }
-}
-
-/// The parameters a fenced write binds after the id and the fence.
-enum Extra<'a> {
-    Now,
-    Text(&'a str),
-    Key(&'a str),
-    KeyNow(&'a str),
-    Finish(&'a Finish<'a>),
-}
-
-/// What a `once_begin` transaction decided.
-enum Step {
-    State(OnceState),
-    Fenced,
 }
 
 /// Creates or migrates the tables.
@@ -512,7 +468,7 @@ struct Statements {
     bump: String,
     abandon: String,
     take: String,
-    owned: String,
+    holds: String,
     heartbeat: String,
     checkpoint: String,
     last_checkpoint: String,
@@ -525,10 +481,12 @@ struct Statements {
     executions: String,
     execution: String,
     dead_letters: String,
+    interrupted: String,
     fence_check: Arc<str>,
 }
 
 impl Statements {
+    /// The statements. Long, but only SQL text: one statement each.
     fn new() -> Self {
         let ex = "tickguard_executions";
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
@@ -572,7 +530,7 @@ impl Statements {
                  WHERE e.job = excluded.job \
                  RETURNING attempt - 1, checkpoint"
             ),
-            owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
+            holds: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             heartbeat: format!("UPDATE {ex} SET heartbeat_at = $3 WHERE {mine}"),
             checkpoint: format!("UPDATE {ex} SET checkpoint = $3 WHERE {mine}"),
             last_checkpoint: format!("SELECT checkpoint FROM {ex} WHERE {mine}"),
@@ -619,32 +577,26 @@ impl Statements {
                  FROM {ex} WHERE status = 'FAILED' AND ($1 IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
+            interrupted: format!(
+                "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
+                 WHERE job IN (SELECT value FROM json_each($1)) \
+                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
+                 ORDER BY scheduled_at LIMIT $3"
+            ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
         }
     }
 }
 
-type ExecutionRow = sql::ExecutionRow<i64, i64>;
+/// Attempts as SQLite stores them (`INTEGER`).
+type Attempt = i64;
+
+type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
+
+type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 impl ExecutionStore for SqliteStore {
-    fn register<'a>(
-        &'a self,
-        job: &'a JobRegistration<'a>,
-    ) -> BoxFuture<'a, Result<JobRecord, StoreError>> {
-        Box::pin(async move {
-            let row: (i64, i64, Option<i64>) =
-                sqlx::query_as(AssertSqlSafe(self.sql.register.as_str()))
-                    .bind(job.name)
-                    .bind(&job.trigger)
-                    .bind(&job.zone)
-                    .bind(job.next_fire.map(ms))
-                    .bind(ms(job.registered_at))
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| self.error(&format!("registering job `{}`", job.name), e))?;
-            Ok(sql::job_record(job.name, row))
-        })
-    }
+    sql::methods::execution_store_methods!();
 
     fn register_all<'a>(
         &'a self,
@@ -661,8 +613,8 @@ impl ExecutionStore for SqliteStore {
                             .bind(job.name)
                             .bind(&job.trigger)
                             .bind(&job.zone)
-                            .bind(job.next_fire.map(ms))
-                            .bind(ms(job.registered_at))
+                            .bind(job.next_fire.map(at))
+                            .bind(at(job.registered_at))
                             .fetch_one(&mut *tx)
                             .await?;
                     records.push(sql::job_record(job.name, row));
@@ -676,68 +628,12 @@ impl ExecutionStore for SqliteStore {
         })
     }
 
-    fn claim<'a>(
-        &'a self,
-        request: &'a ClaimRequest<'a>,
-    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(async move {
-            self.claim_now(request).await.map_err(|e| {
-                self.error(
-                    &format!("the claim of execution `{}`", request.execution_id),
-                    e,
-                )
-            })
-        })
-    }
-
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.fenced_write("a heartbeat", exec, &self.sql.heartbeat, Extra::Now))
-    }
-
-    fn checkpoint<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-        state: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.fenced_write(
-            "a checkpoint",
-            exec,
-            &self.sql.checkpoint,
-            Extra::Text(state),
-        ))
-    }
-
-    fn last_checkpoint<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(async move {
-            let row: Option<Option<String>> =
-                sqlx::query_scalar(AssertSqlSafe(self.sql.last_checkpoint.as_str()))
-                    .bind(&exec.execution_id)
-                    .bind(sql::db_fence(exec.fence))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| self.error("reading the checkpoint", e))?;
-            row.ok_or_else(|| sql::fenced(exec))
-        })
-    }
-
-    fn once_begin<'a>(
-        &'a self,
-        exec: &'a ExecutionRef,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
-        Box::pin(async move {
-            match self
-                .once_begin_now(exec, key)
-                .await
-                .map_err(|e| self.error(&format!("starting step `{key}`"), e))?
-            {
-                Step::State(state) => Ok(state),
-                Step::Fenced => Err(sql::fenced(exec)),
-            }
-        })
+        Box::pin(
+            self.fenced_write("a heartbeat", exec, &self.sql.heartbeat, |q| {
+                q.bind(now_ms())
+            }),
+        )
     }
 
     fn once_end<'a>(
@@ -748,20 +644,14 @@ impl ExecutionStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if done {
-                self.fenced_write(
-                    "ending a step",
-                    exec,
-                    &self.sql.once_done,
-                    Extra::KeyNow(key),
-                )
+                self.fenced_write("ending a step", exec, &self.sql.once_done, move |q| {
+                    q.bind(key).bind(now_ms())
+                })
                 .await
             } else {
-                self.fenced_write(
-                    "ending a step",
-                    exec,
-                    &self.sql.once_forget,
-                    Extra::Key(key),
-                )
+                self.fenced_write("ending a step", exec, &self.sql.once_forget, move |q| {
+                    q.bind(key)
+                })
                 .await
             }
         })
@@ -776,96 +666,13 @@ impl ExecutionStore for SqliteStore {
             "recording the execution's end",
             exec,
             &self.sql.finish,
-            Extra::Finish(finish),
+            move |q| {
+                q.bind(finish.status.as_str())
+                    .bind(i64::from(finish.attempts))
+                    .bind(finish.error)
+                    .bind(now_ms())
+            },
         ))
-    }
-
-    fn executions<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<ExecutionRow> =
-                sqlx::query_as(AssertSqlSafe(self.sql.executions.as_str()))
-                    .bind(job)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.error(&format!("reading the history of `{job}`"), e))?;
-            rows.into_iter()
-                .map(sql::record)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("reading executions", e))
-        })
-    }
-
-    fn execution<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let row: Option<ExecutionRow> =
-                sqlx::query_as(AssertSqlSafe(self.sql.execution.as_str()))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| self.error(&format!("reading execution `{id}`"), e))?;
-            row.map(sql::record)
-                .transpose()
-                .map_err(|e| self.error(&format!("reading execution `{id}`"), e))
-        })
-    }
-
-    fn dead_letters<'a>(
-        &'a self,
-        job: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
-        Box::pin(async move {
-            let rows: Vec<ExecutionRow> =
-                sqlx::query_as(AssertSqlSafe(self.sql.dead_letters.as_str()))
-                    .bind(job)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.error("reading the dead letters", e))?;
-            rows.into_iter()
-                .map(sql::record)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("reading executions", e))
-        })
-    }
-
-    fn interrupted<'a>(
-        &'a self,
-        jobs: &'a [String],
-        liveness: Duration,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
-        Box::pin(async move {
-            if jobs.is_empty() {
-                return Ok(Vec::new());
-            }
-            // SQLite has no arrays: the names travel as one JSON array.
-            let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
-            let rows: Vec<sql::InterruptedRow<i64, i64>> = sqlx::query_as(
-                "SELECT job, id, scheduled_at, status, attempt FROM tickguard_executions \
-                 WHERE job IN (SELECT value FROM json_each($1)) \
-                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
-                 ORDER BY scheduled_at LIMIT $3",
-            )
-            .bind(names)
-            .bind(now_ms() - sql::millis(liveness))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error("looking for interrupted executions", e))?;
-            rows.into_iter()
-                .map(sql::interrupted)
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error("looking for interrupted executions", e))
-        })
     }
 
     fn sql(&self) -> Option<SqlStore> {
