@@ -105,3 +105,60 @@ async fn a_stop_keeps_the_jobs_own_error_as_its_cause() {
         Some("timed out after 1s: upstream answered 503")
     );
 }
+
+/// Collects what a `fmt` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_execution_id_of_another_job_is_refused_at_once_not_asked_again() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let url = tickguard_tests::sqlite_url("tg_foreign_id");
+    let store = Arc::new(tickguard::store::SqliteStore::connect(&url).await.unwrap());
+    let runs = Arc::new(AtomicU32::new(0));
+    // Both jobs render the same execution id for a tick: the template lacks `{job}`.
+    let first = counting("orders-a", &runs)
+        .idempotent_key("orders-{date}")
+        .unwrap();
+    let second = counting("orders-b", &runs)
+        .idempotent_key("orders-{date}")
+        .unwrap();
+    let report = Run::new(first, tick()).store(store.clone()).run().await;
+    assert_eq!(report.record().unwrap().status, Status::Completed);
+    let report = Run::new(second, tick()).store(store.clone()).run().await;
+    assert_eq!(
+        report.skipped,
+        Some(tickguard::metrics::SkipReason::Unavailable)
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the second job must not run"
+    );
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !logs.contains("asking again"),
+        "a refused claim was asked again:\n{logs}"
+    );
+    assert!(
+        logs.contains("belongs to another job") && logs.contains("the store refused the claim"),
+        "{logs}"
+    );
+}

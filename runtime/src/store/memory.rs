@@ -173,7 +173,11 @@ impl JobState {
         if self.finished <= MEMORY_STORE_RETAINED {
             return;
         }
-        let mut ended = self.rows.iter().filter(|r| r.record.status.is_final()).count();
+        let mut ended = self
+            .rows
+            .iter()
+            .filter(|r| r.record.status.is_final())
+            .count();
         while self.finished > MEMORY_STORE_RETAINED {
             let forgot = if ended > ENDED_ALWAYS_KEPT {
                 ended -= 1;

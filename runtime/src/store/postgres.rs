@@ -6,14 +6,14 @@ use sqlx::{
     postgres::{PgConnection, PgPool, PgPoolOptions},
 };
 
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 use crate::postgres::{
     ACQUIRE_TIMEOUT, Failure, address, already_exists, cannot_reach, connect, connection_lost,
     describe, hint, parse_url, quote, reason,
 };
 use crate::store::migrate::{self, Migrate, MigrateError, Migration};
 use crate::store::sql;
-use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
     Interrupted, JobRecord, JobRegistration, OnceState, StoreError,
@@ -252,13 +252,17 @@ impl PostgresStore {
         )
     }
 
-    /// One try of a claim; `retried` when an earlier try of it may have committed.
-    /// Claims an execution: in one statement when the job has no running execution (the
+    /// One try of a claim (`retried` when an earlier try of it may have committed): in one
+    /// statement when the job has no running execution (the
     /// common case), otherwise (or when that statement cannot decide) in a transaction that
     /// reads the rows and lets [`decide`] judge them.
-    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+    async fn claim_once(
+        &self,
+        req: &ClaimRequest<'_>,
+        retried: bool,
+    ) -> Result<Result<Claim, Refused>, SqlxError> {
         if let Some(claimed) = self.claim_free(req).await? {
-            return Ok(Claim::Acquired(claimed));
+            return Ok(Ok(Claim::Acquired(claimed)));
         }
         dialect::claim(self, req, retried).await
     }

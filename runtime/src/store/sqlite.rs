@@ -9,10 +9,10 @@ use sqlx::{
     },
 };
 
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 use crate::store::migrate::{self, Migrate, MigrateError, Migration};
 use crate::store::sql;
-use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, SqlDialect, Taken, Tx};
+use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
     JobRecord, JobRegistration, OnceState, StoreError,
@@ -241,7 +241,11 @@ impl SqliteStore {
     /// One try of a claim: a transaction that reads the rows and lets
     /// [`decide`](crate::store::claim::decide) judge them. A claim here is never retried:
     /// it cannot find a row of its own.
-    async fn claim_once(&self, req: &ClaimRequest<'_>, retried: bool) -> Result<Claim, SqlxError> {
+    async fn claim_once(
+        &self,
+        req: &ClaimRequest<'_>,
+        retried: bool,
+    ) -> Result<Result<Claim, Refused>, SqlxError> {
         dialect::claim(self, req, retried).await
     }
 

@@ -4,7 +4,7 @@
 //! "now" is a bound parameter (SQLite's Unix milliseconds) or `clock_timestamp()` in the
 //! statement (PostgreSQL).
 
-use sqlx::{Database, Error as SqlxError, Transaction};
+use sqlx::{Database, Transaction};
 
 use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRef, OnceState,
@@ -133,6 +133,10 @@ pub(crate) trait SqlDialect {
     ) -> sqlx::Result<()>;
 }
 
+/// A claim the store refuses however often it is asked: the message of a
+/// [`StoreError::Refused`](crate::store::StoreError::Refused).
+pub(crate) struct Refused(pub(crate) String);
+
 /// A claim as one transaction: the job's row first (claims of one job queue up on it),
 /// then the rows [`decide`] judges, then the statements its outcome needs. `retried` when
 /// an earlier try of this claim may have committed.
@@ -140,7 +144,7 @@ pub(crate) async fn claim<S: SqlDialect>(
     store: &S,
     req: &ClaimRequest<'_>,
     retried: bool,
-) -> sqlx::Result<Claim> {
+) -> sqlx::Result<Result<Claim, Refused>> {
     let mut tx = store.begin().await?;
     let now = S::now();
     let running = store.lock_job(&mut tx, req, now).await?;
@@ -161,30 +165,30 @@ pub(crate) async fn claim<S: SqlDialect>(
     let resumed = match decide(req, retried, &rows) {
         Outcome::Done(status) => {
             tx.rollback().await?;
-            return Ok(Claim::Done { status });
+            return Ok(Ok(Claim::Done { status }));
         }
         Outcome::Busy(id) => {
             let execution_id = id.to_owned();
             tx.rollback().await?;
-            return Ok(Claim::Busy { execution_id });
+            return Ok(Ok(Claim::Busy { execution_id }));
         }
         Outcome::Own => {
             let own = store.own_row(&mut tx, req).await?;
             tx.commit().await?;
-            return Ok(Claim::Acquired(claimed(own, false)));
+            return Ok(Ok(Claim::Acquired(claimed(own, false))));
         }
         Outcome::Take { resumed } => resumed,
     };
     let Some(taken) = store.take(&mut tx, req, running.as_deref(), now).await? else {
         tx.rollback().await?;
-        return Err(SqlxError::Protocol(format!(
+        return Ok(Err(Refused(format!(
             "execution id `{}` belongs to another job; make the key template of job `{}` \
              include {{job}}",
             req.execution_id, req.job
-        )));
+        ))));
     };
     tx.commit().await?;
-    Ok(Claim::Acquired(claimed(taken, resumed)))
+    Ok(Ok(Claim::Acquired(claimed(taken, resumed))))
 }
 
 /// The claim of a taken row.

@@ -114,7 +114,12 @@ macro_rules! execution_store_methods {
                             &format!("the claim of execution `{}`", request.execution_id),
                             e,
                         )
-                    })
+                    })?
+                    .map_err(
+                        |$crate::store::sql::dialect::Refused(message)| StoreError::Refused {
+                            message,
+                        },
+                    )
             })
         }
 
