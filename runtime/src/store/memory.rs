@@ -203,6 +203,72 @@ impl JobState {
         true
     }
 
+    /// Takes the execution for a claim that [`decide`] let through: abandons the job's
+    /// other running rows (their owners are gone), bumps the fence, and inserts the row or
+    /// takes over `existing` (its index), counting the attempt the claim starts.
+    fn take(
+        &mut self,
+        req: &ClaimRequest<'_>,
+        existing: Option<usize>,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Claimed {
+        // Every running row left is an owner that is gone: none of them may write again.
+        let mut abandoned = 0;
+        for row in self.rows.iter_mut() {
+            if row.record.status == Status::Running && row.record.id != req.execution_id {
+                row.record.status = Status::Cancelled;
+                row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
+                row.record.finished_at = Some(wall);
+                abandoned += 1;
+            }
+        }
+        self.finished += abandoned;
+        self.fence += 1;
+        let fence = self.fence;
+        self.last_tick = Some(
+            self.last_tick
+                .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
+        );
+        let previous = existing.and_then(|i| self.rows.remove(i));
+        if previous
+            .as_ref()
+            .is_some_and(|row| row.record.status != Status::Running)
+        {
+            self.finished -= 1;
+        }
+        let (previous_attempts, checkpoint) = previous
+            .map(|row| (row.record.attempts, row.record.checkpoint))
+            .unwrap_or_default();
+        self.rows.push_back(Row {
+            key: fnv(req.execution_id),
+            record: ExecutionRecord {
+                id: req.execution_id.to_owned(),
+                job: req.job.to_owned(),
+                scheduled_at: req.scheduled_at,
+                status: Status::Running,
+                fence,
+                owner: req.owner.to_owned(),
+                // The attempt this claim starts counts, so an owner that dies is counted.
+                attempts: previous_attempts + 1,
+                started_at: wall,
+                heartbeat_at: wall,
+                finished_at: None,
+                error: None,
+                checkpoint: checkpoint.clone(),
+            },
+            heartbeat: now,
+            liveness: req.liveness,
+        });
+        self.trim();
+        Claimed {
+            fence,
+            previous_attempts,
+            checkpoint,
+            resumed: false,
+        }
+    }
+
     /// The execution's row if `exec` still holds the job's fence and the row is running.
     fn owned(&mut self, exec: &ExecutionRef) -> Result<&mut Row, StoreError> {
         if self.fence != exec.fence {
@@ -297,61 +363,9 @@ impl MemoryStore {
             }
             Outcome::Take { resumed } => resumed,
         };
-        // Every running row left is an owner that is gone: none of them may write again.
-        let mut abandoned = 0;
-        for row in state.rows.iter_mut() {
-            if row.record.status == Status::Running && row.record.id != req.execution_id {
-                row.record.status = Status::Cancelled;
-                row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
-                row.record.finished_at = Some(wall);
-                abandoned += 1;
-            }
-        }
-        state.finished += abandoned;
-        state.fence += 1;
-        let fence = state.fence;
-        state.last_tick = Some(
-            state
-                .last_tick
-                .map_or(req.scheduled_at, |t| t.max(req.scheduled_at)),
-        );
-        let previous = existing.and_then(|i| state.rows.remove(i));
-        if previous
-            .as_ref()
-            .is_some_and(|row| row.record.status != Status::Running)
-        {
-            state.finished -= 1;
-        }
-        let (previous_attempts, checkpoint) = previous
-            .map(|row| (row.record.attempts, row.record.checkpoint))
-            .unwrap_or_default();
-        state.rows.push_back(Row {
-            key: fnv(req.execution_id),
-            record: ExecutionRecord {
-                id: req.execution_id.to_owned(),
-                job: req.job.to_owned(),
-                scheduled_at: req.scheduled_at,
-                status: Status::Running,
-                fence,
-                owner: req.owner.to_owned(),
-                // The attempt this claim starts counts, so an owner that dies is counted.
-                attempts: previous_attempts + 1,
-                started_at: wall,
-                heartbeat_at: wall,
-                finished_at: None,
-                error: None,
-                checkpoint: checkpoint.clone(),
-            },
-            heartbeat: now,
-            liveness: req.liveness,
-        });
-        state.trim();
-        Claim::Acquired(Claimed {
-            fence,
-            previous_attempts,
-            checkpoint,
-            resumed,
-        })
+        let mut claimed = state.take(req, existing, now, wall);
+        claimed.resumed = resumed;
+        Claim::Acquired(claimed)
     }
 
     fn finish_now(&self, exec: &ExecutionRef, finish: &Finish<'_>) -> Result<(), StoreError> {
