@@ -58,6 +58,20 @@ impl Recorded {
             .sum()
     }
 
+    /// The value of gauge `name` with the given labels, for gauges moved by `increment` and
+    /// `decrement` (0 if never moved). Snapshots drain gauges too: their changes add up.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.refresh();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .filter(|(k, _)| k.kind() == MetricKind::Gauge && matches(k, name, labels))
+            .map(|(_, v)| match v {
+                DebugValue::Gauge(g) => g.into_inner(),
+                _ => 0.0,
+            })
+            .sum()
+    }
+
     fn refresh(&self) {
         // Snapshots drain counters: take one under the lock, so that a concurrent reader
         // never looks between another's drain and its merge.
@@ -67,6 +81,7 @@ impl Recorded {
             match (seen.iter_mut().find(|(k, _)| *k == key), value) {
                 (Some((_, DebugValue::Counter(total))), DebugValue::Counter(c)) => *total += c,
                 (Some((_, DebugValue::Histogram(all))), DebugValue::Histogram(h)) => all.extend(h),
+                (Some((_, DebugValue::Gauge(total))), DebugValue::Gauge(g)) => *total += g,
                 (Some((_, old)), new) => *old = new,
                 (None, value) => seen.push((key, value)),
             }

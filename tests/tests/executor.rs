@@ -162,3 +162,56 @@ async fn an_execution_id_of_another_job_is_refused_at_once_not_asked_again() {
         "{logs}"
     );
 }
+
+/// A lock whose renewals panic (a bug in a third-party backend).
+struct PanickingRenewals(tickguard::lock::InProcessLock);
+
+impl tickguard::lock::LockBackend for PanickingRenewals {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> tickguard::BoxFuture<'a, Result<Option<tickguard::lock::Lease>, tickguard::lock::LockError>>
+    {
+        self.0.acquire(name, owner, ttl)
+    }
+
+    fn extend<'a>(
+        &'a self,
+        _lease: &'a tickguard::lock::Lease,
+        _ttl: Duration,
+    ) -> tickguard::BoxFuture<'a, Result<bool, tickguard::lock::LockError>> {
+        Box::pin(async { panic!("a bug in the lock backend") })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a tickguard::lock::Lease,
+        hold_for: Duration,
+    ) -> tickguard::BoxFuture<'a, Result<bool, tickguard::lock::LockError>> {
+        self.0.release(lease, hold_for)
+    }
+
+    fn describe(&self) -> String {
+        "panicking renewals".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_panics_mid_run_leaves_the_running_gauge_balanced() {
+    use futures_util::FutureExt;
+    let m = tickguard_tests::metrics();
+    let job = Job::new("panicking-backend", hourly(), |_ctx: JobContext| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Ok(())
+    })
+    .lock(LockPolicy::new(Duration::from_secs(3)));
+    let run = Run::new(job, tick())
+        .lock(PanickingRenewals(tickguard::lock::InProcessLock::new()))
+        .run();
+    let panicked = std::panic::AssertUnwindSafe(run).catch_unwind().await;
+    assert!(panicked.is_err(), "the renewal panics");
+    let job = ("job", "panicking-backend");
+    assert_eq!(m.gauge(tickguard::metrics::RUNNING, &[job]), 0.0);
+}

@@ -7,7 +7,7 @@ use std::{panic::AssertUnwindSafe, time::Duration};
 use futures_util::FutureExt;
 use tokio::time::{sleep, timeout};
 
-use super::{BACKEND_TIMEOUT, Runtime, Tick, attempts::panic_message, end::RunEnd, lease};
+use super::{BACKEND_TIMEOUT, Running, Runtime, Tick, attempts::panic_message, end::RunEnd, lease};
 use crate::{
     context::{CancelReason, Execution},
     job::{FailureReport, Job},
@@ -30,17 +30,20 @@ pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
 }
 
 /// Ends a claimed execution: records its end (fenced), counts the outcome (and the run's
-/// duration, when it ran: `ran_for`), releases the lease, and reports a failure.
+/// duration, when it ran: `ran_for`; it leaves the `running` gauge once its end is
+/// recorded), releases the lease, and reports a failure.
 pub(super) async fn conclude(
     t: Tick<'_>,
     exec: &Execution,
     end: RunEnd,
     ran_for: Option<Duration>,
+    running: Option<Running<'_>>,
     span: &tracing::Span,
 ) {
     let (rt, entry) = (t.rt, t.entry);
     let m = &entry.metrics;
     let end = record(rt, exec, end).await;
+    drop(running);
     span.record("attempts", end.attempts);
     span.record("outcome", end.outcome.as_str());
     if let Some(ran_for) = ran_for {

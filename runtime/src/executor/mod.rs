@@ -81,6 +81,23 @@ pub(crate) struct JobEntry {
     pub(crate) interrupted: Interrupts,
 }
 
+/// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
+/// when a panic (in a third-party backend) unwinds through the pipeline.
+struct Running<'a>(&'a metrics::Gauge);
+
+impl<'a> Running<'a> {
+    fn new(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// What [`execute`] did with a tick.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by the testing kit
 pub(crate) enum Executed {
@@ -191,15 +208,16 @@ pub(crate) async fn execute(
     );
     let recorded = span.clone();
     async move {
-        let (end, ran_for) = match gate::gate(&t, &claimed) {
-            Err(end) => (end, None),
+        let (end, ran_for, running) = match gate::gate(&t, &claimed) {
+            Err(end) => (end, None, None),
             Ok(()) => {
+                let running = Running::new(&entry.metrics.running);
                 let started = tokio::time::Instant::now();
                 let end = watchdog::supervise(rt, entry, &exec, &mut t.lease).await;
-                (end, Some(started.elapsed()))
+                (end, Some(started.elapsed()), Some(running))
             }
         };
-        conclude::conclude(t, &exec, end, ran_for, &recorded).await;
+        conclude::conclude(t, &exec, end, ran_for, running, &recorded).await;
     }
     .instrument(span)
     .await;

@@ -21,7 +21,6 @@ pub(super) async fn supervise(
     exec: &Arc<Execution>,
     lease: &mut Option<Held>,
 ) -> RunEnd {
-    entry.metrics.running.increment(1.0);
     let keeper = keep_alive(rt, entry, exec, lease);
     let run = attempts::run(rt, entry, exec);
     tokio::pin!(keeper, run);
@@ -32,12 +31,11 @@ pub(super) async fn supervise(
     // lease is lost.
     let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
     if let Poll::Ready(end) = first {
-        entry.metrics.running.decrement(1.0);
         return end;
     }
     let mut watching = true;
     let mut drop_at = None;
-    let end = loop {
+    loop {
         tokio::select! {
             biased;
             () = sleep_until_some(drop_at) => {
@@ -50,9 +48,7 @@ pub(super) async fn supervise(
             }
             end = &mut run => break end,
         }
-    };
-    entry.metrics.running.decrement(1.0);
-    end
+    }
 }
 
 /// Keeps the lease (see [`Held::keep`]) and heartbeats the store every liveness/3 while the
