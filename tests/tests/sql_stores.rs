@@ -934,3 +934,49 @@ async fn postgres_a_claim_that_waited_out_a_completion_finds_the_tick_done() {
         }
     );
 }
+
+/// A claim names its execution on the job's row and the finish clears the name, so the
+/// job's next claim is the one statement of a free job; a finish that a newer claim fenced
+/// out clears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_finish_frees_the_job_for_its_next_claim() {
+    let db = Db::new(Backend::Postgres, "freed");
+    let store = Arc::new(db.postgres().await);
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let jobs = db.table("tickguard_jobs");
+    let named = |id: &str| {
+        format!("SELECT count(*) FROM {jobs} WHERE job = 'free' AND running_id = '{id}'")
+    };
+    let claim = |id: &'static str, owner: &'static str| {
+        let store = store.clone();
+        async move {
+            let request =
+                ClaimRequest::new("free", id, at, owner).liveness(Duration::from_millis(50));
+            match store.claim(&request).await.unwrap() {
+                Claim::Acquired(c) => tickguard::store::ExecutionRef {
+                    job: "free".into(),
+                    execution_id: id.into(),
+                    fence: c.fence,
+                },
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let first = claim("free@1", "a#1").await;
+    assert_eq!(db.count(&*store, named("free@1")).await, 1);
+    let done = tickguard::store::Finish::new(Status::Completed, 1, None);
+    store.finish(&first, &done).await.unwrap();
+    let free = format!("SELECT count(*) FROM {jobs} WHERE job = 'free' AND running_id IS NULL");
+    assert_eq!(
+        db.count(&*store, free.clone()).await,
+        1,
+        "the finish frees the job"
+    );
+    // A run whose owner went silent is taken over; its late finish is refused and frees
+    // nothing: the job's row keeps naming the new run.
+    let stale = claim("free@2", "b#1").await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let _taken = claim("free@3", "c#1").await;
+    assert!(store.finish(&stale, &done).await.unwrap_err().is_fenced());
+    assert_eq!(db.count(&*store, named("free@3")).await, 1);
+}
