@@ -774,18 +774,18 @@ impl Statements {
             last_checkpoint: format!("SELECT checkpoint::text FROM {ex} WHERE {mine}"),
             // Records the run's end and, unless a claim moved the job's fence since, clears
             // the job's running execution, so that the job's next claim is one statement.
-            // The job's row is written first (the finish's one-time filter runs it before
-            // the execution's row is read), the order every claim takes them in. Clearing
-            // needs no check that the finish took: while the job's fence is this run's, no
-            // claim has moved the execution, which is this run's or already finished by it.
+            // The job's row is locked first (the one-time filter runs before the execution's
+            // row is read), the order every claim takes them in.
             finish: format!(
-                "WITH freed AS (\
-                     UPDATE {jobs} SET running_id = NULL \
-                     WHERE job = $6 AND running_id = $1 AND fence = $2 RETURNING 1), \
+                "WITH job AS MATERIALIZED (SELECT 1 FROM {jobs} WHERE job = $6 FOR UPDATE), \
                  finished AS (\
                      UPDATE {ex} SET status = $3, attempt = $4, error = $5, \
                          finished_at = clock_timestamp() \
-                     WHERE {mine} AND (SELECT count(*) FROM freed) >= 0 RETURNING id) \
+                     WHERE {mine} AND (SELECT count(*) FROM job) >= 0 RETURNING id), \
+                 freed AS (\
+                     UPDATE {jobs} SET running_id = NULL \
+                     WHERE job = $6 AND running_id = $1 AND fence = $2 \
+                         AND EXISTS (SELECT 1 FROM finished)) \
                  SELECT count(*) FROM finished"
             ),
             once_insert: format!(
