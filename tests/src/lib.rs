@@ -96,6 +96,24 @@ fn matches(key: &CompositeKey, name: &str, labels: &[(&str, &str)]) -> bool {
             .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
 }
 
+/// Collects what a `tracing_subscriber::fmt` subscriber writes, for tests that read the logs
+/// (`.with_writer(move || captured.clone())`).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1264,23 +1264,9 @@ async fn a_busy_tick_of_a_live_run_is_skipped_not_run_again() {
     );
 }
 
-/// Collects what a `fmt` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn each_execution_is_one_span_with_its_identity_and_outcome() {
-    let captured = Captured::default();
+    let captured = tickguard_tests::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -1329,7 +1315,7 @@ async fn each_execution_is_one_span_with_its_identity_and_outcome() {
 
 /// The WARN lines a scenario logged about `job`, under a capturing subscriber.
 async fn warnings_of(job: &str, scenario: impl std::future::Future) -> Vec<String> {
-    let captured = Captured::default();
+    let captured = tickguard_tests::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
