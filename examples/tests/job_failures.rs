@@ -1,5 +1,4 @@
-//! Testing a job's failure scenarios with `tickguard::testing`, as the chapter's tests do:
-//! the API fails once and the retry succeeds; the same tick run twice charges once; the lock
+//! Testing a job's failure scenarios with `tickguard::testing`: the API fails once and the retry succeeds; the same tick run twice charges once; the lock
 //! is lost mid-run and the next run resumes from the checkpoint.
 //!
 //! ```text

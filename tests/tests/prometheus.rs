@@ -1,7 +1,8 @@
 //! The metrics as Prometheus sees them: the scheduler's own `/metrics` endpoint
 //! (`SchedulerBuilder::prometheus`), checked by `promtool check metrics`, scraped by a real
 //! Prometheus server that also loads `docs/observability/alerts.yml`, and queried through
-//! its HTTP API with the chapter's queries.
+//! its HTTP API with the queries an on-call engineer asks first (success rate, p95 duration
+//! by job, recent failures).
 //!
 //! Needs `prometheus` and `promtool` on the PATH (Debian's `prometheus` package;
 //! `bash scripts/check-observability` installs it). Without them the test fails: it never
@@ -64,7 +65,7 @@ fn every_second() -> Schedule {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_chapters_queries() {
+async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_on_call_queries() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     // A report that succeeds in 10 to 60 ms under a lock, and a sync whose first attempt
@@ -225,7 +226,7 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_chapters_queries(
     // Enough scrapes for rates over the window.
     tokio::time::sleep(Duration::from_secs(12)).await;
 
-    // The chapter's queries.
+    // Success rate, p95 duration by job, recent failures.
     let success_rate = query(
         web,
         "sum by (job) (rate(tickguard_executions_total{outcome=\"success\"}[5m])) \

@@ -114,7 +114,8 @@ fn seconds_env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The chapter's double charge, for real: three workers charge each tick's three orders
+/// The double charge (a payment job that dies after charging but before recording it, and
+/// charges again when the tick is retried), for real: three workers charge each tick's three orders
 /// through fenced transactions, every tick, while workers are killed at random moments (in
 /// a claim, mid-transaction, between orders, at commit) and restarted. At the end, every
 /// order of every tick due while the workers ran is charged exactly once.
