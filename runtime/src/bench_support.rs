@@ -7,11 +7,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clock::Clock,
-    executor::{self, Executed, Interrupts, JobEntry, Runtime},
+    executor::{self, Executed, JobEntry, Runtime},
     job::Job,
     lock::LockBackend,
-    metrics::JobMetrics,
     store::ExecutionStore,
 };
 
@@ -24,29 +22,10 @@ pub struct GuardedBench {
 impl GuardedBench {
     /// `job` on `lock` and `store`, with the scheduler's default settings.
     pub fn new(lock: Arc<dyn LockBackend>, store: Arc<dyn ExecutionStore>, job: Job) -> Self {
-        #[cfg(any(feature = "postgres", feature = "sqlite"))]
-        let records_next_fire = store.sql().is_some();
-        #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
-        let records_next_fire = false;
-        let rt = Runtime {
-            lock,
-            store,
-            instance_id: format!("bench-{}", std::process::id()).into(),
-            clock: Clock::default(),
-            hooks: Vec::new(),
-            cancel_grace: Duration::from_secs(5),
-            liveness: Duration::from_secs(30),
-            records_next_fire,
-            stop_runs: CancellationToken::new(),
-        };
-        let entry = JobEntry {
-            metrics: JobMetrics::new(&job.name),
-            stop: Arc::new(CancellationToken::new()),
-            firing: CancellationToken::new(),
-            resume_from: Utc::now(),
-            interrupted: Interrupts::default(),
-            job,
-        };
+        let instance_id = format!("bench-{}", std::process::id()).into();
+        let rt = Runtime::direct(lock, store, instance_id, Duration::from_secs(30));
+        let stop = Arc::new(CancellationToken::new());
+        let entry = JobEntry::new(job, stop, CancellationToken::new(), Utc::now());
         Self { rt, entry }
     }
 

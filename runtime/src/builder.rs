@@ -11,10 +11,10 @@ use crate::webhook::Webhook;
 use crate::{
     clock::Clock,
     error::Error,
-    executor::{JobEntry, Runtime},
+    executor::{DEFAULT_CANCEL_GRACE, JobEntry, Runtime, records_next_fire},
     job::{self, FailureHook, FailureReport, Job, failure_hook},
     lock::{InProcessLock, LockBackend},
-    metrics::{self, JobMetrics},
+    metrics,
     scheduler::Scheduler,
     store::{ExecutionStore, JobRegistration, MemoryStore},
 };
@@ -139,7 +139,7 @@ impl SchedulerBuilder {
             webhooks: Vec::new(),
             instance_id: None,
             shutdown_grace: Duration::from_secs(30),
-            cancel_grace: Duration::from_secs(5),
+            cancel_grace: DEFAULT_CANCEL_GRACE,
             misfire_threshold: Duration::from_secs(5),
             liveness: Duration::from_secs(30),
             hooks: Vec::new(),
@@ -362,14 +362,11 @@ impl SchedulerBuilder {
             None => None,
         };
         metrics::describe();
-        #[cfg(any(feature = "postgres", feature = "sqlite"))]
-        let records_next_fire = store.sql().is_some();
-        #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
-        let records_next_fire = false;
         let stop_runs = CancellationToken::new();
         let firing = CancellationToken::new();
         let entries = entries(jobs, resume_points, &stop_runs, &firing);
         let runtime = Runtime {
+            records_next_fire: records_next_fire(&*store),
             lock,
             store,
             instance_id: instance_id.unwrap_or_else(default_instance_id).into(),
@@ -377,7 +374,6 @@ impl SchedulerBuilder {
             hooks,
             cancel_grace,
             liveness,
-            records_next_fire,
             stop_runs,
         };
         Ok(Scheduler {
@@ -501,16 +497,14 @@ fn entries(
     jobs.into_iter()
         .zip(resume_points)
         .map(|(job, resume_from)| {
-            Arc::new(JobEntry {
-                metrics: JobMetrics::new(&job.name),
-                stop: Arc::new(stop_runs.child_token()),
-                // One child token per job: each sleep waits on its own token, not on a
-                // waiter list (and mutex) shared by every job.
-                firing: firing.child_token(),
-                resume_from,
-                interrupted: Default::default(),
+            // One child token per job: each sleep waits on its own token, not on a waiter
+            // list (and mutex) shared by every job.
+            Arc::new(JobEntry::new(
                 job,
-            })
+                Arc::new(stop_runs.child_token()),
+                firing.child_token(),
+                resume_from,
+            ))
         })
         .collect()
 }

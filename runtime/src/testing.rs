@@ -65,12 +65,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::clock::TestClock;
 use crate::{
-    clock::Clock,
-    executor::{self, Executed, Interrupts, JobEntry, Runtime},
+    executor::{self, Executed, JobEntry, Runtime},
     future::BoxFuture,
     job::Job,
     lock::{InProcessLock, Lease, LockBackend, LockError},
-    metrics::{JobMetrics, SkipReason},
+    metrics::SkipReason,
     store::{
         Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
         JobRecord, JobRegistration, MemoryStore, OnceState, Status, StoreError,
@@ -154,29 +153,17 @@ impl Run {
     /// Panics if `after_attempts` or `checkpoint` was set for a job that is not
     /// idempotent, or the store cannot be reached while setting them up.
     pub async fn run(self) -> RunReport {
-        let job_name = self.job.name.clone();
         if self.earlier_attempts > 0 || self.checkpoint.is_some() {
             self.seed().await;
         }
-        let rt = Runtime {
-            lock: self.lock,
-            store: self.store.clone(),
-            instance_id: self.instance_id.into(),
-            clock: Clock::default(),
-            hooks: Vec::new(),
-            cancel_grace: Duration::from_secs(5),
-            liveness: self.liveness,
-            records_next_fire: false,
-            stop_runs: CancellationToken::new(),
-        };
-        let entry = JobEntry {
-            metrics: JobMetrics::new(&job_name),
-            stop: Arc::new(CancellationToken::new()),
-            firing: CancellationToken::new(),
-            resume_from: self.tick,
-            interrupted: Interrupts::default(),
-            job: self.job,
-        };
+        let rt = Runtime::direct(
+            self.lock,
+            self.store.clone(),
+            self.instance_id.into(),
+            self.liveness,
+        );
+        let stop = Arc::new(CancellationToken::new());
+        let entry = JobEntry::new(self.job, stop, CancellationToken::new(), self.tick);
         let executed = executor::execute(&rt, &entry, self.tick, true, None).await;
         let record = match &executed {
             Executed::Ran { execution_id } => {

@@ -64,6 +64,43 @@ pub(crate) struct Runtime {
     pub(crate) stop_runs: CancellationToken,
 }
 
+/// How long a cancelled run may take to return before it is dropped, unless configured.
+pub(crate) const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// A runtime that runs executions directly, not from a scheduler (the test kit's `Run`,
+    /// the guarded bench): no failure hooks, the system clock, the default cancel grace.
+    pub(crate) fn direct(
+        lock: Arc<dyn LockBackend>,
+        store: Arc<dyn ExecutionStore>,
+        instance_id: Arc<str>,
+        liveness: Duration,
+    ) -> Self {
+        Self {
+            records_next_fire: records_next_fire(&*store),
+            lock,
+            store,
+            instance_id,
+            clock: Clock::default(),
+            hooks: Vec::new(),
+            cancel_grace: DEFAULT_CANCEL_GRACE,
+            liveness,
+            stop_runs: CancellationToken::new(),
+        }
+    }
+}
+
+/// Whether `store` records each job's next fire time (the SQL stores do).
+pub(crate) fn records_next_fire(store: &dyn ExecutionStore) -> bool {
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    return store.sql().is_some();
+    #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+    {
+        let _ = store;
+        false
+    }
+}
+
 /// A registered job and its per-job state.
 pub(crate) struct JobEntry {
     pub(crate) job: Job,
@@ -95,6 +132,26 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.decrement(1.0);
+    }
+}
+
+impl JobEntry {
+    /// The entry of `job`, whose runs stop with `stop` and whose firing stops with `firing`;
+    /// ticks after `resume_from` that are already due were missed.
+    pub(crate) fn new(
+        job: Job,
+        stop: Arc<CancellationToken>,
+        firing: CancellationToken,
+        resume_from: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            metrics: JobMetrics::new(&job.name),
+            stop,
+            firing,
+            resume_from,
+            interrupted: Interrupts::default(),
+            job,
+        }
     }
 }
 
