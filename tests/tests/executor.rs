@@ -201,3 +201,40 @@ async fn a_backend_that_panics_mid_run_leaves_the_running_gauge_balanced() {
     let job = ("job", "panicking-backend");
     assert_eq!(m.gauge(tickguard::metrics::RUNNING, &[job]), 0.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_tick_keeps_its_lease_through_failed_renewals_and_runs_once_the_owner_is_gone() {
+    use tickguard::{
+        store::{ClaimRequest, ExecutionStore, MemoryStore},
+        testing::FaultyLock,
+    };
+    let store = Arc::new(MemoryStore::new());
+    // An owner that died holding another tick's execution: the job is busy until its
+    // silence passes the liveness (30 s, the test kit's).
+    let earlier = tick() - chrono::Duration::hours(1);
+    let ghost = ClaimRequest::new("busy-wait", "busy-wait@ghost", earlier, "ghost#1")
+        .liveness(Duration::from_secs(30));
+    assert!(matches!(
+        store.claim(&ghost).await.unwrap(),
+        tickguard::store::Claim::Acquired(_)
+    ));
+    let lock = Arc::new(FaultyLock::in_process());
+    let runs = Arc::new(AtomicU32::new(0));
+    let job = counting("busy-wait", &runs)
+        .lock(LockPolicy::new(Duration::from_secs(3)))
+        .idempotent();
+    // Once the lease is taken, its next two renewals (during the wait) fail.
+    let faults = lock.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        faults.fail_next(2);
+    });
+    let report = Run::new(job, tick())
+        .store(store.clone())
+        .lock(lock.clone())
+        .run()
+        .await;
+    assert_eq!(report.skipped, None, "the busy tick gave up its lease");
+    assert_eq!(report.record().unwrap().status, Status::Completed);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
