@@ -142,6 +142,10 @@ pub struct ExecutionRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Status {
+    /// A tick some instance fired that no run has claimed yet: the job's lock or the job was
+    /// busy with another tick, or a backend could not be reached. It waits in the ledger for
+    /// whoever holds or next takes the lock (see the docs on the ledger of ticks).
+    Pending,
     /// Claimed and not finished.
     Running,
     /// Finished successfully.
@@ -152,22 +156,30 @@ pub enum Status {
     TimedOut,
     /// Stopped by shutdown, lock loss or a fence rejection.
     Cancelled,
+    /// A tick of the ledger that its job's misfire policy skipped for good (the reason is in
+    /// the record's `error`). It is not claimed again.
+    Skipped,
 }
 
 impl Status {
     /// Whether an execution in this state ran to its end: it is not claimed again.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::TimedOut)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::TimedOut | Self::Skipped
+        )
     }
 
     /// The name stored in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "PENDING",
             Self::Running => "RUNNING",
             Self::Completed => "COMPLETED",
             Self::Failed => "FAILED",
             Self::TimedOut => "TIMED_OUT",
             Self::Cancelled => "CANCELLED",
+            Self::Skipped => "SKIPPED",
         }
     }
 }
@@ -178,11 +190,13 @@ impl std::str::FromStr for Status {
     /// The status named by [`Status::as_str`]; any other text is an error.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Ok(match text {
+            "PENDING" => Self::Pending,
             "RUNNING" => Self::Running,
             "COMPLETED" => Self::Completed,
             "FAILED" => Self::Failed,
             "TIMED_OUT" => Self::TimedOut,
             "CANCELLED" => Self::Cancelled,
+            "SKIPPED" => Self::Skipped,
             _ => return Err(UnknownStatus(text.to_owned())),
         })
     }
@@ -191,7 +205,7 @@ impl std::str::FromStr for Status {
 /// A text that names no [`Status`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown execution status `{0}`: expected RUNNING, COMPLETED, FAILED, TIMED_OUT or CANCELLED"
+    "unknown execution status `{0}`: expected PENDING, RUNNING, COMPLETED, FAILED, TIMED_OUT, CANCELLED or SKIPPED"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -608,11 +622,13 @@ mod tests {
     #[test]
     fn status_names_round_trip_and_unknown_ones_are_errors() {
         for status in [
+            Status::Pending,
             Status::Running,
             Status::Completed,
             Status::Failed,
             Status::TimedOut,
             Status::Cancelled,
+            Status::Skipped,
         ] {
             assert_eq!(status.as_str().parse::<Status>(), Ok(status));
         }

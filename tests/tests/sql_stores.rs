@@ -776,7 +776,7 @@ async fn tables_of_a_newer_build_are_refused(backend: Backend) {
     .expect("tables at version 99 must be refused");
     let message = e.to_string();
     assert!(
-        message.contains("version 99, newer than this build knows (2): upgrade this instance"),
+        message.contains("version 99, newer than this build knows (3): upgrade this instance"),
         "{message}"
     );
 }

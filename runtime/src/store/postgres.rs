@@ -89,6 +89,20 @@ UPDATE {schema}.tickguard_jobs j SET running_id = (
     ORDER BY e.started_at DESC LIMIT 1);
 ",
     },
+    Migration {
+        version: 3,
+        description: "the ledger of ticks (PENDING and SKIPPED) and once steps per execution",
+        sql: "
+ALTER TABLE {schema}.tickguard_executions DROP CONSTRAINT tickguard_executions_status_check;
+ALTER TABLE {schema}.tickguard_executions ADD CONSTRAINT tickguard_executions_status_check
+    CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED',
+        'SKIPPED'));
+DROP INDEX {schema}.tickguard_executions_open;
+CREATE INDEX tickguard_executions_open ON {schema}.tickguard_executions (job, scheduled_at)
+    WHERE status IN ('PENDING', 'RUNNING', 'CANCELLED');
+ALTER TABLE {schema}.tickguard_once ADD COLUMN per_execution boolean NOT NULL DEFAULT false;
+",
+    },
 ];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`

@@ -84,6 +84,43 @@ UPDATE tickguard_jobs SET running_id = (
     ORDER BY e.started_at DESC LIMIT 1);
 ",
     },
+    Migration {
+        version: 3,
+        description: "the ledger of ticks (PENDING and SKIPPED) and once steps per execution",
+        // SQLite cannot change a CHECK constraint: the table is rebuilt.
+        sql: "
+CREATE TABLE tickguard_executions_v3 (
+    id TEXT PRIMARY KEY NOT NULL,
+    job TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'TIMED_OUT',
+            'CANCELLED', 'SKIPPED')),
+    fence INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    liveness_ms INTEGER NOT NULL,
+    finished_at INTEGER,
+    error TEXT,
+    checkpoint TEXT
+);
+INSERT INTO tickguard_executions_v3 (id, job, scheduled_at, status, fence, owner, attempt,
+        started_at, heartbeat_at, liveness_ms, finished_at, error, checkpoint)
+    SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, heartbeat_at,
+        liveness_ms, finished_at, error, checkpoint
+    FROM tickguard_executions;
+DROP TABLE tickguard_executions;
+ALTER TABLE tickguard_executions_v3 RENAME TO tickguard_executions;
+CREATE INDEX tickguard_executions_by_job ON tickguard_executions (job, scheduled_at DESC);
+CREATE INDEX tickguard_executions_open ON tickguard_executions (job, scheduled_at)
+    WHERE status IN ('PENDING', 'RUNNING', 'CANCELLED');
+CREATE INDEX tickguard_executions_dead_letters ON tickguard_executions (finished_at DESC)
+    WHERE status = 'FAILED';
+ALTER TABLE tickguard_once ADD COLUMN per_execution INTEGER NOT NULL DEFAULT 0;
+",
+    },
 ];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
