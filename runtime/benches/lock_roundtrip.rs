@@ -84,6 +84,7 @@ async fn lock_round(lock: &dyn LockBackend, name: &str, i: usize, ops: &mut Ops)
     let lease = timed(&mut ops.acquire, lock.acquire(&name, &owner, TTL))
         .await
         .unwrap()
+        .lease()
         .expect("the lock is free");
     assert!(
         timed(&mut ops.extend, lock.extend(&lease, TTL))

@@ -10,9 +10,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::{
     clock::Clock,
-    executor::{self, JobEntry, Runtime},
+    executor::{self, Executed, JobEntry, Runtime},
     metrics::SkipReason,
     misfire,
+    retry::RetryPolicy,
+    store::{LedgerTick, Status},
 };
 
 /// The longest a job sleeps before it re-reads the wall clock. Tokio's timers run on the
@@ -58,12 +60,21 @@ pub(crate) async fn job_loop(
         schedule.next_after(entry.resume_from.min(now))
     };
     loop {
-        // Interrupted executions first, every round: a job always behind on its ticks
-        // (`run_all` catching up) still resumes them.
-        for (execution_id, at) in entry.interrupted.take() {
-            if firing.is_cancelled()
-                || !run(&rt, &entry, at, false, &firing, Some(&execution_id)).await
+        // Interrupted executions and pending ticks of the ledger first, every round: a job
+        // always behind on its ticks (`run_all` catching up) still resumes them.
+        for (execution_id, at, status) in entry.interrupted.take() {
+            if firing.is_cancelled() {
+                return;
+            }
+            if status == Status::Pending
+                && let Some(why) =
+                    misfire::pending_skip(schedule, policy, at, rt.clock.now(), misfire_threshold)
             {
+                skip_pending(&rt, &entry, execution_id, at, why);
+                continue;
+            }
+            let resume = Some(execution_id.as_str());
+            if !run(&rt, &entry, at, false, &firing, resume, misfire_threshold).await {
                 return;
             }
         }
@@ -93,7 +104,16 @@ pub(crate) async fn job_loop(
             // Catch-up runs go one after the other, oldest first, and stop at shutdown.
             let last_of_batch = i + 1 == batch;
             if (i > 0 && firing.is_cancelled())
-                || !run(&rt, &entry, tick, last_of_batch, &firing, None).await
+                || !run(
+                    &rt,
+                    &entry,
+                    tick,
+                    last_of_batch,
+                    &firing,
+                    None,
+                    misfire_threshold,
+                )
+                .await
             {
                 let left = (batch - i) as u64;
                 tracing::warn!(
@@ -107,6 +127,25 @@ pub(crate) async fn job_loop(
         count_overlaps(&entry, &mut overlap_warnings, after.overlapped);
         next = after.next;
     }
+}
+
+/// Skips a pending tick of the ledger for good, by the job's misfire policy (`why`): the
+/// ledger records it as skipped, and the skip is counted as a misfire.
+fn skip_pending(
+    rt: &Runtime,
+    entry: &JobEntry,
+    execution_id: String,
+    tick: DateTime<Utc>,
+    why: &'static str,
+) {
+    let job = &entry.job;
+    tracing::warn!(
+        job = %job.name, %execution_id, %tick, policy = ?job.misfire, why,
+        "a pending tick is skipped"
+    );
+    let skipped = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id).skipped(why);
+    entry.ledger.note(skipped, Duration::ZERO);
+    entry.metrics.skipped(SkipReason::Misfire, 1);
 }
 
 /// Counts the ticks `plan` skips as misfires, and warns within `warnings`.
@@ -191,10 +230,11 @@ async fn sleep_until_wall(
     }
 }
 
-/// Runs one tick after the job's start jitter; `false` if shutdown began during the jitter
-/// (the tick is then not run). The run's state lives on the heap only while it runs: 10,000
-/// idle job loops then stay a few hundred bytes each, and the memory of one run is reused
-/// by the next, which keeps a wave of simultaneous ticks in the CPU's caches.
+/// Runs one tick after the job's start jitter; `false` if shutdown began before it ran (the
+/// tick is then not run). A tick that finds the lock backend or the store unreachable is
+/// tried again with jittered backoff (replicas that all wait for a backend must not all
+/// come back at once) until the backend answers or [`misfire::outage_gives_up`]; a tick of
+/// an idempotent job is then left to the ledger, any other is lost and counted.
 async fn run(
     rt: &Runtime,
     entry: &JobEntry,
@@ -202,6 +242,7 @@ async fn run(
     hold_at_least: bool,
     firing: &CancellationToken,
     resume: Option<&str>,
+    misfire_threshold: Duration,
 ) -> bool {
     if let Some(jitter) = entry.job.jitter {
         tokio::select! {
@@ -210,6 +251,64 @@ async fn run(
             () = sleep(jitter.mul_f64(fastrand::f64())) => {}
         }
     }
+    let job = &entry.job;
+    for retry in 1.. {
+        let executed = execute_guarded(rt, entry, tick, hold_at_least, resume).await;
+        if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
+        {
+            return true;
+        }
+        let execution_id = executor::tick_execution_id(job, tick);
+        let now = rt.clock.now();
+        let idempotent = execution_id.is_some();
+        if misfire::outage_gives_up(
+            &job.schedule,
+            job.misfire,
+            idempotent,
+            tick,
+            now,
+            misfire_threshold,
+        ) {
+            entry.metrics.skipped(SkipReason::Unavailable, 1);
+            if let Some(execution_id) = execution_id {
+                tracing::warn!(
+                    job = %job.name, %tick,
+                    "a backend is still unreachable; the tick waits in the ledger for when it answers"
+                );
+                let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
+                entry.ledger.note(pending, Duration::ZERO);
+            } else {
+                tracing::error!(
+                    job = %job.name, %tick, policy = ?job.misfire,
+                    "a backend stayed unreachable past the tick's time; the tick is lost"
+                );
+            }
+            return true;
+        }
+        tokio::select! {
+            biased;
+            () = firing.cancelled() => return false,
+            () = sleep(OUTAGE_BACKOFF.jittered_delay(retry)) => {}
+        }
+    }
+    true
+}
+
+/// How a tick that finds a backend unreachable is tried again: from 250 ms, doubling up to
+/// 4 s, each pause a random fraction of that (full jitter).
+const OUTAGE_BACKOFF: RetryPolicy = RetryPolicy::attempts(u32::MAX)
+    .backoff(Duration::from_millis(250))
+    .max_delay(Duration::from_secs(4))
+    .jitter(1.0);
+
+/// Runs the pipeline once for `tick`; `None` if a backend panicked (logged).
+async fn execute_guarded(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    hold_at_least: bool,
+    resume: Option<&str>,
+) -> Option<Executed> {
     let run = AssertUnwindSafe(Box::pin(executor::execute(
         rt,
         entry,
@@ -219,18 +318,21 @@ async fn run(
     )));
     // The executor catches the job's panics; this catches a backend's (a third-party lock
     // or store), so that one bad call cannot stop the job's ticks for good.
-    if let Err(panic) = run.catch_unwind().await {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(
-            job = %entry.job.name, %tick, panic = %message,
-            "a run panicked outside the job (in a backend?); the job keeps its schedule"
-        );
+    match run.catch_unwind().await {
+        Ok(executed) => Some(executed),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(
+                job = %entry.job.name, %tick, panic = %message,
+                "a run panicked outside the job (in a backend?); the job keeps its schedule"
+            );
+            None
+        }
     }
-    true
 }
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {

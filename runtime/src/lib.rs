@@ -12,6 +12,7 @@ mod future;
 mod job;
 mod job_error;
 mod job_loop;
+mod ledger;
 pub mod lock;
 pub mod metrics;
 mod misfire;

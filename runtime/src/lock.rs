@@ -42,6 +42,31 @@ pub struct Lease {
     pub token: u64,
 }
 
+/// The answer to [`LockBackend::acquire`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lock is this owner's now.
+    Lease(Lease),
+    /// Another owner holds the lock. `holder` is its owner string, when the backend can tell
+    /// in the same round trip (the built-in backends do): the executor's owner strings name
+    /// the tick they hold the lock for, so an instance that finds the lock held knows
+    /// whether the holder runs its tick or another one.
+    Held {
+        /// The holder's owner string, if known.
+        holder: Option<String>,
+    },
+}
+
+impl Acquired {
+    /// The lease, if the lock was taken.
+    pub fn lease(self) -> Option<Lease> {
+        match self {
+            Self::Lease(lease) => Some(lease),
+            Self::Held { .. } => None,
+        }
+    }
+}
+
 /// A store of named lease locks.
 ///
 /// Implementations must make every operation atomic and compare the owner: `extend` and
@@ -49,13 +74,14 @@ pub struct Lease {
 /// return `Ok(false)`. An `Err` means the backend could not be asked (unreachable, timed out):
 /// the caller cannot tell whether the lease is still held.
 pub trait LockBackend: Send + Sync + 'static {
-    /// Takes the lock `name` for `ttl` if nobody holds it; `Ok(None)` if somebody does.
+    /// Takes the lock `name` for `ttl` if nobody holds it; [`Acquired::Held`] (with the
+    /// holder's owner string, if the backend can tell) if somebody does.
     fn acquire<'a>(
         &'a self,
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>>;
+    ) -> BoxFuture<'a, Result<Acquired, LockError>>;
 
     /// Sets the lease's remaining time to `ttl` if `lease` still holds it.
     fn extend<'a>(
@@ -84,7 +110,7 @@ impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         (**self).acquire(name, owner, ttl)
     }
     fn extend<'a>(

@@ -14,8 +14,8 @@ use metrics::{
 pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";
 /// `tickguard_execution_duration_seconds{job, outcome}`: run duration, all attempts included.
 pub const EXECUTION_DURATION: &str = "tickguard_execution_duration_seconds";
-/// `tickguard_skips_total{job, reason}`: ticks not run; reason is `locked`, `duplicate`,
-/// `overlap`, `misfire` or `unavailable`.
+/// `tickguard_skips_total{job, reason}`: ticks not run here; reason is `locked`,
+/// `duplicate`, `overlap`, `misfire`, `unavailable` or `early`.
 pub const SKIPS_TOTAL: &str = "tickguard_skips_total";
 /// `tickguard_retries_total{job}`: retries (attempts after the first).
 pub const RETRIES_TOTAL: &str = "tickguard_retries_total";
@@ -48,6 +48,9 @@ pub enum SkipReason {
     Misfire,
     /// The lock backend or the store could not be reached.
     Unavailable,
+    /// This instance's clock runs ahead of the store's: the tick was not due yet, and is
+    /// left to the instances whose clock is right.
+    Early,
 }
 
 impl SkipReason {
@@ -59,6 +62,7 @@ impl SkipReason {
             Self::Overlap => "overlap",
             Self::Misfire => "misfire",
             Self::Unavailable => "unavailable",
+            Self::Early => "early",
         }
     }
 }

@@ -117,6 +117,58 @@ pub(crate) fn after_run(
     }
 }
 
+/// Why a pending tick of the ledger (one an instance fired but could not run) is skipped
+/// for good at wall time `now` under `policy`, or `None` if it runs: `run_all` runs it
+/// unless more than [`Misfire::RUN_ALL_LIMIT`] ticks came due after it; `run_once` runs
+/// it unless a later tick is due (that one runs instead); `skip` runs it while it is on
+/// time (late by at most `threshold`).
+pub(crate) fn pending_skip(
+    schedule: &Schedule,
+    policy: Misfire,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+    threshold: Duration,
+) -> Option<&'static str> {
+    let on_time = (now - tick).to_std().unwrap_or_default() <= threshold;
+    let later_due =
+        || !schedule.is_fixed_delay() && schedule.next_after(tick).is_some_and(|next| next <= now);
+    match policy {
+        Misfire::Skip if !on_time => Some("missed: late by more than the misfire threshold"),
+        Misfire::RunOnce if later_due() => Some("missed: a later tick is due"),
+        Misfire::RunAll
+            if !schedule.is_fixed_delay()
+                && schedule
+                    .upcoming(tick)
+                    .take_while(|t| *t <= now)
+                    .nth(Misfire::RUN_ALL_LIMIT)
+                    .is_some() =>
+        {
+            Some("missed: more than the most recent ticks that run_all catches up on")
+        }
+        _ => None,
+    }
+}
+
+/// Whether a tick that finds a backend unreachable stops being tried again at wall time
+/// `now`: a tick of an idempotent job is then left to the ledger (its misfire policy is
+/// applied when the backend answers again), so it is tried until it is late by more than
+/// `threshold`; any other tick is lost once given up, so under `run_once` and `run_all` it
+/// is tried until the next tick is due, and under `skip` until it is late.
+pub(crate) fn outage_gives_up(
+    schedule: &Schedule,
+    policy: Misfire,
+    idempotent: bool,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+    threshold: Duration,
+) -> bool {
+    let late = (now - tick).to_std().unwrap_or_default() > threshold;
+    if idempotent || policy == Misfire::Skip || schedule.is_fixed_delay() {
+        return late;
+    }
+    late && schedule.next_after(tick).is_none_or(|next| next <= now)
+}
+
 /// The ticks in `[next, latest)`, missed while the process could not fire them.
 struct Missed {
     /// The missed ticks to run (for `RunAll`), oldest first.
@@ -297,6 +349,42 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_pending_tick_runs_or_is_skipped_by_the_policy() {
+        let s = every(10);
+        let skip = |policy, now_ms| pending_skip(&s, policy, at(10), at_ms(now_ms), THRESHOLD);
+        // On time: every policy runs it.
+        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
+            assert_eq!(skip(policy, 12_000), None, "{policy:?}");
+        }
+        // Late, no later tick due: `skip` skips, the others run it.
+        assert!(skip(Misfire::Skip, 16_000).is_some());
+        assert_eq!(skip(Misfire::RunOnce, 16_000), None);
+        assert_eq!(skip(Misfire::RunAll, 16_000), None);
+        // A later tick is due: `run_once` leaves it to that one, `run_all` runs both.
+        assert!(skip(Misfire::RunOnce, 20_000).is_some());
+        assert_eq!(skip(Misfire::RunAll, 20_000), None);
+        // More ticks came due after it than `run_all` catches up on.
+        let limit = Misfire::RUN_ALL_LIMIT as i64;
+        assert_eq!(skip(Misfire::RunAll, 10_000 + limit * 10_000), None);
+        assert!(skip(Misfire::RunAll, 20_000 + limit * 10_000).is_some());
+    }
+
+    #[test]
+    fn an_outage_is_tried_until_the_tick_is_late_or_for_a_lost_tick_until_the_next() {
+        let s = every(10);
+        let gives_up = |policy, idempotent, now_ms| {
+            outage_gives_up(&s, policy, idempotent, at(10), at_ms(now_ms), THRESHOLD)
+        };
+        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
+            assert!(!gives_up(policy, true, 15_000), "{policy:?}");
+            assert!(gives_up(policy, true, 15_001), "{policy:?}");
+        }
+        assert!(gives_up(Misfire::Skip, false, 15_001));
+        assert!(!gives_up(Misfire::RunOnce, false, 19_999));
+        assert!(gives_up(Misfire::RunAll, false, 20_000));
     }
 
     #[test]

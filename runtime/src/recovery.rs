@@ -1,5 +1,6 @@
-//! The recovery task: finds interrupted executions of idempotent jobs and queues them on
-//! their job loops, which resume them.
+//! The recovery task: records the ticks the job loops left to the ledger, finds interrupted
+//! executions and pending ticks of idempotent jobs, and queues them on their job loops,
+//! which resume or run them.
 
 use std::sync::Arc;
 
@@ -8,16 +9,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     executor::{BACKEND_TIMEOUT, JobEntry, Runtime},
-    store::StoreError,
+    ledger,
+    store::{Status, StoreError},
 };
 
 /// How many interrupted executions one look at the store brings back, at most.
 const RECOVERY_BATCH: usize = 100;
 
-/// Finds executions of idempotent jobs whose run was interrupted (their owner died, or was
-/// stopped by shutdown or lock loss) and queues them on their job loops, which resume them
-/// with a new claim: at start, then every third of the liveness, so an execution is resumed
-/// soon after its owner can be proven gone rather than at the job's next tick.
+/// Records the ledger's due notes ([`ledger::flush`]), then finds executions of idempotent
+/// jobs whose run was interrupted (their owner died, or was stopped by shutdown or lock
+/// loss) and pending ticks of the ledger, and queues them on their job loops, which resume
+/// or run them with a new claim: at start, then about every third of the liveness (each
+/// pause a random 75-125% of it, so that instances started together do not ask together),
+/// so an execution is resumed soon after its owner can be proven gone rather than at the
+/// job's next tick.
 pub(crate) async fn recover_interrupted(
     rt: Arc<Runtime>,
     entries: Vec<Arc<JobEntry>>,
@@ -26,6 +31,7 @@ pub(crate) async fn recover_interrupted(
     let names: Vec<String> = entries.iter().map(|e| e.job.name.clone()).collect();
     let every = rt.liveness / 3;
     loop {
+        ledger::flush(&rt, &entries, false).await;
         let found = timeout(
             BACKEND_TIMEOUT,
             rt.store.interrupted(&names, rt.liveness, RECOVERY_BATCH),
@@ -38,15 +44,21 @@ pub(crate) async fn recover_interrupted(
                     let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job) else {
                         continue;
                     };
-                    if entry
-                        .interrupted
-                        .push(interrupted.execution_id.clone(), interrupted.scheduled_at)
-                    {
+                    if entry.interrupted.push(
+                        interrupted.execution_id.clone(),
+                        interrupted.scheduled_at,
+                        interrupted.status,
+                    ) {
+                        let what = if interrupted.status == Status::Pending {
+                            "found a pending tick in the ledger; running it"
+                        } else {
+                            "found an interrupted execution; resuming it"
+                        };
                         tracing::info!(
                             job = %interrupted.job,
                             execution_id = %interrupted.execution_id,
                             status = %interrupted.status,
-                            "found an interrupted execution; resuming it"
+                            "{what}"
                         );
                     }
                 }
@@ -57,8 +69,13 @@ pub(crate) async fn recover_interrupted(
             ),
         }
         tokio::select! {
-            () = firing.cancelled() => return,
-            () = sleep(every) => {}
+            () = firing.cancelled() => {
+                // What this instance noted is recorded before it goes: another instance
+                // runs it.
+                ledger::flush(&rt, &entries, true).await;
+                return;
+            }
+            () = sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)) => {}
         }
     }
 }

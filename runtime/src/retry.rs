@@ -53,7 +53,7 @@ impl RetryPolicy {
     }
 
     /// Up to `attempts` attempts in all (the first run counts), with the default backoff.
-    pub fn attempts(attempts: u32) -> Self {
+    pub const fn attempts(attempts: u32) -> Self {
         Self {
             attempts,
             backoff: Self::DEFAULT_BACKOFF,
@@ -65,7 +65,7 @@ impl RetryPolicy {
     }
 
     /// The delay before the first retry.
-    pub fn backoff(mut self, backoff: Duration) -> Self {
+    pub const fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
         self
     }
@@ -77,13 +77,13 @@ impl RetryPolicy {
     }
 
     /// The longest delay.
-    pub fn max_delay(mut self, max_delay: Duration) -> Self {
+    pub const fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = max_delay;
         self
     }
 
     /// The largest fraction (0 to 1) a delay is randomly shortened by.
-    pub fn jitter(mut self, jitter: f64) -> Self {
+    pub const fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
     }

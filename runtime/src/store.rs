@@ -111,6 +111,10 @@ pub enum Claim {
         /// The live execution.
         execution_id: String,
     },
+    /// The tick is not due yet by the store's clock (the claiming instance's clock runs
+    /// ahead): nothing was claimed. Stores whose clock is the instances' own (memory,
+    /// SQLite) never answer this.
+    Early,
 }
 
 /// A successful claim.
@@ -249,6 +253,49 @@ pub enum OnceState {
     Busy,
 }
 
+/// A tick for the ledger, for [`ExecutionStore::record_ticks`]: a tick of an idempotent job
+/// that an instance fired but could not run (the job's lock or the job was busy with another
+/// tick, or a backend could not be reached), or one its misfire policy skipped for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LedgerTick {
+    /// The job's name.
+    pub job: String,
+    /// The tick's execution id (the job's key for the tick).
+    pub execution_id: String,
+    /// The tick.
+    pub scheduled_at: DateTime<Utc>,
+    /// Who recorded it (an instance's run owner), for operators.
+    pub owner: String,
+    /// `None`: the tick is pending, to be run by whoever holds or next takes the lock.
+    /// `Some(reason)`: the tick is skipped for good, and why.
+    pub skipped: Option<String>,
+}
+
+impl LedgerTick {
+    /// A pending tick of `job` with execution id `execution_id`, recorded by `owner`.
+    pub fn pending(
+        job: impl Into<String>,
+        execution_id: impl Into<String>,
+        scheduled_at: DateTime<Utc>,
+        owner: impl Into<String>,
+    ) -> Self {
+        Self {
+            job: job.into(),
+            execution_id: execution_id.into(),
+            scheduled_at,
+            owner: owner.into(),
+            skipped: None,
+        }
+    }
+
+    /// The same tick, skipped for good for `reason`.
+    pub fn skipped(mut self, reason: impl Into<String>) -> Self {
+        self.skipped = Some(reason.into());
+        self
+    }
+}
+
 /// One execution, as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -280,8 +327,8 @@ pub struct ExecutionRecord {
 }
 
 /// An execution whose run was interrupted: cancelled (shutdown, lock loss, a store that
-/// could not be reached), or still `RUNNING` with an owner that stopped heartbeating. It is
-/// resumed by a new claim of the same id.
+/// could not be reached), or still `RUNNING` with an owner that stopped heartbeating; or a
+/// tick of the ledger, pending and due. It is resumed (or run) by a new claim of the same id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Interrupted {
@@ -291,7 +338,8 @@ pub struct Interrupted {
     pub execution_id: String,
     /// The tick it ran for.
     pub scheduled_at: DateTime<Utc>,
-    /// [`Status::Cancelled`] or [`Status::Running`] (a dead owner's).
+    /// [`Status::Cancelled`], [`Status::Running`] (a dead owner's) or [`Status::Pending`]
+    /// (a tick of the ledger no run claimed yet).
     pub status: Status,
     /// Attempts its owners made.
     pub attempts: u32,
@@ -386,6 +434,15 @@ pub trait ExecutionStore: Send + Sync + 'static {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>>;
 
+    /// Records ticks in the ledger, all in one round trip: a tick whose execution has no
+    /// row gets one, [`Status::Pending`] (for whoever holds or next takes the job's lock to
+    /// run: [`ExecutionStore::interrupted`] returns it once it is due) or
+    /// [`Status::Skipped`] with its reason; a pending row becomes skipped; any other row
+    /// (claimed, run, or skipped already) is left as it is. `ticks` names each execution
+    /// once.
+    fn record_ticks<'a>(&'a self, ticks: &'a [LedgerTick])
+    -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Records that the owner is alive. Fenced.
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>>;
 
@@ -447,9 +504,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
-    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), oldest tick
-    /// first, at most `limit`: an owner whose last heartbeat is older than `liveness`
-    /// (judged by the store's clock) is gone.
+    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), and pending ticks
+    /// of the ledger that are due by the store's clock, oldest tick first, at most `limit`:
+    /// an owner whose last heartbeat is older than `liveness` (judged by the store's clock)
+    /// is gone.
     fn interrupted<'a>(
         &'a self,
         jobs: &'a [String],
@@ -487,6 +545,12 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         (**self).claim(request)
+    }
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).record_ticks(ticks)
     }
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).heartbeat(exec)

@@ -68,11 +68,11 @@ use crate::{
     executor::{self, Executed, JobEntry, Runtime},
     future::BoxFuture,
     job::Job,
-    lock::{InProcessLock, Lease, LockBackend, LockError},
+    lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics::SkipReason,
     store::{
         Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-        JobRecord, JobRegistration, MemoryStore, OnceState, Status, StoreError,
+        JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceState, Status, StoreError,
     },
 };
 
@@ -361,7 +361,7 @@ impl<L: LockBackend> LockBackend for FaultyLock<L> {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         Box::pin(faulty(
             &self.faults,
             || Err(lock_down()),
@@ -520,6 +520,17 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
             &self.claims,
             || Err(store_down()),
             || self.inner.claim(request),
+        ))
+    }
+
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(faulty(
+            &self.writes,
+            || Err(store_down()),
+            move || self.inner.record_ticks(ticks),
         ))
     }
 

@@ -158,7 +158,7 @@ impl tickguard::lock::LockBackend for PanickingRenewals {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> tickguard::BoxFuture<'a, Result<Option<tickguard::lock::Lease>, tickguard::lock::LockError>>
+    ) -> tickguard::BoxFuture<'a, Result<tickguard::lock::Acquired, tickguard::lock::LockError>>
     {
         self.0.acquire(name, owner, ttl)
     }

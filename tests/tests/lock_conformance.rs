@@ -168,6 +168,7 @@ async fn acquire(lock: &dyn LockBackend, name: &str, owner: &str, ttl: Duration)
     lock.acquire(name, owner, ttl)
         .await
         .unwrap_or_else(|e| panic!("{}: acquire `{name}` by `{owner}`: {e}", lock.describe()))
+        .lease()
 }
 
 async fn must_acquire(lock: &dyn LockBackend, name: &str, owner: &str, ttl: Duration) -> Lease {

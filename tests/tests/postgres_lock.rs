@@ -231,9 +231,19 @@ async fn creates_its_table_and_describes_the_server_without_password() {
     );
     // Connecting again (another instance starting) finds the table and changes nothing.
     let again = lock_in(&schema, &postgres_url()).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     assert!(
-        again.acquire("a", "owner-2", TTL).await.unwrap().is_none(),
+        again
+            .acquire("a", "owner-2", TTL)
+            .await
+            .unwrap()
+            .lease()
+            .is_none(),
         "a second connection to the same schema does not see the lease"
     );
     assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
@@ -309,7 +319,12 @@ async fn a_table_created_beforehand_needs_only_usage_and_dml_rights() {
     let lock = PostgresLock::connect_with_schema(&as_role, &schema)
         .await
         .unwrap_or_else(|e| panic!("the usage and DML rights were not enough: {e}"));
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     assert!(lock.extend(&lease, TTL).await.unwrap());
     assert!(
         lock.release(&lease, Duration::from_millis(100))
@@ -336,7 +351,12 @@ async fn a_pool_and_an_odd_schema_name_work() {
         .unwrap();
     let lock = PostgresLock::from_pool(pool).with_schema(schema.clone());
     assert_eq!(lock.schema(), schema);
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     let found: bool = sqlx::query_scalar(
         "SELECT to_regclass(format('%I.tickguard_locks', $1::text)) IS NOT NULL",
     )
@@ -359,7 +379,12 @@ async fn expiry_is_judged_by_the_database_clock() {
     let admin = admin().await;
     let schema = unique("clock");
     let lock = lock_in(&schema, &postgres_url()).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     let (owner, token, left) = row(&admin, &schema, "a").await.unwrap();
     assert_eq!(owner, "owner-1");
     assert_eq!(token as u64, lease.token);
@@ -380,7 +405,7 @@ async fn expiry_is_judged_by_the_database_clock() {
         !lock.extend(&lease, TTL).await.unwrap(),
         "extended a lease the database's clock says has expired"
     );
-    let next = lock.acquire("a", "owner-2", TTL).await.unwrap();
+    let next = lock.acquire("a", "owner-2", TTL).await.unwrap().lease();
     assert!(
         next.is_some(),
         "a lease expired by the database's clock is still held"
@@ -393,7 +418,12 @@ async fn at_least_leaves_a_tombstone_that_expires() {
     let admin = admin().await;
     let schema = unique("tombstone");
     let lock = lock_in(&schema, &postgres_url()).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     assert!(
         lock.release(&lease, Duration::from_millis(400))
             .await
@@ -408,9 +438,21 @@ async fn at_least_leaves_a_tombstone_that_expires() {
     // Nobody can use the tombstone: not the old handle, not a new owner.
     assert!(!lock.extend(&lease, TTL).await.unwrap());
     assert!(!lock.release(&lease, Duration::ZERO).await.unwrap());
-    assert!(lock.acquire("a", "owner-2", TTL).await.unwrap().is_none());
+    assert!(
+        lock.acquire("a", "owner-2", TTL)
+            .await
+            .unwrap()
+            .lease()
+            .is_none()
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(lock.acquire("a", "owner-2", TTL).await.unwrap().is_some());
+    assert!(
+        lock.acquire("a", "owner-2", TTL)
+            .await
+            .unwrap()
+            .lease()
+            .is_some()
+    );
     drop_schema(&admin, &schema).await;
 }
 
@@ -421,7 +463,12 @@ async fn a_lease_with_the_same_owner_but_another_token_is_refused() {
     let admin = admin().await;
     let schema = unique("token");
     let lock = lock_in(&schema, &postgres_url()).await;
-    let lease = lock.acquire("a", "same-owner", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "same-owner", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     let forged = Lease {
         token: lease.token ^ 1,
         ..lease.clone()
@@ -432,6 +479,7 @@ async fn a_lease_with_the_same_owner_but_another_token_is_refused() {
         lock.acquire("a", "same-owner", TTL)
             .await
             .unwrap()
+            .lease()
             .is_none(),
         "the same owner acquired a held lock again"
     );
@@ -480,7 +528,12 @@ async fn terminated_connections_are_replaced_and_the_lease_survives() {
     let schema = unique("terminate");
     let app = unique("app");
     let lock = lock_in(&schema, &url_named(&app)).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     // Several connections in the pool, all of them idle.
     let (a, b, c) = tokio::join!(
         lock.extend(&lease, TTL),
@@ -511,7 +564,11 @@ async fn terminated_connections_are_replaced_and_the_lease_survives() {
         );
     }
     assert!(
-        lock.acquire("a", "owner-2", TTL).await.unwrap().is_none(),
+        lock.acquire("a", "owner-2", TTL)
+            .await
+            .unwrap()
+            .lease()
+            .is_none(),
         "the lease vanished with its connections"
     );
     assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
@@ -526,7 +583,12 @@ async fn a_statement_whose_connection_is_terminated_is_sent_again() {
     let schema = unique("midway");
     let app = unique("app");
     let lock = lock_in(&schema, &url_named(&app)).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
 
     let mut blocker = admin.begin().await.unwrap();
     sqlx::query(AssertSqlSafe(format!(
@@ -623,7 +685,12 @@ async fn errors_while_the_server_is_away_then_recovers() {
     let port = tickguard_tests::free_port();
     let proxy = Proxy::start(port).await;
     let lock = lock_in(&schema, &proxy.url()).await;
-    let lease = lock.acquire("a", "owner-1", TTL).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("a", "owner-1", TTL)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
 
     // Away between two calls, back before the next: unnoticed.
     proxy.stop().await;

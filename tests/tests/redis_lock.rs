@@ -128,6 +128,7 @@ async fn describes_the_server_and_namespaces_keys() {
         .acquire(&name, "owner-1", Duration::from_secs(30))
         .await
         .unwrap()
+        .lease()
         .unwrap();
     let key = format!("tickguard:lock:{name}");
     let value: Option<String> = redis::cmd("GET")
@@ -150,6 +151,7 @@ async fn describes_the_server_and_namespaces_keys() {
         .acquire(&name, "owner-2", Duration::from_secs(30))
         .await
         .unwrap()
+        .lease()
         .expect("the same name under another prefix is a different lock");
     assert!(other.release(&there, Duration::ZERO).await.unwrap());
     assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
@@ -171,6 +173,7 @@ async fn at_least_leaves_a_tombstone_that_expires() {
         .acquire(&name, "owner-1", Duration::from_secs(30))
         .await
         .unwrap()
+        .lease()
         .unwrap();
     assert!(
         lock.release(&lease, Duration::from_millis(400))
@@ -196,6 +199,7 @@ async fn at_least_leaves_a_tombstone_that_expires() {
         lock.acquire(&name, "owner-2", Duration::from_secs(30))
             .await
             .unwrap()
+            .lease()
             .is_none()
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -203,6 +207,7 @@ async fn at_least_leaves_a_tombstone_that_expires() {
         lock.acquire(&name, "owner-2", Duration::from_secs(30))
             .await
             .unwrap()
+            .lease()
             .is_some()
     );
 }
@@ -217,6 +222,7 @@ async fn a_lease_with_the_same_owner_but_another_token_is_refused() {
         .acquire(&name, "same-owner", Duration::from_secs(30))
         .await
         .unwrap()
+        .lease()
         .unwrap();
     let forged = tickguard::lock::Lease {
         token: lease.token ^ 1,
@@ -246,7 +252,12 @@ async fn errors_at_once_while_redis_is_down_then_recovers() {
         .await
         .unwrap();
     let ttl = Duration::from_secs(30);
-    let lease = lock.acquire("down", "owner-1", ttl).await.unwrap().unwrap();
+    let lease = lock
+        .acquire("down", "owner-1", ttl)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     drop(server);
 
     for round in 0..3 {
@@ -280,7 +291,7 @@ async fn errors_at_once_while_redis_is_down_then_recovers() {
         .await
         .unwrap_or_else(|e| panic!("the first call after Redis came back failed: {e}"));
     assert!(
-        again.is_some(),
+        again.lease().is_some(),
         "the restarted server still had the old lease"
     );
     assert!(
@@ -299,7 +310,12 @@ async fn a_restart_between_calls_goes_unnoticed() {
         .await
         .unwrap();
     let ttl = Duration::from_secs(30);
-    let before = lock.acquire("idle", "owner-1", ttl).await.unwrap().unwrap();
+    let before = lock
+        .acquire("idle", "owner-1", ttl)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
     drop(server);
     let server = RedisServer::start(port).await;
     // The restarted server (no persistence) forgot the lease: the holder learns it lost it,
@@ -317,7 +333,10 @@ async fn a_restart_between_calls_goes_unnoticed() {
         .acquire("idle", "owner-2", ttl)
         .await
         .unwrap_or_else(|e| panic!("the first acquire after a restart failed: {e}"));
-    assert!(after.is_some(), "the restarted server still had a lease");
+    assert!(
+        after.lease().is_some(),
+        "the restarted server still had a lease"
+    );
 }
 
 /// A scheduler whose Redis goes away: each tick during the outage is skipped with a warning

@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
     BoxFuture, CancelReason, Error, FailureReport, Job, JobContext, JobError, LockPolicy, Misfire,
     RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
-    lock::{InProcessLock, Lease, LockBackend, LockError},
+    lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
     store::{ExecutionStore, JobRegistration, MemoryStore, Status},
     testing::{FaultyStore, TestClock},
@@ -713,7 +713,7 @@ impl LockBackend for FlakyRenewals {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         self.inner.acquire(name, owner, ttl)
     }
     fn extend<'a>(
@@ -760,7 +760,11 @@ async fn the_watchdog_renews_the_lease_while_a_long_job_runs() {
     let probe = async move {
         sleep(secs(400 + 80)).await;
         // Another owner is refused 80 s into a job whose lease is 30 s.
-        let refused = other.acquire("long", "intruder", secs(30)).await.unwrap();
+        let refused = other
+            .acquire("long", "intruder", secs(30))
+            .await
+            .unwrap()
+            .lease();
         assert!(refused.is_none());
         sleep(secs(20)).await;
     };
@@ -813,7 +817,8 @@ async fn a_lease_that_cannot_be_renewed_cancels_the_run_before_it_expires() {
             .inner
             .acquire("loses_lock", "intruder", secs(30))
             .await
-            .unwrap();
+            .unwrap()
+            .lease();
         assert!(taken.is_some());
     };
     run_scenario(

@@ -312,6 +312,7 @@ async fn concurrent_claims_of_one_tick_have_one_winner(
             Claim::Acquired(claimed) => winners.push((owner, claimed)),
             Claim::Done { .. } => {}
             Claim::Busy { execution_id } => assert_eq!(execution_id, id),
+            Claim::Early => panic!("a tick due now was refused as early"),
         }
     }
     assert_eq!(
@@ -379,6 +380,7 @@ async fn concurrent_claims_of_many_ticks_have_one_winner(
                 assert_eq!(execution_id, winner, "`{id}` busy with the wrong execution")
             }
             Claim::Done { .. } => panic!("`{id}` was never completed"),
+            Claim::Early => panic!("`{id}` is due now but was refused as early"),
         }
     }
     assert_eq!(

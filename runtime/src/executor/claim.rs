@@ -1,7 +1,7 @@
 //! The second stage: claim the execution in the store, asking again while the store cannot
 //! answer, and wait out a tick that finds the job busy.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -9,16 +9,17 @@ use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, lease::Held};
 use crate::{
     job::Misfire,
     metrics::SkipReason,
-    store::{Claim, ClaimRequest, Claimed, StoreError},
+    store::{Claim, ClaimRequest, Claimed, StoreError, claim::EARLY_TOLERANCE},
 };
 
 /// The longest pause between the tries of a claim the store could not answer: they wait
 /// 100, 200, 400 and 800 ms.
 const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(800);
 
-/// Stage 2: claims the execution. Skips the tick when it is done already (`duplicate`),
-/// another execution of the job is live (`overlap`), or the store cannot answer
-/// (`unavailable`: a run never starts without a claim).
+/// Stage 2: claims the execution. Skips the tick when it is done already, or running
+/// elsewhere (`duplicate`), another execution of the job is live (`overlap`), the tick is
+/// not due yet by the store's clock (`early`: this instance's clock runs ahead), or the
+/// store cannot answer (`unavailable`: a run never starts without a claim).
 pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
     let rt = t.rt;
     let job = &t.entry.job;
@@ -36,13 +37,23 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
         let busy = execution_id.clone();
-        claimed = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy).await;
+        let waited = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy).await;
+        t.deferred = waited.deferred;
+        claimed = waited.claim;
     }
     match claimed {
         Ok(Claim::Acquired(claimed)) => Ok(claimed),
+        Ok(Claim::Early) => {
+            warn_early(t);
+            Err(SkipReason::Early)
+        }
         Ok(other) => {
             let reason = match other {
                 Claim::Done { .. } => SkipReason::Duplicate,
+                // The tick's own execution, live elsewhere: not lost.
+                Claim::Busy { execution_id } if execution_id == t.execution_id => {
+                    SkipReason::Duplicate
+                }
                 _ => SkipReason::Overlap,
             };
             tracing::debug!(
@@ -66,6 +77,22 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
             Err(SkipReason::Unavailable)
         }
     }
+}
+
+/// Warns (once a minute per job at most) that this instance's clock runs ahead of the
+/// store's. The lease is released at once: the instances whose clock is right need it.
+fn warn_early(t: &mut Tick<'_>) {
+    t.hold_at_least = false;
+    let now = t.rt.clock.now().timestamp_millis();
+    let last = t.entry.early_warned.load(Ordering::Relaxed);
+    if now - last < 60_000 || t.entry.early_warned.swap(now, Ordering::Relaxed) != last {
+        return;
+    }
+    tracing::warn!(
+        job = %t.job().name, tick = %t.at, tolerance = ?EARLY_TOLERANCE,
+        "the tick is not due yet by the store's clock: this instance's clock runs ahead \
+         (check its time sync); the tick is left to instances whose clock is right"
+    );
 }
 
 /// Whether asking again may get another answer: a store that could not be reached may
@@ -109,27 +136,41 @@ async fn ask(
     }
 }
 
+/// What waiting out a busy job came to.
+struct Waited {
+    /// The last answer of the store.
+    claim: Result<Claim, StoreError>,
+    /// The wait ended because this run could no longer keep its lease: the tick is left to
+    /// the ledger, for whoever holds the lock next.
+    deferred: bool,
+}
+
 /// A tick that finds the job busy. The live execution may be a dead owner's that has not
 /// been silent for a whole liveness yet: wait that long (keeping this run's lease), then
 /// look. A dead owner is then proven gone, its execution is abandoned (to be resumed) and
 /// this tick runs, late; a live one has heartbeated meanwhile, and the tick overlaps it. An
 /// idempotent job that runs every tick waits for the job to be free; the claims of the
-/// instances that waited together pick one to run it.
+/// instances that waited together pick one to run it. A wait that loses its lease leaves
+/// the tick to the ledger, as a claim that outlasts its lease leaves its execution to be
+/// resumed: the tick is not skipped.
 async fn wait_while_busy(
     rt: &Runtime,
     entry: &JobEntry,
     lease: &mut Option<Held>,
     request: &ClaimRequest<'_>,
     busy: &str,
-) -> Result<Claim, StoreError> {
+) -> Waited {
     let job = &entry.job;
-    let busy_claim = || {
-        Ok(Claim::Busy {
+    let busy_claim = |deferred| Waited {
+        claim: Ok(Claim::Busy {
             execution_id: busy.to_owned(),
-        })
+        }),
+        deferred,
     };
-    if !wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
-        return busy_claim();
+    match wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
+        Wait::Waited => {}
+        Wait::LeaseLost => return busy_claim(true),
+        Wait::Stopped => return busy_claim(false),
     }
     let interrupted = timeout(
         BACKEND_TIMEOUT,
@@ -142,28 +183,47 @@ async fn wait_while_busy(
     let mut claimed = if dead {
         ask(rt, entry, request).await
     } else {
-        busy_claim()
+        busy_claim(false).claim
     };
     while job.misfire == Misfire::RunAll
         && job.key.is_some()
         && matches!(claimed, Ok(Claim::Busy { .. }))
     {
-        if !wait_holding(rt, entry, lease, rt.liveness / 3).await {
-            break;
+        match wait_holding(rt, entry, lease, rt.liveness / 3).await {
+            Wait::Waited => {}
+            Wait::LeaseLost => {
+                return Waited {
+                    claim: claimed,
+                    deferred: true,
+                };
+            }
+            Wait::Stopped => break,
         }
         claimed = ask(rt, entry, request).await;
     }
-    claimed
+    Waited {
+        claim: claimed,
+        deferred: false,
+    }
 }
 
-/// Waits `wait` while keeping the lease (if any); `false` if the lease was lost (it is then
-/// no longer this run's to use) or firing stopped.
+/// How a wait holding the lease ended.
+enum Wait {
+    /// The time passed.
+    Waited,
+    /// The lease was lost: it is no longer this run's to use.
+    LeaseLost,
+    /// Firing stopped.
+    Stopped,
+}
+
+/// Waits `wait` while keeping the lease (if any).
 async fn wait_holding(
     rt: &Runtime,
     entry: &JobEntry,
     lease: &mut Option<Held>,
     wait: Duration,
-) -> bool {
+) -> Wait {
     let until = Instant::now() + wait;
     let lock = &*rt.lock;
     let firing = &entry.firing;
@@ -179,11 +239,14 @@ async fn wait_holding(
         }
     };
     tokio::select! {
-        () = sleep_until(until) => true,
+        () = sleep_until(until) => Wait::Waited,
         lost = keep => {
-            tracing::warn!(job = %job, why = lost.why, "lease lost while the job was busy elsewhere");
-            false
+            tracing::warn!(
+                job = %job, why = lost.why,
+                "lease lost while the job was busy elsewhere; the tick waits in the ledger"
+            );
+            Wait::LeaseLost
         }
-        () = firing.cancelled() => false,
+        () = firing.cancelled() => Wait::Stopped,
     }
 }

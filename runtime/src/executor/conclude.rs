@@ -7,26 +7,70 @@ use std::{panic::AssertUnwindSafe, time::Duration};
 use futures_util::FutureExt;
 use tokio::time::{sleep, timeout};
 
-use super::{BACKEND_TIMEOUT, Running, Runtime, Tick, attempts::panic_message, end::RunEnd, lease};
+use super::{
+    BACKEND_TIMEOUT, Running, Runtime, Tick, attempts::panic_message, end::RunEnd, identity, lease,
+};
 use crate::{
     context::{CancelReason, Execution},
     job::{FailureReport, Job},
     job_error::JobError,
     metrics::{Outcome, SkipReason},
-    store::{Finish, Status, StoreError},
+    store::{Finish, LedgerTick, Status, StoreError},
 };
 
 /// The longest a failure hook may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Ends a pass that claimed nothing: counts the skip (a resumption that cannot go on now
-/// loses no tick, and is not counted) and releases the lease, if one was taken.
+/// Ends a pass that claimed nothing: counts the skip, leaves the tick to the ledger where
+/// it must not be lost, and releases the lease, if one was taken. A resumption that cannot
+/// go on now loses no tick (the recovery task finds it again) and is not counted; a store
+/// or lock that could not be reached is counted by the job loop, which tries again.
 pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
     let m = &t.entry.metrics;
-    if !t.resuming {
+    if !t.resuming && reason != SkipReason::Unavailable {
         m.skipped(reason, 1);
+        leave_to_ledger(&t, reason);
     }
     lease::release(&*t.rt.lock, m, t.lease, t.hold_at_least).await;
+}
+
+/// Notes a tick of an idempotent job that this pass did not run in the job's ledger:
+/// - the lock is held for this very tick: the holder runs it; noted to be recorded a ttl
+///   later, which changes nothing once the holder claimed it, and keeps the tick if the
+///   holder died before its claim;
+/// - the lock is held for another tick (or by a holder that does not say), or this pass
+///   lost its lease waiting for the busy job: pending at once, for whoever holds the lock
+///   next;
+/// - another execution of the job is live and the job does not run every tick: recorded
+///   as skipped (overlap).
+fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
+    let job = t.job();
+    if job.key.is_none() {
+        return;
+    }
+    let tick = LedgerTick::pending(&job.name, &t.execution_id, t.at, &t.owner);
+    let after = match reason {
+        SkipReason::Locked => {
+            let held = t.holder.as_deref().and_then(identity::held_for);
+            if held.is_some_and(|h| h.timestamp_millis() == t.at.timestamp_millis()) {
+                job.lock.map_or(Duration::ZERO, |lock| lock.ttl)
+            } else {
+                tracing::info!(
+                    job = %job.name, tick = %t.at, held_for = ?held,
+                    "the lock is held for another tick; this tick waits in the ledger"
+                );
+                Duration::ZERO
+            }
+        }
+        SkipReason::Overlap if t.deferred => Duration::ZERO,
+        SkipReason::Overlap => {
+            let reason = "overlap: another execution of the job was running";
+            t.entry.ledger.note(tick.skipped(reason), Duration::ZERO);
+            return;
+        }
+        _ => return,
+    };
+    t.entry.ledger.note(tick, after);
 }
 
 /// Ends a claimed execution: records its end (fenced), counts the outcome (and the run's

@@ -23,6 +23,20 @@ pub(super) fn owner(instance_id: &str) -> String {
     format!("{instance_id}#{seq}-{process:016x}")
 }
 
+/// The owner a run takes the job's lock as: its owner and the tick it runs, in Unix
+/// milliseconds (`{owner}@{millis}`), so that an instance finding the lock held knows whether
+/// the holder runs its tick or another one ([`held_for`]).
+pub(super) fn lock_owner(owner: &str, tick: DateTime<Utc>) -> String {
+    format!("{owner}@{}", tick.timestamp_millis())
+}
+
+/// The tick a lock holder runs, from its owner string; `None` for an owner that
+/// [`lock_owner`] did not write.
+pub(super) fn held_for(holder: &str) -> Option<DateTime<Utc>> {
+    let (_, millis) = holder.rsplit_once('@')?;
+    DateTime::from_timestamp_millis(millis.parse().ok()?)
+}
+
 /// The execution's id: the job's key for idempotent jobs (one execution per tick across
 /// instances), otherwise unique per run.
 pub(super) fn execution_id(job: &Job, tick: DateTime<Utc>, owner: &str) -> String {
@@ -64,6 +78,15 @@ mod tests {
     use chrono::{SecondsFormat, TimeZone};
 
     use super::*;
+
+    #[test]
+    fn a_lock_owner_names_its_tick() {
+        let tick = DateTime::from_timestamp_millis(1_800_000_000_250).unwrap_or_default();
+        let holder = lock_owner("api-1@eu#7-00ff", tick);
+        assert_eq!(held_for(&holder), Some(tick));
+        assert_eq!(held_for("someone-else"), None);
+        assert_eq!(held_for("x@not-a-tick"), None);
+    }
 
     #[test]
     fn tick_text_is_rfc3339() {

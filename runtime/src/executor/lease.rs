@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
-use super::{BACKEND_TIMEOUT, Skip, Tick};
+use super::{BACKEND_TIMEOUT, Skip, Tick, identity};
 use crate::{
     job::LockPolicy,
-    lock::{Lease, LockBackend, LockError},
+    lock::{Acquired, Lease, LockBackend, LockError},
     metrics::{JobMetrics, SkipReason},
 };
 
@@ -90,16 +90,19 @@ impl Held {
 }
 
 /// Stage 1: takes the job's lease, if the job has a lock. Skips the tick when another
-/// instance holds it (`locked`) or the backend cannot be reached (`unavailable`).
+/// instance holds it (`locked`: the holder, if the backend names it, is kept for the
+/// ledger) or the backend cannot be reached (`unavailable`). The lease's owner names the
+/// tick, so that an instance finding it held knows which tick the holder runs.
 pub(super) async fn acquire(t: &mut Tick<'_>) -> Skip<()> {
     let Some(policy) = t.job().lock else {
         return Ok(());
     };
     let rt = t.rt;
     let sent = Instant::now();
+    let owner = identity::lock_owner(&t.owner, t.at);
     let acquired = timeout(
         BACKEND_TIMEOUT,
-        rt.lock.acquire(&t.job().name, &t.owner, policy.ttl),
+        rt.lock.acquire(&t.job().name, &owner, policy.ttl),
     )
     .await
     .unwrap_or_else(|_| Err(LockError::new("timed out")));
@@ -107,12 +110,16 @@ pub(super) async fn acquire(t: &mut Tick<'_>) -> Skip<()> {
         .lock_acquire
         .record(sent.elapsed().as_secs_f64());
     match acquired {
-        Ok(Some(lease)) => {
+        Ok(Acquired::Lease(lease)) => {
             t.lease = Some(Held::new(lease, policy, sent));
             Ok(())
         }
-        Ok(None) => {
-            tracing::debug!(job = %t.job().name, tick = %t.at, "lock held elsewhere; tick skipped");
+        Ok(Acquired::Held { holder }) => {
+            tracing::debug!(
+                job = %t.job().name, tick = %t.at, holder = holder.as_deref(),
+                "lock held elsewhere; tick not run here"
+            );
+            t.holder = holder;
             Err(SkipReason::Locked)
         }
         Err(e) => {

@@ -22,7 +22,10 @@ mod interrupts;
 mod lease;
 mod watchdog;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +37,7 @@ use crate::{
     clock::Clock,
     context::Execution,
     job::{FailureHook, Job},
+    ledger::Ledger,
     lock::LockBackend,
     metrics::{JobMetrics, SkipReason},
     store::{Claimed, ExecutionRef, ExecutionStore},
@@ -116,6 +120,12 @@ pub(crate) struct JobEntry {
     /// Interrupted executions of the job, found by the scheduler's recovery task, for the
     /// job loop to resume.
     pub(crate) interrupted: Interrupts,
+    /// Ticks of the job this instance fired but did not run, for the recovery task to
+    /// record in the store (idempotent jobs).
+    pub(crate) ledger: Ledger,
+    /// When this instance last warned that its clock runs ahead of the store's (Unix
+    /// milliseconds, 0: never).
+    pub(crate) early_warned: AtomicI64,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -150,9 +160,18 @@ impl JobEntry {
             firing,
             resume_from,
             interrupted: Interrupts::default(),
+            ledger: Ledger::default(),
+            early_warned: AtomicI64::new(0),
             job,
         }
     }
+}
+
+/// The execution id of a tick of an idempotent job, the same on every instance; `None` for
+/// a job that is not idempotent (its execution ids are unique per run).
+pub(crate) fn tick_execution_id(job: &Job, tick: DateTime<Utc>) -> Option<String> {
+    job.key.as_ref()?;
+    Some(identity::execution_id(job, tick, ""))
 }
 
 /// What [`execute`] did with a tick.
@@ -187,6 +206,11 @@ struct Tick<'a> {
     /// must not lock out the next.
     hold_at_least: bool,
     lease: Option<Held>,
+    /// Who holds the job's lock, when the acquire stage found it held and the backend said.
+    holder: Option<String>,
+    /// The tick is left to the ledger: this run waited for the busy job until it could no
+    /// longer keep its lease.
+    deferred: bool,
 }
 
 impl Tick<'_> {
@@ -224,6 +248,8 @@ pub(crate) async fn execute(
         resuming: resume.is_some(),
         hold_at_least,
         lease: None,
+        holder: None,
+        deferred: false,
     };
     let acquired_and_claimed: Skip<Claimed> = async {
         lease::acquire(&mut t).await?;

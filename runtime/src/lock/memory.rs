@@ -9,7 +9,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::{Lease, LockBackend, LockError};
+use super::{Acquired, Lease, LockBackend, LockError};
 use crate::future::BoxFuture;
 
 /// Leases held in this process's memory: the embedded default, for one instance.
@@ -57,11 +57,13 @@ impl LockBackend for InProcessLock {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         let now = Instant::now();
-        let lease = self.with(|map| {
-            if map.get(name).is_some_and(|h| h.expires > now) {
-                return None;
+        let acquired = self.with(|map| {
+            if let Some(held) = map.get(name).filter(|h| h.expires > now) {
+                return Acquired::Held {
+                    holder: Some(held.owner.clone()),
+                };
             }
             let token = self.tokens.fetch_add(1, Ordering::Relaxed) + 1;
             map.insert(
@@ -73,13 +75,13 @@ impl LockBackend for InProcessLock {
                     released: false,
                 },
             );
-            Some(Lease {
+            Acquired::Lease(Lease {
                 name: name.to_owned(),
                 owner: owner.to_owned(),
                 token,
             })
         });
-        Box::pin(std::future::ready(Ok(lease)))
+        Box::pin(std::future::ready(Ok(acquired)))
     }
 
     fn extend<'a>(

@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     future::BoxFuture,
-    lock::{Lease, LockBackend, LockError},
+    lock::{Acquired, Lease, LockBackend, LockError},
     postgres::{
         ACQUIRE_TIMEOUT, Failure, address, already_exists, connect, connection_lost, describe,
         hint, parse_url, quote, reason,
@@ -273,16 +273,21 @@ impl Statements {
             check: format!("SELECT name, owner, token, expires_at FROM {table} WHERE false"),
             // Takes a free or expired lock. Also matches the row of this very acquisition
             // (same owner and random token), so that a retry after a connection died under
-            // the first attempt finds the lease it took instead of refusing it.
+            // the first attempt finds the lease it took instead of refusing it. When the
+            // lock is not taken, the outer query answers with the holder: it reads the
+            // table as it was before the statement, which is the live holder's row.
             acquire: format!(
-                "INSERT INTO {table} AS held (name, owner, token, expires_at) \
-                 VALUES ($1, $2, $3, {expiry}) \
-                 ON CONFLICT (name) DO UPDATE \
-                 SET owner = EXCLUDED.owner, token = EXCLUDED.token, \
-                     expires_at = EXCLUDED.expires_at \
-                 WHERE held.expires_at <= clock_timestamp() \
-                    OR (held.owner = EXCLUDED.owner AND held.token = EXCLUDED.token) \
-                 RETURNING token"
+                "WITH taken AS (\
+                   INSERT INTO {table} AS held (name, owner, token, expires_at) \
+                   VALUES ($1, $2, $3, {expiry}) \
+                   ON CONFLICT (name) DO UPDATE \
+                   SET owner = EXCLUDED.owner, token = EXCLUDED.token, \
+                       expires_at = EXCLUDED.expires_at \
+                   WHERE held.expires_at <= clock_timestamp() \
+                      OR (held.owner = EXCLUDED.owner AND held.token = EXCLUDED.token) \
+                   RETURNING token) \
+                 SELECT (SELECT token FROM taken), \
+                        (SELECT owner FROM {table} WHERE name = $1)"
             )
             .into(),
             extend: format!(
@@ -396,26 +401,29 @@ impl LockBackend for PostgresLock {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         Box::pin(async move {
             self.ensure_table().await?;
             let token = fastrand::u64(1..);
-            let taken: Option<i64> = self
+            let (taken, holder): (Option<i64>, Option<String>) = self
                 .run(|| {
-                    sqlx::query_scalar(AssertSqlSafe(self.sql.acquire.clone()))
+                    sqlx::query_as(AssertSqlSafe(self.sql.acquire.clone()))
                         .bind(name)
                         .bind(owner)
                         .bind(db_token(token))
                         .bind(micros(ttl))
-                        .fetch_optional(&self.pool)
+                        .fetch_one(&self.pool)
                 })
                 .await
                 .map_err(|e| self.error("acquire", Some(name), e))?;
-            Ok(taken.map(|_| Lease {
-                name: name.to_owned(),
-                owner: owner.to_owned(),
-                token,
-            }))
+            Ok(match taken {
+                Some(_) => Acquired::Lease(Lease {
+                    name: name.to_owned(),
+                    owner: owner.to_owned(),
+                    token,
+                }),
+                None => Acquired::Held { holder },
+            })
         })
     }
 

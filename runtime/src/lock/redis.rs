@@ -6,7 +6,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::{Lease, LockBackend, LockError};
+use super::{Acquired, Lease, LockBackend, LockError};
 use crate::future::BoxFuture;
 
 /// How long [`RedisLock::connect`] waits for the server before it reports it unreachable.
@@ -254,6 +254,11 @@ fn value(lease: &Lease) -> String {
     format!("{}/{:016x}", lease.owner, lease.token)
 }
 
+/// The owner part of a stored value.
+fn owner_of(value: &str) -> &str {
+    value.rsplit_once('/').map_or(value, |(owner, _)| owner)
+}
+
 /// A duration in whole milliseconds for `PX`/`PEXPIRE`, rounded up (a `PX` of 0 is an
 /// error, a `PEXPIRE` of 0 deletes the key) and capped where Redis would overflow.
 fn millis(d: Duration) -> u64 {
@@ -267,38 +272,41 @@ impl LockBackend for RedisLock {
         name: &'a str,
         owner: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, LockError>> {
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
         Box::pin(async move {
             let lease = Lease {
                 name: name.to_owned(),
                 owner: owner.to_owned(),
                 token: fastrand::u64(1..),
             };
+            // `GET` makes a refused `SET` answer with the holder's value, in the same round
+            // trip (Redis 7.0 or later).
             let mut set = redis::cmd("SET");
             set.arg(self.key(name))
                 .arg(value(&lease))
                 .arg("NX")
                 .arg("PX")
-                .arg(millis(ttl));
+                .arg(millis(ttl))
+                .arg("GET");
             let set = &set;
             let (reply, maybe_applied) = self
                 .send(|mut conn| async move { set.query_async(&mut conn).await })
                 .await
-                .map_err(|e| self.op_error("acquire (SET NX PX)", name, e))?;
+                .map_err(|e| self.op_error("acquire (SET NX PX GET)", name, e))?;
             match reply {
-                Value::Okay => Ok(Some(lease)),
-                // Refused, but perhaps by our own first attempt, whose reply was lost with
-                // the connection: the value tells (it is unique to this acquisition).
-                Value::Nil if maybe_applied => {
-                    let mut get = redis::cmd("GET");
-                    get.arg(self.key(name));
-                    let current: Option<String> = get
-                        .query_async(&mut self.conn.clone())
-                        .await
-                        .map_err(|e| self.op_error("acquire (GET)", name, e))?;
-                    Ok((current.as_deref() == Some(value(&lease).as_str())).then_some(lease))
+                Value::Nil => Ok(Acquired::Lease(lease)),
+                Value::BulkString(held) => {
+                    let held = String::from_utf8_lossy(&held);
+                    // Refused, but perhaps by our own first attempt, whose reply was lost
+                    // with the connection: the value tells (it is unique to this
+                    // acquisition).
+                    if maybe_applied && held == value(&lease) {
+                        return Ok(Acquired::Lease(lease));
+                    }
+                    Ok(Acquired::Held {
+                        holder: Some(owner_of(&held).to_owned()),
+                    })
                 }
-                Value::Nil => Ok(None),
                 other => Err(LockError::new(format!(
                     "Redis at {}: acquire of lock `{}` got an unexpected reply {other:?}",
                     self.description,

@@ -4,7 +4,14 @@
 //! The stores read those rows under their job's lock (a mutex, a row lock, SQLite's write
 //! lock), call [`decide`], and run only the statements its [`Outcome`] needs.
 
+use std::time::Duration;
+
 use crate::store::{ClaimRequest, Status};
+
+/// How far ahead of the store's clock a tick may be claimed: an instance whose clock runs
+/// faster than that would otherwise start a tick's work early (the store refuses it with
+/// [`Claim::Early`](crate::store::Claim::Early)). Clocks kept by NTP differ by milliseconds.
+pub(crate) const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// An execution row a claim read: this execution's, or the job's running one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +31,8 @@ pub(crate) struct SeenRow<'a> {
 pub(crate) enum Outcome<'a> {
     /// The tick already ran to its end: report it done, change nothing.
     Done(Status),
+    /// The tick is not due yet by the store's clock: refuse it, change nothing.
+    Early,
     /// Another execution (or another run of this one) is live: report it, change nothing.
     Busy(&'a str),
     /// An earlier try of this very claim committed before its answer was lost: the row is
@@ -43,11 +52,13 @@ pub(crate) enum Outcome<'a> {
 ///   connection died before the answer came back). Only then may a live row with this
 ///   request's owner be its own; on a first try such a row is another run's (two runs whose
 ///   owner strings happen to be equal) and the claim is busy.
+/// - `due`: whether the tick is due by the store's clock (within [`EARLY_TOLERANCE`]).
 /// - `rows`: what the store read: this execution's row (any status) and the job's running
 ///   rows, in any order.
 pub(crate) fn decide<'a>(
     request: &ClaimRequest<'_>,
     retry: bool,
+    due: bool,
     rows: &[SeenRow<'a>],
 ) -> Outcome<'a> {
     let existing = rows.iter().find(|row| row.id == request.execution_id);
@@ -56,6 +67,9 @@ pub(crate) fn decide<'a>(
         && row.status.is_final()
     {
         return Outcome::Done(row.status);
+    }
+    if !due {
+        return Outcome::Early;
     }
     // This execution's own row first: a retried claim finds itself before any other.
     let live = existing
@@ -67,8 +81,9 @@ pub(crate) fn decide<'a>(
         }
         return Outcome::Busy(row.id);
     }
+    // A pending row is a tick of the ledger that no run claimed yet: nothing to resume.
     Outcome::Take {
-        resumed: existing.is_some(),
+        resumed: existing.is_some_and(|row| row.status != Status::Pending),
     }
 }
 
@@ -98,7 +113,7 @@ mod tests {
     fn a_new_execution_is_taken() {
         for idempotent in [true, false] {
             assert_eq!(
-                decide(&request(idempotent), false, &[]),
+                decide(&request(idempotent), false, true, &[]),
                 Outcome::Take { resumed: false }
             );
         }
@@ -108,9 +123,12 @@ mod tests {
     fn a_final_row_is_done_only_for_idempotent_claims() {
         for status in [Status::Completed, Status::Failed, Status::TimedOut] {
             let rows = [row(ID, status, "other", false)];
-            assert_eq!(decide(&request(true), false, &rows), Outcome::Done(status));
             assert_eq!(
-                decide(&request(false), false, &rows),
+                decide(&request(true), false, true, &rows),
+                Outcome::Done(status)
+            );
+            assert_eq!(
+                decide(&request(false), false, true, &rows),
                 Outcome::Take { resumed: true }
             );
         }
@@ -123,7 +141,7 @@ mod tests {
             row(ID, Status::Completed, "other", false),
         ];
         assert_eq!(
-            decide(&request(true), false, &rows),
+            decide(&request(true), false, true, &rows),
             Outcome::Done(Status::Completed)
         );
     }
@@ -133,24 +151,56 @@ mod tests {
         for status in [Status::Cancelled, Status::Running] {
             let rows = [row(ID, status, "other", false)];
             assert_eq!(
-                decide(&request(true), false, &rows),
+                decide(&request(true), false, true, &rows),
                 Outcome::Take { resumed: true }
             );
         }
     }
 
     #[test]
+    fn a_pending_row_is_taken_as_new_and_a_skipped_one_is_done() {
+        let pending = [row(ID, Status::Pending, "other", false)];
+        assert_eq!(
+            decide(&request(true), false, true, &pending),
+            Outcome::Take { resumed: false }
+        );
+        let skipped = [row(ID, Status::Skipped, "other", false)];
+        assert_eq!(
+            decide(&request(true), false, true, &skipped),
+            Outcome::Done(Status::Skipped)
+        );
+    }
+
+    #[test]
+    fn a_tick_not_due_by_the_store_clock_is_early_unless_done() {
+        assert_eq!(decide(&request(true), false, false, &[]), Outcome::Early);
+        let pending = [row(ID, Status::Pending, "other", false)];
+        assert_eq!(
+            decide(&request(true), false, false, &pending),
+            Outcome::Early
+        );
+        let done = [row(ID, Status::Completed, "other", false)];
+        assert_eq!(
+            decide(&request(true), false, false, &done),
+            Outcome::Done(Status::Completed)
+        );
+    }
+
+    #[test]
     fn a_live_row_makes_the_claim_busy() {
         let this = [row(ID, Status::Running, "other", true)];
-        assert_eq!(decide(&request(true), false, &this), Outcome::Busy(ID));
+        assert_eq!(
+            decide(&request(true), false, true, &this),
+            Outcome::Busy(ID)
+        );
         let other = [row("job@0", Status::Running, "other", true)];
         assert_eq!(
-            decide(&request(true), false, &other),
+            decide(&request(true), false, true, &other),
             Outcome::Busy("job@0")
         );
         let dead_other = [row("job@0", Status::Running, "other", false)];
         assert_eq!(
-            decide(&request(false), false, &dead_other),
+            decide(&request(false), false, true, &dead_other),
             Outcome::Take { resumed: false }
         );
     }
@@ -158,14 +208,23 @@ mod tests {
     #[test]
     fn only_a_retry_finds_its_own_row() {
         let mine = [row(ID, Status::Running, "me#1", true)];
-        assert_eq!(decide(&request(true), true, &mine), Outcome::Own);
+        assert_eq!(decide(&request(true), true, true, &mine), Outcome::Own);
         // A first try never wrote a row: an equal owner is another run's.
-        assert_eq!(decide(&request(true), false, &mine), Outcome::Busy(ID));
+        assert_eq!(
+            decide(&request(true), false, true, &mine),
+            Outcome::Busy(ID)
+        );
         // Another owner's live row is never this claim's, retried or not.
         let theirs = [row(ID, Status::Running, "me#2", true)];
-        assert_eq!(decide(&request(true), true, &theirs), Outcome::Busy(ID));
+        assert_eq!(
+            decide(&request(true), true, true, &theirs),
+            Outcome::Busy(ID)
+        );
         // Nor another execution's row with an equal owner.
         let other = [row("job@0", Status::Running, "me#1", true)];
-        assert_eq!(decide(&request(true), true, &other), Outcome::Busy("job@0"));
+        assert_eq!(
+            decide(&request(true), true, true, &other),
+            Outcome::Busy("job@0")
+        );
     }
 }

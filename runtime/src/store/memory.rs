@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, OnceState, Status, StoreError,
+    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceState, Status, StoreError,
 };
 use crate::{
     future::BoxFuture,
@@ -98,6 +98,9 @@ struct JobState {
     rows: VecDeque<Row>,
     /// How many rows are not running.
     finished: usize,
+    /// The latest tick of a row [`JobState::trim`] forgot: the ledger records no tick up to
+    /// it, since it may have run.
+    forgotten_through: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,7 @@ impl JobState {
             last_tick: None,
             rows: VecDeque::new(),
             finished: 0,
+            forgotten_through: None,
         }
     }
 
@@ -198,7 +202,10 @@ impl JobState {
         let Some(i) = self.rows.iter().position(|r| matches(r.record.status)) else {
             return false;
         };
-        self.rows.remove(i);
+        if let Some(row) = self.rows.remove(i) {
+            let at = row.record.scheduled_at;
+            self.forgotten_through = Some(self.forgotten_through.map_or(at, |f| f.max(at)));
+        }
         self.finished -= 1;
         true
     }
@@ -344,8 +351,10 @@ impl MemoryStore {
         };
         let rows: Vec<SeenRow<'_>> = existing.into_iter().chain(live_other).map(seen).collect();
         // A claim in this process cannot lose its answer: never a retry.
-        let resumed = match decide(req, false, &rows) {
+        // The store's clock is the process's own: never early.
+        let resumed = match decide(req, false, true, &rows) {
             Outcome::Done(status) => return Claim::Done { status },
+            Outcome::Early => return Claim::Early,
             Outcome::Busy(id) => {
                 return Claim::Busy {
                     execution_id: id.to_owned(),
@@ -381,6 +390,57 @@ impl MemoryStore {
             state.trim();
         }
         Ok(())
+    }
+
+    /// Records one tick of the ledger; see [`ExecutionStore::record_ticks`].
+    fn record_tick(&self, tick: &LedgerTick) {
+        let job = self.job(&tick.job);
+        let mut state = lock(&job);
+        let wall = Utc::now();
+        if state
+            .forgotten_through
+            .is_some_and(|f| tick.scheduled_at <= f)
+        {
+            // Older than what the store still remembers: it may have run.
+            return;
+        }
+        if let Some(i) = state.position(&tick.execution_id) {
+            let row = &mut state.rows[i].record;
+            if row.status == Status::Pending
+                && let Some(reason) = &tick.skipped
+            {
+                row.status = Status::Skipped;
+                row.error = Some(reason.clone());
+                row.finished_at = Some(wall);
+            }
+            return;
+        }
+        let status = match tick.skipped {
+            None => Status::Pending,
+            Some(_) => Status::Skipped,
+        };
+        state.rows.push_back(Row {
+            key: fnv(&tick.execution_id),
+            record: ExecutionRecord {
+                id: tick.execution_id.clone(),
+                job: tick.job.clone(),
+                scheduled_at: tick.scheduled_at,
+                status,
+                fence: 0,
+                owner: tick.owner.clone(),
+                attempts: 0,
+                started_at: wall,
+                heartbeat_at: wall,
+                finished_at: tick.skipped.as_ref().map(|_| wall),
+                error: tick.skipped.clone(),
+                checkpoint: None,
+            },
+            heartbeat: Instant::now(),
+            liveness: std::time::Duration::ZERO,
+        });
+        // Not running: counted with the finished rows (a claim that takes it uncounts it).
+        state.finished += 1;
+        state.trim();
     }
 
     fn once_begin_now(&self, exec: &ExecutionRef, key: &str) -> Result<OnceState, StoreError> {
@@ -465,6 +525,16 @@ impl ExecutionStore for MemoryStore {
         request: &'a ClaimRequest<'a>,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
         ready(Ok(self.claim_now(request)))
+    }
+
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        for tick in ticks {
+            self.record_tick(tick);
+        }
+        ready(Ok(()))
     }
 
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -599,9 +669,10 @@ impl ExecutionStore for MemoryStore {
                 state
                     .rows
                     .iter()
-                    .filter(|r| {
-                        r.record.status == Status::Cancelled
-                            || (r.record.status == Status::Running && !r.live_within(now, liveness))
+                    .filter(|r| match r.record.status {
+                        Status::Cancelled | Status::Pending => true,
+                        Status::Running => !r.live_within(now, liveness),
+                        _ => false,
                     })
                     .map(|r| Interrupted {
                         job: r.record.job.clone(),

@@ -16,7 +16,8 @@ use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, OnceState, StoreError,
+    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceState, StoreError,
+    claim::EARLY_TOLERANCE,
 };
 use crate::transaction::SqlStore;
 
@@ -300,6 +301,7 @@ impl PostgresStore {
                 .bind(sql::millis(req.liveness))
                 .bind(req.next_fire)
                 .bind(req.idempotent)
+                .bind(sql::millis(EARLY_TOLERANCE))
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(taken.map(|(fence, attempts, checkpoint, resumed)| {
@@ -369,6 +371,7 @@ impl PostgresStore {
             .bind(jobs)
             .bind(sql::millis(liveness))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(sql::millis(EARLY_TOLERANCE))
             .fetch_all(&self.pool)
             .await
     }
@@ -393,12 +396,14 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         (): (),
-    ) -> sqlx::Result<Option<String>> {
+    ) -> sqlx::Result<(Option<String>, bool)> {
         // Claims of one job queue up on the job's row, which this inserts or locks; it names
         // the job's running execution, if any (at most one: a claim that takes an execution
-        // abandons the others).
-        sqlx::query_scalar(AssertSqlSafe(self.sql.lock_job.as_str()))
+        // abandons the others), and says whether the tick is due by the server's clock.
+        sqlx::query_as(AssertSqlSafe(self.sql.lock_job.as_str()))
             .bind(req.job)
+            .bind(req.scheduled_at)
+            .bind(sql::millis(EARLY_TOLERANCE))
             .fetch_one(&mut **tx)
             .await
     }
@@ -698,6 +703,7 @@ struct Statements {
     executions: String,
     execution: String,
     register_all: String,
+    record_ticks: String,
     dead_letters: String,
     interrupted: String,
     fence_check: Arc<str>,
@@ -714,10 +720,14 @@ impl Statements {
         // `$1` and `$2` of every fenced statement are the execution's id and fence.
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
         let ms = "* interval '1 millisecond'";
+        // The statuses of an execution that ran to its end (or was skipped for good): an
+        // idempotent claim finds its tick done.
+        let final_statuses = "'COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED'";
         Self {
             lock_job: format!(
                 "INSERT INTO {jobs} (job) VALUES ($1) \
-                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job RETURNING running_id"
+                 ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job \
+                 RETURNING running_id, $2::timestamptz <= clock_timestamp() + $3 {ms}"
             ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
@@ -765,9 +775,10 @@ impl Statements {
                 "WITH bumped AS (\
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
                          next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
-                     WHERE job = $1 AND running_id IS NULL AND NOT EXISTS (\
+                     WHERE job = $1 AND running_id IS NULL \
+                         AND $3 <= clock_timestamp() + $8 {ms} AND NOT EXISTS (\
                          SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
-                             OR ($7 AND status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')))) \
+                             OR ($7 AND status IN ({final_statuses})))) \
                      RETURNING fence) \
                  INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms) \
@@ -778,8 +789,8 @@ impl Statements {
                      started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
                      liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
                  WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING' \
-                     AND NOT ($7 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')) \
-                 RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0"
+                     AND NOT ($7 AND e.status IN ({final_statuses})) \
+                 RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0 AND attempt > 1"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             holds: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
@@ -840,6 +851,22 @@ impl Statements {
             ),
             // One statement for every job of an instance; `DISTINCT ON` keeps the first
             // registration of a name given twice.
+            // The ledger's ticks, in one statement: a pending or skipped row where the
+            // execution has none, and a pending row skipped (never a claimed one).
+            record_ticks: format!(
+                "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms, finished_at, error) \
+                 SELECT t.id, t.job, t.at, \
+                     CASE WHEN t.reason IS NULL THEN 'PENDING' ELSE 'SKIPPED' END, 0, t.owner, 0, \
+                     clock_timestamp(), clock_timestamp(), 0, \
+                     CASE WHEN t.reason IS NULL THEN NULL ELSE clock_timestamp() END, t.reason \
+                 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]) \
+                     AS t(id, job, at, owner, reason) \
+                 ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = EXCLUDED.error, \
+                     finished_at = clock_timestamp() \
+                 WHERE e.status = 'PENDING' AND EXCLUDED.status = 'SKIPPED' \
+                     AND e.job = EXCLUDED.job"
+            ),
             register_all: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
                  SELECT DISTINCT ON (job) job, trigger, zone, next_fire_at, created_at \
@@ -866,7 +893,8 @@ impl Statements {
             interrupted: format!(
                 "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
                  WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
-                     AND heartbeat_at <= clock_timestamp() - $2 {ms})) \
+                     AND heartbeat_at <= clock_timestamp() - $2 {ms}) OR (status = 'PENDING' \
+                     AND scheduled_at <= clock_timestamp() + $4 {ms})) \
                  ORDER BY scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE").into(),
@@ -936,6 +964,34 @@ impl ExecutionStore for PostgresStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if ticks.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<&str> = ticks.iter().map(|t| t.execution_id.as_str()).collect();
+            let jobs: Vec<&str> = ticks.iter().map(|t| t.job.as_str()).collect();
+            let at: Vec<DateTime<Utc>> = ticks.iter().map(|t| t.scheduled_at).collect();
+            let owners: Vec<&str> = ticks.iter().map(|t| t.owner.as_str()).collect();
+            let reasons: Vec<Option<&str>> = ticks.iter().map(|t| t.skipped.as_deref()).collect();
+            self.run(|_| {
+                sqlx::query(AssertSqlSafe(self.sql.record_ticks.as_str()))
+                    .bind(&ids)
+                    .bind(&jobs)
+                    .bind(&at)
+                    .bind(&owners)
+                    .bind(&reasons)
+                    .execute(&self.pool)
+            })
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&format!("recording {} ticks", ticks.len()), e))
         })
     }
 

@@ -15,7 +15,7 @@ use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-    JobRecord, JobRegistration, OnceState, StoreError,
+    JobRecord, JobRegistration, LedgerTick, OnceState, StoreError,
 };
 use crate::transaction::SqlStore;
 
@@ -330,13 +330,15 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: i64,
-    ) -> sqlx::Result<Option<String>> {
-        // The job's row, inserted if new, names its running execution (at most one).
-        sqlx::query_scalar(AssertSqlSafe(self.sql.insert_job.as_str()))
+    ) -> sqlx::Result<(Option<String>, bool)> {
+        // The job's row, inserted if new, names its running execution (at most one). The
+        // clock is the host's, which every instance sharing the file reads: always due.
+        let running = sqlx::query_scalar(AssertSqlSafe(self.sql.insert_job.as_str()))
             .bind(req.job)
             .bind(now)
             .fetch_one(&mut **tx)
-            .await
+            .await?;
+        Ok((running, true))
     }
 
     async fn open_rows(
@@ -523,6 +525,7 @@ struct Statements {
     execution: String,
     dead_letters: String,
     interrupted: String,
+    record_tick: String,
     fence_check: Arc<str>,
 }
 
@@ -618,10 +621,23 @@ impl Statements {
                  FROM {ex} WHERE status = 'FAILED' AND ($1 IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
+            // One tick of the ledger: a pending or skipped row where the execution has none,
+            // and a pending row skipped (never a claimed one). `$6` is now.
+            record_tick: format!(
+                "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms, finished_at, error) \
+                 VALUES ($1, $2, $3, CASE WHEN $5 IS NULL THEN 'PENDING' ELSE 'SKIPPED' END, \
+                     0, $4, 0, $6, $6, 0, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END, $5) \
+                 ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = excluded.error, \
+                     finished_at = excluded.finished_at \
+                 WHERE e.status = 'PENDING' AND excluded.status = 'SKIPPED' \
+                     AND e.job = excluded.job"
+            ),
             interrupted: format!(
                 "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
                  WHERE job IN (SELECT value FROM json_each($1)) \
-                   AND (status = 'CANCELLED' OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
+                   AND (status IN ('CANCELLED', 'PENDING') \
+                       OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
                  ORDER BY scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
@@ -666,6 +682,37 @@ impl ExecutionStore for SqliteStore {
             registered
                 .await
                 .map_err(|e| self.error(&format!("registering {} jobs", jobs.len()), e))
+        })
+    }
+
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if ticks.is_empty() {
+                return Ok(());
+            }
+            // One transaction: one wait for the write lock and one sync for all the ticks.
+            let recorded = async {
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let now = now_ms();
+                for tick in ticks {
+                    sqlx::query(AssertSqlSafe(self.sql.record_tick.as_str()))
+                        .bind(&tick.execution_id)
+                        .bind(&tick.job)
+                        .bind(at(tick.scheduled_at))
+                        .bind(&tick.owner)
+                        .bind(tick.skipped.as_deref())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            };
+            recorded
+                .await
+                .map_err(|e| self.error(&format!("recording {} ticks", ticks.len()), e))
         })
     }
 

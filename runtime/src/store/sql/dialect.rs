@@ -78,13 +78,16 @@ pub(crate) trait SqlDialect {
     /// Begins a store transaction (holding whatever lock the database takes up front).
     async fn begin(&self) -> sqlx::Result<Tx<Self>>;
 
-    /// Inserts or locks the job's row; returns the job's running execution, if any.
+    /// Inserts or locks the job's row; returns the job's running execution, if any, and
+    /// whether the tick is due by the database's clock (within
+    /// [`EARLY_TOLERANCE`](crate::store::claim::EARLY_TOLERANCE); always, where the
+    /// database's clock is the instances' own).
     async fn lock_job(
         &self,
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: Self::Now,
-    ) -> sqlx::Result<Option<String>>;
+    ) -> sqlx::Result<(Option<String>, bool)>;
 
     /// Reads this execution's row and the job's running one (`running`).
     async fn open_rows(
@@ -147,7 +150,7 @@ pub(crate) async fn claim<S: SqlDialect>(
 ) -> sqlx::Result<Result<Claim, Refused>> {
     let mut tx = store.begin().await?;
     let now = S::now();
-    let running = store.lock_job(&mut tx, req, now).await?;
+    let (running, due) = store.lock_job(&mut tx, req, now).await?;
     let open = store
         .open_rows(&mut tx, req, running.as_deref(), now)
         .await?;
@@ -162,10 +165,14 @@ pub(crate) async fn claim<S: SqlDialect>(
             })
         })
         .collect::<sqlx::Result<_>>()?;
-    let resumed = match decide(req, retried, &rows) {
+    let resumed = match decide(req, retried, due, &rows) {
         Outcome::Done(status) => {
             tx.rollback().await?;
             return Ok(Ok(Claim::Done { status }));
+        }
+        Outcome::Early => {
+            tx.rollback().await?;
+            return Ok(Ok(Claim::Early));
         }
         Outcome::Busy(id) => {
             let execution_id = id.to_owned();
