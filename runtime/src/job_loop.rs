@@ -233,7 +233,7 @@ async fn sleep_until_wall(
 /// Runs one tick after the job's start jitter; `false` if shutdown began before it ran (the
 /// tick is then not run). A tick that finds the lock backend or the store unreachable is
 /// tried again with jittered backoff (replicas that all wait for a backend must not all
-/// come back at once) until the backend answers or [`misfire::outage_gives_up`]; a tick of
+/// come back at once) until the backend answers or [`misfire::outage_deadline`]; a tick of
 /// an idempotent job is then left to the ledger, any other is lost and counted.
 async fn run(
     rt: &Runtime,
@@ -252,46 +252,59 @@ async fn run(
         }
     }
     let job = &entry.job;
+    let execution_id = executor::tick_execution_id(job, tick);
+    let idempotent = execution_id.is_some();
+    let deadline = misfire::outage_deadline(
+        &job.schedule,
+        job.misfire,
+        idempotent,
+        tick,
+        misfire_threshold,
+    );
     for retry in 1.. {
         let executed = execute_guarded(rt, entry, tick, hold_at_least, resume).await;
         if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
         {
             return true;
         }
-        let execution_id = executor::tick_execution_id(job, tick);
-        let now = rt.clock.now();
-        let idempotent = execution_id.is_some();
-        if misfire::outage_gives_up(
-            &job.schedule,
-            job.misfire,
-            idempotent,
-            tick,
-            now,
-            misfire_threshold,
-        ) {
-            entry.metrics.skipped(SkipReason::Unavailable, 1);
-            if let Some(execution_id) = execution_id {
-                tracing::warn!(
-                    job = %job.name, %tick,
-                    "a backend is still unreachable; the tick waits in the ledger for when it answers"
-                );
-                let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
-                entry.ledger.note(pending, Duration::ZERO);
-            } else {
-                tracing::error!(
-                    job = %job.name, %tick, policy = ?job.misfire,
-                    "a backend stayed unreachable past the tick's time; the tick is lost"
-                );
-            }
+        let left = (deadline - rt.clock.now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            give_up_in_outage(rt, entry, tick, execution_id);
             return true;
         }
         tokio::select! {
             biased;
             () = firing.cancelled() => return false,
-            () = sleep(OUTAGE_BACKOFF.jittered_delay(retry)) => {}
+            () = sleep(OUTAGE_BACKOFF.jittered_delay(retry).min(left)) => {}
         }
     }
     true
+}
+
+/// Gives up a tick that kept finding a backend unreachable: a tick of an idempotent job
+/// (`execution_id`) waits in the ledger for when the backend answers; any other is lost.
+fn give_up_in_outage(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    execution_id: Option<String>,
+) {
+    let job = &entry.job;
+    entry.metrics.skipped(SkipReason::Unavailable, 1);
+    match execution_id {
+        Some(execution_id) => {
+            tracing::warn!(
+                job = %job.name, %tick,
+                "a backend is still unreachable; the tick waits in the ledger for when it answers"
+            );
+            let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
+            entry.ledger.note(pending, Duration::ZERO);
+        }
+        None => tracing::error!(
+            job = %job.name, %tick, policy = ?job.misfire,
+            "a backend stayed unreachable past the tick's time; the tick is lost"
+        ),
+    }
 }
 
 /// How a tick that finds a backend unreachable is tried again: from 250 ms, doubling up to

@@ -149,24 +149,30 @@ pub(crate) fn pending_skip(
     }
 }
 
-/// Whether a tick that finds a backend unreachable stops being tried again at wall time
-/// `now`: a tick of an idempotent job is then left to the ledger (its misfire policy is
-/// applied when the backend answers again), so it is tried until it is late by more than
-/// `threshold`; any other tick is lost once given up, so under `run_once` and `run_all` it
-/// is tried until the next tick is due, and under `skip` until it is late.
-pub(crate) fn outage_gives_up(
+/// Until when a tick that finds a backend unreachable is tried again: never past the next
+/// tick (the job loop moves on to it just before it is due). A tick of an idempotent job is
+/// then left to the ledger, whose misfire policy is applied when the backend answers again,
+/// so it is also given up once it is late by more than `threshold`, as is a tick under
+/// `skip`; any other tick is lost once given up, so under `run_once` and `run_all` it is
+/// tried until the next tick.
+pub(crate) fn outage_deadline(
     schedule: &Schedule,
     policy: Misfire,
     idempotent: bool,
     tick: DateTime<Utc>,
-    now: DateTime<Utc>,
     threshold: Duration,
-) -> bool {
-    let late = (now - tick).to_std().unwrap_or_default() > threshold;
-    if idempotent || policy == Misfire::Skip || schedule.is_fixed_delay() {
-        return late;
+) -> DateTime<Utc> {
+    let late = tick + chrono::Duration::from_std(threshold).unwrap_or(chrono::Duration::MAX);
+    let next = if schedule.is_fixed_delay() {
+        None
+    } else {
+        schedule.next_after(tick)
+    };
+    match next.map(|next| next - chrono::Duration::milliseconds(1)) {
+        Some(before_next) if idempotent || policy == Misfire::Skip => before_next.min(late),
+        Some(before_next) => before_next,
+        None => late,
     }
-    late && schedule.next_after(tick).is_none_or(|next| next <= now)
 }
 
 /// The ticks in `[next, latest)`, missed while the process could not fire them.
@@ -374,17 +380,24 @@ mod tests {
 
     #[test]
     fn an_outage_is_tried_until_the_tick_is_late_or_for_a_lost_tick_until_the_next() {
-        let s = every(10);
-        let gives_up = |policy, idempotent, now_ms| {
-            outage_gives_up(&s, policy, idempotent, at(10), at_ms(now_ms), THRESHOLD)
+        let deadline = |s: &Schedule, policy, idempotent| {
+            outage_deadline(s, policy, idempotent, at(10), THRESHOLD)
         };
+        let (every_10, every_2) = (every(10), every(2));
         for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
-            assert!(!gives_up(policy, true, 15_000), "{policy:?}");
-            assert!(gives_up(policy, true, 15_001), "{policy:?}");
+            assert_eq!(deadline(&every_10, policy, true), at(15), "{policy:?}");
+            // Never past the next tick.
+            assert_eq!(
+                deadline(&every_2, policy, true),
+                at_ms(11_999),
+                "{policy:?}"
+            );
         }
-        assert!(gives_up(Misfire::Skip, false, 15_001));
-        assert!(!gives_up(Misfire::RunOnce, false, 19_999));
-        assert!(gives_up(Misfire::RunAll, false, 20_000));
+        assert_eq!(deadline(&every_10, Misfire::Skip, false), at(15));
+        assert_eq!(deadline(&every_10, Misfire::RunOnce, false), at_ms(19_999));
+        assert_eq!(deadline(&every_10, Misfire::RunAll, false), at_ms(19_999));
+        let after = Schedule::after(Duration::from_secs(10)).unwrap();
+        assert_eq!(deadline(&after, Misfire::RunOnce, false), at(15));
     }
 
     #[test]

@@ -842,8 +842,10 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
         store.claim(&first).await.unwrap(),
         Claim::Acquired(_)
     ));
-    // Back to version 1, as an older build left the tables.
+    // Back to version 1, as an older build left the tables (migration 3's other changes
+    // apply again as they are).
     let (jobs, migrations) = (db.table("tickguard_jobs"), db.table("tickguard_migrations"));
+    let once = db.table("tickguard_once");
     db.execute(
         &*store,
         format!("ALTER TABLE {jobs} DROP COLUMN running_id"),
@@ -851,7 +853,12 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
     .await;
     db.execute(
         &*store,
-        format!("DELETE FROM {migrations} WHERE version = 2"),
+        format!("ALTER TABLE {once} DROP COLUMN per_execution"),
+    )
+    .await;
+    db.execute(
+        &*store,
+        format!("DELETE FROM {migrations} WHERE version >= 2"),
     )
     .await;
     let store = db.open().await;

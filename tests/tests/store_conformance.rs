@@ -275,7 +275,9 @@ async fn claims_once(store: Arc<dyn ExecutionStore>, prefix: &str) {
 }
 
 /// 50 tasks claim one tick at once; the winner finishes at once, so the others see it either
-/// running (`Busy`) or done (`Completed`).
+/// running (`Busy`) or done (`Completed`). The winner's fence is the first after the one
+/// before; a losing claim may still move the job's fence on (PostgreSQL's one-statement claim
+/// can, when the winner's finish races it), never back.
 async fn concurrent_claims_of_one_tick_have_one_winner(
     store: Arc<dyn ExecutionStore>,
     prefix: &str,
@@ -324,12 +326,11 @@ async fn concurrent_claims_of_one_tick_have_one_winner(
     assert_eq!(
         claimed.fence,
         before + 1,
-        "the fence must move exactly once"
+        "the winner's claim must be the first to move the fence"
     );
-    assert_eq!(
-        fence_of(&*store, &job).await,
-        before + 1,
-        "the fence must move exactly once"
+    assert!(
+        fence_of(&*store, &job).await >= before + 1,
+        "the fence must never move back"
     );
     let rows = executions(&*store, &job).await;
     assert_eq!(rows.len(), 1, "{rows:#?}");
