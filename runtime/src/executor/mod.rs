@@ -17,9 +17,11 @@ mod claim;
 mod conclude;
 mod end;
 mod gate;
+mod hooks;
 mod identity;
 mod interrupts;
 mod lease;
+mod lost;
 mod watchdog;
 
 use std::{sync::Arc, time::Duration};
@@ -28,8 +30,11 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub(crate) use self::interrupts::Interrupts;
 use self::{end::RunEnd, lease::Held};
+pub(crate) use self::{
+    interrupts::Interrupts,
+    lost::{Lost, LostWarnings, report_lost},
+};
 use crate::{
     clock::Clock,
     context::Execution,
@@ -116,6 +121,8 @@ pub(crate) struct JobEntry {
     /// Interrupted executions of the job, found by the scheduler's recovery task, for the
     /// job loop to resume.
     pub(crate) interrupted: Interrupts,
+    /// The throttles of the job's lost-tick warnings.
+    pub(crate) lost_warnings: LostWarnings,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -150,6 +157,7 @@ impl JobEntry {
             firing,
             resume_from,
             interrupted: Interrupts::default(),
+            lost_warnings: LostWarnings::default(),
             job,
         }
     }
