@@ -122,6 +122,8 @@ async fn a_tick_a_run_overlapped_is_reported_and_counted_as_lost() {
 /// policy drops them; 14 is on time and runs.
 #[tokio::test(start_paused = true)]
 async fn a_misfire_the_skip_policy_drops_is_reported_and_counted_as_lost() {
+    // Installed before the scheduler registers its handles.
+    let _recorder = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
     let reports = Reports::default();
     let runs = Arc::new(Mutex::new(Vec::new()));
@@ -169,11 +171,52 @@ async fn a_misfire_the_skip_policy_drops_is_reported_and_counted_as_lost() {
     assert_eq!(lost("jumped", "overlap"), 0);
 }
 
+/// A `run_all` job catching up on 11 missed ticks (4..=14, each run 0.5 s) when shutdown
+/// begins during its third catch-up run: the 8 ticks not yet run are lost, and reported.
+#[tokio::test(start_paused = true)]
+async fn due_ticks_left_unrun_at_shutdown_are_reported_as_lost() {
+    // Installed before the scheduler registers its handles.
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let reports = Reports::default();
+    let job = Job::new("catching_up", every(1), |_ctx: JobContext| async {
+        sleep(Duration::from_millis(500)).await;
+        Ok(())
+    })
+    .misfire(Misfire::RunAll)
+    .on_failure(reports.hook());
+    let jump = clock.clone();
+    let scenario = async move {
+        sleep(Duration::from_millis(3_600)).await;
+        jump.jump(chrono::Duration::seconds(10));
+        sleep(Duration::from_millis(1_600)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .build()
+        .await
+        .unwrap()
+        .run_until(scenario)
+        .await
+        .unwrap();
+    let reports = reports.get();
+    let [report] = reports.as_slice() else {
+        panic!("one report expected: {reports:?}")
+    };
+    assert_eq!(report.skip_reason, Some(SkipReason::Misfire));
+    assert_eq!(report.ticks_lost, 8, "{report}");
+    assert_eq!(report.scheduled_at, at(14));
+    assert_eq!(report.error_chain, ["shutdown: due ticks left unrun"]);
+    assert_eq!(lost("catching_up", "misfire"), 8);
+}
+
 /// Two instances share a store and no lock: the one that finds the other's run of tick 10
 /// live waits a liveness, sees it was alive, and skips the tick: lost for good on that
 /// instance, and reported there. The tick itself ran once, on the other.
 #[tokio::test(start_paused = true)]
 async fn a_tick_skipped_at_its_claim_as_overlapped_is_reported_as_lost() {
+    // Installed before the scheduler registers its handles.
+    let _recorder = tickguard_tests::metrics();
     let store = Arc::new(MemoryStore::new());
     let reports = Reports::default();
     let mut instances = Vec::new();
@@ -262,6 +305,8 @@ fn unix(t: DateTime<Utc>) -> Option<f64> {
 
 #[tokio::test(start_paused = true)]
 async fn the_gauges_show_the_next_fire_time_and_the_interval_to_the_one_after() {
+    // Installed before the scheduler registers its handles.
+    let _recorder = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
     let ok = |_ctx: JobContext| async { Ok(()) };
     // Minutes 0 and 45 of each hour: from midnight, 00:45 comes next, then 01:00.
