@@ -97,15 +97,7 @@ pub(crate) async fn job_loop(
             if (i > 0 && firing.is_cancelled())
                 || !run(&rt, &entry, tick, last_of_batch, &firing, None).await
             {
-                let left = (batch - i) as u64;
-                m.skipped(SkipReason::Misfire, left);
-                let lost = Lost {
-                    reason: SkipReason::Misfire,
-                    ticks: left,
-                    latest: last,
-                    detail: "shutdown: due ticks left unrun".to_owned(),
-                };
-                report_lost(&rt, &entry, lost).await;
+                count_unrun(&rt, &entry, (batch - i) as u64, last).await;
                 return;
             }
         }
@@ -137,6 +129,19 @@ async fn count_misfires(rt: &Runtime, entry: &JobEntry, plan: &misfire::Plan) {
         detail: format!(
             "ticks were missed (process suspended, clock jump, or overload); misfire policy {policy:?}"
         ),
+    };
+    report_lost(rt, entry, lost).await;
+}
+
+/// Counts and reports the `left` due ticks, the latest `last`, that shutdown leaves unrun:
+/// lost for good.
+async fn count_unrun(rt: &Runtime, entry: &JobEntry, left: u64, last: DateTime<Utc>) {
+    entry.metrics.skipped(SkipReason::Misfire, left);
+    let lost = Lost {
+        reason: SkipReason::Misfire,
+        ticks: left,
+        latest: last,
+        detail: "shutdown: due ticks left unrun".to_owned(),
     };
     report_lost(rt, entry, lost).await;
 }
