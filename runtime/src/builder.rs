@@ -289,8 +289,9 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Calls `hook` after any job's run fails its last attempt (after the job's own
-    /// `on_failure`).
+    /// Calls `hook` after any job's run fails its last attempt, and after ticks of any job
+    /// are lost for good (outcome `skipped`, see [`FailureReport`]); after the job's own
+    /// `on_failure`.
     pub fn on_failure<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(FailureReport) -> Fut + Send + Sync + 'static,
@@ -301,7 +302,7 @@ impl SchedulerBuilder {
     }
 
     /// Sends every failure report (a run that failed after its last attempt, timed out, or
-    /// lost its lock) to `webhook` as a JSON `POST`, Slack-compatible; see
+    /// lost its lock; ticks lost for good) to `webhook` as a JSON `POST`, Slack-compatible; see
     /// [`Webhook`](crate::Webhook). Delivery runs in a task of its own, retried with backoff
     /// and bounded by a timeout: a webhook that is slow or down never holds a job or the
     /// scheduler.

@@ -13,6 +13,7 @@ use crate::{
     error::Error,
     future::BoxFuture,
     job_error::JobResult,
+    metrics::SkipReason,
     retry::{RetryPolicy, RetryPredicate},
 };
 
@@ -23,7 +24,8 @@ pub(crate) type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, JobResult
 /// would overflow the clock's arithmetic.
 pub(crate) const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// A hook called after a run's last attempt failed (see [`FailureReport`]).
+/// A hook called after a run's last attempt failed, and after ticks were lost for good (see
+/// [`FailureReport`]).
 pub type FailureHook = Arc<dyn Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Wraps an `async fn(FailureReport)` (or closure) as a [`FailureHook`].
@@ -95,30 +97,53 @@ impl Default for LockPolicy {
 }
 
 /// The report a failure hook receives after a run's last attempt failed, timed out, or
-/// was cancelled by lock loss.
+/// was cancelled by lock loss, and after ticks of the job were lost for good (outcome
+/// `skipped`: a misfire the policy skips, a tick a run overlapped, ticks left unrun at
+/// shutdown).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct FailureReport {
     /// The job's name.
     pub job: String,
-    /// The execution's id.
+    /// The execution's id. For `skipped`: for an idempotent job, the id of the latest lost
+    /// tick's execution (`{job}@{tick}`, or its key), the one every instance gives that tick;
+    /// empty for other jobs, whose execution ids are unique per run and which a lost tick
+    /// never had.
     pub execution_id: String,
-    /// The tick it ran for.
+    /// The tick it ran for; for `skipped`, the latest tick lost.
     pub scheduled_at: chrono::DateTime<chrono::Utc>,
-    /// The instance that ran it.
+    /// The instance that ran it (for `skipped`, that lost the ticks).
     pub instance_id: String,
-    /// Attempts made.
+    /// Attempts made (0 for `skipped`).
     pub attempts: u32,
-    /// How it ended: `failure`, `timeout` or `cancelled`.
+    /// How it ended: `failure`, `timeout`, `cancelled`, or `skipped` (ticks lost for good).
     pub outcome: &'static str,
-    /// The error and its causes, outermost first.
+    /// The error and its causes, outermost first; for `skipped`, one line that says why the
+    /// ticks were lost.
     pub error_chain: Vec<String>,
-    /// How long the run took, all attempts included.
+    /// How long the run took, all attempts included (zero for `skipped`).
     pub duration: Duration,
+    /// For `skipped`, why the ticks were lost: [`SkipReason::Misfire`],
+    /// [`SkipReason::Overlap`] or [`SkipReason::Unavailable`]; `None` for a run's end.
+    pub skip_reason: Option<SkipReason>,
+    /// For `skipped`, how many ticks were lost (they count in
+    /// `tickguard_ticks_lost_total`); 0 for a run's end.
+    pub ticks_lost: u64,
 }
 
 impl fmt::Display for FailureReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(reason) = self.skip_reason {
+            return write!(
+                f,
+                "job `{}` lost {} tick(s), the latest {}: {}: {}",
+                self.job,
+                self.ticks_lost,
+                self.scheduled_at,
+                reason.as_str(),
+                self.error_chain.join(": ")
+            );
+        }
         write!(
             f,
             "job `{}` execution `{}` ended in {} after {} attempt(s) in {:?}: {}",
@@ -258,7 +283,8 @@ impl Job {
     }
 
     /// Calls `hook` (an `async fn(FailureReport)` or a closure returning a future) after a
-    /// run's last attempt fails, times out, or loses its lock.
+    /// run's last attempt fails, times out, or loses its lock, and after ticks of the job
+    /// are lost for good (outcome `skipped`, see [`FailureReport`]).
     pub fn on_failure<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(FailureReport) -> Fut + Send + Sync + 'static,

@@ -5,12 +5,14 @@ use std::{panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use tickguard_schedule::Schedule;
 
 use crate::{
     clock::Clock,
-    executor::{self, Executed, JobEntry, Runtime},
+    executor::{self, Executed, JobEntry, Lost, Runtime, report_lost},
     metrics::SkipReason,
     misfire,
     retry::RetryPolicy,
@@ -47,8 +49,6 @@ pub(crate) async fn job_loop(
     let m = &entry.metrics;
     let stopped = firing.clone().cancelled_owned();
     tokio::pin!(stopped);
-    let mut misfire_warnings = Throttle::default();
-    let mut overlap_warnings = Throttle::default();
     // Ticks after the resume point count (with a persistent store, the latest tick any
     // instance claimed): those already due were missed while no instance ran, and follow the
     // misfire policy. `next` only moves forward, so no tick fires twice even when the wall
@@ -59,24 +59,12 @@ pub(crate) async fn job_loop(
     } else {
         schedule.next_after(entry.resume_from.min(now))
     };
+    publish_next(&entry, next);
     loop {
         // Interrupted executions and pending ticks of the ledger first, every round: a job
         // always behind on its ticks (`run_all` catching up) still resumes them.
-        for (execution_id, at, status) in entry.interrupted.take() {
-            if firing.is_cancelled() {
-                return;
-            }
-            if status == Status::Pending
-                && let Some(why) =
-                    misfire::pending_skip(schedule, policy, at, rt.clock.now(), misfire_threshold)
-            {
-                skip_pending(&rt, &entry, execution_id, at, why);
-                continue;
-            }
-            let resume = Some(execution_id.as_str());
-            if !run(&rt, &entry, at, false, &firing, resume, misfire_threshold).await {
-                return;
-            }
+        if !resume_interrupted(&rt, &entry, &firing, misfire_threshold).await {
+            return;
         }
         let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
@@ -97,14 +85,18 @@ pub(crate) async fn job_loop(
         }
         let now = rt.clock.now();
         let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
-        count_misfires(&entry, &mut misfire_warnings, &plan);
+        count_misfires(&rt, &entry, &plan).await;
         m.lateness.record(seconds_between(plan.latest, now));
         let batch = plan.run.len();
+        let last = plan.run.last().copied().unwrap_or(plan.latest);
+        let mut fired = Fired::Done;
         for (i, tick) in plan.run.into_iter().enumerate() {
             // Catch-up runs go one after the other, oldest first, and stop at shutdown.
             let last_of_batch = i + 1 == batch;
-            if (i > 0 && firing.is_cancelled())
-                || !run(
+            if i > 0 && firing.is_cancelled() {
+                fired = Fired::Stopped;
+            } else {
+                fired = run(
                     &rt,
                     &entry,
                     tick,
@@ -113,25 +105,69 @@ pub(crate) async fn job_loop(
                     None,
                     misfire_threshold,
                 )
-                .await
-            {
-                let left = (batch - i) as u64;
-                tracing::warn!(
-                    job = %entry.job.name, left, "shutdown: due ticks left unrun"
-                );
-                m.skipped(SkipReason::Misfire, left);
+                .await;
+            }
+            if fired == Fired::Stopped {
+                count_unrun(&rt, &entry, (batch - i) as u64, last).await;
                 return;
             }
         }
-        let after = misfire::after_run(schedule, plan.next, rt.clock.now(), policy);
-        count_overlaps(&entry, &mut overlap_warnings, after.overlapped);
+        let ended = rt.clock.now();
+        let after = if fired == Fired::GaveUp {
+            misfire::after_outage(schedule, plan.next, ended)
+        } else {
+            misfire::after_run(schedule, plan.next, ended, policy)
+        };
+        count_overlaps(&rt, &entry, after.overlapped, ended).await;
         next = after.next;
+        publish_next(&entry, next);
     }
 }
 
+/// Resumes the job's interrupted executions and runs (or skips, by the misfire policy) its
+/// pending ticks of the ledger, oldest first; `false` if shutdown began.
+async fn resume_interrupted(
+    rt: &Runtime,
+    entry: &JobEntry,
+    firing: &CancellationToken,
+    misfire_threshold: Duration,
+) -> bool {
+    let (schedule, policy) = (&entry.job.schedule, entry.job.misfire);
+    for (execution_id, at, status) in entry.interrupted.take() {
+        if firing.is_cancelled() {
+            return false;
+        }
+        if status == Status::Pending
+            && let Some(why) =
+                misfire::pending_skip(schedule, policy, at, rt.clock.now(), misfire_threshold)
+        {
+            skip_pending(rt, entry, execution_id, at, why).await;
+            continue;
+        }
+        let resume = Some(execution_id.as_str());
+        if run(rt, entry, at, false, firing, resume, misfire_threshold).await == Fired::Stopped {
+            return false;
+        }
+    }
+    true
+}
+
+/// How [`run`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fired {
+    /// The tick went through the pipeline (run, or skipped for a reason the pipeline
+    /// counted).
+    Done,
+    /// A backend stayed unreachable until the tick's deadline: the tick was given up (left
+    /// to the ledger, or lost).
+    GaveUp,
+    /// Shutdown began before the tick ran.
+    Stopped,
+}
+
 /// Skips a pending tick of the ledger for good, by the job's misfire policy (`why`): the
-/// ledger records it as skipped, and the skip is counted as a misfire.
-fn skip_pending(
+/// ledger records it as skipped, and the tick is counted and reported as lost (a misfire).
+async fn skip_pending(
     rt: &Runtime,
     entry: &JobEntry,
     execution_id: String,
@@ -139,64 +175,90 @@ fn skip_pending(
     why: &'static str,
 ) {
     let job = &entry.job;
-    tracing::warn!(
-        job = %job.name, %execution_id, %tick, policy = ?job.misfire, why,
-        "a pending tick is skipped"
-    );
     let skipped = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id).skipped(why);
     entry.ledger.note(skipped, Duration::ZERO);
     entry.metrics.skipped(SkipReason::Misfire, 1);
+    let lost = Lost {
+        reason: SkipReason::Misfire,
+        ticks: 1,
+        latest: tick,
+        detail: format!("a tick that waited in the ledger: {why}"),
+    };
+    report_lost(rt, entry, lost).await;
 }
 
-/// Counts the ticks `plan` skips as misfires, and warns within `warnings`.
-fn count_misfires(entry: &JobEntry, warnings: &mut Throttle, plan: &misfire::Plan) {
+/// Counts and reports the ticks `plan` skips as misfires: lost for good.
+async fn count_misfires(rt: &Runtime, entry: &JobEntry, plan: &misfire::Plan) {
     if plan.skipped == 0 {
         return;
     }
     entry.metrics.skipped(SkipReason::Misfire, plan.skipped);
-    let Some(warning) = warnings.count(Instant::now(), plan.skipped) else {
-        return;
+    let schedule = &entry.job.schedule;
+    // The ticks skipped are the due ones before the first that runs, or all of them.
+    let latest = match plan.run.first() {
+        Some(first) => tick_before(schedule, *first),
+        None => plan.latest,
     };
-    let (job, skipped, policy, latest) = (
-        &entry.job.name,
-        warning.ticks,
-        entry.job.misfire,
-        plan.latest,
-    );
-    if warning.first {
-        tracing::warn!(
-            %job, skipped, ?policy, %latest,
-            "ticks were missed (process suspended, clock jump, or overload)"
-        );
-    } else {
-        tracing::warn!(
-            %job, skipped, ?policy, %latest,
-            "ticks were missed since the last such warning (one a minute at most)"
-        );
-    }
+    let policy = entry.job.misfire;
+    let lost = Lost {
+        reason: SkipReason::Misfire,
+        ticks: plan.skipped,
+        latest,
+        detail: format!(
+            "ticks were missed (process suspended, clock jump, or overload); misfire policy {policy:?}"
+        ),
+    };
+    report_lost(rt, entry, lost).await;
 }
 
-/// Counts the ticks a run overlapped, and warns within `warnings`.
-fn count_overlaps(entry: &JobEntry, warnings: &mut Throttle, overlapped: u64) {
+/// Counts and reports the `left` due ticks, the latest `last`, that shutdown leaves unrun:
+/// lost for good.
+async fn count_unrun(rt: &Runtime, entry: &JobEntry, left: u64, last: DateTime<Utc>) {
+    entry.metrics.skipped(SkipReason::Misfire, left);
+    let lost = Lost {
+        reason: SkipReason::Misfire,
+        ticks: left,
+        latest: last,
+        detail: "shutdown: due ticks left unrun".to_owned(),
+    };
+    report_lost(rt, entry, lost).await;
+}
+
+/// Counts and reports the ticks a run that ended at `ended` overlapped: lost for good.
+async fn count_overlaps(rt: &Runtime, entry: &JobEntry, overlapped: u64, ended: DateTime<Utc>) {
     if overlapped == 0 {
         return;
     }
     entry.metrics.skipped(SkipReason::Overlap, overlapped);
-    let Some(warning) = warnings.count(Instant::now(), overlapped) else {
-        return;
+    let latest = entry
+        .job
+        .schedule
+        .latest_at_or_before(ended)
+        .unwrap_or(ended);
+    let lost = Lost {
+        reason: SkipReason::Overlap,
+        ticks: overlapped,
+        latest,
+        detail: "the run outlasted its next tick; overlapped ticks skipped".to_owned(),
     };
-    let (job, overlapped) = (&entry.job.name, warning.ticks);
-    if warning.first {
-        tracing::warn!(
-            %job, overlapped,
-            "the run outlasted its next tick; overlapped ticks skipped"
-        );
-    } else {
-        tracing::warn!(
-            %job, overlapped,
-            "runs outlasted their next ticks since the last such warning (one a minute at most); overlapped ticks skipped"
-        );
-    }
+    report_lost(rt, entry, lost).await;
+}
+
+/// The fire time just before `t` (`t` itself if the schedule cannot say).
+fn tick_before(schedule: &Schedule, t: DateTime<Utc>) -> DateTime<Utc> {
+    t.checked_sub_signed(chrono::Duration::nanoseconds(1))
+        .and_then(|before| schedule.latest_at_or_before(before))
+        .unwrap_or(t)
+}
+
+/// Publishes the tick the job waits for next and the interval to the one after it (for a
+/// fixed delay, the delay), in the `next_fire` and `period` gauges.
+fn publish_next(entry: &JobEntry, next: Option<DateTime<Utc>>) {
+    let period = next.and_then(|next| {
+        let after = entry.job.schedule.next_after(next)?;
+        (after - next).to_std().ok()
+    });
+    entry.metrics.next_fire(next, period);
 }
 
 /// Sleeps until the wall clock reads `target`, interrupted executions of the job are queued,
@@ -243,11 +305,11 @@ async fn run(
     firing: &CancellationToken,
     resume: Option<&str>,
     misfire_threshold: Duration,
-) -> bool {
+) -> Fired {
     if let Some(jitter) = entry.job.jitter {
         tokio::select! {
             biased;
-            () = firing.cancelled() => return false,
+            () = firing.cancelled() => return Fired::Stopped,
             () = sleep(jitter.mul_f64(fastrand::f64())) => {}
         }
     }
@@ -265,25 +327,26 @@ async fn run(
         let executed = execute_guarded(rt, entry, tick, hold_at_least, resume).await;
         if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
         {
-            return true;
+            return Fired::Done;
         }
         let left = (deadline - rt.clock.now()).to_std().unwrap_or_default();
         if left.is_zero() {
-            give_up_in_outage(rt, entry, tick, execution_id);
-            return true;
+            give_up_in_outage(rt, entry, tick, execution_id).await;
+            return Fired::GaveUp;
         }
         tokio::select! {
             biased;
-            () = firing.cancelled() => return false,
+            () = firing.cancelled() => return Fired::Stopped,
             () = sleep(OUTAGE_BACKOFF.jittered_delay(retry).min(left)) => {}
         }
     }
-    true
+    Fired::GaveUp
 }
 
 /// Gives up a tick that kept finding a backend unreachable: a tick of an idempotent job
-/// (`execution_id`) waits in the ledger for when the backend answers; any other is lost.
-fn give_up_in_outage(
+/// (`execution_id`) waits in the ledger for when the backend answers; any other is lost,
+/// and reported.
+async fn give_up_in_outage(
     rt: &Runtime,
     entry: &JobEntry,
     tick: DateTime<Utc>,
@@ -300,10 +363,16 @@ fn give_up_in_outage(
             let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
             entry.ledger.note(pending, Duration::ZERO);
         }
-        None => tracing::error!(
-            job = %job.name, %tick, policy = ?job.misfire,
-            "a backend stayed unreachable past the tick's time; the tick is lost"
-        ),
+        None => {
+            let lost = Lost {
+                reason: SkipReason::Unavailable,
+                ticks: 1,
+                latest: tick,
+                detail: "the lock backend or the store stayed unreachable past the tick's time"
+                    .to_owned(),
+            };
+            report_lost(rt, entry, lost).await;
+        }
     }
 }
 
@@ -350,81 +419,4 @@ async fn execute_guarded(
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).to_std().map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Keeps one kind of warning of one job to its first, then at most one per
-/// [`Throttle::PERIOD`] that sums up the ticks counted since the last one: an overloaded
-/// scheduler would otherwise log a line per job per tick. The skip metrics count every tick.
-#[derive(Default)]
-struct Throttle {
-    /// When the last warning was logged.
-    last: Option<Instant>,
-    /// The ticks counted since then.
-    held: u64,
-}
-
-/// A warning to log now.
-#[derive(Debug, PartialEq, Eq)]
-struct Warning {
-    /// The ticks since the last warning, these included.
-    ticks: u64,
-    /// Whether it is the job's first warning of its kind.
-    first: bool,
-}
-
-impl Throttle {
-    /// The least time between two warnings of one kind for one job.
-    const PERIOD: Duration = Duration::from_secs(60);
-
-    /// Counts `ticks` at `now`; the warning to log, if one is due.
-    fn count(&mut self, now: Instant, ticks: u64) -> Option<Warning> {
-        self.held += ticks;
-        let first = match self.last {
-            Some(last) if now.saturating_duration_since(last) < Self::PERIOD => return None,
-            Some(_) => false,
-            None => true,
-        };
-        self.last = Some(now);
-        Some(Warning {
-            ticks: std::mem::take(&mut self.held),
-            first,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_throttle_logs_the_first_then_one_summary_a_minute() {
-        let start = Instant::now();
-        let at = |s: u64| start + Duration::from_secs(s);
-        let mut throttle = Throttle::default();
-        assert_eq!(
-            throttle.count(at(0), 2),
-            Some(Warning {
-                ticks: 2,
-                first: true
-            })
-        );
-        for s in 1..60 {
-            assert_eq!(throttle.count(at(s), 1), None, "at {s} s");
-        }
-        assert_eq!(
-            throttle.count(at(60), 1),
-            Some(Warning {
-                ticks: 60,
-                first: false
-            })
-        );
-        assert_eq!(throttle.count(at(61), 3), None);
-        assert_eq!(
-            throttle.count(at(500), 1),
-            Some(Warning {
-                ticks: 4,
-                first: false
-            })
-        );
-    }
 }

@@ -24,6 +24,7 @@ mod recovery;
 mod retry;
 mod scheduler;
 pub mod store;
+mod throttle;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod transaction;
 #[cfg(feature = "webhook")]

@@ -5,6 +5,9 @@
 //! which registers the handles. The `job` label is always a registered job's name, so label
 //! cardinality is bounded by the number of jobs.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use metrics::{
     Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
 };
@@ -17,6 +20,10 @@ pub const EXECUTION_DURATION: &str = "tickguard_execution_duration_seconds";
 /// `tickguard_skips_total{job, reason}`: ticks not run here; reason is `locked`,
 /// `duplicate`, `overlap`, `misfire`, `unavailable` or `early`.
 pub const SKIPS_TOTAL: &str = "tickguard_skips_total";
+/// `tickguard_ticks_lost_total{job, reason}`: ticks lost for good, that no instance ran or
+/// will run; reason is `misfire`, `overlap` or `unavailable`. Each also counts in
+/// [`SKIPS_TOTAL`]; `locked` and `duplicate` skips lose nothing and are not counted here.
+pub const TICKS_LOST_TOTAL: &str = "tickguard_ticks_lost_total";
 /// `tickguard_retries_total{job}`: retries (attempts after the first).
 pub const RETRIES_TOTAL: &str = "tickguard_retries_total";
 /// `tickguard_lock_acquire_duration_seconds{job}`: lock round trip.
@@ -33,6 +40,14 @@ pub const FIRE_LATENESS: &str = "tickguard_fire_lateness_seconds";
 pub const RUNNING: &str = "tickguard_running";
 /// `tickguard_last_success_timestamp_seconds{job}`: Unix time of the last success.
 pub const LAST_SUCCESS: &str = "tickguard_last_success_timestamp_seconds";
+
+/// `tickguard_next_fire_timestamp_seconds{job}`: Unix time of the tick the job waits for next
+/// on this instance; 0 once its schedule has no further fire time.
+pub const NEXT_FIRE: &str = "tickguard_next_fire_timestamp_seconds";
+/// `tickguard_period_seconds{job}`: the interval between the job's next two fire times (for
+/// a fixed delay, the delay), updated with [`NEXT_FIRE`]; 0 once the schedule has no further
+/// fire time.
+pub const PERIOD: &str = "tickguard_period_seconds";
 
 /// Why a tick was skipped, the `reason` label of [`SKIPS_TOTAL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,6 +119,11 @@ pub(crate) fn describe() {
         Unit::Count,
         "Ticks that were not run, by reason."
     );
+    describe_counter!(
+        TICKS_LOST_TOTAL,
+        Unit::Count,
+        "Ticks lost for good (no instance ran them), by reason."
+    );
     describe_counter!(RETRIES_TOTAL, Unit::Count, "Retries of failed attempts.");
     describe_histogram!(
         LOCK_ACQUIRE_DURATION,
@@ -139,6 +159,16 @@ pub(crate) fn describe() {
         LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the job's last successful run on this instance."
+    );
+    describe_gauge!(
+        NEXT_FIRE,
+        Unit::Seconds,
+        "Unix time of the tick the job waits for next on this instance."
+    );
+    describe_gauge!(
+        PERIOD,
+        Unit::Seconds,
+        "Interval between the job's next two fire times (a fixed delay: the delay)."
     );
 }
 
@@ -198,6 +228,7 @@ pub(crate) struct JobMetrics {
     executions: [Counter; 4],
     durations: [Histogram; 4],
     skips: [Counter; 5],
+    lost: [Counter; 3],
     pub(crate) retries: Counter,
     pub(crate) lock_acquire: Histogram,
     pub(crate) lock_held: Histogram,
@@ -206,6 +237,8 @@ pub(crate) struct JobMetrics {
     pub(crate) lateness: Histogram,
     pub(crate) running: Gauge,
     pub(crate) last_success: Gauge,
+    next_fire: Gauge,
+    period: Gauge,
 }
 
 const OUTCOMES: [Outcome; 4] = [
@@ -213,6 +246,12 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::Failure,
     Outcome::Timeout,
     Outcome::Cancelled,
+];
+/// The reasons a tick can be lost for good, the `reason` label of [`TICKS_LOST_TOTAL`].
+const LOST_REASONS: [SkipReason; 3] = [
+    SkipReason::Misfire,
+    SkipReason::Overlap,
+    SkipReason::Unavailable,
 ];
 const REASONS: [SkipReason; 5] = [
     SkipReason::Locked,
@@ -235,6 +274,11 @@ impl JobMetrics {
             skips: REASONS.map(|r| {
                 metrics::counter!(SKIPS_TOTAL, "job" => job.clone(), "reason" => r.as_str())
             }),
+            lost: LOST_REASONS.map(|r| {
+                metrics::counter!(TICKS_LOST_TOTAL, "job" => job.clone(), "reason" => r.as_str())
+            }),
+            next_fire: metrics::gauge!(NEXT_FIRE, "job" => job.clone()),
+            period: metrics::gauge!(PERIOD, "job" => job.clone()),
             retries: metrics::counter!(RETRIES_TOTAL, "job" => job.clone()),
             lock_acquire: metrics::histogram!(LOCK_ACQUIRE_DURATION, "job" => job.clone()),
             lock_held: metrics::histogram!(LOCK_HELD_DURATION, "job" => job.clone()),
@@ -272,5 +316,23 @@ impl JobMetrics {
     pub(crate) fn skipped(&self, reason: SkipReason, count: u64) {
         let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
         self.skips[i].increment(count);
+    }
+
+    /// Counts `count` ticks lost for good. A reason that loses nothing (`locked`,
+    /// `duplicate`) is not counted.
+    pub(crate) fn lost(&self, reason: SkipReason, count: u64) {
+        let i = LOST_REASONS.iter().position(|r| *r == reason);
+        debug_assert!(i.is_some(), "a {} skip loses no tick", reason.as_str());
+        if let Some(i) = i {
+            self.lost[i].increment(count);
+        }
+    }
+
+    /// Publishes the tick the job waits for next and the interval to the one after it
+    /// (both 0 when there is none).
+    pub(crate) fn next_fire(&self, next: Option<DateTime<Utc>>, period: Option<Duration>) {
+        self.next_fire
+            .set(next.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0));
+        self.period.set(period.map_or(0.0, |p| p.as_secs_f64()));
     }
 }

@@ -133,8 +133,10 @@ pub(crate) fn pending_skip(
     let later_due =
         || !schedule.is_fixed_delay() && schedule.next_after(tick).is_some_and(|next| next <= now);
     match policy {
-        Misfire::Skip if !on_time => Some("missed: late by more than the misfire threshold"),
-        Misfire::RunOnce if later_due() => Some("missed: a later tick is due"),
+        Misfire::Skip if !on_time => Some("late by more than the misfire threshold (skip)"),
+        Misfire::RunOnce if later_due() => {
+            Some("superseded by a later tick that is due (run_once)")
+        }
         Misfire::RunAll
             if !schedule.is_fixed_delay()
                 && schedule
@@ -143,7 +145,7 @@ pub(crate) fn pending_skip(
                     .nth(Misfire::RUN_ALL_LIMIT)
                     .is_some() =>
         {
-            Some("missed: more than the most recent ticks that run_all catches up on")
+            Some("older than the most recent ticks that run_all catches up on")
         }
         _ => None,
     }
@@ -172,6 +174,25 @@ pub(crate) fn outage_deadline(
         Some(before_next) if idempotent || policy == Misfire::Skip => before_next.min(late),
         Some(before_next) => before_next,
         None => late,
+    }
+}
+
+/// Where to go after a tick was given up at wall time `ended` because a backend stayed
+/// unreachable, given the plan's `next`: the ticks that came due meanwhile were not
+/// overlapped by a run but missed, so the next round's [`plan`] applies the misfire policy
+/// to them. A fixed delay counts from `ended`.
+pub(crate) fn after_outage(
+    schedule: &Schedule,
+    next: Option<DateTime<Utc>>,
+    ended: DateTime<Utc>,
+) -> AfterRun {
+    AfterRun {
+        next: if schedule.is_fixed_delay() {
+            schedule.next_after(ended)
+        } else {
+            next
+        },
+        overlapped: 0,
     }
 }
 

@@ -26,7 +26,10 @@ const FLUSH: Duration = Duration::from_secs(10);
 /// Each report is one `POST` of a JSON object whose `text` field is a one-line summary (what
 /// Slack-compatible webhooks display) and whose other fields are the [`FailureReport`]'s:
 /// `job`, `execution_id`, `scheduled_at`, `instance_id`, `attempts`, `outcome`,
-/// `error_chain` (an array, outermost first) and `duration_ms`.
+/// `error_chain` (an array, outermost first), `duration_ms`, and, for ticks lost for good
+/// (outcome `skipped`), `skip_reason` (`misfire`, `overlap` or `unavailable`; `null` for a
+/// run's end) and `ticks_lost` (0 for a run's end). The `text` of a lost-ticks report reads
+/// ``tickguard: job `x` lost 3 tick(s) (overlap) on instance-1, the latest 2026-..: ..``.
 ///
 /// Delivery never blocks the scheduler: the failure hook only queues the report, and a task
 /// of its own sends it, each request bounded by the timeout and retried with exponential
@@ -34,7 +37,7 @@ const FLUSH: Duration = Duration::from_secs(10);
 /// which a retry would not change), then dropped with an error log. At shutdown, reports
 /// still queued (and one in flight) get 10 s to be delivered. HTTPS uses the Mozilla root
 /// certificates (built in). The `text` quotes the job, the instance and the first line of
-/// the error, with `&`, `<` and `>` escaped as Slack expects.
+/// the error (or why the ticks were lost), with `&`, `<` and `>` escaped as Slack expects.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), tickguard::Error> {
@@ -255,31 +258,42 @@ impl Webhook {
 
 /// The JSON body: a Slack-compatible `text`, and the report's fields.
 fn payload(report: &FailureReport) -> String {
-    let first_error = report
-        .error_chain
-        .first()
-        .and_then(|e| e.lines().next())
-        .unwrap_or("no error recorded");
-    let what = match report.outcome {
-        "failure" => "failed",
-        "timeout" => "timed out",
-        "cancelled" => "lost its lock",
-        other => other,
-    };
     // Slack reads `<..>` as links and mentions (`<!channel>`): escape what the text quotes.
     let escape = |text: &str| {
         text.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
-    serde_json::json!({
-        "text": format!(
-            "tickguard: job `{}` {what} after {} attempt(s) on {}: {}",
-            escape(&report.job),
-            report.attempts,
-            escape(&report.instance_id),
+    let first_error = report
+        .error_chain
+        .first()
+        .and_then(|e| e.lines().next())
+        .unwrap_or("no error recorded");
+    let (job, instance) = (escape(&report.job), escape(&report.instance_id));
+    let text = match report.skip_reason {
+        Some(reason) => format!(
+            "tickguard: job `{job}` lost {} tick(s) ({}) on {instance}, the latest {}: {}",
+            report.ticks_lost,
+            reason.as_str(),
+            report.scheduled_at.to_rfc3339(),
             escape(first_error)
         ),
+        None => {
+            let what = match report.outcome {
+                "failure" => "failed",
+                "timeout" => "timed out",
+                "cancelled" => "lost its lock",
+                other => other,
+            };
+            format!(
+                "tickguard: job `{job}` {what} after {} attempt(s) on {instance}: {}",
+                report.attempts,
+                escape(first_error)
+            )
+        }
+    };
+    serde_json::json!({
+        "text": text,
         "job": report.job,
         "execution_id": report.execution_id,
         "scheduled_at": report.scheduled_at.to_rfc3339(),
@@ -288,6 +302,8 @@ fn payload(report: &FailureReport) -> String {
         "outcome": report.outcome,
         "error_chain": report.error_chain,
         "duration_ms": report.duration.as_millis() as u64,
+        "skip_reason": report.skip_reason.map(|r| r.as_str()),
+        "ticks_lost": report.ticks_lost,
     })
     .to_string()
 }

@@ -11,7 +11,16 @@ use metrics_util::{
 /// recorder is global, so tests filter by their own job names.
 pub struct Recorded {
     snapshotter: Snapshotter,
-    seen: Mutex<Vec<(CompositeKey, DebugValue)>>,
+    seen: Mutex<Seen>,
+}
+
+/// What the snapshots showed so far.
+#[derive(Default)]
+struct Seen {
+    /// Counters and histograms added up, gauges' changes added up.
+    merged: Vec<(CompositeKey, DebugValue)>,
+    /// The last value other than 0 each gauge showed.
+    last_set: Vec<(CompositeKey, f64)>,
 }
 
 static RECORDED: std::sync::OnceLock<Arc<Recorded>> = std::sync::OnceLock::new();
@@ -25,7 +34,7 @@ pub fn metrics() -> Arc<Recorded> {
             let _ = metrics::set_global_recorder(recorder);
             Arc::new(Recorded {
                 snapshotter,
-                seen: Mutex::new(Vec::new()),
+                seen: Mutex::new(Seen::default()),
             })
         })
         .clone()
@@ -36,7 +45,8 @@ impl Recorded {
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         self.refresh();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
+        seen.merged
+            .iter()
             .filter(|(k, _)| k.kind() == MetricKind::Counter && matches(k, name, labels))
             .map(|(_, v)| match v {
                 DebugValue::Counter(c) => *c,
@@ -49,7 +59,8 @@ impl Recorded {
     pub fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> usize {
         self.refresh();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
+        seen.merged
+            .iter()
             .filter(|(k, _)| k.kind() == MetricKind::Histogram && matches(k, name, labels))
             .map(|(_, v)| match v {
                 DebugValue::Histogram(h) => h.len(),
@@ -63,7 +74,8 @@ impl Recorded {
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.refresh();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
+        seen.merged
+            .iter()
             .filter(|(k, _)| k.kind() == MetricKind::Gauge && matches(k, name, labels))
             .map(|(_, v)| match v {
                 DebugValue::Gauge(g) => g.into_inner(),
@@ -72,18 +84,39 @@ impl Recorded {
             .sum()
     }
 
+    /// The value gauge `name` with the given labels was last set to, for gauges moved by
+    /// `set` (`None` if never set to anything but 0: snapshots drain gauges, so a 0 reads
+    /// the same as no change).
+    pub fn gauge_set(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.refresh();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.last_set
+            .iter()
+            .find(|(k, _)| matches(k, name, labels))
+            .map(|(_, v)| *v)
+    }
+
     fn refresh(&self) {
         // Snapshots drain counters: take one under the lock, so that a concurrent reader
         // never looks between another's drain and its merge.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot = self.snapshotter.snapshot().into_vec();
+        let seen = &mut *seen;
         for (key, _, _, value) in snapshot {
-            match (seen.iter_mut().find(|(k, _)| *k == key), value) {
+            if let DebugValue::Gauge(g) = &value
+                && g.into_inner() != 0.0
+            {
+                match seen.last_set.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, last)) => *last = g.into_inner(),
+                    None => seen.last_set.push((key.clone(), g.into_inner())),
+                }
+            }
+            match (seen.merged.iter_mut().find(|(k, _)| *k == key), value) {
                 (Some((_, DebugValue::Counter(total))), DebugValue::Counter(c)) => *total += c,
                 (Some((_, DebugValue::Histogram(all))), DebugValue::Histogram(h)) => all.extend(h),
                 (Some((_, DebugValue::Gauge(total))), DebugValue::Gauge(g)) => *total += g,
                 (Some((_, old)), new) => *old = new,
-                (None, value) => seen.push((key, value)),
+                (None, value) => seen.merged.push((key, value)),
             }
         }
     }

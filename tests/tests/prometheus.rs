@@ -128,6 +128,7 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_on_call_queries()
         (names::EXECUTIONS_TOTAL, "counter"),
         (names::EXECUTION_DURATION, "histogram"),
         (names::SKIPS_TOTAL, "counter"),
+        (names::TICKS_LOST_TOTAL, "counter"),
         (names::RETRIES_TOTAL, "counter"),
         (names::LOCK_ACQUIRE_DURATION, "histogram"),
         (names::LOCK_HELD_DURATION, "histogram"),
@@ -136,6 +137,8 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_on_call_queries()
         (names::FIRE_LATENESS, "histogram"),
         (names::RUNNING, "gauge"),
         (names::LAST_SUCCESS, "gauge"),
+        (names::NEXT_FIRE, "gauge"),
+        (names::PERIOD, "gauge"),
     ] {
         assert!(
             exposition.contains(&format!("# TYPE {family} {kind}\n")),

@@ -1369,7 +1369,7 @@ async fn overlap_warnings_are_one_then_one_a_minute_while_the_metric_counts_ever
     );
     // Logged at 2.5 s (the first), then 62.5, 122.5 and 182.5 s, each summing up the 30
     // overlaps since the one before.
-    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "overlapped")).collect();
+    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "ticks")).collect();
     assert_eq!(
         counts,
         [1, 30, 30, 30],
@@ -1401,7 +1401,7 @@ async fn misfire_warnings_are_one_then_one_a_minute_while_the_metric_counts_ever
         names::SKIPS_TOTAL,
         &[("job", "jumpy"), ("reason", "misfire")],
     );
-    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "skipped")).collect();
+    let counts: Vec<u64> = warnings.iter().map(|l| field(l, "ticks")).collect();
     assert_eq!(counts.len(), 4, "warnings:\n{}", warnings.join("\n"));
     assert!(warnings[0].contains("ticks were missed (process suspended"));
     assert!(

@@ -317,3 +317,50 @@ async fn shutdown_with_alerts_queued_for_a_webhook_that_never_answers_is_bounded
         "shutdown took {shutdown:?}"
     );
 }
+
+/// A tick lost for good (its run's predecessor outlasted it) is posted like a failure, with
+/// the reason, the count and the latest tick lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_lost_to_an_overlap_is_posted_with_its_reason() {
+    let (port, server) = Server::default().start().await;
+    let webhook = Webhook::new(&format!("http://127.0.0.1:{port}/lost")).unwrap();
+    // Each run takes 1.2 s of a 1 s period: every run overlaps the next tick.
+    let slow = Job::new("slow_export", every_second(), |_ctx: JobContext| async {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        Ok(())
+    })
+    .misfire(tickguard::Misfire::Skip);
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .instance_id("exporter")
+        .alert_webhook(webhook)
+        .job(slow)
+        .build()
+        .await
+        .unwrap();
+    let received = server.received.clone();
+    scheduler
+        .run_until(async move {
+            while received.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+    let received = server.received.lock().unwrap().clone();
+    let json: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(json["job"], "slow_export");
+    assert_eq!(json["outcome"], "skipped");
+    assert_eq!(json["skip_reason"], "overlap");
+    assert_eq!(json["ticks_lost"], 1);
+    assert_eq!(json["instance_id"], "exporter");
+    assert_eq!(json["attempts"], 0);
+    let text = json["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("tickguard: job `slow_export` lost 1 tick(s) (overlap) on exporter"),
+        "{text}"
+    );
+    assert!(text.contains("the run outlasted its next tick"), "{text}");
+    let latest: DateTime<Utc> = json["scheduled_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(latest.timestamp_subsec_nanos(), 0, "a tick of the schedule");
+}

@@ -2,36 +2,47 @@
 //! its lease released; a claimed execution's end is recorded in the store, counted,
 //! its lease released, and reported to the failure hooks.
 
-use std::{panic::AssertUnwindSafe, time::Duration};
+use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::time::{sleep, timeout};
 
 use super::{
-    BACKEND_TIMEOUT, Running, Runtime, Tick, attempts::panic_message, end::RunEnd, identity, lease,
+    BACKEND_TIMEOUT, Running, Runtime, Tick,
+    end::RunEnd,
+    hooks, identity, lease,
+    lost::{Lost, report_lost},
 };
 use crate::{
     context::{CancelReason, Execution},
-    job::{FailureReport, Job},
+    job::{FailureReport, Job, Misfire},
     job_error::JobError,
     metrics::{Outcome, SkipReason},
     store::{Finish, LedgerTick, Status, StoreError},
 };
 
-/// The longest a failure hook may take.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Ends a pass that claimed nothing: counts the skip, leaves the tick to the ledger where
 /// it must not be lost, and releases the lease, if one was taken. A resumption that cannot
 /// go on now loses no tick (the recovery task finds it again) and is not counted; a store
-/// or lock that could not be reached is counted by the job loop, which tries again.
+/// or lock that could not be reached is counted by the job loop, which tries again. A tick
+/// skipped as `overlap` is lost for good (except under `run_all`, whose ticks wait for the
+/// job instead) and is reported.
 pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
-    let m = &t.entry.metrics;
+    let (rt, entry) = (t.rt, t.entry);
+    let m = &entry.metrics;
     if !t.resuming && reason != SkipReason::Unavailable {
         m.skipped(reason, 1);
         leave_to_ledger(&t, reason);
     }
-    lease::release(&*t.rt.lock, m, t.lease, t.hold_at_least).await;
+    lease::release(&*rt.lock, m, t.lease, t.hold_at_least).await;
+    if !t.resuming && reason == SkipReason::Overlap && entry.job.misfire != Misfire::RunAll {
+        let lost = Lost {
+            reason,
+            ticks: 1,
+            latest: t.at,
+            detail: "another execution of the job was still in progress".to_owned(),
+        };
+        report_lost(rt, entry, lost).await;
+    }
 }
 
 /// Notes a tick of an idempotent job that this pass did not run in the job's ledger:
@@ -169,20 +180,9 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
             .map(JobError::chain_messages)
             .unwrap_or_default(),
         duration,
+        skip_reason: None,
+        ticks_lost: 0,
     };
     tracing::error!(%report, "job failed");
-    for hook in job.on_failure.iter().chain(&rt.hooks) {
-        match timeout(
-            HOOK_TIMEOUT,
-            AssertUnwindSafe(hook(report.clone())).catch_unwind(),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(panic)) => {
-                tracing::error!(panic = panic_message(&*panic), "failure hook panicked");
-            }
-            Err(_) => tracing::error!(timeout = ?HOOK_TIMEOUT, "failure hook timed out"),
-        }
-    }
+    hooks::call(rt, job, &report).await;
 }

@@ -40,10 +40,15 @@ pub(super) fn held_for(holder: &str) -> Option<DateTime<Utc>> {
 /// The execution's id: the job's key for idempotent jobs (one execution per tick across
 /// instances), otherwise unique per run.
 pub(super) fn execution_id(job: &Job, tick: DateTime<Utc>, owner: &str) -> String {
-    match &job.key {
-        Some(key) => key.render(&job.name, tick, job.schedule.zone()),
-        None => format!("{}@{}#{owner}", job.name, Rfc3339(tick)),
-    }
+    tick_id(job, tick).unwrap_or_else(|| format!("{}@{}#{owner}", job.name, Rfc3339(tick)))
+}
+
+/// The id every instance gives the execution of `tick`: the job's key, for an idempotent
+/// job; `None` for other jobs, whose execution ids are unique per run.
+pub(super) fn tick_id(job: &Job, tick: DateTime<Utc>) -> Option<String> {
+    job.key
+        .as_ref()
+        .map(|key| key.render(&job.name, tick, job.schedule.zone()))
 }
 
 /// A tick as RFC 3339 in UTC (`2026-11-29T02:00:00Z`, fractions only when present), written

@@ -17,9 +17,11 @@ mod claim;
 mod conclude;
 mod end;
 mod gate;
+mod hooks;
 mod identity;
 mod interrupts;
 mod lease;
+mod lost;
 mod watchdog;
 
 use std::{
@@ -31,8 +33,11 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub(crate) use self::interrupts::Interrupts;
 use self::{end::RunEnd, lease::Held};
+pub(crate) use self::{
+    interrupts::Interrupts,
+    lost::{Lost, LostWarnings, report_lost},
+};
 use crate::{
     clock::Clock,
     context::Execution,
@@ -126,6 +131,8 @@ pub(crate) struct JobEntry {
     /// When this instance last warned that its clock runs ahead of the store's (Unix
     /// milliseconds, 0: never).
     pub(crate) early_warned: AtomicI64,
+    /// The throttles of the job's lost-tick warnings.
+    pub(crate) lost_warnings: LostWarnings,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -162,6 +169,7 @@ impl JobEntry {
             interrupted: Interrupts::default(),
             ledger: Ledger::default(),
             early_warned: AtomicI64::new(0),
+            lost_warnings: LostWarnings::default(),
             job,
         }
     }
