@@ -28,7 +28,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub(crate) use self::interrupts::Interrupts;
+pub(crate) use self::{
+    conclude::{RECORD_BUDGET, Unrecorded},
+    interrupts::Interrupts,
+};
 use self::{end::RunEnd, lease::Held};
 use crate::{
     clock::Clock,
@@ -62,6 +65,8 @@ pub(crate) struct Runtime {
     pub(crate) records_next_fire: bool,
     /// Fired when shutdown's grace period ran out: cancels every run in progress.
     pub(crate) stop_runs: CancellationToken,
+    /// The executions whose ends are not recorded yet, for shutdown to wait for.
+    pub(crate) unrecorded: Unrecorded,
 }
 
 /// How long a cancelled run may take to return before it is dropped, unless configured.
@@ -86,6 +91,7 @@ impl Runtime {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             liveness,
             stop_runs: CancellationToken::new(),
+            unrecorded: Unrecorded::default(),
         }
     }
 }
@@ -264,6 +270,7 @@ pub(crate) async fn execute(
         duration_ms = tracing::field::Empty,
     );
     let recorded = span.clone();
+    let pending = rt.unrecorded.track(&execution_id);
     async move {
         let (end, ran_for, running) = match gate::gate(&t, &claimed) {
             Err(end) => (end, None, None),
@@ -274,7 +281,7 @@ pub(crate) async fn execute(
                 (end, Some(started.elapsed()), Some(running))
             }
         };
-        conclude::conclude(t, &exec, end, ran_for, running, &recorded).await;
+        conclude::conclude(t, &exec, end, (ran_for, running, pending), &recorded).await;
     }
     .instrument(span)
     .await;
