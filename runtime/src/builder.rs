@@ -376,6 +376,7 @@ impl SchedulerBuilder {
             cancel_grace,
             liveness,
             stop_runs,
+            unrecorded: Default::default(),
         };
         Ok(Scheduler {
             rt: Arc::new(runtime),

@@ -8,7 +8,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     builder::SchedulerBuilder,
     error::Error,
-    executor::{JobEntry, Runtime},
+    executor::{JobEntry, RECORD_BUDGET, Runtime},
     job::Job,
     job_loop::job_loop,
     recovery::recover_interrupted,
@@ -70,7 +70,9 @@ impl Scheduler {
 
     /// Runs until `signal` completes, then shuts down gracefully: stops firing, waits for
     /// running jobs up to the shutdown grace period, then cancels them through their
-    /// context and waits up to the cancel grace period for them to return.
+    /// context and waits up to the cancel grace period for them to return, plus 50 s for
+    /// their ends to be recorded (the 45 s record budget) and their leases released. An
+    /// execution whose end still is not recorded then is logged at ERROR with its id.
     #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
     pub async fn run_until<S: Future>(mut self, signal: S) -> Result<(), Error> {
         let firing = self.firing.clone();
@@ -108,7 +110,8 @@ impl Scheduler {
         signal.await;
         tracing::info!("shutting down: no new runs");
         firing.cancel();
-        // Idle jobs return at once; a job with a run in progress returns when the run ends.
+        // Idle jobs return at once; a job with a run in progress returns when the run ends
+        // and its end is recorded.
         if timeout(self.shutdown_grace, loops.wait()).await.is_err() {
             tracing::warn!(
                 running = loops.len(),
@@ -116,8 +119,18 @@ impl Scheduler {
                 "runs still in progress after the shutdown grace period; cancelling them"
             );
             self.rt.stop_runs.cancel();
-            // Each run drops its job after the cancel grace; allow for recording and release.
-            let _ = timeout(self.rt.cancel_grace + Duration::from_secs(5), loops.wait()).await;
+            // Each run returns, or is dropped, within the cancel grace; then recording its
+            // end takes up to the record budget (a slow store), releasing its lease a little
+            // more.
+            let recorded = self.rt.cancel_grace + RECORD_BUDGET + Duration::from_secs(5);
+            let _ = timeout(recorded, loops.wait()).await;
+        }
+        for execution_id in self.rt.unrecorded.left() {
+            tracing::error!(
+                %execution_id,
+                "shutdown: the execution's end is not recorded; it stays RUNNING until this \
+                 owner counts as gone, then an idempotent job's execution is resumed"
+            );
         }
         #[cfg(feature = "prometheus")]
         if let Some(exporter) = &self.exporter {

@@ -338,3 +338,101 @@ pub fn http_get(port: u16, path: &str) -> Result<String, String> {
         Err(format!("GET {path}: {head}"))
     }
 }
+
+/// A TCP proxy to a server (Postgres, Redis) whose traffic a test can hold up for a while,
+/// as a congested network or an overloaded server would. Stops accepting when dropped.
+pub struct Proxy {
+    port: u16,
+    held_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free local port and forwards each connection to `upstream`
+    /// (`host:port`), on the current tokio runtime.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("proxy: cannot listen: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("proxy: {e}"))
+            .port();
+        let held_until = Arc::new(Mutex::new(None));
+        let (held, upstream) = (held_until.clone(), upstream.to_owned());
+        let accepting = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pipe(ri, wo, held.clone()));
+                tokio::spawn(pipe(ro, wi, held.clone()));
+            }
+        });
+        Self {
+            port,
+            held_until,
+            accepting,
+        }
+    }
+
+    /// The local port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Holds up the traffic for `d` from now: whatever either side sends meanwhile is
+    /// delivered when `d` has passed.
+    pub fn hold_for(&self, d: std::time::Duration) {
+        *self.held_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::time::Instant::now() + d);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// Copies `from` to `to`, each chunk no earlier than the proxy's hold allows.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    held_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let until = *held_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `url` with its `host:port` replaced by `127.0.0.1:port` (to reach a server through a
+/// [`Proxy`]), and the `host:port` it named (port 5432 if it named none).
+pub fn via_local_port(url: &str, port: u16) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let upstream = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
+    (format!("{scheme}://{user}127.0.0.1:{port}{path}"), upstream)
+}

@@ -19,7 +19,7 @@ use tickguard::{
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
     store::{ExecutionStore, JobRegistration, MemoryStore, Status},
-    testing::{FaultyStore, TestClock},
+    testing::{FaultyLock, FaultyStore, TestClock},
 };
 use tokio::time::{Instant, sleep};
 
@@ -1475,4 +1475,217 @@ async fn a_backend_method_called_again_replaces_its_earlier_choice() {
         created < t0() + chrono::Duration::minutes(1),
         "created {created}"
     );
+}
+
+/// What a scenario logged at INFO and above, span closings included, under a capturing
+/// subscriber.
+async fn logs_of(scenario: impl std::future::Future) -> String {
+    let captured = tickguard_tests::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    scenario.await;
+    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+}
+
+/// The line that closed the execution span of `job`.
+fn closed_span<'a>(text: &'a str, job: &str) -> &'a str {
+    text.lines()
+        .find(|l| {
+            l.contains(&format!("tickguard.execution{{job={job} "))
+                && l.contains(" close ")
+                && !l.contains("attempt{")
+        })
+        .unwrap_or_else(|| panic!("no execution span of {job} closed:\n{text}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_after_the_last_step_is_one_completed_run_everywhere() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let lock = Arc::new(FaultyLock::in_process());
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let (lease, seen) = (lock.clone(), reasons.clone());
+    let job = Job::new("late_loss", every(400), move |ctx: JobContext| {
+        let (lease, seen) = (lease.clone(), seen.clone());
+        async move {
+            // The job's last step is done; the lease is lost right after it, and the job
+            // returns as soon as it is told.
+            lease.lose_lease();
+            ctx.cancelled().await;
+            seen.lock().unwrap().push(ctx.cancel_reason());
+            Ok(())
+        }
+    })
+    .lock(LockPolicy::new(secs(30)))
+    .idempotent()
+    .on_failure(reports.hook());
+    let scenario = builder(&clock)
+        .job(job)
+        .lock_backend(lock)
+        .store(store.clone())
+        .run_until_for(secs(400 + 100));
+    let text = logs_of(scenario).await;
+    assert_eq!(*reasons.lock().unwrap(), [Some(CancelReason::LockLost)]);
+    let runs = store.executions("late_loss", 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, Status::Completed, "{runs:?}");
+    assert_eq!(runs[0].error, None, "{runs:?}");
+    let job = ("job", "late_loss");
+    for (outcome, n) in [("success", 1), ("cancelled", 0), ("failure", 0)] {
+        let counted = m.counter(names::EXECUTIONS_TOTAL, &[job, ("outcome", outcome)]);
+        assert_eq!(counted, n, "outcome {outcome}");
+    }
+    assert_eq!(m.counter(names::LOCK_LOST_TOTAL, &[job]), 1);
+    assert!(reports.get().is_empty(), "reported: {:?}", reports.get());
+    let closed = closed_span(&text, "late_loss");
+    assert!(closed.contains("outcome=\"success\""), "{closed}");
+    let finished = text
+        .lines()
+        .find(|l| l.contains("execution finished") && l.contains("job=late_loss"))
+        .unwrap_or_else(|| panic!("no `execution finished`:\n{text}"));
+    assert!(finished.contains("outcome=\"success\""), "{finished}");
+    assert!(
+        text.lines().any(|l| l.contains(" WARN ")
+            && l.contains("job=late_loss")
+            && l.contains("the execution is COMPLETED")),
+        "no warning of the late loss:\n{text}"
+    );
+    assert!(!text.contains("job failed"), "{text}");
+}
+
+#[test]
+fn a_job_that_blocks_its_thread_past_its_timeout_is_a_reported_timeout() {
+    let captured = tickguard_tests::Captured::default();
+    let writer = captured.clone();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish(),
+    );
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    // A multi-thread runtime whose workers log to the capture too (they live as long as it).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)))
+        .build()
+        .unwrap();
+    runtime.block_on(blocking_job_scenario());
+    drop(runtime);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains(" WARN ")
+            && l.contains("job=blocks_thread")
+            && l.contains("blocked its thread")
+            && l.contains("tokio::task::spawn_blocking")),
+        "no warning about the blocked thread:\n{text}"
+    );
+}
+
+/// A job whose first run blocks its thread for 600 ms under a 200 ms timeout: recorded,
+/// counted and reported as a timeout.
+async fn blocking_job_scenario() {
+    let m = tickguard_tests::metrics();
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let reported = Arc::new(tokio::sync::Notify::new());
+    let (told, hook) = (reported.clone(), reports.hook());
+    let runs = Arc::new(AtomicU32::new(0));
+    let ran = runs.clone();
+    let job = Job::new("blocks_thread", every(1), move |_ctx: JobContext| {
+        let first = ran.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                // Blocking work on the runtime's thread: no timer can fire meanwhile.
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            Ok(())
+        }
+    })
+    .timeout(Duration::from_millis(200))
+    .on_failure(move |r| {
+        told.notify_one();
+        hook(r)
+    });
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .instance_id("blocking")
+        .job(job)
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    // Until the first run is reported; without a report, the assertions below fail.
+    let reported = tokio::time::timeout(secs(10), reported.notified());
+    scheduler.run_until(reported).await.unwrap();
+    assert!(runs.load(Ordering::SeqCst) >= 1);
+    let recorded = store.executions("blocks_thread", 10).await.unwrap();
+    let timed_out: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.status == Status::TimedOut)
+        .collect();
+    assert_eq!(timed_out.len(), 1, "{recorded:?}");
+    assert_eq!(
+        timed_out[0].error.as_deref(),
+        Some("timed out after 200ms"),
+        "{recorded:?}"
+    );
+    let job = ("job", "blocks_thread");
+    assert_eq!(
+        m.counter(names::EXECUTIONS_TOTAL, &[job, ("outcome", "timeout")]),
+        1
+    );
+    let r = reports.get();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].outcome, "timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_end_the_store_never_takes_during_shutdown_is_logged_with_its_id_within_the_budget() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(FaultyStore::in_memory());
+    let failing = store.clone();
+    let job = Job::new("unrecordable", every(400), move |ctx: JobContext| {
+        let failing = failing.clone();
+        async move {
+            ctx.cancelled().await;
+            // The store goes away as the run ends: no finish gets through.
+            failing.fail_next_writes(u32::MAX);
+            Ok(())
+        }
+    })
+    .idempotent();
+    let started = Instant::now();
+    let scenario = builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .shutdown_grace(secs(1))
+        .cancel_grace(secs(1))
+        .run_until_for(secs(401));
+    let text = logs_of(scenario).await;
+    // Signal at 401 s, cancelled at 402 s; the end is retried (every 5 s at most) within
+    // the 45 s record budget.
+    let took = started.elapsed();
+    assert!(took >= secs(402 + 40), "gave up after {took:?}");
+    assert!(took <= secs(402 + 50), "shutdown took {took:?}");
+    let id = "unrecordable@2026-01-01T00:06:40Z";
+    assert!(
+        text.lines().any(|l| l.contains(" ERROR ")
+            && l.contains(&format!("execution_id={id}"))
+            && l.contains("cannot record the execution's end")),
+        "no ERROR naming {id}:\n{text}"
+    );
+    store.restore();
+    let runs = store.executions("unrecordable", 10).await.unwrap();
+    assert_eq!(runs[0].status, Status::Running, "{runs:?}");
 }

@@ -1,6 +1,7 @@
 //! Failures injected for real into worker processes (`src/bin/store_worker.rs`) that share a
 //! Postgres execution store: workers killed with SIGKILL at random points for a minute while
-//! they charge orders, and a worker stopped with SIGSTOP inside a fenced transaction.
+//! they charge orders, a worker stopped with SIGSTOP inside a fenced transaction, and a
+//! worker shut down while a proxy holds up its store's traffic.
 //!
 //! Needs PostgreSQL at `TICKGUARD_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); `bash scripts/services` starts it. The tests
@@ -21,7 +22,7 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-use tickguard_tests::{Worker, no_postgres, postgres_url, unique_name};
+use tickguard_tests::{Proxy, Worker, no_postgres, postgres_url, unique_name, via_local_port};
 
 /// How long an owner may go without a heartbeat before others count it gone.
 const LIVENESS_MS: u64 = 1_000;
@@ -277,4 +278,51 @@ async fn a_worker_stopped_inside_its_transaction_commits_nothing_after_takeover(
         "the stopped worker charged: {charges:#?}"
     );
     drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_during_shutdown_is_recorded_even_when_the_store_is_slow() {
+    let scene = Scene::new("tg_slow_shutdown").await;
+    let proxy = Proxy::start(&via_local_port(&postgres_url(), 0).1).await;
+    let (url, _) = via_local_port(&postgres_url(), proxy.port());
+    let child = Command::new(env!("CARGO_BIN_EXE_store_worker"))
+        .args([&url, &scene.schema, "w", "30000", "finish-in-shutdown"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start store_worker: {e}"));
+    let mut worker = Worker(child);
+    scene
+        .wait_for("w", "started", Duration::from_secs(15))
+        .await;
+    // Shutdown: after its 0.5 s grace the run is cancelled and returns `Ok`; its finish
+    // reaches the store only when the hold ends, 8.5 s in (each try may take 10 s). The
+    // process used to exit 6.5 s in (cancel grace + 5 s), leaving the run RUNNING.
+    worker.signal("INT");
+    proxy.hold_for(Duration::from_millis(8_500));
+    let exited = tokio::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = worker.0.wait();
+        (worker, status)
+    })
+    .await
+    .unwrap()
+    .1
+    .unwrap();
+    assert!(status.success(), "store_worker: {status}");
+    let took = exited.elapsed();
+    let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT x.id, x.status FROM \"{0}\".tickguard_executions x \
+         JOIN \"{0}\".events e ON e.tick = x.scheduled_at \
+         WHERE x.job = 'finish' AND e.kind = 'started'",
+        scene.schema
+    )))
+    .fetch_all(&scene.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "COMPLETED", "{rows:?} (shutdown took {took:?})");
+    assert!(
+        took >= Duration::from_secs(8),
+        "the finish cannot have been recorded before the hold ended: {took:?}"
+    );
 }

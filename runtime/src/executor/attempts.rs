@@ -1,7 +1,14 @@
 //! The attempts of one run: the job's handler, retried by its policy, under its timeout and
 //! the run's cancellation.
 
-use std::{any::Any, panic::AssertUnwindSafe, sync::Arc, sync::atomic::Ordering};
+use std::{
+    any::Any,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::Arc,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use futures_util::FutureExt;
 use tokio::time::{Instant, sleep, timeout};
@@ -16,7 +23,8 @@ use crate::{
 /// Runs the attempts under the timeout and cancellation; returns how the run ended.
 pub(super) async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
     let job = &entry.job;
-    let tries = tries(entry, exec);
+    let longest = AtomicU64::new(0);
+    let tries = tries(entry, exec, &longest);
     tokio::pin!(tries);
     let deadline = job.timeout.map(|t| Instant::now() + t);
     // The job first: one that finishes in its first poll never registers with the
@@ -36,36 +44,57 @@ pub(super) async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -
         // lock loss the watchdog's deadline cuts this short.)
         None => timeout(rt.cancel_grace, &mut tries).await.ok(),
     };
+    let longest = Duration::from_nanos(longest.load(Ordering::Relaxed));
+    let blocked = job.timeout.filter(|limit| longest > *limit);
+    if let Some(limit) = blocked {
+        warn_blocked(exec, longest, limit);
+    }
+    end_of(entry, exec, result, blocked.is_some())
+}
+
+/// An attempt that held its thread past the job's timeout in one go: the timer could not
+/// fire meanwhile, so the timeout could not stop it.
+fn warn_blocked(exec: &Execution, longest: Duration, limit: Duration) {
+    tracing::warn!(
+        job = %exec.exec.job,
+        execution_id = %exec.exec.execution_id,
+        blocked_ms = u64::try_from(longest.as_millis()).unwrap_or(u64::MAX),
+        timeout = ?limit,
+        "the job blocked its thread past its timeout, so the timeout could not stop it; the \
+         run is recorded as timed out. Run blocking work in `tokio::task::spawn_blocking`"
+    );
+    exec.cancel(CancelReason::Timeout);
+}
+
+/// How the run ended, from why it was asked to stop (if it was) and what its attempts
+/// returned (`None`: dropped before they returned). A run that `blocked` its thread past
+/// its timeout timed out, whatever else stopped it.
+fn end_of(
+    entry: &JobEntry,
+    exec: &Execution,
+    result: Option<Result<(), JobError>>,
+    blocked: bool,
+) -> RunEnd {
     let attempts = exec.attempts.load(Ordering::Relaxed);
     match (exec.reason(), result) {
-        (None | Some(CancelReason::Shutdown), Some(Ok(()))) => RunEnd::completed(attempts),
-        (None, Some(Err(error))) => RunEnd::failed(attempts, error),
-        (Some(CancelReason::Timeout), result) => RunEnd::stopped(
+        (reason, result) if blocked || reason == Some(CancelReason::Timeout) => RunEnd::stopped(
             CancelReason::Timeout,
-            format!("timed out after {:?}", job.timeout.unwrap_or_default()),
+            format!(
+                "timed out after {:?}",
+                entry.job.timeout.unwrap_or_default()
+            ),
             attempts,
             result.and_then(Result::err),
         ),
-        // The job finished its work although its lease (or the store) could not be proven
-        // held: the run counts as cancelled, and is reported, but the execution is recorded
-        // COMPLETED if the store still takes this run's fenced finish (no other claim took
-        // it over), so that it is not resumed and run again.
-        (
-            Some(reason @ (CancelReason::LockLost | CancelReason::StoreUnreachable)),
-            Some(Ok(())),
-        ) => {
-            let mut end = RunEnd::stopped(
-                reason,
-                format!(
-                    "the job finished, but its run was stopped: {}",
-                    reason.as_str()
-                ),
-                attempts,
-                None,
-            );
-            end.status = crate::store::Status::Completed;
-            end
+        // The job finished its work: the run completed, whatever stopped it meanwhile (a
+        // shutdown, or a lease or store lost after its last step). Its fenced finish
+        // decides: if another claim took the execution over, the store refuses it and the
+        // run is recorded CANCELLED (see `conclude::record`), as when the store already
+        // fenced it out.
+        (reason, Some(Ok(()))) if reason != Some(CancelReason::Fenced) => {
+            RunEnd::completed(attempts)
         }
+        (None, Some(Err(error))) => RunEnd::failed(attempts, error),
         // Without a reason the select above only ends with a result; `LockLost` keeps this
         // total. A failed last attempt stays in the chain, under the stop.
         (reason, result) => {
@@ -82,16 +111,28 @@ pub(super) async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -
 
 /// The attempts, one after the other, until one succeeds, the policy gives up, or the run
 /// is asked to stop.
-async fn tries(entry: &JobEntry, exec: &Arc<Execution>) -> Result<(), JobError> {
+/// `longest` keeps the wall time of the longest single poll of an attempt, in nanoseconds:
+/// a poll longer than the job's timeout blocked the thread the timer needed.
+async fn tries(
+    entry: &JobEntry,
+    exec: &Arc<Execution>,
+    longest: &AtomicU64,
+) -> Result<(), JobError> {
     let job = &entry.job;
     loop {
         let attempt = exec.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let ctx = JobContext::new(exec.clone(), attempt);
-        let result = AssertUnwindSafe((job.handler)(ctx))
-            .catch_unwind()
-            .instrument(tracing::info_span!("tickguard.attempt", attempt))
-            .await
-            .unwrap_or_else(|panic| Err(JobError::panic(panic_message(&*panic))));
+        let mut handler = AssertUnwindSafe((job.handler)(ctx)).catch_unwind();
+        let result = std::future::poll_fn(|cx| {
+            let polled = Instant::now();
+            let poll = Pin::new(&mut handler).poll(cx);
+            let took = u64::try_from(polled.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            longest.fetch_max(took, Ordering::Relaxed);
+            poll
+        })
+        .instrument(tracing::info_span!("tickguard.attempt", attempt))
+        .await
+        .unwrap_or_else(|panic| Err(JobError::panic(panic_message(&*panic))));
         let error = match result {
             Ok(()) => return Ok(()),
             Err(error) => error,

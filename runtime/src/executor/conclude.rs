@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use tokio::time::{sleep, timeout};
+use tokio::time::{Instant, sleep, timeout};
 
 use super::{
     BACKEND_TIMEOUT, Running, Runtime, Tick,
     end::RunEnd,
     hooks, identity, lease,
     lost::{Lost, report_lost},
+    unrecorded::Pending,
 };
 use crate::{
     context::{CancelReason, Execution},
@@ -19,6 +20,13 @@ use crate::{
     metrics::{Outcome, SkipReason},
     store::{Finish, LedgerTick, Status, StoreError},
 };
+
+/// How long a run's end is retried against a store that cannot be reached (or answers too
+/// slowly) before the run is left RUNNING; shutdown waits this long for ends being recorded.
+pub(crate) const RECORD_BUDGET: Duration = Duration::from_secs(45);
+
+/// The longest pause between two attempts to record an end.
+const MAX_RECORD_DELAY: Duration = Duration::from_secs(5);
 
 /// Ends a pass that claimed nothing: counts the skip, leaves the tick to the ledger where
 /// it must not be lost, and releases the lease, if one was taken. A resumption that cannot
@@ -85,27 +93,28 @@ fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
 }
 
 /// Ends a claimed execution: records its end (fenced), counts the outcome (and the run's
-/// duration, when it ran: `ran_for`; it leaves the `running` gauge once its end is
-/// recorded), releases the lease, and reports a failure.
+/// duration, when it ran: `ran_for`; it leaves the `running` gauge, and `pending` leaves
+/// the executions shutdown waits for, once its end is recorded), releases the lease, and
+/// reports a failure. The outcome comes from the status the store recorded.
 pub(super) async fn conclude(
     t: Tick<'_>,
     exec: &Execution,
     end: RunEnd,
-    ran_for: Option<Duration>,
-    running: Option<Running<'_>>,
+    (ran_for, running, pending): (Option<Duration>, Option<Running<'_>>, Pending<'_>),
     span: &tracing::Span,
 ) {
     let (rt, entry) = (t.rt, t.entry);
     let m = &entry.metrics;
     let end = record(rt, exec, end).await;
-    drop(running);
+    drop((running, pending));
+    let outcome = end.outcome();
     span.record("attempts", end.attempts);
-    span.record("outcome", end.outcome.as_str());
+    span.record("outcome", outcome.as_str());
     if let Some(ran_for) = ran_for {
         span.record("duration_ms", ran_for.as_secs_f64() * 1000.0);
     }
-    m.concluded(end.outcome, ran_for.map(|d| d.as_secs_f64()));
-    if end.outcome == Outcome::Success {
+    m.concluded(outcome, ran_for.map(|d| d.as_secs_f64()));
+    if outcome == Outcome::Success {
         m.last_success
             .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
     }
@@ -113,7 +122,9 @@ pub(super) async fn conclude(
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
 }
 
-/// Writes the run's end to the store (fenced), retrying a store that cannot be reached.
+/// Writes the run's end to the store (fenced), retrying a store that cannot be reached for
+/// up to [`RECORD_BUDGET`]. Returns the end as recorded: a finish the store refused (another
+/// claim took the execution over) is a CANCELLED run.
 async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
     if exec.reason.get() == Some(&CancelReason::Fenced) {
         // The store already refused this run; a finish would be refused too.
@@ -121,45 +132,72 @@ async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
     }
     let error = end.error.as_ref().map(|e| format!("{e:#}"));
     let finish = Finish::new(end.status, end.attempts, error.as_deref());
+    let given_up_at = Instant::now() + RECORD_BUDGET;
     let mut delay = Duration::from_millis(100);
-    for left in (0..4).rev() {
-        let finished = timeout(BACKEND_TIMEOUT, rt.store.finish(&exec.exec, &finish))
-            .await
-            .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+    loop {
+        let left = given_up_at.saturating_duration_since(Instant::now());
+        let finished = timeout(
+            BACKEND_TIMEOUT.min(left),
+            rt.store.finish(&exec.exec, &finish),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
         match finished {
             Ok(()) => {
-                tracing::info!(
-                    status = %end.status, attempts = end.attempts, error = error.as_deref(),
-                    "execution finished"
-                );
+                recorded(exec, &end, error.as_deref());
                 return end;
             }
             Err(e) if e.is_fenced() => {
-                let e = exec.store_error(e);
+                end.error = Some(exec.store_error(e));
                 end.status = Status::Cancelled;
-                end.outcome = Outcome::Cancelled;
-                end.error = Some(e);
                 return end;
             }
-            Err(e) if left > 0 => {
+            Err(e) if Instant::now() + delay < given_up_at => {
                 tracing::warn!(error = %e, ?delay, "cannot record the execution's end; retrying");
                 sleep(delay).await;
-                delay *= 4;
+                delay = (delay * 4).min(MAX_RECORD_DELAY);
             }
             Err(e) => {
                 tracing::error!(
                     error = %e, status = %end.status,
-                    "cannot record the execution's end; it stays RUNNING until its owner counts as gone"
+                    job = %exec.exec.job, execution_id = %exec.exec.execution_id,
+                    budget = ?RECORD_BUDGET,
+                    "cannot record the execution's end; it stays RUNNING until its owner \
+                     counts as gone, then an idempotent job's execution is resumed"
                 );
+                return end;
             }
         }
     }
-    end
+}
+
+/// Logs an end the store accepted. A run stopped by a lost lease (or store) after its last
+/// step whose fenced finish was accepted completed: the tick is done, the loss only warned.
+fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>) {
+    let outcome = end.outcome().as_str();
+    if let (
+        Status::Completed,
+        Some(reason @ (CancelReason::LockLost | CancelReason::StoreUnreachable)),
+    ) = (end.status, exec.reason())
+    {
+        tracing::warn!(
+            job = %exec.exec.job,
+            execution_id = %exec.exec.execution_id,
+            reason = reason.as_str(),
+            "the run was stopped after the job's last step, but the store accepted its fenced \
+             finish: the execution is COMPLETED"
+        );
+    }
+    tracing::info!(
+        status = %end.status, outcome, attempts = end.attempts, error,
+        "execution finished"
+    );
 }
 
 /// Calls the job's and the scheduler's failure hooks.
 async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
-    let reported = match end.outcome {
+    let outcome = end.outcome();
+    let reported = match outcome {
         Outcome::Failure | Outcome::Timeout => true,
         Outcome::Cancelled => exec.reason() == Some(CancelReason::LockLost),
         Outcome::Success => false,
@@ -173,7 +211,7 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
         scheduled_at: exec.scheduled_at,
         instance_id: rt.instance_id.to_string(),
         attempts: end.attempts,
-        outcome: end.outcome.as_str(),
+        outcome: outcome.as_str(),
         error_chain: end
             .error
             .as_ref()

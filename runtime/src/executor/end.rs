@@ -1,4 +1,6 @@
-//! How a run ended, for the store, the metrics and the failure hooks.
+//! How a run ended, for the store, the metrics and the failure hooks. The outcome every
+//! channel reports (metric label, span field, failure report, alert) is derived from the
+//! status the store records, in [`RunEnd::outcome`] only: a run has one outcome.
 
 use std::fmt;
 
@@ -6,18 +8,31 @@ use crate::{context::CancelReason, job_error::JobError, metrics::Outcome, store:
 
 /// How a run ended.
 pub(super) struct RunEnd {
+    /// The status to record; once the store answered, the status it recorded.
     pub(super) status: Status,
-    pub(super) outcome: Outcome,
     pub(super) attempts: u32,
     pub(super) error: Option<JobError>,
 }
 
 impl RunEnd {
+    /// The run's outcome: what the store recorded under the run's fence is the truth.
+    pub(super) fn outcome(&self) -> Outcome {
+        match self.status {
+            Status::Completed => Outcome::Success,
+            Status::Failed => Outcome::Failure,
+            Status::TimedOut => Outcome::Timeout,
+            // A run never ends PENDING, RUNNING or SKIPPED; were it recorded so, it did not
+            // run to its end.
+            Status::Cancelled | Status::Pending | Status::Running | Status::Skipped => {
+                Outcome::Cancelled
+            }
+        }
+    }
+
     /// A run that completed.
     pub(super) fn completed(attempts: u32) -> Self {
         Self {
             status: Status::Completed,
-            outcome: Outcome::Success,
             attempts,
             error: None,
         }
@@ -27,7 +42,6 @@ impl RunEnd {
     pub(super) fn failed(attempts: u32, error: JobError) -> Self {
         Self {
             status: Status::Failed,
-            outcome: Outcome::Failure,
             attempts,
             error: Some(error),
         }
@@ -41,9 +55,9 @@ impl RunEnd {
         attempts: u32,
         job_error: Option<JobError>,
     ) -> Self {
-        let (status, outcome) = match reason {
-            CancelReason::Timeout => (Status::TimedOut, Outcome::Timeout),
-            _ => (Status::Cancelled, Outcome::Cancelled),
+        let status = match reason {
+            CancelReason::Timeout => Status::TimedOut,
+            _ => Status::Cancelled,
         };
         let error = match job_error {
             None => JobError::transient(what),
@@ -60,7 +74,6 @@ impl RunEnd {
         };
         Self {
             status,
-            outcome,
             attempts,
             error: Some(error),
         }

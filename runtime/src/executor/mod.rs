@@ -22,6 +22,7 @@ mod identity;
 mod interrupts;
 mod lease;
 mod lost;
+mod unrecorded;
 mod watchdog;
 
 use std::{
@@ -33,11 +34,13 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use self::{end::RunEnd, lease::Held};
 pub(crate) use self::{
+    conclude::RECORD_BUDGET,
     interrupts::Interrupts,
     lost::{Lost, LostWarnings, report_lost},
+    unrecorded::Unrecorded,
 };
+use self::{end::RunEnd, lease::Held};
 use crate::{
     clock::Clock,
     context::Execution,
@@ -71,6 +74,8 @@ pub(crate) struct Runtime {
     pub(crate) records_next_fire: bool,
     /// Fired when shutdown's grace period ran out: cancels every run in progress.
     pub(crate) stop_runs: CancellationToken,
+    /// The executions whose ends are not recorded yet, for shutdown to wait for.
+    pub(crate) unrecorded: Unrecorded,
 }
 
 /// How long a cancelled run may take to return before it is dropped, unless configured.
@@ -95,6 +100,7 @@ impl Runtime {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             liveness,
             stop_runs: CancellationToken::new(),
+            unrecorded: Unrecorded::default(),
         }
     }
 }
@@ -298,6 +304,7 @@ pub(crate) async fn execute(
         duration_ms = tracing::field::Empty,
     );
     let recorded = span.clone();
+    let pending = rt.unrecorded.track(&execution_id);
     async move {
         let (end, ran_for, running) = match gate::gate(&t, &claimed) {
             Err(end) => (end, None, None),
@@ -308,7 +315,7 @@ pub(crate) async fn execute(
                 (end, Some(started.elapsed()), Some(running))
             }
         };
-        conclude::conclude(t, &exec, end, ran_for, running, &recorded).await;
+        conclude::conclude(t, &exec, end, (ran_for, running, pending), &recorded).await;
     }
     .instrument(span)
     .await;

@@ -17,6 +17,10 @@
 //!   `{schema}.events` and waits 3 s before it commits. Records `committed` or
 //!   `commit_failed` after.
 //!
+//! - `finish-in-shutdown`: job `finish`, every second, a shutdown grace of 0.5 s and a cancel
+//!   grace of 1 s: its run records `started`, waits until shutdown cancels it, and returns
+//!   `Ok`, so its end is recorded while the process shuts down.
+//!
 //! `{schema}.events(instance, kind, tick, fence, detail)` also gets `ready` once the
 //! scheduler is built.
 
@@ -175,10 +179,27 @@ async fn main() {
                 }
             })
         }
+        "finish-in-shutdown" => {
+            let tables = tables.clone();
+            Job::new("finish", second, move |ctx: JobContext| {
+                let tables = tables.clone();
+                async move {
+                    tables.event("started", Some(&ctx), "").await;
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            })
+        }
         other => panic!("store_worker: unknown mode `{other}`"),
     }
     .idempotent();
-    let scheduler = Scheduler::builder()
+    let mut builder = Scheduler::builder();
+    if mode == "finish-in-shutdown" {
+        builder = builder
+            .shutdown_grace(Duration::from_millis(500))
+            .cancel_grace(Duration::from_secs(1));
+    }
+    let scheduler = builder
         .discover(false)
         .instance_id(instance)
         .store(store)
