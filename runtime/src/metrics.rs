@@ -33,6 +33,9 @@ pub const FIRE_LATENESS: &str = "tickguard_fire_lateness_seconds";
 pub const RUNNING: &str = "tickguard_running";
 /// `tickguard_last_success_timestamp_seconds{job}`: Unix time of the last success.
 pub const LAST_SUCCESS: &str = "tickguard_last_success_timestamp_seconds";
+/// `tickguard_once_skipped_total{job}`: `once` and `once_ever` steps not run because they
+/// were already done (within the execution, or ever).
+pub const ONCE_SKIPPED_TOTAL: &str = "tickguard_once_skipped_total";
 
 /// Why a tick was skipped, the `reason` label of [`SKIPS_TOTAL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,6 +138,11 @@ pub(crate) fn describe() {
         LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the job's last successful run on this instance."
+    );
+    describe_counter!(
+        ONCE_SKIPPED_TOTAL,
+        Unit::Count,
+        "Once steps not run because they were already done."
     );
 }
 
