@@ -15,6 +15,7 @@ use crate::{
     job::{self, FailureHook, FailureReport, Job, failure_hook},
     lock::{InProcessLock, LockBackend},
     metrics,
+    retention::DEFAULT_ONCE_RETENTION,
     scheduler::Scheduler,
     store::{ExecutionStore, JobRegistration, MemoryStore},
 };
@@ -39,6 +40,7 @@ pub struct SchedulerBuilder {
     cancel_grace: Duration,
     misfire_threshold: Duration,
     liveness: Duration,
+    once_retention: Duration,
     hooks: Vec<FailureHook>,
     clock: Clock,
 }
@@ -142,6 +144,7 @@ impl SchedulerBuilder {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             misfire_threshold: Duration::from_secs(5),
             liveness: Duration::from_secs(30),
+            once_retention: DEFAULT_ONCE_RETENTION,
             hooks: Vec::new(),
             clock: Clock::default(),
         }
@@ -289,6 +292,16 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long the [`once`](crate::JobContext::once) steps of an execution are kept after
+    /// the execution ran to its end (default 30 days). The scheduler deletes older ones at
+    /// start and then every hour; steps of executions that may still run or be resumed
+    /// (pending, running, cancelled) and [`once_ever`](crate::JobContext::once_ever) steps
+    /// are kept whatever their age. Zero is an error at [`build`](Self::build).
+    pub fn once_retention(mut self, retention: Duration) -> Self {
+        self.once_retention = retention;
+        self
+    }
+
     /// Calls `hook` after any job's run fails its last attempt, and after ticks of any job
     /// are lost for good (outcome `skipped`, see [`FailureReport`]); after the job's own
     /// `on_failure`.
@@ -338,6 +351,7 @@ impl SchedulerBuilder {
             cancel_grace,
             misfire_threshold,
             liveness,
+            once_retention,
             mut hooks,
             clock,
         } = self;
@@ -388,6 +402,7 @@ impl SchedulerBuilder {
             entries,
             shutdown_grace,
             misfire_threshold,
+            once_retention,
         })
     }
 
@@ -398,12 +413,21 @@ impl SchedulerBuilder {
             ("cancel_grace", self.cancel_grace),
             ("misfire_threshold", self.misfire_threshold),
             ("liveness", self.liveness),
+            ("once_retention", self.once_retention),
         ] {
             if d > job::LONGEST {
                 return Err(Error::Config(format!(
                     "{what} {d:?} is longer than 100 years"
                 )));
             }
+        }
+        if self.once_retention.is_zero() {
+            return Err(Error::Config(
+                "once_retention is zero: the steps of an execution would be forgotten as it \
+                 ends; give it the time a finished execution's steps must be remembered (30 \
+                 days by default)"
+                    .into(),
+            ));
         }
         if self.liveness < Duration::from_millis(30) {
             return Err(Error::Config(format!(

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     job_error::JobError,
-    store::{ExecutionRef, ExecutionStore, OnceState, StoreError},
+    metrics::ONCE_SKIPPED_TOTAL,
+    store::{ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
 };
 
 /// Why a run was asked to stop.
@@ -248,24 +249,32 @@ impl JobContext {
             .transpose()
     }
 
-    /// Runs `step` at most once per `key`, across every execution and instance, and returns
-    /// its output; `Ok(None)` if the step was already done. A step that fails may run again.
+    /// Runs `step` at most once per `key` **within this execution** (its attempts, its
+    /// resumption after a shutdown, its takeover by another instance after a crash) and
+    /// returns its output; `Ok(None)` if the step was already done in this execution, which
+    /// is logged at INFO and counted in `tickguard_once_skipped_total{job}`. A step that
+    /// fails may run again. The next execution of the job (the next tick) runs it again.
+    ///
+    /// The key is scoped like [`JobContext::idempotency_key`]: the store records it as
+    /// `{execution_id}/{key}`, and forgets it once the execution ended longer ago than the
+    /// scheduler's [`once_retention`](crate::SchedulerBuilder::once_retention). For a step
+    /// meant to run once ever, across every execution, use [`JobContext::once_ever`].
     ///
     /// One limit is honest and inherent: if the process dies after the step's side effect
     /// and before the store records it, the step is in doubt and runs again. Pass
     /// [`JobContext::idempotency_key`] to APIs that deduplicate themselves (payment APIs do)
     /// to close that gap.
     ///
+    /// A nightly job charges each batch every night; a retry or a takeover in the middle of
+    /// a night does not charge the batches that night already charged:
+    ///
     /// ```no_run
-    /// # async fn charge(_: u64, _: &str) -> Result<(), std::io::Error> { Ok(()) }
+    /// # async fn charge(_: u64, _: &str) -> Result<(), tickguard::JobError> { Ok(()) }
     /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
-    /// for order in [17, 18] {
-    ///     let key = format!("charge-order-{order}");
-    ///     ctx.once(&key, async {
-    ///         charge(order, &ctx.idempotency_key(&key)).await?;
-    ///         Ok(())
-    ///     })
-    ///     .await?;
+    /// # let batches = [1_u64, 2, 3];
+    /// for batch in batches {
+    ///     ctx.once(&format!("charge-{batch}"), charge(batch, &ctx.idempotency_key(&batch)))
+    ///         .await?;
     /// }
     /// # Ok(()) }
     /// ```
@@ -273,14 +282,62 @@ impl JobContext {
     where
         Fut: Future<Output = Result<T, JobError>>,
     {
+        self.step(key, OnceScope::Execution, step).await
+    }
+
+    /// Runs `step` at most once per `key` **ever**: across every execution of every job and
+    /// every instance sharing the store, and returns its output; `Ok(None)` if the step was
+    /// already done, by this or any earlier execution (logged and counted as for
+    /// [`JobContext::once`]). A step that fails may run again. Its record is kept forever.
+    ///
+    /// Use it for what must happen once in the life of the data, whichever tick gets there
+    /// first: a one-time backfill, a welcome message to a customer, a migration of a
+    /// record. Everything done per tick belongs in [`JobContext::once`]. The same honest
+    /// limit applies: a process that dies between the side effect and its record runs the
+    /// step again.
+    ///
+    /// ```no_run
+    /// # async fn backfill(_: &str) -> Result<(), tickguard::JobError> { Ok(()) }
+    /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
+    /// ctx.once_ever("backfill-invoice-totals-2026", backfill("invoices")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn once_ever<T, Fut>(&self, key: &str, step: Fut) -> Result<Option<T>, JobError>
+    where
+        Fut: Future<Output = Result<T, JobError>>,
+    {
+        self.step(key, OnceScope::Ever, step).await
+    }
+
+    /// Runs `step` at most once per `key` in `scope`: [`JobContext::once`] and
+    /// [`JobContext::once_ever`].
+    async fn step<T, Fut>(
+        &self,
+        key: &str,
+        scope: OnceScope,
+        step: Fut,
+    ) -> Result<Option<T>, JobError>
+    where
+        Fut: Future<Output = Result<T, JobError>>,
+    {
         let exec = &self.inner.exec;
         let store = &self.inner.store;
         match store
-            .once_begin(exec, key)
+            .once_begin(exec, key, scope)
             .await
             .map_err(|e| self.inner.store_error(e))?
         {
-            OnceState::Done => return Ok(None),
+            OnceState::Done => {
+                tracing::info!(
+                    job = %exec.job,
+                    execution_id = %exec.execution_id,
+                    key,
+                    scope = ?scope,
+                    "step already done; skipping it"
+                );
+                metrics::counter!(ONCE_SKIPPED_TOTAL, "job" => exec.job.clone()).increment(1);
+                return Ok(None);
+            }
             OnceState::Busy => {
                 return Err(JobError::transient(format!(
                     "step `{key}` is being run by another live execution"
@@ -290,7 +347,7 @@ impl JobContext {
         }
         let result = step.await;
         store
-            .once_end(exec, key, result.is_ok())
+            .once_end(exec, key, scope, result.is_ok())
             .await
             .map_err(|e| self.inner.store_error(e))?;
         result.map(Some)

@@ -21,6 +21,7 @@ mod postgres;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod recovery;
+mod retention;
 mod retry;
 mod scheduler;
 pub mod store;

@@ -40,6 +40,9 @@ pub const FIRE_LATENESS: &str = "tickguard_fire_lateness_seconds";
 pub const RUNNING: &str = "tickguard_running";
 /// `tickguard_last_success_timestamp_seconds{job}`: Unix time of the last success.
 pub const LAST_SUCCESS: &str = "tickguard_last_success_timestamp_seconds";
+/// `tickguard_once_skipped_total{job}`: `once` and `once_ever` steps not run because they
+/// were already done (within the execution, or ever).
+pub const ONCE_SKIPPED_TOTAL: &str = "tickguard_once_skipped_total";
 
 /// `tickguard_next_fire_timestamp_seconds{job}`: Unix time of the tick the job waits for next
 /// on this instance; 0 once its schedule has no further fire time.
@@ -169,6 +172,11 @@ pub(crate) fn describe() {
         PERIOD,
         Unit::Seconds,
         "Interval between the job's next two fire times (a fixed delay: the delay)."
+    );
+    describe_counter!(
+        ONCE_SKIPPED_TOTAL,
+        Unit::Count,
+        "Once steps not run because they were already done."
     );
 }
 

@@ -12,6 +12,7 @@ use crate::{
     job::Job,
     job_loop::job_loop,
     recovery::recover_interrupted,
+    retention::forget_once_steps,
     store::ExecutionStore,
 };
 
@@ -44,6 +45,8 @@ pub struct Scheduler {
     pub(crate) shutdown_grace: Duration,
     /// How late a tick may be noticed and still count as on time.
     pub(crate) misfire_threshold: Duration,
+    /// How long the `once` steps of an ended execution are kept.
+    pub(crate) once_retention: Duration,
 }
 
 impl Scheduler {
@@ -106,6 +109,12 @@ impl Scheduler {
                 firing.child_token(),
             ));
         }
+        loops.spawn(forget_once_steps(
+            self.rt.store.clone(),
+            self.entries.iter().map(|e| e.job.name.clone()).collect(),
+            self.once_retention,
+            firing.child_token(),
+        ));
         loops.close();
         signal.await;
         tracing::info!("shutting down: no new runs");

@@ -13,6 +13,7 @@ pub(crate) mod claim;
 mod memory;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod migrate;
+mod once_scope;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -24,6 +25,7 @@ use std::{error::Error as StdError, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
+pub use once_scope::OnceScope;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
@@ -247,7 +249,8 @@ impl<'a> Finish<'a> {
 pub enum OnceState {
     /// This execution may run the step now, and must end it with `once_end`.
     Acquired,
-    /// The step was done before, by this or another execution.
+    /// The step was done before: within this execution for [`OnceScope::Execution`], by
+    /// any execution for [`OnceScope::Ever`].
     Done,
     /// A live execution is running the step right now.
     Busy,
@@ -459,18 +462,23 @@ pub trait ExecutionStore: Send + Sync + 'static {
         exec: &'a ExecutionRef,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
 
-    /// Starts the step `key`, which runs at most once across executions. Fenced.
+    /// Starts the step `key` of `scope`: it runs at most once within `exec`'s execution
+    /// ([`OnceScope::Execution`]) or at most once ever ([`OnceScope::Ever`]). The store
+    /// records it under [`OnceScope::stored_key`], with its scope. Fenced.
     fn once_begin<'a>(
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
     ) -> BoxFuture<'a, Result<OnceState, StoreError>>;
 
-    /// Ends the step `key`: `done` records it for good, otherwise it may run again. Fenced.
+    /// Ends the step `key` of `scope`: `done` records it for good (for its scope),
+    /// otherwise it may run again. Fenced.
     fn once_end<'a>(
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
@@ -525,6 +533,23 @@ pub trait ExecutionStore: Send + Sync + 'static {
 
     /// A short description for logs, such as `postgres://db/app`.
     fn describe(&self) -> String;
+
+    /// Deletes the [`OnceScope::Execution`] steps of `jobs` whose execution ran to its end
+    /// (COMPLETED, FAILED, TIMED_OUT or SKIPPED) at least `older_than` ago, judged by the
+    /// store's clock; returns how many it deleted. Steps of executions that may still run or
+    /// be resumed (PENDING, RUNNING, CANCELLED) and every [`OnceScope::Ever`] step are kept.
+    ///
+    /// The scheduler calls it at start and then every hour with its
+    /// [`once_retention`](crate::SchedulerBuilder::once_retention). Every instance does, with
+    /// no coordination: the steps it deletes belong to executions that ended and are not
+    /// claimed again, so two instances deleting the same rows delete each row once and
+    /// leave the same table. Required of every store (no default): a store that kept these
+    /// rows would grow by every step of every run.
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
 impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
@@ -572,16 +597,18 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
     ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
-        (**self).once_begin(exec, key)
+        (**self).once_begin(exec, key, scope)
     }
     fn once_end<'a>(
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        (**self).once_end(exec, key, done)
+        (**self).once_end(exec, key, scope, done)
     }
     fn finish<'a>(
         &'a self,
@@ -624,6 +651,13 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (**self).forget_once_steps(jobs, older_than)
     }
 }
 

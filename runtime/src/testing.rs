@@ -72,7 +72,8 @@ use crate::{
     metrics::SkipReason,
     store::{
         Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-        JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceState, Status, StoreError,
+        JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceScope, OnceState, Status,
+        StoreError,
     },
 };
 
@@ -571,11 +572,12 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
     ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            || self.inner.once_begin(exec, key),
+            move || self.inner.once_begin(exec, key, scope),
         ))
     }
 
@@ -583,12 +585,13 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),
-            move || self.inner.once_end(exec, key, done),
+            move || self.inner.once_end(exec, key, scope, done),
         ))
     }
 
@@ -643,5 +646,13 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
 
     fn describe(&self) -> String {
         format!("faulty({})", self.inner.describe())
+    }
+
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.inner.forget_once_steps(jobs, older_than)
     }
 }

@@ -1689,3 +1689,138 @@ async fn an_end_the_store_never_takes_during_shutdown_is_logged_with_its_id_with
     let runs = store.executions("unrecordable", 10).await.unwrap();
     assert_eq!(runs[0].status, Status::Running, "{runs:?}");
 }
+
+/// A nightly job charges three batches through `ctx.once(&format!("charge-{batch}"), ..)`:
+/// every tick charges every batch (the keys are the execution's, not global), and an attempt
+/// killed after batch 2 and retried does not charge batches 1 and 2 again within its
+/// execution: the skips are logged with the job, execution and key, and counted.
+#[tokio::test(start_paused = true)]
+async fn once_charges_every_batch_on_every_tick_and_a_retry_skips_what_its_execution_did() {
+    let captured = tickguard_tests::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let charges = Arc::new(Mutex::new(Vec::new()));
+    let c = charges.clone();
+    let job = Job::new("nightly_charges", every(10), move |ctx: JobContext| {
+        let charges = c.clone();
+        async move {
+            let tick = (ctx.scheduled_at() - t0()).num_seconds();
+            for batch in 1..=3 {
+                let charge = async {
+                    let key = ctx.idempotency_key(batch);
+                    charges.lock().unwrap().push((tick, batch, key));
+                    Ok(())
+                };
+                ctx.once(&format!("charge-{batch}"), charge).await?;
+                if tick == 10 && batch == 2 && ctx.attempt() == 1 {
+                    return Err(JobError::transient("killed after batch 2"));
+                }
+            }
+            Ok(())
+        }
+    })
+    .idempotent()
+    .retry(RetryPolicy::attempts(2).backoff(secs(1)));
+    run_for(builder(&clock).job(job), secs(35)).await;
+    let charged: Vec<(i64, i32)> = charges.lock().unwrap().iter().map(|c| (c.0, c.1)).collect();
+    let every_batch_every_tick: Vec<(i64, i32)> = [10, 20, 30]
+        .into_iter()
+        .flat_map(|tick| (1..=3).map(move |batch| (tick, batch)))
+        .collect();
+    assert_eq!(charged, every_batch_every_tick);
+    let keys: Vec<String> = charges
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.2.clone())
+        .collect();
+    assert_eq!(keys[0], "nightly_charges@2026-01-01T00:00:10Z/1");
+    assert_eq!(keys[3], "nightly_charges@2026-01-01T00:00:20Z/1");
+    assert_eq!(
+        m.counter(names::ONCE_SKIPPED_TOTAL, &[("job", "nightly_charges")]),
+        2
+    );
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let skips: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("step already done"))
+        .collect();
+    assert_eq!(skips.len(), 2, "{text}");
+    for (line, key) in skips.iter().zip(["charge-1", "charge-2"]) {
+        assert!(line.contains(" INFO "), "{line}");
+        for field in [
+            "job=nightly_charges",
+            "execution_id=nightly_charges@2026-01-01T00:00:10Z",
+            &format!("key=\"{key}\""),
+        ] {
+            assert!(line.contains(field), "`{field}` missing from: {line}");
+        }
+    }
+}
+
+/// The scheduler deletes the per-execution steps of executions that ended longer ago than
+/// `once_retention` (at start, then every hour) and keeps the newer ones and every
+/// `once_ever` step: the backfill below runs once in three ticks that span the deletions.
+#[tokio::test(start_paused = true)]
+async fn the_scheduler_forgets_steps_past_the_retention_and_keeps_once_ever_steps() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let backfills = Arc::new(AtomicU32::new(0));
+    let b = backfills.clone();
+    // Ticks at 45, 90 and 135 minutes; deletions at start, 60 and 120 minutes.
+    let job = Job::new("retained", every(2700), move |ctx: JobContext| {
+        let backfills = b.clone();
+        async move {
+            ctx.once("step", async { Ok(()) }).await?;
+            ctx.once_ever("backfill", async {
+                backfills.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        }
+    })
+    .idempotent();
+    run_for(
+        builder(&clock)
+            .job(job)
+            .store(store.clone())
+            .once_retention(secs(2000)),
+        secs(8200),
+    )
+    .await;
+    assert_eq!(backfills.load(Ordering::SeqCst), 1);
+    let runs = store.executions("retained", 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r.status == Status::Completed));
+    // At 120 minutes the step of the tick at 45 (ended 75 minutes before) was deleted; those
+    // of the ticks at 90 (ended 30 minutes before) and 135 (after the deletion) are left.
+    let jobs = ["retained".to_owned()];
+    let left = store
+        .forget_once_steps(&jobs, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn a_zero_once_retention_fails_at_build() {
+    let e = Scheduler::builder()
+        .discover(false)
+        .once_retention(Duration::ZERO)
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::Config(message) if message.contains("once_retention is zero")),
+        "{e}"
+    );
+}

@@ -28,7 +28,8 @@ use std::{
 use chrono::{DateTime, Utc};
 use tickguard::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, JobRecord,
-    JobRegistration, MemoryStore, OnceState, PostgresStore, SqliteStore, Status, StoreError,
+    JobRegistration, MemoryStore, OnceScope, OnceState, PostgresStore, SqliteStore, Status,
+    StoreError,
 };
 use tickguard_tests::{no_postgres, postgres_url, sqlite_url};
 
@@ -77,6 +78,10 @@ macro_rules! store_conformance {
                 reads_one_execution_by_its_id,
                 registers_many_jobs_at_once,
                 claims_after_a_long_history,
+                once_is_scoped_to_its_execution,
+                once_survives_a_takeover_of_its_execution,
+                once_ever_runs_once_across_executions,
+                retention_forgets_the_steps_of_ended_executions_only,
             );
         }
     };
@@ -599,7 +604,7 @@ async fn stale_owner_is_fenced_out(store: Arc<dyn ExecutionStore>, prefix: &str)
         ok(
             &*store,
             "once_begin",
-            store.once_begin(&old, &old_key).await
+            store.once_begin(&old, &old_key, OnceScope::Ever).await
         ),
         OnceState::Acquired
     );
@@ -632,12 +637,12 @@ async fn stale_owner_is_fenced_out(store: Arc<dyn ExecutionStore>, prefix: &str)
     is_fenced(
         &*store,
         "once_begin",
-        store.once_begin(&old, &new_key).await,
+        store.once_begin(&old, &new_key, OnceScope::Ever).await,
     );
     is_fenced(
         &*store,
         "once_end",
-        store.once_end(&old, &old_key, true).await,
+        store.once_end(&old, &old_key, OnceScope::Ever, true).await,
     );
     let done = Finish::new(Status::Completed, 1, None);
     is_fenced(&*store, "finish", store.finish(&old, &done).await);
@@ -666,7 +671,7 @@ async fn stale_owner_is_fenced_out(store: Arc<dyn ExecutionStore>, prefix: &str)
         ok(
             &*store,
             "once_begin",
-            store.once_begin(&new, &new_key).await
+            store.once_begin(&new, &new_key, OnceScope::Ever).await
         ),
         OnceState::Acquired
     );
@@ -674,7 +679,7 @@ async fn stale_owner_is_fenced_out(store: Arc<dyn ExecutionStore>, prefix: &str)
         ok(
             &*store,
             "once_begin",
-            store.once_begin(&new, &old_key).await
+            store.once_begin(&new, &old_key, OnceScope::Ever).await
         ),
         OnceState::Acquired
     );
@@ -879,17 +884,29 @@ async fn once_done_after_success(store: Arc<dyn ExecutionStore>, prefix: &str) {
         .win(&*store)
         .await;
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&exec, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&exec, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
-    ok(&*store, "once_end", store.once_end(&exec, &key, true).await);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&exec, &key, OnceScope::Ever, true).await,
+    );
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&exec, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&exec, &key, OnceScope::Ever).await
+        ),
         OnceState::Done
     );
     // Another key is independent.
     let other_key = format!("{prefix}-charge-order-18");
-    let state = store.once_begin(&exec, &other_key).await;
+    let state = store.once_begin(&exec, &other_key, OnceScope::Ever).await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
     finish(&*store, &exec, Status::Completed, 1, None).await;
 
@@ -898,7 +915,11 @@ async fn once_done_after_success(store: Arc<dyn ExecutionStore>, prefix: &str) {
         .win(&*store)
         .await;
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&next, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&next, &key, OnceScope::Ever).await
+        ),
         OnceState::Done
     );
     let other = format!("{prefix}-other");
@@ -906,7 +927,7 @@ async fn once_done_after_success(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let (_, elsewhere) = Claimer::new(&other, &tick_id(&other, 0), 0, "owner-3")
         .win(&*store)
         .await;
-    let state = store.once_begin(&elsewhere, &key).await;
+    let state = store.once_begin(&elsewhere, &key, OnceScope::Ever).await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Done);
 }
 
@@ -923,24 +944,52 @@ async fn once_runs_again_after_failure(store: Arc<dyn ExecutionStore>, prefix: &
         .await;
 
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&a, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
-    ok(&*store, "once_end", store.once_end(&a, &key, false).await);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&a, &key, OnceScope::Ever, false).await,
+    );
     // The failed step may run again: by the same execution (its next attempt)...
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&a, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
-    ok(&*store, "once_end", store.once_end(&a, &key, false).await);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&a, &key, OnceScope::Ever, false).await,
+    );
     // ...or by another one, although the first is still live.
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&b, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&b, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
-    ok(&*store, "once_end", store.once_end(&b, &key, true).await);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&b, &key, OnceScope::Ever, true).await,
+    );
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&a, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&a, &key, OnceScope::Ever).await
+        ),
         OnceState::Done
     );
 }
@@ -965,17 +1014,29 @@ async fn once_busy_while_holder_lives(store: Arc<dyn ExecutionStore>, prefix: &s
         .await;
 
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&holder, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&holder, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&waiter, &key, OnceScope::Ever).await
+        ),
         OnceState::Busy
     );
     // Busy changed nothing: the holder still holds the step and can end it.
     ok(&*store, "heartbeat", store.heartbeat(&holder).await);
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&waiter, &key, OnceScope::Ever).await
+        ),
         OnceState::Busy
     );
 
@@ -983,7 +1044,9 @@ async fn once_busy_while_holder_lives(store: Arc<dyn ExecutionStore>, prefix: &s
     let (_, short_lived) = Claimer::new(&third, &tick_id(&third, 0), 0, "short-lived")
         .win(&*store)
         .await;
-    let state = store.once_begin(&short_lived, &finished_key).await;
+    let state = store
+        .once_begin(&short_lived, &finished_key, OnceScope::Ever)
+        .await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
     finish(
         &*store,
@@ -993,13 +1056,19 @@ async fn once_busy_while_holder_lives(store: Arc<dyn ExecutionStore>, prefix: &s
         Some("crashed mid-step"),
     )
     .await;
-    let state = store.once_begin(&waiter, &finished_key).await;
+    let state = store
+        .once_begin(&waiter, &finished_key, OnceScope::Ever)
+        .await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
 
     // A holder that stopped heartbeating is gone: the step may be taken.
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(
-        ok(&*store, "once_begin", store.once_begin(&waiter, &key).await),
+        ok(
+            &*store,
+            "once_begin",
+            store.once_begin(&waiter, &key, OnceScope::Ever).await
+        ),
         OnceState::Acquired
     );
     // The old holder wakes up (its own job was not taken over, so its fence is current) and
@@ -1007,26 +1076,26 @@ async fn once_busy_while_holder_lives(store: Arc<dyn ExecutionStore>, prefix: &s
     is_fenced(
         &*store,
         "once_end",
-        store.once_end(&holder, &key, false).await,
+        store.once_end(&holder, &key, OnceScope::Ever, false).await,
     );
     is_fenced(
         &*store,
         "once_end",
-        store.once_end(&holder, &key, true).await,
+        store.once_end(&holder, &key, OnceScope::Ever, true).await,
     );
     let fourth = format!("{prefix}-fourth");
     fence_of(&*store, &fourth).await;
     let (_, bystander) = Claimer::new(&fourth, &tick_id(&fourth, 0), 0, "bystander")
         .win(&*store)
         .await;
-    let state = store.once_begin(&bystander, &key).await;
+    let state = store.once_begin(&bystander, &key, OnceScope::Ever).await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Busy);
     ok(
         &*store,
         "once_end",
-        store.once_end(&waiter, &key, true).await,
+        store.once_end(&waiter, &key, OnceScope::Ever, true).await,
     );
-    let state = store.once_begin(&waiter, &key).await;
+    let state = store.once_begin(&waiter, &key, OnceScope::Ever).await;
     assert_eq!(ok(&*store, "once_begin", state), OnceState::Done);
 }
 
@@ -1189,11 +1258,19 @@ async fn once_under_concurrent_callers_runs_once(store: Arc<dyn ExecutionStore>,
         let (store, key, ran) = (store.clone(), key.clone(), ran.clone());
         tokio::spawn(async move {
             loop {
-                match ok(&*store, "once_begin", store.once_begin(&exec, &key).await) {
+                match ok(
+                    &*store,
+                    "once_begin",
+                    store.once_begin(&exec, &key, OnceScope::Ever).await,
+                ) {
                     OnceState::Acquired => {
                         ran.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        ok(&*store, "once_end", store.once_end(&exec, &key, true).await);
+                        ok(
+                            &*store,
+                            "once_end",
+                            store.once_end(&exec, &key, OnceScope::Ever, true).await,
+                        );
                         return;
                     }
                     OnceState::Done => return,
@@ -1594,4 +1671,211 @@ async fn claims_after_a_long_history(store: Arc<dyn ExecutionStore>, prefix: &st
             execution_id: running
         }
     );
+}
+
+/// Runs the step `key` of `scope` in `exec` to success if it may run; returns whether it ran.
+async fn run_step(
+    store: &dyn ExecutionStore,
+    exec: &ExecutionRef,
+    key: &str,
+    scope: OnceScope,
+) -> bool {
+    match ok(
+        store,
+        "once_begin",
+        store.once_begin(exec, key, scope).await,
+    ) {
+        OnceState::Acquired => {
+            ok(
+                store,
+                "once_end",
+                store.once_end(exec, key, scope, true).await,
+            );
+            true
+        }
+        OnceState::Done => false,
+        OnceState::Busy => panic!("{}: step `{key}` busy", store.describe()),
+    }
+}
+
+/// Two executions of one job (a nightly job on two nights) with the same `once` key both run
+/// the step; within one execution it runs once; another job's execution runs it too.
+async fn once_is_scoped_to_its_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (job, other) = (format!("{prefix}-job"), format!("{prefix}-other"));
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    let per = OnceScope::Execution;
+    let (_, night1) = Claimer::new(&job, &tick_id(&job, 0), 0, "owner-1")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &night1, "charge-1", per).await);
+    assert!(!run_step(&*store, &night1, "charge-1", per).await);
+    assert!(run_step(&*store, &night1, "charge-2", per).await);
+    finish(&*store, &night1, Status::Completed, 1, None).await;
+
+    let (_, night2) = Claimer::new(&job, &tick_id(&job, 1), 1, "owner-2")
+        .win(&*store)
+        .await;
+    assert!(
+        run_step(&*store, &night2, "charge-1", per).await,
+        "the next execution must run the step again"
+    );
+    assert!(!run_step(&*store, &night2, "charge-1", per).await);
+    // A failed step runs again within its execution.
+    let state = store.once_begin(&night2, "charge-2", per).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
+    ok(
+        &*store,
+        "once_end",
+        store.once_end(&night2, "charge-2", per, false).await,
+    );
+    assert!(run_step(&*store, &night2, "charge-2", per).await);
+    let (_, elsewhere) = Claimer::new(&other, &tick_id(&other, 1), 1, "owner-3")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &elsewhere, "charge-1", per).await);
+}
+
+/// An owner that dies after a step is taken over by another (a higher fence): the step it
+/// recorded is done for the new owner, the one it left in progress runs again, and the old
+/// owner can end neither.
+async fn once_survives_a_takeover_of_its_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    let per = OnceScope::Execution;
+    fence_of(&*store, &job).await;
+    let (_, old) = Claimer::new(&job, &id, 0, "owner-old")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &old, "charge-1", per).await);
+    let state = store.once_begin(&old, "charge-2", per).await;
+    assert_eq!(ok(&*store, "once_begin", state), OnceState::Acquired);
+
+    // The old owner stops heartbeating mid-step; another instance takes the execution over.
+    tokio::time::sleep(PAST_SHORT).await;
+    let (claimed, new) = Claimer::new(&job, &id, 0, "owner-new")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    assert!(claimed.fence > old.fence);
+    assert!(
+        !run_step(&*store, &new, "charge-1", per).await,
+        "a takeover ran a done step again"
+    );
+    is_fenced(
+        &*store,
+        "once_end",
+        store.once_end(&old, "charge-2", per, true).await,
+    );
+    assert!(run_step(&*store, &new, "charge-2", per).await);
+    is_fenced(
+        &*store,
+        "once_begin",
+        store.once_begin(&old, "charge-3", per).await,
+    );
+    finish(&*store, &new, Status::Completed, 2, None).await;
+}
+
+/// A `once_ever` step runs once across executions and jobs; a `once` step with the same key
+/// is another step.
+async fn once_ever_runs_once_across_executions(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (job, other) = (format!("{prefix}-job"), format!("{prefix}-other"));
+    let key = format!("{prefix}-backfill");
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    let (_, first) = Claimer::new(&job, &tick_id(&job, 0), 0, "owner-1")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &first, &key, OnceScope::Ever).await);
+    finish(&*store, &first, Status::Completed, 1, None).await;
+    let (_, second) = Claimer::new(&job, &tick_id(&job, 1), 1, "owner-2")
+        .win(&*store)
+        .await;
+    assert!(!run_step(&*store, &second, &key, OnceScope::Ever).await);
+    assert!(run_step(&*store, &second, &key, OnceScope::Execution).await);
+    let (_, elsewhere) = Claimer::new(&other, &tick_id(&other, 0), 0, "owner-3")
+        .win(&*store)
+        .await;
+    assert!(!run_step(&*store, &elsewhere, &key, OnceScope::Ever).await);
+}
+
+/// Retention deletes the per-execution steps of executions that ran to their end at least
+/// the retention ago, of the jobs named, and keeps `once_ever` steps and the steps of
+/// executions that may still run (running, cancelled).
+async fn retention_forgets_the_steps_of_ended_executions_only(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let (job, other) = (format!("{prefix}-job"), format!("{prefix}-other"));
+    let ever = format!("{prefix}-ever");
+    let per = OnceScope::Execution;
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    let forget = |jobs: Vec<String>, older_than: Duration| {
+        let store = store.clone();
+        async move {
+            let forgot = store.forget_once_steps(&jobs, older_than).await;
+            ok(&*store, "forget_once_steps", forgot)
+        }
+    };
+    // Ended: completed, and failed, each with a step; the first also with a `once_ever`.
+    let (_, completed) = Claimer::new(&job, &tick_id(&job, 0), 0, "o")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &completed, "step", per).await);
+    assert!(run_step(&*store, &completed, &ever, OnceScope::Ever).await);
+    finish(&*store, &completed, Status::Completed, 1, None).await;
+    let (_, failed) = Claimer::new(&job, &tick_id(&job, 1), 1, "o")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &failed, "step", per).await);
+    finish(&*store, &failed, Status::Failed, 3, Some("boom")).await;
+    // Open: cancelled (to be resumed), then running.
+    let (_, cancelled) = Claimer::new(&job, &tick_id(&job, 2), 2, "o")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &cancelled, "step", per).await);
+    finish(&*store, &cancelled, Status::Cancelled, 1, Some("shutdown")).await;
+    let (_, running) = Claimer::new(&job, &tick_id(&job, 3), 3, "o")
+        .liveness(LONG)
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &running, "step", per).await);
+    // Another job's ended execution, not named below.
+    let (_, bystander) = Claimer::new(&other, &tick_id(&other, 0), 0, "o")
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &bystander, "step", per).await);
+    finish(&*store, &bystander, Status::Completed, 1, None).await;
+
+    assert_eq!(
+        forget(vec![job.clone()], Duration::from_secs(3600)).await,
+        0,
+        "executions that ended just now are within the retention"
+    );
+    assert_eq!(forget(vec![job.clone()], Duration::ZERO).await, 2);
+    assert_eq!(forget(vec![job.clone()], Duration::ZERO).await, 0);
+
+    // Kept: the running execution's step, the `once_ever` step, the cancelled one's step.
+    assert!(!run_step(&*store, &running, "step", per).await);
+    assert!(!run_step(&*store, &running, &ever, OnceScope::Ever).await);
+    finish(&*store, &running, Status::Cancelled, 1, Some("shutdown")).await;
+    let (_, resumed) = Claimer::new(&job, &tick_id(&job, 2), 2, "p")
+        .win(&*store)
+        .await;
+    assert!(
+        !run_step(&*store, &resumed, "step", per).await,
+        "a resumed execution ran a step that retention should have kept"
+    );
+    finish(&*store, &resumed, Status::Completed, 2, None).await;
+    // Forgotten: the completed execution's step, as a rerun of it shows.
+    let (_, rerun) = Claimer::new(&job, &tick_id(&job, 0), 0, "p")
+        .idempotent(false)
+        .win(&*store)
+        .await;
+    assert!(run_step(&*store, &rerun, "step", per).await);
+    finish(&*store, &rerun, Status::Completed, 2, None).await;
+    // The other job's step was not touched until its job is named.
+    assert_eq!(forget(vec![other.clone()], Duration::ZERO).await, 1);
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceState, Status, StoreError,
+    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, Status, StoreError,
 };
 use crate::{
     future::BoxFuture,
@@ -34,7 +34,9 @@ const ENDED_ALWAYS_KEPT: usize = 4;
 /// It has the semantics of the persistent stores (claims, fences, takeover of dead owners,
 /// checkpoints, `once`), judged by tokio's clock in place of the database's, and forgets
 /// everything when the process exits. It keeps the last [`MEMORY_STORE_RETAINED`] finished
-/// executions of each job, and the last [`MEMORY_ONCE_RETAINED`] done `once` steps.
+/// executions of each job, and the last [`MEMORY_ONCE_RETAINED`] done `once` steps;
+/// [`ExecutionStore::forget_once_steps`] also forgets the per-execution steps of executions
+/// it no longer keeps.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     // Each job has its own mutex, so 10,000 jobs firing at one instant do not queue on one;
@@ -111,6 +113,9 @@ struct Row {
     heartbeat: Instant,
     /// The liveness its claim asked for: judges the row where no request names one (`once`).
     liveness: std::time::Duration,
+    /// When it was recorded as finished, by tokio's clock: judges the retention of its
+    /// `once` steps.
+    finished: Option<Instant>,
 }
 
 impl Row {
@@ -131,6 +136,8 @@ struct OnceRow {
     execution_id: String,
     fence: u64,
     done: bool,
+    /// Whether the step is [`OnceScope::Execution`]'s.
+    per_execution: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -266,6 +273,7 @@ impl JobState {
             },
             heartbeat: now,
             liveness: req.liveness,
+            finished: None,
         });
         self.trim();
         Claimed {
@@ -385,6 +393,7 @@ impl MemoryStore {
         row.record.attempts = finish.attempts;
         row.record.error = finish.error.map(str::to_owned);
         row.record.finished_at = Some(Utc::now());
+        row.finished = Some(Instant::now());
         if finish.status != Status::Running {
             state.finished += 1;
             state.trim();
@@ -437,17 +446,24 @@ impl MemoryStore {
             },
             heartbeat: Instant::now(),
             liveness: std::time::Duration::ZERO,
+            finished: tick.skipped.as_ref().map(|_| Instant::now()),
         });
         // Not running: counted with the finished rows (a claim that takes it uncounts it).
         state.finished += 1;
         state.trim();
     }
 
-    fn once_begin_now(&self, exec: &ExecutionRef, key: &str) -> Result<OnceState, StoreError> {
+    fn once_begin_now(
+        &self,
+        exec: &ExecutionRef,
+        key: &str,
+        scope: OnceScope,
+    ) -> Result<OnceState, StoreError> {
+        let key = scope.stored_key(exec, key);
         // Lock order: the `once` map, then job states (claims take only a job state).
         let mut once = lock(&self.once);
         self.with_owned(exec, |_| ())?;
-        if let Some(row) = once.rows.get(key) {
+        if let Some(row) = once.rows.get(key.as_ref()) {
             if row.done {
                 return Ok(OnceState::Done);
             }
@@ -462,41 +478,79 @@ impl MemoryStore {
             }
         }
         once.rows.insert(
-            key.to_owned(),
+            key.into_owned(),
             OnceRow {
                 job: exec.job.clone(),
                 execution_id: exec.execution_id.clone(),
                 fence: exec.fence,
                 done: false,
+                per_execution: scope.per_execution(),
             },
         );
         Ok(OnceState::Acquired)
     }
 
-    fn once_end_now(&self, exec: &ExecutionRef, key: &str, done: bool) -> Result<(), StoreError> {
+    fn once_end_now(
+        &self,
+        exec: &ExecutionRef,
+        key: &str,
+        scope: OnceScope,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        let key = scope.stored_key(exec, key);
         let mut once = lock(&self.once);
         self.with_owned(exec, |_| ())?;
         let mine = once
             .rows
-            .get(key)
+            .get(key.as_ref())
             .is_some_and(|r| r.execution_id == exec.execution_id && r.fence == exec.fence);
         if !mine {
             return Err(fenced(exec));
         }
         if done {
-            if let Some(row) = once.rows.get_mut(key) {
+            if let Some(row) = once.rows.get_mut(key.as_ref()) {
                 row.done = true;
             }
-            once.done.push_back(key.to_owned());
+            once.done.push_back(key.into_owned());
             while once.done.len() > MEMORY_ONCE_RETAINED {
                 if let Some(oldest) = once.done.pop_front() {
                     once.rows.remove(&oldest);
                 }
             }
         } else {
-            once.rows.remove(key);
+            once.rows.remove(key.as_ref());
         }
         Ok(())
+    }
+
+    /// Forgets the per-execution steps of `jobs` whose execution ended `older_than` ago (by
+    /// tokio's clock, as liveness), or that the store no longer keeps (nothing can resume it: a claim of its id would start
+    /// afresh).
+    fn forget_once_now(&self, jobs: &[String], older_than: std::time::Duration) -> u64 {
+        let now = Instant::now();
+        let mut once = lock(&self.once);
+        let before = once.rows.len();
+        once.rows.retain(|_, row| {
+            if !row.per_execution || !jobs.contains(&row.job) {
+                return true;
+            }
+            let job = self.job(&row.job);
+            let state = lock(&job);
+            match state.row(&row.execution_id) {
+                None => false,
+                Some(r) => {
+                    !(r.record.status.is_final()
+                        && r.finished
+                            .is_some_and(|f| now.saturating_duration_since(f) >= older_than))
+                }
+            }
+        });
+        let forgot = before - once.rows.len();
+        if forgot > 0 {
+            let OnceSteps { rows, done } = &mut *once;
+            done.retain(|key| rows.contains_key(key));
+        }
+        u64::try_from(forgot).unwrap_or(u64::MAX)
     }
 }
 
@@ -565,17 +619,19 @@ impl ExecutionStore for MemoryStore {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
     ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
-        ready(self.once_begin_now(exec, key))
+        ready(self.once_begin_now(exec, key, scope))
     }
 
     fn once_end<'a>(
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        ready(self.once_end_now(exec, key, done))
+        ready(self.once_end_now(exec, key, scope, done))
     }
 
     fn finish<'a>(
@@ -691,6 +747,14 @@ impl ExecutionStore for MemoryStore {
     fn describe(&self) -> String {
         "in-memory".to_owned()
     }
+
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: std::time::Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        ready(Ok(self.forget_once_now(jobs, older_than)))
+    }
 }
 
 #[cfg(test)]
@@ -765,12 +829,21 @@ mod tests {
         // Done `once` steps are remembered, up to their bound.
         let step = claim(300, "o").await;
         assert_eq!(
-            store.once_begin(&step, "step").await.unwrap(),
+            store
+                .once_begin(&step, "step", OnceScope::Ever)
+                .await
+                .unwrap(),
             OnceState::Acquired
         );
-        store.once_end(&step, "step", true).await.unwrap();
+        store
+            .once_end(&step, "step", OnceScope::Ever, true)
+            .await
+            .unwrap();
         assert_eq!(
-            store.once_begin(&step, "step").await.unwrap(),
+            store
+                .once_begin(&step, "step", OnceScope::Ever)
+                .await
+                .unwrap(),
             OnceState::Done
         );
         assert_eq!(lock(&store.once).done.len(), 1);

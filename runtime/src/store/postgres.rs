@@ -16,7 +16,7 @@ use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceState, StoreError,
+    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, StoreError,
     claim::EARLY_TOLERANCE,
 };
 use crate::transaction::SqlStore;
@@ -455,6 +455,7 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
+        per_execution: bool,
     ) -> sqlx::Result<Option<OnceRow>> {
         // A step row is inserted, or the existing one locked and judged. A row deleted in
         // between (its holder's step failed) is inserted on the next round.
@@ -464,6 +465,7 @@ impl SqlDialect for PostgresStore {
                 .bind(&exec.job)
                 .bind(&exec.execution_id)
                 .bind(sql::db_fence(exec.fence))
+                .bind(per_execution)
                 .execute(&mut **tx)
                 .await?;
             if inserted.rows_affected() == 1 {
@@ -492,6 +494,7 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
+        _per_execution: bool,
         holder: Holder,
     ) -> sqlx::Result<()> {
         // `once_row` inserted this run's row where there was none.
@@ -700,6 +703,7 @@ struct Statements {
     once_take: String,
     once_done: String,
     once_forget: String,
+    forget_once_steps: String,
     executions: String,
     execution: String,
     register_all: String,
@@ -814,8 +818,8 @@ impl Statements {
                  SELECT count(*) FROM finished"
             ),
             once_insert: format!(
-                "INSERT INTO {once} (key, job, execution_id, fence, started_at) \
-                 VALUES ($1, $2, $3, $4, clock_timestamp()) ON CONFLICT (key) DO NOTHING"
+                "INSERT INTO {once} (key, job, execution_id, fence, started_at, per_execution) \
+                 VALUES ($1, $2, $3, $4, clock_timestamp(), $5) ON CONFLICT (key) DO NOTHING"
             ),
             once_row: format!(
                 "SELECT execution_id, fence, done_at IS NOT NULL FROM {once} \
@@ -848,6 +852,21 @@ impl Statements {
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint::text \
                  FROM {ex} WHERE id = $1"
+            ),
+            // Up to `$3` per-execution steps of the jobs `$1` whose execution ran to its end
+            // `$2` ms ago or more (or is gone: deleted with the history). Rows another
+            // instance is deleting right now are skipped, not waited for. An execution that
+            // ran to its end is claimed again only by a job that is not idempotent, under its
+            // own id, and those are unique per run: the execution read here cannot reopen.
+            forget_once_steps: format!(
+                "DELETE FROM {once} WHERE key IN (\
+                     SELECT o.key FROM {once} o \
+                     WHERE o.per_execution AND o.job = ANY($1) AND NOT EXISTS (\
+                         SELECT 1 FROM {ex} e WHERE e.id = o.execution_id \
+                         AND (e.status NOT IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                             OR e.finished_at IS NULL \
+                             OR e.finished_at > clock_timestamp() - $2 {ms})) \
+                     LIMIT $3 FOR UPDATE OF o SKIP LOCKED)"
             ),
             // One statement for every job of an instance; `DISTINCT ON` keeps the first
             // registration of a name given twice.
@@ -1003,9 +1022,12 @@ impl ExecutionStore for PostgresStore {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            let stored = scope.stored_key(exec, key);
+            let stored = stored.as_ref();
             let statement = if done {
                 &self.sql.once_done
             } else {
@@ -1016,7 +1038,7 @@ impl ExecutionStore for PostgresStore {
                     let done = sqlx::query(AssertSqlSafe(statement.as_str()))
                         .bind(&exec.execution_id)
                         .bind(sql::db_fence(exec.fence))
-                        .bind(key)
+                        .bind(stored)
                         .execute(&self.pool)
                         .await?;
                     Ok((done.rows_affected(), retried))
@@ -1053,5 +1075,32 @@ impl ExecutionStore for PostgresStore {
 
     fn describe(&self) -> String {
         format!("{} (schema {})", self.description, self.sql.schema)
+    }
+
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut forgot = 0;
+            loop {
+                let deleted = self
+                    .run(|_| {
+                        sqlx::query(AssertSqlSafe(self.sql.forget_once_steps.as_str()))
+                            .bind(jobs)
+                            .bind(sql::millis(older_than))
+                            .bind(sql::FORGET_BATCH)
+                            .execute(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| self.error("forgetting the steps of ended executions", e))?
+                    .rows_affected();
+                forgot += deleted;
+                if deleted < sql::FORGET_BATCH.unsigned_abs() {
+                    return Ok(forgot);
+                }
+            }
+        })
     }
 }

@@ -11,6 +11,10 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{ExecutionRecord, ExecutionRef, Interrupted, JobRecord, Status, StoreError};
 
+/// How many `once` rows one statement of `forget_once_steps` deletes at most: a first run
+/// on a long history deletes in short statements, each holding its locks briefly.
+pub(crate) const FORGET_BATCH: i64 = 10_000;
+
 /// A duration in whole milliseconds, rounded up, as SQL stores it.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)

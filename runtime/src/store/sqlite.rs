@@ -15,7 +15,7 @@ use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-    JobRecord, JobRegistration, LedgerTick, OnceState, StoreError,
+    JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, StoreError,
 };
 use crate::transaction::SqlStore;
 
@@ -398,6 +398,7 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         _exec: &ExecutionRef,
         key: &str,
+        _per_execution: bool,
     ) -> sqlx::Result<Option<OnceRow>> {
         sqlx::query_as(AssertSqlSafe(self.sql.once_row.as_str()))
             .bind(key)
@@ -419,6 +420,7 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
+        per_execution: bool,
         _holder: Holder,
     ) -> sqlx::Result<()> {
         // One upsert, whoever held the step: the write lock keeps the row as it was read.
@@ -428,6 +430,7 @@ impl SqlDialect for SqliteStore {
             .bind(&exec.execution_id)
             .bind(sql::db_fence(exec.fence))
             .bind(now_ms())
+            .bind(per_execution)
             .execute(&mut **tx)
             .await
             .map(drop)
@@ -521,6 +524,7 @@ struct Statements {
     once_put: String,
     once_done: String,
     once_forget: String,
+    forget_once_steps: String,
     executions: String,
     execution: String,
     dead_letters: String,
@@ -589,8 +593,9 @@ impl Statements {
                 "SELECT EXISTS (SELECT 1 FROM {ex} WHERE {mine} \
                      AND heartbeat_at + liveness_ms > $3)"
             ),
-            once_put: "INSERT INTO tickguard_once (key, job, execution_id, fence, started_at) \
-                       VALUES ($1, $2, $3, $4, $5) \
+            once_put: "INSERT INTO tickguard_once (key, job, execution_id, fence, started_at, \
+                           per_execution) \
+                       VALUES ($1, $2, $3, $4, $5, $6) \
                        ON CONFLICT (key) DO UPDATE SET job = excluded.job, \
                            execution_id = excluded.execution_id, fence = excluded.fence, \
                            started_at = excluded.started_at"
@@ -608,6 +613,19 @@ impl Statements {
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
                      heartbeat_at, finished_at, error, checkpoint \
                  FROM {ex} WHERE id = $1"
+            ),
+            // Up to `$3` per-execution steps of the jobs `$1` (a JSON array) whose execution
+            // ran to its end at `$2` (Unix ms) or before, or is gone (deleted with the
+            // history). One statement, under the write lock.
+            forget_once_steps: format!(
+                "DELETE FROM tickguard_once WHERE key IN (\
+                     SELECT o.key FROM tickguard_once o \
+                     WHERE o.per_execution = 1 \
+                       AND o.job IN (SELECT value FROM json_each($1)) AND NOT EXISTS (\
+                         SELECT 1 FROM {ex} e WHERE e.id = o.execution_id \
+                         AND (e.status NOT IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                             OR e.finished_at IS NULL OR e.finished_at > $2)) \
+                     LIMIT $3)"
             ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
@@ -728,17 +746,20 @@ impl ExecutionStore for SqliteStore {
         &'a self,
         exec: &'a ExecutionRef,
         key: &'a str,
+        scope: OnceScope,
         done: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            let stored = scope.stored_key(exec, key);
+            let stored = stored.as_ref();
             if done {
                 self.fenced_write("ending a step", exec, &self.sql.once_done, move |q| {
-                    q.bind(key).bind(now_ms())
+                    q.bind(stored).bind(now_ms())
                 })
                 .await
             } else {
                 self.fenced_write("ending a step", exec, &self.sql.once_forget, move |q| {
-                    q.bind(key)
+                    q.bind(stored)
                 })
                 .await
             }
@@ -769,5 +790,32 @@ impl ExecutionStore for SqliteStore {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn forget_once_steps<'a>(
+        &'a self,
+        jobs: &'a [String],
+        older_than: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            // SQLite has no arrays: the names travel as one JSON array.
+            let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
+            let ended_by = now_ms().saturating_sub(sql::millis(older_than));
+            let mut forgot = 0;
+            loop {
+                let deleted = sqlx::query(AssertSqlSafe(self.sql.forget_once_steps.as_str()))
+                    .bind(&names)
+                    .bind(ended_by)
+                    .bind(sql::FORGET_BATCH)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.error("forgetting the steps of ended executions", e))?
+                    .rows_affected();
+                forgot += deleted;
+                if deleted < sql::FORGET_BATCH.unsigned_abs() {
+                    return Ok(forgot);
+                }
+            }
+        })
     }
 }

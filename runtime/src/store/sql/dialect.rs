@@ -114,24 +114,28 @@ pub(crate) trait SqlDialect {
     /// Whether `exec` still holds its execution, read in `tx`.
     async fn holds(&self, tx: &mut Tx<Self>, exec: &ExecutionRef) -> sqlx::Result<bool>;
 
-    /// The step's row, locked where the database locks rows. `None` when it had none;
-    /// a database that inserts this run's row first has then inserted it.
+    /// The step's row (`key` as stored), locked where the database locks rows. `None` when
+    /// it had none; a database that inserts this run's row first has then inserted it, with
+    /// `per_execution`.
     async fn once_row(
         &self,
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
+        per_execution: bool,
     ) -> sqlx::Result<Option<OnceRow>>;
 
     /// Whether the step's holder (`holder` at `fence`) is live.
     async fn holder_live(&self, tx: &mut Tx<Self>, holder: &str, fence: i64) -> sqlx::Result<bool>;
 
-    /// Makes the step's row this run's; `holder` says whose it was.
+    /// Makes the step's row (`key` as stored) this run's; `holder` says whose it was. A row
+    /// it inserts records `per_execution`.
     async fn once_put(
         &self,
         tx: &mut Tx<Self>,
         exec: &ExecutionRef,
         key: &str,
+        per_execution: bool,
         holder: Holder,
     ) -> sqlx::Result<()>;
 }
@@ -208,19 +212,21 @@ pub(crate) fn claimed(taken: Taken, resumed: bool) -> Claimed {
     }
 }
 
-/// The start of a `once` step as one transaction: refused unless `exec` holds its
-/// execution; the step is done, busy (its holder is live), or becomes this run's.
+/// The start of a `once` step (`key` as stored, with its scope's `per_execution`) as one
+/// transaction: refused unless `exec` holds its execution; the step is done, busy (its
+/// holder is live), or becomes this run's.
 pub(crate) async fn once_begin<S: SqlDialect>(
     store: &S,
     exec: &ExecutionRef,
     key: &str,
+    per_execution: bool,
 ) -> sqlx::Result<Step> {
     let mut tx = store.begin().await?;
     if !store.holds(&mut tx, exec).await? {
         tx.rollback().await?;
         return Ok(Step::Fenced);
     }
-    let holder = match store.once_row(&mut tx, exec, key).await? {
+    let holder = match store.once_row(&mut tx, exec, key, per_execution).await? {
         None => Holder::Nobody,
         Some((_, _, true)) => {
             tx.rollback().await?;
@@ -239,7 +245,9 @@ pub(crate) async fn once_begin<S: SqlDialect>(
             Holder::Gone
         }
     };
-    store.once_put(&mut tx, exec, key, holder).await?;
+    store
+        .once_put(&mut tx, exec, key, per_execution, holder)
+        .await?;
     tx.commit().await?;
     Ok(Step::State(OnceState::Acquired))
 }

@@ -157,10 +157,15 @@ macro_rules! execution_store_methods {
             &'a self,
             exec: &'a ExecutionRef,
             key: &'a str,
+            scope: $crate::store::OnceScope,
         ) -> BoxFuture<'a, Result<OnceState, StoreError>> {
             Box::pin(async move {
+                let stored = scope.stored_key(exec, key);
+                let per_execution = scope.per_execution();
                 match self
-                    .run(|_| $crate::store::sql::dialect::once_begin(self, exec, key))
+                    .run(|_| {
+                        $crate::store::sql::dialect::once_begin(self, exec, &stored, per_execution)
+                    })
                     .await
                     .map_err(|e| self.error(&format!("starting step `{key}`"), e))?
                 {
