@@ -300,8 +300,12 @@ impl Outcome {
     fn check(&self) {
         let kinds = Fault::kinds(self.combo);
         let figures = self.ticks.figures(&self.effects, &self.windows, &kinds);
+        let skewed = match self.effects.iter().filter(|e| e.4 == scene::SKEWED).count() {
+            0 => String::new(),
+            n => format!(" ({n} by the skewed worker)"),
+        };
         eprintln!(
-            "chaos {:?}: seed {}, {} s, ticks {}..={}, {} effects\n{figures}",
+            "chaos {:?}: seed {}, {} s, ticks {}..={}, {} effects{skewed}\n{figures}",
             self.combo,
             self.seed,
             self.seconds,

@@ -30,7 +30,7 @@ pub(crate) enum Combo {
 /// Slots `0..FAULTED` hold the workers faults aim at; the skewed worker, if any, follows.
 pub(crate) const FAULTED: usize = 3;
 /// The skewed worker's name and how far its wall clock lags (libfaketime's `FAKETIME`).
-const SKEWED: &str = "skewed";
+pub(crate) const SKEWED: &str = "skewed";
 const SKEW_MS: i64 = 2_000;
 const FAKETIME: &str = "-2";
 
@@ -205,15 +205,23 @@ impl Scene {
         ready
     }
 
-    /// Waits until the worker in `slot` exits (after SIGTERM: its runs end within its
-    /// shutdown grace).
+    /// Waits until the worker in `slot` exits after SIGTERM (its runs end within its
+    /// shutdown grace), and checks that it stopped itself: killed by the signal's default
+    /// action, it would not exit with success.
     pub(crate) async fn wait_exit(&mut self, slot: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while self.workers[slot].0.try_wait().unwrap().is_none() {
+        let name = &self.names[slot].0;
+        loop {
+            if let Some(status) = self.workers[slot].0.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "worker {name} did not shut down gracefully on SIGTERM: {status}"
+                );
+                return;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "worker {} did not exit within 20 s of SIGTERM",
-                self.names[slot].0
+                "worker {name} did not exit within 20 s of SIGTERM"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
