@@ -1,5 +1,7 @@
 //! Shared helpers for tickguard's cross-crate tests.
 
+pub mod proxy;
+
 use std::sync::{Arc, Mutex};
 
 use metrics_util::{

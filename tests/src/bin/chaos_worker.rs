@@ -16,7 +16,8 @@
 //!
 //! An effect row is `(job, tick, fence, worker, started, finished, idem)`; `started` is when
 //! the run started, `finished` when the effect was written. The worker serves its metrics on
-//! `127.0.0.1:<metrics-port>` and creates `<ready-file>` once its scheduler is built.
+//! `127.0.0.1:<metrics-port>` and creates `<ready-file>` once its scheduler is built, holding
+//! its wall clock (`Utc::now()` in milliseconds). SIGTERM or SIGINT stops it gracefully.
 
 #![allow(clippy::print_stderr)]
 
@@ -32,6 +33,8 @@ use tickguard::{
 /// Lease ttl of the locked variants, and the liveness of every variant.
 const TTL: Duration = Duration::from_millis(1_500);
 const LIVENESS: Duration = Duration::from_millis(1_500);
+/// How long a stopping worker lets its runs finish (SIGTERM, SIGINT).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn arg(args: &[String], i: usize, what: &str) -> String {
     args.get(i)
@@ -206,6 +209,7 @@ async fn main() {
         .discover(false)
         .instance_id(instance)
         .liveness(LIVENESS)
+        .shutdown_grace(SHUTDOWN_GRACE)
         .prometheus(format!("127.0.0.1:{metrics_port}"))
         .store(store);
     let locked = lock_arg != "none";
@@ -249,10 +253,26 @@ async fn main() {
         .build()
         .await
         .unwrap_or_else(|e| panic!("chaos_worker: {e}"));
-    std::fs::write(&ready, b"ready").unwrap_or_else(|e| panic!("chaos_worker: {e}"));
-    let _ = scheduler
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    write_ready(&ready);
+    let _ = scheduler.run_until(stop_signal()).await;
+}
+
+/// Creates the ready file, holding this process's `Utc::now()` in milliseconds (written
+/// aside, then renamed: the file never appears empty). The file's modification time is the
+/// kernel's clock, so the harness reads this process's clock offset from the two.
+fn write_ready(ready: &str) {
+    let aside = format!("{ready}.tmp");
+    let now = millis(chrono::Utc::now()).to_string();
+    std::fs::write(&aside, now).unwrap_or_else(|e| panic!("chaos_worker: {e}"));
+    std::fs::rename(&aside, ready).unwrap_or_else(|e| panic!("chaos_worker: {e}"));
+}
+
+/// Resolves on SIGINT or SIGTERM, the signals a process manager stops a worker with.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).unwrap_or_else(|e| panic!("chaos_worker: {e}"));
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
