@@ -22,7 +22,11 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-use tickguard_tests::{Proxy, Worker, no_postgres, postgres_url, unique_name, via_local_port};
+use tickguard_tests::{
+    Worker, no_postgres, postgres_url,
+    proxy::{Proxy, Traffic, through_local_port},
+    unique_name,
+};
 
 /// How long an owner may go without a heartbeat before others count it gone.
 const LIVENESS_MS: u64 = 1_000;
@@ -283,8 +287,9 @@ async fn a_worker_stopped_inside_its_transaction_commits_nothing_after_takeover(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_ends_during_shutdown_is_recorded_even_when_the_store_is_slow() {
     let scene = Scene::new("tg_slow_shutdown").await;
-    let proxy = Proxy::start(&via_local_port(&postgres_url(), 0).1).await;
-    let (url, _) = via_local_port(&postgres_url(), proxy.port());
+    let (_, host, port) = through_local_port(&postgres_url(), 0);
+    let proxy = Proxy::start(&host, port).await;
+    let (url, _, _) = through_local_port(&postgres_url(), proxy.port());
     let child = Command::new(env!("CARGO_BIN_EXE_store_worker"))
         .args([&url, &scene.schema, "w", "30000", "finish-in-shutdown"])
         .stdout(Stdio::null())
@@ -298,7 +303,12 @@ async fn a_run_that_ends_during_shutdown_is_recorded_even_when_the_store_is_slow
     // reaches the store only when the hold ends, 8.5 s in (each try may take 10 s). The
     // process used to exit 6.5 s in (cancel grace + 5 s), leaving the run RUNNING.
     worker.signal("INT");
-    proxy.hold_for(Duration::from_millis(8_500));
+    proxy.set(Traffic::Blackhole);
+    let held = proxy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(8_500)).await;
+        held.set(Traffic::Pass);
+    });
     let exited = tokio::time::Instant::now();
     let status = tokio::task::spawn_blocking(move || {
         let status = worker.0.wait();
