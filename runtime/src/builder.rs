@@ -390,6 +390,7 @@ impl SchedulerBuilder {
             cancel_grace,
             liveness,
             stop_runs,
+            refuse_early: true,
             unrecorded: Default::default(),
         };
         Ok(Scheduler {

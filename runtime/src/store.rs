@@ -55,6 +55,11 @@ pub struct ClaimRequest<'a> {
     pub liveness: Duration,
     /// The job's next fire time after this tick, recorded for operators (persistent stores).
     pub next_fire: Option<DateTime<Utc>>,
+    /// Whether a store with a clock of its own refuses the claim of a tick that is not due
+    /// yet by that clock ([`Claim::Early`]). The scheduler asks it, so that an instance
+    /// whose clock runs ahead does no early work; a claim made on purpose ahead of time
+    /// (a test's) does not.
+    pub refuse_early: bool,
 }
 
 impl<'a> ClaimRequest<'a> {
@@ -73,7 +78,14 @@ impl<'a> ClaimRequest<'a> {
             idempotent: true,
             liveness: Duration::from_secs(30),
             next_fire: None,
+            refuse_early: false,
         }
+    }
+
+    /// Sets whether the store refuses the claim of a tick not due yet by its clock.
+    pub fn refuse_early(mut self, refuse: bool) -> Self {
+        self.refuse_early = refuse;
+        self
     }
 
     /// Sets the job's next fire time after this tick.

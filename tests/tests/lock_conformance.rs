@@ -30,7 +30,7 @@ use std::{
 };
 
 use tickguard::{
-    lock::{InProcessLock, Lease, LockBackend, PostgresLock, RedisLock},
+    lock::{Acquired, InProcessLock, Lease, LockBackend, PostgresLock, RedisLock},
     sqlx::{self, AssertSqlSafe},
 };
 
@@ -53,6 +53,7 @@ macro_rules! lock_conformance {
             lock_conformance!(@cases $backend;
                 acquires,
                 refuses_a_second_owner,
+                a_refusal_names_the_holder,
                 names_are_independent,
                 reacquires_right_after_release,
                 expires_after_ttl,
@@ -225,6 +226,26 @@ async fn refuses_a_second_owner(lock: Arc<dyn LockBackend>, prefix: &str) {
     );
     assert!(release(&*lock, &held, Duration::ZERO).await);
     must_acquire(&*lock, &name, "owner-2", LONG).await;
+}
+
+/// A refused acquire says who holds the lock, in the same round trip: the executor's owners
+/// name their tick, so an instance knows which tick the holder runs.
+async fn a_refusal_names_the_holder(lock: Arc<dyn LockBackend>, prefix: &str) {
+    let name = format!("{prefix}-a");
+    let held = must_acquire(&*lock, &name, "api-1#7-00ff@1800000000000", LONG).await;
+    let refusal = lock
+        .acquire(&name, "api-2#1-0aa0@1800000001000", LONG)
+        .await
+        .unwrap_or_else(|e| panic!("{}: acquire: {e}", lock.describe()));
+    assert_eq!(
+        refusal,
+        Acquired::Held {
+            holder: Some("api-1#7-00ff@1800000000000".to_owned())
+        },
+        "{}",
+        lock.describe()
+    );
+    assert!(release(&*lock, &held, Duration::ZERO).await);
 }
 
 async fn names_are_independent(lock: Arc<dyn LockBackend>, prefix: &str) {

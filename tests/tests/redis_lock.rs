@@ -339,9 +339,10 @@ async fn a_restart_between_calls_goes_unnoticed() {
     );
 }
 
-/// A scheduler whose Redis goes away for less than the misfire threshold: the tick that finds
-/// it down is tried again (never run without the lock, never a panic) and runs, late, once
-/// Redis is back; nothing is counted as skipped, since no tick was lost.
+/// A scheduler whose Redis goes away: each tick that finds it down is tried again (never run
+/// without the lock, never a panic) until the next tick is due, which takes over (the job is
+/// not idempotent: a tick given up is counted as lost, `unavailable`); the tick being tried
+/// when Redis is back runs, late.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tick_that_finds_redis_down_is_tried_again_and_runs_once_it_is_back() {
     let recorded = tickguard_tests::metrics();
@@ -391,10 +392,9 @@ async fn a_tick_that_finds_redis_down_is_tried_again_and_runs_once_it_is_back() 
                 .any(|t| *t > down && *t < down + Duration::from_millis(1_600)),
             "the tick that found Redis down did not run once it was back: {ticks:?}"
         );
-        assert_eq!(
-            skipped(&recorded),
-            0,
-            "a tick was given up in a short outage"
+        assert!(
+            skipped(&recorded) >= 1,
+            "the ticks given up during the outage were not counted"
         );
     };
     scheduler.run_until(outage).await.unwrap();

@@ -1210,8 +1210,32 @@ async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
         &[("job", "blip"), ("reason", "unavailable")],
     );
     assert_eq!(unavailable, 0);
-    // A store down for longer than the backoff: the tick is skipped, counted, not run.
+    // A store down for longer than the claim's own backoff: the tick is tried again (with
+    // jittered backoff) and runs, late, once the store answers; nothing is counted lost.
     store.fail_next_claims(10);
+    let ticks = Ticks::default();
+    let t = ticks.clone();
+    let job = Job::new("longer", every(5), move |ctx: JobContext| {
+        t.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .idempotent();
+    run_for(
+        builder(&clock).store(store.clone()).job(job),
+        Duration::from_millis(9_000),
+    )
+    .await;
+    assert_eq!(seconds_after_t0(&ticks.get()), [10]);
+    let skipped = |job: &str| {
+        m.counter(
+            names::SKIPS_TOTAL,
+            &[("job", job), ("reason", "unavailable")],
+        )
+    };
+    assert_eq!(skipped("longer"), 0);
+    // A store down past the tick's deadline (the next tick): the tick is given up, counted,
+    // never run without a claim; it waits in the ledger for when the store answers.
+    store.fail_next_claims(1_000);
     let ticks = Ticks::default();
     let t = ticks.clone();
     let job = Job::new("outage", every(5), move |ctx: JobContext| {
@@ -1221,15 +1245,11 @@ async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
     .idempotent();
     run_for(
         builder(&clock).store(store.clone()).job(job),
-        Duration::from_millis(5_000),
+        Duration::from_millis(6_000),
     )
     .await;
     assert!(ticks.get().is_empty(), "{:?}", ticks.get());
-    let unavailable = m.counter(
-        names::SKIPS_TOTAL,
-        &[("job", "outage"), ("reason", "unavailable")],
-    );
-    assert_eq!(unavailable, 1);
+    assert_eq!(skipped("outage"), 1);
 }
 
 /// Two instances, no lock, a job that is not idempotent (unique execution ids): the instance
@@ -1822,5 +1842,77 @@ async fn a_zero_once_retention_fails_at_build() {
     assert!(
         matches!(&e, Error::Config(message) if message.contains("once_retention is zero")),
         "{e}"
+    );
+}
+
+/// A busy tick that loses its lease while it waits for the job (the execution in the way
+/// belongs to an owner that died; the lock stops renewing) is not skipped as an overlap: it
+/// waits in the ledger, as a claim that outlasts its lease leaves its execution to be
+/// resumed, and runs once the dead owner is proven gone.
+#[tokio::test(start_paused = true)]
+async fn a_busy_tick_that_loses_its_lease_while_it_waits_runs_from_the_ledger() {
+    use tickguard::store::{Claim, ClaimRequest};
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let lock = Arc::new(FaultyLock::in_process());
+    let ran: Arc<Mutex<Vec<DateTime<Utc>>>> = Arc::default();
+    let seen = ran.clone();
+    let job = Job::new("busy_lost", every(60), move |ctx: JobContext| {
+        seen.lock().unwrap().push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .lock(LockPolicy::new(secs(3)))
+    .idempotent()
+    .misfire(Misfire::RunAll);
+    let (faults, ghosts) = (lock.clone(), store.clone());
+    let scenario = async move {
+        // An owner that dies just before 00:01:00 holding the execution of the tick at `t0`:
+        // the job stays busy until its silence passes the liveness (30 s).
+        sleep(secs(59)).await;
+        let ghost =
+            ClaimRequest::new("busy_lost", "busy_lost@ghost", t0(), "ghost#1").liveness(secs(30));
+        assert!(matches!(
+            ghosts.claim(&ghost).await.unwrap(),
+            Claim::Acquired(_)
+        ));
+        // The tick at 00:01:00 takes the lease and finds the job busy; its first renewal,
+        // a second later, finds the lease gone.
+        sleep(Duration::from_millis(1_200)).await;
+        faults.lose_lease();
+        sleep(secs(5)).await;
+        faults.restore();
+        sleep(secs(50)).await;
+    };
+    run_scenario(
+        builder(&clock)
+            .job(job)
+            .lock_backend(lock)
+            .store(store.clone()),
+        scenario,
+    )
+    .await;
+    let minute = t0() + chrono::Duration::minutes(1);
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [t0(), minute],
+        "the dead owner's execution was resumed, and the busy tick ran once, from the ledger"
+    );
+    let record = store
+        .execution("busy_lost@2026-01-01T00:01:00Z")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, Status::Completed);
+    let job = ("job", "busy_lost");
+    assert_eq!(
+        m.counter(names::SKIPS_TOTAL, &[job, ("reason", "overlap")]),
+        0
+    );
+    assert_eq!(
+        m.counter(names::TICKS_LOST_TOTAL, &[job, ("reason", "overlap")]),
+        0
     );
 }

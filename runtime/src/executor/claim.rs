@@ -31,7 +31,8 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
     let request = ClaimRequest::new(&job.name, &t.execution_id, t.at, &t.owner)
         .idempotent(job.key.is_some())
         .liveness(rt.liveness)
-        .next_fire(next_fire);
+        .next_fire(next_fire)
+        .refuse_early(rt.refuse_early);
     let mut claimed = ask(rt, t.entry, &request).await;
     if !t.resuming
         && let Ok(Claim::Busy { execution_id }) = &claimed
@@ -169,8 +170,8 @@ async fn wait_while_busy(
     };
     match wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
         Wait::Waited => {}
-        Wait::LeaseLost => return busy_claim(true),
-        Wait::Stopped => return busy_claim(false),
+        // Stopped: shutdown; the tick is left to the instances that go on.
+        Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
     }
     let interrupted = timeout(
         BACKEND_TIMEOUT,
@@ -191,13 +192,12 @@ async fn wait_while_busy(
     {
         match wait_holding(rt, entry, lease, rt.liveness / 3).await {
             Wait::Waited => {}
-            Wait::LeaseLost => {
+            Wait::LeaseLost | Wait::Stopped => {
                 return Waited {
                     claim: claimed,
                     deferred: true,
                 };
             }
-            Wait::Stopped => break,
         }
         claimed = ask(rt, entry, request).await;
     }

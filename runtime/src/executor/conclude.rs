@@ -31,18 +31,27 @@ const MAX_RECORD_DELAY: Duration = Duration::from_secs(5);
 /// Ends a pass that claimed nothing: counts the skip, leaves the tick to the ledger where
 /// it must not be lost, and releases the lease, if one was taken. A resumption that cannot
 /// go on now loses no tick (the recovery task finds it again) and is not counted; a store
-/// or lock that could not be reached is counted by the job loop, which tries again. A tick
+/// or lock that could not be reached is counted by the job loop, which tries again; a busy
+/// tick whose wait lost its lease is not counted, since it runs from the ledger. A tick
 /// skipped as `overlap` is lost for good (except under `run_all`, whose ticks wait for the
 /// job instead) and is reported.
 pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
     let (rt, entry) = (t.rt, t.entry);
     let m = &entry.metrics;
     if !t.resuming && reason != SkipReason::Unavailable {
-        m.skipped(reason, 1);
+        // A tick left to the ledger because the wait lost its lease is not skipped: it
+        // runs from there.
+        if !t.deferred {
+            m.skipped(reason, 1);
+        }
         leave_to_ledger(&t, reason);
     }
     lease::release(&*rt.lock, m, t.lease, t.hold_at_least).await;
-    if !t.resuming && reason == SkipReason::Overlap && entry.job.misfire != Misfire::RunAll {
+    if !t.resuming
+        && !t.deferred
+        && reason == SkipReason::Overlap
+        && entry.job.misfire != Misfire::RunAll
+    {
         let lost = Lost {
             reason,
             ticks: 1,

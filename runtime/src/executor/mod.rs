@@ -74,6 +74,9 @@ pub(crate) struct Runtime {
     pub(crate) records_next_fire: bool,
     /// Fired when shutdown's grace period ran out: cancels every run in progress.
     pub(crate) stop_runs: CancellationToken,
+    /// Whether claims ask the store to refuse ticks not due yet by its clock: a scheduler's
+    /// do; a direct run (the test kit's, which runs any tick now) does not.
+    pub(crate) refuse_early: bool,
     /// The executions whose ends are not recorded yet, for shutdown to wait for.
     pub(crate) unrecorded: Unrecorded,
 }
@@ -83,7 +86,8 @@ pub(crate) const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// A runtime that runs executions directly, not from a scheduler (the test kit's `Run`,
-    /// the guarded bench): no failure hooks, the system clock, the default cancel grace.
+    /// the guarded bench): no failure hooks, the system clock, the default cancel grace, and
+    /// any tick may be claimed now (a test runs tomorrow's tick today).
     pub(crate) fn direct(
         lock: Arc<dyn LockBackend>,
         store: Arc<dyn ExecutionStore>,
@@ -100,6 +104,7 @@ impl Runtime {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             liveness,
             stop_runs: CancellationToken::new(),
+            refuse_early: false,
             unrecorded: Unrecorded::default(),
         }
     }

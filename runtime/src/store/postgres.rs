@@ -302,6 +302,7 @@ impl PostgresStore {
                 .bind(req.next_fire)
                 .bind(req.idempotent)
                 .bind(sql::millis(EARLY_TOLERANCE))
+                .bind(req.refuse_early)
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(taken.map(|(fence, attempts, checkpoint, resumed)| {
@@ -404,6 +405,7 @@ impl SqlDialect for PostgresStore {
             .bind(req.job)
             .bind(req.scheduled_at)
             .bind(sql::millis(EARLY_TOLERANCE))
+            .bind(req.refuse_early)
             .fetch_one(&mut **tx)
             .await
     }
@@ -731,7 +733,7 @@ impl Statements {
             lock_job: format!(
                 "INSERT INTO {jobs} (job) VALUES ($1) \
                  ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job \
-                 RETURNING running_id, $2::timestamptz <= clock_timestamp() + $3 {ms}"
+                 RETURNING running_id, NOT $4 OR $2::timestamptz <= clock_timestamp() + $3 {ms}"
             ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
@@ -780,7 +782,7 @@ impl Statements {
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
                          next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
                      WHERE job = $1 AND running_id IS NULL \
-                         AND $3 <= clock_timestamp() + $8 {ms} AND NOT EXISTS (\
+                         AND (NOT $9 OR $3 <= clock_timestamp() + $8 {ms}) AND NOT EXISTS (\
                          SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
                              OR ($7 AND status IN ({final_statuses})))) \
                      RETURNING fence) \
