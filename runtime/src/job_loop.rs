@@ -87,30 +87,17 @@ pub(crate) async fn job_loop(
         let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
         count_misfires(&rt, &entry, &plan).await;
         m.lateness.record(seconds_between(plan.latest, now));
-        let batch = plan.run.len();
-        let last = plan.run.last().copied().unwrap_or(plan.latest);
-        let mut fired = Fired::Done;
-        for (i, tick) in plan.run.into_iter().enumerate() {
-            // Catch-up runs go one after the other, oldest first, and stop at shutdown.
-            let last_of_batch = i + 1 == batch;
-            if i > 0 && firing.is_cancelled() {
-                fired = Fired::Stopped;
-            } else {
-                fired = run(
-                    &rt,
-                    &entry,
-                    tick,
-                    last_of_batch,
-                    &firing,
-                    None,
-                    misfire_threshold,
-                )
-                .await;
-            }
-            if fired == Fired::Stopped {
-                count_unrun(&rt, &entry, (batch - i) as u64, last).await;
-                return;
-            }
+        let fired = run_batch(
+            &rt,
+            &entry,
+            plan.run,
+            plan.latest,
+            &firing,
+            misfire_threshold,
+        )
+        .await;
+        if fired == Fired::Stopped {
+            return;
         }
         let ended = rt.clock.now();
         let after = if fired == Fired::GaveUp {
@@ -122,6 +109,43 @@ pub(crate) async fn job_loop(
         next = after.next;
         publish_next(&entry, next);
     }
+}
+
+/// Runs the due ticks of a plan one after the other, oldest first (catch-up runs), and
+/// stops at shutdown, counting the ticks left unrun; how the last one ended.
+async fn run_batch(
+    rt: &Runtime,
+    entry: &JobEntry,
+    ticks: Vec<DateTime<Utc>>,
+    latest: DateTime<Utc>,
+    firing: &CancellationToken,
+    misfire_threshold: Duration,
+) -> Fired {
+    let batch = ticks.len();
+    let last = ticks.last().copied().unwrap_or(latest);
+    let mut fired = Fired::Done;
+    for (i, tick) in ticks.into_iter().enumerate() {
+        let last_of_batch = i + 1 == batch;
+        fired = if i > 0 && firing.is_cancelled() {
+            Fired::Stopped
+        } else {
+            run(
+                rt,
+                entry,
+                tick,
+                last_of_batch,
+                firing,
+                None,
+                misfire_threshold,
+            )
+            .await
+        };
+        if fired == Fired::Stopped {
+            count_unrun(rt, entry, (batch - i) as u64, last).await;
+            break;
+        }
+    }
+    fired
 }
 
 /// Resumes the job's interrupted executions and runs (or skips, by the misfire policy) its

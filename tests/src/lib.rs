@@ -340,3 +340,26 @@ pub fn http_get(port: u16, path: &str) -> Result<String, String> {
         Err(format!("GET {path}: {head}"))
     }
 }
+
+/// Collects the failure reports a hook receives (`on_failure`, `SchedulerBuilder::on_failure`).
+#[derive(Clone, Default)]
+pub struct Reports(Arc<Mutex<Vec<tickguard::FailureReport>>>);
+
+impl Reports {
+    /// A hook that collects its reports here.
+    pub fn hook(
+        &self,
+    ) -> impl Fn(tickguard::FailureReport) -> tickguard::BoxFuture<'static, ()> + Send + Sync + 'static
+    {
+        let reports = self.0.clone();
+        move |r| {
+            reports.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+            Box::pin(async {})
+        }
+    }
+
+    /// The reports collected so far.
+    pub fn get(&self) -> Vec<tickguard::FailureReport> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -12,13 +12,13 @@ use std::{
 
 use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
-    BoxFuture, FailureReport, Job, JobContext, LockPolicy, Misfire, Schedule, Scheduler,
-    SchedulerBuilder,
+    Job, JobContext, LockPolicy, Misfire, Schedule, Scheduler, SchedulerBuilder,
     lock::InProcessLock,
     metrics::{self as names, SkipReason},
     store::MemoryStore,
     testing::TestClock,
 };
+use tickguard_tests::Reports;
 use tokio::time::sleep;
 
 /// Midnight, 1 January 2026 (a Thursday): a multiple of every period the tests use.
@@ -39,23 +39,6 @@ fn builder(clock: &TestClock) -> SchedulerBuilder {
         .discover(false)
         .clock(clock.clone())
         .instance_id("test")
-}
-
-/// Collects failure reports.
-#[derive(Clone, Default)]
-struct Reports(Arc<Mutex<Vec<FailureReport>>>);
-
-impl Reports {
-    fn hook(&self) -> impl Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync + 'static {
-        let reports = self.0.clone();
-        move |r| {
-            reports.lock().unwrap().push(r);
-            Box::pin(async {})
-        }
-    }
-    fn get(&self) -> Vec<FailureReport> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 fn lost(job: &str, reason: &str) -> u64 {

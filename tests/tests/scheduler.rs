@@ -21,6 +21,7 @@ use tickguard::{
     store::{ExecutionStore, JobRegistration, MemoryStore, Status},
     testing::{FaultyLock, FaultyStore, TestClock},
 };
+use tickguard_tests::Reports;
 use tokio::time::{Instant, sleep};
 
 /// Midnight, 1 January 2026: a multiple of every period the tests use, so `every(n)` ticks
@@ -160,23 +161,6 @@ async fn transient_errors_are_retried_with_exponential_backoff() {
         ),
         1
     );
-}
-
-/// Collects failure reports.
-#[derive(Clone, Default)]
-struct Reports(Arc<Mutex<Vec<FailureReport>>>);
-
-impl Reports {
-    fn hook(&self) -> impl Fn(FailureReport) -> BoxFuture<'static, ()> + Send + Sync + 'static {
-        let reports = self.0.clone();
-        move |r| {
-            reports.lock().unwrap().push(r);
-            Box::pin(async {})
-        }
-    }
-    fn get(&self) -> Vec<FailureReport> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 #[tokio::test(start_paused = true)]
