@@ -13,6 +13,7 @@ use tickguard_schedule::Schedule;
 use crate::{
     clock::Clock,
     executor::{self, Executed, JobEntry, Lost, Runtime, report_lost},
+    job::Misfire,
     metrics::SkipReason,
     misfire,
     retry::RetryPolicy,
@@ -105,7 +106,7 @@ pub(crate) async fn job_loop(
         } else {
             misfire::after_run(schedule, plan.next, ended, policy)
         };
-        count_overlaps(&rt, &entry, after.overlapped, ended).await;
+        count_overlaps(&rt, &entry, after.overlapped, plan.next, ended).await;
         next = after.next;
         publish_next(&entry, next);
     }
@@ -249,11 +250,20 @@ async fn count_unrun(rt: &Runtime, entry: &JobEntry, left: u64, last: DateTime<U
 }
 
 /// Counts and reports the ticks a run that ended at `ended` overlapped: lost for good.
-async fn count_overlaps(rt: &Runtime, entry: &JobEntry, overlapped: u64, ended: DateTime<Utc>) {
+async fn count_overlaps(
+    rt: &Runtime,
+    entry: &JobEntry,
+    overlapped: u64,
+    first: Option<DateTime<Utc>>,
+    ended: DateTime<Utc>,
+) {
     if overlapped == 0 {
         return;
     }
     entry.metrics.skipped(SkipReason::Overlap, overlapped);
+    if let Some(first) = first {
+        record_overlapped(rt, entry, first, ended);
+    }
     let latest = entry
         .job
         .schedule
@@ -266,6 +276,28 @@ async fn count_overlaps(rt: &Runtime, entry: &JobEntry, overlapped: u64, ended: 
         detail: "the run outlasted its next tick; overlapped ticks skipped".to_owned(),
     };
     report_lost(rt, entry, lost).await;
+}
+
+/// Records the ticks from `first` to `ended` that a run overlapped as skipped in the ledger
+/// (idempotent jobs; at most the most recent ones `run_all` would catch up on). The record
+/// waits a liveness: an instance that was free runs such a tick meanwhile, and its claim
+/// keeps the tick's row.
+fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, ended: DateTime<Utc>) {
+    let job = &entry.job;
+    if job.key.is_none() {
+        return;
+    }
+    let ticks = std::iter::once(first)
+        .chain(job.schedule.upcoming(first))
+        .take_while(|t| *t <= ended)
+        .take(Misfire::RUN_ALL_LIMIT);
+    for tick in ticks {
+        if let Some(execution_id) = executor::tick_execution_id(job, tick) {
+            let skipped = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id)
+                .skipped("overlap: the run before it outlasted it");
+            entry.ledger.note(skipped, rt.liveness);
+        }
+    }
 }
 
 /// The fire time just before `t` (`t` itself if the schedule cannot say).

@@ -152,7 +152,8 @@ pub(crate) fn pending_skip(
 }
 
 /// Until when a tick that finds a backend unreachable is tried again: never past the next
-/// tick (the job loop moves on to it just before it is due). A tick of an idempotent job is
+/// tick (the job loop moves on to it a little before it is due: 250 ms, or a quarter of the
+/// period if that is shorter). A tick of an idempotent job is
 /// then left to the ledger, whose misfire policy is applied when the backend answers again,
 /// so it is also given up once it is late by more than `threshold`, as is a tick under
 /// `skip`; any other tick is lost once given up, so under `run_once` and `run_all` it is
@@ -170,7 +171,13 @@ pub(crate) fn outage_deadline(
     } else {
         schedule.next_after(tick)
     };
-    match next.map(|next| next - chrono::Duration::milliseconds(1)) {
+    // A margin before the next tick, so that the last try has ended when it comes due (a
+    // quarter of the period at most).
+    let margin = |next: DateTime<Utc>| {
+        let period = (next - tick).to_std().unwrap_or_default();
+        chrono::Duration::from_std((period / 4).min(Duration::from_millis(250))).unwrap_or_default()
+    };
+    match next.map(|next| next - margin(next)) {
         Some(before_next) if idempotent || policy == Misfire::Skip => before_next.min(late),
         Some(before_next) => before_next,
         None => late,
@@ -410,13 +417,13 @@ mod tests {
             // Never past the next tick.
             assert_eq!(
                 deadline(&every_2, policy, true),
-                at_ms(11_999),
+                at_ms(11_750),
                 "{policy:?}"
             );
         }
         assert_eq!(deadline(&every_10, Misfire::Skip, false), at(15));
-        assert_eq!(deadline(&every_10, Misfire::RunOnce, false), at_ms(19_999));
-        assert_eq!(deadline(&every_10, Misfire::RunAll, false), at_ms(19_999));
+        assert_eq!(deadline(&every_10, Misfire::RunOnce, false), at_ms(19_750));
+        assert_eq!(deadline(&every_10, Misfire::RunAll, false), at_ms(19_750));
         let after = Schedule::after(Duration::from_secs(10)).unwrap();
         assert_eq!(deadline(&after, Misfire::RunOnce, false), at(15));
     }

@@ -363,3 +363,19 @@ impl Reports {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
+
+/// libfaketime's multi-threaded variant (Debian's `faketime` package), for worker processes
+/// whose wall clock a test offsets (`LD_PRELOAD`, with `FAKETIME` and
+/// `FAKETIME_DONT_FAKE_MONOTONIC=1`, so tokio's timers are untouched); or a failed test.
+pub fn faketime_library() -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1",
+        std::env::consts::ARCH
+    ));
+    assert!(
+        path.exists(),
+        "{} is missing: install Debian's `faketime` (`bash scripts/services` does)",
+        path.display()
+    );
+    path
+}

@@ -17,7 +17,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -27,9 +27,6 @@ use tickguard::{
     store::PostgresStore,
 };
 use tickguard_tests::{RedisServer, Worker, free_port, no_postgres, postgres_url, unique_name};
-
-/// libfaketime from Debian's `faketime` package.
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// One test's schema, Redis and workers.
 struct Cluster {
@@ -87,12 +84,8 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(offset) = offset {
-            assert!(
-                Path::new(LIBFAKETIME).exists(),
-                "{LIBFAKETIME} is missing: install Debian's `faketime` (bash scripts/services)"
-            );
             command
-                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("LD_PRELOAD", tickguard_tests::faketime_library())
                 .env("FAKETIME", offset)
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
                 .env("FAKETIME_NO_CACHE", "1");

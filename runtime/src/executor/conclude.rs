@@ -70,7 +70,7 @@ pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
 ///   lost its lease waiting for the busy job: pending at once, for whoever holds the lock
 ///   next;
 /// - another execution of the job is live and the job does not run every tick: recorded
-///   as skipped (overlap).
+///   as skipped (overlap), a liveness later.
 fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
     let job = t.job();
     if job.key.is_none() {
@@ -92,8 +92,10 @@ fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
         }
         SkipReason::Overlap if t.deferred => Duration::ZERO,
         SkipReason::Overlap => {
+            // Recorded a liveness later: an instance that finds the job free meanwhile runs
+            // the tick, and its claim keeps the tick's row.
             let reason = "overlap: another execution of the job was running";
-            t.entry.ledger.note(tick.skipped(reason), Duration::ZERO);
+            t.entry.ledger.note(tick.skipped(reason), t.rt.liveness);
             return;
         }
         _ => return,

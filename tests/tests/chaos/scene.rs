@@ -187,7 +187,7 @@ impl Scene {
             .stderr(Stdio::null());
         if skewed {
             command
-                .env("LD_PRELOAD", faketime_library())
+                .env("LD_PRELOAD", tickguard_tests::faketime_library())
                 .env("FAKETIME", FAKETIME)
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
@@ -309,18 +309,4 @@ fn clock_lag(ready: &Path) -> i64 {
     let modified = std::fs::metadata(ready).unwrap().modified().unwrap();
     let modified = chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis();
     modified - written
-}
-
-/// libfaketime's multi-threaded variant (Debian's `faketime` package), or a failed test.
-fn faketime_library() -> PathBuf {
-    let path = PathBuf::from(format!(
-        "/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1",
-        std::env::consts::ARCH
-    ));
-    assert!(
-        path.exists(),
-        "{} is missing: install Debian's `faketime` (`bash scripts/services` does)",
-        path.display()
-    );
-    path
 }
