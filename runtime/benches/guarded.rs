@@ -35,7 +35,7 @@
 //! the execution's path, as many as the floor's):
 //!
 //! ```text
-//! redis     SET tickguard:bench:guarded:{job} {instance}#{seq}-{process}/{token} NX PX 30000
+//! redis     SET tickguard:bench:guarded:{job} {instance}#{seq}-{process}@{tick}/{token} NX PX 30000 GET
 //! postgres  WITH bumped AS (UPDATE tickguard_jobs SET fence = fence + 1,
 //!             last_tick = GREATEST(last_tick, $3), next_fire_at = GREATEST($6, next_fire_at),
 //!             running_id = $2
