@@ -113,7 +113,8 @@ pub(crate) async fn job_loop(
 }
 
 /// Runs the due ticks of a plan one after the other, oldest first (catch-up runs), and
-/// stops at shutdown, counting the ticks left unrun; how the last one ended.
+/// stops at shutdown, leaving the ticks not run yet to the ledger (idempotent jobs: another
+/// instance, or the next start, runs them) or counting them lost; how the last one ended.
 async fn run_batch(
     rt: &Runtime,
     entry: &JobEntry,
@@ -125,7 +126,7 @@ async fn run_batch(
     let batch = ticks.len();
     let last = ticks.last().copied().unwrap_or(latest);
     let mut fired = Fired::Done;
-    for (i, tick) in ticks.into_iter().enumerate() {
+    for (i, &tick) in ticks.iter().enumerate() {
         let last_of_batch = i + 1 == batch;
         fired = if i > 0 && firing.is_cancelled() {
             Fired::Stopped
@@ -142,11 +143,33 @@ async fn run_batch(
             .await
         };
         if fired == Fired::Stopped {
-            count_unrun(rt, entry, (batch - i) as u64, last).await;
+            if !leave_unrun(rt, entry, &ticks[i..]) {
+                count_unrun(rt, entry, (batch - i) as u64, last).await;
+            }
             break;
         }
     }
     fired
+}
+
+/// Leaves the due ticks shutdown keeps from running to the ledger, as pending; `false` for
+/// a job that is not idempotent (it has no ledger).
+fn leave_unrun(rt: &Runtime, entry: &JobEntry, ticks: &[DateTime<Utc>]) -> bool {
+    let job = &entry.job;
+    if job.key.is_none() {
+        return false;
+    }
+    for &tick in ticks {
+        if let Some(execution_id) = executor::tick_execution_id(job, tick) {
+            let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
+            entry.ledger.note(pending, Duration::ZERO);
+        }
+    }
+    tracing::info!(
+        job = %job.name, ticks = ticks.len(),
+        "shutdown: due ticks left to the ledger, for another instance or the next start"
+    );
+    true
 }
 
 /// Resumes the job's interrupted executions and runs (or skips, by the misfire policy) its
@@ -279,7 +302,7 @@ async fn count_overlaps(
 }
 
 /// Records the ticks from `first` to `ended` that a run overlapped as skipped in the ledger
-/// (idempotent jobs; at most the most recent ones `run_all` would catch up on). The record
+/// (idempotent jobs; at most as many as `run_all` would catch up on, the first ones). The record
 /// waits a liveness: an instance that was free runs such a tick meanwhile, and its claim
 /// keeps the tick's row.
 fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, ended: DateTime<Utc>) {

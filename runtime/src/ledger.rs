@@ -23,7 +23,8 @@ use std::{
 use tokio::time::{Instant, timeout};
 
 use crate::{
-    executor::{BACKEND_TIMEOUT, JobEntry, Runtime},
+    executor::{BACKEND_TIMEOUT, JobEntry, Lost, Runtime, report_lost},
+    metrics::SkipReason,
     store::{LedgerTick, StoreError},
 };
 
@@ -61,7 +62,7 @@ impl Ledger {
         }
         if notes.len() >= BACKLOG {
             let dropped = notes.remove(0);
-            tracing::warn!(
+            tracing::error!(
                 job = %dropped.tick.job, tick = %dropped.tick.scheduled_at, backlog = BACKLOG,
                 "too many ticks wait to be recorded (is the store unreachable?); dropped the oldest"
             );
@@ -90,9 +91,42 @@ impl Ledger {
     }
 }
 
-/// Records the due notes of every job in `entries` (with `all`, every note: at shutdown), in
-/// one round trip. Ticks the store could not record wait for the next call.
-pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) {
+/// Records every note of `entries` at shutdown, once the job loops have stopped (so that
+/// the ticks they noted last are in): the store is asked up to three times; ticks it still
+/// could not record are logged and reported lost.
+pub(crate) async fn flush_at_shutdown(rt: &Runtime, entries: &[Arc<JobEntry>]) {
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..3 {
+        if flush(rt, entries, true).await {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 4;
+    }
+    for entry in entries {
+        let left = entry
+            .ledger
+            .take_due(Instant::now() + Duration::from_secs(86_400 * 365));
+        let Some(latest) = left.iter().map(|t| t.scheduled_at).max() else {
+            continue;
+        };
+        tracing::error!(
+            job = %entry.job.name, ticks = left.len(), %latest,
+            "shutdown: ticks left to the ledger could not be recorded"
+        );
+        let lost = Lost {
+            reason: SkipReason::Unavailable,
+            ticks: left.len() as u64,
+            latest,
+            detail: "shutdown: the store could not record the ticks left to the ledger".to_owned(),
+        };
+        report_lost(rt, entry, lost).await;
+    }
+}
+
+/// Records the due notes of every job in `entries` (with `all`, every note), in one round
+/// trip; `false` if the store could not record them (they wait for the next call).
+pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) -> bool {
     let now = if all {
         Instant::now() + Duration::from_secs(86_400 * 365)
     } else {
@@ -106,14 +140,17 @@ pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) {
         }
     }
     if by_job.is_empty() {
-        return;
+        return true;
     }
     let ticks: Vec<LedgerTick> = by_job.values().flat_map(|(_, t)| t.clone()).collect();
     let recorded = timeout(BACKEND_TIMEOUT, rt.store.record_ticks(&ticks))
         .await
         .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
     match recorded {
-        Ok(()) => tracing::debug!(ticks = ticks.len(), "ticks recorded in the ledger"),
+        Ok(()) => {
+            tracing::debug!(ticks = ticks.len(), "ticks recorded in the ledger");
+            true
+        }
         Err(e) => {
             tracing::warn!(
                 store = %rt.store.describe(), error = %e, ticks = ticks.len(),
@@ -122,6 +159,7 @@ pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) {
             for (entry, ticks) in by_job.into_values() {
                 entry.ledger.put_back(ticks);
             }
+            false
         }
     }
 }

@@ -69,12 +69,7 @@ pub(crate) async fn recover_interrupted(
             ),
         }
         tokio::select! {
-            () = firing.cancelled() => {
-                // What this instance noted is recorded before it goes: another instance
-                // runs it.
-                ledger::flush(&rt, &entries, true).await;
-                return;
-            }
+            () = firing.cancelled() => return,
             () = sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)) => {}
         }
     }

@@ -11,6 +11,7 @@ use crate::{
     executor::{JobEntry, RECORD_BUDGET, Runtime},
     job::Job,
     job_loop::job_loop,
+    ledger,
     recovery::recover_interrupted,
     retention::forget_once_steps,
     store::ExecutionStore,
@@ -134,6 +135,9 @@ impl Scheduler {
             let recorded = self.rt.cancel_grace + RECORD_BUDGET + Duration::from_secs(5);
             let _ = timeout(recorded, loops.wait()).await;
         }
+        // What the job loops left to the ledger is recorded before this instance goes:
+        // another instance runs it.
+        ledger::flush_at_shutdown(&self.rt, &self.entries).await;
         for execution_id in self.rt.unrecorded.left() {
             tracing::error!(
                 %execution_id,

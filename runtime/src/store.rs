@@ -268,6 +268,9 @@ pub enum OnceState {
     Busy,
 }
 
+/// The most executions of one job that [`ExecutionStore::interrupted`] returns at once.
+pub const INTERRUPTED_PER_JOB: usize = 25;
+
 /// A tick for the ledger, for [`ExecutionStore::record_ticks`]: a tick of an idempotent job
 /// that an instance fired but could not run (the job's lock or the job was busy with another
 /// tick, or a backend could not be reached), or one its misfire policy skipped for good.
@@ -524,10 +527,11 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
-    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), and pending ticks
-    /// of the ledger that are due by the store's clock, oldest tick first, at most `limit`:
-    /// an owner whose last heartbeat is older than `liveness` (judged by the store's clock)
-    /// is gone.
+    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), then pending ticks
+    /// of the ledger that are due by the store's clock, each oldest tick first; at most
+    /// [`INTERRUPTED_PER_JOB`] of one job (a job whose ticks cannot run now does not keep
+    /// the others waiting) and `limit` in all. An owner whose last heartbeat is older than
+    /// `liveness` (judged by the store's clock) is gone.
     fn interrupted<'a>(
         &'a self,
         jobs: &'a [String],

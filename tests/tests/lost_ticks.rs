@@ -15,7 +15,7 @@ use tickguard::{
     Job, JobContext, LockPolicy, Misfire, Schedule, Scheduler, SchedulerBuilder,
     lock::InProcessLock,
     metrics::{self as names, SkipReason},
-    store::MemoryStore,
+    store::{ExecutionStore, MemoryStore, Status},
     testing::TestClock,
 };
 use tickguard_tests::Reports;
@@ -191,6 +191,50 @@ async fn due_ticks_left_unrun_at_shutdown_are_reported_as_lost() {
     assert_eq!(report.scheduled_at, at(14));
     assert_eq!(report.error_chain, ["shutdown: due ticks left unrun"]);
     assert_eq!(lost("catching_up", "misfire"), 8);
+}
+
+/// The same catch-up for an idempotent job: the ticks not yet run are left to the ledger
+/// (pending in the store, for another instance or the next start), not lost.
+#[tokio::test(start_paused = true)]
+async fn due_ticks_of_an_idempotent_job_left_unrun_at_shutdown_wait_in_the_ledger() {
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let reports = Reports::default();
+    let store = Arc::new(MemoryStore::new());
+    let job = Job::new("leaving", every(1), |_ctx: JobContext| async {
+        sleep(Duration::from_millis(500)).await;
+        Ok(())
+    })
+    .misfire(Misfire::RunAll)
+    .idempotent()
+    .on_failure(reports.hook());
+    let jump = clock.clone();
+    let scenario = async move {
+        sleep(Duration::from_millis(3_600)).await;
+        jump.jump(chrono::Duration::seconds(10));
+        sleep(Duration::from_millis(1_600)).await;
+    };
+    builder(&clock)
+        .job(job)
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap()
+        .run_until(scenario)
+        .await
+        .unwrap();
+    assert!(reports.get().is_empty(), "{:?}", reports.get());
+    assert_eq!(lost("leaving", "misfire"), 0);
+    let mut pending: Vec<DateTime<Utc>> = store
+        .executions("leaving", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.status == Status::Pending)
+        .map(|e| e.scheduled_at)
+        .collect();
+    pending.sort();
+    assert_eq!(pending, (7..=14).map(at).collect::<Vec<_>>());
 }
 
 /// Two instances share a store and no lock: the one that finds the other's run of tick 10

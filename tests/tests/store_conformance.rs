@@ -27,9 +27,9 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use tickguard::store::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, JobRecord,
-    JobRegistration, MemoryStore, OnceScope, OnceState, PostgresStore, SqliteStore, Status,
-    StoreError,
+    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    INTERRUPTED_PER_JOB, JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceScope, OnceState,
+    PostgresStore, SqliteStore, Status, StoreError,
 };
 use tickguard_tests::{no_postgres, postgres_url, sqlite_url};
 
@@ -71,6 +71,7 @@ macro_rules! store_conformance {
                 claim_judges_liveness_by_the_request,
                 once_under_concurrent_callers_runs_once,
                 lists_interrupted_executions,
+                records_ticks_in_the_ledger,
                 a_finish_racing_a_takeover_has_one_winner,
                 dead_letters_are_the_failed_executions,
                 concurrent_claims_of_a_running_tick_have_one_winner,
@@ -1287,6 +1288,83 @@ async fn once_under_concurrent_callers_runs_once(store: Arc<dyn ExecutionStore>,
         1,
         "the step's body must run exactly once"
     );
+}
+
+/// The ledger of ticks: `record_ticks` writes a pending or skipped row where a tick has
+/// none, turns a pending row into a skipped one, and leaves a claimed row alone; a claim
+/// takes a pending row as a new execution and finds a skipped one done; `interrupted` lists
+/// due pending ticks after the interrupted executions, at most `INTERRUPTED_PER_JOB` of one
+/// job.
+async fn records_ticks_in_the_ledger(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    fence_of(&*store, &a).await;
+    fence_of(&*store, &b).await;
+    // Ticks in the past: pending ones are listed once due by the store's clock.
+    let past = |n: i64| DateTime::from_timestamp(1_700_000_000 + n * 60, 0).unwrap();
+    let id = |job: &str, n: i64| format!("{job}@{}", past(n).to_rfc3339());
+    let mut ticks: Vec<LedgerTick> = (0..30)
+        .map(|n| LedgerTick::pending(&a, id(&a, n), past(n), "w1"))
+        .collect();
+    ticks.push(LedgerTick::pending(&b, id(&b, 0), past(0), "w1"));
+    ticks.push(LedgerTick::pending(&b, id(&b, 1), past(1), "w1").skipped("late"));
+    ok(&*store, "record_ticks", store.record_ticks(&ticks).await);
+    // A run of `a` stopped by shutdown: listed before every pending tick.
+    let cancelled = tick_id(&a, 5);
+    let (_, stopped) = Claimer::new(&a, &cancelled, 5, "stopped")
+        .win(&*store)
+        .await;
+    finish(&*store, &stopped, Status::Cancelled, 1, Some("shutdown")).await;
+    let jobs = [a.clone(), b.clone()];
+    let found = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs, LONG, 100).await,
+    );
+    assert_eq!(
+        (found[0].execution_id.as_str(), found[0].status),
+        (cancelled.as_str(), Status::Cancelled),
+        "{}",
+        store.describe()
+    );
+    let of_a = found.iter().filter(|i| i.job == a).count();
+    assert_eq!(of_a, INTERRUPTED_PER_JOB, "{}", store.describe());
+    let of_b: Vec<(&str, Status)> = found
+        .iter()
+        .filter(|i| i.job == b)
+        .map(|i| (i.execution_id.as_str(), i.status))
+        .collect();
+    assert_eq!(of_b, [(id(&b, 0).as_str(), Status::Pending)]);
+    // A pending tick becomes skipped; a claim then finds it done.
+    let superseded = [LedgerTick::pending(&a, id(&a, 0), past(0), "w2").skipped("superseded")];
+    ok(
+        &*store,
+        "record_ticks",
+        store.record_ticks(&superseded).await,
+    );
+    let row = ok(&*store, "execution", store.execution(&id(&a, 0)).await).unwrap();
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (Status::Skipped, Some("superseded"))
+    );
+    let skipped = id(&a, 0);
+    let done = ClaimRequest::new(&a, &skipped, past(0), "x");
+    assert_eq!(
+        ok(&*store, "claim", store.claim(&done).await),
+        Claim::Done {
+            status: Status::Skipped
+        }
+    );
+    // A pending tick is claimed as a new execution, and the ledger leaves it alone then.
+    let pending = id(&a, 1);
+    let take = ClaimRequest::new(&a, &pending, past(1), "x");
+    let Claim::Acquired(claimed) = ok(&*store, "claim", store.claim(&take).await) else {
+        panic!("{}: a pending tick was not claimed", store.describe())
+    };
+    assert_eq!((claimed.resumed, claimed.previous_attempts), (false, 0));
+    let late = [LedgerTick::pending(&a, pending.clone(), past(1), "w2").skipped("late")];
+    ok(&*store, "record_ticks", store.record_ticks(&late).await);
+    let row = ok(&*store, "execution", store.execution(&pending).await).unwrap();
+    assert_eq!((row.status, row.owner.as_str()), (Status::Running, "x"));
 }
 
 async fn lists_interrupted_executions(store: Arc<dyn ExecutionStore>, prefix: &str) {

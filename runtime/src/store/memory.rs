@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, Status, StoreError,
+    INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
+    Status, StoreError,
 };
 use crate::{
     future::BoxFuture,
@@ -98,7 +99,7 @@ struct JobState {
     /// rows and rarely more than one running, so a scan from the newest end finds a run's
     /// row at once, with no hashing and no map that grows.
     rows: VecDeque<Row>,
-    /// How many rows are not running.
+    /// How many rows have ended (neither running nor pending).
     finished: usize,
     /// The latest tick of a row [`JobState::trim`] forgot: the ledger records no tick up to
     /// it, since it may have run.
@@ -247,7 +248,7 @@ impl JobState {
         let previous = existing.and_then(|i| self.rows.remove(i));
         if previous
             .as_ref()
-            .is_some_and(|row| row.record.status != Status::Running)
+            .is_some_and(|row| !matches!(row.record.status, Status::Running | Status::Pending))
         {
             self.finished -= 1;
         }
@@ -406,22 +407,29 @@ impl MemoryStore {
         let job = self.job(&tick.job);
         let mut state = lock(&job);
         let wall = Utc::now();
+        if let Some(i) = state.position(&tick.execution_id) {
+            let row = &mut state.rows[i];
+            if row.record.status == Status::Pending
+                && let Some(reason) = &tick.skipped
+            {
+                row.record.status = Status::Skipped;
+                row.record.error = Some(reason.clone());
+                row.record.finished_at = Some(wall);
+                row.finished = Some(Instant::now());
+                state.finished += 1;
+                state.trim();
+            }
+            return;
+        }
         if state
             .forgotten_through
             .is_some_and(|f| tick.scheduled_at <= f)
         {
             // Older than what the store still remembers: it may have run.
-            return;
-        }
-        if let Some(i) = state.position(&tick.execution_id) {
-            let row = &mut state.rows[i].record;
-            if row.status == Status::Pending
-                && let Some(reason) = &tick.skipped
-            {
-                row.status = Status::Skipped;
-                row.error = Some(reason.clone());
-                row.finished_at = Some(wall);
-            }
+            tracing::warn!(
+                job = %tick.job, tick = %tick.scheduled_at,
+                "the in-memory store no longer remembers this tick's time; not recorded"
+            );
             return;
         }
         let status = match tick.skipped {
@@ -448,9 +456,12 @@ impl MemoryStore {
             liveness: std::time::Duration::ZERO,
             finished: tick.skipped.as_ref().map(|_| Instant::now()),
         });
-        // Not running: counted with the finished rows (a claim that takes it uncounts it).
-        state.finished += 1;
-        state.trim();
+        // A skipped row is counted with the finished rows; a pending one waits for a claim,
+        // and is never forgotten.
+        if status == Status::Skipped {
+            state.finished += 1;
+            state.trim();
+        }
     }
 
     fn once_begin_now(
@@ -721,25 +732,28 @@ impl ExecutionStore for MemoryStore {
                 continue;
             };
             let state = lock(&job);
-            found.extend(
-                state
-                    .rows
-                    .iter()
-                    .filter(|r| match r.record.status {
-                        Status::Cancelled | Status::Pending => true,
-                        Status::Running => !r.live_within(now, liveness),
-                        _ => false,
-                    })
-                    .map(|r| Interrupted {
-                        job: r.record.job.clone(),
-                        execution_id: r.record.id.clone(),
-                        scheduled_at: r.record.scheduled_at,
-                        status: r.record.status,
-                        attempts: r.record.attempts,
-                    }),
-            );
+            let mut of_job: Vec<Interrupted> = state
+                .rows
+                .iter()
+                .filter(|r| match r.record.status {
+                    Status::Cancelled | Status::Pending => true,
+                    Status::Running => !r.live_within(now, liveness),
+                    _ => false,
+                })
+                .map(|r| Interrupted {
+                    job: r.record.job.clone(),
+                    execution_id: r.record.id.clone(),
+                    scheduled_at: r.record.scheduled_at,
+                    status: r.record.status,
+                    attempts: r.record.attempts,
+                })
+                .collect();
+            of_job.sort_by_key(|i| (i.status == Status::Pending, i.scheduled_at));
+            of_job.truncate(INTERRUPTED_PER_JOB);
+            found.extend(of_job);
         }
-        found.sort_by_key(|i| i.scheduled_at);
+        // Interrupted executions before pending ticks, oldest first.
+        found.sort_by_key(|i| (i.status == Status::Pending, i.scheduled_at));
         found.truncate(limit);
         ready(Ok(found))
     }

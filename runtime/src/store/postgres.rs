@@ -16,8 +16,8 @@ use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, StoreError,
-    claim::EARLY_TOLERANCE,
+    INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
+    StoreError, claim::EARLY_TOLERANCE,
 };
 use crate::transaction::SqlStore;
 
@@ -373,6 +373,7 @@ impl PostgresStore {
             .bind(sql::millis(liveness))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(sql::millis(EARLY_TOLERANCE))
+            .bind(INTERRUPTED_PER_JOB as i64)
             .fetch_all(&self.pool)
             .await
     }
@@ -911,12 +912,17 @@ impl Statements {
                  FROM {ex} WHERE status = 'FAILED' AND ($1::text IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
+            // Interrupted executions before pending ticks, oldest first, and at most `$5` of
+            // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
-                "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
-                 WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
-                     AND heartbeat_at <= clock_timestamp() - $2 {ms}) OR (status = 'PENDING' \
-                     AND scheduled_at <= clock_timestamp() + $4 {ms})) \
-                 ORDER BY scheduled_at LIMIT $3"
+                "SELECT job, id, scheduled_at, status, attempt FROM (\
+                     SELECT job, id, scheduled_at, status, attempt, row_number() OVER (\
+                         PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
+                     FROM {ex} \
+                     WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
+                         AND heartbeat_at <= clock_timestamp() - $2 {ms}) OR (status = 'PENDING' \
+                         AND scheduled_at <= clock_timestamp() + $4 {ms}))) open \
+                 WHERE n <= $5 ORDER BY status = 'PENDING', scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE").into(),
             raw_schema: schema.to_owned(),

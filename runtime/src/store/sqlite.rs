@@ -14,8 +14,9 @@ use crate::store::migrate::{self, Migrate, MigrateError, Migration};
 use crate::store::sql;
 use crate::store::sql::dialect::{self, Holder, OnceRow, OpenRow, Refused, SqlDialect, Taken, Tx};
 use crate::store::{
-    Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-    JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState, StoreError,
+    Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
+    INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
+    StoreError,
 };
 use crate::transaction::SqlStore;
 
@@ -303,6 +304,7 @@ impl SqliteStore {
             .bind(names)
             .bind(now_ms() - sql::millis(liveness))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(INTERRUPTED_PER_JOB as i64)
             .fetch_all(&self.pool)
             .await
     }
@@ -651,12 +653,17 @@ impl Statements {
                  WHERE e.status = 'PENDING' AND excluded.status = 'SKIPPED' \
                      AND e.job = excluded.job"
             ),
+            // Interrupted executions before pending ticks, oldest first, and at most `$4` of
+            // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
-                "SELECT job, id, scheduled_at, status, attempt FROM {ex} \
-                 WHERE job IN (SELECT value FROM json_each($1)) \
-                   AND (status IN ('CANCELLED', 'PENDING') \
-                       OR (status = 'RUNNING' AND heartbeat_at <= $2)) \
-                 ORDER BY scheduled_at LIMIT $3"
+                "SELECT job, id, scheduled_at, status, attempt FROM (\
+                     SELECT job, id, scheduled_at, status, attempt, row_number() OVER (\
+                         PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
+                     FROM {ex} \
+                     WHERE job IN (SELECT value FROM json_each($1)) \
+                       AND (status IN ('CANCELLED', 'PENDING') \
+                           OR (status = 'RUNNING' AND heartbeat_at <= $2))) \
+                 WHERE n <= $4 ORDER BY status = 'PENDING', scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
         }
