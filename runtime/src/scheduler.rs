@@ -145,6 +145,14 @@ impl Scheduler {
                  owner counts as gone, then an idempotent job's execution is resumed"
             );
         }
+        self.stop_services().await;
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+
+    /// Stops what the scheduler started besides its jobs: the Prometheus endpoint, and the
+    /// alert delivery once it has sent what it holds.
+    async fn stop_services(&mut self) {
         #[cfg(feature = "prometheus")]
         if let Some(exporter) = &self.exporter {
             exporter.abort();
@@ -160,8 +168,6 @@ impl Scheduler {
                 }
             }
         }
-        tracing::info!("scheduler stopped");
-        Ok(())
     }
 }
 
