@@ -189,7 +189,7 @@ async fn resume_interrupted(
             && let Some(why) =
                 misfire::pending_skip(schedule, policy, at, rt.clock.now(), misfire_threshold)
         {
-            skip_pending(rt, entry, execution_id, at, why).await;
+            skip_pending(rt, entry, execution_id, at, why);
             continue;
         }
         let resume = Some(execution_id.as_str());
@@ -213,9 +213,10 @@ enum Fired {
     Stopped,
 }
 
-/// Skips a pending tick of the ledger for good, by the job's misfire policy (`why`): the
-/// ledger records it as skipped, and the tick is counted and reported as lost (a misfire).
-async fn skip_pending(
+/// Skips a pending tick of the ledger for good, by the job's misfire policy (`why`): counted
+/// here as a misfire; the ledger records it as skipped, and the instance whose record
+/// skipped it reports it lost.
+fn skip_pending(
     rt: &Runtime,
     entry: &JobEntry,
     execution_id: String,
@@ -224,15 +225,9 @@ async fn skip_pending(
 ) {
     let job = &entry.job;
     let skipped = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id).skipped(why);
-    entry.ledger.note(skipped, Duration::ZERO);
+    let detail = format!("a tick that waited in the ledger: {why}");
+    entry.ledger.skip(skipped, detail);
     entry.metrics.skipped(SkipReason::Misfire, 1);
-    let lost = Lost {
-        reason: SkipReason::Misfire,
-        ticks: 1,
-        latest: tick,
-        detail: format!("a tick that waited in the ledger: {why}"),
-    };
-    report_lost(rt, entry, lost).await;
 }
 
 /// Counts and reports the ticks `plan` skips as misfires: lost for good.

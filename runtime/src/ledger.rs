@@ -15,11 +15,12 @@
 //! claiming, and the tick is not lost with it.
 
 use std::{
-    collections::HashMap,
+    collections::HashSet,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use chrono::{DateTime, Utc};
 use tokio::time::{Instant, timeout};
 
 use crate::{
@@ -42,21 +43,43 @@ pub(crate) struct Ledger {
 struct Note {
     tick: LedgerTick,
     due: Instant,
+    /// A skip to report as a lost tick once the store says this instance's record skipped
+    /// it (every instance that takes a pending tick up may skip it; one reports): the
+    /// report's detail.
+    report: Option<String>,
 }
 
 impl Ledger {
     /// Notes `tick`, to be recorded `after` from now. A note for an execution noted before
     /// replaces it (a skip wins over a pending note).
     pub(crate) fn note(&self, tick: LedgerTick, after: Duration) {
-        let due = Instant::now() + after;
+        self.add(Note {
+            tick,
+            due: Instant::now() + after,
+            report: None,
+        });
+    }
+
+    /// Notes `tick`, skipped for good by the job's misfire policy, to be recorded now and
+    /// reported lost (with `detail`) if the store says this record is what skipped it.
+    pub(crate) fn skip(&self, tick: LedgerTick, detail: String) {
+        self.add(Note {
+            tick,
+            due: Instant::now(),
+            report: Some(detail),
+        });
+    }
+
+    fn add(&self, note: Note) {
         let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = notes
             .iter_mut()
-            .find(|n| n.tick.execution_id == tick.execution_id)
+            .find(|n| n.tick.execution_id == note.tick.execution_id)
         {
-            if tick.skipped.is_some() || old.tick.skipped.is_none() {
-                old.tick = tick;
-                old.due = old.due.min(due);
+            if note.tick.skipped.is_some() || old.tick.skipped.is_none() {
+                old.due = old.due.min(note.due);
+                old.tick = note.tick;
+                old.report = note.report.or(old.report.take());
             }
             return;
         }
@@ -67,11 +90,11 @@ impl Ledger {
                 "too many ticks wait to be recorded (is the store unreachable?); dropped the oldest"
             );
         }
-        notes.push(Note { tick, due });
+        notes.push(note);
     }
 
     /// Takes the notes that are due at `now`.
-    fn take_due(&self, now: Instant) -> Vec<LedgerTick> {
+    fn take_due(&self, now: Instant) -> Vec<Note> {
         let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         if notes.is_empty() {
             return Vec::new();
@@ -80,13 +103,14 @@ impl Ledger {
             .into_iter()
             .partition(|n| n.due <= now);
         *notes = waiting;
-        due.into_iter().map(|n| n.tick).collect()
+        due
     }
 
-    /// Puts back ticks the store could not record, due at once.
-    fn put_back(&self, ticks: Vec<LedgerTick>) {
-        for tick in ticks {
-            self.note(tick, Duration::ZERO);
+    /// Puts back notes the store could not record, due at once.
+    fn put_back(&self, notes: Vec<Note>) {
+        for mut note in notes {
+            note.due = Instant::now();
+            self.add(note);
         }
     }
 }
@@ -107,7 +131,7 @@ pub(crate) async fn flush_at_shutdown(rt: &Runtime, entries: &[Arc<JobEntry>]) {
         let left = entry
             .ledger
             .take_due(Instant::now() + Duration::from_secs(86_400 * 365));
-        let Some(latest) = left.iter().map(|t| t.scheduled_at).max() else {
+        let Some(latest) = left.iter().map(|n| n.tick.scheduled_at).max() else {
             continue;
         };
         tracing::error!(
@@ -125,30 +149,36 @@ pub(crate) async fn flush_at_shutdown(rt: &Runtime, entries: &[Arc<JobEntry>]) {
 }
 
 /// Records the due notes of every job in `entries` (with `all`, every note), in one round
-/// trip; `false` if the store could not record them (they wait for the next call).
+/// trip, and reports the skips this record made; `false` if the store could not record
+/// them (they wait for the next call).
 pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) -> bool {
     let now = if all {
         Instant::now() + Duration::from_secs(86_400 * 365)
     } else {
         Instant::now()
     };
-    let mut by_job: HashMap<&str, (&JobEntry, Vec<LedgerTick>)> = HashMap::new();
-    for entry in entries {
-        let due = entry.ledger.take_due(now);
-        if !due.is_empty() {
-            by_job.insert(&entry.job.name, (entry, due));
-        }
-    }
+    let by_job: Vec<(&JobEntry, Vec<Note>)> = entries
+        .iter()
+        .map(|entry| (&**entry, entry.ledger.take_due(now)))
+        .filter(|(_, notes)| !notes.is_empty())
+        .collect();
     if by_job.is_empty() {
         return true;
     }
-    let ticks: Vec<LedgerTick> = by_job.values().flat_map(|(_, t)| t.clone()).collect();
+    let ticks: Vec<LedgerTick> = by_job
+        .iter()
+        .flat_map(|(_, notes)| notes.iter().map(|n| n.tick.clone()))
+        .collect();
     let recorded = timeout(BACKEND_TIMEOUT, rt.store.record_ticks(&ticks))
         .await
         .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
     match recorded {
-        Ok(()) => {
+        Ok(skipped) => {
             tracing::debug!(ticks = ticks.len(), "ticks recorded in the ledger");
+            let skipped: HashSet<String> = skipped.into_iter().collect();
+            for (entry, notes) in by_job {
+                report_skips(rt, entry, notes, &skipped).await;
+            }
             true
         }
         Err(e) => {
@@ -156,18 +186,36 @@ pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) ->
                 store = %rt.store.describe(), error = %e, ticks = ticks.len(),
                 "cannot record ticks in the ledger; trying again"
             );
-            for (entry, ticks) in by_job.into_values() {
-                entry.ledger.put_back(ticks);
+            for (entry, notes) in by_job {
+                entry.ledger.put_back(notes);
             }
             false
         }
     }
 }
 
+/// Reports lost the ticks of `entry` that the store says this record skipped (`skipped`),
+/// among the `notes` that asked for a report: one report for the job, with the latest.
+async fn report_skips(rt: &Runtime, entry: &JobEntry, notes: Vec<Note>, skipped: &HashSet<String>) {
+    let lost: Vec<(DateTime<Utc>, String)> = notes
+        .into_iter()
+        .filter(|n| skipped.contains(&n.tick.execution_id))
+        .filter_map(|n| Some((n.tick.scheduled_at, n.report?)))
+        .collect();
+    let Some((latest, detail)) = lost.iter().max_by_key(|(at, _)| *at).cloned() else {
+        return;
+    };
+    let lost = Lost {
+        reason: SkipReason::Misfire,
+        ticks: lost.len() as u64,
+        latest,
+        detail,
+    };
+    report_lost(rt, entry, lost).await;
+}
+
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-
     use super::*;
 
     fn tick(id: &str) -> LedgerTick {
@@ -182,10 +230,11 @@ mod tests {
         ledger.note(tick("b"), Duration::from_secs(10));
         ledger.note(tick("a").skipped("overlap"), Duration::from_secs(5));
         ledger.note(tick("a"), Duration::ZERO);
-        let due = ledger.take_due(Instant::now());
+        let ticks = |notes: Vec<Note>| notes.into_iter().map(|n| n.tick).collect::<Vec<_>>();
+        let due = ticks(ledger.take_due(Instant::now()));
         assert_eq!(due, vec![tick("a").skipped("overlap")]);
         assert!(ledger.take_due(Instant::now()).is_empty());
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(ledger.take_due(Instant::now()), vec![tick("b")]);
+        assert_eq!(ticks(ledger.take_due(Instant::now())), vec![tick("b")]);
     }
 }

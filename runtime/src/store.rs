@@ -457,9 +457,12 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// run: [`ExecutionStore::interrupted`] returns it once it is due) or
     /// [`Status::Skipped`] with its reason; a pending row becomes skipped; any other row
     /// (claimed, run, or skipped already) is left as it is. `ticks` names each execution
-    /// once.
-    fn record_ticks<'a>(&'a self, ticks: &'a [LedgerTick])
-    -> BoxFuture<'a, Result<(), StoreError>>;
+    /// once. Returns the execution ids this call recorded as skipped (inserted so, or changed
+    /// from pending): of several instances that skip one pending tick, one reports it.
+    fn record_ticks<'a>(
+        &'a self,
+        ticks: &'a [LedgerTick],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
     /// Records that the owner is alive. Fenced.
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -590,7 +593,7 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     fn record_ticks<'a>(
         &'a self,
         ticks: &'a [LedgerTick],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         (**self).record_ticks(ticks)
     }
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {

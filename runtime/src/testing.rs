@@ -527,7 +527,7 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
     fn record_ticks<'a>(
         &'a self,
         ticks: &'a [LedgerTick],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(faulty(
             &self.writes,
             || Err(store_down()),

@@ -377,3 +377,49 @@ async fn the_gauges_show_the_next_fire_time_and_the_interval_to_the_one_after() 
         .await
         .unwrap();
 }
+
+/// Two instances take up the same pending tick of the ledger, late past the misfire
+/// threshold of a `skip` job: both skip it, and it is reported lost once, by the instance
+/// whose record skipped it.
+#[tokio::test(start_paused = true)]
+async fn a_pending_tick_skipped_by_two_instances_is_reported_once() {
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let late = t0() - chrono::Duration::minutes(1);
+    let id = format!(
+        "late_pending@{}",
+        late.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let tick = tickguard::store::LedgerTick::pending("late_pending", &id, late, "elsewhere");
+    store.record_ticks(&[tick]).await.unwrap();
+    let reports = Reports::default();
+    let instance = |name: &'static str| {
+        let job = Job::new("late_pending", every(3600), |_ctx: JobContext| async {
+            Ok(())
+        })
+        .idempotent()
+        .misfire(Misfire::Skip);
+        builder(&clock)
+            .instance_id(name)
+            .job(job)
+            .store(store.clone())
+            .on_failure(reports.hook())
+    };
+    let run = |builder: SchedulerBuilder| async move {
+        builder
+            .build()
+            .await
+            .unwrap()
+            .run_until(sleep(Duration::from_secs(15)))
+            .await
+            .unwrap();
+    };
+    tokio::join!(run(instance("one")), run(instance("two")));
+    let row = store.execution(&id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Skipped, "{row:?}");
+    let reports = reports.get();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].skip_reason, Some(SkipReason::Misfire));
+    assert_eq!(lost("late_pending", "misfire"), 1);
+}

@@ -1307,7 +1307,9 @@ async fn records_ticks_in_the_ledger(store: Arc<dyn ExecutionStore>, prefix: &st
         .collect();
     ticks.push(LedgerTick::pending(&b, id(&b, 0), past(0), "w1"));
     ticks.push(LedgerTick::pending(&b, id(&b, 1), past(1), "w1").skipped("late"));
-    ok(&*store, "record_ticks", store.record_ticks(&ticks).await);
+    // The call says which ticks it recorded as skipped.
+    let skipped = ok(&*store, "record_ticks", store.record_ticks(&ticks).await);
+    assert_eq!(skipped, [id(&b, 1)], "{}", store.describe());
     // A run of `a` stopped by shutdown: listed before every pending tick.
     let cancelled = tick_id(&a, 5);
     let (_, stopped) = Claimer::new(&a, &cancelled, 5, "stopped")
@@ -1335,12 +1337,19 @@ async fn records_ticks_in_the_ledger(store: Arc<dyn ExecutionStore>, prefix: &st
         .collect();
     assert_eq!(of_b, [(id(&b, 0).as_str(), Status::Pending)]);
     // A pending tick becomes skipped; a claim then finds it done.
+    // Two instances skip it: the first record is what skipped it, the second changes nothing.
     let superseded = [LedgerTick::pending(&a, id(&a, 0), past(0), "w2").skipped("superseded")];
-    ok(
+    let first = ok(
         &*store,
         "record_ticks",
         store.record_ticks(&superseded).await,
     );
+    let second = ok(
+        &*store,
+        "record_ticks",
+        store.record_ticks(&superseded).await,
+    );
+    assert_eq!((first, second), (vec![id(&a, 0)], vec![]));
     let row = ok(&*store, "execution", store.execution(&id(&a, 0)).await).unwrap();
     assert_eq!(
         (row.status, row.error.as_deref()),
@@ -1362,7 +1371,8 @@ async fn records_ticks_in_the_ledger(store: Arc<dyn ExecutionStore>, prefix: &st
     };
     assert_eq!((claimed.resumed, claimed.previous_attempts), (false, 0));
     let late = [LedgerTick::pending(&a, pending.clone(), past(1), "w2").skipped("late")];
-    ok(&*store, "record_ticks", store.record_ticks(&late).await);
+    let none = ok(&*store, "record_ticks", store.record_ticks(&late).await);
+    assert!(none.is_empty(), "{none:?}");
     let row = ok(&*store, "execution", store.execution(&pending).await).unwrap();
     assert_eq!((row.status, row.owner.as_str()), (Status::Running, "x"));
 }

@@ -402,8 +402,9 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Records one tick of the ledger; see [`ExecutionStore::record_ticks`].
-    fn record_tick(&self, tick: &LedgerTick) {
+    /// Records one tick of the ledger; see [`ExecutionStore::record_ticks`]. `true` if it
+    /// recorded the tick as skipped.
+    fn record_tick(&self, tick: &LedgerTick) -> bool {
         let job = self.job(&tick.job);
         let mut state = lock(&job);
         let wall = Utc::now();
@@ -418,8 +419,9 @@ impl MemoryStore {
                 row.finished = Some(Instant::now());
                 state.finished += 1;
                 state.trim();
+                return true;
             }
-            return;
+            return false;
         }
         if state
             .forgotten_through
@@ -430,7 +432,7 @@ impl MemoryStore {
                 job = %tick.job, tick = %tick.scheduled_at,
                 "the in-memory store no longer remembers this tick's time; not recorded"
             );
-            return;
+            return false;
         }
         let status = match tick.skipped {
             None => Status::Pending,
@@ -462,6 +464,7 @@ impl MemoryStore {
             state.finished += 1;
             state.trim();
         }
+        status == Status::Skipped
     }
 
     fn once_begin_now(
@@ -595,11 +598,13 @@ impl ExecutionStore for MemoryStore {
     fn record_ticks<'a>(
         &'a self,
         ticks: &'a [LedgerTick],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        for tick in ticks {
-            self.record_tick(tick);
-        }
-        ready(Ok(()))
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        let skipped = ticks
+            .iter()
+            .filter(|tick| self.record_tick(tick))
+            .map(|tick| tick.execution_id.clone())
+            .collect();
+        ready(Ok(skipped))
     }
 
     fn heartbeat<'a>(&'a self, exec: &'a ExecutionRef) -> BoxFuture<'a, Result<(), StoreError>> {

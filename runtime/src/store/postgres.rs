@@ -887,7 +887,8 @@ impl Statements {
                  ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = EXCLUDED.error, \
                      finished_at = clock_timestamp() \
                  WHERE e.status = 'PENDING' AND EXCLUDED.status = 'SKIPPED' \
-                     AND e.job = EXCLUDED.job"
+                     AND e.job = EXCLUDED.job \
+                 RETURNING id, status = 'SKIPPED'"
             ),
             register_all: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
@@ -997,28 +998,34 @@ impl ExecutionStore for PostgresStore {
     fn record_ticks<'a>(
         &'a self,
         ticks: &'a [LedgerTick],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             if ticks.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let ids: Vec<&str> = ticks.iter().map(|t| t.execution_id.as_str()).collect();
             let jobs: Vec<&str> = ticks.iter().map(|t| t.job.as_str()).collect();
             let at: Vec<DateTime<Utc>> = ticks.iter().map(|t| t.scheduled_at).collect();
             let owners: Vec<&str> = ticks.iter().map(|t| t.owner.as_str()).collect();
             let reasons: Vec<Option<&str>> = ticks.iter().map(|t| t.skipped.as_deref()).collect();
-            self.run(|_| {
-                sqlx::query(AssertSqlSafe(self.sql.record_ticks.as_str()))
-                    .bind(&ids)
-                    .bind(&jobs)
-                    .bind(&at)
-                    .bind(&owners)
-                    .bind(&reasons)
-                    .execute(&self.pool)
-            })
-            .await
-            .map(drop)
-            .map_err(|e| self.error(&format!("recording {} ticks", ticks.len()), e))
+            // The rows this statement inserted or changed: those it made skipped are this
+            // call's.
+            let changed: Vec<(String, bool)> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.sql.record_ticks.as_str()))
+                        .bind(&ids)
+                        .bind(&jobs)
+                        .bind(&at)
+                        .bind(&owners)
+                        .bind(&reasons)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("recording {} ticks", ticks.len()), e))?;
+            Ok(changed
+                .into_iter()
+                .filter_map(|(id, skipped)| skipped.then_some(id))
+                .collect())
         })
     }
 

@@ -651,7 +651,8 @@ impl Statements {
                  ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = excluded.error, \
                      finished_at = excluded.finished_at \
                  WHERE e.status = 'PENDING' AND excluded.status = 'SKIPPED' \
-                     AND e.job = excluded.job"
+                     AND e.job = excluded.job \
+                 RETURNING status = 'SKIPPED'"
             ),
             // Interrupted executions before pending ticks, oldest first, and at most `$4` of
             // one job: a job whose ticks cannot run now does not keep the others waiting.
@@ -713,27 +714,34 @@ impl ExecutionStore for SqliteStore {
     fn record_ticks<'a>(
         &'a self,
         ticks: &'a [LedgerTick],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             if ticks.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             // One transaction: one wait for the write lock and one sync for all the ticks.
             let recorded = async {
                 let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 let now = now_ms();
+                let mut skipped = Vec::new();
                 for tick in ticks {
-                    sqlx::query(AssertSqlSafe(self.sql.record_tick.as_str()))
-                        .bind(&tick.execution_id)
-                        .bind(&tick.job)
-                        .bind(at(tick.scheduled_at))
-                        .bind(&tick.owner)
-                        .bind(tick.skipped.as_deref())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    // A row comes back if this statement inserted or changed it.
+                    let changed: Option<bool> =
+                        sqlx::query_scalar(AssertSqlSafe(self.sql.record_tick.as_str()))
+                            .bind(&tick.execution_id)
+                            .bind(&tick.job)
+                            .bind(at(tick.scheduled_at))
+                            .bind(&tick.owner)
+                            .bind(tick.skipped.as_deref())
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if changed == Some(true) {
+                        skipped.push(tick.execution_id.clone());
+                    }
                 }
-                tx.commit().await
+                tx.commit().await?;
+                Ok(skipped)
             };
             recorded
                 .await
