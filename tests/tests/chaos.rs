@@ -252,6 +252,8 @@ struct Outcome {
     ticks: Ticks,
     windows: Vec<Window>,
     effects: Vec<Effect>,
+    /// What the store recorded of each (job, tick): status and error, for the report.
+    executions: BTreeMap<(String, i64), (String, String)>,
     counted: BTreeMap<(String, String), u64>,
     scraped: i64,
 }
@@ -277,6 +279,7 @@ async fn chaos(combo: Combo) {
         worker.signal("KILL");
     }
     let effects = scene.effects().await;
+    let executions = scene.executions().await;
     let outcome = Outcome {
         combo,
         seed,
@@ -284,6 +287,7 @@ async fn chaos(combo: Combo) {
         ticks,
         windows,
         effects,
+        executions,
         counted,
         scraped,
     };
@@ -319,9 +323,14 @@ impl Outcome {
             missing.is_empty(),
             "{}",
             self.report(&format!(
-                "{} ticks without their effect ({QUIET_END:?} after the last fault):\n{}",
+                "{} ticks without their effect ({QUIET_END:?} after the last fault):\n{}\n\
+                 what the store recorded of them: {:?}",
                 missing.len(),
-                self.ticks.describe_missing(&missing, &self.windows)
+                self.ticks.describe_missing(&missing, &self.windows),
+                missing
+                    .iter()
+                    .map(|(job, tick)| self.executions.get(&((*job).to_owned(), *tick)))
+                    .collect::<Vec<_>>()
             ))
         );
         self.fences_and_overlap();

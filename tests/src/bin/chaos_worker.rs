@@ -1,6 +1,7 @@
 //! A worker process for the chaos harness (`tests/tests/chaos.rs`): one scheduler instance
-//! with two idempotent jobs due every second (`misfire = run_all`), each writing one effect
-//! row per tick into `effects` in the store's database.
+//! with two idempotent jobs due every second (`misfire = run_all`, a failed attempt retried
+//! up to 5 times), each writing one effect row per tick into `effects` in the store's
+//! database. With `RUST_LOG` set (not `off`), it logs to stderr.
 //!
 //! ```text
 //! chaos_worker <store> <lock> <instance> <ready-file> <metrics-port>
@@ -24,7 +25,7 @@
 use std::time::Duration;
 
 use tickguard::{
-    Job, JobContext, JobError, LockPolicy, Misfire, ResultExt, Schedule, Scheduler,
+    Job, JobContext, JobError, LockPolicy, Misfire, ResultExt, RetryPolicy, Schedule, Scheduler,
     lock::{PostgresLock, RedisLock},
     sqlx::{self, AssertSqlSafe, Postgres, Sqlite},
     store::{ExecutionStore, PostgresStore, SqlStore, SqliteStore},
@@ -174,6 +175,13 @@ async fn once_effect(effects: &Effects, ctx: &JobContext, started: i64) -> Resul
 
 #[tokio::main]
 async fn main() {
+    if std::env::var("RUST_LOG").is_ok_and(|filter| filter != "off") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let (store_arg, lock_arg) = (arg(&args, 1, "store"), arg(&args, 2, "lock"));
     let instance = arg(&args, 3, "instance");
@@ -243,7 +251,10 @@ async fn main() {
             }
         })
         .idempotent()
-        .misfire(Misfire::RunAll);
+        .misfire(Misfire::RunAll)
+        // A database that blinks (a terminated backend, a restart) fails an attempt; a job
+        // that must not fail then retries, as these do.
+        .retry(RetryPolicy::attempts(5).backoff(Duration::from_millis(200)));
         if locked {
             job = job.lock(LockPolicy::new(TTL));
         }

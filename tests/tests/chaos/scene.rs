@@ -2,6 +2,7 @@
 //! server, the proxies in front of Redis and PostgreSQL, and the worker processes.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -182,9 +183,19 @@ impl Scene {
             .arg(&ready)
             .arg(port.to_string())
             .env("TICKGUARD_TEST_POSTGRES", self.worker_postgres_url())
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::null());
+        // `TICKGUARD_CHAOS_LOG=<filter>` (e.g. `tickguard=debug`): each worker logs to
+        // `<name>.log` in the scene's directory, kept with the schema for a look afterwards.
+        match std::env::var("TICKGUARD_CHAOS_LOG") {
+            Ok(filter) => {
+                let log = std::fs::File::create(self.dir.join(format!("{name}.log")))
+                    .unwrap_or_else(|e| panic!("cannot create {name}'s log: {e}"));
+                command.env("RUST_LOG", filter).stderr(log);
+            }
+            Err(_) => {
+                command.env("RUST_LOG", "off").stderr(Stdio::null());
+            }
+        }
         if skewed {
             command
                 .env("LD_PRELOAD", tickguard_tests::faketime_library())
@@ -280,9 +291,42 @@ impl Scene {
         effects
     }
 
+    /// What the store recorded of each (job, tick in ms): the execution's status and error.
+    pub(crate) async fn executions(&self) -> BTreeMap<(String, i64), (String, String)> {
+        let rows: Vec<(String, i64, String, String)> = match &self.reader {
+            SqlStore::Postgres(store) => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT job, (extract(epoch FROM scheduled_at) * 1000)::bigint, status, \
+                     coalesce(error, '') FROM \"{}\".tickguard_executions",
+                self.schema
+            )))
+            .fetch_all(store.pool())
+            .await
+            .unwrap(),
+            SqlStore::Sqlite(store) => sqlx::query_as(
+                "SELECT job, scheduled_at, status, coalesce(error, '') FROM tickguard_executions",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap(),
+            _ => unreachable!("the scene reads Postgres or SQLite"),
+        };
+        rows.into_iter()
+            .map(|(job, tick, status, error)| ((job, tick), (status, error)))
+            .collect()
+    }
+
     /// Stops the workers and drops the scene's schema and files.
     pub(crate) async fn clean_up(self) {
         drop(self.workers);
+        if std::env::var_os("TICKGUARD_CHAOS_LOG").is_some() {
+            eprintln!(
+                "chaos {:?}: logs in {}, tables in schema {}",
+                self.combo,
+                self.dir.display(),
+                self.schema
+            );
+            return;
+        }
         if self.combo != Combo::SqliteAlone {
             let admin = sqlx::PgPool::connect(&postgres_url())
                 .await
