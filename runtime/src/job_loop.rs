@@ -159,11 +159,11 @@ fn leave_unrun(rt: &Runtime, entry: &JobEntry, ticks: &[DateTime<Utc>]) -> bool 
     if job.key.is_none() {
         return false;
     }
-    for &tick in ticks {
-        if let Some(execution_id) = executor::tick_execution_id(job, tick) {
-            let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
-            entry.ledger.note(pending, Duration::ZERO);
-        }
+    for pending in ticks
+        .iter()
+        .filter_map(|&tick| ledger_tick(rt, entry, tick))
+    {
+        entry.ledger.note(pending, Duration::ZERO);
     }
     tracing::info!(
         job = %job.name, ticks = ticks.len(),
@@ -297,9 +297,9 @@ async fn count_overlaps(
 }
 
 /// Records the ticks from `first` to `ended` that a run overlapped as skipped in the ledger
-/// (idempotent jobs; at most as many as `run_all` would catch up on, the first ones). The record
-/// waits a liveness: an instance that was free runs such a tick meanwhile, and its claim
-/// keeps the tick's row.
+/// (idempotent jobs; at most as many as `run_all` would catch up on, the first ones). The
+/// record waits a liveness: an instance that was free runs such a tick meanwhile, and its
+/// claim keeps the tick's row.
 fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, ended: DateTime<Utc>) {
     let job = &entry.job;
     if job.key.is_none() {
@@ -309,13 +309,23 @@ fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, ended
         .chain(job.schedule.upcoming(first))
         .take_while(|t| *t <= ended)
         .take(Misfire::RUN_ALL_LIMIT);
-    for tick in ticks {
-        if let Some(execution_id) = executor::tick_execution_id(job, tick) {
-            let skipped = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id)
-                .skipped("overlap: the run before it outlasted it");
-            entry.ledger.note(skipped, rt.liveness);
-        }
+    for tick in ticks.filter_map(|tick| ledger_tick(rt, entry, tick)) {
+        let skipped = tick.skipped("overlap: the run before it outlasted it");
+        entry.ledger.note(skipped, rt.liveness);
     }
+}
+
+/// The ledger's record of `tick` of the job, by this instance: pending until noted
+/// otherwise; `None` for a job that is not idempotent (it has no ledger).
+fn ledger_tick(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) -> Option<LedgerTick> {
+    let job = &entry.job;
+    let execution_id = executor::tick_execution_id(job, tick)?;
+    Some(LedgerTick::pending(
+        &job.name,
+        execution_id,
+        tick,
+        &*rt.instance_id,
+    ))
 }
 
 /// The fire time just before `t` (`t` itself if the schedule cannot say).
@@ -388,8 +398,7 @@ async fn run(
         }
     }
     let job = &entry.job;
-    let execution_id = executor::tick_execution_id(job, tick);
-    let idempotent = execution_id.is_some();
+    let idempotent = job.key.is_some();
     let deadline = misfire::outage_deadline(
         &job.schedule,
         job.misfire,
@@ -405,7 +414,7 @@ async fn run(
         }
         let left = (deadline - rt.clock.now()).to_std().unwrap_or_default();
         if left.is_zero() {
-            give_up_in_outage(rt, entry, tick, execution_id).await;
+            give_up_in_outage(rt, entry, tick).await;
             return Fired::GaveUp;
         }
         tokio::select! {
@@ -418,23 +427,16 @@ async fn run(
 }
 
 /// Gives up a tick that kept finding a backend unreachable: a tick of an idempotent job
-/// (`execution_id`) waits in the ledger for when the backend answers; any other is lost,
-/// and reported.
-async fn give_up_in_outage(
-    rt: &Runtime,
-    entry: &JobEntry,
-    tick: DateTime<Utc>,
-    execution_id: Option<String>,
-) {
+/// waits in the ledger for when the backend answers; any other is lost, and reported.
+async fn give_up_in_outage(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) {
     let job = &entry.job;
     entry.metrics.skipped(SkipReason::Unavailable, 1);
-    match execution_id {
-        Some(execution_id) => {
+    match ledger_tick(rt, entry, tick) {
+        Some(pending) => {
             tracing::warn!(
                 job = %job.name, %tick,
                 "a backend is still unreachable; the tick waits in the ledger for when it answers"
             );
-            let pending = LedgerTick::pending(&job.name, execution_id, tick, &*rt.instance_id);
             entry.ledger.note(pending, Duration::ZERO);
         }
         None => {

@@ -93,15 +93,15 @@ impl Ledger {
         notes.push(note);
     }
 
-    /// Takes the notes that are due at `now`.
-    fn take_due(&self, now: Instant) -> Vec<Note> {
+    /// Takes the notes that are due at `now` (every note, with `None`).
+    fn take_due(&self, now: Option<Instant>) -> Vec<Note> {
         let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         if notes.is_empty() {
             return Vec::new();
         }
         let (due, waiting): (Vec<Note>, Vec<Note>) = std::mem::take(&mut *notes)
             .into_iter()
-            .partition(|n| n.due <= now);
+            .partition(|n| now.is_none_or(|now| n.due <= now));
         *notes = waiting;
         due
     }
@@ -128,9 +128,7 @@ pub(crate) async fn flush_at_shutdown(rt: &Runtime, entries: &[Arc<JobEntry>]) {
         delay *= 4;
     }
     for entry in entries {
-        let left = entry
-            .ledger
-            .take_due(Instant::now() + Duration::from_secs(86_400 * 365));
+        let left = entry.ledger.take_due(None);
         let Some(latest) = left.iter().map(|n| n.tick.scheduled_at).max() else {
             continue;
         };
@@ -152,11 +150,7 @@ pub(crate) async fn flush_at_shutdown(rt: &Runtime, entries: &[Arc<JobEntry>]) {
 /// trip, and reports the skips this record made; `false` if the store could not record
 /// them (they wait for the next call).
 pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) -> bool {
-    let now = if all {
-        Instant::now() + Duration::from_secs(86_400 * 365)
-    } else {
-        Instant::now()
-    };
+    let now = (!all).then(Instant::now);
     let by_job: Vec<(&JobEntry, Vec<Note>)> = entries
         .iter()
         .map(|entry| (&**entry, entry.ledger.take_due(now)))
@@ -231,10 +225,13 @@ mod tests {
         ledger.note(tick("a").skipped("overlap"), Duration::from_secs(5));
         ledger.note(tick("a"), Duration::ZERO);
         let ticks = |notes: Vec<Note>| notes.into_iter().map(|n| n.tick).collect::<Vec<_>>();
-        let due = ticks(ledger.take_due(Instant::now()));
+        let due = ticks(ledger.take_due(Some(Instant::now())));
         assert_eq!(due, vec![tick("a").skipped("overlap")]);
-        assert!(ledger.take_due(Instant::now()).is_empty());
+        assert!(ledger.take_due(Some(Instant::now())).is_empty());
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(ticks(ledger.take_due(Instant::now())), vec![tick("b")]);
+        assert_eq!(
+            ticks(ledger.take_due(Some(Instant::now()))),
+            vec![tick("b")]
+        );
     }
 }

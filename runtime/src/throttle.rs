@@ -1,8 +1,10 @@
 //! Keeps a recurring warning to a few log lines: the first, then one summary a minute.
 
-use std::time::Duration;
+use std::{sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
+
+use crate::metrics::SkipReason;
 
 /// Keeps one kind of warning of one job to its first, then at most one per
 /// [`Throttle::PERIOD`] that sums up the ticks counted since the last one: an overloaded
@@ -44,9 +46,49 @@ impl Throttle {
     }
 }
 
+/// One job's warning throttles, one per reason (lost ticks by reason, an early clock).
+#[derive(Debug, Default)]
+pub(crate) struct Throttles(Mutex<Vec<(SkipReason, Throttle)>>);
+
+impl Throttles {
+    /// Counts `ticks` for `reason` at `now`; the warning to log, if one is due.
+    pub(crate) fn count(&self, reason: SkipReason, now: Instant, ticks: u64) -> Option<Warning> {
+        let mut throttles = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match throttles.iter().position(|(r, _)| *r == reason) {
+            Some(at) => at,
+            None => {
+                throttles.push((reason, Throttle::default()));
+                throttles.len() - 1
+            }
+        };
+        throttles[at].1.count(now, ticks)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_reason_has_its_own_throttle() {
+        let warnings = Throttles::default();
+        let now = Instant::now();
+        let first = |w: Option<Warning>| w.map(|w| (w.ticks, w.first));
+        assert_eq!(
+            first(warnings.count(SkipReason::Overlap, now, 2)),
+            Some((2, true))
+        );
+        assert_eq!(
+            first(warnings.count(SkipReason::Misfire, now, 5)),
+            Some((5, true))
+        );
+        assert_eq!(first(warnings.count(SkipReason::Overlap, now, 1)), None);
+        let later = now + Throttle::PERIOD + Duration::from_secs(1);
+        assert_eq!(
+            first(warnings.count(SkipReason::Overlap, later, 1)),
+            Some((2, false))
+        );
+    }
 
     #[test]
     fn a_throttle_logs_the_first_then_one_summary_a_minute() {

@@ -1,7 +1,7 @@
 //! The second stage: claim the execution in the store, asking again while the store cannot
 //! answer, and wait out a tick that finds the job busy.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -80,17 +80,16 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
     }
 }
 
-/// Warns (once a minute per job at most) that this instance's clock runs ahead of the
-/// store's. The lease is released at once: the instances whose clock is right need it.
+/// Warns (the first time, then once a minute per job at most) that this instance's clock
+/// runs ahead of the store's. The lease is released at once: the instances whose clock is
+/// right need it.
 fn warn_early(t: &mut Tick<'_>) {
     t.hold_at_least = false;
-    let now = t.rt.clock.now().timestamp_millis();
-    let last = t.entry.early_warned.load(Ordering::Relaxed);
-    if now - last < 60_000 || t.entry.early_warned.swap(now, Ordering::Relaxed) != last {
+    let Some(warning) = t.entry.warnings.count(SkipReason::Early, Instant::now(), 1) else {
         return;
-    }
+    };
     tracing::warn!(
-        job = %t.job().name, tick = %t.at, tolerance = ?EARLY_TOLERANCE,
+        job = %t.job().name, tick = %t.at, tolerance = ?EARLY_TOLERANCE, ticks = warning.ticks,
         "the tick is not due yet by the store's clock: this instance's clock runs ahead \
          (check its time sync); the tick is left to instances whose clock is right"
     );

@@ -3,17 +3,11 @@
 //! like a failed run, so that a tick never goes missing in silence. Skips that lose nothing
 //! (`locked`: another instance runs the tick; `duplicate`: it ran already) are not reported.
 
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{JobEntry, Runtime, hooks, identity};
-use crate::{
-    job::FailureReport,
-    metrics::SkipReason,
-    throttle::{Throttle, Warning},
-};
+use crate::{job::FailureReport, metrics::SkipReason, throttle::Warning};
 
 /// Ticks of one job lost for good, for [`report_lost`].
 #[derive(Clone, Debug)]
@@ -39,7 +33,7 @@ pub(crate) async fn report_lost(rt: &Runtime, entry: &JobEntry, lost: Lost) {
     let job = &entry.job;
     entry.metrics.lost(lost.reason, lost.ticks);
     if let Some(warning) = entry
-        .lost_warnings
+        .warnings
         .count(lost.reason, Instant::now(), lost.ticks)
     {
         warn(&job.name, &lost, &warning);
@@ -73,53 +67,6 @@ fn warn(job: &str, lost: &Lost, warning: &Warning) {
         tracing::warn!(
             %job, reason, ticks, %latest,
             "ticks lost for good since the last such warning (one a minute at most): {detail}"
-        );
-    }
-}
-
-/// The throttles of one job's lost-tick warnings, one per reason.
-#[derive(Debug, Default)]
-pub(crate) struct LostWarnings(Mutex<Vec<(SkipReason, Throttle)>>);
-
-impl LostWarnings {
-    /// Counts `ticks` lost for `reason` at `now`; the warning to log, if one is due.
-    fn count(&self, reason: SkipReason, now: Instant, ticks: u64) -> Option<Warning> {
-        let mut throttles = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let at = match throttles.iter().position(|(r, _)| *r == reason) {
-            Some(at) => at,
-            None => {
-                throttles.push((reason, Throttle::default()));
-                throttles.len() - 1
-            }
-        };
-        throttles[at].1.count(now, ticks)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn each_reason_has_its_own_throttle() {
-        let warnings = LostWarnings::default();
-        let now = Instant::now();
-        let first = |w: Option<Warning>| w.map(|w| (w.ticks, w.first));
-        assert_eq!(
-            first(warnings.count(SkipReason::Overlap, now, 2)),
-            Some((2, true))
-        );
-        assert_eq!(
-            first(warnings.count(SkipReason::Misfire, now, 5)),
-            Some((5, true))
-        );
-        assert_eq!(first(warnings.count(SkipReason::Overlap, now, 1)), None);
-        let later = now + Throttle::PERIOD + Duration::from_secs(1);
-        assert_eq!(
-            first(warnings.count(SkipReason::Overlap, later, 1)),
-            Some((2, false))
         );
     }
 }

@@ -25,10 +25,7 @@ mod lost;
 mod unrecorded;
 mod watchdog;
 
-use std::{
-    sync::{Arc, atomic::AtomicI64},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +34,7 @@ use tracing::Instrument;
 pub(crate) use self::{
     conclude::RECORD_BUDGET,
     interrupts::Interrupts,
-    lost::{Lost, LostWarnings, report_lost},
+    lost::{Lost, report_lost},
     unrecorded::Unrecorded,
 };
 use self::{end::RunEnd, lease::Held};
@@ -49,6 +46,7 @@ use crate::{
     lock::LockBackend,
     metrics::{JobMetrics, SkipReason},
     store::{Claimed, ExecutionRef, ExecutionStore},
+    throttle::Throttles,
 };
 
 /// The longest a call to the lock backend or the store may take before the executor gives
@@ -139,11 +137,8 @@ pub(crate) struct JobEntry {
     /// Ticks of the job this instance fired but did not run, for the recovery task to
     /// record in the store (idempotent jobs).
     pub(crate) ledger: Ledger,
-    /// When this instance last warned that its clock runs ahead of the store's (Unix
-    /// milliseconds, 0: never).
-    pub(crate) early_warned: AtomicI64,
-    /// The throttles of the job's lost-tick warnings.
-    pub(crate) lost_warnings: LostWarnings,
+    /// The throttles of the job's recurring warnings: lost ticks by reason, an early clock.
+    pub(crate) warnings: Throttles,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -179,8 +174,7 @@ impl JobEntry {
             resume_from,
             interrupted: Interrupts::default(),
             ledger: Ledger::default(),
-            early_warned: AtomicI64::new(0),
-            lost_warnings: LostWarnings::default(),
+            warnings: Throttles::default(),
             job,
         }
     }
