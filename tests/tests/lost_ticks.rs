@@ -12,11 +12,11 @@ use std::{
 
 use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
-    Job, JobContext, LockPolicy, Misfire, Schedule, Scheduler, SchedulerBuilder,
+    FailureReport, Job, JobContext, LockPolicy, Misfire, Schedule, Scheduler, SchedulerBuilder,
     lock::InProcessLock,
     metrics::{self as names, SkipReason},
     store::{ExecutionStore, MemoryStore, Status},
-    testing::TestClock,
+    testing::{FaultyStore, TestClock},
 };
 use tickguard_tests::Reports;
 use tokio::time::sleep;
@@ -154,35 +154,53 @@ async fn a_misfire_the_skip_policy_drops_is_reported_and_counted_as_lost() {
     assert_eq!(lost("jumped", "overlap"), 0);
 }
 
-/// A `run_all` job catching up on 11 missed ticks (4..=14, each run 0.5 s) when shutdown
-/// begins during its third catch-up run: the 8 ticks not yet run are lost, and reported.
-#[tokio::test(start_paused = true)]
-async fn due_ticks_left_unrun_at_shutdown_are_reported_as_lost() {
-    // Installed before the scheduler registers its handles.
-    let _recorder = tickguard_tests::metrics();
+/// A `run_all` job named `name` (idempotent or not), on `store`, catching up on 11 missed
+/// ticks (4..=14, each run 0.5 s) when shutdown begins during its third catch-up run, with
+/// `at_shutdown` done just before; the reports its failure hook got.
+async fn catch_up_cut_by_shutdown(
+    name: &'static str,
+    idempotent: bool,
+    store: Arc<dyn ExecutionStore>,
+    at_shutdown: impl FnOnce() + Send + 'static,
+) -> Vec<FailureReport> {
     let clock = TestClock::new(t0());
     let reports = Reports::default();
-    let job = Job::new("catching_up", every(1), |_ctx: JobContext| async {
+    let mut job = Job::new(name, every(1), |_ctx: JobContext| async {
         sleep(Duration::from_millis(500)).await;
         Ok(())
     })
     .misfire(Misfire::RunAll)
     .on_failure(reports.hook());
+    if idempotent {
+        job = job.idempotent();
+    }
     let jump = clock.clone();
     let scenario = async move {
         sleep(Duration::from_millis(3_600)).await;
         jump.jump(chrono::Duration::seconds(10));
         sleep(Duration::from_millis(1_600)).await;
+        at_shutdown();
     };
     builder(&clock)
         .job(job)
+        .store(store)
         .build()
         .await
         .unwrap()
         .run_until(scenario)
         .await
         .unwrap();
-    let reports = reports.get();
+    reports.get()
+}
+
+/// The catch-up of a job that is not idempotent: the 8 ticks not yet run are lost, and
+/// reported.
+#[tokio::test(start_paused = true)]
+async fn due_ticks_left_unrun_at_shutdown_are_reported_as_lost() {
+    // Installed before the scheduler registers its handles.
+    let _recorder = tickguard_tests::metrics();
+    let store = Arc::new(MemoryStore::new());
+    let reports = catch_up_cut_by_shutdown("catching_up", false, store, || {}).await;
     let [report] = reports.as_slice() else {
         panic!("one report expected: {reports:?}")
     };
@@ -198,32 +216,9 @@ async fn due_ticks_left_unrun_at_shutdown_are_reported_as_lost() {
 #[tokio::test(start_paused = true)]
 async fn due_ticks_of_an_idempotent_job_left_unrun_at_shutdown_wait_in_the_ledger() {
     let _recorder = tickguard_tests::metrics();
-    let clock = TestClock::new(t0());
-    let reports = Reports::default();
     let store = Arc::new(MemoryStore::new());
-    let job = Job::new("leaving", every(1), |_ctx: JobContext| async {
-        sleep(Duration::from_millis(500)).await;
-        Ok(())
-    })
-    .misfire(Misfire::RunAll)
-    .idempotent()
-    .on_failure(reports.hook());
-    let jump = clock.clone();
-    let scenario = async move {
-        sleep(Duration::from_millis(3_600)).await;
-        jump.jump(chrono::Duration::seconds(10));
-        sleep(Duration::from_millis(1_600)).await;
-    };
-    builder(&clock)
-        .job(job)
-        .store(store.clone())
-        .build()
-        .await
-        .unwrap()
-        .run_until(scenario)
-        .await
-        .unwrap();
-    assert!(reports.get().is_empty(), "{:?}", reports.get());
+    let reports = catch_up_cut_by_shutdown("leaving", true, store.clone(), || {}).await;
+    assert!(reports.is_empty(), "{reports:?}");
     assert_eq!(lost("leaving", "misfire"), 0);
     let mut pending: Vec<DateTime<Utc>> = store
         .executions("leaving", 100)
@@ -235,6 +230,38 @@ async fn due_ticks_of_an_idempotent_job_left_unrun_at_shutdown_wait_in_the_ledge
         .collect();
     pending.sort();
     assert_eq!(pending, (7..=14).map(at).collect::<Vec<_>>());
+}
+
+/// The same, with a store that stops taking writes as shutdown begins: the ticks left to
+/// the ledger cannot be recorded, and are reported lost instead of vanishing.
+#[tokio::test(start_paused = true)]
+async fn ticks_the_store_cannot_record_at_shutdown_are_reported_as_lost() {
+    let _recorder = tickguard_tests::metrics();
+    let store = Arc::new(FaultyStore::in_memory());
+    let down = store.clone();
+    let reports = catch_up_cut_by_shutdown("unrecorded", true, store.clone(), move || {
+        down.fail_next_writes(u32::MAX);
+    })
+    .await;
+    let lost_reports: Vec<&FailureReport> = reports
+        .iter()
+        .filter(|r| r.skip_reason == Some(SkipReason::Unavailable))
+        .collect();
+    let [report] = lost_reports.as_slice() else {
+        panic!("one lost-tick report expected: {reports:?}")
+    };
+    assert_eq!(report.ticks_lost, 8, "{report}");
+    assert_eq!(report.scheduled_at, at(14));
+    assert_eq!(lost("unrecorded", "unavailable"), 8);
+    store.restore();
+    let pending = store
+        .executions("unrecorded", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.status == Status::Pending)
+        .count();
+    assert_eq!(pending, 0);
 }
 
 /// Two instances share a store and no lock: the one that finds the other's run of tick 10
