@@ -14,6 +14,7 @@ mod memory;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod migrate;
 mod once_scope;
+mod operations;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -26,6 +27,10 @@ use std::{error::Error as StdError, fmt, time::Duration};
 use chrono::{DateTime, Utc};
 pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
 pub use once_scope::OnceScope;
+pub use operations::{
+    Cursor, ExecutionDetail, HistoryPage, HistoryQuery, JobSummary, LastOutcome, Pause,
+    PruneReport, PruneRequest, Retention, RunOutcome, RunRecord,
+};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
@@ -129,6 +134,10 @@ pub enum Claim {
     /// ahead): nothing was claimed. Stores whose clock is the instances' own (memory,
     /// SQLite) never answer this.
     Early,
+    /// The execution has no record, and its tick is at or before the latest tick of the
+    /// job whose record a prune deleted: it may have run, and its record is gone, so it is
+    /// not run (pruning never lets a tick run twice). Nothing was claimed.
+    Pruned,
 }
 
 /// A successful claim.
@@ -342,6 +351,9 @@ pub struct ExecutionRecord {
     pub error: Option<String>,
     /// The last checkpoint, as JSON.
     pub checkpoint: Option<String>,
+    /// Who asked for this execution by hand ([`ExecutionStore::trigger`] or
+    /// [`ExecutionStore::rerun`]); `None` for a tick of the schedule.
+    pub requested_by: Option<String>,
 }
 
 /// An execution whose run was interrupted: cancelled (shutdown, lock loss, a store that
@@ -361,6 +373,10 @@ pub struct Interrupted {
     pub status: Status,
     /// Attempts its owners made.
     pub attempts: u32,
+    /// Whether an operator asked for it ([`ExecutionStore::trigger`],
+    /// [`ExecutionStore::rerun`]): it runs whatever the job's misfire policy says of late
+    /// ticks, and is claimed as an idempotent execution (once), whatever the job.
+    pub requested: bool,
 }
 
 /// A job as the store knows it.
@@ -542,6 +558,85 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>>;
 
+    /// Every job the store knows, by name: trigger, zone, pause, last outcome, next fire.
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>>;
+
+    /// The job `name`, if the store knows it.
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>>;
+
+    /// One page of a job's executions, newest tick first, filtered by `query`.
+    fn history<'a>(
+        &'a self,
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>>;
+
+    /// The execution `id` with every run of it (each claim: owner, fence, start, end,
+    /// outcome, error), so a crash and the takeover that followed are visible.
+    fn execution_detail<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>>;
+
+    /// Pauses the job for every instance, until [`ExecutionStore::resume`]: its ticks are
+    /// skipped (manual triggers still run). Pausing a paused job replaces the note.
+    /// [`StoreError::NotFound`] for a job the store does not know.
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>>;
+
+    /// Resumes a paused job (a job that is not paused stays as it is). Ticks skipped while
+    /// it was paused are not run. [`StoreError::NotFound`] for a job the store does not
+    /// know.
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>>;
+
+    /// Asks for a manual execution of the job now: a pending execution, with an id of its
+    /// own (`{job}@manual-{unix ms}-{random}`) and the store's clock as its tick, that the
+    /// job's instances claim like a tick. Returns it. [`StoreError::NotFound`] for a job the
+    /// store does not know.
+    fn trigger<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>>;
+
+    /// Asks for the execution `id` to run again, for the same tick: a FAILED, TIMED_OUT or
+    /// CANCELLED one, or a COMPLETED (or SKIPPED) one when `force`d. It becomes pending,
+    /// with its attempts counted from zero again and its runs kept in its detail; a forced
+    /// re-run of a completed execution also starts without its checkpoint. `once` steps it
+    /// finished stay finished. Returns it. [`StoreError::NotFound`] for an unknown id,
+    /// [`StoreError::Refused`] for one that is pending or running, or completed and not
+    /// forced.
+    fn rerun<'a>(
+        &'a self,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>>;
+
+    /// Deletes executions that ended longer ago than the request's retention keeps their
+    /// status (by the store's clock), with their runs, and never a pending or running one.
+    /// For each job it pruned it records the latest tick whose record it deleted: a later
+    /// claim of a tick at or before it that has no record is answered [`Claim::Pruned`],
+    /// so pruning never lets a tick run twice.
+    fn prune<'a>(
+        &'a self,
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>>;
+
+    /// The jobs of `jobs` that are paused, with their pause.
+    fn paused<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>>;
+
+    /// A number that every pause, resume, trigger and re-run makes larger: a running
+    /// scheduler reads it about twice a second (one row, whatever the number of jobs) and
+    /// reads the pauses and requests again only when it moved.
+    fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>>;
+
     /// The SQL database behind the store, for
     /// [`JobContext::transaction`](crate::JobContext::transaction); `None` for stores that
     /// keep executions elsewhere.
@@ -664,6 +759,65 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     ) -> BoxFuture<'a, Result<Vec<Interrupted>, StoreError>> {
         (**self).interrupted(jobs, liveness, limit)
     }
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>> {
+        (**self).jobs()
+    }
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>> {
+        (**self).job(name)
+    }
+    fn history<'a>(
+        &'a self,
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        (**self).history(query)
+    }
+    fn execution_detail<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>> {
+        (**self).execution_detail(id)
+    }
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        (**self).pause(job, note, by)
+    }
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        (**self).resume(job)
+    }
+    fn trigger<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        (**self).trigger(job, by)
+    }
+    fn rerun<'a>(
+        &'a self,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        (**self).rerun(id, force, by)
+    }
+    fn prune<'a>(
+        &'a self,
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>> {
+        (**self).prune(request)
+    }
+    fn paused<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
+        (**self).paused(jobs)
+    }
+    fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (**self).control_version()
+    }
     #[cfg(any(feature = "postgres", feature = "sqlite"))]
     fn sql(&self) -> Option<SqlStore> {
         (**self).sql()
@@ -701,6 +855,12 @@ pub enum StoreError {
     #[error("{message}")]
     Refused {
         /// What was refused and how to fix it.
+        message: String,
+    },
+    /// What the request names does not exist: an unknown job or execution.
+    #[error("{message}")]
+    NotFound {
+        /// What was not found.
         message: String,
     },
     /// The store could not be asked (unreachable, timed out, failed).

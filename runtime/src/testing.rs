@@ -71,8 +71,9 @@ use crate::{
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics::SkipReason,
     store::{
-        Claim, ClaimRequest, ExecutionRecord, ExecutionRef, ExecutionStore, Finish, Interrupted,
-        JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceScope, OnceState, Status,
+        Claim, ClaimRequest, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
+        Finish, HistoryPage, HistoryQuery, Interrupted, JobRecord, JobRegistration, JobSummary,
+        LedgerTick, MemoryStore, OnceScope, OnceState, Pause, PruneReport, PruneRequest, Status,
         StoreError,
     },
 };
@@ -628,6 +629,80 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>> {
         self.inner.dead_letters(job, limit)
+    }
+
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>> {
+        self.inner.jobs()
+    }
+
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>> {
+        self.inner.job(name)
+    }
+
+    fn history<'a>(
+        &'a self,
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        self.inner.history(query)
+    }
+
+    fn execution_detail<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>> {
+        self.inner.execution_detail(id)
+    }
+
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        self.inner.pause(job, note, by)
+    }
+
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        self.inner.resume(job)
+    }
+
+    fn trigger<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        self.inner.trigger(job, by)
+    }
+
+    fn rerun<'a>(
+        &'a self,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        self.inner.rerun(id, force, by)
+    }
+
+    fn prune<'a>(
+        &'a self,
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>> {
+        Box::pin(faulty(
+            &self.writes,
+            || Err(store_down()),
+            move || self.inner.prune(request),
+        ))
+    }
+
+    fn paused<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
+        self.inner.paused(jobs)
+    }
+
+    fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.inner.control_version()
     }
 
     fn interrupted<'a>(

@@ -50,7 +50,7 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         }
         Ok(other) => {
             let reason = match other {
-                Claim::Done { .. } => SkipReason::Duplicate,
+                Claim::Done { .. } | Claim::Pruned => SkipReason::Duplicate,
                 // The tick's own execution, live elsewhere: not lost.
                 Claim::Busy { execution_id } if execution_id == t.execution_id => {
                     SkipReason::Duplicate

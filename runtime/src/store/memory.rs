@@ -271,6 +271,7 @@ impl JobState {
                 finished_at: None,
                 error: None,
                 checkpoint: checkpoint.clone(),
+                requested_by: None,
             },
             heartbeat: now,
             liveness: req.liveness,
@@ -453,6 +454,7 @@ impl MemoryStore {
                 finished_at: tick.skipped.as_ref().map(|_| wall),
                 error: tick.skipped.clone(),
                 checkpoint: None,
+                requested_by: None,
             },
             heartbeat: Instant::now(),
             liveness: std::time::Duration::ZERO,
@@ -573,6 +575,72 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
 }
 
 impl ExecutionStore for MemoryStore {
+    // STUB: replaced by the operations implementation.
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<crate::store::JobSummary>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn job<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::store::JobSummary>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn history<'a>(
+        &'a self,
+        _query: &'a crate::store::HistoryQuery,
+    ) -> BoxFuture<'a, Result<crate::store::HistoryPage, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn execution_detail<'a>(
+        &'a self,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::store::ExecutionDetail>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn pause<'a>(
+        &'a self,
+        _job: &'a str,
+        _note: &'a str,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn resume<'a>(
+        &'a self,
+        _job: &'a str,
+    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn trigger<'a>(
+        &'a self,
+        _job: &'a str,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn rerun<'a>(
+        &'a self,
+        _id: &'a str,
+        _force: bool,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn prune<'a>(
+        &'a self,
+        _request: &'a crate::store::PruneRequest,
+    ) -> BoxFuture<'a, Result<crate::store::PruneReport, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn paused<'a>(
+        &'a self,
+        _jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Pause)>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
     fn register<'a>(
         &'a self,
         job: &'a JobRegistration<'a>,
@@ -751,6 +819,7 @@ impl ExecutionStore for MemoryStore {
                     scheduled_at: r.record.scheduled_at,
                     status: r.record.status,
                     attempts: r.record.attempts,
+                    requested: r.record.requested_by.is_some(),
                 })
                 .collect();
             of_job.sort_by_key(|i| (i.status == Status::Pending, i.scheduled_at));

@@ -102,6 +102,7 @@ pub(crate) fn record<T: DbInstant, N: TryInto<u32>>(
         finished_at: r.9.map(DbInstant::instant),
         error: r.10,
         checkpoint: r.11,
+        requested_by: None,
     })
 }
 
@@ -125,6 +126,7 @@ pub(crate) fn interrupted<T: DbInstant, N: TryInto<u32>>(
         scheduled_at: scheduled_at.instant(),
         status: status(&status_text)?,
         attempts: attempts(stored),
+        requested: false,
     })
 }
 

@@ -679,6 +679,72 @@ type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
 type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 impl ExecutionStore for SqliteStore {
+    // STUB: replaced by the operations implementation.
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<crate::store::JobSummary>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn job<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::store::JobSummary>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn history<'a>(
+        &'a self,
+        _query: &'a crate::store::HistoryQuery,
+    ) -> BoxFuture<'a, Result<crate::store::HistoryPage, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn execution_detail<'a>(
+        &'a self,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::store::ExecutionDetail>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn pause<'a>(
+        &'a self,
+        _job: &'a str,
+        _note: &'a str,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn resume<'a>(
+        &'a self,
+        _job: &'a str,
+    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn trigger<'a>(
+        &'a self,
+        _job: &'a str,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn rerun<'a>(
+        &'a self,
+        _id: &'a str,
+        _force: bool,
+        _by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn prune<'a>(
+        &'a self,
+        _request: &'a crate::store::PruneRequest,
+    ) -> BoxFuture<'a, Result<crate::store::PruneReport, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn paused<'a>(
+        &'a self,
+        _jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Pause)>, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
+    fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    }
     sql::methods::execution_store_methods!();
 
     fn register_all<'a>(
