@@ -470,11 +470,12 @@ impl MemoryStore {
             }
             return false;
         }
-        if state
-            .forgotten_through
-            .is_some_and(|f| tick.scheduled_at <= f)
+        if [state.forgotten_through, state.ops.pruned_through]
+            .into_iter()
+            .flatten()
+            .any(|f| tick.scheduled_at <= f)
         {
-            // Older than what the store still remembers: it may have run.
+            // Older than what the store still remembers (trimmed or pruned): it may have run.
             tracing::warn!(
                 job = %tick.job, tick = %tick.scheduled_at,
                 "the in-memory store no longer remembers this tick's time; not recorded"
