@@ -164,6 +164,9 @@ CREATE INDEX tickguard_executions_ended
 ///   it bumps the job's fence, marks abandoned executions `CANCELLED`, and inserts (or takes
 ///   over) the execution row stamped with the new fence. A claim that does not win rolls
 ///   back and changes nothing.
+/// - Every claim that wins records its run (`tickguard_runs`: owner, fence, start) in the
+///   claim's own statement, and a takeover closes the run of the owner it replaces as
+///   abandoned; `finish` closes the run in its statement. Runs cost no round trip.
 /// - Every later write (`heartbeat`, `checkpoint`, `once`, `finish`) is one statement whose
 ///   `WHERE` names the execution, its fence and `status = 'RUNNING'`; a newer claim always
 ///   rewrites that row, so a write that touches no row is a stale run's, and is refused.
