@@ -776,7 +776,7 @@ async fn tables_of_a_newer_build_are_refused(backend: Backend) {
     .expect("tables at version 99 must be refused");
     let message = e.to_string();
     assert!(
-        message.contains("version 99, newer than this build knows (3): upgrade this instance"),
+        message.contains("version 99, newer than this build knows (4): upgrade this instance"),
         "{message}"
     );
 }
@@ -846,6 +846,7 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
     // apply again as they are).
     let (jobs, migrations) = (db.table("tickguard_jobs"), db.table("tickguard_migrations"));
     let once = db.table("tickguard_once");
+    undo_migration_4(&db, &*store).await;
     db.execute(
         &*store,
         format!("ALTER TABLE {jobs} DROP COLUMN running_id"),
@@ -869,6 +870,286 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
             execution_id: "job@1".to_owned()
         }
     );
+}
+
+/// Takes the tables of the store back from version 4 to version 3, as a build of version 3
+/// left them.
+async fn undo_migration_4(db: &Db, store: &dyn ExecutionStore) {
+    let (jobs, ex) = (db.table("tickguard_jobs"), db.table("tickguard_executions"));
+    for column in [
+        "paused_at",
+        "paused_by",
+        "paused_note",
+        "pruned_through",
+        "pruned_at",
+    ] {
+        db.execute(store, format!("ALTER TABLE {jobs} DROP COLUMN {column}"))
+            .await;
+    }
+    let index = match db.backend {
+        Backend::Postgres => format!("\"{}\".tickguard_executions_ended", db.place),
+        Backend::Sqlite => "tickguard_executions_ended".to_owned(),
+    };
+    db.execute(store, format!("DROP INDEX {index}")).await;
+    db.execute(store, format!("ALTER TABLE {ex} DROP COLUMN requested_by"))
+        .await;
+    for table in ["tickguard_runs", "tickguard_control"] {
+        db.execute(store, format!("DROP TABLE {}", db.table(table)))
+            .await;
+    }
+    let migrations = db.table("tickguard_migrations");
+    db.execute(
+        store,
+        format!("DELETE FROM {migrations} WHERE version >= 4"),
+    )
+    .await;
+}
+
+/// Tables of version 3 with history: migration 4 keeps every row, and the executions it
+/// kept read back with no requester, their runs empty, the jobs unpaused.
+async fn migration_4_keeps_the_history(backend: Backend) {
+    let db = Db::new(backend, "v4");
+    let store = db.open().await;
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let registration =
+        tickguard::store::JobRegistration::new("kept", "every 1s".into(), "UTC".into(), None);
+    store.register(&registration).await.unwrap();
+    let request = ClaimRequest::new("kept", "kept@1", at, "owner-1");
+    let Claim::Acquired(claimed) = store.claim(&request).await.unwrap() else {
+        panic!("the first claim must win");
+    };
+    let exec = tickguard::store::ExecutionRef {
+        job: "kept".to_owned(),
+        execution_id: "kept@1".to_owned(),
+        fence: claimed.fence,
+    };
+    store
+        .finish(
+            &exec,
+            &tickguard::store::Finish::new(Status::Failed, 1, Some("boom")),
+        )
+        .await
+        .unwrap();
+    undo_migration_4(&db, &*store).await;
+    let version = db.table("tickguard_migrations");
+    assert_eq!(
+        db.count(
+            &*store,
+            format!("SELECT CAST(max(version) AS BIGINT) FROM {version}")
+        )
+        .await,
+        3
+    );
+    let store = db.open().await;
+    let record = store.execution("kept@1").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Failed);
+    assert_eq!(record.error.as_deref(), Some("boom"));
+    assert_eq!(record.requested_by, None);
+    let detail = store.execution_detail("kept@1").await.unwrap().unwrap();
+    assert!(detail.runs.is_empty(), "{detail:?}");
+    let job = store.job("kept").await.unwrap().unwrap();
+    assert_eq!(job.paused, None);
+    assert_eq!(job.last.map(|l| l.status), Some(Status::Failed));
+    assert_eq!(store.control_version().await.unwrap(), 0);
+    // And the upgraded tables take claims and runs as new ones do.
+    let again = ClaimRequest::new("kept", "kept@2", at, "owner-2");
+    assert!(matches!(
+        store.claim(&again).await.unwrap(),
+        Claim::Acquired(_)
+    ));
+    let detail = store.execution_detail("kept@2").await.unwrap().unwrap();
+    assert_eq!(detail.runs.len(), 1, "{detail:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migration_4_keeps_the_history() {
+    migration_4_keeps_the_history(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_migration_4_keeps_the_history() {
+    migration_4_keeps_the_history(Backend::Sqlite).await;
+}
+
+/// A prune deletes, with the executions, their runs and their per-execution steps (never a
+/// `once_ever` step), and records how far it deleted on the job's row.
+async fn prune_deletes_runs_and_steps_with_the_executions(backend: Backend) {
+    let db = Db::new(backend, "prune");
+    let store = db.open().await;
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let request = ClaimRequest::new("pruned", "pruned@1", at, "owner-1");
+    let Claim::Acquired(claimed) = store.claim(&request).await.unwrap() else {
+        panic!("the first claim must win");
+    };
+    let exec = tickguard::store::ExecutionRef {
+        job: "pruned".to_owned(),
+        execution_id: "pruned@1".to_owned(),
+        fence: claimed.fence,
+    };
+    for (key, scope) in [
+        ("step", tickguard::store::OnceScope::Execution),
+        ("forever", tickguard::store::OnceScope::Ever),
+    ] {
+        store.once_begin(&exec, key, scope).await.unwrap();
+        store.once_end(&exec, key, scope, true).await.unwrap();
+    }
+    store
+        .finish(
+            &exec,
+            &tickguard::store::Finish::new(Status::Completed, 1, None),
+        )
+        .await
+        .unwrap();
+    let (runs, once, jobs) = (
+        db.table("tickguard_runs"),
+        db.table("tickguard_once"),
+        db.table("tickguard_jobs"),
+    );
+    let count = |statement: String| {
+        let (db, store) = (&db, &store);
+        async move { db.count(&**store, statement).await }
+    };
+    assert_eq!(count(format!("SELECT count(*) FROM {runs}")).await, 1);
+    assert_eq!(count(format!("SELECT count(*) FROM {once}")).await, 2);
+    let retention = tickguard::store::Retention::keep_forever().completed(Some(Duration::ZERO));
+    let prune = tickguard::store::PruneRequest::new(retention).jobs(vec!["pruned".to_owned()]);
+    assert_eq!(store.prune(&prune).await.unwrap().total(), 1);
+    assert_eq!(count(format!("SELECT count(*) FROM {runs}")).await, 0);
+    assert_eq!(
+        count(format!("SELECT count(*) FROM {once} WHERE per_execution")).await,
+        0
+    );
+    assert_eq!(
+        count(format!("SELECT count(*) FROM {once} WHERE key = 'forever'")).await,
+        1
+    );
+    let through = match backend {
+        Backend::Postgres => format!(
+            "SELECT count(*) FROM {jobs} WHERE pruned_through = '{}'::timestamptz",
+            at.to_rfc3339()
+        ),
+        Backend::Sqlite => format!(
+            "SELECT count(*) FROM {jobs} WHERE pruned_through = {}",
+            at.timestamp_millis()
+        ),
+    };
+    assert_eq!(count(through).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_prune_deletes_runs_and_steps_with_the_executions() {
+    prune_deletes_runs_and_steps_with_the_executions(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_prune_deletes_runs_and_steps_with_the_executions() {
+    prune_deletes_runs_and_steps_with_the_executions(Backend::Sqlite).await;
+}
+
+/// Every change an operator makes is announced on the control channel, with the schema's
+/// name, once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_changes_are_announced_on_the_control_channel() {
+    let db = Db::new(Backend::Postgres, "notify");
+    let store = db.postgres().await;
+    let registration =
+        tickguard::store::JobRegistration::new("noisy", "every 1s".into(), "UTC".into(), None);
+    store.register(&registration).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&postgres_url())
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    listener.listen("tickguard_control").await.unwrap();
+    let mut heard = Vec::new();
+    let before = store.control_version().await.unwrap();
+    store.pause("noisy", "deploy", "alice").await.unwrap();
+    store.resume("noisy").await.unwrap();
+    let manual = store.trigger("noisy", "alice").await.unwrap();
+    assert!(store.pause("missing", "x", "y").await.is_err());
+    assert_eq!(store.control_version().await.unwrap(), before + 3);
+    // Other tests' schemas announce on the same channel: only this schema's count.
+    while heard.len() < 3 {
+        let note = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .expect("no announcement within 10 s")
+            .unwrap();
+        if note.payload() == db.place {
+            heard.push(note.payload().to_owned());
+        }
+    }
+    assert_eq!(manual.requested_by.as_deref(), Some("alice"));
+}
+
+/// Opens the store as the `tickguard` command does.
+async fn open_existing(backend: Backend, url: &str, place: &str) -> Result<(), String> {
+    match backend {
+        Backend::Postgres => PostgresStore::connect_existing(url, place)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Backend::Sqlite => SqliteStore::open_existing(place)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Opening an existing store creates nothing: missing tables and tables at another version
+/// are refused with what to do, and no message shows the password.
+async fn opening_an_existing_store_creates_nothing(backend: Backend) {
+    let db = Db::new(backend, "existing");
+    let url = postgres_url().replacen("postgres://postgres@", "postgres://postgres:s3cret@", 1);
+    let missing = open_existing(backend, &url, &db.place).await.unwrap_err();
+    match backend {
+        Backend::Postgres => assert!(
+            missing.contains(&format!("no tickguard tables in schema `{}` at ", db.place))
+                && missing.contains("start a scheduler on this store once to create them"),
+            "{missing}"
+        ),
+        Backend::Sqlite => assert!(missing.contains("no SQLite database"), "{missing}"),
+    }
+    assert!(!missing.contains("s3cret"), "{missing}");
+    // Still nothing: the failed open created no tables.
+    let again = open_existing(backend, &url, &db.place).await.unwrap_err();
+    assert_eq!(again, missing);
+    let store = db.open().await;
+    open_existing(backend, &url, &db.place).await.unwrap();
+    let migrations = db.table("tickguard_migrations");
+    db.execute(
+        &*store,
+        format!("DELETE FROM {migrations} WHERE version = 4"),
+    )
+    .await;
+    let older = open_existing(backend, &url, &db.place).await.unwrap_err();
+    assert!(
+        older.contains("are at version 3, this build needs 4: start an instance of this version to migrate them"),
+        "{older}"
+    );
+    assert!(!older.contains("s3cret"), "{older}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_opening_an_existing_store_creates_nothing() {
+    opening_an_existing_store_creates_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_opening_an_existing_store_creates_nothing() {
+    opening_an_existing_store_creates_nothing(Backend::Sqlite).await;
+}
+
+/// An unreachable server is refused with its address and what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_opening_an_unreachable_store_says_where() {
+    let port = tickguard_tests::free_port();
+    let url = format!("postgres://postgres:s3cret@127.0.0.1:{port}/test");
+    let e = open_existing(Backend::Postgres, &url, "public")
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/test")),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
