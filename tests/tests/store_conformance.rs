@@ -2554,6 +2554,20 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
         None,
         "a pruned claim records nothing"
     );
+    // Nor does the ledger: a tick noted late (an instance that lagged, a retried flush)
+    // at or before the latest pruned tick is not recorded, so it cannot be run from there.
+    let late = [LedgerTick::pending(&job, tick_id(&job, 0), tick(0), "late")];
+    ok(&*store, "record_ticks", store.record_ticks(&late).await);
+    assert_eq!(
+        ok(
+            &*store,
+            "execution",
+            store.execution(&tick_id(&job, 0)).await
+        ),
+        None,
+        "{}: the ledger recorded a pruned tick",
+        store.describe()
+    );
     // A kept execution before the watermark, and a tick after it, are claimed as ever.
     let (resumed, exec) = Claimer::new(&job, &tick_id(&job, 3), 3, "o")
         .win(&*store)

@@ -1022,7 +1022,10 @@ impl Statements {
             // One statement for every job of an instance; `DISTINCT ON` keeps the first
             // registration of a name given twice.
             // The ledger's ticks, in one statement: a pending or skipped row where the
-            // execution has none, and a pending row skipped (never a claimed one).
+            // execution has none, and a pending row skipped (never a claimed one). A tick at
+            // or before the latest one a prune deleted is not recorded (it may have run):
+            // the job's row is read with a share lock, so a prune in progress is waited for
+            // and its watermark seen.
             record_ticks: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms, finished_at, error) \
@@ -1032,6 +1035,9 @@ impl Statements {
                      CASE WHEN t.reason IS NULL THEN NULL ELSE clock_timestamp() END, t.reason \
                  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]) \
                      AS t(id, job, at, owner, reason) \
+                 WHERE NOT EXISTS (SELECT 1 FROM (\
+                     SELECT j.pruned_through FROM {jobs} j WHERE j.job = t.job FOR SHARE) p \
+                     WHERE p.pruned_through >= t.at) \
                  ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = EXCLUDED.error, \
                      finished_at = clock_timestamp() \
                  WHERE e.status = 'PENDING' AND EXCLUDED.status = 'SKIPPED' \
