@@ -104,6 +104,39 @@ CREATE INDEX tickguard_executions_open ON {schema}.tickguard_executions (job, sc
 ALTER TABLE {schema}.tickguard_once ADD COLUMN per_execution boolean NOT NULL DEFAULT false;
 ",
     },
+    Migration {
+        version: 4,
+        description: "pauses, manual requests, runs of executions, the control version and \
+                      the pruned watermark",
+        sql: "
+ALTER TABLE {schema}.tickguard_jobs
+    ADD COLUMN paused_at timestamptz,
+    ADD COLUMN paused_by text,
+    ADD COLUMN paused_note text,
+    ADD COLUMN pruned_through timestamptz,
+    ADD COLUMN pruned_at timestamptz;
+ALTER TABLE {schema}.tickguard_executions ADD COLUMN requested_by text;
+CREATE TABLE {schema}.tickguard_runs (
+    execution_id text NOT NULL,
+    fence bigint NOT NULL,
+    job text NOT NULL,
+    owner text NOT NULL,
+    started_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    outcome text,
+    attempts integer NOT NULL DEFAULT 0,
+    error text,
+    PRIMARY KEY (execution_id, fence)
+);
+CREATE TABLE {schema}.tickguard_control (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {schema}.tickguard_control (id, version) VALUES (1, 0);
+CREATE INDEX tickguard_executions_ended
+    ON {schema}.tickguard_executions (job, status, finished_at);
+",
+    },
 ];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
@@ -180,6 +213,60 @@ impl PostgresStore {
         let migrated = migrate(&mut conn, &sql).await;
         let _ = conn.close().await;
         migrated.map_err(|e| setup_error(&addr, schema, e))?;
+        Ok(Self::with_pool(&options, schema, sql))
+    }
+
+    /// Opens the store whose tables an instance already created in `schema`, for tools
+    /// that read and change it (the `tickguard` command): it never creates nor migrates
+    /// anything.
+    ///
+    /// Fails with an error naming the address (never the password) and what to check when
+    /// the URL is malformed, the server cannot be reached, there are no tickguard tables in
+    /// the schema, or they are at another version than this build's.
+    pub async fn connect_existing(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let options = parse_url(url).map_err(|message| StoreError::unavailable(message, None))?;
+        let addr = address(&options);
+        let mut conn = connect(&options).await?;
+        let sql = Statements::new(schema);
+        let found = current_version(&mut conn, &sql).await;
+        let _ = conn.close().await;
+        let found = found.map_err(|e| StoreError::from(cannot_reach(&addr, e)))?;
+        let needs = MIGRATIONS.last().map_or(0, |m| m.version);
+        match found {
+            None | Some(0) => {
+                return Err(StoreError::unavailable(
+                    format!(
+                        "no tickguard tables in schema `{schema}` at {addr}: start a scheduler \
+                         on this store once to create them, or check --schema"
+                    ),
+                    None,
+                ));
+            }
+            Some(found) if found != needs => {
+                let what = if found < needs {
+                    "start an instance of this version to migrate them"
+                } else {
+                    "use a tickguard command of the version that migrated them"
+                };
+                return Err(StoreError::unavailable(
+                    format!(
+                        "the tickguard tables in schema `{schema}` at {addr} are at version \
+                         {found}, this build needs {needs}: {what}"
+                    ),
+                    None,
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(Self::with_pool(&options, schema, sql))
+    }
+
+    /// The store over a new pool to the server of `options`, on tables that are ready.
+    fn with_pool(
+        options: &sqlx::postgres::PgConnectOptions,
+        schema: &str,
+        sql: Statements,
+    ) -> Self {
         // The store's own transactions take a few round trips: one left idle (its process
         // stopped or frozen mid-claim) would hold the job's row lock and stall every claim of
         // the job, so the server ends it. Jobs' transactions set their own limit.
@@ -193,12 +280,12 @@ impl PostgresStore {
                 "idle_in_transaction_session_timeout",
                 STORE_IDLE_IN_TRANSACTION.as_millis(),
             )]));
-        Ok(Self {
+        Self {
             pool,
             schema: schema.to_owned(),
             sql: Arc::new(sql),
-            description: describe(&options),
-        })
+            description: describe(options),
+        }
     }
 
     /// Uses a ready pool (the application's own, say) with the tables in `schema`, and

@@ -122,6 +122,37 @@ CREATE INDEX tickguard_executions_dead_letters ON tickguard_executions (finished
 ALTER TABLE tickguard_once ADD COLUMN per_execution INTEGER NOT NULL DEFAULT 0;
 ",
     },
+    Migration {
+        version: 4,
+        description: "pauses, manual requests, runs of executions, the control version and \
+                      the pruned watermark",
+        sql: "
+ALTER TABLE tickguard_jobs ADD COLUMN paused_at INTEGER;
+ALTER TABLE tickguard_jobs ADD COLUMN paused_by TEXT;
+ALTER TABLE tickguard_jobs ADD COLUMN paused_note TEXT;
+ALTER TABLE tickguard_jobs ADD COLUMN pruned_through INTEGER;
+ALTER TABLE tickguard_jobs ADD COLUMN pruned_at INTEGER;
+ALTER TABLE tickguard_executions ADD COLUMN requested_by TEXT;
+CREATE TABLE tickguard_runs (
+    execution_id TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    outcome TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (execution_id, fence)
+);
+CREATE TABLE tickguard_control (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    version INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO tickguard_control (id, version) VALUES (1, 0);
+CREATE INDEX tickguard_executions_ended ON tickguard_executions (job, status, finished_at);
+",
+    },
 ];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
@@ -178,6 +209,94 @@ impl SqliteStore {
     /// the file cannot be opened or created, or the tables cannot be set up. An in-memory
     /// database is refused: [`MemoryStore`](super::MemoryStore) is the in-memory store.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (options, file) = Self::options(url)?;
+        let pool = Self::open_pool(options.create_if_missing(true), &file).await?;
+        migrate(&pool).await.map_err(|e| match e {
+            MigrateError::Newer { found, known } => StoreError::unavailable(
+                format!(
+                    "the tickguard tables in `{file}` are at version {found}, newer than this \
+                     build knows ({known}): upgrade this instance"
+                ),
+                None,
+            ),
+            MigrateError::Db(e) => StoreError::unavailable(
+                format!("cannot set up the tickguard tables in `{file}`: {e}"),
+                Some(Box::new(e)),
+            ),
+        })?;
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements::new()),
+            description: format!("sqlite:{file}"),
+        })
+    }
+
+    /// Opens the database at `url` whose tables an instance already created, for tools that
+    /// read and change the store (the `tickguard` command): it never creates the file, nor
+    /// creates or migrates tables.
+    ///
+    /// Fails with an error naming the file and what to check when the URL is malformed, the
+    /// file does not exist or cannot be opened, it has no tickguard tables, or they are at
+    /// another version than this build's.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let (options, file) = Self::options(url)?;
+        if !std::path::Path::new(&file).exists() {
+            return Err(StoreError::unavailable(
+                format!(
+                    "no SQLite database `{file}`: start a scheduler on this store once to \
+                     create it, or check the path"
+                ),
+                None,
+            ));
+        }
+        let pool = Self::open_pool(options.create_if_missing(false), &file).await?;
+        let found: Result<Option<i32>, SqlxError> =
+            sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
+                .fetch_one(&pool)
+                .await;
+        let needs = MIGRATIONS.last().map_or(0, |m| m.version);
+        let problem = match found {
+            Ok(Some(found)) if found == needs => None,
+            Ok(None) => Some(format!(
+                "no tickguard tables in `{file}`: start a scheduler on this store once to \
+                 create them, or check the path"
+            )),
+            Err(SqlxError::Database(db)) if db.message().contains("no such table") => {
+                Some(format!(
+                    "no tickguard tables in `{file}`: start a scheduler on this store once to \
+                     create them, or check the path"
+                ))
+            }
+            Err(e) => {
+                pool.close().await;
+                return Err(StoreError::unavailable(
+                    format!("cannot read the SQLite database `{file}`: {e}"),
+                    Some(Box::new(e)),
+                ));
+            }
+            Ok(Some(found)) if found < needs => Some(format!(
+                "the tickguard tables in `{file}` are at version {found}, this build needs \
+                 {needs}: start an instance of this version to migrate them"
+            )),
+            Ok(Some(found)) => Some(format!(
+                "the tickguard tables in `{file}` are at version {found}, this build needs \
+                 {needs}: use a tickguard command of the version that migrated them"
+            )),
+        };
+        if let Some(message) = problem {
+            pool.close().await;
+            return Err(StoreError::unavailable(message, None));
+        }
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements::new()),
+            description: format!("sqlite:{file}"),
+        })
+    }
+
+    /// The connection options of `url`, and the file it names; in-memory databases are
+    /// refused.
+    fn options(url: &str) -> Result<(SqliteConnectOptions, String), StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| {
             StoreError::unavailable(
                 format!("invalid SQLite URL `{url}`: {e}; expected sqlite://path/to/file.db"),
@@ -195,15 +314,22 @@ impl SqliteStore {
                 None,
             ));
         }
+        Ok((options, file))
+    }
+
+    /// A pool on the database file `file`, in WAL mode.
+    async fn open_pool(
+        options: SqliteConnectOptions,
+        file: &str,
+    ) -> Result<SqlitePool, StoreError> {
         let options = options
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
         // A new file is switched to WAL by its first connection; others opening it at that
         // moment may be told it is locked, without SQLite's busy wait: try again.
         let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
-        let pool = loop {
+        loop {
             let opened = SqlitePoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
                 .acquire_timeout(BUSY_TIMEOUT)
@@ -227,24 +353,6 @@ impl SqliteStore {
                 ),
                 Some(Box::new(e)),
             )
-        })?;
-        migrate(&pool).await.map_err(|e| match e {
-            MigrateError::Newer { found, known } => StoreError::unavailable(
-                format!(
-                    "the tickguard tables in `{file}` are at version {found}, newer than this \
-                     build knows ({known}): upgrade this instance"
-                ),
-                None,
-            ),
-            MigrateError::Db(e) => StoreError::unavailable(
-                format!("cannot set up the tickguard tables in `{file}`: {e}"),
-                Some(Box::new(e)),
-            ),
-        })?;
-        Ok(Self {
-            pool,
-            sql: Arc::new(Statements::new()),
-            description: format!("sqlite:{file}"),
         })
     }
 
