@@ -15,7 +15,7 @@ use crate::args::{HistoryArgs, PruneArgs};
 use crate::error::Failure;
 use crate::gaps::{self, Gap, NoGaps};
 use crate::json;
-use crate::output::{Table, indented, local, print, span, took, when, when_opt};
+use crate::output::{Table, indented, local, print, relative, span, took, when, when_opt};
 use crate::parse;
 
 /// Executions read per page when a command reads a whole window of history.
@@ -112,7 +112,7 @@ pub(crate) async fn jobs(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
             state.to_owned(),
         ]);
         if let Some(p) = &job.paused {
-            let since = when(p.at, zone, ctx.now);
+            let since = relative(p.at, ctx.now);
             table.note("paused", &format!("{} (by {}, {since})", p.note, p.by));
         }
     }
