@@ -412,8 +412,7 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
         ))
     })?;
     let from = since.max(job.created_at);
-    let executions = window(ctx, name, from, ctx.now).await?;
-    let found = gaps::find(&schedule, from, ctx.now, &executions).map_err(|e| match e {
+    let ticks = gaps::ticks(&schedule, from, ctx.now).map_err(|e| match e {
         NoGaps::FixedDelay => Failure::new(format!(
             "`{name}` runs {}: a fixed delay counts from the end of each run, so it has no fixed ticks to check",
             job.trigger
@@ -427,27 +426,29 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
         ))
         .hint("look at a shorter window with a later --since"),
     })?;
+    let executions = window(ctx, name, from, ctx.now).await?;
+    let found = gaps::find(&ticks, &executions);
     if as_json {
         return json::print(&json::Gaps {
             job: name.to_owned(),
             trigger: job.trigger.clone(),
             since: json::time(from),
             until: json::time(ctx.now),
-            ticks: found.ticks,
-            gaps: found.gaps.iter().map(gap_json).collect(),
+            ticks: ticks.len(),
+            gaps: found.iter().map(gap_json).collect(),
         });
     }
     let zone = zone_of(&job);
     let mut out = format!(
         "{name} ({}): {} ticks since {}, {} did not run\n",
         job.trigger,
-        found.ticks,
+        ticks.len(),
         when(from, zone, ctx.now),
-        found.gaps.len()
+        found.len()
     );
-    if !found.gaps.is_empty() {
+    if !found.is_empty() {
         let mut table = Table::new(&["TICK", "GAP", "EXECUTION"]);
-        for gap in &found.gaps {
+        for gap in &found {
             match gap {
                 Gap::Missing(tick) => {
                     table.row(vec![

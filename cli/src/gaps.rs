@@ -26,15 +26,6 @@ pub(crate) enum Gap {
     },
 }
 
-/// What `gaps` found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Found {
-    /// The ticks the schedule had in the window.
-    pub(crate) ticks: usize,
-    /// Those that did not run, oldest first.
-    pub(crate) gaps: Vec<Gap>,
-}
-
 /// Why the gaps cannot be found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum NoGaps {
@@ -50,17 +41,33 @@ pub(crate) fn is_manual(execution: &ExecutionRecord) -> bool {
     execution.requested_by.is_some() && execution.id.contains("@manual-")
 }
 
-/// The ticks of `schedule` in `[from, to)` that no execution of `executions` covers, or
-/// whose executions were all skipped.
-pub(crate) fn find(
+/// The ticks of `schedule` in `[from, to)`, oldest first: at most [`MAX_TICKS`].
+pub(crate) fn ticks(
     schedule: &Schedule,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    executions: &[ExecutionRecord],
-) -> Result<Found, NoGaps> {
+) -> Result<Vec<DateTime<Utc>>, NoGaps> {
     if schedule.is_fixed_delay() {
         return Err(NoGaps::FixedDelay);
     }
+    let first = if schedule.latest_at_or_before(from) == Some(from) {
+        Some(from)
+    } else {
+        schedule.next_after(from)
+    };
+    let ticks: Vec<_> = std::iter::successors(first, |t| schedule.next_after(*t))
+        .take_while(|t| *t < to)
+        .take(MAX_TICKS + 1)
+        .collect();
+    if ticks.len() > MAX_TICKS {
+        return Err(NoGaps::TooManyTicks);
+    }
+    Ok(ticks)
+}
+
+/// The ticks of `ticks` that no execution of `executions` covers (manual ones do not), or
+/// whose executions were all skipped, oldest first.
+pub(crate) fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> Vec<Gap> {
     // Ticks are whole milliseconds (cron: whole seconds); stores keep at least that.
     let mut by_tick: HashMap<i64, Vec<&ExecutionRecord>> = HashMap::new();
     for execution in executions.iter().filter(|e| !is_manual(e)) {
@@ -69,35 +76,69 @@ pub(crate) fn find(
             .or_default()
             .push(execution);
     }
-    let first = if schedule.latest_at_or_before(from) == Some(from) {
-        Some(from)
-    } else {
-        schedule.next_after(from)
-    };
-    let ticks = std::iter::successors(first, |t| schedule.next_after(*t)).take_while(|t| *t < to);
-    let mut found = Found {
-        ticks: 0,
-        gaps: Vec::new(),
-    };
-    for tick in ticks {
-        found.ticks += 1;
-        if found.ticks > MAX_TICKS {
-            return Err(NoGaps::TooManyTicks);
-        }
-        match by_tick.get(&tick.timestamp_millis()) {
-            None => found.gaps.push(Gap::Missing(tick)),
-            Some(runs) if runs.iter().all(|e| e.status == Status::Skipped) => {
-                let skipped = runs.first().map(|e| (*e).clone());
-                if let Some(e) = skipped {
-                    found.gaps.push(Gap::Skipped {
-                        tick,
-                        execution_id: e.id,
-                        reason: e.error,
-                    });
-                }
+    let mut gaps = Vec::new();
+    for &tick in ticks {
+        match by_tick.get(&tick.timestamp_millis()).map(Vec::as_slice) {
+            None | Some([]) => gaps.push(Gap::Missing(tick)),
+            Some(runs @ [first, ..]) if runs.iter().all(|e| e.status == Status::Skipped) => {
+                gaps.push(Gap::Skipped {
+                    tick,
+                    execution_id: first.id.clone(),
+                    reason: first.error.clone(),
+                });
             }
             Some(_) => {}
         }
     }
-    Ok(found)
+    gaps
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 5, h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn ticks_include_the_start_and_exclude_the_end() {
+        let hourly = Schedule::every(Duration::from_secs(3_600)).unwrap();
+        assert_eq!(
+            ticks(&hourly, at(1, 0), at(3, 0)).unwrap(),
+            [at(1, 0), at(2, 0)]
+        );
+        assert_eq!(
+            ticks(&hourly, at(1, 30), at(3, 30)).unwrap(),
+            [at(2, 0), at(3, 0)]
+        );
+        let berlin: Schedule = r#"cron "0 0 2 * * *" in Europe/Berlin"#.parse().unwrap();
+        assert_eq!(
+            ticks(&berlin, at(0, 0), at(23, 0)).unwrap(),
+            [at(1, 0)],
+            "02:00 CET is 01:00 UTC"
+        );
+    }
+
+    #[test]
+    fn ticks_are_capped_and_fixed_delays_have_none() {
+        let second = Schedule::every(Duration::from_secs(1)).unwrap();
+        let count = |seconds: i64| {
+            ticks(
+                &second,
+                at(0, 0),
+                at(0, 0) + chrono::Duration::seconds(seconds),
+            )
+            .map(|t| t.len())
+        };
+        assert_eq!(count(100_001), Err(NoGaps::TooManyTicks));
+        assert_eq!(count(100_000), Ok(MAX_TICKS));
+        assert_eq!(count(2 * 86_400), Err(NoGaps::TooManyTicks));
+        let delay = Schedule::after(Duration::from_secs(60)).unwrap();
+        assert_eq!(ticks(&delay, at(0, 0), at(1, 0)), Err(NoGaps::FixedDelay));
+    }
 }
