@@ -447,37 +447,42 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
         found.len()
     );
     if !found.is_empty() {
-        let mut table = Table::new(&["TICK", "GAP", "EXECUTION"]);
-        for gap in &found {
-            match gap {
-                Gap::Missing(tick) => {
-                    table.row(vec![
-                        when(*tick, zone, ctx.now),
-                        "no execution".into(),
-                        "-".into(),
-                    ]);
-                }
-                Gap::Skipped {
-                    tick,
-                    execution_id,
-                    reason,
-                } => {
-                    table.row(vec![
-                        when(*tick, zone, ctx.now),
-                        "skipped".into(),
-                        execution_id.clone(),
-                    ]);
-                    if let Some(reason) = reason {
-                        table.note("reason", reason);
-                    }
-                }
-            }
-        }
         out.push('\n');
-        out.push_str(&table.render());
+        out.push_str(&gaps_table(&found, zone, ctx.now).render());
     }
     print(&out);
     Ok(())
+}
+
+/// The gaps as a table, with each skip's reason under its row.
+fn gaps_table(found: &[Gap], zone: Tz, now: DateTime<Utc>) -> Table {
+    let mut table = Table::new(&["TICK", "GAP", "EXECUTION"]);
+    for gap in found {
+        match gap {
+            Gap::Missing(tick) => {
+                table.row(vec![
+                    when(*tick, zone, now),
+                    "no execution".into(),
+                    "-".into(),
+                ]);
+            }
+            Gap::Skipped {
+                tick,
+                execution_id,
+                reason,
+            } => {
+                table.row(vec![
+                    when(*tick, zone, now),
+                    "skipped".into(),
+                    execution_id.clone(),
+                ]);
+                if let Some(reason) = reason {
+                    table.note("reason", reason);
+                }
+            }
+        }
+    }
+    table
 }
 
 fn gap_json(gap: &Gap) -> json::Gap {
