@@ -933,8 +933,11 @@ async fn migration_4_keeps_the_history(backend: Backend) {
     undo_migration_4(&db, &*store).await;
     let version = db.table("tickguard_migrations");
     assert_eq!(
-        db.count(&*store, format!("SELECT max(version) FROM {version}"))
-            .await,
+        db.count(
+            &*store,
+            format!("SELECT CAST(max(version) AS BIGINT) FROM {version}")
+        )
+        .await,
         3
     );
     let store = db.open().await;
