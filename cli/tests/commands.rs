@@ -172,13 +172,20 @@ async fn show_describes_one_job(backend: Backend) {
     assert!(err.contains("hint: `tickguard jobs` lists"), "{err}");
 }
 
+/// The rows of a table of executions (not its header, notes nor next-page hint).
+fn execution_rows(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.contains("report@") && !l.starts_with(' ') && !l.starts_with("more:"))
+        .collect()
+}
+
 async fn history_pages_and_filters(backend: Backend) {
     let s = seed(backend).await;
     let run = s
         .store
         .run(&["history", "report", "--limit", "2", "--since", "7h"]);
     let out = run.ok();
-    let rows: Vec<&str> = out.lines().filter(|l| l.contains("report@")).collect();
+    let rows = execution_rows(out);
     assert_eq!(rows.len(), 2, "{out}");
     let more = out
         .lines()
@@ -192,7 +199,7 @@ async fn history_pages_and_filters(backend: Backend) {
     let mut seen = rows.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     let next = s.store.run(&args);
     let next = next.ok();
-    let next_rows: Vec<&str> = next.lines().filter(|l| l.contains("report@")).collect();
+    let next_rows = execution_rows(next);
     assert_eq!(next_rows.len(), 2, "{next}");
     for row in next_rows {
         assert!(!seen.contains(&row.to_string()), "page 2 repeats {row}");
@@ -206,11 +213,7 @@ async fn history_pages_and_filters(backend: Backend) {
         failed.contains(&format!("    error: {FAILURE}")),
         "{failed}"
     );
-    assert_eq!(
-        failed.lines().filter(|l| l.contains("report@")).count(),
-        1,
-        "{failed}"
-    );
+    assert_eq!(execution_rows(failed).len(), 1, "{failed}");
     assert!(!failed.contains("more:"), "{failed}");
 
     let json = s
