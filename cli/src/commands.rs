@@ -160,7 +160,7 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, as_json: bool) -> Result<(), Fai
         line(
             "last",
             format!(
-                "{} {} ({})",
+                "{} {}, {}",
                 l.status,
                 when(l.scheduled_at, zone, ctx.now),
                 l.execution_id
@@ -454,12 +454,29 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
     Ok(())
 }
 
-/// The gaps as a table, with each skip's reason under its row.
+/// Consecutive ticks with no execution from this many on are one row of the table.
+const GROUPED: usize = 3;
+
+/// The gaps as a table, with each skip's reason under its row. A run of [`GROUPED`] or more
+/// consecutive ticks with no execution (an outage) is one row: its first and last tick.
 fn gaps_table(found: &[Gap], zone: Tz, now: DateTime<Utc>) -> Table {
     let mut table = Table::new(&["TICK", "GAP", "EXECUTION"]);
-    for gap in found {
+    let mut rest = found;
+    while let Some(gap) = rest.first() {
+        let run = gaps::missing_run(rest);
+        if run.len() >= GROUPED {
+            if let (Some(first), Some(last)) = (run.first(), run.last()) {
+                table.row(vec![
+                    format!("{} … {}", when(*first, zone, now), when(*last, zone, now)),
+                    format!("no execution ({} ticks)", run.len()),
+                    "-".into(),
+                ]);
+            }
+            rest = &rest[run.len()..];
+            continue;
+        }
         match gap {
-            Gap::Missing(tick) => {
+            Gap::Missing { tick, .. } => {
                 table.row(vec![
                     when(*tick, zone, now),
                     "no execution".into(),
@@ -470,6 +487,7 @@ fn gaps_table(found: &[Gap], zone: Tz, now: DateTime<Utc>) -> Table {
                 tick,
                 execution_id,
                 reason,
+                ..
             } => {
                 table.row(vec![
                     when(*tick, zone, now),
@@ -481,13 +499,14 @@ fn gaps_table(found: &[Gap], zone: Tz, now: DateTime<Utc>) -> Table {
                 }
             }
         }
+        rest = &rest[1..];
     }
     table
 }
 
 fn gap_json(gap: &Gap) -> json::Gap {
     match gap {
-        Gap::Missing(tick) => json::Gap {
+        Gap::Missing { tick, .. } => json::Gap {
             tick: json::time(*tick),
             kind: "missing",
             execution_id: None,
@@ -497,6 +516,7 @@ fn gap_json(gap: &Gap) -> json::Gap {
             tick,
             execution_id,
             reason,
+            ..
         } => json::Gap {
             tick: json::time(*tick),
             kind: "skipped",

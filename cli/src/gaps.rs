@@ -14,11 +14,18 @@ pub(crate) const MAX_TICKS: usize = 100_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Gap {
     /// No execution of the schedule's covers the tick.
-    Missing(DateTime<Utc>),
+    Missing {
+        /// The tick.
+        tick: DateTime<Utc>,
+        /// Its place among the window's ticks.
+        index: usize,
+    },
     /// Its execution was skipped for good.
     Skipped {
         /// The tick.
         tick: DateTime<Utc>,
+        /// Its place among the window's ticks.
+        index: usize,
         /// The skipped execution.
         execution_id: String,
         /// Why, as recorded.
@@ -77,12 +84,13 @@ pub(crate) fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> V
             .push(execution);
     }
     let mut gaps = Vec::new();
-    for &tick in ticks {
+    for (index, &tick) in ticks.iter().enumerate() {
         match by_tick.get(&tick.timestamp_millis()).map(Vec::as_slice) {
-            None | Some([]) => gaps.push(Gap::Missing(tick)),
+            None | Some([]) => gaps.push(Gap::Missing { tick, index }),
             Some(runs @ [first, ..]) if runs.iter().all(|e| e.status == Status::Skipped) => {
                 gaps.push(Gap::Skipped {
                     tick,
+                    index,
                     execution_id: first.id.clone(),
                     reason: first.error.clone(),
                 });
@@ -91,6 +99,23 @@ pub(crate) fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> V
         }
     }
     gaps
+}
+
+/// The ticks of the run of consecutive ticks with no execution that `gaps` starts with
+/// (empty if it starts with a skipped one).
+pub(crate) fn missing_run(gaps: &[Gap]) -> Vec<DateTime<Utc>> {
+    let mut run: Vec<DateTime<Utc>> = Vec::new();
+    let mut next_index = None;
+    for gap in gaps {
+        match gap {
+            Gap::Missing { tick, index } if next_index.is_none_or(|n| n == *index) => {
+                run.push(*tick);
+                next_index = Some(index + 1);
+            }
+            _ => break,
+        }
+    }
+    run
 }
 
 #[cfg(test)]
@@ -122,6 +147,24 @@ mod tests {
             [at(1, 0)],
             "02:00 CET is 01:00 UTC"
         );
+    }
+
+    #[test]
+    fn runs_of_missing_ticks_are_consecutive() {
+        let missing = |index: usize| Gap::Missing {
+            tick: at(0, 0) + chrono::Duration::hours(i64::try_from(index).unwrap()),
+            index,
+        };
+        let skipped = Gap::Skipped {
+            tick: at(4, 0),
+            index: 4,
+            execution_id: "x".into(),
+            reason: None,
+        };
+        let gaps = [missing(0), missing(1), missing(3), skipped, missing(5)];
+        assert_eq!(missing_run(&gaps), [at(0, 0), at(1, 0)]);
+        assert_eq!(missing_run(&gaps[2..]), [at(3, 0)]);
+        assert!(missing_run(&gaps[3..]).is_empty());
     }
 
     #[test]

@@ -369,13 +369,29 @@ async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
     );
 }
 
-async fn gaps_caps_the_ticks_it_examines(backend: Backend) {
+async fn gaps_groups_outages_and_caps_its_ticks(backend: Backend) {
     let store = Store::new(backend).await;
     let every_second = Schedule::every(Duration::from_secs(1)).expect("a schedule");
     let long_ago = Utc::now() - chrono::Duration::days(3);
     store
         .register("ticker", &every_second, "UTC", long_ago)
         .await;
+    // An outage: consecutive ticks with no execution are one row of the table.
+    let run = store.run(&["gaps", "ticker", "--since", "10s"]);
+    let out = run.ok();
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("20")).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].contains(" … "), "{out}");
+    assert!(rows[0].contains("no execution (1"), "{out}");
+    let json = store
+        .run(&["gaps", "ticker", "--since", "10s", "--json"])
+        .json();
+    let ticks = json["ticks"].as_u64().expect("a count");
+    assert!((10..=12).contains(&ticks), "{json}");
+    assert_eq!(
+        json["gaps"].as_array().map(Vec::len),
+        usize::try_from(ticks).ok()
+    );
     let err = store.run(&["gaps", "ticker", "--since", "2d"]);
     let err = err.fails(1);
     assert!(err.contains("has more than 100000 ticks"), "{err}");
@@ -663,7 +679,7 @@ on_every_store!(
     execution_shows_runs_and_errors,
     failed_lists_dead_letters,
     gaps_finds_missing_and_skipped_ticks,
-    gaps_caps_the_ticks_it_examines,
+    gaps_groups_outages_and_caps_its_ticks,
     trigger_asks_for_a_manual_execution,
     pause_and_resume,
     rerun_refuses_then_forces,
