@@ -551,8 +551,10 @@ pub(crate) async fn rerun(ctx: &Ctx, id: &str, force: bool, by: &str) -> Result<
             let done = current
                 .as_ref()
                 .is_some_and(|e| matches!(e.status, Status::Completed | Status::Skipped));
+            // The store's sentence may already say how to force it.
+            let hint = done && !force && !message.contains("--force");
             let failure = Failure::new(message);
-            return Err(if done && !force {
+            return Err(if hint {
                 failure.hint(format!(
                     "to run it again anyway: tickguard rerun {} --force",
                     shell_quote(id)
