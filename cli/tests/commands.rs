@@ -768,3 +768,25 @@ fn a_missing_sqlite_file_is_not_created() {
     assert!(err.starts_with("error: "), "{err}");
     assert!(!path.exists(), "the command created {}", path.display());
 }
+
+#[tokio::test]
+async fn tables_at_another_version_are_refused() {
+    let store = Store::new(Backend::Postgres).await;
+    let pool = tickguard::sqlx::PgPool::connect(&store.url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", store.url));
+    let insert = format!(
+        "INSERT INTO \"{}\".tickguard_migrations (version, description) VALUES (999, 'a later build')",
+        store.schema
+    );
+    tickguard::sqlx::query(tickguard::sqlx::AssertSqlSafe(insert))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("record a later migration: {e}"));
+    pool.close().await;
+    let run = store.run(&["jobs"]);
+    let err = run.fails(1);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("version 999"), "{err}");
+    assert!(err.contains(&store.schema), "{err}");
+}
