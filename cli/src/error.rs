@@ -9,6 +9,8 @@ use tickguard::store::StoreError;
 pub(crate) struct Failure {
     /// What went wrong, as a sentence.
     pub(crate) message: String,
+    /// The underlying errors, outermost first (a driver's), one line each.
+    pub(crate) causes: Vec<String>,
     /// What to try.
     pub(crate) hint: Option<String>,
 }
@@ -18,6 +20,7 @@ impl Failure {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            causes: Vec::new(),
             hint: None,
         }
     }
@@ -32,6 +35,9 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {}", self.message)?;
+        for cause in &self.causes {
+            write!(f, "\n  cause: {cause}")?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -41,18 +47,20 @@ impl fmt::Display for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        let mut message = e.to_string();
-        // The causes of an unavailable store, one sentence each (never their Debug).
+        let mut failure = Self::new(e.to_string());
+        // The causes of an unavailable store, by their Display (never their Debug), each
+        // unless the sentence or a cause before it already says it.
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
             let text = cause.to_string();
-            if !text.is_empty() && !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
+            let said =
+                failure.message.contains(&text) || failure.causes.iter().any(|c| c.contains(&text));
+            if !text.is_empty() && !said {
+                failure.causes.push(text);
             }
             source = cause.source();
         }
-        Self::new(message)
+        failure
     }
 }
 
