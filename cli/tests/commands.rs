@@ -34,6 +34,10 @@ const SKIP_REASON: &str = "the job was paused";
 /// completed run, and `drain`, a fixed delay.
 async fn seed(backend: Backend) -> Seeded {
     let store = Store::new(backend).await;
+    // One reading of the clock for every tick, so an hour that turns while seeding cannot
+    // shift some of them.
+    let this_hour = hours_ago(0);
+    let hours_ago = |n: i64| this_hour - chrono::Duration::hours(n);
     let every_hour = Schedule::every(HOUR).expect("a schedule");
     store
         .register(
