@@ -136,10 +136,19 @@ pub(crate) fn took(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// Prints `text` to standard output as it is.
-#[allow(clippy::print_stdout)]
+/// Prints `text` to standard output as it is. A reader that went away (`tickguard history
+/// job | head`) ends the command quietly, as it does any Unix tool, rather than in a panic.
 pub(crate) fn print(text: &str) {
-    print!("{text}");
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: could not write the output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 #[cfg(test)]

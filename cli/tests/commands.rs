@@ -794,3 +794,20 @@ async fn tables_at_another_version_are_refused() {
     assert!(err.contains("version 999"), "{err}");
     assert!(err.contains(&store.schema), "{err}");
 }
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let s = seed(Backend::Sqlite).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tickguard"))
+        .args(["--store", &s.store.url, "history", "report"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tickguard");
+    // Close the reading end before the command writes (`tickguard history report | head -0`).
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait for tickguard");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
