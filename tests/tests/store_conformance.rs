@@ -2033,7 +2033,8 @@ async fn jobs_list_their_pause_and_last_outcome(store: Arc<dyn ExecutionStore>, 
 }
 
 /// History pages go newest tick first, ties broken by id, and never show a row twice nor
-/// miss one across pages; statuses, since and until filter them.
+/// miss one across pages; statuses, since and until filter them. (One history, paged four
+/// ways.)
 async fn history_pages_through_every_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     let other = format!("{prefix}-other");
@@ -2126,7 +2127,7 @@ async fn history_pages_through_every_execution(store: Arc<dyn ExecutionStore>, p
 
 /// An execution's detail shows its runs by fence: a crashed owner's run abandoned at its
 /// last heartbeat, then the takeover's run with its end, attempts and error; and the run of
-/// an execution abandoned by the job's next tick.
+/// an execution abandoned by the job's next tick. (One scenario, each step on the last.)
 async fn detail_shows_an_abandoned_run_and_its_takeover(
     store: Arc<dyn ExecutionStore>,
     prefix: &str,
@@ -2272,7 +2273,7 @@ async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore
 
 /// A trigger records a pending execution asked for by its author, listed by `interrupted`
 /// as requested; concurrent claims of it have one winner, and once it completed it is not
-/// claimed again.
+/// claimed again. (One scenario, each step on the last.)
 async fn trigger_asks_for_one_manual_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     fence_of(&*store, &job).await;
@@ -2355,7 +2356,8 @@ async fn trigger_asks_for_one_manual_execution(store: Arc<dyn ExecutionStore>, p
 
 /// Re-runs: failed, timed-out and cancelled executions become pending again with their
 /// attempts from zero and their runs kept; completed ones only when forced, which also
-/// drops the checkpoint; pending and running ones are refused, unknown ones not found.
+/// drops the checkpoint; pending and running ones are refused, unknown ones not found. (One
+/// scenario: each rule on the execution the one before left.)
 async fn rerun_follows_the_rules(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     fence_of(&*store, &job).await;
@@ -2445,7 +2447,8 @@ async fn rerun_follows_the_rules(store: Arc<dyn ExecutionStore>, prefix: &str) {
 
 /// A prune deletes the ended executions its retention lets go, never pending or running
 /// ones nor another job's; a dry run deletes nothing; `at_most_every` makes a second prune
-/// of the same job wait its turn; a claim of a pruned tick answers Pruned.
+/// of the same job wait its turn; a claim of a pruned tick answers Pruned. (One scenario on
+/// one history, each step on what the one before left.)
 async fn prune_deletes_by_retention_and_never_reruns_a_tick(
     store: Arc<dyn ExecutionStore>,
     prefix: &str,
