@@ -323,7 +323,7 @@ async fn failed_lists_dead_letters(backend: Backend) {
 
 async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
     let s = seed(backend).await;
-    // A manual execution does not cover a tick.
+    // A manual execution is not a tick of the schedule: it changes nothing here.
     s.store.run(&["trigger", "report"]).ok();
     let run = s.store.run(&["gaps", "report", "--since", "24h"]);
     let out = run.ok();
@@ -650,6 +650,29 @@ async fn prune_counts_then_deletes(backend: Backend) {
     );
 }
 
+async fn a_manual_execution_does_not_cover_a_tick(backend: Backend) {
+    let store = Store::new(backend).await;
+    // Every millisecond is a tick, so the manual execution's tick (the store's clock) is one.
+    let every_ms = Schedule::every(Duration::from_millis(1)).expect("a schedule");
+    let created = Utc::now() - chrono::Duration::seconds(1);
+    store.register("fast", &every_ms, "UTC", created).await;
+    let manual = store.api.trigger("fast", "alice").await.expect("trigger");
+    let tick =
+        DateTime::from_timestamp_millis(manual.scheduled_at.timestamp_millis()).expect("a tick");
+    let json = store.run(&["gaps", "fast", "--json"]).json();
+    let gaps = json["gaps"].as_array().expect("an array");
+    let at_tick: Vec<_> = gaps.iter().filter(|g| g["tick"] == rfc3339(tick)).collect();
+    assert_eq!(
+        at_tick.len(),
+        1,
+        "{} not among {} gaps",
+        rfc3339(tick),
+        gaps.len()
+    );
+    assert_eq!(at_tick[0]["kind"], "missing");
+    assert_eq!(json["ticks"].as_u64(), u64::try_from(gaps.len()).ok());
+}
+
 /// Generates one test per backend for each scenario.
 macro_rules! on_every_store {
     ($($scenario:ident),* $(,)?) => {
@@ -684,6 +707,7 @@ on_every_store!(
     pause_and_resume,
     rerun_refuses_then_forces,
     prune_counts_then_deletes,
+    a_manual_execution_does_not_cover_a_tick,
 );
 
 #[test]
