@@ -72,23 +72,37 @@ pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
         .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
 }
 
-/// The password of a store URL (`scheme://user:password@host/…`), as written and
-/// percent-decoded, so that no message can show it.
+/// The secrets of a store URL, as written and percent-decoded, so that no message can show
+/// them: the password of its user part (`scheme://user:password@host/…`, up to the last
+/// `@`, so a password with an unescaped `/` counts whole), and the value of each query
+/// parameter that names a password, key or token (`?password=…`, `sslpassword`).
 pub(crate) fn url_secrets(url: &str) -> Vec<String> {
     let Some((_, rest)) = url.split_once("://") else {
         return Vec::new();
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let Some((userinfo, _)) = authority.rsplit_once('@') else {
-        return Vec::new();
-    };
-    let Some((_, password)) = userinfo.split_once(':') else {
-        return Vec::new();
-    };
-    let mut secrets = vec![password.to_owned()];
-    let decoded = percent_decode(password);
-    if decoded != password {
-        secrets.push(decoded);
+    let mut raw = Vec::new();
+    if let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        raw.push(password);
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        raw.extend(query.split('&').filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            let key = key.to_ascii_lowercase();
+            ["pass", "secret", "key", "token"]
+                .iter()
+                .any(|word| key.contains(word))
+                .then_some(value)
+        }));
+    }
+    let mut secrets = Vec::new();
+    for secret in raw.into_iter().filter(|s| !s.is_empty()) {
+        let decoded = percent_decode(secret);
+        if decoded != secret {
+            secrets.push(decoded);
+        }
+        secrets.push(secret.to_owned());
     }
     // Longest first, so a password that contains another is replaced whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));

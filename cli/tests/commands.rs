@@ -753,9 +753,21 @@ fn an_unreachable_server_fails_without_its_password() {
     let help = run_with(&["--help"], &[("TICKGUARD_STORE", url)]);
     assert!(!help.ok().contains("hunter2"), "{help:?}");
     assert!(help.stdout.contains("TICKGUARD_STORE"), "{help:?}");
-    // Nor when the URL does not parse.
-    let run = run_with(&["--store", "postgres://u:hunter2@[::1/db", "jobs"], &[]);
-    assert!(!run.fails(1).contains("hunter2"), "{run:?}");
+    // Nor when the URL does not parse, nor when the password has an unescaped `/` or is a
+    // query parameter.
+    for url in [
+        "postgres://u:hunter2@[::1/db",
+        "postgres://u:hun/ter2@127.0.0.1:notaport/db",
+        "postgres://u@127.0.0.1:notaport/db?password=hunter2",
+        "postgres://u@127.0.0.1:1/db?sslmode=disable&password=hunter2",
+    ] {
+        let run = run_with(&["--store", url, "jobs"], &[]);
+        let err = run.fails(1);
+        assert!(
+            !err.contains("hunter2") && !err.contains("ter2"),
+            "{url}: {run:?}"
+        );
+    }
 }
 
 #[test]
