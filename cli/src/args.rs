@@ -70,6 +70,10 @@ pub(crate) enum Command {
         /// `2026-12-01T08:00:00Z`).
         #[arg(long, default_value = "24h", value_name = "WHEN")]
         since: String,
+        /// Up to when: a tick due a moment ago may not be claimed yet, so the last 30
+        /// seconds are not judged unless asked (`--until 0s` is now).
+        #[arg(long, default_value = "30s", value_name = "WHEN")]
+        until: String,
         #[command(flatten)]
         json: Json,
     },

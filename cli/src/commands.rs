@@ -403,16 +403,30 @@ async fn window(
 }
 
 /// `tickguard gaps JOB`.
-pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> Result<(), Failure> {
+pub(crate) async fn gaps(
+    ctx: &Ctx,
+    name: &str,
+    (since, until): (&str, &str),
+    as_json: bool,
+) -> Result<(), Failure> {
     let since = parse::instant("--since", since, ctx.now)?;
+    let until = parse::instant("--until", until, ctx.now)?;
     let job = ctx.job(name).await?;
     let schedule: Schedule = job.trigger.parse().map_err(|e| {
         Failure::new(format!(
             "the schedule of `{name}` as the store has it does not parse: {e}"
         ))
     })?;
-    let from = since.max(job.created_at);
-    let ticks = gaps::ticks(&schedule, from, ctx.now).map_err(|e| match e {
+    // Ticks before the job existed are not its; ticks whose records a prune deleted are
+    // not judged (their absence says nothing); the most recent ones may not be claimed yet.
+    let pruned = job
+        .pruned_through
+        .filter(|p| *p >= since.max(job.created_at));
+    let from = match pruned {
+        Some(p) => p + chrono::Duration::nanoseconds(1),
+        None => since.max(job.created_at),
+    };
+    let ticks = gaps::ticks(&schedule, from, until).map_err(|e| match e {
         NoGaps::FixedDelay => Failure::new(format!(
             "`{name}` runs {}: a fixed delay counts from the end of each run, so it has no fixed ticks to check",
             job.trigger
@@ -433,7 +447,8 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
             job: name.to_owned(),
             trigger: job.trigger.clone(),
             since: json::time(from),
-            until: json::time(ctx.now),
+            until: json::time(until),
+            pruned_through: pruned.map(json::time),
             ticks: ticks.len(),
             gaps: found.iter().map(gap_json).collect(),
         });
@@ -446,6 +461,12 @@ pub(crate) async fn gaps(ctx: &Ctx, name: &str, since: &str, as_json: bool) -> R
         when(from, zone, ctx.now),
         found.len()
     );
+    if let Some(p) = pruned {
+        out.push_str(&format!(
+            "(the history up to {} was pruned: older ticks are not judged)\n",
+            when(p, zone, ctx.now)
+        ));
+    }
     if !found.is_empty() {
         out.push('\n');
         out.push_str(&gaps_table(&found, zone, ctx.now).render());

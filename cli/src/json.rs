@@ -173,8 +173,11 @@ pub(crate) struct Gaps {
     pub(crate) trigger: String,
     /// The start of the window: `--since`, or the job's `created_at` if later.
     pub(crate) since: String,
-    /// The end of the window (now), excluded.
+    /// The end of the window (now less the grace for ticks not claimed yet), excluded.
     pub(crate) until: String,
+    /// The latest tick whose record a prune deleted, when it falls in the window: the
+    /// window starts after it.
+    pub(crate) pruned_through: Option<String>,
     /// Ticks the schedule had in the window.
     pub(crate) ticks: usize,
     pub(crate) gaps: Vec<Gap>,

@@ -82,8 +82,9 @@ fn check_values(command: &Command, now: chrono::DateTime<chrono::Utc>) -> Result
                 parse::cursor(after)?;
             }
         }
-        Command::Gaps { since, .. } => {
+        Command::Gaps { since, until, .. } => {
             parse::instant("--since", since, now)?;
+            parse::instant("--until", until, now)?;
         }
         Command::Prune(args) => {
             commands::retention(args)?;
@@ -107,7 +108,12 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         Command::Failed { job, limit, json } => {
             commands::failed(&ctx, job.as_deref(), limit, json.json).await
         }
-        Command::Gaps { job, since, json } => commands::gaps(&ctx, &job, &since, json.json).await,
+        Command::Gaps {
+            job,
+            since,
+            until,
+            json,
+        } => commands::gaps(&ctx, &job, (&since, &until), json.json).await,
         Command::Trigger { job, by: who } => commands::trigger(&ctx, &job, &by(who.by)).await,
         Command::Rerun { id, force, by: who } => {
             commands::rerun(&ctx, &id, force, &by(who.by)).await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tickguard::Schedule;
-use tickguard::store::{HistoryQuery, Status};
+use tickguard::store::{HistoryQuery, PruneRequest, Retention, Status};
 
 use common::{Backend, HOUR, Store, hours_ago, run_with};
 
@@ -371,6 +371,27 @@ async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
         err.fails(1).starts_with("error: no job named `nope`"),
         "{err:?}"
     );
+
+    // Once a prune deleted the records of the job's ticks, their absence says nothing: the
+    // window starts after the latest pruned tick, and the output says so.
+    let zero = Some(Duration::ZERO);
+    let retention = Retention::keep_forever().completed(zero).skipped(zero);
+    let pruned = s
+        .store
+        .api
+        .prune(&PruneRequest::new(retention).jobs(vec!["report".to_owned()]))
+        .await
+        .expect("prune");
+    assert!(pruned.total() > 0, "{pruned:?}");
+    let after = s.store.run(&["gaps", "report", "--since", "24h"]);
+    let out = after.ok();
+    assert!(
+        out.contains("was pruned: older ticks are not judged"),
+        "{out}"
+    );
+    assert!(!out.contains("no execution"), "{out}");
+    let json = s.store.run(&["gaps", "report", "--json"]).json();
+    assert!(json["pruned_through"].is_string(), "{json}");
 }
 
 async fn gaps_groups_outages_and_caps_its_ticks(backend: Backend) {
@@ -381,14 +402,16 @@ async fn gaps_groups_outages_and_caps_its_ticks(backend: Backend) {
         .register("ticker", &every_second, "UTC", long_ago)
         .await;
     // An outage: consecutive ticks with no execution are one row of the table.
-    let run = store.run(&["gaps", "ticker", "--since", "10s"]);
+    let run = store.run(&["gaps", "ticker", "--since", "10s", "--until", "0s"]);
     let out = run.ok();
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("20")).collect();
     assert_eq!(rows.len(), 1, "{out}");
     assert!(rows[0].contains(" … "), "{out}");
     assert!(rows[0].contains("no execution (1"), "{out}");
     let json = store
-        .run(&["gaps", "ticker", "--since", "10s", "--json"])
+        .run(&[
+            "gaps", "ticker", "--since", "10s", "--until", "0s", "--json",
+        ])
         .json();
     let ticks = json["ticks"].as_u64().expect("a count");
     assert!((10..=12).contains(&ticks), "{json}");
@@ -659,7 +682,9 @@ async fn a_manual_execution_does_not_cover_a_tick(backend: Backend) {
     let manual = store.api.trigger("fast", "alice").await.expect("trigger");
     let tick =
         DateTime::from_timestamp_millis(manual.scheduled_at.timestamp_millis()).expect("a tick");
-    let json = store.run(&["gaps", "fast", "--json"]).json();
+    let json = store
+        .run(&["gaps", "fast", "--until", "0s", "--json"])
+        .json();
     let gaps = json["gaps"].as_array().expect("an array");
     let at_tick: Vec<_> = gaps.iter().filter(|g| g["tick"] == rfc3339(tick)).collect();
     assert_eq!(

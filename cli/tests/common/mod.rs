@@ -162,7 +162,10 @@ impl Store {
 
 /// The id the scheduler gives tick `tick` of an idempotent job.
 pub fn tick_id(job: &str, tick: DateTime<Utc>) -> String {
-    format!("{job}@{}", tick.to_rfc3339())
+    format!(
+        "{job}@{}",
+        tick.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    )
 }
 
 /// What one run of the command did.

@@ -40,6 +40,9 @@ pub struct JobSummary {
     /// Its most recent execution that ended (any status but pending, running and
     /// cancelled).
     pub last: Option<LastOutcome>,
+    /// The latest tick whose record a prune deleted: the history before it is incomplete
+    /// (and a tick up to it is never run again).
+    pub pruned_through: Option<DateTime<Utc>>,
 }
 
 /// Why, by whom and since when a job is paused.

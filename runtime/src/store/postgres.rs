@@ -1503,7 +1503,7 @@ impl OpStatements {
             jobs: format!(
                 "SELECT j.job, j.trigger, j.zone, j.fence, j.created_at, j.last_tick, \
                      j.next_fire_at, j.paused_at, j.paused_by, j.paused_note, \
-                     l.id, l.scheduled_at, l.status, l.finished_at \
+                     l.id, l.scheduled_at, l.status, l.finished_at, j.pruned_through \
                  FROM {jobs} j LEFT JOIN {ex} l ON l.id = (\
                      SELECT e.id FROM {ex} e WHERE e.job = j.job \
                          AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \

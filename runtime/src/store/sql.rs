@@ -151,7 +151,7 @@ pub(crate) fn job_record<T: DbInstant>(
 /// A job's row with its pause and its last execution that ended, as the stores' `jobs`
 /// statement returns it: `job, trigger, zone, fence, created_at, last_tick, next_fire_at,
 /// paused_at, paused_by, paused_note`, then the last execution's `id, scheduled_at, status,
-/// finished_at`.
+/// finished_at`, then the job's `pruned_through`.
 pub(crate) type JobSummaryRow<T> = (
     String,
     String,
@@ -166,6 +166,7 @@ pub(crate) type JobSummaryRow<T> = (
     Option<String>,
     Option<T>,
     Option<String>,
+    Option<T>,
     Option<T>,
 );
 
@@ -195,6 +196,7 @@ pub(crate) fn job_summary<T: DbInstant>(r: JobSummaryRow<T>) -> Result<JobSummar
         next_fire: r.6.map(DbInstant::instant),
         paused,
         last,
+        pruned_through: r.14.map(DbInstant::instant),
     })
 }
 

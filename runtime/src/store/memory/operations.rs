@@ -347,5 +347,6 @@ fn summary(name: String, state: &JobState) -> JobSummary {
         next_fire: state.ops.next_fire,
         paused: state.ops.paused.clone(),
         last,
+        pruned_through: state.ops.pruned_through,
     }
 }
