@@ -56,8 +56,7 @@ async fn run_for(store: Arc<dyn ExecutionStore>, job: &str, runs: u32) -> Vec<Da
     .await
     .expect("the runs within 30 s")
     .expect("the scheduler stops cleanly");
-    let ran = ticks.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    ran
+    ticks.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
