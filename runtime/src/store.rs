@@ -114,6 +114,7 @@ impl<'a> ClaimRequest<'a> {
 
 /// The answer to a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Claim {
     /// This run owns the execution now.
     Acquired(Claimed),

@@ -330,6 +330,7 @@ async fn concurrent_claims_of_one_tick_have_one_winner(
             Claim::Busy { execution_id } => assert_eq!(execution_id, id),
             Claim::Early => panic!("a tick due now was refused as early"),
             Claim::Pruned => panic!("a tick nothing pruned was refused as pruned"),
+            other => panic!("unexpected claim {other:?}"),
         }
     }
     assert_eq!(
@@ -398,6 +399,7 @@ async fn concurrent_claims_of_many_ticks_have_one_winner(
             Claim::Done { .. } => panic!("`{id}` was never completed"),
             Claim::Early => panic!("`{id}` is due now but was refused as early"),
             Claim::Pruned => panic!("`{id}` was never pruned"),
+            other => panic!("unexpected claim {other:?}"),
         }
     }
     assert_eq!(

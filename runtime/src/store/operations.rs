@@ -265,6 +265,11 @@ impl std::fmt::Display for RunOutcome {
 /// How long the history keeps executions that ended, per status; `None` keeps them for
 /// good. Executions that may still run (pending, running) are never pruned.
 ///
+/// Keep each status at least an hour in production: a prune raises the job's watermark to
+/// the latest tick it deleted, and a tick at or before it that has no record yet (an
+/// instance far behind, a note of the ledger not written yet) is then never recorded nor
+/// run. The scheduler refuses a shorter retention; the store API accepts any, for tests.
+///
 /// The defaults keep what went well for a week and what went wrong for a month:
 ///
 /// ```

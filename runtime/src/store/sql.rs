@@ -283,4 +283,4 @@ pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<Sto
 
 /// How many executions one statement of a prune deletes at most: a first prune of a long
 /// history deletes in short transactions, each holding its locks briefly.
-pub(crate) const PRUNE_BATCH: i64 = 10_000;
+pub(crate) const PRUNE_BATCH: i64 = 1_000;

@@ -105,8 +105,9 @@ impl MemoryStore {
             .map(|r| r.record.clone())
             .collect();
         rows.sort_by(|a, b| (b.scheduled_at, &b.id).cmp(&(a.scheduled_at, &a.id)));
-        rows.truncate(query.limit + 1);
-        HistoryPage::from_rows(rows, query.limit)
+        let limit = query.limit.max(1);
+        rows.truncate(limit.saturating_add(1));
+        HistoryPage::from_rows(rows, limit)
     }
 
     /// Runs `f` on the row of execution `id`, wherever it is.
@@ -248,7 +249,7 @@ impl MemoryStore {
                 continue;
             }
             let mut state = lock(&state);
-            if let (Some(every), false) = (request.at_most_every, request.dry_run) {
+            if let Some(every) = request.at_most_every {
                 if state
                     .ops
                     .pruned_at
@@ -256,7 +257,9 @@ impl MemoryStore {
                 {
                     continue;
                 }
-                state.ops.pruned_at = Some(now);
+                if !request.dry_run {
+                    state.ops.pruned_at = Some(now);
+                }
                 ran = true;
             }
             let expired = |row: &Row| {
