@@ -6,10 +6,15 @@ use std::{
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+mod operations;
+
+use operations::{JobOps, abandon_runs};
+
 use super::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
-    Status, StoreError,
+    Claim, ClaimRequest, Claimed, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
+    Finish, HistoryPage, HistoryQuery, INTERRUPTED_PER_JOB, Interrupted, JobRecord,
+    JobRegistration, JobSummary, LedgerTick, OnceScope, OnceState, Pause, PruneReport,
+    PruneRequest, RunOutcome, RunRecord, Status, StoreError,
 };
 use crate::{
     future::BoxFuture,
@@ -44,6 +49,8 @@ pub struct MemoryStore {
     // the map of jobs is split in shards so they do not all read one lock either.
     jobs: [RwLock<JobShard>; SHARDS],
     once: Mutex<OnceSteps>,
+    /// The control version: see [`ExecutionStore::control_version`].
+    version: std::sync::atomic::AtomicU64,
 }
 
 /// The `once` steps: every step in progress, and the most recent done ones.
@@ -104,6 +111,8 @@ struct JobState {
     /// The latest tick of a row [`JobState::trim`] forgot: the ledger records no tick up to
     /// it, since it may have run.
     forgotten_through: Option<DateTime<Utc>>,
+    /// What operators see and change: see [`operations`].
+    pub(super) ops: JobOps,
 }
 
 #[derive(Debug)]
@@ -115,8 +124,10 @@ struct Row {
     /// The liveness its claim asked for: judges the row where no request names one (`once`).
     liveness: std::time::Duration,
     /// When it was recorded as finished, by tokio's clock: judges the retention of its
-    /// `once` steps.
+    /// `once` steps and of the row itself.
     finished: Option<Instant>,
+    /// Every claim of the execution, oldest first.
+    runs: Vec<RunRecord>,
 }
 
 impl Row {
@@ -162,6 +173,7 @@ impl JobState {
             rows: VecDeque::new(),
             finished: 0,
             forgotten_through: None,
+            ops: JobOps::default(),
         }
     }
 
@@ -235,6 +247,7 @@ impl JobState {
                 row.record.status = Status::Cancelled;
                 row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
                 row.record.finished_at = Some(wall);
+                abandon_runs(row);
                 abandoned += 1;
             }
         }
@@ -252,9 +265,27 @@ impl JobState {
         {
             self.finished -= 1;
         }
-        let (previous_attempts, checkpoint) = previous
-            .map(|row| (row.record.attempts, row.record.checkpoint))
+        let (previous_attempts, checkpoint, requested_by, mut runs) = previous
+            .map(|mut row| {
+                // A takeover of a running row: its owner is gone.
+                abandon_runs(&mut row);
+                (
+                    row.record.attempts,
+                    row.record.checkpoint,
+                    row.record.requested_by,
+                    row.runs,
+                )
+            })
             .unwrap_or_default();
+        runs.push(RunRecord {
+            fence,
+            owner: req.owner.to_owned(),
+            started_at: wall,
+            ended_at: None,
+            outcome: None,
+            attempts: previous_attempts + 1,
+            error: None,
+        });
         self.rows.push_back(Row {
             key: fnv(req.execution_id),
             record: ExecutionRecord {
@@ -271,11 +302,12 @@ impl JobState {
                 finished_at: None,
                 error: None,
                 checkpoint: checkpoint.clone(),
-                requested_by: None,
+                requested_by,
             },
             heartbeat: now,
             liveness: req.liveness,
             finished: None,
+            runs,
         });
         self.trim();
         Claimed {
@@ -359,6 +391,14 @@ impl MemoryStore {
                 live: row.live_within(now, req.liveness),
             }
         };
+        if existing.is_none()
+            && state
+                .ops
+                .pruned_through
+                .is_some_and(|through| req.scheduled_at <= through)
+        {
+            return Claim::Pruned;
+        }
         let rows: Vec<SeenRow<'_>> = existing.into_iter().chain(live_other).map(seen).collect();
         // A claim in this process cannot lose its answer: never a retry.
         // The store's clock is the process's own: never early.
@@ -396,6 +436,12 @@ impl MemoryStore {
         row.record.error = finish.error.map(str::to_owned);
         row.record.finished_at = Some(Utc::now());
         row.finished = Some(Instant::now());
+        if let Some(run) = row.runs.iter_mut().rev().find(|r| r.fence == exec.fence) {
+            run.ended_at = row.record.finished_at;
+            run.outcome = Some(RunOutcome::Finished(finish.status));
+            run.attempts = finish.attempts;
+            run.error = row.record.error.clone();
+        }
         if finish.status != Status::Running {
             state.finished += 1;
             state.trim();
@@ -424,11 +470,12 @@ impl MemoryStore {
             }
             return false;
         }
-        if state
-            .forgotten_through
-            .is_some_and(|f| tick.scheduled_at <= f)
+        if [state.forgotten_through, state.ops.pruned_through]
+            .into_iter()
+            .flatten()
+            .any(|f| tick.scheduled_at <= f)
         {
-            // Older than what the store still remembers: it may have run.
+            // Older than what the store still remembers (trimmed or pruned): it may have run.
             tracing::warn!(
                 job = %tick.job, tick = %tick.scheduled_at,
                 "the in-memory store no longer remembers this tick's time; not recorded"
@@ -459,6 +506,7 @@ impl MemoryStore {
             heartbeat: Instant::now(),
             liveness: std::time::Duration::ZERO,
             finished: tick.skipped.as_ref().map(|_| Instant::now()),
+            runs: Vec::new(),
         });
         // A skipped row is counted with the finished rows; a pending one waits for a claim,
         // and is never forgotten.
@@ -575,72 +623,76 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
 }
 
 impl ExecutionStore for MemoryStore {
-    // STUB: replaced by the operations implementation.
-    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>> {
+        ready(Ok(self.job_summaries(None)))
     }
-    fn job<'a>(
-        &'a self,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>> {
+        ready(Ok(self.job_summaries(Some(name)).pop()))
     }
+
     fn history<'a>(
         &'a self,
-        _query: &'a crate::store::HistoryQuery,
-    ) -> BoxFuture<'a, Result<crate::store::HistoryPage, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        ready(Ok(self.history_now(query)))
     }
+
     fn execution_detail<'a>(
         &'a self,
-        _id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::ExecutionDetail>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>> {
+        ready(Ok(self.detail_now(id)))
     }
+
     fn pause<'a>(
         &'a self,
-        _job: &'a str,
-        _note: &'a str,
-        _by: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        ready(self.set_pause(job, Some(Pause::new(note, by, Utc::now()))))
     }
-    fn resume<'a>(
-        &'a self,
-        _job: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        ready(self.set_pause(job, None))
     }
+
     fn trigger<'a>(
         &'a self,
-        _job: &'a str,
-        _by: &'a str,
+        job: &'a str,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        ready(self.trigger_now(job, by))
     }
+
     fn rerun<'a>(
         &'a self,
-        _id: &'a str,
-        _force: bool,
-        _by: &'a str,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        ready(self.rerun_now(id, force, by))
     }
+
     fn prune<'a>(
         &'a self,
-        _request: &'a crate::store::PruneRequest,
-    ) -> BoxFuture<'a, Result<crate::store::PruneReport, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>> {
+        ready(Ok(self.prune_now(request)))
     }
+
     fn paused<'a>(
         &'a self,
-        _jobs: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Pause)>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
+        ready(Ok(self.paused_now(jobs)))
     }
+
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        ready(Ok(self.version.load(std::sync::atomic::Ordering::Acquire)))
     }
+
     fn register<'a>(
         &'a self,
         job: &'a JobRegistration<'a>,
@@ -648,6 +700,7 @@ impl ExecutionStore for MemoryStore {
         let state = self.job(job.name);
         let mut state = lock(&state);
         let created_at = *state.created_at.get_or_insert(job.registered_at);
+        state.ops.register(job);
         ready(Ok(JobRecord {
             name: job.name.to_owned(),
             fence: state.fence,
