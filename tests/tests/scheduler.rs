@@ -1900,3 +1900,91 @@ async fn a_busy_tick_that_loses_its_lease_while_it_waits_runs_from_the_ledger() 
         0
     );
 }
+
+/// A job paused through the store skips its ticks on a running scheduler (counted as
+/// `paused`, the `tickguard_paused` gauge set), and fires again once resumed; the ticks it
+/// skipped are not run later.
+#[tokio::test(start_paused = true)]
+async fn a_paused_job_skips_its_ticks_until_it_is_resumed() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("paused_then_resumed", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    let labels = [("job", "paused_then_resumed")];
+    let (control, m2) = (store.clone(), m.clone());
+    let scenario = async move {
+        sleep(Duration::from_millis(2_500)).await;
+        control
+            .pause("paused_then_resumed", "maintenance", "ops")
+            .await
+            .unwrap();
+        sleep(secs(3)).await;
+        assert_eq!(m2.gauge_set(names::PAUSED, &labels), Some(1.0));
+        control.resume("paused_then_resumed").await.unwrap();
+        sleep(secs(3)).await;
+    };
+    run_scenario(builder(&clock).store(store.clone()).job(job), scenario).await;
+    let ran = seconds_after_t0(&ticks.get());
+    assert!(ran.starts_with(&[1, 2]), "{ran:?}");
+    assert!(
+        !ran.contains(&4) && !ran.contains(&5),
+        "ran while paused: {ran:?}"
+    );
+    assert!(ran.contains(&7) && ran.contains(&8), "not resumed: {ran:?}");
+    let skipped = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "paused_then_resumed"), ("reason", "paused")],
+    );
+    assert!((2..=4).contains(&skipped), "paused skips: {skipped}");
+    assert_eq!(ran.len() as u64 + skipped, 8, "{ran:?}, {skipped} skipped");
+}
+
+/// A manual execution runs even while its job is paused, and whatever the job's misfire
+/// policy says of its tick (here an hour late by the scheduler's clock, under `skip`); a
+/// job that is not idempotent runs it once.
+#[tokio::test(start_paused = true)]
+async fn a_trigger_runs_past_the_pause_and_the_misfire_policy() {
+    let clock = TestClock::new(Utc::now() + chrono::Duration::hours(1));
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("triggered_late", every(3600), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .misfire(Misfire::Skip);
+    let scheduler = builder(&clock)
+        .store(store.clone())
+        .misfire_threshold(secs(1))
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    store
+        .pause("triggered_late", "frozen", "ops")
+        .await
+        .unwrap();
+    let control = store.clone();
+    let scenario = async move {
+        let requested = control.trigger("triggered_late", "alice").await.unwrap();
+        sleep(secs(3)).await;
+        requested
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    scheduler
+        .run_until(async move {
+            let _ = tx.send(scenario.await);
+        })
+        .await
+        .unwrap();
+    let requested = rx.await.unwrap();
+    assert_eq!(ticks.get(), vec![requested.scheduled_at]);
+    let record = store.execution(&requested.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.requested_by.as_deref(), Some("alice"));
+}
