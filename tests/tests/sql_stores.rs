@@ -776,7 +776,7 @@ async fn tables_of_a_newer_build_are_refused(backend: Backend) {
     .expect("tables at version 99 must be refused");
     let message = e.to_string();
     assert!(
-        message.contains("version 99, newer than this build knows (3): upgrade this instance"),
+        message.contains("version 99, newer than this build knows (4): upgrade this instance"),
         "{message}"
     );
 }
@@ -846,6 +846,7 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
     // apply again as they are).
     let (jobs, migrations) = (db.table("tickguard_jobs"), db.table("tickguard_migrations"));
     let once = db.table("tickguard_once");
+    undo_migration_4(&db, &*store).await;
     db.execute(
         &*store,
         format!("ALTER TABLE {jobs} DROP COLUMN running_id"),
@@ -869,6 +870,175 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
             execution_id: "job@1".to_owned()
         }
     );
+}
+
+/// Takes the tables of the store back from version 4 to version 3, as a build of version 3
+/// left them.
+async fn undo_migration_4(db: &Db, store: &dyn ExecutionStore) {
+    let (jobs, ex) = (db.table("tickguard_jobs"), db.table("tickguard_executions"));
+    for column in [
+        "paused_at",
+        "paused_by",
+        "paused_note",
+        "pruned_through",
+        "pruned_at",
+    ] {
+        db.execute(store, format!("ALTER TABLE {jobs} DROP COLUMN {column}"))
+            .await;
+    }
+    let index = match db.backend {
+        Backend::Postgres => format!("\"{}\".tickguard_executions_ended", db.place),
+        Backend::Sqlite => "tickguard_executions_ended".to_owned(),
+    };
+    db.execute(store, format!("DROP INDEX {index}")).await;
+    db.execute(store, format!("ALTER TABLE {ex} DROP COLUMN requested_by"))
+        .await;
+    for table in ["tickguard_runs", "tickguard_control"] {
+        db.execute(store, format!("DROP TABLE {}", db.table(table)))
+            .await;
+    }
+    let migrations = db.table("tickguard_migrations");
+    db.execute(
+        store,
+        format!("DELETE FROM {migrations} WHERE version >= 4"),
+    )
+    .await;
+}
+
+/// Tables of version 3 with history: migration 4 keeps every row, and the executions it
+/// kept read back with no requester, their runs empty, the jobs unpaused.
+async fn migration_4_keeps_the_history(backend: Backend) {
+    let db = Db::new(backend, "v4");
+    let store = db.open().await;
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let registration =
+        tickguard::store::JobRegistration::new("kept", "every 1s".into(), "UTC".into(), None);
+    store.register(&registration).await.unwrap();
+    let request = ClaimRequest::new("kept", "kept@1", at, "owner-1");
+    let Claim::Acquired(claimed) = store.claim(&request).await.unwrap() else {
+        panic!("the first claim must win");
+    };
+    let exec = tickguard::store::ExecutionRef {
+        job: "kept".to_owned(),
+        execution_id: "kept@1".to_owned(),
+        fence: claimed.fence,
+    };
+    store
+        .finish(
+            &exec,
+            &tickguard::store::Finish::new(Status::Failed, 1, Some("boom")),
+        )
+        .await
+        .unwrap();
+    undo_migration_4(&db, &*store).await;
+    let version = db.table("tickguard_migrations");
+    assert_eq!(
+        db.count(&*store, format!("SELECT max(version) FROM {version}"))
+            .await,
+        3
+    );
+    let store = db.open().await;
+    let record = store.execution("kept@1").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Failed);
+    assert_eq!(record.error.as_deref(), Some("boom"));
+    assert_eq!(record.requested_by, None);
+    let detail = store.execution_detail("kept@1").await.unwrap().unwrap();
+    assert!(detail.runs.is_empty(), "{detail:?}");
+    let job = store.job("kept").await.unwrap().unwrap();
+    assert_eq!(job.paused, None);
+    assert_eq!(job.last.map(|l| l.status), Some(Status::Failed));
+    assert_eq!(store.control_version().await.unwrap(), 0);
+    // And the upgraded tables take claims and runs as new ones do.
+    let again = ClaimRequest::new("kept", "kept@2", at, "owner-2");
+    assert!(matches!(
+        store.claim(&again).await.unwrap(),
+        Claim::Acquired(_)
+    ));
+    let detail = store.execution_detail("kept@2").await.unwrap().unwrap();
+    assert_eq!(detail.runs.len(), 1, "{detail:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migration_4_keeps_the_history() {
+    migration_4_keeps_the_history(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_migration_4_keeps_the_history() {
+    migration_4_keeps_the_history(Backend::Sqlite).await;
+}
+
+/// Opens the store as the `tickguard` command does.
+async fn open_existing(backend: Backend, url: &str, place: &str) -> Result<(), String> {
+    match backend {
+        Backend::Postgres => PostgresStore::connect_existing(url, place)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Backend::Sqlite => SqliteStore::open_existing(place)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Opening an existing store creates nothing: missing tables and tables at another version
+/// are refused with what to do, and no message shows the password.
+async fn opening_an_existing_store_creates_nothing(backend: Backend) {
+    let db = Db::new(backend, "existing");
+    let url = postgres_url().replacen("postgres://postgres@", "postgres://postgres:s3cret@", 1);
+    let missing = open_existing(backend, &url, &db.place).await.unwrap_err();
+    match backend {
+        Backend::Postgres => assert!(
+            missing.contains(&format!("no tickguard tables in schema `{}` at ", db.place))
+                && missing.contains("start a scheduler on this store once to create them"),
+            "{missing}"
+        ),
+        Backend::Sqlite => assert!(missing.contains("no SQLite database"), "{missing}"),
+    }
+    assert!(!missing.contains("s3cret"), "{missing}");
+    // Still nothing: the failed open created no tables.
+    let again = open_existing(backend, &url, &db.place).await.unwrap_err();
+    assert_eq!(again, missing);
+    let store = db.open().await;
+    open_existing(backend, &url, &db.place).await.unwrap();
+    let migrations = db.table("tickguard_migrations");
+    db.execute(
+        &*store,
+        format!("DELETE FROM {migrations} WHERE version = 4"),
+    )
+    .await;
+    let older = open_existing(backend, &url, &db.place).await.unwrap_err();
+    assert!(
+        older.contains("are at version 3, this build needs 4: start an instance of this version to migrate them"),
+        "{older}"
+    );
+    assert!(!older.contains("s3cret"), "{older}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_opening_an_existing_store_creates_nothing() {
+    opening_an_existing_store_creates_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_opening_an_existing_store_creates_nothing() {
+    opening_an_existing_store_creates_nothing(Backend::Sqlite).await;
+}
+
+/// An unreachable server is refused with its address and what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_opening_an_unreachable_store_says_where() {
+    let port = tickguard_tests::free_port();
+    let url = format!("postgres://postgres:s3cret@127.0.0.1:{port}/test");
+    let e = open_existing(Backend::Postgres, &url, "public")
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/test")),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

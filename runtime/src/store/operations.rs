@@ -387,9 +387,10 @@ pub struct PruneRequest {
     pub jobs: Option<Vec<String>>,
     /// Count what would be deleted, delete nothing.
     pub dry_run: bool,
-    /// Prune only if no prune of the store ran within this long (by the store's clock), and
-    /// record this one: instances that each prune on a timer then take turns, one at a
-    /// time. `None` prunes now.
+    /// Per job: prune only the jobs that no prune worked on within this long (by the
+    /// store's clock), and record this prune on each job it works on, so that instances
+    /// that each prune on a timer take turns, one at a time per job. A dry run records
+    /// nothing. `None` prunes every job now.
     pub at_most_every: Option<Duration>,
 }
 
@@ -416,7 +417,7 @@ impl PruneRequest {
         self
     }
 
-    /// Prunes only if no prune ran within `every`.
+    /// Prunes only the jobs that no prune worked on within `every`.
     pub fn at_most_every(mut self, every: Duration) -> Self {
         self.at_most_every = Some(every);
         self
@@ -427,7 +428,7 @@ impl PruneRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PruneReport {
-    /// Whether it ran: `false` when another prune ran within
+    /// Whether it ran: `false` when another prune worked on every job it names within
     /// [`PruneRequest::at_most_every`].
     pub ran: bool,
     /// Executions deleted (or that would be), per status, in the order of

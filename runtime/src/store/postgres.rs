@@ -19,7 +19,16 @@ use crate::store::{
     INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
     StoreError, claim::EARLY_TOLERANCE,
 };
+use crate::store::{
+    ExecutionDetail, HistoryPage, HistoryQuery, JobSummary, Pause, PruneReport, PruneRequest,
+    Status,
+};
 use crate::transaction::SqlStore;
+
+/// The channel on which every pause, resume, trigger and re-run is announced (`NOTIFY`),
+/// with the raw schema name as payload: schedulers listening on it read the control version
+/// at once rather than at their next poll.
+pub(crate) const CONTROL_CHANNEL: &str = "tickguard_control";
 
 /// How long the store's own transactions may sit idle before the server ends them.
 const STORE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
@@ -104,6 +113,39 @@ CREATE INDEX tickguard_executions_open ON {schema}.tickguard_executions (job, sc
 ALTER TABLE {schema}.tickguard_once ADD COLUMN per_execution boolean NOT NULL DEFAULT false;
 ",
     },
+    Migration {
+        version: 4,
+        description: "pauses, manual requests, runs of executions, the control version and \
+                      the pruned watermark",
+        sql: "
+ALTER TABLE {schema}.tickguard_jobs
+    ADD COLUMN paused_at timestamptz,
+    ADD COLUMN paused_by text,
+    ADD COLUMN paused_note text,
+    ADD COLUMN pruned_through timestamptz,
+    ADD COLUMN pruned_at timestamptz;
+ALTER TABLE {schema}.tickguard_executions ADD COLUMN requested_by text;
+CREATE TABLE {schema}.tickguard_runs (
+    execution_id text NOT NULL,
+    fence bigint NOT NULL,
+    job text NOT NULL,
+    owner text NOT NULL,
+    started_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    outcome text,
+    attempts integer NOT NULL DEFAULT 0,
+    error text,
+    PRIMARY KEY (execution_id, fence)
+);
+CREATE TABLE {schema}.tickguard_control (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {schema}.tickguard_control (id, version) VALUES (1, 0);
+CREATE INDEX tickguard_executions_ended
+    ON {schema}.tickguard_executions (job, status, finished_at);
+",
+    },
 ];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
@@ -141,6 +183,7 @@ pub struct PostgresStore {
     pool: PgPool,
     schema: String,
     sql: Arc<Statements>,
+    ops: Arc<OpStatements>,
     description: String,
 }
 
@@ -180,6 +223,60 @@ impl PostgresStore {
         let migrated = migrate(&mut conn, &sql).await;
         let _ = conn.close().await;
         migrated.map_err(|e| setup_error(&addr, schema, e))?;
+        Ok(Self::with_pool(&options, schema, sql))
+    }
+
+    /// Opens the store whose tables an instance already created in `schema`, for tools
+    /// that read and change it (the `tickguard` command): it never creates nor migrates
+    /// anything.
+    ///
+    /// Fails with an error naming the address (never the password) and what to check when
+    /// the URL is malformed, the server cannot be reached, there are no tickguard tables in
+    /// the schema, or they are at another version than this build's.
+    pub async fn connect_existing(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let options = parse_url(url).map_err(|message| StoreError::unavailable(message, None))?;
+        let addr = address(&options);
+        let mut conn = connect(&options).await?;
+        let sql = Statements::new(schema);
+        let found = current_version(&mut conn, &sql).await;
+        let _ = conn.close().await;
+        let found = found.map_err(|e| StoreError::from(cannot_reach(&addr, e)))?;
+        let needs = MIGRATIONS.last().map_or(0, |m| m.version);
+        match found {
+            None | Some(0) => {
+                return Err(StoreError::unavailable(
+                    format!(
+                        "no tickguard tables in schema `{schema}` at {addr}: start a scheduler \
+                         on this store once to create them, or check --schema"
+                    ),
+                    None,
+                ));
+            }
+            Some(found) if found != needs => {
+                let what = if found < needs {
+                    "start an instance of this version to migrate them"
+                } else {
+                    "use a tickguard command of the version that migrated them"
+                };
+                return Err(StoreError::unavailable(
+                    format!(
+                        "the tickguard tables in schema `{schema}` at {addr} are at version \
+                         {found}, this build needs {needs}: {what}"
+                    ),
+                    None,
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(Self::with_pool(&options, schema, sql))
+    }
+
+    /// The store over a new pool to the server of `options`, on tables that are ready.
+    fn with_pool(
+        options: &sqlx::postgres::PgConnectOptions,
+        schema: &str,
+        sql: Statements,
+    ) -> Self {
         // The store's own transactions take a few round trips: one left idle (its process
         // stopped or frozen mid-claim) would hold the job's row lock and stall every claim of
         // the job, so the server ends it. Jobs' transactions set their own limit.
@@ -193,12 +290,13 @@ impl PostgresStore {
                 "idle_in_transaction_session_timeout",
                 STORE_IDLE_IN_TRANSACTION.as_millis(),
             )]));
-        Ok(Self {
+        Self {
             pool,
             schema: schema.to_owned(),
+            ops: Arc::new(OpStatements::new(&sql.schema)),
             sql: Arc::new(sql),
-            description: describe(&options),
-        })
+            description: describe(options),
+        }
     }
 
     /// Uses a ready pool (the application's own, say) with the tables in `schema`, and
@@ -222,6 +320,7 @@ impl PostgresStore {
             description: describe(&options),
             pool,
             schema: schema.to_owned(),
+            ops: Arc::new(OpStatements::new(&sql.schema)),
             sql: Arc::new(sql),
         })
     }
@@ -398,7 +497,7 @@ impl SqlDialect for PostgresStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         (): (),
-    ) -> sqlx::Result<(Option<String>, bool)> {
+    ) -> sqlx::Result<(Option<String>, bool, Option<DateTime<Utc>>)> {
         // Claims of one job queue up on the job's row, which this inserts or locks; it names
         // the job's running execution, if any (at most one: a claim that takes an execution
         // abandons the others), and says whether the tick is due by the server's clock.
@@ -724,6 +823,22 @@ impl Statements {
         let jobs = format!("{s}.tickguard_jobs");
         let ex = format!("{s}.tickguard_executions");
         let once = format!("{s}.tickguard_once");
+        let runs = format!("{s}.tickguard_runs");
+        // The run a claim starts, inserted from what the claim's insert returned (`taken`):
+        // a claim that does not win writes none.
+        let run = format!(
+            "run AS (INSERT INTO {runs} (execution_id, fence, job, owner, started_at, attempts) \
+                 SELECT $2, fence, $1, $4, started_at, attempt FROM taken)"
+        );
+        // A takeover closes the open runs of this execution and of the job's running one it
+        // abandons: their owners are gone, and ended at their last heartbeat (`before`, as
+        // the statement's snapshot saw the rows).
+        let closed = format!(
+            "closed AS (UPDATE {runs} r SET ended_at = b.heartbeat_at, outcome = 'ABANDONED', \
+                 attempts = b.attempt \
+             FROM before b WHERE r.execution_id = b.id AND r.ended_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM taken))"
+        );
         // `$1` and `$2` of every fenced statement are the execution's id and fence.
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
         let ms = "* interval '1 millisecond'";
@@ -734,7 +849,8 @@ impl Statements {
             lock_job: format!(
                 "INSERT INTO {jobs} (job) VALUES ($1) \
                  ON CONFLICT (job) DO UPDATE SET job = EXCLUDED.job \
-                 RETURNING running_id, NOT $4 OR $2::timestamptz <= clock_timestamp() + $3 {ms}"
+                 RETURNING running_id, NOT $4 OR $2::timestamptz <= clock_timestamp() + $3 {ms}, \
+                     pruned_through"
             ),
             register: format!(
                 "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
@@ -762,17 +878,24 @@ impl Statements {
                  abandoned AS (\
                      UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \
                          error = 'owner stopped heartbeating; execution abandoned' \
-                     WHERE id = $7 AND job = $1 AND status = 'RUNNING' AND id <> $2) \
-                 INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
-                     started_at, heartbeat_at, liveness_ms) \
-                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
-                     clock_timestamp(), $5 FROM bumped \
-                 ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
-                     attempt = e.attempt + 1, owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
-                     started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
-                     liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
-                 WHERE e.job = EXCLUDED.job \
-                 RETURNING fence, attempt - 1, checkpoint::text"
+                     WHERE id = $7 AND job = $1 AND status = 'RUNNING' AND id <> $2 \
+                     RETURNING id), \
+                 before AS (SELECT id, heartbeat_at, attempt FROM {ex} WHERE id IN ($2, $7)), \
+                 taken AS (\
+                     INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                         started_at, heartbeat_at, liveness_ms) \
+                     SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
+                         clock_timestamp(), $5 FROM bumped \
+                     ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
+                         attempt = e.attempt + 1, owner = EXCLUDED.owner, \
+                         scheduled_at = EXCLUDED.scheduled_at, started_at = EXCLUDED.started_at, \
+                         heartbeat_at = EXCLUDED.heartbeat_at, liveness_ms = EXCLUDED.liveness_ms, \
+                         finished_at = NULL, error = NULL \
+                     WHERE e.job = EXCLUDED.job \
+                     RETURNING fence, attempt, checkpoint, started_at), \
+                 {closed}, \
+                 {run} \
+                 SELECT fence, attempt - 1, checkpoint::text FROM taken"
             ),
             // The claim of a free job in one statement; see `PostgresStore::claim_free`. The
             // job's row is updated only where it names no running execution and this id is
@@ -783,21 +906,29 @@ impl Statements {
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
                          next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
                      WHERE job = $1 AND running_id IS NULL \
-                         AND (NOT $9 OR $3 <= clock_timestamp() + $8 {ms}) AND NOT EXISTS (\
+                         AND (NOT $9 OR $3 <= clock_timestamp() + $8 {ms}) \
+                         AND (pruned_through IS NULL OR $3 > pruned_through \
+                             OR EXISTS (SELECT 1 FROM {ex} WHERE id = $2)) \
+                         AND NOT EXISTS (\
                          SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
                              OR ($7 AND status IN ({final_statuses})))) \
-                     RETURNING fence) \
-                 INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
-                     started_at, heartbeat_at, liveness_ms) \
-                 SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
-                     clock_timestamp(), $5 FROM bumped \
-                 ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
-                     attempt = e.attempt + 1, owner = EXCLUDED.owner, scheduled_at = EXCLUDED.scheduled_at, \
-                     started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
-                     liveness_ms = EXCLUDED.liveness_ms, finished_at = NULL, error = NULL \
-                 WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING' \
-                     AND NOT ($7 AND e.status IN ({final_statuses})) \
-                 RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0 AND attempt > 1"
+                     RETURNING fence), \
+                 taken AS (\
+                     INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
+                         started_at, heartbeat_at, liveness_ms) \
+                     SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(), \
+                         clock_timestamp(), $5 FROM bumped \
+                     ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence, \
+                         attempt = e.attempt + 1, owner = EXCLUDED.owner, \
+                         scheduled_at = EXCLUDED.scheduled_at, started_at = EXCLUDED.started_at, \
+                         heartbeat_at = EXCLUDED.heartbeat_at, liveness_ms = EXCLUDED.liveness_ms, \
+                         finished_at = NULL, error = NULL \
+                     WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING' \
+                         AND NOT ($7 AND e.status IN ({final_statuses})) \
+                     RETURNING fence, attempt, checkpoint, started_at, \
+                         xmax <> 0 AND attempt > 1 AS resumed), \
+                 {run} \
+                 SELECT fence, attempt - 1, checkpoint::text, resumed FROM taken"
             ),
             owned: format!("SELECT 1 FROM {ex} WHERE {mine}"),
             holds: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE"),
@@ -813,7 +944,12 @@ impl Statements {
                  finished AS (\
                      UPDATE {ex} SET status = $3, attempt = $4, error = $5, \
                          finished_at = clock_timestamp() \
-                     WHERE {mine} AND (SELECT count(*) FROM job) >= 0 RETURNING id), \
+                     WHERE {mine} AND (SELECT count(*) FROM job) >= 0 \
+                     RETURNING id, finished_at), \
+                 ended AS (\
+                     UPDATE {runs} r SET ended_at = f.finished_at, outcome = $3, attempts = $4, \
+                         error = $5 \
+                     FROM finished f WHERE r.execution_id = $1 AND r.fence = $2), \
                  freed AS (\
                      UPDATE {jobs} SET running_id = NULL \
                      WHERE job = $6 AND running_id = $1 AND fence = $2 \
@@ -853,7 +989,7 @@ impl Statements {
             ),
             execution: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint::text \
+                     heartbeat_at, finished_at, error, checkpoint::text, requested_by \
                  FROM {ex} WHERE id = $1"
             ),
             // Up to `$3` per-execution steps of the jobs `$1` whose execution ran to its end
@@ -903,21 +1039,22 @@ impl Statements {
             ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint::text \
+                     heartbeat_at, finished_at, error, checkpoint::text, requested_by \
                  FROM {ex} WHERE job = $1 \
                  ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
             ),
             dead_letters: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint::text \
+                     heartbeat_at, finished_at, error, checkpoint::text, requested_by \
                  FROM {ex} WHERE status = 'FAILED' AND ($1::text IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
             // Interrupted executions before pending ticks, oldest first, and at most `$5` of
             // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
-                "SELECT job, id, scheduled_at, status, attempt FROM (\
-                     SELECT job, id, scheduled_at, status, attempt, row_number() OVER (\
+                "SELECT job, id, scheduled_at, status, attempt, requested FROM (\
+                     SELECT job, id, scheduled_at, status, attempt, \
+                         requested_by IS NOT NULL AS requested, row_number() OVER (\
                          PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
                      WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
@@ -951,72 +1088,186 @@ type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 type JobRow = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 impl ExecutionStore for PostgresStore {
-    // STUB: replaced by the operations implementation.
-    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>> {
+        Box::pin(self.job_summaries(None))
     }
-    fn job<'a>(
-        &'a self,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>> {
+        Box::pin(async move { Ok(self.job_summaries(Some(name)).await?.pop()) })
     }
+
     fn history<'a>(
         &'a self,
-        _query: &'a crate::store::HistoryQuery,
-    ) -> BoxFuture<'a, Result<crate::store::HistoryPage, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        Box::pin(async move {
+            let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+            let limit = query.limit.max(1);
+            let rows: Vec<ExecutionRow> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.ops.history.as_str()))
+                        .bind(&query.job)
+                        .bind(&statuses)
+                        .bind(query.since)
+                        .bind(query.until)
+                        .bind(query.after.as_ref().map(|c| c.scheduled_at))
+                        .bind(query.after.as_ref().map(|c| c.id.as_str()))
+                        .bind(i64::try_from(limit).map_or(i64::MAX, |n| n.saturating_add(1)))
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("reading the history of `{}`", query.job), e))?;
+            let records = sql::records(rows).map_err(|e| self.error("reading executions", e))?;
+            Ok(HistoryPage::from_rows(records, limit))
+        })
     }
+
     fn execution_detail<'a>(
         &'a self,
-        _id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::ExecutionDetail>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>> {
+        Box::pin(async move {
+            let Some(execution) = self.execution(id).await? else {
+                return Ok(None);
+            };
+            let rows: Vec<sql::RunRow<Instant, Attempt>> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.ops.runs.as_str()))
+                        .bind(id)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error(&format!("reading the runs of `{id}`"), e))?;
+            let runs = rows
+                .into_iter()
+                .map(sql::run)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error(&format!("reading the runs of `{id}`"), e))?;
+            Ok(Some(ExecutionDetail { execution, runs }))
+        })
     }
+
     fn pause<'a>(
         &'a self,
-        _job: &'a str,
-        _note: &'a str,
-        _by: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        Box::pin(async move {
+            let what = format!("pausing job `{job}`");
+            if !self
+                .control_change(&what, &self.ops.pause, |q| q.bind(job).bind(note).bind(by))
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.existing_job(job).await
+        })
     }
-    fn resume<'a>(
-        &'a self,
-        _job: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        Box::pin(async move {
+            let what = format!("resuming job `{job}`");
+            if !self
+                .control_change(&what, &self.ops.resume, |q| q.bind(job))
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.existing_job(job).await
+        })
     }
+
     fn trigger<'a>(
         &'a self,
-        _job: &'a str,
-        _by: &'a str,
+        job: &'a str,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let id = sql::manual_id(job, Utc::now());
+            let what = format!("triggering job `{job}`");
+            if !self
+                .control_change(&what, &self.ops.trigger, |q| {
+                    q.bind(job).bind(id.as_str()).bind(by)
+                })
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.execution(&id)
+                .await?
+                .ok_or_else(|| sql::no_execution(&id))
+        })
     }
+
     fn rerun<'a>(
         &'a self,
-        _id: &'a str,
-        _force: bool,
-        _by: &'a str,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let what = format!("re-running execution `{id}`");
+            let changed = self
+                .control_change(&what, &self.ops.rerun, |q| q.bind(id).bind(force).bind(by))
+                .await?;
+            let record = self
+                .execution(id)
+                .await?
+                .ok_or_else(|| sql::no_execution(id))?;
+            if !changed {
+                // Refused: say why, by the state it is in.
+                return Err(sql::rerun_refused(id, record.status, force).unwrap_or_else(|| {
+                    StoreError::Refused {
+                        message: format!("execution `{id}` changed while it was asked to re-run it; try again"),
+                    }
+                }));
+            }
+            Ok(record)
+        })
     }
+
     fn prune<'a>(
         &'a self,
-        _request: &'a crate::store::PruneRequest,
-    ) -> BoxFuture<'a, Result<crate::store::PruneReport, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>> {
+        Box::pin(async move {
+            self.prune_all(request)
+                .await
+                .map_err(|e| self.error("pruning the history", e))
+        })
     }
+
     fn paused<'a>(
         &'a self,
-        _jobs: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Pause)>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<sql::PauseRow<Instant>> = self
+                .run(|_| {
+                    sqlx::query_as(AssertSqlSafe(self.ops.paused.as_str()))
+                        .bind(jobs)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error("reading the pauses", e))?;
+            Ok(rows.into_iter().map(sql::pause).collect())
+        })
     }
+
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let version: i64 = self
+                .run(|_| {
+                    sqlx::query_scalar(AssertSqlSafe(self.ops.control_version.as_str()))
+                        .fetch_one(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error("reading the control version", e))?;
+            Ok(version.unsigned_abs())
+        })
     }
+
     sql::methods::execution_store_methods!();
 
     fn register_all<'a>(
@@ -1182,6 +1433,277 @@ impl ExecutionStore for PostgresStore {
                     return Ok(forgot);
                 }
             }
+        })
+    }
+}
+
+/// The statements of the operations API (jobs, history, detail, pause, resume, trigger,
+/// re-run, prune, control), with the schema quoted in.
+struct OpStatements {
+    jobs: String,
+    history: String,
+    runs: String,
+    pause: String,
+    resume: String,
+    trigger: String,
+    rerun: String,
+    paused: String,
+    control_version: String,
+    all_jobs: String,
+    prune_turn: String,
+    prune_due: String,
+    prune_count: String,
+    prune_batch: String,
+}
+
+impl OpStatements {
+    /// The statements for tables in `s` (quoted). Long, but only SQL text.
+    fn new(s: &str) -> Self {
+        let jobs = format!("{s}.tickguard_jobs");
+        let ex = format!("{s}.tickguard_executions");
+        let runs = format!("{s}.tickguard_runs");
+        let once = format!("{s}.tickguard_once");
+        let ms = "* interval '1 millisecond'";
+        let columns = "id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                       heartbeat_at, finished_at, error, checkpoint::text, requested_by";
+        // Every change bumps the control version in its own statement, and tells the
+        // listening schedulers (`$n`: the raw schema) when it commits; no row back when
+        // `changed` changed nothing.
+        let control = |n: u8| {
+            format!(
+                "bumped AS (UPDATE {s}.tickguard_control SET version = version + 1 \
+                     WHERE id = 1 AND EXISTS (SELECT 1 FROM changed) RETURNING version) \
+                 SELECT version, pg_notify('{CONTROL_CHANNEL}', ${n})::text FROM bumped"
+            )
+        };
+        Self {
+            // The last execution that ended, per job, by the `(job, scheduled_at DESC)`
+            // index: a few rows read per job.
+            jobs: format!(
+                "SELECT j.job, j.trigger, j.zone, j.fence, j.created_at, j.last_tick, \
+                     j.next_fire_at, j.paused_at, j.paused_by, j.paused_note, \
+                     l.id, l.scheduled_at, l.status, l.finished_at \
+                 FROM {jobs} j LEFT JOIN {ex} l ON l.id = (\
+                     SELECT e.id FROM {ex} e WHERE e.job = j.job \
+                         AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                     ORDER BY e.scheduled_at DESC LIMIT 1) \
+                 WHERE $1::text IS NULL OR j.job = $1 ORDER BY j.job"
+            ),
+            history: format!(
+                "SELECT {columns} FROM {ex} \
+                 WHERE job = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2)) \
+                     AND ($3::timestamptz IS NULL OR scheduled_at >= $3) \
+                     AND ($4::timestamptz IS NULL OR scheduled_at < $4) \
+                     AND ($5::timestamptz IS NULL OR (scheduled_at, id) < ($5, $6::text)) \
+                 ORDER BY scheduled_at DESC, id DESC LIMIT $7"
+            ),
+            runs: format!(
+                "SELECT fence, owner, started_at, ended_at, outcome, attempts, error \
+                 FROM {runs} WHERE execution_id = $1 ORDER BY fence"
+            ),
+            pause: format!(
+                "WITH changed AS (UPDATE {jobs} SET \
+                     paused_at = coalesce(paused_at, clock_timestamp()), paused_by = $3, \
+                     paused_note = $2 WHERE job = $1 RETURNING job), {}",
+                control(4)
+            ),
+            resume: format!(
+                "WITH changed AS (UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, \
+                     paused_note = NULL WHERE job = $1 RETURNING job), {}",
+                control(2)
+            ),
+            trigger: format!(
+                "WITH changed AS (\
+                     INSERT INTO {ex} (id, job, scheduled_at, status, fence, owner, attempt, \
+                         started_at, heartbeat_at, liveness_ms, requested_by) \
+                     SELECT $2, job, clock_timestamp(), 'PENDING', 0, $3, 0, \
+                         clock_timestamp(), clock_timestamp(), 0, $3 \
+                     FROM {jobs} WHERE job = $1 RETURNING id), {}",
+                control(4)
+            ),
+            rerun: format!(
+                "WITH changed AS (\
+                     UPDATE {ex} SET status = 'PENDING', attempt = 0, error = NULL, \
+                         finished_at = NULL, requested_by = $3, \
+                         checkpoint = CASE WHEN status IN ('COMPLETED', 'SKIPPED') \
+                             THEN NULL ELSE checkpoint END \
+                     WHERE id = $1 AND (status IN ('FAILED', 'TIMED_OUT', 'CANCELLED') \
+                         OR ($2 AND status IN ('COMPLETED', 'SKIPPED'))) RETURNING id), {}",
+                control(4)
+            ),
+            paused: format!(
+                "SELECT job, paused_note, paused_by, paused_at FROM {jobs} \
+                 WHERE job = ANY($1) AND paused_at IS NOT NULL ORDER BY job"
+            ),
+            control_version: format!("SELECT version FROM {s}.tickguard_control WHERE id = 1"),
+            all_jobs: format!("SELECT job FROM {jobs} ORDER BY job"),
+            // A prune's turn at a job: one instance at a time per `$2` ms.
+            prune_turn: format!(
+                "UPDATE {jobs} SET pruned_at = clock_timestamp() \
+                 WHERE job = $1 AND (pruned_at IS NULL \
+                     OR pruned_at <= clock_timestamp() - $2 {ms}) \
+                 RETURNING job"
+            ),
+            prune_due: format!(
+                "SELECT job FROM {jobs} WHERE job = ANY($1) AND (pruned_at IS NULL \
+                     OR pruned_at <= clock_timestamp() - $2 {ms}) ORDER BY job"
+            ),
+            prune_count: format!(
+                "SELECT count(*) FROM {ex} WHERE job = $1 AND status = $2 \
+                     AND finished_at <= clock_timestamp() - $3 {ms}"
+            ),
+            // Up to `$4` executions of job `$1` in status `$2` that ended `$3` ms ago or
+            // more, with their runs and per-execution steps, in one transaction that raises
+            // the job's pruned watermark. The job's row is locked first (the one-time filter
+            // runs before the executions are read), the order claims take them in.
+            prune_batch: format!(
+                "WITH j AS MATERIALIZED (SELECT 1 FROM {jobs} WHERE job = $1 FOR UPDATE), \
+                 doomed AS MATERIALIZED (\
+                     SELECT id FROM {ex} WHERE job = $1 AND status = $2 \
+                         AND finished_at <= clock_timestamp() - $3 {ms} \
+                         AND (SELECT count(*) FROM j) >= 0 \
+                     LIMIT $4 FOR UPDATE), \
+                 gone AS (DELETE FROM {ex} e USING doomed d WHERE e.id = d.id \
+                     RETURNING e.id, e.scheduled_at), \
+                 runs_gone AS (DELETE FROM {runs} \
+                     WHERE execution_id IN (SELECT id FROM gone)), \
+                 steps_gone AS (DELETE FROM {once} \
+                     WHERE per_execution AND execution_id IN (SELECT id FROM gone)), \
+                 raised AS (UPDATE {jobs} SET pruned_through = \
+                         GREATEST(pruned_through, (SELECT max(scheduled_at) FROM gone)) \
+                     WHERE job = $1 AND EXISTS (SELECT 1 FROM gone)) \
+                 SELECT count(*) FROM gone"
+            ),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Jobs by name (`name`, or all), as summaries.
+    async fn job_summaries(&self, name: Option<&str>) -> Result<Vec<JobSummary>, StoreError> {
+        let rows: Vec<sql::JobSummaryRow<Instant>> = self
+            .run(|_| {
+                sqlx::query_as(AssertSqlSafe(self.ops.jobs.as_str()))
+                    .bind(name)
+                    .fetch_all(&self.pool)
+            })
+            .await
+            .map_err(|e| self.error("reading the jobs", e))?;
+        rows.into_iter()
+            .map(sql::job_summary)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error("reading the jobs", e))
+    }
+
+    /// The job `name`'s summary, or [`StoreError::NotFound`].
+    async fn existing_job(&self, name: &str) -> Result<JobSummary, StoreError> {
+        self.job_summaries(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| sql::no_job(name))
+    }
+
+    /// Runs one of the control statements (`$1`.. bound by `bind`, then the raw schema);
+    /// whether it changed a row. Sent once: a change is not resent on a dead connection.
+    async fn control_change<'q>(
+        &'q self,
+        what: &str,
+        statement: &'q str,
+        bind: impl FnOnce(
+            sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+        ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<bool, StoreError> {
+        let row = bind(sqlx::query(AssertSqlSafe(statement)))
+            .bind(self.sql.raw_schema.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(what, e))?;
+        Ok(row.is_some())
+    }
+
+    /// The jobs a prune works on, and whether it runs (another instance pruned them within
+    /// `at_most_every`).
+    async fn prune_jobs(&self, request: &PruneRequest) -> Result<Vec<String>, SqlxError> {
+        let named = match &request.jobs {
+            Some(jobs) => jobs.clone(),
+            None => {
+                sqlx::query_scalar(AssertSqlSafe(self.ops.all_jobs.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let Some(every) = request.at_most_every else {
+            return Ok(named);
+        };
+        if request.dry_run {
+            return sqlx::query_scalar(AssertSqlSafe(self.ops.prune_due.as_str()))
+                .bind(&named)
+                .bind(sql::millis(every))
+                .fetch_all(&self.pool)
+                .await;
+        }
+        // One statement per job: each takes its turn at one job's row, never holding two.
+        let mut turns = Vec::new();
+        for job in named {
+            let turn: Option<String> =
+                sqlx::query_scalar(AssertSqlSafe(self.ops.prune_turn.as_str()))
+                    .bind(&job)
+                    .bind(sql::millis(every))
+                    .fetch_optional(&self.pool)
+                    .await?;
+            turns.extend(turn);
+        }
+        Ok(turns)
+    }
+
+    /// Prunes (or, dry, counts) one job's executions in `status` kept `keep`.
+    async fn prune_status(
+        &self,
+        job: &str,
+        status: Status,
+        keep: Duration,
+        dry_run: bool,
+    ) -> Result<u64, SqlxError> {
+        if dry_run {
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(self.ops.prune_count.as_str()))
+                .bind(job)
+                .bind(status.as_str())
+                .bind(sql::millis(keep))
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(n.unsigned_abs());
+        }
+        let mut deleted = 0;
+        loop {
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(self.ops.prune_batch.as_str()))
+                .bind(job)
+                .bind(status.as_str())
+                .bind(sql::millis(keep))
+                .bind(sql::PRUNE_BATCH)
+                .fetch_one(&self.pool)
+                .await?;
+            deleted += n.unsigned_abs();
+            if n < sql::PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// A prune: the jobs it may work on, then each job's statuses, batch by batch.
+    async fn prune_all(&self, request: &PruneRequest) -> Result<PruneReport, SqlxError> {
+        let jobs = self.prune_jobs(request).await?;
+        let prunable = request.retention.prunable();
+        let mut deleted: Vec<(Status, u64)> = prunable.iter().map(|(s, _)| (*s, 0)).collect();
+        for job in &jobs {
+            for (i, (status, keep)) in prunable.iter().enumerate() {
+                deleted[i].1 += self
+                    .prune_status(job, *status, *keep, request.dry_run)
+                    .await?;
+            }
+        }
+        Ok(PruneReport {
+            ran: request.dry_run || request.at_most_every.is_none() || !jobs.is_empty(),
+            deleted,
         })
     }
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{ExecutionRecord, ExecutionRef, Interrupted, JobRecord, Status, StoreError};
+use crate::store::{
+    ExecutionRecord, ExecutionRef, Interrupted, JobRecord, JobSummary, LastOutcome, Pause,
+    RunOutcome, RunRecord, Status, StoreError, UnknownStatus,
+};
 
 /// How many `once` rows one statement of `forget_once_steps` deletes at most: a first run
 /// on a long history deletes in short statements, each holding its locks briefly.
@@ -63,8 +66,8 @@ impl DbInstant for i64 {
 }
 
 /// An execution row, as the stores' `SELECT id, job, scheduled_at, status, fence, owner,
-/// attempt, started_at, heartbeat_at, finished_at, error, checkpoint` returns it, with the
-/// database's instant type `T` and attempt type `N`.
+/// attempt, started_at, heartbeat_at, finished_at, error, checkpoint, requested_by` returns
+/// it, with the database's instant type `T` and attempt type `N`.
 pub(crate) type ExecutionRow<T, N> = (
     String,
     String,
@@ -76,6 +79,7 @@ pub(crate) type ExecutionRow<T, N> = (
     T,
     T,
     Option<T>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -102,7 +106,7 @@ pub(crate) fn record<T: DbInstant, N: TryInto<u32>>(
         finished_at: r.9.map(DbInstant::instant),
         error: r.10,
         checkpoint: r.11,
-        requested_by: None,
+        requested_by: r.12,
     })
 }
 
@@ -113,12 +117,13 @@ pub(crate) fn records<T: DbInstant, N: TryInto<u32>>(
     rows.into_iter().map(record).collect()
 }
 
-/// An interrupted execution's row (`job, id, scheduled_at, status, attempt`).
-pub(crate) type InterruptedRow<T, N> = (String, String, T, String, N);
+/// An interrupted execution's row (`job, id, scheduled_at, status, attempt,
+/// requested_by IS NOT NULL`).
+pub(crate) type InterruptedRow<T, N> = (String, String, T, String, N, bool);
 
 /// An interrupted execution's row as the record.
 pub(crate) fn interrupted<T: DbInstant, N: TryInto<u32>>(
-    (job, execution_id, scheduled_at, status_text, stored): InterruptedRow<T, N>,
+    (job, execution_id, scheduled_at, status_text, stored, requested): InterruptedRow<T, N>,
 ) -> Result<Interrupted, sqlx::Error> {
     Ok(Interrupted {
         job,
@@ -126,7 +131,7 @@ pub(crate) fn interrupted<T: DbInstant, N: TryInto<u32>>(
         scheduled_at: scheduled_at.instant(),
         status: status(&status_text)?,
         attempts: attempts(stored),
-        requested: false,
+        requested,
     })
 }
 
@@ -142,3 +147,138 @@ pub(crate) fn job_record<T: DbInstant>(
         last_tick: last_tick.map(DbInstant::instant),
     }
 }
+
+/// A job's row with its pause and its last execution that ended, as the stores' `jobs`
+/// statement returns it: `job, trigger, zone, fence, created_at, last_tick, next_fire_at,
+/// paused_at, paused_by, paused_note`, then the last execution's `id, scheduled_at, status,
+/// finished_at`.
+pub(crate) type JobSummaryRow<T> = (
+    String,
+    String,
+    String,
+    i64,
+    T,
+    Option<T>,
+    Option<T>,
+    Option<T>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<T>,
+    Option<String>,
+    Option<T>,
+);
+
+/// A job's summary row as the summary.
+pub(crate) fn job_summary<T: DbInstant>(r: JobSummaryRow<T>) -> Result<JobSummary, sqlx::Error> {
+    let paused = r.7.map(|at| Pause {
+        note: r.9.unwrap_or_default(),
+        by: r.8.unwrap_or_default(),
+        at: at.instant(),
+    });
+    let last = match (r.10, r.11, r.12) {
+        (Some(execution_id), Some(scheduled_at), Some(status_text)) => Some(LastOutcome {
+            execution_id,
+            scheduled_at: scheduled_at.instant(),
+            status: status(&status_text)?,
+            finished_at: r.13.map(DbInstant::instant),
+        }),
+        _ => None,
+    };
+    Ok(JobSummary {
+        name: r.0,
+        trigger: r.1,
+        zone: r.2,
+        fence: fence(r.3),
+        created_at: r.4.instant(),
+        last_tick: r.5.map(DbInstant::instant),
+        next_fire: r.6.map(DbInstant::instant),
+        paused,
+        last,
+    })
+}
+
+/// A paused job's row: `job, paused_note, paused_by, paused_at`.
+pub(crate) type PauseRow<T> = (String, Option<String>, Option<String>, T);
+
+/// A paused job's row as the job's name and pause.
+pub(crate) fn pause<T: DbInstant>((job, note, by, at): PauseRow<T>) -> (String, Pause) {
+    (
+        job,
+        Pause {
+            note: note.unwrap_or_default(),
+            by: by.unwrap_or_default(),
+            at: at.instant(),
+        },
+    )
+}
+
+/// A run's row: `fence, owner, started_at, ended_at, outcome, attempts, error`.
+pub(crate) type RunRow<T, N> = (i64, String, T, Option<T>, Option<String>, N, Option<String>);
+
+/// A run's row as the record; an outcome that names nothing is a decoding error.
+pub(crate) fn run<T: DbInstant, N: TryInto<u32>>(
+    r: RunRow<T, N>,
+) -> Result<RunRecord, sqlx::Error> {
+    let outcome = match r.4 {
+        None => None,
+        Some(text) => Some(
+            RunOutcome::parse(&text)
+                .ok_or_else(|| sqlx::Error::Decode(Box::new(UnknownStatus(text.clone()))))?,
+        ),
+    };
+    Ok(RunRecord {
+        fence: fence(r.0),
+        owner: r.1,
+        started_at: r.2.instant(),
+        ended_at: r.3.map(DbInstant::instant),
+        outcome,
+        attempts: attempts(r.5),
+        error: r.6,
+    })
+}
+
+/// The id of a manual execution of `job` asked for at `now`: unique per request.
+pub(crate) fn manual_id(job: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "{job}@manual-{}-{:04x}",
+        now.timestamp_millis(),
+        fastrand::u16(..)
+    )
+}
+
+/// The error of a request that names a job the store does not know.
+pub(crate) fn no_job(job: &str) -> StoreError {
+    StoreError::NotFound {
+        message: format!("no job `{job}` in the store: `tickguard jobs` lists the jobs it knows"),
+    }
+}
+
+/// The error of a request that names an execution the store does not have.
+pub(crate) fn no_execution(id: &str) -> StoreError {
+    StoreError::NotFound {
+        message: format!(
+            "no execution `{id}` in the store: `tickguard history JOB` lists a job's executions"
+        ),
+    }
+}
+
+/// Why a re-run of the execution `id`, in `status`, was refused (`None`: it was not).
+pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<StoreError> {
+    let message = match status {
+        Status::Running => format!("execution `{id}` is running"),
+        Status::Pending => format!("execution `{id}` is already waiting to run"),
+        Status::Completed if !force => {
+            format!("execution `{id}` completed; `tickguard rerun {id} --force` runs it again")
+        }
+        Status::Skipped if !force => {
+            format!("execution `{id}` was skipped for good; `tickguard rerun {id} --force` runs it")
+        }
+        _ => return None,
+    };
+    Some(StoreError::Refused { message })
+}
+
+/// How many executions one statement of a prune deletes at most: a first prune of a long
+/// history deletes in short transactions, each holding its locks briefly.
+pub(crate) const PRUNE_BATCH: i64 = 10_000;

@@ -18,6 +18,10 @@ use crate::store::{
     INTERRUPTED_PER_JOB, Interrupted, JobRecord, JobRegistration, LedgerTick, OnceScope, OnceState,
     StoreError,
 };
+use crate::store::{
+    ExecutionDetail, HistoryPage, HistoryQuery, JobSummary, Pause, PruneReport, PruneRequest,
+    Status,
+};
 use crate::transaction::SqlStore;
 
 /// How long a statement waits for another connection's write lock (another instance's
@@ -122,6 +126,37 @@ CREATE INDEX tickguard_executions_dead_letters ON tickguard_executions (finished
 ALTER TABLE tickguard_once ADD COLUMN per_execution INTEGER NOT NULL DEFAULT 0;
 ",
     },
+    Migration {
+        version: 4,
+        description: "pauses, manual requests, runs of executions, the control version and \
+                      the pruned watermark",
+        sql: "
+ALTER TABLE tickguard_jobs ADD COLUMN paused_at INTEGER;
+ALTER TABLE tickguard_jobs ADD COLUMN paused_by TEXT;
+ALTER TABLE tickguard_jobs ADD COLUMN paused_note TEXT;
+ALTER TABLE tickguard_jobs ADD COLUMN pruned_through INTEGER;
+ALTER TABLE tickguard_jobs ADD COLUMN pruned_at INTEGER;
+ALTER TABLE tickguard_executions ADD COLUMN requested_by TEXT;
+CREATE TABLE tickguard_runs (
+    execution_id TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    outcome TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (execution_id, fence)
+);
+CREATE TABLE tickguard_control (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    version INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO tickguard_control (id, version) VALUES (1, 0);
+CREATE INDEX tickguard_executions_ended ON tickguard_executions (job, status, finished_at);
+",
+    },
 ];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
@@ -146,6 +181,7 @@ ALTER TABLE tickguard_once ADD COLUMN per_execution INTEGER NOT NULL DEFAULT 0;
 pub struct SqliteStore {
     pool: SqlitePool,
     sql: Arc<Statements>,
+    ops: Arc<OpStatements>,
     description: String,
 }
 
@@ -178,6 +214,96 @@ impl SqliteStore {
     /// the file cannot be opened or created, or the tables cannot be set up. An in-memory
     /// database is refused: [`MemoryStore`](super::MemoryStore) is the in-memory store.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (options, file) = Self::options(url)?;
+        let pool = Self::open_pool(options.create_if_missing(true), &file).await?;
+        migrate(&pool).await.map_err(|e| match e {
+            MigrateError::Newer { found, known } => StoreError::unavailable(
+                format!(
+                    "the tickguard tables in `{file}` are at version {found}, newer than this \
+                     build knows ({known}): upgrade this instance"
+                ),
+                None,
+            ),
+            MigrateError::Db(e) => StoreError::unavailable(
+                format!("cannot set up the tickguard tables in `{file}`: {e}"),
+                Some(Box::new(e)),
+            ),
+        })?;
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements::new()),
+            ops: Arc::new(OpStatements::new()),
+            description: format!("sqlite:{file}"),
+        })
+    }
+
+    /// Opens the database at `url` whose tables an instance already created, for tools that
+    /// read and change the store (the `tickguard` command): it never creates the file, nor
+    /// creates or migrates tables.
+    ///
+    /// Fails with an error naming the file and what to check when the URL is malformed, the
+    /// file does not exist or cannot be opened, it has no tickguard tables, or they are at
+    /// another version than this build's.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let (options, file) = Self::options(url)?;
+        if !std::path::Path::new(&file).exists() {
+            return Err(StoreError::unavailable(
+                format!(
+                    "no SQLite database `{file}`: start a scheduler on this store once to \
+                     create it, or check the path"
+                ),
+                None,
+            ));
+        }
+        let pool = Self::open_pool(options.create_if_missing(false), &file).await?;
+        let found: Result<Option<i32>, SqlxError> =
+            sqlx::query_scalar("SELECT max(version) FROM tickguard_migrations")
+                .fetch_one(&pool)
+                .await;
+        let needs = MIGRATIONS.last().map_or(0, |m| m.version);
+        let problem = match found {
+            Ok(Some(found)) if found == needs => None,
+            Ok(None) => Some(format!(
+                "no tickguard tables in `{file}`: start a scheduler on this store once to \
+                 create them, or check the path"
+            )),
+            Err(SqlxError::Database(db)) if db.message().contains("no such table") => {
+                Some(format!(
+                    "no tickguard tables in `{file}`: start a scheduler on this store once to \
+                     create them, or check the path"
+                ))
+            }
+            Err(e) => {
+                pool.close().await;
+                return Err(StoreError::unavailable(
+                    format!("cannot read the SQLite database `{file}`: {e}"),
+                    Some(Box::new(e)),
+                ));
+            }
+            Ok(Some(found)) if found < needs => Some(format!(
+                "the tickguard tables in `{file}` are at version {found}, this build needs \
+                 {needs}: start an instance of this version to migrate them"
+            )),
+            Ok(Some(found)) => Some(format!(
+                "the tickguard tables in `{file}` are at version {found}, this build needs \
+                 {needs}: use a tickguard command of the version that migrated them"
+            )),
+        };
+        if let Some(message) = problem {
+            pool.close().await;
+            return Err(StoreError::unavailable(message, None));
+        }
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements::new()),
+            ops: Arc::new(OpStatements::new()),
+            description: format!("sqlite:{file}"),
+        })
+    }
+
+    /// The connection options of `url`, and the file it names; in-memory databases are
+    /// refused.
+    fn options(url: &str) -> Result<(SqliteConnectOptions, String), StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| {
             StoreError::unavailable(
                 format!("invalid SQLite URL `{url}`: {e}; expected sqlite://path/to/file.db"),
@@ -195,15 +321,22 @@ impl SqliteStore {
                 None,
             ));
         }
+        Ok((options, file))
+    }
+
+    /// A pool on the database file `file`, in WAL mode.
+    async fn open_pool(
+        options: SqliteConnectOptions,
+        file: &str,
+    ) -> Result<SqlitePool, StoreError> {
         let options = options
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
         // A new file is switched to WAL by its first connection; others opening it at that
         // moment may be told it is locked, without SQLite's busy wait: try again.
         let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
-        let pool = loop {
+        loop {
             let opened = SqlitePoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
                 .acquire_timeout(BUSY_TIMEOUT)
@@ -227,24 +360,6 @@ impl SqliteStore {
                 ),
                 Some(Box::new(e)),
             )
-        })?;
-        migrate(&pool).await.map_err(|e| match e {
-            MigrateError::Newer { found, known } => StoreError::unavailable(
-                format!(
-                    "the tickguard tables in `{file}` are at version {found}, newer than this \
-                     build knows ({known}): upgrade this instance"
-                ),
-                None,
-            ),
-            MigrateError::Db(e) => StoreError::unavailable(
-                format!("cannot set up the tickguard tables in `{file}`: {e}"),
-                Some(Box::new(e)),
-            ),
-        })?;
-        Ok(Self {
-            pool,
-            sql: Arc::new(Statements::new()),
-            description: format!("sqlite:{file}"),
         })
     }
 
@@ -332,15 +447,16 @@ impl SqlDialect for SqliteStore {
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: i64,
-    ) -> sqlx::Result<(Option<String>, bool)> {
+    ) -> sqlx::Result<(Option<String>, bool, Option<DateTime<Utc>>)> {
         // The job's row, inserted if new, names its running execution (at most one). The
         // clock is the host's, which every instance sharing the file reads: always due.
-        let running = sqlx::query_scalar(AssertSqlSafe(self.sql.insert_job.as_str()))
-            .bind(req.job)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok((running, true))
+        let (running, pruned_through): (Option<String>, Option<i64>) =
+            sqlx::query_as(AssertSqlSafe(self.sql.insert_job.as_str()))
+                .bind(req.job)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?;
+        Ok((running, true, pruned_through.map(sql::DbInstant::instant)))
     }
 
     async fn open_rows(
@@ -374,6 +490,13 @@ impl SqlDialect for SqliteStore {
             .bind(req.execution_id)
             .fetch_one(&mut **tx)
             .await?;
+        // The open runs of this execution and of the one it abandons: their owners are
+        // gone, and ended at their last heartbeat.
+        sqlx::query(AssertSqlSafe(self.sql.close_runs.as_str()))
+            .bind(req.execution_id)
+            .bind(running)
+            .execute(&mut **tx)
+            .await?;
         sqlx::query(AssertSqlSafe(self.sql.abandon.as_str()))
             .bind(req.job)
             .bind(req.execution_id)
@@ -392,6 +515,17 @@ impl SqlDialect for SqliteStore {
                 .bind(sql::millis(req.liveness))
                 .fetch_optional(&mut **tx)
                 .await?;
+        if let Some((previous, _)) = &taken {
+            sqlx::query(AssertSqlSafe(self.sql.start_run.as_str()))
+                .bind(req.execution_id)
+                .bind(fence)
+                .bind(req.job)
+                .bind(req.owner)
+                .bind(now)
+                .bind(previous + 1)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(taken.map(|(attempts, checkpoint)| Taken::new(fence, attempts, checkpoint)))
     }
 
@@ -515,6 +649,9 @@ struct Statements {
     own_row: String,
     bump: String,
     abandon: String,
+    close_runs: String,
+    start_run: String,
+    end_run: String,
     take: String,
     holds: String,
     heartbeat: String,
@@ -544,7 +681,7 @@ impl Statements {
         Self {
             insert_job: "INSERT INTO tickguard_jobs (job, created_at) VALUES ($1, $2) \
                          ON CONFLICT (job) DO UPDATE SET job = excluded.job \
-                         RETURNING running_id"
+                         RETURNING running_id, pruned_through"
                 .into(),
             register: "INSERT INTO tickguard_jobs AS j (job, trigger, zone, next_fire_at, \
                            created_at) \
@@ -569,6 +706,22 @@ impl Statements {
                      error = 'owner stopped heartbeating; execution abandoned' \
                  WHERE id = $4 AND job = $1 AND status = 'RUNNING' AND id <> $2"
             ),
+            close_runs: format!(
+                "UPDATE tickguard_runs SET outcome = 'ABANDONED', \
+                     ended_at = (SELECT e.heartbeat_at FROM {ex} e \
+                         WHERE e.id = tickguard_runs.execution_id), \
+                     attempts = (SELECT e.attempt FROM {ex} e \
+                         WHERE e.id = tickguard_runs.execution_id) \
+                 WHERE ended_at IS NULL AND execution_id IN ($1, $2)"
+            ),
+            start_run: "INSERT INTO tickguard_runs (execution_id, fence, job, owner, started_at, \
+                            attempts) \
+                        VALUES ($1, $2, $3, $4, $5, $6)"
+                .into(),
+            end_run: "UPDATE tickguard_runs SET ended_at = $3, outcome = $4, attempts = $5, \
+                          error = $6 \
+                      WHERE execution_id = $1 AND fence = $2"
+                .into(),
             take: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms) \
@@ -613,7 +766,7 @@ impl Statements {
             ),
             execution: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint \
+                     heartbeat_at, finished_at, error, checkpoint, requested_by \
                  FROM {ex} WHERE id = $1"
             ),
             // Up to `$3` per-execution steps of the jobs `$1` (a JSON array) whose execution
@@ -631,13 +784,13 @@ impl Statements {
             ),
             executions: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint \
+                     heartbeat_at, finished_at, error, checkpoint, requested_by \
                  FROM {ex} WHERE job = $1 \
                  ORDER BY scheduled_at DESC, started_at DESC LIMIT $2"
             ),
             dead_letters: format!(
                 "SELECT id, job, scheduled_at, status, fence, owner, attempt, started_at, \
-                     heartbeat_at, finished_at, error, checkpoint \
+                     heartbeat_at, finished_at, error, checkpoint, requested_by \
                  FROM {ex} WHERE status = 'FAILED' AND ($1 IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
@@ -657,8 +810,9 @@ impl Statements {
             // Interrupted executions before pending ticks, oldest first, and at most `$4` of
             // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
-                "SELECT job, id, scheduled_at, status, attempt FROM (\
-                     SELECT job, id, scheduled_at, status, attempt, row_number() OVER (\
+                "SELECT job, id, scheduled_at, status, attempt, requested FROM (\
+                     SELECT job, id, scheduled_at, status, attempt, \
+                         requested_by IS NOT NULL AS requested, row_number() OVER (\
                          PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
                      WHERE job IN (SELECT value FROM json_each($1)) \
@@ -679,72 +833,190 @@ type ExecutionRow = sql::ExecutionRow<Instant, Attempt>;
 type InterruptedRow = sql::InterruptedRow<Instant, Attempt>;
 
 impl ExecutionStore for SqliteStore {
-    // STUB: replaced by the operations implementation.
-    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+    fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<JobSummary>, StoreError>> {
+        Box::pin(self.job_summaries(None))
     }
-    fn job<'a>(
-        &'a self,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::JobSummary>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobSummary>, StoreError>> {
+        Box::pin(async move { Ok(self.job_summaries(Some(name)).await?.pop()) })
     }
+
     fn history<'a>(
         &'a self,
-        _query: &'a crate::store::HistoryQuery,
-    ) -> BoxFuture<'a, Result<crate::store::HistoryPage, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, StoreError>> {
+        Box::pin(async move {
+            let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+            let statuses = serde_json::to_string(&statuses).unwrap_or_else(|_| "[]".to_owned());
+            let limit = query.limit.max(1);
+            let rows: Vec<ExecutionRow> = sqlx::query_as(AssertSqlSafe(self.ops.history.as_str()))
+                .bind(&query.job)
+                .bind(statuses)
+                .bind(query.since.map(at))
+                .bind(query.until.map(at))
+                .bind(query.after.as_ref().map(|c| at(c.scheduled_at)))
+                .bind(query.after.as_ref().map(|c| c.id.as_str()))
+                .bind(i64::try_from(limit).map_or(i64::MAX, |n| n.saturating_add(1)))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(&format!("reading the history of `{}`", query.job), e))?;
+            let records = sql::records(rows).map_err(|e| self.error("reading executions", e))?;
+            Ok(HistoryPage::from_rows(records, limit))
+        })
     }
+
     fn execution_detail<'a>(
         &'a self,
-        _id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::store::ExecutionDetail>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExecutionDetail>, StoreError>> {
+        Box::pin(async move {
+            let Some(execution) = self.execution(id).await? else {
+                return Ok(None);
+            };
+            let rows: Vec<sql::RunRow<Instant, Attempt>> =
+                sqlx::query_as(AssertSqlSafe(self.ops.runs.as_str()))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&format!("reading the runs of `{id}`"), e))?;
+            let runs = rows
+                .into_iter()
+                .map(sql::run)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error(&format!("reading the runs of `{id}`"), e))?;
+            Ok(Some(ExecutionDetail { execution, runs }))
+        })
     }
+
     fn pause<'a>(
         &'a self,
-        _job: &'a str,
-        _note: &'a str,
-        _by: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        job: &'a str,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        Box::pin(async move {
+            let change = sqlx::query(AssertSqlSafe(self.ops.pause.as_str()))
+                .bind(job)
+                .bind(note)
+                .bind(by)
+                .bind(now_ms());
+            if !self
+                .control_change(&format!("pausing job `{job}`"), change)
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.existing_job(job).await
+        })
     }
-    fn resume<'a>(
-        &'a self,
-        _job: &'a str,
-    ) -> BoxFuture<'a, Result<crate::store::JobSummary, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+
+    fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>> {
+        Box::pin(async move {
+            let change = sqlx::query(AssertSqlSafe(self.ops.resume.as_str())).bind(job);
+            if !self
+                .control_change(&format!("resuming job `{job}`"), change)
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.existing_job(job).await
+        })
     }
+
     fn trigger<'a>(
         &'a self,
-        _job: &'a str,
-        _by: &'a str,
+        job: &'a str,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let now = Utc::now();
+            let id = sql::manual_id(job, now);
+            let change = sqlx::query(AssertSqlSafe(self.ops.trigger.as_str()))
+                .bind(job)
+                .bind(id.as_str())
+                .bind(by)
+                .bind(at(now));
+            if !self
+                .control_change(&format!("triggering job `{job}`"), change)
+                .await?
+            {
+                return Err(sql::no_job(job));
+            }
+            self.execution(&id)
+                .await?
+                .ok_or_else(|| sql::no_execution(&id))
+        })
     }
+
     fn rerun<'a>(
         &'a self,
-        _id: &'a str,
-        _force: bool,
-        _by: &'a str,
+        id: &'a str,
+        force: bool,
+        by: &'a str,
     ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let change = sqlx::query(AssertSqlSafe(self.ops.rerun.as_str()))
+                .bind(id)
+                .bind(force)
+                .bind(by);
+            let changed = self
+                .control_change(&format!("re-running execution `{id}`"), change)
+                .await?;
+            let record = self
+                .execution(id)
+                .await?
+                .ok_or_else(|| sql::no_execution(id))?;
+            if !changed {
+                // Refused: say why, by the state it is in.
+                return Err(sql::rerun_refused(id, record.status, force).unwrap_or_else(|| {
+                    StoreError::Refused {
+                        message: format!(
+                            "execution `{id}` changed while it was asked to re-run it; try again"
+                        ),
+                    }
+                }));
+            }
+            Ok(record)
+        })
     }
+
     fn prune<'a>(
         &'a self,
-        _request: &'a crate::store::PruneRequest,
-    ) -> BoxFuture<'a, Result<crate::store::PruneReport, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        request: &'a PruneRequest,
+    ) -> BoxFuture<'a, Result<PruneReport, StoreError>> {
+        Box::pin(async move {
+            self.prune_all(request)
+                .await
+                .map_err(|e| self.error("pruning the history", e))
+        })
     }
+
     fn paused<'a>(
         &'a self,
-        _jobs: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Pause)>, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
+        Box::pin(async move {
+            let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".to_owned());
+            let rows: Vec<sql::PauseRow<Instant>> =
+                sqlx::query_as(AssertSqlSafe(self.ops.paused.as_str()))
+                    .bind(names)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.error("reading the pauses", e))?;
+            Ok(rows.into_iter().map(sql::pause).collect())
+        })
     }
+
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async { Err(StoreError::unavailable("not built yet", None)) })
+        Box::pin(async move {
+            let version: i64 = sqlx::query_scalar(AssertSqlSafe(self.ops.control_version.as_str()))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.error("reading the control version", e))?;
+            Ok(version.unsigned_abs())
+        })
     }
+
     sql::methods::execution_store_methods!();
 
     fn register_all<'a>(
@@ -852,17 +1124,42 @@ impl ExecutionStore for SqliteStore {
         exec: &'a ExecutionRef,
         finish: &'a Finish<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.fenced_write(
-            "recording the execution's end",
-            exec,
-            &self.sql.finish,
-            move |q| {
-                q.bind(finish.status.as_str())
+        Box::pin(async move {
+            // The execution's end and its run's, in one transaction.
+            let ended = async {
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let now = now_ms();
+                let done = sqlx::query(AssertSqlSafe(self.sql.finish.as_str()))
+                    .bind(&exec.execution_id)
+                    .bind(sql::db_fence(exec.fence))
+                    .bind(finish.status.as_str())
                     .bind(i64::from(finish.attempts))
                     .bind(finish.error)
-                    .bind(now_ms())
-            },
-        ))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(AssertSqlSafe(self.sql.end_run.as_str()))
+                    .bind(&exec.execution_id)
+                    .bind(sql::db_fence(exec.fence))
+                    .bind(now)
+                    .bind(finish.status.as_str())
+                    .bind(i64::from(finish.attempts))
+                    .bind(finish.error)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            };
+            match ended.await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(sql::fenced(exec)),
+                Err(e) => Err(self.error("recording the execution's end", e)),
+            }
+        })
     }
 
     fn sql(&self) -> Option<SqlStore> {
@@ -897,6 +1194,289 @@ impl ExecutionStore for SqliteStore {
                     return Ok(forgot);
                 }
             }
+        })
+    }
+}
+
+/// The statements of the operations API (jobs, history, detail, pause, resume, trigger,
+/// re-run, prune, control). Lists of names travel as JSON arrays; "now" is bound.
+struct OpStatements {
+    jobs: String,
+    history: String,
+    runs: String,
+    pause: String,
+    resume: String,
+    trigger: String,
+    rerun: String,
+    bump_control: String,
+    paused: String,
+    control_version: String,
+    all_jobs: String,
+    prune_turn: String,
+    prune_due: String,
+    prune_count: String,
+    prune_pick: String,
+    prune_runs: String,
+    prune_steps: String,
+    prune_executions: String,
+    prune_raise: String,
+}
+
+impl OpStatements {
+    /// The statements. Long, but only SQL text.
+    fn new() -> Self {
+        let ex = "tickguard_executions";
+        let jobs = "tickguard_jobs";
+        let columns = "id, job, scheduled_at, status, fence, owner, attempt, started_at, \
+                       heartbeat_at, finished_at, error, checkpoint, requested_by";
+        let ids = "(SELECT value FROM json_each($1))";
+        Self {
+            // The last execution that ended, per job, by the `(job, scheduled_at DESC)`
+            // index: a few rows read per job.
+            jobs: format!(
+                "SELECT j.job, j.trigger, j.zone, j.fence, j.created_at, j.last_tick, \
+                     j.next_fire_at, j.paused_at, j.paused_by, j.paused_note, \
+                     l.id, l.scheduled_at, l.status, l.finished_at \
+                 FROM {jobs} j LEFT JOIN {ex} l ON l.id = (\
+                     SELECT e.id FROM {ex} e WHERE e.job = j.job \
+                         AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                     ORDER BY e.scheduled_at DESC LIMIT 1) \
+                 WHERE $1 IS NULL OR j.job = $1 ORDER BY j.job"
+            ),
+            history: format!(
+                "SELECT {columns} FROM {ex} \
+                 WHERE job = $1 AND (json_array_length($2) = 0 \
+                         OR status IN (SELECT value FROM json_each($2))) \
+                     AND ($3 IS NULL OR scheduled_at >= $3) \
+                     AND ($4 IS NULL OR scheduled_at < $4) \
+                     AND ($5 IS NULL OR (scheduled_at, id) < ($5, $6)) \
+                 ORDER BY scheduled_at DESC, id DESC LIMIT $7"
+            ),
+            runs: "SELECT fence, owner, started_at, ended_at, outcome, attempts, error \
+                   FROM tickguard_runs WHERE execution_id = $1 ORDER BY fence"
+                .into(),
+            pause: format!(
+                "UPDATE {jobs} SET paused_at = coalesce(paused_at, $4), paused_by = $3, \
+                     paused_note = $2 WHERE job = $1"
+            ),
+            resume: format!(
+                "UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, paused_note = NULL \
+                 WHERE job = $1"
+            ),
+            trigger: format!(
+                "INSERT INTO {ex} (id, job, scheduled_at, status, fence, owner, attempt, \
+                     started_at, heartbeat_at, liveness_ms, requested_by) \
+                 SELECT $2, job, $4, 'PENDING', 0, $3, 0, $4, $4, 0, $3 \
+                 FROM {jobs} WHERE job = $1"
+            ),
+            rerun: format!(
+                "UPDATE {ex} SET status = 'PENDING', attempt = 0, error = NULL, \
+                     finished_at = NULL, requested_by = $3, \
+                     checkpoint = CASE WHEN status IN ('COMPLETED', 'SKIPPED') \
+                         THEN NULL ELSE checkpoint END \
+                 WHERE id = $1 AND (status IN ('FAILED', 'TIMED_OUT', 'CANCELLED') \
+                     OR ($2 AND status IN ('COMPLETED', 'SKIPPED')))"
+            ),
+            bump_control: "UPDATE tickguard_control SET version = version + 1 WHERE id = 1".into(),
+            paused: format!(
+                "SELECT job, paused_note, paused_by, paused_at FROM {jobs} \
+                 WHERE job IN {ids} AND paused_at IS NOT NULL ORDER BY job"
+            ),
+            control_version: "SELECT version FROM tickguard_control WHERE id = 1".into(),
+            all_jobs: format!("SELECT job FROM {jobs} ORDER BY job"),
+            // `$2` now, `$3` the instant a prune before it must be older than.
+            prune_turn: format!(
+                "UPDATE {jobs} SET pruned_at = $2 \
+                 WHERE job = $1 AND (pruned_at IS NULL OR pruned_at <= $3) RETURNING job"
+            ),
+            prune_due: format!(
+                "SELECT job FROM {jobs} WHERE job IN {ids} \
+                     AND (pruned_at IS NULL OR pruned_at <= $2) ORDER BY job"
+            ),
+            prune_count: format!(
+                "SELECT count(*) FROM {ex} WHERE job = $1 AND status = $2 AND finished_at <= $3"
+            ),
+            prune_pick: format!(
+                "SELECT id, scheduled_at FROM {ex} \
+                 WHERE job = $1 AND status = $2 AND finished_at <= $3 LIMIT $4"
+            ),
+            prune_runs: format!("DELETE FROM tickguard_runs WHERE execution_id IN {ids}"),
+            prune_steps: format!(
+                "DELETE FROM tickguard_once WHERE per_execution = 1 AND execution_id IN {ids}"
+            ),
+            prune_executions: format!("DELETE FROM {ex} WHERE id IN {ids}"),
+            prune_raise: format!(
+                "UPDATE {jobs} SET pruned_through = max(coalesce(pruned_through, $2), $2) \
+                 WHERE job = $1"
+            ),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Jobs by name (`name`, or all), as summaries.
+    async fn job_summaries(&self, name: Option<&str>) -> Result<Vec<JobSummary>, StoreError> {
+        let rows: Vec<sql::JobSummaryRow<Instant>> =
+            sqlx::query_as(AssertSqlSafe(self.ops.jobs.as_str()))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error("reading the jobs", e))?;
+        rows.into_iter()
+            .map(sql::job_summary)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error("reading the jobs", e))
+    }
+
+    /// The job `name`'s summary, or [`StoreError::NotFound`].
+    async fn existing_job(&self, name: &str) -> Result<JobSummary, StoreError> {
+        self.job_summaries(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| sql::no_job(name))
+    }
+
+    /// Runs one change in a transaction that bumps the control version when it changed a
+    /// row; whether it did.
+    async fn control_change<'q>(
+        &'q self,
+        what: &str,
+        change: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<bool, StoreError> {
+        let changed = async {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            if change.execute(&mut *tx).await?.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(AssertSqlSafe(self.ops.bump_control.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        };
+        changed.await.map_err(|e| self.error(what, e))
+    }
+
+    /// The jobs a prune works on: those named (or all), less those another prune worked
+    /// on within `at_most_every`, whose turn this prune takes.
+    async fn prune_jobs(&self, request: &PruneRequest) -> Result<Vec<String>, SqlxError> {
+        let named = match &request.jobs {
+            Some(jobs) => jobs.clone(),
+            None => {
+                sqlx::query_scalar(AssertSqlSafe(self.ops.all_jobs.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let Some(every) = request.at_most_every else {
+            return Ok(named);
+        };
+        let now = now_ms();
+        let before = now.saturating_sub(sql::millis(every));
+        if request.dry_run {
+            let names = serde_json::to_string(&named).unwrap_or_else(|_| "[]".to_owned());
+            return sqlx::query_scalar(AssertSqlSafe(self.ops.prune_due.as_str()))
+                .bind(names)
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await;
+        }
+        let mut turns = Vec::new();
+        for job in named {
+            let turn: Option<String> =
+                sqlx::query_scalar(AssertSqlSafe(self.ops.prune_turn.as_str()))
+                    .bind(&job)
+                    .bind(now)
+                    .bind(before)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            turns.extend(turn);
+        }
+        Ok(turns)
+    }
+
+    /// Deletes one batch of a job's executions in `status` that ended at `ended_by` or
+    /// before, with their runs and per-execution steps, and raises the job's pruned
+    /// watermark, in one transaction; how many it deleted.
+    async fn prune_batch(&self, job: &str, status: Status, ended_by: i64) -> sqlx::Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let doomed: Vec<(String, i64)> =
+            sqlx::query_as(AssertSqlSafe(self.ops.prune_pick.as_str()))
+                .bind(job)
+                .bind(status.as_str())
+                .bind(ended_by)
+                .bind(sql::PRUNE_BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+        let Some(latest) = doomed.iter().map(|(_, at)| *at).max() else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let ids: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
+        let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
+        for statement in [
+            &self.ops.prune_runs,
+            &self.ops.prune_steps,
+            &self.ops.prune_executions,
+        ] {
+            sqlx::query(AssertSqlSafe(statement.as_str()))
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(AssertSqlSafe(self.ops.prune_raise.as_str()))
+            .bind(job)
+            .bind(latest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(doomed.len() as u64)
+    }
+
+    /// Prunes (or, dry, counts) one job's executions in `status` kept `keep`.
+    async fn prune_status(
+        &self,
+        job: &str,
+        status: Status,
+        keep: Duration,
+        dry_run: bool,
+    ) -> sqlx::Result<u64> {
+        let ended_by = now_ms().saturating_sub(sql::millis(keep));
+        if dry_run {
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(self.ops.prune_count.as_str()))
+                .bind(job)
+                .bind(status.as_str())
+                .bind(ended_by)
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(n.unsigned_abs());
+        }
+        let mut deleted = 0;
+        loop {
+            let n = self.prune_batch(job, status, ended_by).await?;
+            deleted += n;
+            if n < sql::PRUNE_BATCH.unsigned_abs() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// A prune: the jobs it may work on, then each job's statuses, batch by batch.
+    async fn prune_all(&self, request: &PruneRequest) -> Result<PruneReport, SqlxError> {
+        let jobs = self.prune_jobs(request).await?;
+        let prunable = request.retention.prunable();
+        let mut deleted: Vec<(Status, u64)> = prunable.iter().map(|(s, _)| (*s, 0)).collect();
+        for job in &jobs {
+            for (i, (status, keep)) in prunable.iter().enumerate() {
+                deleted[i].1 += self
+                    .prune_status(job, *status, *keep, request.dry_run)
+                    .await?;
+            }
+        }
+        Ok(PruneReport {
+            ran: request.dry_run || request.at_most_every.is_none() || !jobs.is_empty(),
+            deleted,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! "now" is a bound parameter (SQLite's Unix milliseconds) or `clock_timestamp()` in the
 //! statement (PostgreSQL).
 
+use chrono::{DateTime, Utc};
 use sqlx::{Database, Transaction};
 
 use crate::store::{
@@ -78,16 +79,17 @@ pub(crate) trait SqlDialect {
     /// Begins a store transaction (holding whatever lock the database takes up front).
     async fn begin(&self) -> sqlx::Result<Tx<Self>>;
 
-    /// Inserts or locks the job's row; returns the job's running execution, if any, and
+    /// Inserts or locks the job's row; returns the job's running execution, if any,
     /// whether the tick is due by the database's clock (within
     /// [`EARLY_TOLERANCE`](crate::store::claim::EARLY_TOLERANCE); always, where the
-    /// database's clock is the instances' own).
+    /// database's clock is the instances' own), and the latest tick whose record a prune
+    /// deleted.
     async fn lock_job(
         &self,
         tx: &mut Tx<Self>,
         req: &ClaimRequest<'_>,
         now: Self::Now,
-    ) -> sqlx::Result<(Option<String>, bool)>;
+    ) -> sqlx::Result<(Option<String>, bool, Option<DateTime<Utc>>)>;
 
     /// Reads this execution's row and the job's running one (`running`).
     async fn open_rows(
@@ -154,10 +156,18 @@ pub(crate) async fn claim<S: SqlDialect>(
 ) -> sqlx::Result<Result<Claim, Refused>> {
     let mut tx = store.begin().await?;
     let now = S::now();
-    let (running, due) = store.lock_job(&mut tx, req, now).await?;
+    let (running, due, pruned_through) = store.lock_job(&mut tx, req, now).await?;
     let open = store
         .open_rows(&mut tx, req, running.as_deref(), now)
         .await?;
+    // No record of this execution, and a prune deleted the job's records up to its tick:
+    // it may have run, so it does not run (again).
+    if pruned_through.is_some_and(|through| req.scheduled_at <= through)
+        && !open.iter().any(|(id, ..)| id == req.execution_id)
+    {
+        tx.rollback().await?;
+        return Ok(Ok(Claim::Pruned));
+    }
     let rows: Vec<SeenRow<'_>> = open
         .iter()
         .map(|(id, status, live, owner)| {
