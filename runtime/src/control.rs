@@ -49,11 +49,6 @@ use crate::{
 /// The default of [`SchedulerBuilder::control_every`](crate::SchedulerBuilder::control_every).
 pub(crate) const DEFAULT_CONTROL_EVERY: Duration = Duration::from_millis(500);
 
-/// The PostgreSQL channel every control change is notified on, with the store's schema as
-/// the payload.
-#[cfg(feature = "postgres")]
-const CONTROL_CHANNEL: &str = "tickguard_control";
-
 /// How many executions one look for requested ones brings back, at most.
 const CONTROL_BATCH: usize = 1000;
 
@@ -317,6 +312,8 @@ fn listen(_: &Runtime, _: Arc<Notify>, _: CancellationToken) {}
 #[cfg(feature = "postgres")]
 async fn listen_postgres(store: crate::store::PostgresStore, notified: Arc<Notify>) {
     use sqlx::postgres::{PgListener, PgPoolOptions};
+
+    use crate::store::CONTROL_CHANNEL;
 
     let options = (*store.pool().connect_options()).clone();
     let pool = PgPoolOptions::new()

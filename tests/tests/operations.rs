@@ -385,6 +385,9 @@ async fn a_prune_keeps_a_live_run_and_never_lets_a_pruned_tick_run_again() {
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
         ("FAKETIME_NO_CACHE", "1".to_owned()),
     ];
+    let port = free_port();
+    let mut lagging = lagging.to_vec();
+    lagging.push(("OPS_METRICS_PORT", port.to_string()));
     cluster.spawn("lagging", &jobs, &lagging).await;
     let slow = cluster.store.trigger("slow", "test").await.unwrap();
     cluster.runs_of("slow", &slow.id, |n| n >= 1).await;
@@ -395,20 +398,34 @@ async fn a_prune_keeps_a_live_run_and_never_lets_a_pruned_tick_run_again() {
         .timed_out(Some(Duration::ZERO))
         .cancelled(Some(Duration::ZERO));
     let prune = PruneRequest::new(everything).jobs(vec!["tick".into(), "slow".into()]);
-    let until = Instant::now() + Duration::from_secs(8);
+    // `slow` runs 6 s: for 5 s it is RUNNING, and every prune keeps it; once it ended, a
+    // prune deletes it.
+    let started = Instant::now();
     let mut deleted = 0;
-    while Instant::now() < until {
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(9) {
         let report = cluster.store.prune(&prune).await.unwrap();
         deleted += report.total();
-        if Instant::now() < until - Duration::from_secs(3) {
-            let live = cluster.store.execution(&slow.id).await.unwrap();
-            let live = live.expect("the running execution was pruned");
+        last = cluster.store.execution(&slow.id).await.unwrap();
+        if started.elapsed() < Duration::from_secs(5) {
+            let live = last.as_ref().expect("the running execution was pruned");
             assert_eq!(live.status, Status::Running, "{live:?}");
         }
         sleep(Duration::from_millis(200)).await;
     }
     assert!(deleted >= 4, "the prunes deleted {deleted} executions");
-    assert_eq!(cluster.settled(&slow.id).await, Status::Completed);
+    // The lagging instance did claim ticks whose records were pruned by then, and ran none.
+    let refused = skips(port, "tick", "duplicate");
+    assert!(
+        refused >= 3,
+        "the lagging instance was refused {refused} ticks"
+    );
+    assert!(
+        last.as_ref().is_none_or(|r| r.status == Status::Completed),
+        "the slow run did not complete: {last:?}"
+    );
+    let slow_runs = cluster.runs_of("slow", &slow.id, |_| true).await;
+    assert_eq!(slow_runs.len(), 1, "{slow_runs:?}");
     cluster.stop();
     let mut per_tick: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for e in cluster.effects("tick").await {
