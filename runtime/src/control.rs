@@ -8,7 +8,9 @@
 //! one atomic load), and looks for the executions operators asked for, which it queues on
 //! their job loops. A request that could not run yet (the job's lock held, the job busy
 //! elsewhere, a backend down) stays pending in the store: the task looks again at every
-//! round while any is outstanding, so it runs later with no further change.
+//! round while any is outstanding, so it runs later with no further change. It also looks
+//! about every third of the liveness, as the recovery task does: a requested execution
+//! whose owner died (which moves no version) is resumed like any interrupted one.
 //!
 //! On PostgreSQL it also `LISTEN`s on the channel every change is `NOTIFY`ed on (one
 //! connection of its own; notifications for other schemas are ignored) and looks at once on
@@ -127,6 +129,9 @@ pub(crate) struct Control {
     version: Option<u64>,
     /// Requests seen pending at the last look: look again next round.
     outstanding: bool,
+    /// When the requests were last looked for: a requested execution whose owner died is
+    /// found this way (no change moves the version), about every third of the liveness.
+    scanned: Option<Instant>,
     /// Who asked for each request seen pending, so that a waiting one is read once.
     requesters: HashMap<String, String>,
     /// When the store's failure was last warned about.
@@ -154,6 +159,7 @@ impl Control {
             by_name,
             version: None,
             outstanding: false,
+            scanned: None,
             requesters: HashMap::new(),
             warned: None,
             settings,
@@ -171,13 +177,17 @@ impl Control {
                 let paused = bounded(self.rt.store.paused(&self.names)).await?;
                 self.apply_pauses(paused);
             }
-            if moved || self.outstanding {
+            let stale = self
+                .scanned
+                .is_none_or(|at| at.elapsed() >= self.rt.liveness / 3);
+            if moved || self.outstanding || stale {
                 let found = bounded(self.rt.store.interrupted(
                     &self.names,
                     self.rt.liveness,
                     CONTROL_BATCH,
                 ))
                 .await?;
+                self.scanned = Some(Instant::now());
                 self.queue_requests(found).await;
             }
             self.version = Some(version);
