@@ -87,11 +87,7 @@ pub(crate) async fn job_loop(
         let now = rt.clock.now();
         let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
         if entry.pause.is_paused() {
-            // Paused: no lock, no claim, no ledger row, nothing lost; the ticks are not run
-            // later.
-            m.skipped(SkipReason::Paused, plan.run.len() as u64 + plan.skipped);
-            next = misfire::after_run(schedule, plan.next, now, policy).next;
-            publish_next(&entry, next);
+            next = skip_paused(&entry, &plan, now);
             continue;
         }
         count_misfires(&rt, &entry, &plan).await;
@@ -118,6 +114,22 @@ pub(crate) async fn job_loop(
         next = after.next;
         publish_next(&entry, next);
     }
+}
+
+/// Skips the due ticks of `plan` for a paused job: no lock, no claim, no ledger row, nothing
+/// reported lost, and they are not run later; counted as `paused`. The next tick to wait for.
+fn skip_paused(
+    entry: &JobEntry,
+    plan: &misfire::Plan,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let job = &entry.job;
+    entry
+        .metrics
+        .skipped(SkipReason::Paused, plan.run.len() as u64 + plan.skipped);
+    let next = misfire::after_run(&job.schedule, plan.next, now, job.misfire).next;
+    publish_next(entry, next);
+    next
 }
 
 /// Runs the due ticks of a plan one after the other, oldest first (catch-up runs), and
