@@ -295,7 +295,11 @@ pub(crate) async fn control(mut control: Control, firing: CancellationToken) {
             () = notified.notified() => {}
             () = sleep(every.mul_f64(0.9 + fastrand::f64() / 5.0)) => {}
         }
-        control.look().await;
+        // A look at a slow store does not hold shutdown up.
+        tokio::select! {
+            () = firing.cancelled() => return,
+            () = control.look() => {}
+        }
     }
 }
 
@@ -353,5 +357,29 @@ async fn listen_postgres(store: crate::store::PostgresStore, notified: Arc<Notif
             channel = CONTROL_CHANNEL, error = %e,
             "cannot listen for control changes; polling the store instead"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    #[test]
+    fn a_pause_applies_once_and_a_new_note_counts_as_a_change() {
+        let state = PauseState::default();
+        let at = Utc::now();
+        let pause = Pause::new("maintenance", "ops", at);
+        assert_eq!(state.apply(None), Change::None);
+        assert!(!state.is_paused());
+        assert_eq!(state.apply(Some(&pause)), Change::Paused);
+        assert!(state.is_paused());
+        assert_eq!(state.apply(Some(&pause)), Change::None);
+        let again = Pause::new("longer maintenance", "ops", at);
+        assert_eq!(state.apply(Some(&again)), Change::Paused);
+        assert_eq!(state.apply(None), Change::Resumed);
+        assert!(!state.is_paused());
+        assert_eq!(state.apply(None), Change::None);
     }
 }
