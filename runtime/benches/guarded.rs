@@ -39,25 +39,34 @@
 //! postgres  WITH bumped AS (UPDATE tickguard_jobs SET fence = fence + 1,
 //!             last_tick = GREATEST(last_tick, $3), next_fire_at = GREATEST($6, next_fire_at),
 //!             running_id = $2
-//!             WHERE job = $1 AND running_id IS NULL AND NOT EXISTS (SELECT 1
-//!               FROM tickguard_executions WHERE id = $2 AND (job <> $1 OR status = 'RUNNING'
-//!               OR ($7 AND status IN ('COMPLETED', 'FAILED', 'TIMED_OUT')))) RETURNING fence)
-//!           INSERT INTO tickguard_executions AS e (id, job, scheduled_at, status, fence, owner,
-//!             attempt, started_at, heartbeat_at, liveness_ms)
-//!           SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(),
-//!             clock_timestamp(), $5 FROM bumped
-//!           ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence,
-//!             attempt = e.attempt + 1, owner = EXCLUDED.owner, .. , finished_at = NULL,
-//!             error = NULL
-//!           WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING'
-//!             AND NOT ($7 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT'))
-//!           RETURNING fence, attempt - 1, checkpoint::text, xmax <> 0
+//!             WHERE job = $1 AND running_id IS NULL AND (NOT $9 OR $3 <= ..)
+//!               AND (pruned_through IS NULL OR $3 > pruned_through OR EXISTS (..))
+//!               AND NOT EXISTS (SELECT 1 FROM tickguard_executions WHERE id = $2
+//!               AND (job <> $1 OR status = 'RUNNING'
+//!               OR ($7 AND status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED'))))
+//!             RETURNING fence),
+//!           taken AS (INSERT INTO tickguard_executions AS e (id, job, scheduled_at, status,
+//!             fence, owner, attempt, started_at, heartbeat_at, liveness_ms)
+//!             SELECT $2, $1, $3, 'RUNNING', bumped.fence, $4, 1, clock_timestamp(),
+//!               clock_timestamp(), $5 FROM bumped
+//!             ON CONFLICT (id) DO UPDATE SET status = 'RUNNING', fence = EXCLUDED.fence,
+//!               attempt = e.attempt + 1, owner = EXCLUDED.owner, .. , finished_at = NULL,
+//!               error = NULL
+//!             WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING'
+//!               AND NOT ($7 AND e.status IN (..))
+//!             RETURNING fence, attempt, checkpoint, started_at, xmax <> 0 AND attempt > 1),
+//!           run AS (INSERT INTO tickguard_runs (execution_id, fence, job, owner, started_at,
+//!             attempts) SELECT $2, fence, $1, $4, started_at, attempt FROM taken)
+//!           SELECT fence, attempt - 1, checkpoint::text, resumed FROM taken
 //! postgres  Sync alone (the pool's ping as it takes the connection back, off the path)
 //! postgres  WITH job AS MATERIALIZED (SELECT 1 FROM tickguard_jobs WHERE job = $6 FOR UPDATE),
 //!           finished AS (UPDATE tickguard_executions SET status = $3, attempt = $4,
 //!             error = $5, finished_at = clock_timestamp()
 //!             WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
-//!               AND (SELECT count(*) FROM job) >= 0 RETURNING id),
+//!               AND (SELECT count(*) FROM job) >= 0 RETURNING id, finished_at),
+//!           ended AS (UPDATE tickguard_runs r SET ended_at = f.finished_at, outcome = $3,
+//!             attempts = $4, error = $5 FROM finished f
+//!             WHERE r.execution_id = $1 AND r.fence = $2),
 //!           freed AS (UPDATE tickguard_jobs SET running_id = NULL
 //!             WHERE job = $6 AND running_id = $1 AND fence = $2
 //!               AND EXISTS (SELECT 1 FROM finished))

@@ -16,7 +16,7 @@ mod migrate;
 mod once_scope;
 mod operations;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]

@@ -933,8 +933,11 @@ async fn migration_4_keeps_the_history(backend: Backend) {
     undo_migration_4(&db, &*store).await;
     let version = db.table("tickguard_migrations");
     assert_eq!(
-        db.count(&*store, format!("SELECT max(version) FROM {version}"))
-            .await,
+        db.count(
+            &*store,
+            format!("SELECT CAST(max(version) AS BIGINT) FROM {version}")
+        )
+        .await,
         3
     );
     let store = db.open().await;
@@ -966,6 +969,114 @@ async fn postgres_migration_4_keeps_the_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_migration_4_keeps_the_history() {
     migration_4_keeps_the_history(Backend::Sqlite).await;
+}
+
+/// A prune deletes, with the executions, their runs and their per-execution steps (never a
+/// `once_ever` step), and records how far it deleted on the job's row.
+async fn prune_deletes_runs_and_steps_with_the_executions(backend: Backend) {
+    let db = Db::new(backend, "prune");
+    let store = db.open().await;
+    let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let request = ClaimRequest::new("pruned", "pruned@1", at, "owner-1");
+    let Claim::Acquired(claimed) = store.claim(&request).await.unwrap() else {
+        panic!("the first claim must win");
+    };
+    let exec = tickguard::store::ExecutionRef {
+        job: "pruned".to_owned(),
+        execution_id: "pruned@1".to_owned(),
+        fence: claimed.fence,
+    };
+    for (key, scope) in [
+        ("step", tickguard::store::OnceScope::Execution),
+        ("forever", tickguard::store::OnceScope::Ever),
+    ] {
+        store.once_begin(&exec, key, scope).await.unwrap();
+        store.once_end(&exec, key, scope, true).await.unwrap();
+    }
+    store
+        .finish(
+            &exec,
+            &tickguard::store::Finish::new(Status::Completed, 1, None),
+        )
+        .await
+        .unwrap();
+    let (runs, once, jobs) = (
+        db.table("tickguard_runs"),
+        db.table("tickguard_once"),
+        db.table("tickguard_jobs"),
+    );
+    let count = |statement: String| {
+        let (db, store) = (&db, &store);
+        async move { db.count(&**store, statement).await }
+    };
+    assert_eq!(count(format!("SELECT count(*) FROM {runs}")).await, 1);
+    assert_eq!(count(format!("SELECT count(*) FROM {once}")).await, 2);
+    let retention = tickguard::store::Retention::keep_forever().completed(Some(Duration::ZERO));
+    let prune = tickguard::store::PruneRequest::new(retention).jobs(vec!["pruned".to_owned()]);
+    assert_eq!(store.prune(&prune).await.unwrap().total(), 1);
+    assert_eq!(count(format!("SELECT count(*) FROM {runs}")).await, 0);
+    assert_eq!(
+        count(format!("SELECT count(*) FROM {once} WHERE per_execution")).await,
+        0
+    );
+    assert_eq!(
+        count(format!("SELECT count(*) FROM {once} WHERE key = 'forever'")).await,
+        1
+    );
+    let through = match backend {
+        Backend::Postgres => format!(
+            "SELECT count(*) FROM {jobs} WHERE pruned_through = '{}'::timestamptz",
+            at.to_rfc3339()
+        ),
+        Backend::Sqlite => format!(
+            "SELECT count(*) FROM {jobs} WHERE pruned_through = {}",
+            at.timestamp_millis()
+        ),
+    };
+    assert_eq!(count(through).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_prune_deletes_runs_and_steps_with_the_executions() {
+    prune_deletes_runs_and_steps_with_the_executions(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_prune_deletes_runs_and_steps_with_the_executions() {
+    prune_deletes_runs_and_steps_with_the_executions(Backend::Sqlite).await;
+}
+
+/// Every change an operator makes is announced on the control channel, with the schema's
+/// name, once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_changes_are_announced_on_the_control_channel() {
+    let db = Db::new(Backend::Postgres, "notify");
+    let store = db.postgres().await;
+    let registration =
+        tickguard::store::JobRegistration::new("noisy", "every 1s".into(), "UTC".into(), None);
+    store.register(&registration).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&postgres_url())
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    listener.listen("tickguard_control").await.unwrap();
+    let mut heard = Vec::new();
+    let before = store.control_version().await.unwrap();
+    store.pause("noisy", "deploy", "alice").await.unwrap();
+    store.resume("noisy").await.unwrap();
+    let manual = store.trigger("noisy", "alice").await.unwrap();
+    assert!(store.pause("missing", "x", "y").await.is_err());
+    assert_eq!(store.control_version().await.unwrap(), before + 3);
+    // Other tests' schemas announce on the same channel: only this schema's count.
+    while heard.len() < 3 {
+        let note = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .expect("no announcement within 10 s")
+            .unwrap();
+        if note.payload() == db.place {
+            heard.push(note.payload().to_owned());
+        }
+    }
+    assert_eq!(manual.requested_by.as_deref(), Some("alice"));
 }
 
 /// Opens the store as the `tickguard` command does.

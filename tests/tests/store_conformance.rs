@@ -28,8 +28,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use tickguard::store::{
     Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    INTERRUPTED_PER_JOB, JobRecord, JobRegistration, LedgerTick, MemoryStore, OnceScope, OnceState,
-    PostgresStore, SqliteStore, Status, StoreError,
+    HistoryQuery, INTERRUPTED_PER_JOB, JobRecord, JobRegistration, JobSummary, LedgerTick,
+    MemoryStore, OnceScope, OnceState, PostgresStore, PruneRequest, Retention, RunOutcome,
+    SqliteStore, Status, StoreError,
 };
 use tickguard_tests::{no_postgres, postgres_url, sqlite_url};
 
@@ -83,6 +84,13 @@ macro_rules! store_conformance {
                 once_survives_a_takeover_of_its_execution,
                 once_ever_runs_once_across_executions,
                 retention_forgets_the_steps_of_ended_executions_only,
+                jobs_list_their_pause_and_last_outcome,
+                history_pages_through_every_execution,
+                detail_shows_an_abandoned_run_and_its_takeover,
+                pause_and_resume_move_the_control_version,
+                trigger_asks_for_one_manual_execution,
+                rerun_follows_the_rules,
+                prune_deletes_by_retention_and_never_reruns_a_tick,
             );
         }
     };
@@ -1968,4 +1976,602 @@ async fn retention_forgets_the_steps_of_ended_executions_only(
     finish(&*store, &rerun, Status::Completed, 2, None).await;
     // The other job's step was not touched until its job is named.
     assert_eq!(forget(vec![other.clone()], Duration::ZERO).await, 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The operations API
+
+/// The jobs of this case, as `jobs()` lists them (the Postgres schema is shared).
+async fn own_jobs(store: &dyn ExecutionStore, prefix: &str) -> Vec<JobSummary> {
+    ok(store, "jobs", store.jobs().await)
+        .into_iter()
+        .filter(|j| j.name.starts_with(prefix))
+        .collect()
+}
+
+/// `jobs()` lists every job by name with its pause and its last execution that ended (a
+/// running one is not an outcome); `job(name)` reads one.
+async fn jobs_list_their_pause_and_last_outcome(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    fence_of(&*store, &b).await;
+    fence_of(&*store, &a).await;
+    let (_, first) = Claimer::new(&a, &tick_id(&a, 0), 0, "o").win(&*store).await;
+    finish(&*store, &first, Status::Completed, 1, None).await;
+    let (_, second) = Claimer::new(&a, &tick_id(&a, 1), 1, "o").win(&*store).await;
+    finish(&*store, &second, Status::Failed, 3, Some("boom")).await;
+    Claimer::new(&a, &tick_id(&a, 2), 2, "o").win(&*store).await;
+    ok(
+        &*store,
+        "pause",
+        store.pause(&b, "maintenance", "alice").await,
+    );
+
+    let jobs = own_jobs(&*store, prefix).await;
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, [a.as_str(), b.as_str()], "{}", store.describe());
+    let (ja, jb) = (&jobs[0], &jobs[1]);
+    assert_eq!((ja.trigger.as_str(), ja.zone.as_str()), ("every 1m", "UTC"));
+    assert_eq!(ja.paused, None);
+    let last = ja.last.as_ref().expect("a's last outcome");
+    assert_eq!(
+        (last.execution_id.as_str(), last.status, last.scheduled_at),
+        (tick_id(&a, 1).as_str(), Status::Failed, tick(1)),
+        "{}",
+        store.describe()
+    );
+    assert!(last.finished_at.is_some());
+    assert_eq!(ja.last_tick, Some(tick(2)));
+    let pause = jb.paused.as_ref().expect("b is paused");
+    assert_eq!(
+        (pause.note.as_str(), pause.by.as_str()),
+        ("maintenance", "alice")
+    );
+    assert_eq!(jb.last, None);
+    assert_eq!(ok(&*store, "job", store.job(&a).await).as_ref(), Some(ja));
+    let missing = format!("{prefix}-missing");
+    assert_eq!(ok(&*store, "job", store.job(&missing).await), None);
+}
+
+/// History pages go newest tick first, ties broken by id, and never show a row twice nor
+/// miss one across pages; statuses, since and until filter them. (One history, paged four
+/// ways.)
+async fn history_pages_through_every_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let other = format!("{prefix}-other");
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    // Three rows on tick 1, two on tick 2, one on 3 and 4: half pending, half skipped.
+    let mut ticks = Vec::new();
+    for (n, ids) in [(1, 3), (2, 2), (3, 1), (4, 1)] {
+        for i in 0..ids {
+            let id = format!("{job}@{n}#{i}");
+            let pending = LedgerTick::pending(&job, id, tick(n), "w");
+            ticks.push(if (n + i) % 2 == 0 {
+                pending.skipped("late")
+            } else {
+                pending
+            });
+        }
+    }
+    ticks.push(LedgerTick::pending(
+        &other,
+        format!("{other}@1"),
+        tick(1),
+        "w",
+    ));
+    ok(&*store, "record_ticks", store.record_ticks(&ticks).await);
+    let mut expected: Vec<(DateTime<Utc>, String, Status)> = ticks
+        .iter()
+        .filter(|t| t.job == job)
+        .map(|t| {
+            let status = if t.skipped.is_some() {
+                Status::Skipped
+            } else {
+                Status::Pending
+            };
+            (t.scheduled_at, t.execution_id.clone(), status)
+        })
+        .collect();
+    expected.sort_by(|x, y| (y.0, &y.1).cmp(&(x.0, &x.1)));
+
+    let pages = |query: HistoryQuery| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            for _ in 0..20 {
+                let page = ok(
+                    &*store,
+                    "history",
+                    store.history(&query.clone().after(cursor)).await,
+                );
+                assert!(page.executions.len() <= query.limit, "{page:?}");
+                seen.extend(
+                    page.executions
+                        .into_iter()
+                        .map(|r| (r.scheduled_at, r.id, r.status)),
+                );
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return seen,
+                }
+            }
+            panic!("{}: history pages never end", store.describe());
+        }
+    };
+    let all = pages(HistoryQuery::new(&job).limit(2)).await;
+    assert_eq!(all, expected, "{}", store.describe());
+    let skipped = pages(HistoryQuery::new(&job).limit(1).statuses([Status::Skipped])).await;
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|r| r.2 == Status::Skipped)
+        .cloned()
+        .collect();
+    assert_eq!(skipped, want, "{}", store.describe());
+    let window = pages(
+        HistoryQuery::new(&job)
+            .limit(3)
+            .since(tick(2))
+            .until(tick(4)),
+    )
+    .await;
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|r| r.0 >= tick(2) && r.0 < tick(4))
+        .cloned()
+        .collect();
+    assert_eq!(window, want, "{}", store.describe());
+    let none = pages(HistoryQuery::new(&job).statuses([Status::Failed])).await;
+    assert!(none.is_empty(), "{none:?}");
+}
+
+/// An execution's detail shows its runs by fence: a crashed owner's run abandoned at its
+/// last heartbeat, then the takeover's run with its end, attempts and error; and the run of
+/// an execution abandoned by the job's next tick. (One scenario, each step on the last.)
+async fn detail_shows_an_abandoned_run_and_its_takeover(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    let id = tick_id(&job, 0);
+    fence_of(&*store, &job).await;
+    let (_, crashed) = Claimer::new(&job, &id, 0, "owner-1")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    ok(&*store, "heartbeat", store.heartbeat(&crashed).await);
+    let last_beat = record(&*store, &job, &id).await.heartbeat_at;
+    tokio::time::sleep(PAST_SHORT).await;
+    let (_, taken) = Claimer::new(&job, &id, 0, "owner-2")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    finish(&*store, &taken, Status::Failed, 2, Some("boom")).await;
+
+    let detail = ok(&*store, "detail", store.execution_detail(&id).await).expect("the detail");
+    assert_eq!(detail.execution.status, Status::Failed);
+    let runs = &detail.runs;
+    assert_eq!(runs.len(), 2, "{}: {runs:?}", store.describe());
+    assert_eq!(
+        (runs[0].owner.as_str(), runs[0].fence, runs[0].outcome),
+        ("owner-1", crashed.fence, Some(RunOutcome::Abandoned)),
+        "{}",
+        store.describe()
+    );
+    assert_eq!(runs[0].ended_at, Some(last_beat), "{}", store.describe());
+    assert_eq!(
+        (
+            runs[1].owner.as_str(),
+            runs[1].fence,
+            runs[1].outcome,
+            runs[1].attempts,
+            runs[1].error.as_deref()
+        ),
+        (
+            "owner-2",
+            taken.fence,
+            Some(RunOutcome::Finished(Status::Failed)),
+            2,
+            Some("boom")
+        ),
+        "{}",
+        store.describe()
+    );
+    assert!(runs[1].fence > runs[0].fence);
+    assert!(runs[1].ended_at.is_some() && runs[1].started_at >= runs[0].started_at);
+
+    // The job's next tick abandons a dead owner's execution, and its run with it.
+    let next = tick_id(&job, 1);
+    let (_, dead) = Claimer::new(&job, &next, 1, "owner-3")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    Claimer::new(&job, &tick_id(&job, 2), 2, "owner-4")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    let detail = ok(&*store, "detail", store.execution_detail(&next).await).expect("the detail");
+    assert_eq!(detail.runs.len(), 1, "{:?}", detail.runs);
+    assert_eq!(
+        (detail.runs[0].fence, detail.runs[0].outcome),
+        (dead.fence, Some(RunOutcome::Abandoned)),
+        "{}",
+        store.describe()
+    );
+    let running = ok(
+        &*store,
+        "detail",
+        store.execution_detail(&tick_id(&job, 2)).await,
+    )
+    .expect("the detail");
+    assert_eq!(running.runs.len(), 1);
+    assert_eq!(
+        (running.runs[0].outcome, running.runs[0].ended_at),
+        (None, None)
+    );
+    let missing = format!("{prefix}-missing@0");
+    assert_eq!(
+        ok(&*store, "detail", store.execution_detail(&missing).await),
+        None
+    );
+}
+
+/// A pause is kept by the store, replaced (note and author, not its start) by a second
+/// pause, cleared by resume; each moves the control version; an unknown job is NotFound.
+async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    let other = format!("{prefix}-other");
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    let paused = ok(&*store, "pause", store.pause(&job, "deploy", "alice").await);
+    let first = paused.paused.clone().expect("paused");
+    assert_eq!(
+        (first.note.as_str(), first.by.as_str()),
+        ("deploy", "alice")
+    );
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    let again = ok(&*store, "pause", store.pause(&job, "longer", "bob").await);
+    let second = again.paused.clone().expect("paused");
+    assert_eq!(
+        (second.note.as_str(), second.by.as_str(), second.at),
+        ("longer", "bob", first.at)
+    );
+    let v2 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v2 > v1, "{}: {v1} then {v2}", store.describe());
+    let jobs = [job.clone(), other.clone()];
+    assert_eq!(
+        ok(&*store, "paused", store.paused(&jobs).await),
+        [(job.clone(), second.clone())]
+    );
+    let read = ok(&*store, "job", store.job(&job).await).expect("the job");
+    assert_eq!(read.paused, Some(second));
+
+    let resumed = ok(&*store, "resume", store.resume(&job).await);
+    assert_eq!(resumed.paused, None);
+    let v3 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v3 > v2, "{}: {v2} then {v3}", store.describe());
+    assert!(ok(&*store, "paused", store.paused(&jobs).await).is_empty());
+
+    let missing = format!("{prefix}-missing");
+    for result in [
+        store.pause(&missing, "x", "y").await,
+        store.resume(&missing).await,
+    ] {
+        match result {
+            Err(StoreError::NotFound { message }) => assert!(
+                message.contains(&format!("no job `{missing}`"))
+                    && message.contains("`tickguard jobs`"),
+                "{message}"
+            ),
+            other => panic!("{}: expected NotFound, got {other:?}", store.describe()),
+        }
+    }
+}
+
+/// A trigger records a pending execution asked for by its author, listed by `interrupted`
+/// as requested; concurrent claims of it have one winner, and once it completed it is not
+/// claimed again. (One scenario, each step on the last.)
+async fn trigger_asks_for_one_manual_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    let manual = ok(&*store, "trigger", store.trigger(&job, "alice").await);
+    assert!(
+        manual.id.starts_with(&format!("{job}@manual-")),
+        "{}",
+        manual.id
+    );
+    assert_eq!(
+        (
+            manual.job.as_str(),
+            manual.status,
+            manual.attempts,
+            manual.requested_by.as_deref()
+        ),
+        (job.as_str(), Status::Pending, 0, Some("alice"))
+    );
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    let jobs = [job.clone()];
+    let listed = ok(
+        &*store,
+        "interrupted",
+        store.interrupted(&jobs, LONG, 10).await,
+    );
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (
+            listed[0].execution_id.as_str(),
+            listed[0].status,
+            listed[0].requested
+        ),
+        (manual.id.as_str(), Status::Pending, true)
+    );
+
+    let start = Arc::new(tokio::sync::Barrier::new(6));
+    let claims: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, job, id, start) =
+                (store.clone(), job.clone(), manual.id.clone(), start.clone());
+            let at = manual.scheduled_at;
+            tokio::spawn(async move {
+                start.wait().await;
+                let owner = format!("owner-{i}");
+                let request = ClaimRequest::new(&job, &id, at, &owner);
+                store.claim(&request).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for claim in claims {
+        if let Claim::Acquired(claimed) = claim.await.unwrap() {
+            winners.push(claimed);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{}: {winners:?}", store.describe());
+    let exec = ExecutionRef {
+        job: job.clone(),
+        execution_id: manual.id.clone(),
+        fence: winners[0].fence,
+    };
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    let request = ClaimRequest::new(&job, &manual.id, manual.scheduled_at, "late");
+    assert_eq!(
+        ok(&*store, "claim", store.claim(&request).await),
+        Claim::Done {
+            status: Status::Completed
+        }
+    );
+    let record = record(&*store, &job, &manual.id).await;
+    assert_eq!(record.requested_by.as_deref(), Some("alice"));
+    let missing = format!("{prefix}-missing");
+    assert!(matches!(
+        store.trigger(&missing, "alice").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Re-runs: failed, timed-out and cancelled executions become pending again with their
+/// attempts from zero and their runs kept; completed ones only when forced, which also
+/// drops the checkpoint; pending and running ones are refused, unknown ones not found. (One
+/// scenario: each rule on the execution the one before left.)
+async fn rerun_follows_the_rules(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let id = tick_id(&job, 0);
+    let (_, exec) = Claimer::new(&job, &id, 0, "o").win(&*store).await;
+    ok(
+        &*store,
+        "checkpoint",
+        store.checkpoint(&exec, r#"{"at":1}"#).await,
+    );
+    finish(&*store, &exec, Status::Failed, 3, Some("boom")).await;
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    let again = ok(&*store, "rerun", store.rerun(&id, false, "alice").await);
+    assert_eq!(
+        (
+            again.status,
+            again.attempts,
+            again.error.as_deref(),
+            again.finished_at,
+            again.requested_by.as_deref(),
+            again.checkpoint.as_deref()
+        ),
+        (
+            Status::Pending,
+            0,
+            None,
+            None,
+            Some("alice"),
+            Some(r#"{"at":1}"#)
+        ),
+        "{}",
+        store.describe()
+    );
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    let (claimed, exec) = Claimer::new(&job, &id, 0, "o2").win(&*store).await;
+    assert_eq!(claimed.previous_attempts, 0, "{claimed:?}");
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    let detail = ok(&*store, "detail", store.execution_detail(&id).await).expect("the detail");
+    assert_eq!(detail.runs.len(), 2, "the runs are kept: {:?}", detail.runs);
+
+    // Completed: only with force, which drops the checkpoint.
+    match store.rerun(&id, false, "alice").await {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("--force"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+    let forced = ok(&*store, "rerun", store.rerun(&id, true, "bob").await);
+    assert_eq!(
+        (
+            forced.status,
+            forced.checkpoint,
+            forced.requested_by.as_deref()
+        ),
+        (Status::Pending, None, Some("bob"))
+    );
+    // Pending (just re-run) and running ones are refused.
+    match store.rerun(&id, true, "alice").await {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("already waiting to run"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+    let running = tick_id(&job, 1);
+    let (_, exec) = Claimer::new(&job, &running, 1, "o3").win(&*store).await;
+    match store.rerun(&running, true, "alice").await {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("is running"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+    // Cancelled: no force needed.
+    finish(&*store, &exec, Status::Cancelled, 1, Some("shutdown")).await;
+    let cancelled = ok(
+        &*store,
+        "rerun",
+        store.rerun(&running, false, "alice").await,
+    );
+    assert_eq!(cancelled.status, Status::Pending);
+    let missing = format!("{prefix}-missing@0");
+    assert!(matches!(
+        store.rerun(&missing, true, "alice").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// A prune deletes the ended executions its retention lets go, never pending or running
+/// ones nor another job's; a dry run deletes nothing; `at_most_every` makes a second prune
+/// of the same job wait its turn; a claim of a pruned tick answers Pruned. (One scenario on
+/// one history, each step on what the one before left.)
+async fn prune_deletes_by_retention_and_never_reruns_a_tick(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let (job, other) = (format!("{prefix}-job"), format!("{prefix}-other"));
+    fence_of(&*store, &job).await;
+    fence_of(&*store, &other).await;
+    for (n, status) in [
+        (0, Status::Completed),
+        (1, Status::Failed),
+        (3, Status::Cancelled),
+    ] {
+        let (_, exec) = Claimer::new(&job, &tick_id(&job, n), n, "o")
+            .win(&*store)
+            .await;
+        finish(&*store, &exec, status, 1, None).await;
+    }
+    let (_, exec) = Claimer::new(&other, &tick_id(&other, 0), 0, "o")
+        .win(&*store)
+        .await;
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    let ledger = [
+        LedgerTick::pending(&job, tick_id(&job, 2), tick(2), "w").skipped("late"),
+        LedgerTick::pending(&job, tick_id(&job, 5), tick(5), "w"),
+    ];
+    ok(&*store, "record_ticks", store.record_ticks(&ledger).await);
+    let (_, running) = Claimer::new(&job, &tick_id(&job, 4), 4, "o")
+        .win(&*store)
+        .await;
+
+    let retention = Retention::keep_forever()
+        .completed(Some(Duration::ZERO))
+        .skipped(Some(Duration::ZERO))
+        .failed(Some(Duration::ZERO));
+    let request = PruneRequest::new(retention).jobs(vec![job.clone()]);
+    let expected = vec![
+        (Status::Completed, 1),
+        (Status::Skipped, 1),
+        (Status::Failed, 1),
+    ];
+    let dry = ok(
+        &*store,
+        "prune",
+        store.prune(&request.clone().dry_run(true)).await,
+    );
+    assert!(dry.ran);
+    assert_eq!(dry.deleted, expected, "{}", store.describe());
+    assert_eq!(
+        executions(&*store, &job).await.len(),
+        6,
+        "a dry run deletes nothing"
+    );
+
+    let pruned = ok(&*store, "prune", store.prune(&request).await);
+    assert!(pruned.ran);
+    assert_eq!(pruned.deleted, expected, "{}", store.describe());
+    let mut left: Vec<(String, Status)> = executions(&*store, &job)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    left.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut want = vec![
+        (tick_id(&job, 3), Status::Cancelled),
+        (tick_id(&job, 4), Status::Running),
+        (tick_id(&job, 5), Status::Pending),
+    ];
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(left, want, "{}", store.describe());
+    assert_eq!(
+        executions(&*store, &other).await.len(),
+        1,
+        "another job's history stays"
+    );
+    assert_eq!(
+        ok(
+            &*store,
+            "detail",
+            store.execution_detail(&tick_id(&job, 0)).await
+        ),
+        None
+    );
+
+    // Ticks at or before the latest pruned one, with no record, are not run (again).
+    finish(&*store, &running, Status::Completed, 1, None).await;
+    for n in [0, 1, 2, -1] {
+        let claim = Claimer::new(&job, &tick_id(&job, n), n, "late")
+            .claim(&*store)
+            .await;
+        assert_eq!(claim, Claim::Pruned, "{}: tick {n}", store.describe());
+        let claim = Claimer::new(&job, &tick_id(&job, n), n, "late")
+            .idempotent(false)
+            .claim(&*store)
+            .await;
+        assert_eq!(claim, Claim::Pruned, "{}: tick {n}", store.describe());
+    }
+    assert_eq!(
+        ok(
+            &*store,
+            "execution",
+            store.execution(&tick_id(&job, 0)).await
+        ),
+        None,
+        "a pruned claim records nothing"
+    );
+    // A kept execution before the watermark, and a tick after it, are claimed as ever.
+    let (resumed, exec) = Claimer::new(&job, &tick_id(&job, 3), 3, "o")
+        .win(&*store)
+        .await;
+    assert!(resumed.resumed);
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    Claimer::new(&job, &tick_id(&job, 9), 9, "o")
+        .win(&*store)
+        .await;
+
+    // Instances pruning on a timer take turns per job.
+    let every = PruneRequest::new(retention)
+        .jobs(vec![other.clone()])
+        .at_most_every(Duration::from_secs(3600));
+    let first = ok(&*store, "prune", store.prune(&every).await);
+    assert!(first.ran);
+    assert_eq!(first.total(), 1, "{first:?}");
+    let second = ok(&*store, "prune", store.prune(&every).await);
+    assert!(!second.ran, "{}: {second:?}", store.describe());
+    assert_eq!(second.total(), 0);
 }

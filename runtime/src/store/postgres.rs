@@ -152,8 +152,8 @@ CREATE INDEX tickguard_executions_ended
 /// steps that every instance sharing the database agrees on, and history that outlives the
 /// processes.
 ///
-/// The tables (`tickguard_jobs`, `tickguard_executions`, `tickguard_once`, and
-/// `tickguard_migrations`, which records the schema's version) live in one schema, `public`
+/// The tables (`tickguard_jobs`, `tickguard_executions`, `tickguard_once`, `tickguard_runs`,
+/// `tickguard_control`, and `tickguard_migrations`, which records the schema's version) live in one schema, `public`
 /// unless [`PostgresStore::connect_with_schema`] names another. They are created and
 /// migrated at startup under a transaction-scoped advisory lock, so many instances may start
 /// at once. Every instant the store judges by (heartbeats, liveness) is the **database's**
@@ -164,6 +164,9 @@ CREATE INDEX tickguard_executions_ended
 ///   it bumps the job's fence, marks abandoned executions `CANCELLED`, and inserts (or takes
 ///   over) the execution row stamped with the new fence. A claim that does not win rolls
 ///   back and changes nothing.
+/// - Every claim that wins records its run (`tickguard_runs`: owner, fence, start) in the
+///   claim's own statement, and a takeover closes the run of the owner it replaces as
+///   abandoned; `finish` closes the run in its statement. Runs cost no round trip.
 /// - Every later write (`heartbeat`, `checkpoint`, `once`, `finish`) is one statement whose
 ///   `WHERE` names the execution, its fence and `status = 'RUNNING'`; a newer claim always
 ///   rewrites that row, so a write that touches no row is a stale run's, and is refused.
@@ -240,7 +243,16 @@ impl PostgresStore {
         let sql = Statements::new(schema);
         let found = current_version(&mut conn, &sql).await;
         let _ = conn.close().await;
-        let found = found.map_err(|e| StoreError::from(cannot_reach(&addr, e)))?;
+        let found = found.map_err(|e| {
+            StoreError::unavailable(
+                format!(
+                    "PostgreSQL at {addr}: cannot read the version of the tickguard tables in \
+                     schema `{schema}`: {}; may this user read the schema?",
+                    reason(&e)
+                ),
+                Some(Box::new(e)),
+            )
+        })?;
         let needs = MIGRATIONS.last().map_or(0, |m| m.version);
         match found {
             None | Some(0) => {
