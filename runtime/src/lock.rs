@@ -162,23 +162,50 @@ impl LockError {
     }
 }
 
-/// `url` with the password of its user part replaced by `***`, for errors about URLs that
-/// did not parse. With `bare_is_password`, a user part without `:` is masked whole.
+/// `url` with its secrets replaced by `***`, for errors about URLs that did not parse: the
+/// password of its user part (everything up to the last `@`, so a password with an
+/// unescaped `/` or `?` is masked too) and the value of every query parameter that names a
+/// password, key or token (`?password=..`, `sslpassword`, `passfile`). With
+/// `bare_is_password`, a user part without `:` is masked whole.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn redact_url(url: &str, bare_is_password: bool) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let masked = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@"),
+                None if bare_is_password => "***@".to_owned(),
+                None => format!("{userinfo}@"),
+            };
+            (masked, &rest[at + 1..])
+        }
+        None => (String::new(), rest),
     };
-    let userinfo = &rest[..at];
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None if bare_is_password => "***".to_owned(),
-        None => userinfo.to_owned(),
+    let after = match after.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => after.to_owned(),
     };
-    format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
+    format!("{}{userinfo}{after}", &url[..scheme_end + 3])
+}
+
+/// Whether a URL's query parameter `key` carries a secret.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn is_secret_param(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "key", "token"]
+        .iter()
+        .any(|word| key.contains(word))
 }

@@ -224,6 +224,14 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h:1/db"), "postgres://h:1/db");
         assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(
+            redact("postgres://u:pa/ss?w@h:1/db"),
+            "postgres://u:***@h:1/db"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?password=hunter2&sslmode=require&sslpassword=x"),
+            "postgres://u@h/db?password=***&sslmode=require&sslpassword=***"
+        );
     }
 
     #[test]
@@ -244,6 +252,8 @@ mod tests {
             "http://u:hunter2@127.0.0.1:5432/db",
             "127.0.0.1:5432",
             "postgres://u:hunter2@127.0.0.1:notaport/db",
+            "postgres://u:hun/ter2@127.0.0.1:notaport/db",
+            "postgres://u@127.0.0.1:notaport/db?password=hunter2",
         ] {
             let message = parse_url(url).err();
             let message = message.unwrap_or_else(|| panic!("{url} parsed"));
@@ -251,7 +261,10 @@ mod tests {
                 message.starts_with("invalid PostgreSQL URL `"),
                 "{url}: {message}"
             );
-            assert!(!message.contains("hunter2"), "{url}: {message}");
+            assert!(
+                !message.contains("hunter2") && !message.contains("ter2"),
+                "{url}: {message}"
+            );
         }
     }
 

@@ -608,9 +608,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// CANCELLED one, or a COMPLETED (or SKIPPED) one when `force`d. It becomes pending,
     /// with its attempts counted from zero again and its runs kept in its detail; a forced
     /// re-run of a completed execution also starts without its checkpoint. `once` steps it
-    /// finished stay finished. Returns it. [`StoreError::NotFound`] for an unknown id,
-    /// [`StoreError::Refused`] for one that is pending or running, or completed and not
-    /// forced.
+    /// finished stay finished (for a completed execution, until the scheduler's
+    /// `once_retention` forgets them: see [`ExecutionStore::forget_once_steps`]). Returns
+    /// it. [`StoreError::NotFound`] for an unknown id, [`StoreError::Refused`] for one that
+    /// is pending or running, or completed and not forced.
     fn rerun<'a>(
         &'a self,
         id: &'a str,
@@ -650,17 +651,20 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// A short description for logs, such as `postgres://db/app`.
     fn describe(&self) -> String;
 
-    /// Deletes the [`OnceScope::Execution`] steps of `jobs` whose execution ran to its end
-    /// (COMPLETED, FAILED, TIMED_OUT or SKIPPED) at least `older_than` ago, judged by the
-    /// store's clock; returns how many it deleted. Steps of executions that may still run or
-    /// be resumed (PENDING, RUNNING, CANCELLED) and every [`OnceScope::Ever`] step are kept.
+    /// Deletes the [`OnceScope::Execution`] steps of `jobs` whose execution completed (or
+    /// was skipped) at least `older_than` ago, judged by the store's clock, or whose
+    /// execution's record is gone; returns how many it deleted. Every other step is kept:
+    /// those of executions that may still run, be resumed or be re-run without `force`
+    /// (PENDING, RUNNING, CANCELLED, FAILED, TIMED_OUT: [`ExecutionStore::rerun`] promises
+    /// that their finished steps stay finished; they go with the execution when
+    /// [`ExecutionStore::prune`] deletes it), and every [`OnceScope::Ever`] step.
     ///
     /// The scheduler calls it at start and then every hour with its
     /// [`once_retention`](crate::SchedulerBuilder::once_retention). Every instance does, with
-    /// no coordination: the steps it deletes belong to executions that ended and are not
-    /// claimed again, so two instances deleting the same rows delete each row once and
-    /// leave the same table. Required of every store (no default): a store that kept these
-    /// rows would grow by every step of every run.
+    /// no coordination: the steps it deletes belong to executions that completed and are
+    /// claimed again only by a forced re-run, so two instances deleting the same rows delete
+    /// each row once and leave the same table. Required of every store (no default): a store
+    /// that kept these rows would grow by every step of every run.
     fn forget_once_steps<'a>(
         &'a self,
         jobs: &'a [String],

@@ -41,6 +41,17 @@ pub enum ScheduleError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A schedule's text (as [`Schedule`](crate::Schedule)'s `Display` writes it) does not
+    /// parse.
+    #[error(
+        "invalid schedule `{input}`: {reason}; expected `cron \"<expr>\"`, `cron \"<expr>\" in <Zone>`, `every <duration>` or `<duration> after the last run`"
+    )]
+    InvalidSchedule {
+        /// The text as written.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A fixed rate or fixed delay shorter than one millisecond.
     #[error("an interval must be at least 1ms, got {0:?}")]
     IntervalTooShort(Duration),

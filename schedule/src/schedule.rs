@@ -1,11 +1,16 @@
 //! When a job fires.
 
-use std::{fmt, time::Duration};
+use std::{fmt, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::{calendar::Direction, cron::Cron, error::ScheduleError, parse::parse_zone};
+use crate::{
+    calendar::Direction,
+    cron::Cron,
+    error::ScheduleError,
+    parse::{parse_duration, parse_zone},
+};
 
 /// When a job fires: a cron expression in a zone, a fixed rate, or a fixed delay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,9 +158,123 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// What follows the fixed delay's duration in its text.
+const AFTER_SUFFIX: &str = " after the last run";
+
+impl FromStr for Schedule {
+    type Err = ScheduleError;
+
+    /// Parses what [`Display`](fmt::Display) writes: `cron "<expr>"`, `cron "<expr>" in
+    /// <Zone>`, `every <duration>` or `<duration> after the last run`, so a schedule read
+    /// back from a store's `trigger` column is the schedule that was registered.
+    ///
+    /// ```
+    /// use tickguard_schedule::Schedule;
+    ///
+    /// let schedule: Schedule = r#"cron "0 0 2 * * *" in Europe/Berlin"#.parse()?;
+    /// assert_eq!(schedule.to_string(), r#"cron "0 0 2 * * *" in Europe/Berlin"#);
+    /// assert!("5m after the last run".parse::<Schedule>()?.is_fixed_delay());
+    /// # Ok::<(), tickguard_schedule::ScheduleError>(())
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let input = text.trim();
+        let invalid = |reason: &str| ScheduleError::InvalidSchedule {
+            input: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(rest) = input.strip_prefix("cron ") {
+            let quoted = rest
+                .trim_start()
+                .strip_prefix('"')
+                .ok_or_else(|| invalid("the cron expression must be in double quotes"))?;
+            let (expr, tail) = quoted
+                .split_once('"')
+                .ok_or_else(|| invalid("the cron expression has no closing quote"))?;
+            let schedule = Self::cron(expr)?;
+            let tail = tail.trim();
+            if tail.is_empty() {
+                return Ok(schedule);
+            }
+            let zone = tail
+                .strip_prefix("in ")
+                .ok_or_else(|| invalid("only `in <Zone>` may follow the cron expression"))?;
+            return schedule.in_zone(zone);
+        }
+        if let Some(period) = input.strip_prefix("every ") {
+            return Self::every(parse_duration(period)?);
+        }
+        if let Some(delay) = input.strip_suffix(AFTER_SUFFIX) {
+            return Self::after(parse_duration(delay)?);
+        }
+        Err(invalid("unknown form"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_round_trips_through_from_str() {
+        let schedules = [
+            Schedule::cron("0 0 2 * * *").unwrap(),
+            Schedule::cron("*/5 * * * *").unwrap(),
+            Schedule::cron("@daily").unwrap(),
+            Schedule::cron("0 0 0 L-3 * *").unwrap(),
+            Schedule::cron("0 30 2 * * MON-FRI")
+                .unwrap()
+                .in_zone("Europe/Berlin")
+                .unwrap(),
+            Schedule::cron("0 0 12 1W * ?")
+                .unwrap()
+                .in_zone("America/New_York")
+                .unwrap(),
+            Schedule::every(Duration::from_secs(30)).unwrap(),
+            Schedule::every(Duration::from_millis(1500)).unwrap(),
+            Schedule::every(Duration::from_secs(86_400 + 3_600)).unwrap(),
+            Schedule::after(Duration::from_secs(300)).unwrap(),
+            Schedule::after(Duration::from_millis(250)).unwrap(),
+        ];
+        for schedule in schedules {
+            let text = schedule.to_string();
+            let parsed: Schedule = text.parse().unwrap();
+            assert_eq!(parsed, schedule, "{text}");
+            assert_eq!(parsed.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn from_str_rejects_what_display_never_writes() {
+        for text in [
+            "",
+            "0 0 2 * * *",
+            "cron 0 0 2 * * *",
+            "cron \"0 0 2 * * *",
+            "cron \"0 0 2 * * *\" at Europe/Berlin",
+            "every",
+            "every soon",
+            "5m after",
+            "5m before the last run",
+            "hourly",
+        ] {
+            assert!(
+                text.parse::<Schedule>().is_err(),
+                "{text:?} parsed as a schedule"
+            );
+        }
+        assert_eq!(
+            "cron \"0 0 2 * * *\" in Mars/Olympus".parse::<Schedule>(),
+            Err(ScheduleError::UnknownZone("Mars/Olympus".to_owned()))
+        );
+        assert!(matches!(
+            "cron \"0 0 0 30 2 *\"".parse::<Schedule>(),
+            Err(ScheduleError::NeverFires { .. })
+        ));
+        assert!(matches!(
+            "every 0s".parse::<Schedule>(),
+            Err(ScheduleError::IntervalTooShort(_))
+        ));
+    }
     use crate::test_support::utc;
 
     #[test]

@@ -22,6 +22,9 @@
 //! - `upcoming_is_strictly_increasing`: a longer run of `upcoming` never stalls or goes back.
 //! - `matches_agrees_with_the_fields`: `Cron::matches` on a UTC wall clock equals the fields'
 //!   meaning.
+//! - `schedules_round_trip_through_their_text`: a schedule parsed back from its `Display`
+//!   (`FromStr`), for generated cron expressions in every zone, and for fixed rates and
+//!   delays of any length, is the same schedule.
 //! - `parser_never_panics_*`: on arbitrary strings, strings over the cron alphabet, and
 //!   generated expressions with one character changed; what parses is searched once.
 //!
@@ -955,6 +958,30 @@ proptest! {
         let wall = t.naive_utc();
         let expected = expr.day_matches(wall.date()) && expr.time_matches(wall.time());
         prop_assert_eq!(cron.matches(&t), expected, "{:?} at {}", expr.text, t);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn schedules_round_trip_through_their_text(
+        expr in expr(),
+        zone in prop::sample::select(&ZONES[..]),
+        nanos in 1_000_000u64..400_000_000_000_000,
+    ) {
+        let mut schedules = vec![
+            Schedule::every(std::time::Duration::from_nanos(nanos)).expect("at least 1 ms"),
+            Schedule::after(std::time::Duration::from_nanos(nanos)).expect("at least 1 ms"),
+        ];
+        if let Ok(cron) = Schedule::cron(&expr.text) {
+            schedules.push(cron.in_zone(zone).expect("a known zone"));
+        }
+        for schedule in schedules {
+            let text = schedule.to_string();
+            let parsed = text.parse::<Schedule>();
+            prop_assert_eq!(parsed.as_ref(), Ok(&schedule), "{}", text);
+        }
     }
 }
 

@@ -1898,9 +1898,9 @@ async fn once_ever_runs_once_across_executions(store: Arc<dyn ExecutionStore>, p
     assert!(!run_step(&*store, &elsewhere, &key, OnceScope::Ever).await);
 }
 
-/// Retention deletes the per-execution steps of executions that ran to their end at least
-/// the retention ago, of the jobs named, and keeps `once_ever` steps and the steps of
-/// executions that may still run (running, cancelled).
+/// Retention deletes the per-execution steps of executions that completed at least the
+/// retention ago, of the jobs named, and keeps `once_ever` steps and the steps of
+/// executions that may still run (running, cancelled) or be re-run (failed).
 async fn retention_forgets_the_steps_of_ended_executions_only(
     store: Arc<dyn ExecutionStore>,
     prefix: &str,
@@ -1952,7 +1952,7 @@ async fn retention_forgets_the_steps_of_ended_executions_only(
         0,
         "executions that ended just now are within the retention"
     );
-    assert_eq!(forget(vec![job.clone()], Duration::ZERO).await, 2);
+    assert_eq!(forget(vec![job.clone()], Duration::ZERO).await, 1);
     assert_eq!(forget(vec![job.clone()], Duration::ZERO).await, 0);
 
     // Kept: the running execution's step, the `once_ever` step, the cancelled one's step.
@@ -1967,6 +1967,21 @@ async fn retention_forgets_the_steps_of_ended_executions_only(
         "a resumed execution ran a step that retention should have kept"
     );
     finish(&*store, &resumed, Status::Completed, 2, None).await;
+    // Kept: the failed execution's step (a re-run of it must not repeat it).
+    let rerun = ok(
+        &*store,
+        "rerun",
+        store.rerun(&failed.execution_id, false, "ops").await,
+    );
+    assert_eq!(rerun.status, Status::Pending);
+    let (_, retried) = Claimer::new(&job, &tick_id(&job, 1), 1, "p")
+        .win(&*store)
+        .await;
+    assert!(
+        !run_step(&*store, &retried, "step", per).await,
+        "a re-run of a failed execution ran a step it had finished"
+    );
+    finish(&*store, &retried, Status::Completed, 1, None).await;
     // Forgotten: the completed execution's step, as a rerun of it shows.
     let (_, rerun) = Claimer::new(&job, &tick_id(&job, 0), 0, "p")
         .idempotent(false)
@@ -2473,6 +2488,7 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
     let ledger = [
         LedgerTick::pending(&job, tick_id(&job, 2), tick(2), "w").skipped("late"),
         LedgerTick::pending(&job, tick_id(&job, 5), tick(5), "w"),
+        LedgerTick::pending(&job, tick_id(&job, -2), tick(-2), "w"),
     ];
     ok(&*store, "record_ticks", store.record_ticks(&ledger).await);
     let (_, running) = Claimer::new(&job, &tick_id(&job, 4), 4, "o")
@@ -2498,7 +2514,7 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
     assert_eq!(dry.deleted, expected, "{}", store.describe());
     assert_eq!(
         executions(&*store, &job).await.len(),
-        6,
+        7,
         "a dry run deletes nothing"
     );
 
@@ -2515,6 +2531,7 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
         (tick_id(&job, 3), Status::Cancelled),
         (tick_id(&job, 4), Status::Running),
         (tick_id(&job, 5), Status::Pending),
+        (tick_id(&job, -2), Status::Pending),
     ];
     want.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(left, want, "{}", store.describe());
@@ -2553,6 +2570,28 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
         ),
         None,
         "a pruned claim records nothing"
+    );
+    // Nor does the ledger: a tick noted late (an instance that lagged, a retried flush)
+    // at or before the latest pruned tick is not recorded, so it cannot be run from there.
+    let late = [LedgerTick::pending(&job, tick_id(&job, 0), tick(0), "late")];
+    ok(&*store, "record_ticks", store.record_ticks(&late).await);
+    assert_eq!(
+        ok(
+            &*store,
+            "execution",
+            store.execution(&tick_id(&job, 0)).await
+        ),
+        None,
+        "{}: the ledger recorded a pruned tick",
+        store.describe()
+    );
+    // A pending tick kept from before the watermark is still skipped by its policy.
+    let skip = [LedgerTick::pending(&job, tick_id(&job, -2), tick(-2), "late").skipped("late")];
+    let skipped = ok(&*store, "record_ticks", store.record_ticks(&skip).await);
+    assert_eq!(skipped, vec![tick_id(&job, -2)], "{}", store.describe());
+    assert_eq!(
+        record(&*store, &job, &tick_id(&job, -2)).await.status,
+        Status::Skipped
     );
     // A kept execution before the watermark, and a tick after it, are claimed as ever.
     let (resumed, exec) = Claimer::new(&job, &tick_id(&job, 3), 3, "o")

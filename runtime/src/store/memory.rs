@@ -603,7 +603,7 @@ impl MemoryStore {
             match state.row(&row.execution_id) {
                 None => false,
                 Some(r) => {
-                    !(r.record.status.is_final()
+                    !(matches!(r.record.status, Status::Completed | Status::Skipped)
                         && r.finished
                             .is_some_and(|f| now.saturating_duration_since(f) >= older_than))
                 }

@@ -912,15 +912,17 @@ impl Statements {
             // The claim of a free job in one statement; see `PostgresStore::claim_free`. The
             // job's row is updated only where it names no running execution and this id is
             // neither another job's, nor running, nor (`$7`, idempotent) run to its end; the
-            // insert re-checks the row it conflicts with at its latest version.
+            // insert re-checks the row it conflicts with at its latest version. A tick at or
+            // before the job's pruned watermark always goes to the transaction, which reads
+            // the execution's row after the job's lock: a prune that committed while this
+            // statement waited for that lock may have deleted a row its snapshot still sees.
             take_free: format!(
                 "WITH bumped AS (\
                      UPDATE {jobs} SET fence = fence + 1, last_tick = GREATEST(last_tick, $3), \
                          next_fire_at = GREATEST($6, next_fire_at), running_id = $2 \
                      WHERE job = $1 AND running_id IS NULL \
                          AND (NOT $9 OR $3 <= clock_timestamp() + $8 {ms}) \
-                         AND (pruned_through IS NULL OR $3 > pruned_through \
-                             OR EXISTS (SELECT 1 FROM {ex} WHERE id = $2)) \
+                         AND (pruned_through IS NULL OR $3 > pruned_through) \
                          AND NOT EXISTS (\
                          SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
                              OR ($7 AND status IN ({final_statuses})))) \
@@ -1014,7 +1016,7 @@ impl Statements {
                      SELECT o.key FROM {once} o \
                      WHERE o.per_execution AND o.job = ANY($1) AND NOT EXISTS (\
                          SELECT 1 FROM {ex} e WHERE e.id = o.execution_id \
-                         AND (e.status NOT IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                         AND (e.status NOT IN ('COMPLETED', 'SKIPPED') \
                              OR e.finished_at IS NULL \
                              OR e.finished_at > clock_timestamp() - $2 {ms})) \
                      LIMIT $3 FOR UPDATE OF o SKIP LOCKED)"
@@ -1022,7 +1024,10 @@ impl Statements {
             // One statement for every job of an instance; `DISTINCT ON` keeps the first
             // registration of a name given twice.
             // The ledger's ticks, in one statement: a pending or skipped row where the
-            // execution has none, and a pending row skipped (never a claimed one).
+            // execution has none, and a pending row skipped (never a claimed one). A tick at
+            // or before the latest one a prune deleted is not recorded (it may have run),
+            // though a pending row it names is still skipped: the job's row is read with a
+            // share lock, so a prune in progress is waited for and its watermark seen.
             record_ticks: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms, finished_at, error) \
@@ -1032,6 +1037,10 @@ impl Statements {
                      CASE WHEN t.reason IS NULL THEN NULL ELSE clock_timestamp() END, t.reason \
                  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]) \
                      AS t(id, job, at, owner, reason) \
+                 WHERE NOT EXISTS (SELECT 1 FROM (\
+                     SELECT j.pruned_through FROM {jobs} j WHERE j.job = t.job FOR SHARE) p \
+                     WHERE p.pruned_through >= t.at) \
+                     OR EXISTS (SELECT 1 FROM {ex} x WHERE x.id = t.id) \
                  ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = EXCLUDED.error, \
                      finished_at = clock_timestamp() \
                  WHERE e.status = 'PENDING' AND EXCLUDED.status = 'SKIPPED' \

@@ -778,7 +778,7 @@ impl Statements {
                      WHERE o.per_execution = 1 \
                        AND o.job IN (SELECT value FROM json_each($1)) AND NOT EXISTS (\
                          SELECT 1 FROM {ex} e WHERE e.id = o.execution_id \
-                         AND (e.status NOT IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+                         AND (e.status NOT IN ('COMPLETED', 'SKIPPED') \
                              OR e.finished_at IS NULL OR e.finished_at > $2)) \
                      LIMIT $3)"
             ),
@@ -795,12 +795,17 @@ impl Statements {
                  ORDER BY finished_at DESC LIMIT $2"
             ),
             // One tick of the ledger: a pending or skipped row where the execution has none,
-            // and a pending row skipped (never a claimed one). `$6` is now.
+            // and a pending row skipped (never a claimed one); a tick at or before the latest
+            // one a prune deleted gets no row (it may have run), though a pending row it
+            // names is still skipped. `$6` is now.
             record_tick: format!(
                 "INSERT INTO {ex} AS e (id, job, scheduled_at, status, fence, owner, attempt, \
                      started_at, heartbeat_at, liveness_ms, finished_at, error) \
-                 VALUES ($1, $2, $3, CASE WHEN $5 IS NULL THEN 'PENDING' ELSE 'SKIPPED' END, \
-                     0, $4, 0, $6, $6, 0, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END, $5) \
+                 SELECT $1, $2, $3, CASE WHEN $5 IS NULL THEN 'PENDING' ELSE 'SKIPPED' END, \
+                     0, $4, 0, $6, $6, 0, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END, $5 \
+                 WHERE NOT EXISTS (\
+                     SELECT 1 FROM tickguard_jobs WHERE job = $2 AND pruned_through >= $3) \
+                     OR EXISTS (SELECT 1 FROM {ex} WHERE id = $1) \
                  ON CONFLICT (id) DO UPDATE SET status = 'SKIPPED', error = excluded.error, \
                      finished_at = excluded.finished_at \
                  WHERE e.status = 'PENDING' AND excluded.status = 'SKIPPED' \

@@ -215,7 +215,6 @@ impl MemoryStore {
             row.record.error = None;
             row.record.finished_at = None;
             row.finished = None;
-            row.record.owner = by.to_owned();
             row.record.requested_by = Some(by.to_owned());
             let record = row.record.clone();
             // A pending row is not counted with the ended ones.

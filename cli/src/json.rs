@@ -1,0 +1,201 @@
+//! The JSON that `--json` prints: structs of the command's own, so that the output stays
+//! the same whatever the library's types become. Times are RFC 3339 in UTC, statuses are
+//! the store's names (`COMPLETED`, `TIMED_OUT`).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tickguard::store::{ExecutionDetail, ExecutionRecord, JobSummary, RunRecord};
+
+/// An instant as JSON: RFC 3339, UTC, with the fraction only when there is one.
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn time_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(time)
+}
+
+/// A job.
+#[derive(Debug, Serialize)]
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) trigger: String,
+    pub(crate) zone: String,
+    pub(crate) fence: u64,
+    pub(crate) created_at: String,
+    pub(crate) last_tick: Option<String>,
+    pub(crate) next_fire: Option<String>,
+    pub(crate) paused: Option<Pause>,
+    pub(crate) last: Option<Last>,
+}
+
+/// A job's pause.
+#[derive(Debug, Serialize)]
+pub(crate) struct Pause {
+    pub(crate) note: String,
+    pub(crate) by: String,
+    pub(crate) at: String,
+}
+
+/// A job's last execution that ended.
+#[derive(Debug, Serialize)]
+pub(crate) struct Last {
+    pub(crate) execution_id: String,
+    pub(crate) scheduled_at: String,
+    pub(crate) status: String,
+    pub(crate) finished_at: Option<String>,
+}
+
+impl From<&JobSummary> for Job {
+    fn from(job: &JobSummary) -> Self {
+        Self {
+            name: job.name.clone(),
+            trigger: job.trigger.clone(),
+            zone: job.zone.clone(),
+            fence: job.fence,
+            created_at: time(job.created_at),
+            last_tick: time_opt(job.last_tick),
+            next_fire: time_opt(job.next_fire),
+            paused: job.paused.as_ref().map(|p| Pause {
+                note: p.note.clone(),
+                by: p.by.clone(),
+                at: time(p.at),
+            }),
+            last: job.last.as_ref().map(|l| Last {
+                execution_id: l.execution_id.clone(),
+                scheduled_at: time(l.scheduled_at),
+                status: l.status.as_str().to_owned(),
+                finished_at: time_opt(l.finished_at),
+            }),
+        }
+    }
+}
+
+/// `show`: the job and its latest executions.
+#[derive(Debug, Serialize)]
+pub(crate) struct Show {
+    pub(crate) job: Job,
+    pub(crate) recent: Vec<Execution>,
+}
+
+/// An execution.
+#[derive(Debug, Serialize)]
+pub(crate) struct Execution {
+    pub(crate) id: String,
+    pub(crate) job: String,
+    pub(crate) scheduled_at: String,
+    pub(crate) status: String,
+    pub(crate) attempts: u32,
+    pub(crate) fence: u64,
+    pub(crate) owner: String,
+    pub(crate) started_at: String,
+    pub(crate) heartbeat_at: String,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) requested_by: Option<String>,
+}
+
+impl From<&ExecutionRecord> for Execution {
+    fn from(e: &ExecutionRecord) -> Self {
+        Self {
+            id: e.id.clone(),
+            job: e.job.clone(),
+            scheduled_at: time(e.scheduled_at),
+            status: e.status.as_str().to_owned(),
+            attempts: e.attempts,
+            fence: e.fence,
+            owner: e.owner.clone(),
+            started_at: time(e.started_at),
+            heartbeat_at: time(e.heartbeat_at),
+            finished_at: time_opt(e.finished_at),
+            error: e.error.clone(),
+            requested_by: e.requested_by.clone(),
+        }
+    }
+}
+
+/// `history`: one page, and the cursor of the next.
+#[derive(Debug, Serialize)]
+pub(crate) struct History {
+    pub(crate) job: String,
+    pub(crate) executions: Vec<Execution>,
+    /// The `--after` value of the next page; `null` on the last page.
+    pub(crate) next: Option<String>,
+}
+
+/// `execution`: the execution and its runs.
+#[derive(Debug, Serialize)]
+pub(crate) struct Detail {
+    pub(crate) execution: Execution,
+    pub(crate) runs: Vec<Run>,
+}
+
+/// One run of an execution.
+#[derive(Debug, Serialize)]
+pub(crate) struct Run {
+    pub(crate) fence: u64,
+    pub(crate) owner: String,
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
+    /// `COMPLETED`, `FAILED`, … or `ABANDONED`; `null` while it runs.
+    pub(crate) outcome: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) error: Option<String>,
+}
+
+impl From<&RunRecord> for Run {
+    fn from(r: &RunRecord) -> Self {
+        Self {
+            fence: r.fence,
+            owner: r.owner.clone(),
+            started_at: time(r.started_at),
+            ended_at: time_opt(r.ended_at),
+            outcome: r.outcome.map(|o| o.as_str().to_owned()),
+            attempts: r.attempts,
+            error: r.error.clone(),
+        }
+    }
+}
+
+impl From<&ExecutionDetail> for Detail {
+    fn from(d: &ExecutionDetail) -> Self {
+        Self {
+            execution: Execution::from(&d.execution),
+            runs: d.runs.iter().map(Run::from).collect(),
+        }
+    }
+}
+
+/// `gaps`: the window looked at and the ticks found.
+#[derive(Debug, Serialize)]
+pub(crate) struct Gaps {
+    pub(crate) job: String,
+    pub(crate) trigger: String,
+    /// The start of the window: `--since`, or the job's `created_at` if later.
+    pub(crate) since: String,
+    /// The end of the window (now), excluded.
+    pub(crate) until: String,
+    /// Ticks the schedule had in the window.
+    pub(crate) ticks: usize,
+    pub(crate) gaps: Vec<Gap>,
+}
+
+/// A tick with no execution, or a skipped one.
+#[derive(Debug, Serialize)]
+pub(crate) struct Gap {
+    pub(crate) tick: String,
+    /// `missing` (no execution) or `skipped`.
+    pub(crate) kind: &'static str,
+    /// The skipped execution.
+    pub(crate) execution_id: Option<String>,
+    /// Why it was skipped.
+    pub(crate) reason: Option<String>,
+}
+
+/// Prints `value` as pretty JSON on standard output.
+pub(crate) fn print(value: &impl Serialize) -> Result<(), crate::error::Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| crate::error::Failure::new(format!("could not write JSON: {e}")))?;
+    crate::output::print(&format!("{text}\n"));
+    Ok(())
+}
