@@ -18,7 +18,7 @@ use tickguard::{
     RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
-    store::{ExecutionStore, JobRegistration, MemoryStore, Status},
+    store::{ExecutionStore, JobRegistration, MemoryStore, Retention, Status},
     testing::{FaultyLock, FaultyStore, TestClock},
 };
 use tickguard_tests::Reports;
@@ -1987,4 +1987,66 @@ async fn a_trigger_runs_past_the_pause_and_the_misfire_policy() {
     let record = store.execution(&requested.id).await.unwrap().unwrap();
     assert_eq!(record.status, Status::Completed);
     assert_eq!(record.requested_by.as_deref(), Some("alice"));
+}
+
+/// The scheduler prunes its jobs' history by its retention, at start and then every
+/// `retention_every`: with a retention of zero, the completed executions are gone after the
+/// next round, and the ticks still ran once each.
+#[tokio::test(start_paused = true)]
+async fn the_retention_task_prunes_ended_executions_every_interval() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("pruned_history", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    let zero = Some(Duration::ZERO);
+    let retention = Retention::keep_forever()
+        .completed(zero)
+        .skipped(zero)
+        .failed(zero)
+        .timed_out(zero)
+        .cancelled(zero);
+    let builder = builder(&clock)
+        .store(store.clone())
+        .retention(retention)
+        .retention_every(secs(4))
+        .job(job);
+    let (control, kept) = (store.clone(), Arc::new(Mutex::new(Vec::new())));
+    let kept2 = kept.clone();
+    let scenario = async move {
+        for _ in 0..9 {
+            sleep(Duration::from_millis(1_000)).await;
+            let n = control
+                .executions("pruned_history", 100)
+                .await
+                .unwrap()
+                .len();
+            kept2.lock().unwrap().push(n);
+        }
+        sleep(Duration::from_millis(500)).await;
+    };
+    run_scenario(builder, scenario).await;
+    // Read at 1..9 s, each before that second's tick runs; prunes at 0, 4 and 8 s.
+    let kept = kept.lock().unwrap().clone();
+    assert_eq!(seconds_after_t0(&ticks.get()), (1..=9).collect::<Vec<_>>());
+    assert_eq!(
+        kept[3], 3,
+        "before the first prune that finds any: {kept:?}"
+    );
+    assert!(
+        kept[4] <= 1,
+        "the prune at 4 s deleted the ended ones: {kept:?}"
+    );
+    assert!(
+        kept[8] <= 1,
+        "the prune at 8 s deleted the ended ones: {kept:?}"
+    );
+    let recent = store.executions("pruned_history", 100).await.unwrap();
+    assert!(
+        recent.iter().all(|r| r.status == Status::Completed),
+        "{recent:?}"
+    );
 }
