@@ -215,6 +215,11 @@ async fn resume_interrupted(
         if firing.is_cancelled() {
             return false;
         }
+        if !queued.is_requested() && entry.pause.is_paused() {
+            // Paused meanwhile: it waits for the resume, queued.
+            entry.interrupted.push(queued);
+            continue;
+        }
         let at = queued.tick;
         // A requested execution runs whatever the misfire policy says of its (late) tick.
         if queued.status == Status::Pending
