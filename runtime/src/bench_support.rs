@@ -31,7 +31,7 @@ impl GuardedBench {
 
     /// Executes `tick` (lock, claim, run, finish, release); `true` if it ran.
     pub async fn run(&self, tick: DateTime<Utc>) -> bool {
-        let executed = executor::execute(&self.rt, &self.entry, tick, false, None).await;
+        let executed = executor::execute(&self.rt, &self.entry, tick, false, None, None).await;
         matches!(executed, Executed::Ran { .. })
     }
 }

@@ -10,14 +10,15 @@ use tokio_util::sync::CancellationToken;
 use crate::webhook::Webhook;
 use crate::{
     clock::Clock,
+    control::ControlSettings,
     error::Error,
     executor::{DEFAULT_CANCEL_GRACE, JobEntry, Runtime, records_next_fire},
     job::{self, FailureHook, FailureReport, Job, failure_hook},
     lock::{InProcessLock, LockBackend},
     metrics,
-    retention::DEFAULT_ONCE_RETENTION,
+    retention::{DEFAULT_ONCE_RETENTION, DEFAULT_RETENTION_EVERY, Keep},
     scheduler::Scheduler,
-    store::{ExecutionStore, JobRegistration, MemoryStore},
+    store::{ExecutionStore, JobRegistration, MemoryStore, Retention},
 };
 
 /// Configures and builds a [`Scheduler`]; see [`Scheduler::builder`].
@@ -41,6 +42,9 @@ pub struct SchedulerBuilder {
     misfire_threshold: Duration,
     liveness: Duration,
     once_retention: Duration,
+    retention: Retention,
+    retention_every: Duration,
+    control: ControlSettings,
     hooks: Vec<FailureHook>,
     clock: Clock,
 }
@@ -145,6 +149,9 @@ impl SchedulerBuilder {
             misfire_threshold: Duration::from_secs(5),
             liveness: Duration::from_secs(30),
             once_retention: DEFAULT_ONCE_RETENTION,
+            retention: Retention::default(),
+            retention_every: DEFAULT_RETENTION_EVERY,
+            control: ControlSettings::default(),
             hooks: Vec::new(),
             clock: Clock::default(),
         }
@@ -302,6 +309,53 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long the history of the scheduler's jobs keeps executions that ended, per
+    /// status (default [`Retention::default`]: completed and skipped ones 7 days, failed,
+    /// timed-out and cancelled ones 30 days; [`Retention::keep_forever`] keeps everything).
+    /// Pending and running executions are never deleted.
+    ///
+    /// The scheduler prunes at start and then every
+    /// [`retention_every`](Self::retention_every), through
+    /// [`ExecutionStore::prune`](crate::store::ExecutionStore::prune) with
+    /// [`PruneRequest::at_most_every`](crate::store::PruneRequest::at_most_every): the
+    /// instances sharing a store take turns, so the history is pruned once per interval
+    /// however many there are. What it deleted is logged at INFO, per status; a store that
+    /// fails is logged at WARN and tried again at the next round. Pruning never lets a tick
+    /// run twice: a later claim of a tick whose record was pruned is answered
+    /// [`Claim::Pruned`](crate::store::Claim::Pruned) and not run.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often the retention task prunes the history and forgets old `once` steps
+    /// (default 1 hour); see [`retention`](Self::retention). Zero is an error at
+    /// [`build`](Self::build).
+    pub fn retention_every(mut self, every: Duration) -> Self {
+        self.retention_every = every;
+        self
+    }
+
+    /// How often the control task reads the store's control version, to apply pauses and
+    /// run manual triggers and re-runs (default 500 ms, each wait a random 90-110% of it):
+    /// a change made through the store takes effect within about this long. One row is read
+    /// per look whatever the number of jobs; the pauses and requests are read only when it
+    /// moved. Shorter than 10 ms is an error at [`build`](Self::build).
+    pub fn control_every(mut self, every: Duration) -> Self {
+        self.control.every = every;
+        self
+    }
+
+    /// Whether the control task also `LISTEN`s for the changes the PostgreSQL store
+    /// `NOTIFY`s (default on; other stores ignore it): a change then takes effect within
+    /// milliseconds, over one connection of its own. Polling goes on beside it (see
+    /// [`control_every`](Self::control_every)), so a notification missed while the
+    /// connection is re-established costs at most one interval.
+    pub fn control_listen(mut self, listen: bool) -> Self {
+        self.control.listen = listen;
+        self
+    }
+
     /// Calls `hook` after any job's run fails its last attempt, and after ticks of any job
     /// are lost for good (outcome `skipped`, see [`FailureReport`]); after the job's own
     /// `on_failure`.
@@ -352,6 +406,9 @@ impl SchedulerBuilder {
             misfire_threshold,
             liveness,
             once_retention,
+            retention,
+            retention_every,
+            control,
             mut hooks,
             clock,
         } = self;
@@ -403,7 +460,12 @@ impl SchedulerBuilder {
             entries,
             shutdown_grace,
             misfire_threshold,
-            once_retention,
+            keep: Keep {
+                history: retention,
+                every: retention_every,
+                once_steps: once_retention,
+            },
+            control,
         })
     }
 
@@ -415,6 +477,8 @@ impl SchedulerBuilder {
             ("misfire_threshold", self.misfire_threshold),
             ("liveness", self.liveness),
             ("once_retention", self.once_retention),
+            ("retention_every", self.retention_every),
+            ("control_every", self.control.every),
         ] {
             if d > job::LONGEST {
                 return Err(Error::Config(format!(
@@ -429,6 +493,19 @@ impl SchedulerBuilder {
                  days by default)"
                     .into(),
             ));
+        }
+        if self.retention_every.is_zero() {
+            return Err(Error::Config(
+                "retention_every is zero: give it how often to prune the history (1 hour by \
+                 default)"
+                    .into(),
+            ));
+        }
+        if self.control.every < Duration::from_millis(10) {
+            return Err(Error::Config(format!(
+                "control_every {:?} is too short: at least 10ms",
+                self.control.every
+            )));
         }
         if self.liveness < Duration::from_millis(30) {
             return Err(Error::Config(format!(

@@ -12,7 +12,7 @@ use tickguard_schedule::Schedule;
 
 use crate::{
     clock::Clock,
-    executor::{self, Executed, JobEntry, Lost, Runtime, report_lost},
+    executor::{self, Executed, JobEntry, Lost, Queued, Runtime, report_lost},
     job::Misfire,
     metrics::SkipReason,
     misfire,
@@ -86,6 +86,10 @@ pub(crate) async fn job_loop(
         }
         let now = rt.clock.now();
         let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
+        if entry.pause.is_paused() {
+            next = skip_paused(&entry, &plan, now);
+            continue;
+        }
         count_misfires(&rt, &entry, &plan).await;
         m.lateness.record(seconds_between(plan.latest, now));
         let fired = run_batch(
@@ -112,6 +116,22 @@ pub(crate) async fn job_loop(
     }
 }
 
+/// Skips the due ticks of `plan` for a paused job: no lock, no claim, no ledger row, nothing
+/// reported lost, and they are not run later; counted as `paused`. The next tick to wait for.
+fn skip_paused(
+    entry: &JobEntry,
+    plan: &misfire::Plan,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let job = &entry.job;
+    entry
+        .metrics
+        .skipped(SkipReason::Paused, plan.run.len() as u64 + plan.skipped);
+    let next = misfire::after_run(&job.schedule, plan.next, now, job.misfire).next;
+    publish_next(entry, next);
+    next
+}
+
 /// Runs the due ticks of a plan one after the other, oldest first (catch-up runs), and
 /// stops at shutdown, leaving the ticks not run yet to the ledger (idempotent jobs: another
 /// instance, or the next start, runs them) or counting them lost; how the last one ended.
@@ -128,16 +148,24 @@ async fn run_batch(
     let mut fired = Fired::Done;
     for (i, &tick) in ticks.iter().enumerate() {
         let last_of_batch = i + 1 == batch;
+        if i > 0 && entry.pause.is_paused() {
+            // Paused during a catch-up: the run in progress finished; the rest are skipped.
+            entry
+                .metrics
+                .skipped(SkipReason::Paused, (batch - i) as u64);
+            break;
+        }
         fired = if i > 0 && firing.is_cancelled() {
             Fired::Stopped
         } else {
+            let own = Own::Tick;
             run(
                 rt,
                 entry,
                 tick,
                 last_of_batch,
                 firing,
-                None,
+                own,
                 misfire_threshold,
             )
             .await
@@ -172,8 +200,10 @@ fn leave_unrun(rt: &Runtime, entry: &JobEntry, ticks: &[DateTime<Utc>]) -> bool 
     true
 }
 
-/// Resumes the job's interrupted executions and runs (or skips, by the misfire policy) its
-/// pending ticks of the ledger, oldest first; `false` if shutdown began.
+/// Resumes the job's interrupted executions, runs (or skips, by the misfire policy) its
+/// pending ticks of the ledger, and runs the executions operators asked for, oldest first;
+/// `false` if shutdown began. While the job is paused, only the requested ones run: the
+/// others wait, queued, for the resume.
 async fn resume_interrupted(
     rt: &Runtime,
     entry: &JobEntry,
@@ -181,23 +211,40 @@ async fn resume_interrupted(
     misfire_threshold: Duration,
 ) -> bool {
     let (schedule, policy) = (&entry.job.schedule, entry.job.misfire);
-    for (execution_id, at, status) in entry.interrupted.take() {
+    for queued in entry.interrupted.take(entry.pause.is_paused()) {
         if firing.is_cancelled() {
             return false;
         }
-        if status == Status::Pending
+        if !queued.is_requested() && entry.pause.is_paused() {
+            // Paused meanwhile: it waits for the resume, queued.
+            entry.interrupted.push(queued);
+            continue;
+        }
+        let at = queued.tick;
+        // A requested execution runs whatever the misfire policy says of its (late) tick.
+        if queued.status == Status::Pending
+            && !queued.is_requested()
             && let Some(why) =
                 misfire::pending_skip(schedule, policy, at, rt.clock.now(), misfire_threshold)
         {
-            skip_pending(rt, entry, execution_id, at, why);
+            skip_pending(rt, entry, queued.execution_id, at, why);
             continue;
         }
-        let resume = Some(execution_id.as_str());
-        if run(rt, entry, at, false, firing, resume, misfire_threshold).await == Fired::Stopped {
+        let own = Own::Queued(&queued);
+        if run(rt, entry, at, false, firing, own, misfire_threshold).await == Fired::Stopped {
             return false;
         }
     }
     true
+}
+
+/// Which execution a [`run`] is for.
+#[derive(Clone, Copy)]
+enum Own<'a> {
+    /// The tick's own.
+    Tick,
+    /// A queued one: interrupted, pending in the ledger, or requested by an operator.
+    Queued(&'a Queued),
 }
 
 /// How [`run`] ended.
@@ -387,9 +434,13 @@ async fn run(
     tick: DateTime<Utc>,
     hold_at_least: bool,
     firing: &CancellationToken,
-    resume: Option<&str>,
+    own: Own<'_>,
     misfire_threshold: Duration,
 ) -> Fired {
+    let (resume, requested_by) = match own {
+        Own::Tick => (None, None),
+        Own::Queued(q) => (Some(q.execution_id.as_str()), q.requested_by.as_deref()),
+    };
     if let Some(jitter) = entry.job.jitter {
         tokio::select! {
             biased;
@@ -407,9 +458,14 @@ async fn run(
         misfire_threshold,
     );
     for retry in 1.. {
-        let executed = execute_guarded(rt, entry, tick, hold_at_least, resume).await;
+        let executed = execute_guarded(rt, entry, tick, hold_at_least, resume, requested_by).await;
         if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
         {
+            return Fired::Done;
+        }
+        if entry.pause.is_paused() {
+            // Paused during an outage: the tick is skipped like any tick of a paused job.
+            entry.metrics.skipped(SkipReason::Paused, 1);
             return Fired::Done;
         }
         let left = (deadline - rt.clock.now()).to_std().unwrap_or_default();
@@ -466,6 +522,7 @@ async fn execute_guarded(
     tick: DateTime<Utc>,
     hold_at_least: bool,
     resume: Option<&str>,
+    requested_by: Option<&str>,
 ) -> Option<Executed> {
     let run = AssertUnwindSafe(Box::pin(executor::execute(
         rt,
@@ -473,6 +530,7 @@ async fn execute_guarded(
         tick,
         hold_at_least,
         resume,
+        requested_by,
     )));
     // The executor catches the job's panics; this catches a backend's (a third-party lock
     // or store), so that one bad call cannot stop the job's ticks for good.

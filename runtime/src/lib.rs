@@ -6,6 +6,7 @@ pub mod bench_support;
 mod builder;
 mod clock;
 mod context;
+mod control;
 mod error;
 mod executor;
 mod future;

@@ -18,7 +18,7 @@ pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";
 /// `tickguard_execution_duration_seconds{job, outcome}`: run duration, all attempts included.
 pub const EXECUTION_DURATION: &str = "tickguard_execution_duration_seconds";
 /// `tickguard_skips_total{job, reason}`: ticks not run here; reason is `locked`,
-/// `duplicate`, `overlap`, `misfire`, `unavailable` or `early`.
+/// `duplicate`, `overlap`, `misfire`, `unavailable`, `early` or `paused`.
 pub const SKIPS_TOTAL: &str = "tickguard_skips_total";
 /// `tickguard_ticks_lost_total{job, reason}`: ticks lost for good, that no instance ran or
 /// will run; reason is `misfire`, `overlap` or `unavailable`. Each also counts in
@@ -43,6 +43,10 @@ pub const LAST_SUCCESS: &str = "tickguard_last_success_timestamp_seconds";
 /// `tickguard_once_skipped_total{job}`: `once` and `once_ever` steps not run because they
 /// were already done (within the execution, or ever).
 pub const ONCE_SKIPPED_TOTAL: &str = "tickguard_once_skipped_total";
+
+/// `tickguard_paused{job}`: 1 while the job is paused (through the store, for every
+/// instance), as this instance last read it; 0 otherwise.
+pub const PAUSED: &str = "tickguard_paused";
 
 /// `tickguard_next_fire_timestamp_seconds{job}`: Unix time of the tick the job waits for next
 /// on this instance; 0 once its schedule has no further fire time.
@@ -69,6 +73,8 @@ pub enum SkipReason {
     /// This instance's clock runs ahead of the store's: the tick was not due yet, and is
     /// left to the instances whose clock is right.
     Early,
+    /// The job is paused: its ticks are skipped until it is resumed, and not run later.
+    Paused,
 }
 
 impl SkipReason {
@@ -81,6 +87,7 @@ impl SkipReason {
             Self::Misfire => "misfire",
             Self::Unavailable => "unavailable",
             Self::Early => "early",
+            Self::Paused => "paused",
         }
     }
 }
@@ -173,6 +180,11 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Interval between the job's next two fire times (a fixed delay: the delay)."
     );
+    describe_gauge!(
+        PAUSED,
+        Unit::Count,
+        "Whether the job is paused (1) or not (0), as this instance last read the store."
+    );
     describe_counter!(
         ONCE_SKIPPED_TOTAL,
         Unit::Count,
@@ -235,7 +247,7 @@ pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
 pub(crate) struct JobMetrics {
     executions: [Counter; 4],
     durations: [Histogram; 4],
-    skips: [Counter; 5],
+    skips: [Counter; 7],
     lost: [Counter; 3],
     pub(crate) retries: Counter,
     pub(crate) lock_acquire: Histogram,
@@ -247,6 +259,7 @@ pub(crate) struct JobMetrics {
     pub(crate) last_success: Gauge,
     next_fire: Gauge,
     period: Gauge,
+    paused: Gauge,
 }
 
 const OUTCOMES: [Outcome; 4] = [
@@ -261,12 +274,14 @@ const LOST_REASONS: [SkipReason; 3] = [
     SkipReason::Overlap,
     SkipReason::Unavailable,
 ];
-const REASONS: [SkipReason; 5] = [
+const REASONS: [SkipReason; 7] = [
     SkipReason::Locked,
     SkipReason::Duplicate,
     SkipReason::Overlap,
     SkipReason::Misfire,
     SkipReason::Unavailable,
+    SkipReason::Early,
+    SkipReason::Paused,
 ];
 
 impl JobMetrics {
@@ -287,6 +302,11 @@ impl JobMetrics {
             }),
             next_fire: metrics::gauge!(NEXT_FIRE, "job" => job.clone()),
             period: metrics::gauge!(PERIOD, "job" => job.clone()),
+            paused: {
+                let paused = metrics::gauge!(PAUSED, "job" => job.clone());
+                paused.set(0.0);
+                paused
+            },
             retries: metrics::counter!(RETRIES_TOTAL, "job" => job.clone()),
             lock_acquire: metrics::histogram!(LOCK_ACQUIRE_DURATION, "job" => job.clone()),
             lock_held: metrics::histogram!(LOCK_HELD_DURATION, "job" => job.clone()),
@@ -334,6 +354,11 @@ impl JobMetrics {
         if let Some(i) = i {
             self.lost[i].increment(count);
         }
+    }
+
+    /// Publishes whether the job is paused.
+    pub(crate) fn paused(&self, paused: bool) {
+        self.paused.set(if paused { 1.0 } else { 0.0 });
     }
 
     /// Publishes the tick the job waits for next and the interval to the one after it

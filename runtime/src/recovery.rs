@@ -8,7 +8,7 @@ use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    executor::{BACKEND_TIMEOUT, JobEntry, Runtime},
+    executor::{BACKEND_TIMEOUT, JobEntry, Queued, Runtime},
     ledger,
     store::{Status, StoreError},
 };
@@ -41,14 +41,19 @@ pub(crate) async fn recover_interrupted(
         match found {
             Ok(found) => {
                 for interrupted in found {
+                    // Requested executions are the control task's: it queues them with who
+                    // asked, and they bypass the misfire policy.
+                    if interrupted.requested {
+                        continue;
+                    }
                     let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job) else {
                         continue;
                     };
-                    if entry.interrupted.push(
+                    if entry.interrupted.push(Queued::interrupted(
                         interrupted.execution_id.clone(),
                         interrupted.scheduled_at,
                         interrupted.status,
-                    ) {
+                    )) {
                         let what = if interrupted.status == Status::Pending {
                             "found a pending tick in the ledger; running it"
                         } else {

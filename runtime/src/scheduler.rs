@@ -7,13 +7,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     builder::SchedulerBuilder,
+    control::{Control, ControlSettings, control},
     error::Error,
     executor::{JobEntry, RECORD_BUDGET, Runtime},
     job::Job,
     job_loop::job_loop,
     ledger,
     recovery::recover_interrupted,
-    retention::forget_once_steps,
+    retention::{Keep, retain},
     store::ExecutionStore,
 };
 
@@ -46,9 +47,15 @@ pub struct Scheduler {
     pub(crate) shutdown_grace: Duration,
     /// How late a tick may be noticed and still count as on time.
     pub(crate) misfire_threshold: Duration,
-    /// How long the `once` steps of an ended execution are kept.
-    pub(crate) once_retention: Duration,
+    /// What the retention task keeps, and how often it runs.
+    pub(crate) keep: Keep,
+    /// How the control task looks for pauses and manual executions.
+    pub(crate) control: ControlSettings,
 }
+
+/// How long the control task's first look, before the job loops start, may take: a store
+/// that does not answer by then is asked again by the control task, and the jobs start.
+const FIRST_LOOK: Duration = Duration::from_secs(3);
 
 impl Scheduler {
     /// A builder with the embedded defaults: an in-process lock, an in-memory store, and
@@ -88,6 +95,11 @@ impl Scheduler {
             store = %self.rt.store.describe(),
             "scheduler started"
         );
+        // The pauses are read before the first tick: a job paused before this instance
+        // started does not fire once by mistake.
+        let mut look = Control::new(self.rt.clone(), self.entries.clone(), self.control);
+        let _ = timeout(FIRST_LOOK, look.look()).await;
+        loops.spawn(control(look, firing.child_token()));
         for entry in &self.entries {
             tracing::info!(job = %entry.job.name, schedule = %entry.job.schedule, location = %entry.job.location, "job registered");
             loops.spawn(job_loop(
@@ -110,10 +122,10 @@ impl Scheduler {
                 firing.child_token(),
             ));
         }
-        loops.spawn(forget_once_steps(
+        loops.spawn(retain(
             self.rt.store.clone(),
             self.entries.iter().map(|e| e.job.name.clone()).collect(),
-            self.once_retention,
+            self.keep.clone(),
             firing.child_token(),
         ));
         loops.close();

@@ -33,6 +33,8 @@ pub use operations::{
 };
 
 #[cfg(feature = "postgres")]
+pub(crate) use self::postgres::CONTROL_CHANNEL;
+#[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;

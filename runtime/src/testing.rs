@@ -166,7 +166,7 @@ impl Run {
         );
         let stop = Arc::new(CancellationToken::new());
         let entry = JobEntry::new(self.job, stop, CancellationToken::new(), self.tick);
-        let executed = executor::execute(&rt, &entry, self.tick, true, None).await;
+        let executed = executor::execute(&rt, &entry, self.tick, true, None, None).await;
         let record = match &executed {
             Executed::Ran { execution_id } => {
                 self.store.execution(execution_id).await.ok().flatten()

@@ -18,7 +18,7 @@ use tickguard::{
     RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
-    store::{ExecutionStore, JobRegistration, MemoryStore, Status},
+    store::{ExecutionStore, JobRegistration, MemoryStore, Retention, Status},
     testing::{FaultyLock, FaultyStore, TestClock},
 };
 use tickguard_tests::Reports;
@@ -1898,5 +1898,155 @@ async fn a_busy_tick_that_loses_its_lease_while_it_waits_runs_from_the_ledger() 
     assert_eq!(
         m.counter(names::TICKS_LOST_TOTAL, &[job, ("reason", "overlap")]),
         0
+    );
+}
+
+/// A job paused through the store skips its ticks on a running scheduler (counted as
+/// `paused`, the `tickguard_paused` gauge set), and fires again once resumed; the ticks it
+/// skipped are not run later.
+#[tokio::test(start_paused = true)]
+async fn a_paused_job_skips_its_ticks_until_it_is_resumed() {
+    let m = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("paused_then_resumed", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    let labels = [("job", "paused_then_resumed")];
+    let (control, m2) = (store.clone(), m.clone());
+    let scenario = async move {
+        sleep(Duration::from_millis(2_500)).await;
+        control
+            .pause("paused_then_resumed", "maintenance", "ops")
+            .await
+            .unwrap();
+        sleep(secs(3)).await;
+        assert_eq!(m2.gauge_set(names::PAUSED, &labels), Some(1.0));
+        control.resume("paused_then_resumed").await.unwrap();
+        sleep(secs(3)).await;
+    };
+    run_scenario(builder(&clock).store(store.clone()).job(job), scenario).await;
+    let ran = seconds_after_t0(&ticks.get());
+    assert!(ran.starts_with(&[1, 2]), "{ran:?}");
+    assert!(
+        !ran.contains(&4) && !ran.contains(&5),
+        "ran while paused: {ran:?}"
+    );
+    assert!(ran.contains(&7) && ran.contains(&8), "not resumed: {ran:?}");
+    let skipped = m.counter(
+        names::SKIPS_TOTAL,
+        &[("job", "paused_then_resumed"), ("reason", "paused")],
+    );
+    assert!((2..=4).contains(&skipped), "paused skips: {skipped}");
+    assert_eq!(ran.len() as u64 + skipped, 8, "{ran:?}, {skipped} skipped");
+}
+
+/// A manual execution runs even while its job is paused, and whatever the job's misfire
+/// policy says of its tick (here an hour late by the scheduler's clock, under `skip`); a
+/// job that is not idempotent runs it once.
+#[tokio::test(start_paused = true)]
+async fn a_trigger_runs_past_the_pause_and_the_misfire_policy() {
+    let clock = TestClock::new(Utc::now() + chrono::Duration::hours(1));
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("triggered_late", every(3600), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .misfire(Misfire::Skip);
+    let scheduler = builder(&clock)
+        .store(store.clone())
+        .misfire_threshold(secs(1))
+        .job(job)
+        .build()
+        .await
+        .unwrap();
+    store
+        .pause("triggered_late", "frozen", "ops")
+        .await
+        .unwrap();
+    let control = store.clone();
+    let scenario = async move {
+        let requested = control.trigger("triggered_late", "alice").await.unwrap();
+        sleep(secs(3)).await;
+        requested
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    scheduler
+        .run_until(async move {
+            let _ = tx.send(scenario.await);
+        })
+        .await
+        .unwrap();
+    let requested = rx.await.unwrap();
+    assert_eq!(ticks.get(), vec![requested.scheduled_at]);
+    let record = store.execution(&requested.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.requested_by.as_deref(), Some("alice"));
+}
+
+/// The scheduler prunes its jobs' history by its retention, at start and then every
+/// `retention_every`: with a retention of zero, the completed executions are gone after the
+/// next round, and the ticks still ran once each.
+#[tokio::test(start_paused = true)]
+async fn the_retention_task_prunes_ended_executions_every_interval() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let seen = ticks.clone();
+    let job = Job::new("pruned_history", every(1), move |ctx: JobContext| {
+        seen.push(ctx.scheduled_at());
+        async { Ok(()) }
+    });
+    let zero = Some(Duration::ZERO);
+    let retention = Retention::keep_forever()
+        .completed(zero)
+        .skipped(zero)
+        .failed(zero)
+        .timed_out(zero)
+        .cancelled(zero);
+    let builder = builder(&clock)
+        .store(store.clone())
+        .retention(retention)
+        .retention_every(secs(4))
+        .job(job);
+    let (control, kept) = (store.clone(), Arc::new(Mutex::new(Vec::new())));
+    let kept2 = kept.clone();
+    let scenario = async move {
+        for _ in 0..9 {
+            sleep(Duration::from_millis(1_000)).await;
+            let n = control
+                .executions("pruned_history", 100)
+                .await
+                .unwrap()
+                .len();
+            kept2.lock().unwrap().push(n);
+        }
+        sleep(Duration::from_millis(500)).await;
+    };
+    run_scenario(builder, scenario).await;
+    // Read at 1..9 s, each before that second's tick runs; prunes at 0, 4 and 8 s.
+    let kept = kept.lock().unwrap().clone();
+    assert_eq!(seconds_after_t0(&ticks.get()), (1..=9).collect::<Vec<_>>());
+    assert_eq!(
+        kept[3], 3,
+        "before the first prune that finds any: {kept:?}"
+    );
+    assert!(
+        kept[4] <= 1,
+        "the prune at 4 s deleted the ended ones: {kept:?}"
+    );
+    assert!(
+        kept[8] <= 1,
+        "the prune at 8 s deleted the ended ones: {kept:?}"
+    );
+    let recent = store.executions("pruned_history", 100).await.unwrap();
+    assert!(
+        recent.iter().all(|r| r.status == Status::Completed),
+        "{recent:?}"
     );
 }

@@ -29,7 +29,9 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         None
     };
     let request = ClaimRequest::new(&job.name, &t.execution_id, t.at, &t.owner)
-        .idempotent(job.key.is_some())
+        // A requested execution's id is unique per request: claiming it as idempotent is
+        // what runs it once across instances, whatever the job.
+        .idempotent(job.key.is_some() || t.requested_by.is_some())
         .liveness(rt.liveness)
         .next_fire(next_fire)
         .refuse_early(rt.refuse_early);

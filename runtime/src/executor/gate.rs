@@ -29,7 +29,12 @@ pub(super) fn gate(t: &Tick<'_>, claimed: &Claimed) -> Conclude<()> {
         ));
         return Err(RunEnd::failed(claimed.previous_attempts, error));
     }
-    if claimed.resumed {
+    if let Some(by) = t.requested_by {
+        tracing::info!(
+            requested_by = by,
+            "running a manual execution requested by {by}"
+        );
+    } else if claimed.resumed {
         tracing::info!(
             attempts = claimed.previous_attempts,
             checkpoint = claimed.checkpoint.is_some(),

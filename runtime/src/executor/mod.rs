@@ -33,7 +33,7 @@ use tracing::Instrument;
 
 pub(crate) use self::{
     conclude::RECORD_BUDGET,
-    interrupts::Interrupts,
+    interrupts::{Interrupts, Queued},
     lost::{Lost, report_lost},
     unrecorded::Unrecorded,
 };
@@ -41,6 +41,7 @@ use self::{end::RunEnd, lease::Held};
 use crate::{
     clock::Clock,
     context::Execution,
+    control::PauseState,
     job::{FailureHook, Job},
     ledger::Ledger,
     lock::LockBackend,
@@ -139,6 +140,8 @@ pub(crate) struct JobEntry {
     pub(crate) ledger: Ledger,
     /// The throttles of the job's recurring warnings: lost ticks by reason, an early clock.
     pub(crate) warnings: Throttles,
+    /// Whether the job is paused, as the control task last read the store.
+    pub(crate) pause: PauseState,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -175,6 +178,7 @@ impl JobEntry {
             interrupted: Interrupts::default(),
             ledger: Ledger::default(),
             warnings: Throttles::default(),
+            pause: PauseState::default(),
             job,
         }
     }
@@ -215,6 +219,9 @@ struct Tick<'a> {
     /// Resuming an interrupted execution: one that cannot be resumed now (locked, busy,
     /// done) is left without a skip counted, since no tick is lost.
     resuming: bool,
+    /// Who asked for this execution, for a requested one (a trigger or a re-run): it is
+    /// claimed as idempotent whatever the job, since its id is unique per request.
+    requested_by: Option<&'a str>,
     /// False for a catch-up run that another due tick follows at once: its own `at_least`
     /// must not lock out the next.
     hold_at_least: bool,
@@ -239,13 +246,15 @@ impl Tick<'_> {
 /// Runs the pipeline for one tick of `entry`. Never panics on backend or job failures: they
 /// are logged, counted, and the tick is either recorded or skipped. `hold_at_least` is false
 /// for a catch-up run that another due tick follows at once. `resume` names an interrupted
-/// execution to resume instead of the tick's own.
+/// (or requested) execution to resume instead of the tick's own; `requested_by`, who asked
+/// for it when an operator did.
 pub(crate) async fn execute(
     rt: &Runtime,
     entry: &JobEntry,
     tick: DateTime<Utc>,
     hold_at_least: bool,
     resume: Option<&str>,
+    requested_by: Option<&str>,
 ) -> Executed {
     let owner = identity::owner(&rt.instance_id);
     let execution_id = match resume {
@@ -259,6 +268,7 @@ pub(crate) async fn execute(
         owner,
         execution_id,
         resuming: resume.is_some(),
+        requested_by,
         hold_at_least,
         lease: None,
         holder: None,
