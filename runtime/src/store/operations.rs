@@ -268,7 +268,7 @@ impl std::fmt::Display for RunOutcome {
 /// Keep each status at least an hour in production: a prune raises the job's watermark to
 /// the latest tick it deleted, and a tick at or before it that has no record yet (an
 /// instance far behind, a note of the ledger not written yet) is then never recorded nor
-/// run. The scheduler refuses a shorter retention; the store API accepts any, for tests.
+/// run. Shorter ones are accepted, for tests.
 ///
 /// The defaults keep what went well for a week and what went wrong for a month:
 ///
