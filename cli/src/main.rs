@@ -32,6 +32,11 @@ fn main() -> ExitCode {
             .exit()
     };
     let secrets = url_secrets(&url);
+    // A value that does not parse is a usage error, reported before the store is asked.
+    if let Err(failure) = check_values(&cli.command, chrono::Utc::now()) {
+        eprintln!("{}", redact(&failure.to_string(), &secrets));
+        return ExitCode::from(2);
+    }
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,7 +101,6 @@ fn check_values(command: &Command, now: chrono::DateTime<chrono::Utc>) -> Result
 
 async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
     let now = chrono::Utc::now();
-    check_values(&cli.command, now)?;
     let store = open::open(url, &cli.schema).await?;
     let ctx = Ctx { store, now };
     let by = |by: Option<String>| by.unwrap_or_else(default_by);

@@ -245,7 +245,7 @@ async fn history_pages_and_filters(backend: Backend) {
     let err = s
         .store
         .run(&["history", "report", "--since", "last tuesday"]);
-    let err = err.fails(1);
+    let err = err.fails(2);
     assert!(
         err.starts_with("error: --since `last tuesday` is neither a duration nor a time\n"),
         "{err}"
@@ -256,7 +256,7 @@ async fn history_pages_and_filters(backend: Backend) {
     );
     let err = s.store.run(&["history", "report", "--status", "done"]);
     assert!(
-        err.fails(1)
+        err.fails(2)
             .starts_with("error: `done` is not an execution status"),
         "{err:?}"
     );
@@ -363,7 +363,7 @@ async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
     assert!(err.contains("a fixed delay"), "{err}");
     let err = s.store.run(&["gaps", "report", "--since", "yesterday-ish"]);
     assert!(
-        err.fails(1).starts_with("error: --since `yesterday-ish`"),
+        err.fails(2).starts_with("error: --since `yesterday-ish`"),
         "{err:?}"
     );
     let err = s.store.run(&["gaps", "nope"]);
@@ -660,7 +660,7 @@ async fn prune_counts_then_deletes(backend: Backend) {
     assert_eq!(nightly.len(), 1, "another job was pruned");
 
     let err = s.store.run(&["prune", "--failed", "a month"]);
-    let err = err.fails(1);
+    let err = err.fails(2);
     assert!(
         err.starts_with("error: --failed `a month` is not a duration"),
         "{err}"
