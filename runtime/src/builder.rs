@@ -339,8 +339,9 @@ impl SchedulerBuilder {
     /// How often the control task reads the store's control version, to apply pauses and
     /// run manual triggers and re-runs (default 500 ms, each wait a random 90-110% of it):
     /// a change made through the store takes effect within about this long. One row is read
-    /// per look whatever the number of jobs; the pauses and requests are read only when it
-    /// moved. Shorter than 10 ms is an error at [`build`](Self::build).
+    /// per look whatever the number of jobs; the pauses are read only when it moved, the
+    /// requests when it moved, while one is pending, and about every third of the liveness
+    /// (see `docs/stores.md`). Shorter than 10 ms is an error at [`build`](Self::build).
     pub fn control_every(mut self, every: Duration) -> Self {
         self.control.every = every;
         self

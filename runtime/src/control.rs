@@ -133,8 +133,11 @@ pub(crate) struct Control {
     /// When the requests were last looked for: a requested execution whose owner died is
     /// found this way (no change moves the version), about every third of the liveness.
     scanned: Option<Instant>,
-    /// Who asked for each request seen pending, so that a waiting one is read once.
-    requesters: HashMap<String, String>,
+    /// Each request seen pending: who asked (read once), and when to queue it again if it
+    /// is still pending (the lock held, the job busy elsewhere, a backend down): a few
+    /// hundred milliseconds, doubling up to [`REQUEUE_MAX`], so a request that cannot run
+    /// yet costs no lock attempt, and no warning, every round.
+    requests: HashMap<String, Outstanding>,
     /// When the store's failure was last warned about.
     warned: Option<Instant>,
     settings: ControlSettings,
@@ -161,7 +164,7 @@ impl Control {
             version: None,
             outstanding: false,
             scanned: None,
-            requesters: HashMap::new(),
+            requests: HashMap::new(),
             warned: None,
             settings,
         }
@@ -238,22 +241,33 @@ impl Control {
         }
     }
 
-    /// Queues the requested executions among `found` on their job loops.
+    /// Queues the requested executions among `found` on their job loops: a new one at
+    /// once, one still pending after its backoff.
     async fn queue_requests(&mut self, found: Vec<Interrupted>) {
         let requested: Vec<Interrupted> = found.into_iter().filter(|i| i.requested).collect();
         self.outstanding = !requested.is_empty();
-        self.requesters
+        self.requests
             .retain(|id, _| requested.iter().any(|r| r.execution_id == *id));
+        let now = Instant::now();
         for request in requested {
             let Some(&i) = self.by_name.get(&request.job) else {
                 continue;
             };
-            let by = match self.requesters.get(&request.execution_id) {
-                Some(by) => by.clone(),
+            let by = match self.requests.get_mut(&request.execution_id) {
+                Some(seen) if now < seen.next => continue,
+                Some(seen) => {
+                    seen.delay = (seen.delay * 2).min(REQUEUE_MAX);
+                    seen.next = now + seen.delay;
+                    seen.by.clone()
+                }
                 None => {
                     let by = self.requester(&request.execution_id).await;
-                    self.requesters
-                        .insert(request.execution_id.clone(), by.clone());
+                    let seen = Outstanding {
+                        by: by.clone(),
+                        delay: REQUEUE_FIRST,
+                        next: now + REQUEUE_FIRST,
+                    };
+                    self.requests.insert(request.execution_id.clone(), seen);
                     by
                 }
             };
@@ -272,6 +286,19 @@ impl Control {
         }
     }
 }
+
+/// A request seen pending: see [`Control::requests`].
+struct Outstanding {
+    by: String,
+    delay: Duration,
+    next: Instant,
+}
+
+/// How long a request that is still pending waits before it is queued again, at first.
+const REQUEUE_FIRST: Duration = Duration::from_millis(400);
+
+/// The longest a request that is still pending waits before it is queued again.
+const REQUEUE_MAX: Duration = Duration::from_secs(30);
 
 /// A store call bounded like every backend call.
 async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
@@ -322,10 +349,41 @@ fn listen(rt: &Runtime, notified: Arc<Notify>, firing: CancellationToken) {
 fn listen(_: &Runtime, _: Arc<Notify>, _: CancellationToken) {}
 
 /// Listens on [`CONTROL_CHANNEL`] over a connection of its own (a pool of one with the
-/// store's options, so the store's pool keeps all its connections), until it fails: it then
-/// logs once, and the control task goes on polling.
+/// store's options, so the store's pool keeps all its connections). A listener that fails
+/// (the server restarted for longer than a reconnection waits, the network went away) is
+/// started again with backoff, 1 s doubling up to a minute, warned about once per failure
+/// streak; the control task polls meanwhile, and looks at once when the listener is back
+/// (a change notified while it was away was missed).
 #[cfg(feature = "postgres")]
 async fn listen_postgres(store: crate::store::PostgresStore, notified: Arc<Notify>) {
+    use crate::store::CONTROL_CHANNEL;
+
+    let mut backoff = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        let failed = listen_once(&store, &notified, &mut failing).await;
+        if !failing {
+            // It listened until now (or never tried): a new streak.
+            backoff = Duration::from_secs(1);
+            tracing::warn!(
+                channel = CONTROL_CHANNEL, error = %failed,
+                "cannot listen for control changes; polling the store and trying again"
+            );
+            failing = true;
+        }
+        sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// One listener's life, until it fails; `failing` is cleared (and the control task woken)
+/// once it listens again after a failure.
+#[cfg(feature = "postgres")]
+async fn listen_once(
+    store: &crate::store::PostgresStore,
+    notified: &Notify,
+    failing: &mut bool,
+) -> sqlx::Error {
     use sqlx::postgres::{PgListener, PgPoolOptions};
 
     use crate::store::CONTROL_CHANNEL;
@@ -336,11 +394,18 @@ async fn listen_postgres(store: crate::store::PostgresStore, notified: Arc<Notif
         .max_lifetime(None)
         .idle_timeout(None)
         .connect_lazy_with(options);
-    let schema = store.schema().to_owned();
+    let schema = store.schema();
     let listened = async {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CONTROL_CHANNEL).await?;
         tracing::debug!(channel = CONTROL_CHANNEL, %schema, "listening for control changes");
+        if std::mem::take(failing) {
+            tracing::info!(
+                channel = CONTROL_CHANNEL,
+                "listening for control changes again"
+            );
+            notified.notify_one();
+        }
         loop {
             match listener.try_recv().await? {
                 Some(n) if n.payload() == schema => notified.notify_one(),
@@ -351,12 +416,11 @@ async fn listen_postgres(store: crate::store::PostgresStore, notified: Arc<Notif
             }
         }
     };
-    let failed: Result<(), sqlx::Error> = listened.await;
-    if let Err(e) = failed {
-        tracing::warn!(
-            channel = CONTROL_CHANNEL, error = %e,
-            "cannot listen for control changes; polling the store instead"
-        );
+    let failed: Result<std::convert::Infallible, sqlx::Error> = listened.await;
+    pool.close().await;
+    match failed {
+        Err(e) => e,
+        Ok(never) => match never {},
     }
 }
 

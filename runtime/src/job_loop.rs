@@ -458,14 +458,15 @@ async fn run(
         misfire_threshold,
     );
     for retry in 1.. {
+        if resume.is_none() && entry.pause.is_paused() {
+            // Paused during the jitter or an outage: the tick is skipped like any tick of a
+            // paused job.
+            entry.metrics.skipped(SkipReason::Paused, 1);
+            return Fired::Done;
+        }
         let executed = execute_guarded(rt, entry, tick, hold_at_least, resume, requested_by).await;
         if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
         {
-            return Fired::Done;
-        }
-        if entry.pause.is_paused() {
-            // Paused during an outage: the tick is skipped like any tick of a paused job.
-            entry.metrics.skipped(SkipReason::Paused, 1);
             return Fired::Done;
         }
         let left = (deadline - rt.clock.now()).to_std().unwrap_or_default();

@@ -549,8 +549,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExecutionRecord>, StoreError>>;
 
-    /// Executions of `jobs` that were interrupted (see [`Interrupted`]), then pending ticks
-    /// of the ledger that are due by the store's clock, each oldest tick first; at most
+    /// Executions of `jobs` that an operator asked for (trigger, re-run: pending, or
+    /// interrupted), then the others that were interrupted (see [`Interrupted`]), then
+    /// pending ticks of the ledger that are due by the store's clock, each oldest tick first
+    /// (a backlog of ticks never keeps a request waiting); at most
     /// [`INTERRUPTED_PER_JOB`] of one job (a job whose ticks cannot run now does not keep
     /// the others waiting) and `limit` in all. An owner whose last heartbeat is older than
     /// `liveness` (judged by the store's clock) is gone.

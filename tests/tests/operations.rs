@@ -201,13 +201,30 @@ async fn trigger_runs_once_within_a_second(listen: bool) {
         "trigger_poll"
     };
     let mut cluster = Cluster::new(case).await;
-    let env = [("OPS_LISTEN", if listen { "1" } else { "0" }.to_owned())];
+    // With LISTEN, the workers poll only every 30 s: a trigger that starts within a second
+    // was heard.
+    let every = if listen { "30000" } else { "500" };
+    let env = [
+        ("OPS_LISTEN", if listen { "1" } else { "0" }.to_owned()),
+        ("OPS_CONTROL_EVERY_MS", every.to_owned()),
+    ];
     for name in ["a", "b"] {
         cluster
             .spawn(name, &format!("manual={YEARLY}=ok"), &env)
             .await;
     }
     for round in 0..3 {
+        if listen && round == 2 {
+            // The listeners' connections are terminated: they listen again.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+            )
+            .execute(cluster.store.pool())
+            .await
+            .unwrap();
+            sleep(Duration::from_millis(500)).await;
+        }
         let requested = cluster.store.trigger("manual", "test").await.unwrap();
         let runs = cluster.runs_of("manual", &requested.id, |n| n >= 1).await;
         assert_eq!(runs.len(), 1, "round {round}: {runs:?}");

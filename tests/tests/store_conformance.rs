@@ -89,6 +89,7 @@ macro_rules! store_conformance {
                 detail_shows_an_abandoned_run_and_its_takeover,
                 pause_and_resume_move_the_control_version,
                 trigger_asks_for_one_manual_execution,
+                a_backlog_never_keeps_a_request_waiting,
                 rerun_follows_the_rules,
                 prune_deletes_by_retention_and_never_reruns_a_tick,
             );
@@ -2291,6 +2292,38 @@ async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore
 /// A trigger records a pending execution asked for by its author, listed by `interrupted`
 /// as requested; concurrent claims of it have one winner, and once it completed it is not
 /// claimed again. (One scenario, each step on the last.)
+/// A job with more pending ticks than one look returns (a paused job holds them, an
+/// outage leaves them): a manual execution asked for now still comes first.
+async fn a_backlog_never_keeps_a_request_waiting(store: Arc<dyn ExecutionStore>, prefix: &str) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let now = Utc::now();
+    let backlog: Vec<LedgerTick> = (1..=2 * INTERRUPTED_PER_JOB as i64)
+        .map(|n| {
+            let at = now - chrono::Duration::minutes(n);
+            LedgerTick::pending(&job, format!("{job}@backlog-{n}"), at, "w")
+        })
+        .collect();
+    ok(&*store, "record_ticks", store.record_ticks(&backlog).await);
+    let manual = ok(&*store, "trigger", store.trigger(&job, "alice").await);
+    let jobs = [job.clone()];
+    for limit in [1, 10, 100] {
+        let listed = ok(
+            &*store,
+            "interrupted",
+            store.interrupted(&jobs, LONG, limit).await,
+        );
+        assert_eq!(
+            listed
+                .first()
+                .map(|i| (i.execution_id.as_str(), i.requested)),
+            Some((manual.id.as_str(), true)),
+            "{}: limit {limit}: {listed:?}",
+            store.describe()
+        );
+    }
+}
+
 async fn trigger_asks_for_one_manual_execution(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     fence_of(&*store, &job).await;

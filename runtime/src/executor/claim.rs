@@ -31,7 +31,9 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
     let request = ClaimRequest::new(&job.name, &t.execution_id, t.at, &t.owner)
         // A requested execution's id is unique per request: claiming it as idempotent is
         // what runs it once across instances, whatever the job.
-        .idempotent(job.key.is_some() || t.requested_by.is_some())
+        // A queued execution (resumed or requested) names one execution: once it ran to its
+        // end it is done, whatever the job, or a stale queue entry would run it again.
+        .idempotent(job.key.is_some() || t.requested_by.is_some() || t.resuming)
         .liveness(rt.liveness)
         .next_fire(next_fire)
         .refuse_early(rt.refuse_early);
@@ -40,7 +42,11 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
         let busy = execution_id.clone();
-        let waited = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy).await;
+        let requested = t.requested_by.is_some();
+        let waited = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy, requested).await;
+        if waited.paused {
+            return Err(SkipReason::Paused);
+        }
         t.deferred = waited.deferred;
         claimed = waited.claim;
     }
@@ -145,6 +151,8 @@ struct Waited {
     /// The wait ended because this run could no longer keep its lease: the tick is left to
     /// the ledger, for whoever holds the lock next.
     deferred: bool,
+    /// The job was paused during the wait: the tick is skipped as paused, unclaimed.
+    paused: bool,
 }
 
 /// A tick that finds the job busy. The live execution may be a dead owner's that has not
@@ -161,6 +169,7 @@ async fn wait_while_busy(
     lease: &mut Option<Held>,
     request: &ClaimRequest<'_>,
     busy: &str,
+    requested: bool,
 ) -> Waited {
     let job = &entry.job;
     let busy_claim = |deferred| Waited {
@@ -168,11 +177,23 @@ async fn wait_while_busy(
             execution_id: busy.to_owned(),
         }),
         deferred,
+        paused: false,
+    };
+    // A tick of the schedule that waited is not claimed once the job is paused (a manual
+    // execution runs whatever the pause).
+    let paused = || {
+        (!requested && entry.pause.is_paused()).then(|| Waited {
+            paused: true,
+            ..busy_claim(false)
+        })
     };
     match wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
         Wait::Waited => {}
         // Stopped: shutdown; the tick is left to the instances that go on.
         Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
+    }
+    if let Some(paused) = paused() {
+        return paused;
     }
     let interrupted = timeout(
         BACKEND_TIMEOUT,
@@ -197,14 +218,19 @@ async fn wait_while_busy(
                 return Waited {
                     claim: claimed,
                     deferred: true,
+                    paused: false,
                 };
             }
+        }
+        if let Some(paused) = paused() {
+            return paused;
         }
         claimed = ask(rt, entry, request).await;
     }
     Waited {
         claim: claimed,
         deferred: false,
+        paused: false,
     }
 }
 

@@ -875,12 +875,12 @@ impl ExecutionStore for MemoryStore {
                     requested: r.record.requested_by.is_some(),
                 })
                 .collect();
-            of_job.sort_by_key(|i| (i.status == Status::Pending, i.scheduled_at));
+            of_job.sort_by_key(|i| (!i.requested, i.status == Status::Pending, i.scheduled_at));
             of_job.truncate(INTERRUPTED_PER_JOB);
             found.extend(of_job);
         }
         // Interrupted executions before pending ticks, oldest first.
-        found.sort_by_key(|i| (i.status == Status::Pending, i.scheduled_at));
+        found.sort_by_key(|i| (!i.requested, i.status == Status::Pending, i.scheduled_at));
         found.truncate(limit);
         ready(Ok(found))
     }

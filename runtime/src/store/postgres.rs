@@ -1070,18 +1070,19 @@ impl Statements {
                  FROM {ex} WHERE status = 'FAILED' AND ($1::text IS NULL OR job = $1) \
                  ORDER BY finished_at DESC LIMIT $2"
             ),
-            // Interrupted executions before pending ticks, oldest first, and at most `$5` of
+            // Requested executions first, then interrupted ones, then pending ticks, each
+            // oldest first (a backlog never keeps a request waiting), and at most `$5` of
             // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
                 "SELECT job, id, scheduled_at, status, attempt, requested FROM (\
                      SELECT job, id, scheduled_at, status, attempt, \
                          requested_by IS NOT NULL AS requested, row_number() OVER (\
-                         PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
+                         PARTITION BY job ORDER BY requested_by IS NULL, status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
                      WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
                          AND heartbeat_at <= clock_timestamp() - $2 {ms}) OR (status = 'PENDING' \
                          AND scheduled_at <= clock_timestamp() + $4 {ms}))) open \
-                 WHERE n <= $5 ORDER BY status = 'PENDING', scheduled_at LIMIT $3"
+                 WHERE n <= $5 ORDER BY NOT requested, status = 'PENDING', scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine} FOR SHARE").into(),
             raw_schema: schema.to_owned(),

@@ -812,18 +812,19 @@ impl Statements {
                      AND e.job = excluded.job \
                  RETURNING status = 'SKIPPED'"
             ),
-            // Interrupted executions before pending ticks, oldest first, and at most `$4` of
+            // Requested executions first, then interrupted ones, then pending ticks, each
+            // oldest first (a backlog never keeps a request waiting), and at most `$4` of
             // one job: a job whose ticks cannot run now does not keep the others waiting.
             interrupted: format!(
                 "SELECT job, id, scheduled_at, status, attempt, requested FROM (\
                      SELECT job, id, scheduled_at, status, attempt, \
                          requested_by IS NOT NULL AS requested, row_number() OVER (\
-                         PARTITION BY job ORDER BY status = 'PENDING', scheduled_at) AS n \
+                         PARTITION BY job ORDER BY requested_by IS NULL, status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
                      WHERE job IN (SELECT value FROM json_each($1)) \
                        AND (status IN ('CANCELLED', 'PENDING') \
                            OR (status = 'RUNNING' AND heartbeat_at <= $2))) \
-                 WHERE n <= $4 ORDER BY status = 'PENDING', scheduled_at LIMIT $3"
+                 WHERE n <= $4 ORDER BY NOT requested, status = 'PENDING', scheduled_at LIMIT $3"
             ),
             fence_check: format!("SELECT 1 FROM {ex} WHERE {mine}").into(),
         }

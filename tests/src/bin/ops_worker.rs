@@ -12,6 +12,7 @@
 //!                            or `slow:<ms>` (runs that long, not idempotent)
 //!   OPS_METRICS_PORT         serve /metrics on 127.0.0.1:<port> (optional)
 //!   OPS_LISTEN               `0` to poll the store only, without LISTEN (default on)
+//!   OPS_CONTROL_EVERY_MS     how often the control task polls (default 500)
 //! ```
 //!
 //! An effect row is `(job, tick, execution_id, worker, at)`: `tick` in Unix milliseconds,
@@ -93,6 +94,12 @@ async fn main() {
         .instance_id(instance.clone())
         .liveness(Duration::from_secs(3))
         .control_listen(std::env::var("OPS_LISTEN").as_deref() != Ok("0"))
+        .control_every(Duration::from_millis(
+            std::env::var("OPS_CONTROL_EVERY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(500),
+        ))
         .store(store);
     if let Ok(port) = std::env::var("OPS_METRICS_PORT") {
         builder = builder.prometheus(format!("127.0.0.1:{port}"));
