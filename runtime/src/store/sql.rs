@@ -1,6 +1,7 @@
 //! What the SQL stores share: the conversions between rows and records, the claim and
-//! `once_begin` transactions over each database's statements ([`dialect`]), and the store
-//! methods whose bodies are the same on both databases ([`methods`]).
+//! `once_begin` transactions over each database's statements ([`dialect`]), the statements
+//! of the operations API both run ([`OpStatements`]), and the store methods whose bodies are
+//! the same on both databases ([`methods`]).
 
 pub(crate) mod dialect;
 pub(crate) mod methods;

@@ -8,7 +8,8 @@
 //! - `self.claim_once(request, retried)`: one try of a claim;
 //! - `self.interrupted_rows(jobs, liveness, limit)`: the rows of `interrupted`;
 //! - types `Instant` (how the database stores an instant), `ExecutionRow` and
-//!   `InterruptedRow`, and `fn at(DateTime<Utc>) -> Instant`.
+//!   `InterruptedRow`, and `fn at(DateTime<Utc>) -> Instant`;
+//! - for the operations API, what [`operations_methods`] and [`operations_helpers`] name.
 
 /// The store's pool (type `$pool`), and the statements a
 /// [`JobContext::transaction`](crate::JobContext::transaction) runs: `fence_check` before it
@@ -260,8 +261,8 @@ pub(crate) use execution_store_methods;
 /// same on both databases. Besides what [`execution_store_methods`] takes, the store module
 /// provides `self.ops` (its operations statements: `history`, `runs`, `pause`, `resume`,
 /// `trigger`, `rerun`, `paused`, `control_version`), the helpers of [`operations_helpers`],
-/// and `Self::name_list(names)` (a list of
-/// names as the database binds one).
+/// `Self::name_list(names)` (a list of names as the database binds one) and the type
+/// `Attempt` (how the database stores attempts).
 macro_rules! operations_methods {
     () => {
         fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<$crate::store::JobSummary>, StoreError>> {
