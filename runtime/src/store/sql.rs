@@ -1,6 +1,7 @@
 //! What the SQL stores share: the conversions between rows and records, the claim and
-//! `once_begin` transactions over each database's statements ([`dialect`]), and the store
-//! methods whose bodies are the same on both databases ([`methods`]).
+//! `once_begin` transactions over each database's statements ([`dialect`]), the statements
+//! of the operations API both run ([`OpStatements`]), and the store methods whose bodies are
+//! the same on both databases ([`methods`]).
 
 pub(crate) mod dialect;
 pub(crate) mod methods;
@@ -284,3 +285,73 @@ pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<Sto
 /// How many executions one statement of a prune deletes at most: a first prune of a long
 /// history deletes in short transactions, each holding its locks briefly.
 pub(crate) const PRUNE_BATCH: i64 = 1_000;
+
+/// The statements of the operations API that both SQL stores run, each in its database's
+/// SQL; `E`, those that one of them runs alone.
+pub(crate) struct OpStatements<E> {
+    /// Job summaries (`$1` a job's name, or null for all): [`JobSummaryRow`]s.
+    pub(crate) jobs: String,
+    /// A page of a job's history: [`ExecutionRow`]s.
+    pub(crate) history: String,
+    /// An execution's runs (`$1` its id): [`RunRow`]s.
+    pub(crate) runs: String,
+    /// Pauses a job (`$1` job, `$2` note, `$3` by).
+    pub(crate) pause: String,
+    /// Resumes a job (`$1`).
+    pub(crate) resume: String,
+    /// Inserts a manual execution (`$1` job, `$2` its id, `$3` by).
+    pub(crate) trigger: String,
+    /// Sets an execution pending again (`$1` id, `$2` force, `$3` by).
+    pub(crate) rerun: String,
+    /// The paused jobs among a list (`$1`): [`PauseRow`]s.
+    pub(crate) paused: String,
+    /// The control version.
+    pub(crate) control_version: String,
+    /// Every job's name.
+    pub(crate) all_jobs: String,
+    /// Takes a prune's turn at a job (`$1`), if it is due.
+    pub(crate) prune_turn: String,
+    /// The jobs among a list (`$1`) whose prune is due.
+    pub(crate) prune_due: String,
+    /// How many executions of a job (`$1`) in a status (`$2`) a prune would delete.
+    pub(crate) prune_count: String,
+    /// The statements of one database alone.
+    pub(crate) own: E,
+}
+
+/// The `jobs` statement over the tables `jobs` and `ex`, `name` the first parameter as
+/// the database types it: the last execution that ended, per job, by the
+/// `(job, scheduled_at DESC)` index (a few rows read per job).
+pub(crate) fn jobs_statement(jobs: &str, ex: &str, name: &str) -> String {
+    format!(
+        "SELECT j.job, j.trigger, j.zone, j.fence, j.created_at, j.last_tick, \
+             j.next_fire_at, j.paused_at, j.paused_by, j.paused_note, \
+             l.id, l.scheduled_at, l.status, l.finished_at, j.pruned_through \
+         FROM {jobs} j LEFT JOIN {ex} l ON l.id = (\
+             SELECT e.id FROM {ex} e WHERE e.job = j.job \
+                 AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \
+             ORDER BY e.scheduled_at DESC LIMIT 1) \
+         WHERE {name} IS NULL OR j.job = $1 ORDER BY j.job"
+    )
+}
+
+/// The re-run's `UPDATE` of the executions table `ex` (`$1` id, `$2` force, `$3` by): a
+/// failed, timed-out or cancelled execution, or with force a completed or skipped one, set
+/// pending again (a completed or skipped one without its checkpoint).
+pub(crate) fn rerun_update(ex: &str) -> String {
+    format!(
+        "UPDATE {ex} SET status = 'PENDING', attempt = 0, error = NULL, \
+             finished_at = NULL, requested_by = $3, \
+             checkpoint = CASE WHEN status IN ('COMPLETED', 'SKIPPED') \
+                 THEN NULL ELSE checkpoint END \
+         WHERE id = $1 AND (status IN ('FAILED', 'TIMED_OUT', 'CANCELLED') \
+             OR ($2 AND status IN ('COMPLETED', 'SKIPPED')))"
+    )
+}
+
+/// A query on database `DB`, its parameters bound one by one.
+pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>;
+
+/// The instant a control change is stamped with where the store's clock stamps it
+/// (SQLite); `None` where the change takes no instant.
+pub(crate) type Stamp = Option<DateTime<Utc>>;

@@ -8,7 +8,8 @@
 //! - `self.claim_once(request, retried)`: one try of a claim;
 //! - `self.interrupted_rows(jobs, liveness, limit)`: the rows of `interrupted`;
 //! - types `Instant` (how the database stores an instant), `ExecutionRow` and
-//!   `InterruptedRow`, and `fn at(DateTime<Utc>) -> Instant`.
+//!   `InterruptedRow`, and `fn at(DateTime<Utc>) -> Instant`;
+//! - for the operations API, what [`operations_methods`] and [`operations_helpers`] name.
 
 /// The store's pool (type `$pool`), and the statements a
 /// [`JobContext::transaction`](crate::JobContext::transaction) runs: `fence_check` before it
@@ -255,3 +256,357 @@ macro_rules! execution_store_methods {
 }
 
 pub(crate) use execution_store_methods;
+
+/// The [`ExecutionStore`](crate::store::ExecutionStore) methods of the operations API, the
+/// same on both databases. Besides what [`execution_store_methods`] takes, the store module
+/// provides `self.ops` (its operations statements: `history`, `runs`, `pause`, `resume`,
+/// `trigger`, `rerun`, `paused`, `control_version`), the helpers of [`operations_helpers`],
+/// `Self::name_list(names)` (a list of names as the database binds one) and the type
+/// `Attempt` (how the database stores attempts).
+macro_rules! operations_methods {
+    () => {
+        fn jobs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<$crate::store::JobSummary>, StoreError>> {
+            Box::pin(self.job_summaries(None))
+        }
+
+        fn job<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<$crate::store::JobSummary>, StoreError>> {
+            Box::pin(async move { Ok(self.job_summaries(Some(name)).await?.pop()) })
+        }
+
+        fn history<'a>(
+            &'a self,
+            query: &'a $crate::store::HistoryQuery,
+        ) -> BoxFuture<'a, Result<$crate::store::HistoryPage, StoreError>> {
+            Box::pin(async move {
+                let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+                let statuses = Self::name_list(&statuses);
+                let limit = query.limit.max(1);
+                let rows: Vec<ExecutionRow> = self
+                    .run(|_| {
+                        sqlx::query_as(sqlx::AssertSqlSafe(self.ops.history.as_str()))
+                            .bind(&query.job)
+                            .bind(&statuses)
+                            .bind(query.since.map(at))
+                            .bind(query.until.map(at))
+                            .bind(query.after.as_ref().map(|c| at(c.scheduled_at)))
+                            .bind(query.after.as_ref().map(|c| c.id.as_str()))
+                            .bind(i64::try_from(limit).map_or(i64::MAX, |n| n.saturating_add(1)))
+                            .fetch_all(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| {
+                        self.error(&format!("reading the history of `{}`", query.job), e)
+                    })?;
+                let records = $crate::store::sql::records(rows)
+                    .map_err(|e| self.error("reading executions", e))?;
+                Ok($crate::store::HistoryPage::from_rows(records, limit))
+            })
+        }
+
+        fn execution_detail<'a>(
+            &'a self,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<Option<$crate::store::ExecutionDetail>, StoreError>> {
+            Box::pin(async move {
+                let Some(execution) = self.execution(id).await? else {
+                    return Ok(None);
+                };
+                let what = format!("reading the runs of `{id}`");
+                let rows: Vec<$crate::store::sql::RunRow<Instant, Attempt>> = self
+                    .run(|_| {
+                        sqlx::query_as(sqlx::AssertSqlSafe(self.ops.runs.as_str()))
+                            .bind(id)
+                            .fetch_all(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| self.error(&what, e))?;
+                let runs = rows
+                    .into_iter()
+                    .map($crate::store::sql::run)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.error(&what, e))?;
+                Ok(Some($crate::store::ExecutionDetail { execution, runs }))
+            })
+        }
+
+        fn pause<'a>(
+            &'a self,
+            job: &'a str,
+            note: &'a str,
+            by: &'a str,
+        ) -> BoxFuture<'a, Result<$crate::store::JobSummary, StoreError>> {
+            Box::pin(async move {
+                let what = format!("pausing job `{job}`");
+                let stamp = Some(chrono::Utc::now());
+                if !self
+                    .control_change(&what, &self.ops.pause, stamp, |q| {
+                        q.bind(job).bind(note).bind(by)
+                    })
+                    .await?
+                {
+                    return Err($crate::store::sql::no_job(job));
+                }
+                self.existing_job(job).await
+            })
+        }
+
+        fn resume<'a>(
+            &'a self,
+            job: &'a str,
+        ) -> BoxFuture<'a, Result<$crate::store::JobSummary, StoreError>> {
+            Box::pin(async move {
+                let what = format!("resuming job `{job}`");
+                if !self
+                    .control_change(&what, &self.ops.resume, None, |q| q.bind(job))
+                    .await?
+                {
+                    return Err($crate::store::sql::no_job(job));
+                }
+                self.existing_job(job).await
+            })
+        }
+
+        fn trigger<'a>(
+            &'a self,
+            job: &'a str,
+            by: &'a str,
+        ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+            Box::pin(async move {
+                let now = chrono::Utc::now();
+                let id = $crate::store::sql::manual_id(job, now);
+                let what = format!("triggering job `{job}`");
+                if !self
+                    .control_change(&what, &self.ops.trigger, Some(now), |q| {
+                        q.bind(job).bind(id.as_str()).bind(by)
+                    })
+                    .await?
+                {
+                    return Err($crate::store::sql::no_job(job));
+                }
+                self.execution(&id)
+                    .await?
+                    .ok_or_else(|| $crate::store::sql::no_execution(&id))
+            })
+        }
+
+        fn rerun<'a>(
+            &'a self,
+            id: &'a str,
+            force: bool,
+            by: &'a str,
+        ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+            Box::pin(async move {
+                let what = format!("re-running execution `{id}`");
+                let changed = self
+                    .control_change(&what, &self.ops.rerun, None, |q| {
+                        q.bind(id).bind(force).bind(by)
+                    })
+                    .await?;
+                let record = self
+                    .execution(id)
+                    .await?
+                    .ok_or_else(|| $crate::store::sql::no_execution(id))?;
+                if !changed {
+                    // Refused: say why, by the state it is in.
+                    return Err($crate::store::sql::rerun_refused(id, record.status, force)
+                        .unwrap_or_else(|| StoreError::Refused {
+                            message: format!(
+                                "execution `{id}` changed while it was asked to re-run it; \
+                                 try again"
+                            ),
+                        }));
+                }
+                Ok(record)
+            })
+        }
+
+        fn prune<'a>(
+            &'a self,
+            request: &'a $crate::store::PruneRequest,
+        ) -> BoxFuture<'a, Result<$crate::store::PruneReport, StoreError>> {
+            Box::pin(async move {
+                self.prune_all(request)
+                    .await
+                    .map_err(|e| self.error("pruning the history", e))
+            })
+        }
+
+        fn paused<'a>(
+            &'a self,
+            jobs: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<(String, $crate::store::Pause)>, StoreError>> {
+            Box::pin(async move {
+                let names = Self::name_list(jobs);
+                let rows: Vec<$crate::store::sql::PauseRow<Instant>> = self
+                    .run(|_| {
+                        sqlx::query_as(sqlx::AssertSqlSafe(self.ops.paused.as_str()))
+                            .bind(&names)
+                            .fetch_all(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| self.error("reading the pauses", e))?;
+                Ok(rows.into_iter().map($crate::store::sql::pause).collect())
+            })
+        }
+
+        fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
+            Box::pin(async move {
+                let version: i64 = self
+                    .run(|_| {
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(self.ops.control_version.as_str()))
+                            .fetch_one(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| self.error("reading the control version", e))?;
+                Ok(version.unsigned_abs())
+            })
+        }
+    };
+}
+
+pub(crate) use operations_methods;
+
+/// The inherent helpers of the operations API on database `$db`, the same on both databases:
+/// a control change's frame, a job's summary, and a prune's frame (the jobs it takes its turn at, then each job's statuses, batch by
+/// batch). The store module provides `self.ops` (statements `jobs`, `all_jobs`,
+/// `prune_count`) and what differs per database: `self.control_run(change, stamp)` (runs
+/// a control change, its parameters bound, and bumps the control version; whether it changed
+/// a row), `Self::prune_window(every)` and
+/// `Self::prune_cutoff(keep)` (the instants a prune binds, read once from the store's clock
+/// where the database does not read its own), `self.prune_due(names, window)` (the jobs whose
+/// turn it is), `self.prune_turn(job, window)` (takes the job's turn, or `None`) and
+/// `self.prune_batch(job, status, cutoff)` (deletes one batch; how many).
+macro_rules! operations_helpers {
+    ($db:ty) => {
+        /// Runs one control statement (`$1`.. bound by `bind`), bumping the control version
+        /// when it changed a row; whether it did.
+        pub(super) async fn control_change<'q>(
+            &'q self,
+            what: &str,
+            statement: &'q str,
+            stamp: $crate::store::sql::Stamp,
+            bind: impl FnOnce(
+                $crate::store::sql::Query<'q, $db>,
+            ) -> $crate::store::sql::Query<'q, $db>,
+        ) -> Result<bool, StoreError> {
+            let change = bind(sqlx::query(sqlx::AssertSqlSafe(statement)));
+            self.control_run(change, stamp)
+                .await
+                .map_err(|e| self.error(what, e))
+        }
+
+        /// Jobs by name (`name`, or all), as summaries.
+        pub(super) async fn job_summaries(
+            &self,
+            name: Option<&str>,
+        ) -> Result<Vec<$crate::store::JobSummary>, StoreError> {
+            let rows: Vec<$crate::store::sql::JobSummaryRow<Instant>> = self
+                .run(|_| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(self.ops.jobs.as_str()))
+                        .bind(name)
+                        .fetch_all(&self.pool)
+                })
+                .await
+                .map_err(|e| self.error("reading the jobs", e))?;
+            rows.into_iter()
+                .map($crate::store::sql::job_summary)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading the jobs", e))
+        }
+
+        /// The job `name`'s summary, or [`StoreError::NotFound`].
+        pub(super) async fn existing_job(
+            &self,
+            name: &str,
+        ) -> Result<$crate::store::JobSummary, StoreError> {
+            self.job_summaries(Some(name))
+                .await?
+                .pop()
+                .ok_or_else(|| $crate::store::sql::no_job(name))
+        }
+
+        /// The jobs a prune works on: those named (or all), less those another prune worked
+        /// on within `at_most_every`, whose turn this prune takes.
+        async fn prune_jobs(
+            &self,
+            request: &$crate::store::PruneRequest,
+        ) -> Result<Vec<String>, sqlx::Error> {
+            let named = match &request.jobs {
+                Some(jobs) => jobs.clone(),
+                None => {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(self.ops.all_jobs.as_str()))
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
+            let Some(every) = request.at_most_every else {
+                return Ok(named);
+            };
+            let window = Self::prune_window(every);
+            if request.dry_run {
+                return self.prune_due(&named, window).await;
+            }
+            // One statement per job: each takes its turn at one job's row, never holding two.
+            let mut turns = Vec::new();
+            for job in named {
+                turns.extend(self.prune_turn(&job, window).await?);
+            }
+            Ok(turns)
+        }
+
+        /// Prunes (or, dry, counts) one job's executions in `status` kept `keep`.
+        async fn prune_status(
+            &self,
+            job: &str,
+            status: $crate::store::Status,
+            keep: std::time::Duration,
+            dry_run: bool,
+        ) -> Result<u64, sqlx::Error> {
+            let cutoff = Self::prune_cutoff(keep);
+            if dry_run {
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(self.ops.prune_count.as_str()))
+                    .bind(job)
+                    .bind(status.as_str())
+                    .bind(cutoff)
+                    .fetch_one(&self.pool)
+                    .await?;
+                return Ok(n.unsigned_abs());
+            }
+            let mut deleted = 0;
+            loop {
+                let n = self.prune_batch(job, status, cutoff).await?;
+                deleted += n;
+                if n < $crate::store::sql::PRUNE_BATCH.unsigned_abs() {
+                    return Ok(deleted);
+                }
+            }
+        }
+
+        /// A prune: the jobs it may work on, then each job's statuses, batch by batch.
+        pub(super) async fn prune_all(
+            &self,
+            request: &$crate::store::PruneRequest,
+        ) -> Result<$crate::store::PruneReport, sqlx::Error> {
+            let jobs = self.prune_jobs(request).await?;
+            let prunable = request.retention.prunable();
+            let mut deleted: Vec<($crate::store::Status, u64)> =
+                prunable.iter().map(|(s, _)| (*s, 0)).collect();
+            for job in &jobs {
+                for (i, (status, keep)) in prunable.iter().enumerate() {
+                    deleted[i].1 += self
+                        .prune_status(job, *status, *keep, request.dry_run)
+                        .await?;
+                }
+            }
+            Ok($crate::store::PruneReport {
+                ran: request.dry_run || request.at_most_every.is_none() || !jobs.is_empty(),
+                deleted,
+            })
+        }
+    };
+}
+
+pub(crate) use operations_helpers;
