@@ -391,14 +391,15 @@ async fn a_prune_keeps_a_live_run_and_never_lets_a_pruned_tick_run_again() {
     let mut cluster = Cluster::new("prune").await;
     let jobs = format!("tick=every:1000=idem,slow={YEARLY}=slow:6000");
     cluster.spawn("on_time", &jobs, &[]).await;
-    // This one fires every tick 2 s late: it claims ticks whose records the prunes below
-    // deleted by then.
+    // This one fires every tick 1.5 s late: it claims ticks whose records the prunes below
+    // deleted by then (half way between two ticks, so that its claims do not meet the other
+    // instance's run of a later tick, which would make them overlaps).
     let lagging = [
         (
             "LD_PRELOAD",
             tickguard_tests::faketime_library().display().to_string(),
         ),
-        ("FAKETIME", "-2".to_owned()),
+        ("FAKETIME", "-1.5".to_owned()),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
         ("FAKETIME_NO_CACHE", "1".to_owned()),
     ];
