@@ -255,16 +255,9 @@ async fn history_pages_and_filters(backend: Backend) {
         "{err}"
     );
     let err = s.store.run(&["history", "report", "--status", "done"]);
-    assert!(
-        err.fails(2)
-            .starts_with("error: `done` is not an execution status"),
-        "{err:?}"
-    );
+    err.fails_with(2, "error: `done` is not an execution status");
     let err = s.store.run(&["history", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 }
 
 async fn execution_shows_runs_and_errors(backend: Backend) {
@@ -315,10 +308,7 @@ async fn failed_lists_dead_letters(backend: Backend) {
     let none = s.store.run(&["failed", "nightly"]);
     assert_eq!(none.ok(), "no dead letters\n");
     let err = s.store.run(&["failed", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 }
 
 async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
@@ -362,15 +352,9 @@ async fn gaps_finds_missing_and_skipped_ticks(backend: Backend) {
     let err = err.fails(1);
     assert!(err.contains("a fixed delay"), "{err}");
     let err = s.store.run(&["gaps", "report", "--since", "yesterday-ish"]);
-    assert!(
-        err.fails(2).starts_with("error: --since `yesterday-ish`"),
-        "{err:?}"
-    );
+    err.fails_with(2, "error: --since `yesterday-ish`");
     let err = s.store.run(&["gaps", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 
     // Once a prune deleted the records of the job's ticks, their absence says nothing: the
     // window starts after the latest pruned tick, and the output says so.
@@ -458,10 +442,7 @@ async fn trigger_asks_for_a_manual_execution(backend: Backend) {
     );
 
     let err = s.store.run(&["trigger", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 }
 
 async fn pause_and_resume(backend: Backend) {
@@ -516,15 +497,9 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(again.ok(), "report is not paused: nothing changed\n");
 
     let err = s.store.run(&["pause", "nope", "--note", "x"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
     let err = s.store.run(&["resume", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 }
 
 async fn rerun_refuses_then_forces(backend: Backend) {
@@ -575,11 +550,7 @@ async fn rerun_refuses_then_forces(backend: Backend) {
     assert!(!err.fails(1).contains("hint"), "{err:?}");
 
     let err = s.store.run(&["rerun", "report@never"]);
-    assert!(
-        err.fails(1)
-            .starts_with("error: no execution `report@never`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no execution `report@never`");
 }
 
 async fn prune_counts_then_deletes(backend: Backend) {
@@ -667,10 +638,7 @@ async fn prune_counts_then_deletes(backend: Backend) {
     );
     assert!(err.contains("`--failed forever`"), "{err}");
     let err = s.store.run(&["prune", "--job", "nope"]);
-    assert!(
-        err.fails(1).starts_with("error: no job named `nope`"),
-        "{err:?}"
-    );
+    err.fails_with(1, "error: no job named `nope`");
 }
 
 async fn a_manual_execution_does_not_cover_a_tick(backend: Backend) {
@@ -805,10 +773,7 @@ fn other_schemes_are_refused() {
     );
     assert!(!err.contains("hunter2"), "{err}");
     let run = run_with(&["--store", "nightly.db", "jobs"], &[]);
-    assert!(
-        run.fails(1).starts_with("error: the store is not a URL"),
-        "{run:?}"
-    );
+    run.fails_with(1, "error: the store is not a URL");
 }
 
 #[tokio::test]

@@ -194,6 +194,12 @@ impl Run {
         &self.stderr
     }
 
+    /// Asserts that it failed with `code` and a message that starts with `start`.
+    pub fn fails_with(&self, code: i32, start: &str) {
+        let err = self.fails(code);
+        assert!(err.starts_with(start), "expected `{start}`: {self:#?}");
+    }
+
     /// Its output parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.ok())
