@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{ExecutionRecord, Status};
+use super::{ExecutionRecord, Status, StoreError};
 
 /// A job as operators see it: what [`ExecutionStore::jobs`](super::ExecutionStore::jobs)
 /// lists.
@@ -449,4 +449,36 @@ impl PruneReport {
     pub fn total(&self) -> u64 {
         self.deleted.iter().map(|(_, n)| n).sum()
     }
+}
+
+/// The error of a request that names a job the store does not know.
+pub(crate) fn no_job(job: &str) -> StoreError {
+    StoreError::NotFound {
+        message: format!("no job `{job}` in the store: `tickguard jobs` lists the jobs it knows"),
+    }
+}
+
+/// The error of a request that names an execution the store does not have.
+pub(crate) fn no_execution(id: &str) -> StoreError {
+    StoreError::NotFound {
+        message: format!(
+            "no execution `{id}` in the store: `tickguard history JOB` lists a job's executions"
+        ),
+    }
+}
+
+/// Why a re-run of the execution `id`, in `status`, was refused (`None`: it was not).
+pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<StoreError> {
+    let message = match status {
+        Status::Running => format!("execution `{id}` is running"),
+        Status::Pending => format!("execution `{id}` is already waiting to run"),
+        Status::Completed if !force => {
+            format!("execution `{id}` completed; `tickguard rerun {id} --force` runs it again")
+        }
+        Status::Skipped if !force => {
+            format!("execution `{id}` was skipped for good; `tickguard rerun {id} --force` runs it")
+        }
+        _ => return None,
+    };
+    Some(StoreError::Refused { message })
 }

@@ -250,37 +250,7 @@ pub(crate) fn manual_id(job: &str, now: DateTime<Utc>) -> String {
     )
 }
 
-/// The error of a request that names a job the store does not know.
-pub(crate) fn no_job(job: &str) -> StoreError {
-    StoreError::NotFound {
-        message: format!("no job `{job}` in the store: `tickguard jobs` lists the jobs it knows"),
-    }
-}
-
-/// The error of a request that names an execution the store does not have.
-pub(crate) fn no_execution(id: &str) -> StoreError {
-    StoreError::NotFound {
-        message: format!(
-            "no execution `{id}` in the store: `tickguard history JOB` lists a job's executions"
-        ),
-    }
-}
-
-/// Why a re-run of the execution `id`, in `status`, was refused (`None`: it was not).
-pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<StoreError> {
-    let message = match status {
-        Status::Running => format!("execution `{id}` is running"),
-        Status::Pending => format!("execution `{id}` is already waiting to run"),
-        Status::Completed if !force => {
-            format!("execution `{id}` completed; `tickguard rerun {id} --force` runs it again")
-        }
-        Status::Skipped if !force => {
-            format!("execution `{id}` was skipped for good; `tickguard rerun {id} --force` runs it")
-        }
-        _ => return None,
-    };
-    Some(StoreError::Refused { message })
-}
+pub(crate) use super::operations::{no_execution, no_job, rerun_refused};
 
 /// How many executions one statement of a prune deletes at most: a first prune of a long
 /// history deletes in short transactions, each holding its locks briefly.

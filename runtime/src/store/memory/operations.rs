@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{JobState, MemoryStore, Row, fnv, lock};
+use crate::store::operations::{no_execution, no_job, rerun_refused};
 use crate::store::{
     ExecutionDetail, ExecutionRecord, HistoryPage, HistoryQuery, JobRegistration, JobSummary,
     LastOutcome, Pause, PruneReport, PruneRequest, RunOutcome, Status, StoreError,
@@ -48,14 +49,6 @@ pub(super) fn abandon_runs(row: &mut Row) {
 /// The statuses a job's last outcome is read from: executions that ran to their end.
 fn ended(status: Status) -> bool {
     status.is_final()
-}
-
-fn not_found_job(job: &str) -> StoreError {
-    StoreError::NotFound {
-        message: format!(
-            "no job `{job}` in the store (in memory): `tickguard jobs` lists the jobs it knows"
-        ),
-    }
 }
 
 impl MemoryStore {
@@ -142,7 +135,7 @@ impl MemoryStore {
         job: &str,
         pause: Option<Pause>,
     ) -> Result<JobSummary, StoreError> {
-        let state = self.known(job).ok_or_else(|| not_found_job(job))?;
+        let state = self.known(job).ok_or_else(|| no_job(job))?;
         let mut state = lock(&state);
         state.ops.paused = match (state.ops.paused.take(), pause) {
             // Pausing a paused job replaces the note and who, and keeps since when.
@@ -164,7 +157,7 @@ impl MemoryStore {
     }
 
     pub(super) fn trigger_now(&self, job: &str, by: &str) -> Result<ExecutionRecord, StoreError> {
-        let state = self.known(job).ok_or_else(|| not_found_job(job))?;
+        let state = self.known(job).ok_or_else(|| no_job(job))?;
         let mut state = lock(&state);
         let now = Utc::now();
         let id = format!(
@@ -207,7 +200,9 @@ impl MemoryStore {
     ) -> Result<ExecutionRecord, StoreError> {
         let rerun = self.with_row(id, |state, i| {
             let row = &mut state.rows[i];
-            check_rerun(id, row.record.status, force)?;
+            if let Some(refused) = rerun_refused(id, row.record.status, force) {
+                return Err(refused);
+            }
             if matches!(row.record.status, Status::Completed | Status::Skipped) {
                 row.record.checkpoint = None;
             }
@@ -222,14 +217,7 @@ impl MemoryStore {
             state.finished -= 1;
             Ok(record)
         });
-        let record = rerun.unwrap_or_else(|| {
-            Err(StoreError::NotFound {
-                message: format!(
-                    "no execution `{id}` in the store (in memory): `tickguard history JOB` \
-                     lists a job's executions"
-                ),
-            })
-        })?;
+        let record = rerun.unwrap_or_else(|| Err(no_execution(id)))?;
         self.bump();
         Ok(record)
     }
@@ -299,28 +287,6 @@ fn age(row: &Row, now: Instant, wall: DateTime<Utc>) -> std::time::Duration {
         (Some(at), _) => now.saturating_duration_since(at),
         (None, Some(at)) => (wall - at).to_std().unwrap_or_default(),
         (None, None) => std::time::Duration::ZERO,
-    }
-}
-
-/// Refuses a re-run of an execution in `status`, unless it may run again.
-pub(in crate::store) fn check_rerun(
-    id: &str,
-    status: Status,
-    force: bool,
-) -> Result<(), StoreError> {
-    let refuse = |why: &str| {
-        Err(StoreError::Refused {
-            message: format!("execution `{id}` {why}"),
-        })
-    };
-    match status {
-        Status::Failed | Status::TimedOut | Status::Cancelled => Ok(()),
-        Status::Completed | Status::Skipped if force => Ok(()),
-        Status::Completed | Status::Skipped => refuse(&format!(
-            "is {status}: `tickguard rerun {id} --force` runs it again"
-        )),
-        Status::Running => refuse("is running: it cannot be re-run until it ends"),
-        Status::Pending => refuse("is already waiting to run"),
     }
 }
 
