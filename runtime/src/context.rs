@@ -64,6 +64,9 @@ pub(crate) struct Execution {
     /// Kept apart from `cancel` (not a child token) so that starting a run takes no lock
     /// shared with every other run.
     pub(crate) stop: Arc<CancellationToken>,
+    /// The job's firing token: cancelled as soon as shutdown begins, before the grace
+    /// period; what [`JobContext::shutdown_requested`] waits on.
+    pub(crate) draining: CancellationToken,
     pub(crate) reason: OnceLock<CancelReason>,
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) fence_rejections: metrics::Counter,
@@ -87,9 +90,11 @@ impl Execution {
         store: Arc<dyn ExecutionStore>,
         liveness: std::time::Duration,
         stop: Arc<CancellationToken>,
+        draining: CancellationToken,
         fence_rejections: metrics::Counter,
     ) -> Self {
         Self {
+            draining,
             exec,
             scheduled_at,
             instance_id,
@@ -214,6 +219,38 @@ impl JobContext {
     /// ```
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
         self.inner.cancelled()
+    }
+
+    /// Resolves as soon as the scheduler begins to shut down (SIGTERM, say), while the run
+    /// may still go on: it has the shutdown grace period to finish, or to save its progress
+    /// with [`checkpoint`](Self::checkpoint) and return. When the grace runs out,
+    /// [`cancelled`](Self::cancelled) resolves too.
+    ///
+    /// A run that returns an error after shutdown was requested is not retried here: its
+    /// execution is handed back, and for an idempotent job another instance resumes it at
+    /// once, from its last checkpoint (see `docs/semantics.md`, "Shutdown").
+    ///
+    /// ```no_run
+    /// # async fn process(_: u64) {}
+    /// # async fn job(ctx: tickguard::JobContext) -> tickguard::JobResult {
+    /// let start: u64 = ctx.last_checkpoint().await?.unwrap_or(0);
+    /// for record in start..1000 {
+    ///     if ctx.is_shutdown_requested() {
+    ///         ctx.checkpoint(&record).await?;
+    ///         return Err(tickguard::JobError::transient("shutting down; handed back"));
+    ///     }
+    ///     process(record).await;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_requested(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.inner.draining.cancelled()
+    }
+
+    /// Whether the scheduler has begun to shut down; see
+    /// [`shutdown_requested`](Self::shutdown_requested).
+    pub fn is_shutdown_requested(&self) -> bool {
+        self.inner.draining.is_cancelled()
     }
 
     /// Whether the run has been asked to stop.

@@ -26,7 +26,7 @@ use crate::{
 ///     tickguard::Scheduler::builder()
 ///         .build()
 ///         .await? // discovers every #[scheduled] fn
-///         .run_until(tokio::signal::ctrl_c())
+///         .run() // until SIGTERM or Ctrl-C, then shuts down gracefully
 ///         .await
 /// }
 /// ```
@@ -77,6 +77,13 @@ impl Scheduler {
     /// The execution store, to read history.
     pub fn store(&self) -> Arc<dyn ExecutionStore> {
         self.rt.store.clone()
+    }
+
+    /// Runs until the process is asked to stop, then shuts down gracefully: on SIGTERM (what
+    /// `docker stop`, Kubernetes and systemd send) or SIGINT (Ctrl-C). See
+    /// [`run_until`](Self::run_until) for what shutting down does.
+    pub async fn run(self) -> Result<(), Error> {
+        self.run_until(stop_signal()).await
     }
 
     /// Runs until `signal` completes, then shuts down gracefully: stops firing, waits for
@@ -179,6 +186,42 @@ impl Scheduler {
                     tracing::error!("alert delivery did not stop in time; abandoned");
                 }
             }
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT (on other platforms, Ctrl-C). A handler that
+/// cannot be installed is logged, and the other signal still stops the scheduler.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        if let Err(e) = &term {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the scheduler");
+        }
+        if let Err(e) = &int {
+            tracing::error!(error = %e, "cannot listen for SIGINT; only SIGTERM stops the scheduler");
+        }
+        let received = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = received(term.ok()) => tracing::info!("SIGTERM received"),
+            () = received(int.ok()) => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; the scheduler runs until the process ends");
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -299,6 +299,7 @@ pub(crate) async fn execute(
         rt.store.clone(),
         rt.liveness,
         entry.stop.clone(),
+        entry.firing.clone(),
         entry.metrics.fence_rejections.clone(),
     ));
     let span = tracing::info_span!(
