@@ -17,7 +17,7 @@ use crate::{
     lock::{InProcessLock, LockBackend},
     metrics,
     retention::{DEFAULT_ONCE_RETENTION, DEFAULT_RETENTION_EVERY, Keep},
-    scheduler::Scheduler,
+    scheduler::{DEFAULT_SHUTDOWN_GRACE, Scheduler},
     store::{ExecutionStore, JobRegistration, MemoryStore, Retention},
 };
 
@@ -144,7 +144,7 @@ impl SchedulerBuilder {
             #[cfg(feature = "webhook")]
             webhooks: Vec::new(),
             instance_id: None,
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             cancel_grace: DEFAULT_CANCEL_GRACE,
             misfire_threshold: Duration::from_secs(5),
             liveness: Duration::from_secs(30),
@@ -272,7 +272,14 @@ impl SchedulerBuilder {
         self
     }
 
-    /// How long shutdown waits for running jobs before it cancels them (default 30 s).
+    /// How long shutdown waits for running jobs before it cancels them (default 20 s). Runs
+    /// learn that shutdown began at once, through
+    /// [`JobContext::shutdown_requested`](crate::JobContext::shutdown_requested); this is
+    /// the time they have to finish, or to save their progress and return. With the
+    /// [`cancel_grace`](Self::cancel_grace) after it, the defaults end a shutdown within 25 s,
+    /// plus the few milliseconds it takes to record the runs' ends: inside the 30 s that
+    /// Kubernetes waits between SIGTERM and SIGKILL by default. (`docker stop` waits 10 s:
+    /// give it `--time 30`, or lower this.)
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self

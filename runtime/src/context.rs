@@ -136,6 +136,12 @@ impl Execution {
         self.cancel.is_cancelled() || self.stop.is_cancelled()
     }
 
+    /// Whether the scheduler began to shut down: the run may finish within the grace, but
+    /// is not retried here, and an error it returns hands its execution back.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
+    }
+
     /// Turns a store error into a job error; a fence rejection also stops the run.
     pub(crate) fn store_error(&self, error: StoreError) -> JobError {
         if error.is_fenced() {

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     executor::{BACKEND_TIMEOUT, JobEntry, Queued, Runtime},
+    recovery::queue_interrupted,
     store::{Interrupted, Pause, StoreError},
 };
 
@@ -192,7 +193,11 @@ impl Control {
                 ))
                 .await?;
                 self.scanned = Some(Instant::now());
-                self.queue_requests(found).await;
+                let (requested, interrupted) = found.into_iter().partition(|i| i.requested);
+                // An execution handed back at shutdown moved the version: resumed now, not
+                // at the recovery task's next scan.
+                queue_interrupted(&self.entries, interrupted);
+                self.queue_requests(requested).await;
             }
             self.version = Some(version);
             Ok::<(), StoreError>(())
@@ -241,10 +246,9 @@ impl Control {
         }
     }
 
-    /// Queues the requested executions among `found` on their job loops: a new one at
-    /// once, one still pending after its backoff.
-    async fn queue_requests(&mut self, found: Vec<Interrupted>) {
-        let requested: Vec<Interrupted> = found.into_iter().filter(|i| i.requested).collect();
+    /// Queues the `requested` executions on their job loops: a new one at once, one still
+    /// pending after its backoff.
+    async fn queue_requests(&mut self, requested: Vec<Interrupted>) {
         self.outstanding = !requested.is_empty();
         self.requests
             .retain(|id, _| requested.iter().any(|r| r.execution_id == *id));

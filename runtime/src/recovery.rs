@@ -10,11 +10,46 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     executor::{BACKEND_TIMEOUT, JobEntry, Queued, Runtime},
     ledger,
-    store::{Status, StoreError},
+    store::{Interrupted, Status, StoreError},
 };
 
 /// How many interrupted executions one look at the store brings back, at most.
 const RECOVERY_BATCH: usize = 100;
+
+/// Queues the executions among `found` that no operator asked for (those are the control
+/// task's: it queues them with who asked, and they bypass the misfire policy) on the job
+/// loops of their jobs among `entries`, if idempotent: interrupted ones to resume, pending
+/// ticks of the ledger to run.
+pub(crate) fn queue_interrupted(entries: &[Arc<JobEntry>], found: Vec<Interrupted>) {
+    for interrupted in found {
+        if interrupted.requested {
+            continue;
+        }
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.job.name == interrupted.job && e.job.key.is_some())
+        else {
+            continue;
+        };
+        if entry.interrupted.push(Queued::interrupted(
+            interrupted.execution_id.clone(),
+            interrupted.scheduled_at,
+            interrupted.status,
+        )) {
+            let what = if interrupted.status == Status::Pending {
+                "found a pending tick in the ledger; running it"
+            } else {
+                "found an interrupted execution; resuming it"
+            };
+            tracing::info!(
+                job = %interrupted.job,
+                execution_id = %interrupted.execution_id,
+                status = %interrupted.status,
+                "{what}"
+            );
+        }
+    }
+}
 
 /// Records the ledger's due notes ([`ledger::flush`]), then finds executions of idempotent
 /// jobs whose run was interrupted (their owner died, or was stopped by shutdown or lock
@@ -39,35 +74,7 @@ pub(crate) async fn recover_interrupted(
         .await
         .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
         match found {
-            Ok(found) => {
-                for interrupted in found {
-                    // Requested executions are the control task's: it queues them with who
-                    // asked, and they bypass the misfire policy.
-                    if interrupted.requested {
-                        continue;
-                    }
-                    let Some(entry) = entries.iter().find(|e| e.job.name == interrupted.job) else {
-                        continue;
-                    };
-                    if entry.interrupted.push(Queued::interrupted(
-                        interrupted.execution_id.clone(),
-                        interrupted.scheduled_at,
-                        interrupted.status,
-                    )) {
-                        let what = if interrupted.status == Status::Pending {
-                            "found a pending tick in the ledger; running it"
-                        } else {
-                            "found an interrupted execution; resuming it"
-                        };
-                        tracing::info!(
-                            job = %interrupted.job,
-                            execution_id = %interrupted.execution_id,
-                            status = %interrupted.status,
-                            "{what}"
-                        );
-                    }
-                }
-            }
+            Ok(found) => queue_interrupted(&entries, found),
             Err(e) => tracing::warn!(
                 store = %rt.store.describe(), error = %e,
                 "cannot look for interrupted executions; trying again"

@@ -643,6 +643,17 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// reads the pauses and requests again only when it moved.
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>>;
 
+    /// Moves the [`control_version`](Self::control_version), changing nothing else, so that
+    /// every running scheduler sharing the store looks at its pauses and interrupted
+    /// executions at its next look (on PostgreSQL, at once: the listeners are notified). A
+    /// scheduler calls it after it hands an execution back at shutdown, so that another
+    /// instance resumes it within moments rather than at its next scan for interrupted
+    /// executions (about a third of the liveness). The default does nothing: a store without
+    /// it still has the execution resumed, at that next scan.
+    fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The SQL database behind the store, for
     /// [`JobContext::transaction`](crate::JobContext::transaction); `None` for stores that
     /// keep executions elsewhere.
@@ -826,6 +837,9 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     }
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
         (**self).control_version()
+    }
+    fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).announce()
     }
     #[cfg(any(feature = "postgres", feature = "sqlite"))]
     fn sql(&self) -> Option<SqlStore> {

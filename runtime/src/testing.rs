@@ -704,6 +704,9 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
         self.inner.control_version()
     }
+    fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.announce()
+    }
 
     fn interrupted<'a>(
         &'a self,

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::{JobEntry, Runtime, end::RunEnd, watchdog::sleep_until_some};
 use crate::{
     context::{CancelReason, Execution, JobContext},
-    job_error::JobError,
+    job_error::{ErrorKind, JobError},
 };
 
 /// Runs the attempts under the timeout and cancellation; returns how the run ended.
@@ -94,7 +94,17 @@ fn end_of(
         (reason, Some(Ok(()))) if reason != Some(CancelReason::Fenced) => {
             RunEnd::completed(attempts)
         }
+        // Shutdown began and the job stopped with a transient error (saving its progress
+        // first, as it should): the execution is handed back, for another instance to
+        // resume. A permanent error fails it, shutdown or not.
+        (None, Some(Err(error))) if exec.is_draining() && error.kind() == ErrorKind::Transient => {
+            exec.cancel(CancelReason::Shutdown);
+            handed_back(attempts, Some(error))
+        }
         (None, Some(Err(error))) => RunEnd::failed(attempts, error),
+        (Some(CancelReason::Shutdown), result) => {
+            handed_back(attempts, result.and_then(Result::err))
+        }
         // Without a reason the select above only ends with a result; `LockLost` keeps this
         // total. A failed last attempt stays in the chain, under the stop.
         (reason, result) => {
@@ -107,6 +117,19 @@ fn end_of(
             )
         }
     }
+}
+
+/// A run stopped by shutdown: its execution is recorded CANCELLED, which another instance
+/// resumes (an idempotent job's). The attempt that shutdown cut short does not count
+/// against the retry budget: it goes on elsewhere, and a job redeployed often is not failed
+/// for it.
+fn handed_back(attempts: u32, job_error: Option<JobError>) -> RunEnd {
+    RunEnd::stopped(
+        CancelReason::Shutdown,
+        "handed back at shutdown".to_owned(),
+        attempts.saturating_sub(1),
+        job_error,
+    )
 }
 
 /// The attempts, one after the other, until one succeeds, the policy gives up, or the run
@@ -138,8 +161,9 @@ async fn tries(
             Err(error) => error,
         };
         // The budget counts the attempts of earlier owners of this execution too, so a job
-        // that crashes its process is not retried forever across takeovers.
-        if exec.is_cancelled() || !job.retry.should_retry(&error, attempt) {
+        // that crashes its process is not retried forever across takeovers. Once shutdown
+        // began, the retry is another instance's: the execution is handed back.
+        if exec.is_cancelled() || exec.is_draining() || !job.retry.should_retry(&error, attempt) {
             return Err(error);
         }
         let delay = job.retry.jittered_delay(attempt);
@@ -148,6 +172,7 @@ async fn tries(
         tokio::select! {
             () = sleep(delay) => {}
             () = exec.cancelled() => return Err(error),
+            () = exec.draining.cancelled() => return Err(error),
         }
     }
 }

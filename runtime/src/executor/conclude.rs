@@ -130,7 +130,35 @@ pub(super) async fn conclude(
             .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
     }
     lease::release(&*rt.lock, m, t.lease, t.hold_at_least).await;
+    if end.status == Status::Cancelled && exec.reason() == Some(CancelReason::Shutdown) {
+        hand_back(rt, &entry.job).await;
+    }
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
+}
+
+/// After a run stopped by shutdown was recorded CANCELLED and its lease released: tells the
+/// other instances, through the store, to look now, so that one of them resumes the
+/// execution (an idempotent job's) within moments. A store that does not answer leaves it
+/// to their next scan for interrupted executions.
+async fn hand_back(rt: &Runtime, job: &Job) {
+    if job.key.is_none() {
+        tracing::warn!(
+            "stopped by shutdown; the job is not idempotent, so no other instance resumes              this execution"
+        );
+        return;
+    }
+    match timeout(BACKEND_TIMEOUT, rt.store.announce()).await {
+        Ok(Ok(())) => tracing::info!(
+            "handed back at shutdown: another instance resumes the execution from its last              checkpoint"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            "handed back at shutdown, but the other instances could not be told: one resumes              the execution at its next scan for interrupted executions"
+        ),
+        Err(_) => tracing::warn!(
+            "handed back at shutdown, but the store did not answer in time: another instance              resumes the execution at its next scan for interrupted executions"
+        ),
+    }
 }
 
 /// Writes the run's end to the store (fenced), retrying a store that cannot be reached for

@@ -693,6 +693,11 @@ impl ExecutionStore for MemoryStore {
         ready(Ok(self.version.load(std::sync::atomic::Ordering::Acquire)))
     }
 
+    fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.bump();
+        ready(Ok(()))
+    }
+
     fn register<'a>(
         &'a self,
         job: &'a JobRegistration<'a>,

@@ -277,6 +277,8 @@ pub(crate) struct OpStatements<E> {
     pub(crate) paused: String,
     /// The control version.
     pub(crate) control_version: String,
+    /// Moves the control version, changing nothing else.
+    pub(crate) announce: String,
     /// Every job's name.
     pub(crate) all_jobs: String,
     /// Takes a prune's turn at a job (`$1`), if it is due.

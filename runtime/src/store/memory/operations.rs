@@ -76,7 +76,7 @@ impl MemoryStore {
         self.states(Some(job)).pop().map(|(_, state)| state)
     }
 
-    fn bump(&self) {
+    pub(super) fn bump(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -84,6 +84,7 @@ impl OpStatements {
                  WHERE job = ANY($1) AND paused_at IS NOT NULL ORDER BY job"
             ),
             control_version: format!("SELECT version FROM {s}.tickguard_control WHERE id = 1"),
+            announce: format!("WITH changed AS (SELECT 1), {}", control(1)),
             all_jobs: format!("SELECT job FROM {jobs} ORDER BY job"),
             // A prune's turn at a job: one instance at a time per `$2` ms.
             prune_turn: format!(

@@ -464,6 +464,14 @@ macro_rules! operations_methods {
                 Ok(version.unsigned_abs())
             })
         }
+
+        fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async move {
+                self.control_change("announcing a change", &self.ops.announce, None, |q| q)
+                    .await
+                    .map(drop)
+            })
+        }
     };
 }
 

@@ -68,6 +68,8 @@ impl OpStatements {
                  WHERE job IN {ids} AND paused_at IS NOT NULL ORDER BY job"
             ),
             control_version: "SELECT version FROM tickguard_control WHERE id = 1".into(),
+            // The change is the bump's own row, touched: `control_run` then moves the version.
+            announce: "UPDATE tickguard_control SET version = version WHERE id = 1".into(),
             all_jobs: format!("SELECT job FROM {jobs} ORDER BY job"),
             // `$2` now, `$3` the instant a prune before it must be older than.
             prune_turn: format!(
