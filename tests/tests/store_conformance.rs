@@ -88,6 +88,7 @@ macro_rules! store_conformance {
                 history_pages_through_every_execution,
                 detail_shows_an_abandoned_run_and_its_takeover,
                 pause_and_resume_move_the_control_version,
+                announce_moves_the_control_version_and_changes_nothing_else,
                 trigger_asks_for_one_manual_execution,
                 a_backlog_never_keeps_a_request_waiting,
                 rerun_follows_the_rules,
@@ -2237,6 +2238,23 @@ async fn detail_shows_an_abandoned_run_and_its_takeover(
 
 /// A pause is kept by the store, replaced (note and author, not its start) by a second
 /// pause, cleared by resume; each moves the control version; an unknown job is NotFound.
+async fn announce_moves_the_control_version_and_changes_nothing_else(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let before = ok(&*store, "jobs", store.job(&job).await);
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    ok(&*store, "announce", store.announce().await);
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    ok(&*store, "announce", store.announce().await);
+    let v2 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v2 > v1, "{}: {v1} then {v2}", store.describe());
+    assert_eq!(ok(&*store, "jobs", store.job(&job).await), before);
+}
+
 async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     let other = format!("{prefix}-other");
