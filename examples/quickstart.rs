@@ -1,8 +1,8 @@
 //! tickguard on embedded defaults: no server, one command.
 //!
 //! ```text
-//! cargo run -p tickguard-examples --example quickstart          # until Ctrl-C
-//! cargo run -p tickguard-examples --example quickstart -- 20    # for 20 seconds
+//! cargo run -p tickguard-examples --example quickstart          # until Ctrl-C or SIGTERM
+//! cargo run -p tickguard-examples --example quickstart -- 20    # for 20 s, or until then
 //! cargo run -p tickguard-examples --example quickstart -- --metrics 127.0.0.1:9464
 //!     # and open http://127.0.0.1:9464/metrics
 //! TICKGUARD_LOG=json cargo run -p tickguard-examples --example quickstart   # JSON logs
@@ -79,14 +79,6 @@ async fn main() -> Result<(), tickguard::Error> {
             other => seconds = other.parse().ok(),
         }
     }
-    let stop = async move {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
     let mut builder = Scheduler::builder()
         .sqlite("sqlite://tickguard-quickstart.db")
         .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") });
@@ -94,5 +86,34 @@ async fn main() -> Result<(), tickguard::Error> {
         tracing::info!("metrics at http://{addr}/metrics");
         builder = builder.prometheus(addr);
     }
-    builder.build().await?.run_until(stop).await
+    let scheduler = builder.build().await?;
+    match seconds {
+        // Until SIGTERM or Ctrl-C.
+        None => scheduler.run().await,
+        Some(s) => {
+            scheduler
+                .run_until(timer_or_signal(Duration::from_secs(s)))
+                .await
+        }
+    }
+}
+
+/// Completes after `duration`, or on SIGTERM or Ctrl-C if one comes first.
+async fn timer_or_signal(duration: Duration) {
+    #[cfg(unix)]
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        #[cfg(unix)]
+        if let Some(sigterm) = sigterm.as_mut() {
+            sigterm.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
 }

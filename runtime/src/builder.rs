@@ -245,7 +245,7 @@ impl SchedulerBuilder {
     ///
     /// Prometheus adds its own `job` label to every scraped series; scrape tickguard with
     /// `honor_labels: true` so that the `job` label stays the tickguard job's name (see
-    /// `docs/observability/README.md`).
+    /// [observability](crate::docs::observability#exporting-the-metrics)).
     #[cfg(feature = "prometheus")]
     #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     pub fn prometheus(mut self, addr: impl Into<String>) -> Self {
@@ -348,7 +348,8 @@ impl SchedulerBuilder {
     /// a change made through the store takes effect within about this long. One row is read
     /// per look whatever the number of jobs; the pauses are read only when it moved, the
     /// requests when it moved, while one is pending, and about every third of the liveness
-    /// (see `docs/stores.md`). Shorter than 10 ms is an error at [`build`](Self::build).
+    /// (see [stores](crate::docs::stores#pauses-triggers-and-the-control-task)). Shorter than
+    /// 10 ms is an error at [`build`](Self::build).
     pub fn control_every(mut self, every: Duration) -> Self {
         self.control.every = every;
         self

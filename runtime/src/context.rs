@@ -234,7 +234,7 @@ impl JobContext {
     ///
     /// A run that returns an error after shutdown was requested is not retried here: its
     /// execution is handed back, and for an idempotent job another instance resumes it at
-    /// once, from its last checkpoint (see `docs/semantics.md`, "Shutdown").
+    /// once, from its last checkpoint (see [semantics](crate::docs::semantics#shutdown)).
     ///
     /// ```no_run
     /// # async fn process(_: u64) {}

@@ -25,7 +25,7 @@
 //! 41 ms (p99) after the request, for no idle cost that can be told apart. Polling stays on
 //! beside the listener, so a notification missed while its connection is re-established
 //! costs at most one interval, and a store without notifications still meets the second.
-//! The table is in `docs/stores.md`.
+//! The table is in [stores](crate::docs::stores#pauses-triggers-and-the-control-task).
 //!
 //! [`SchedulerBuilder::control_every`]: crate::SchedulerBuilder::control_every
 

@@ -1,4 +1,4 @@
-#![doc = include_str!("../../docs/guide.md")]
+#![doc = include_str!(concat!(env!("OUT_DIR"), "/docs/guide.md"))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
@@ -7,6 +7,7 @@ mod builder;
 mod clock;
 mod context;
 mod control;
+pub mod docs;
 mod error;
 mod executor;
 mod future;
@@ -50,7 +51,7 @@ pub use sqlx;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;
-#[doc = include_str!("../../docs/attribute.md")]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/attribute.md"))]
 pub use tickguard_macros::scheduled;
 pub use tickguard_schedule::{Cron, KeyTemplate, Schedule, parse_duration, parse_zone};
 #[cfg(feature = "webhook")]

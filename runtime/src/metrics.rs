@@ -212,11 +212,13 @@ pub const LATENESS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-/// A [`PrometheusBuilder`](metrics_exporter_prometheus::PrometheusBuilder) with tickguard's histogram buckets, for an application that
+/// A [`PrometheusBuilder`] with tickguard's histogram buckets, for an application that
 /// installs its own exporter (and so does not call
 /// [`SchedulerBuilder::prometheus`](crate::SchedulerBuilder::prometheus)): without buckets,
 /// the exporter renders histograms as summaries, which cannot be aggregated across
 /// instances.
+///
+/// [`PrometheusBuilder`]: https://docs.rs/metrics-exporter-prometheus/0.18/metrics_exporter_prometheus/struct.PrometheusBuilder.html
 ///
 /// ```no_run
 /// # fn f() -> Result<(), Box<dyn std::error::Error>> {

@@ -76,8 +76,9 @@ return 1
 /// # let _ = scheduler; Ok(()) }
 /// ```
 ///
-/// Redis Sentinel and Redis Cluster are not supported by this type yet; see `docs/locks.md`
-/// for what a failover does to a held lock.
+/// Redis Sentinel and Redis Cluster are not supported by this type; see
+/// [locks](crate::docs::locks#failover-and-redis-sentinel) for what a failover does to a held
+/// lock, and what works instead of Sentinel.
 #[derive(Clone)]
 pub struct RedisLock {
     conn: ConnectionManager,
