@@ -235,13 +235,17 @@ impl SchedulerBuilder {
     }
 
     /// Serves every tickguard metric to Prometheus at `addr` (`0.0.0.0:9464`, or
-    /// `127.0.0.1:9464` for the host only): `GET /metrics` (any path answers) returns the
-    /// text exposition, with histograms bucketed for job durations and lock round trips
-    /// (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// `127.0.0.1:9464` or `localhost:9464` for the host only): `GET /metrics` (any path
+    /// answers) returns the text exposition, with histograms bucketed for job durations and
+    /// lock round trips (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// A host name is resolved at [`build`](Self::build), and the endpoint listens on the
+    /// first of its addresses that can be bound (one address: for `localhost`, usually
+    /// `127.0.0.1`; name an IP to choose).
     /// [`SchedulerBuilder::build`] installs the recorder for the whole process and starts
-    /// listening; it fails with [`Error::Config`] if the address is not `ip:port`, the port is
-    /// taken, or the process already has a metrics recorder (then leave this out: tickguard
-    /// records through whichever recorder is installed).
+    /// listening; it fails with [`Error::Config`] if the address is neither `ip:port` nor
+    /// `host:port`, the host name does not resolve, the port is taken, or the process already
+    /// has a metrics recorder (then leave this out: tickguard records through whichever
+    /// recorder is installed).
     ///
     /// Prometheus adds its own `job` label to every scraped series; scrape tickguard with
     /// `honor_labels: true` so that the `job` label stays the tickguard job's name (see
@@ -431,7 +435,7 @@ impl SchedulerBuilder {
         // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
         #[cfg(feature = "prometheus")]
         let exporter = match &prometheus_addr {
-            Some(addr) => Some(crate::prometheus::serve(addr)?),
+            Some(addr) => Some(crate::prometheus::serve(addr).await?),
             None => None,
         };
         metrics::describe();
