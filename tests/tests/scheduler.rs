@@ -1407,7 +1407,7 @@ async fn misfire_warnings_are_one_then_one_a_minute_while_the_metric_counts_ever
     );
     let counts: Vec<u64> = warnings.iter().map(|l| field(l, "ticks")).collect();
     assert_eq!(counts.len(), 4, "warnings:\n{}", warnings.join("\n"));
-    assert!(warnings[0].contains("ticks were missed (process suspended"));
+    assert!(warnings[0].contains("this instance noticed ticks late (process suspended"));
     assert!(
         skipped > counts.iter().sum::<u64>(),
         "{skipped} misfires counted, {counts:?} logged"
