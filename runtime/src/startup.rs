@@ -6,7 +6,10 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::{executor::Runtime, executor::JobEntry, job::Job};
+use crate::{
+    executor::{JobEntry, Runtime},
+    job::Job,
+};
 
 /// What [`InProcessLock`](crate::lock::InProcessLock) describes itself as.
 const IN_PROCESS_LOCK: &str = "in-process";
@@ -16,7 +19,7 @@ const IN_MEMORY_STORE: &str = "in-memory";
 
 /// Logs the scheduler's start: the INFO line `scheduler started` (instance, number of jobs,
 /// backends as they describe themselves, which never includes a password, and the
-/// namespace), a WARN if the lock or the store only works within this process, and one INFO
+/// namespace, if one is set), a WARN if the lock or the store only works within this process, and one INFO
 /// line `job registered` per job.
 pub(crate) fn log_startup(
     rt: &Runtime,
@@ -29,7 +32,7 @@ pub(crate) fn log_startup(
         jobs = entries.len(),
         %lock,
         %store,
-        namespace = namespace.unwrap_or("-"),
+        namespace,
         "scheduler started"
     );
     if let Some(warning) = process_local(&lock, &store) {
@@ -38,11 +41,12 @@ pub(crate) fn log_startup(
     let now = rt.clock.now();
     for entry in entries {
         let job = &entry.job;
+        // As strings: the fmt layer quotes them (`schedule="0 0 2 * * *"`).
         tracing::info!(
             job = %job.name,
-            schedule = %ScheduleText(job),
+            schedule = ScheduleText(job).to_string().as_str(),
             zone = %job.schedule.zone(),
-            next_fire = %NextFire(job, now),
+            next_fire = NextFire(job, now).to_string().as_str(),
             "job registered"
         );
     }
