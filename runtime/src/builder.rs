@@ -65,7 +65,10 @@ enum LockChoice {
 
 impl LockChoice {
     /// The backend, connected; in `namespace`, if the builder connects it.
-    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "postgres")),
+        allow(unused_variables)
+    )]
     async fn connect(self, namespace: Option<&str>) -> Result<Arc<dyn LockBackend>, Error> {
         Ok(match self {
             Self::Given(lock) => lock,

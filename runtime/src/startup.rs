@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn warns_for_process_local_backends_naming_which() {
-        assert_eq!(process_local("redis://h:6379", "postgres://u@h:5432/db"), None);
+        assert_eq!(
+            process_local("redis://h:6379", "postgres://u@h:5432/db"),
+            None
+        );
         let both = process_local(IN_PROCESS_LOCK, IN_MEMORY_STORE).unwrap_or_default();
         assert!(
             both.starts_with("the lock is in-process and the store in-memory")

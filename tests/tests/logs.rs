@@ -44,7 +44,11 @@ fn line_with<'a>(lines: &'a [String], parts: &[&str]) -> &'a str {
         .collect();
     match found.as_slice() {
         [one] => one,
-        _ => panic!("{} lines with {parts:?}:\n{}", found.len(), lines.join("\n")),
+        _ => panic!(
+            "{} lines with {parts:?}:\n{}",
+            found.len(),
+            lines.join("\n")
+        ),
     }
 }
 
@@ -58,7 +62,9 @@ async fn startup_names_the_backends_and_each_jobs_next_fire_in_its_zone_and_warn
         .unwrap();
     let every = Schedule::every(Duration::from_secs(300)).unwrap();
     let b = builder(&clock)
-        .job(Job::new("nightly", nightly, |_ctx: JobContext| async { Ok(()) }))
+        .job(Job::new("nightly", nightly, |_ctx: JobContext| async {
+            Ok(())
+        }))
         .job(Job::new("poll", every, |_ctx: JobContext| async { Ok(()) }));
     let lines = logs_of(async {
         let scheduler = b.build().await.unwrap();
@@ -70,9 +76,8 @@ async fn startup_names_the_backends_and_each_jobs_next_fire_in_its_zone_and_warn
     .await;
     let started = line_with(&lines, &["INFO", "scheduler started"]);
     assert!(
-        started.ends_with(
-            "scheduler started instance_id=logs jobs=2 lock=in-process store=in-memory"
-        ),
+        started
+            .ends_with("scheduler started instance_id=logs jobs=2 lock=in-process store=in-memory"),
         "{started}"
     );
     let nightly = line_with(&lines, &["INFO", "job registered job=nightly"]);
@@ -153,7 +158,11 @@ async fn an_execution_says_who_it_is_once_and_its_lines_stay_short() {
         .iter()
         .filter(|l| l.contains("tickguard.execution"))
         .collect();
-    assert!(in_run.len() >= 5, "too few lines in the run:\n{}", lines.join("\n"));
+    assert!(
+        in_run.len() >= 5,
+        "too few lines in the run:\n{}",
+        lines.join("\n")
+    );
     for line in &in_run {
         assert!(line.contains(span), "the span is not `{span}`: {line}");
         assert!(line.len() <= LONGEST_LINE, "{} chars: {line}", line.len());
@@ -168,7 +177,11 @@ async fn an_execution_says_who_it_is_once_and_its_lines_stay_short() {
     );
     for identity in ["instance_id=", "fence=", "scheduled_at="] {
         let repeated: Vec<&&String> = in_run.iter().filter(|l| l.contains(identity)).collect();
-        assert_eq!(repeated.len(), 1, "`{identity}` on every line: {repeated:#?}");
+        assert_eq!(
+            repeated.len(),
+            1,
+            "`{identity}` on every line: {repeated:#?}"
+        );
     }
     assert_eq!(
         in_run.iter().filter(|l| l.contains("exporting")).count(),

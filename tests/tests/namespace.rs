@@ -52,10 +52,12 @@ impl Cleanup {
             .await
             .unwrap_or_else(|e| no_postgres(e));
         for ns in &self.0 {
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{ns}\" CASCADE")))
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{ns}\" CASCADE"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
         }
         let mut redis = redis::Client::open(redis_url())
             .unwrap_or_else(|e| no_redis(e))
@@ -178,7 +180,8 @@ async fn two_services_with_a_job_of_the_same_name_each_run_theirs_on_shared_serv
             "{ns} sees another service's executions: {history:#?}"
         );
     }
-    let skips = |reason| recorded.counter(names::SKIPS_TOTAL, &[("job", &name), ("reason", reason)]);
+    let skips =
+        |reason| recorded.counter(names::SKIPS_TOTAL, &[("job", &name), ("reason", reason)]);
     assert_eq!(skips("locked"), 0, "a service was refused another's lock");
     assert_eq!(skips("duplicate"), 0, "a service found another's claim");
 

@@ -29,7 +29,9 @@ async fn a_host_name_is_served_and_garbage_is_a_clear_error() {
     let scheduler = Scheduler::builder()
         .discover(false)
         .prometheus(format!("localhost:{port}"))
-        .job(Job::new("served", every, |_ctx: JobContext| async { Ok(()) }))
+        .job(Job::new("served", every, |_ctx: JobContext| async {
+            Ok(())
+        }))
         .build()
         .await
         .unwrap_or_else(|e| panic!("localhost refused: {e}"));

@@ -215,6 +215,37 @@ fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>, ran_for: Option
     );
 }
 
+/// Calls the job's and the scheduler's failure hooks.
+async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
+    let outcome = end.outcome();
+    let reported = match outcome {
+        Outcome::Failure | Outcome::Timeout => true,
+        Outcome::Cancelled => exec.reason() == Some(CancelReason::LockLost),
+        Outcome::Success => false,
+    };
+    if !reported {
+        return;
+    }
+    let report = FailureReport {
+        job: job.name.clone(),
+        execution_id: exec.exec.execution_id.clone(),
+        scheduled_at: exec.scheduled_at,
+        instance_id: rt.instance_id.to_string(),
+        attempts: end.attempts,
+        outcome: outcome.as_str(),
+        error_chain: end
+            .error
+            .as_ref()
+            .map(JobError::chain_messages)
+            .unwrap_or_default(),
+        duration,
+        skip_reason: None,
+        ticks_lost: 0,
+    };
+    tracing::error!(%report, "job failed");
+    hooks::call(rt, job, &report).await;
+}
+
 /// A run's duration for people: `850ms`, `1.24s`, `2m05s`, `1h02m`.
 struct Took(Duration);
 
@@ -253,35 +284,4 @@ mod tests {
             assert_eq!(Took(d).to_string(), text);
         }
     }
-}
-
-/// Calls the job's and the scheduler's failure hooks.
-async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duration: Duration) {
-    let outcome = end.outcome();
-    let reported = match outcome {
-        Outcome::Failure | Outcome::Timeout => true,
-        Outcome::Cancelled => exec.reason() == Some(CancelReason::LockLost),
-        Outcome::Success => false,
-    };
-    if !reported {
-        return;
-    }
-    let report = FailureReport {
-        job: job.name.clone(),
-        execution_id: exec.exec.execution_id.clone(),
-        scheduled_at: exec.scheduled_at,
-        instance_id: rt.instance_id.to_string(),
-        attempts: end.attempts,
-        outcome: outcome.as_str(),
-        error_chain: end
-            .error
-            .as_ref()
-            .map(JobError::chain_messages)
-            .unwrap_or_default(),
-        duration,
-        skip_reason: None,
-        ticks_lost: 0,
-    };
-    tracing::error!(%report, "job failed");
-    hooks::call(rt, job, &report).await;
 }
