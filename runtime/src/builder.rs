@@ -30,6 +30,8 @@ pub struct SchedulerBuilder {
     lock: Named<LockChoice>,
     /// The execution stores named, by the method that named each.
     store: Named<StoreChoice>,
+    /// Set by [`SchedulerBuilder::namespace`]: where the builder's own backends keep state.
+    namespace: Option<String>,
     /// Set by [`SchedulerBuilder::prometheus`]: served from `build()`.
     #[cfg(feature = "prometheus")]
     prometheus_addr: Option<String>,
@@ -62,14 +64,27 @@ enum LockChoice {
 }
 
 impl LockChoice {
-    /// The backend, connected.
-    async fn connect(self) -> Result<Arc<dyn LockBackend>, Error> {
+    /// The backend, connected; in `namespace`, if the builder connects it.
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "postgres")),
+        allow(unused_variables)
+    )]
+    async fn connect(self, namespace: Option<&str>) -> Result<Arc<dyn LockBackend>, Error> {
         Ok(match self {
             Self::Given(lock) => lock,
             #[cfg(feature = "redis")]
-            Self::Redis(url) => Arc::new(crate::lock::RedisLock::connect(&url).await?),
+            Self::Redis(url) => {
+                let lock = crate::lock::RedisLock::connect(&url).await?;
+                Arc::new(match namespace {
+                    Some(ns) => lock.with_prefix(format!("tickguard:{ns}:lock:")),
+                    None => lock,
+                })
+            }
             #[cfg(feature = "postgres")]
-            Self::Postgres(url) => Arc::new(crate::lock::PostgresLock::connect(&url).await?),
+            Self::Postgres(url) => {
+                let schema = namespace.unwrap_or(crate::lock::PostgresLock::DEFAULT_SCHEMA);
+                Arc::new(crate::lock::PostgresLock::connect_with_schema(&url, schema).await?)
+            }
         })
     }
 }
@@ -87,12 +102,17 @@ enum StoreChoice {
 }
 
 impl StoreChoice {
-    /// The store, connected, its tables created or migrated.
-    async fn connect(self) -> Result<Arc<dyn ExecutionStore>, Error> {
+    /// The store, connected, its tables created or migrated; in `namespace`, if the builder
+    /// connects it to PostgreSQL.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    async fn connect(self, namespace: Option<&str>) -> Result<Arc<dyn ExecutionStore>, Error> {
         Ok(match self {
             Self::Given(store) => store,
             #[cfg(feature = "postgres")]
-            Self::Postgres(url) => Arc::new(crate::store::PostgresStore::connect(&url).await?),
+            Self::Postgres(url) => {
+                let schema = namespace.unwrap_or(crate::store::PostgresStore::DEFAULT_SCHEMA);
+                Arc::new(crate::store::PostgresStore::connect_with_schema(&url, schema).await?)
+            }
             #[cfg(feature = "sqlite")]
             Self::Sqlite(url) => Arc::new(crate::store::SqliteStore::connect(&url).await?),
         })
@@ -139,6 +159,7 @@ impl SchedulerBuilder {
             discover: true,
             lock: Named::new(),
             store: Named::new(),
+            namespace: None,
             #[cfg(feature = "prometheus")]
             prometheus_addr: None,
             #[cfg(feature = "webhook")]
@@ -179,7 +200,8 @@ impl SchedulerBuilder {
     }
 
     /// Locks jobs in the Redis server at `url` (`redis://[user:password@]host[:port][/db]`),
-    /// under the default key prefix `tickguard:lock:`. [`SchedulerBuilder::build`] connects
+    /// under the key prefix `tickguard:lock:` (`tickguard:{namespace}:lock:` with a
+    /// [`namespace`](Self::namespace)). [`SchedulerBuilder::build`] connects
     /// and checks that the server answers, and fails with [`Error::Lock`], naming the address
     /// and what to check, if it does not.
     ///
@@ -195,7 +217,8 @@ impl SchedulerBuilder {
 
     /// Locks jobs in the PostgreSQL database at `url`
     /// (`postgres://[user[:password]@]host[:port]/database`), as rows of the table
-    /// `public.tickguard_locks`, which is created if missing. [`SchedulerBuilder::build`]
+    /// `public.tickguard_locks` (`{namespace}.tickguard_locks` with a
+    /// [`namespace`](Self::namespace)), which is created if missing. [`SchedulerBuilder::build`]
     /// connects and creates the table, and fails with [`Error::Lock`], naming the address and
     /// what to check, if it cannot.
     ///
@@ -211,6 +234,42 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Keeps this scheduler's state apart from other services' on shared servers: two
+    /// services that both have a job `cleanup` and share a Redis or a database each run
+    /// theirs, and neither sees the other's lock, claims or history. It applies to the
+    /// backends the builder connects itself:
+    ///
+    /// - [`redis`](Self::redis): the key prefix `tickguard:{namespace}:lock:` (instead of
+    ///   `tickguard:lock:`);
+    /// - [`postgres_lock`](Self::postgres_lock): the table `{namespace}.tickguard_locks`;
+    /// - [`postgres`](Self::postgres): the store's tables in schema `{namespace}`.
+    ///
+    /// The PostgreSQL schema is created if missing. Instances of one service must share its
+    /// namespace. A [`sqlite`](Self::sqlite) store is a file per service already (give each
+    /// service its own file); a backend passed to [`lock_backend`](Self::lock_backend) or
+    /// [`store`](Self::store) keeps the prefix or schema it was built with; the in-process
+    /// defaults are not shared at all.
+    ///
+    /// The name must be 1 to 63 characters of lower-case ASCII letters, digits and `_`, not
+    /// starting with a digit nor with `pg_`: one name that is a valid PostgreSQL schema
+    /// name unquoted, and reads the same in a Redis key. Anything else is an
+    /// [`Error::Config`] at [`build`](Self::build).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), tickguard::Error> {
+    /// let scheduler = tickguard::Scheduler::builder()
+    ///     .namespace("billing")
+    ///     .redis("redis://127.0.0.1:6379") // keys tickguard:billing:lock:{job}
+    ///     .postgres("postgres://postgres@127.0.0.1:5432/app") // schema billing
+    ///     .build()
+    ///     .await?;
+    /// # let _ = scheduler; Ok(()) }
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
     /// The execution store (default: [`MemoryStore`]). Pass an `Arc` to keep a handle.
     pub fn store(mut self, store: impl ExecutionStore) -> Self {
         self.store
@@ -219,7 +278,8 @@ impl SchedulerBuilder {
     }
 
     /// Keeps executions in the PostgreSQL database at `url`
-    /// (`postgres://[user[:password]@]host[:port]/database`), in schema `public`: claims,
+    /// (`postgres://[user[:password]@]host[:port]/database`), in schema `public` (the
+    /// [`namespace`](Self::namespace), if one is set, created if missing): claims,
     /// fences, checkpoints, `once` steps and history that every instance sharing the
     /// database agrees on. [`SchedulerBuilder::build`] connects and creates or migrates the
     /// tables, and fails with [`Error::Store`], naming the address and what to check, if it
@@ -235,13 +295,17 @@ impl SchedulerBuilder {
     }
 
     /// Serves every tickguard metric to Prometheus at `addr` (`0.0.0.0:9464`, or
-    /// `127.0.0.1:9464` for the host only): `GET /metrics` (any path answers) returns the
-    /// text exposition, with histograms bucketed for job durations and lock round trips
-    /// (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// `127.0.0.1:9464` or `localhost:9464` for the host only): `GET /metrics` (any path
+    /// answers) returns the text exposition, with histograms bucketed for job durations and
+    /// lock round trips (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
+    /// A host name is resolved at [`build`](Self::build), and the endpoint listens on the
+    /// first of its addresses that can be bound (one address: for `localhost`, usually
+    /// `127.0.0.1`; name an IP to choose).
     /// [`SchedulerBuilder::build`] installs the recorder for the whole process and starts
-    /// listening; it fails with [`Error::Config`] if the address is not `ip:port`, the port is
-    /// taken, or the process already has a metrics recorder (then leave this out: tickguard
-    /// records through whichever recorder is installed).
+    /// listening; it fails with [`Error::Config`] if the address is neither `ip:port` nor
+    /// `host:port`, the host name does not resolve, the port is taken, or the process already
+    /// has a metrics recorder (then leave this out: tickguard records through whichever
+    /// recorder is installed).
     ///
     /// Prometheus adds its own `job` label to every scraped series; scrape tickguard with
     /// `honor_labels: true` so that the `job` label stays the tickguard job's name (see
@@ -399,12 +463,16 @@ impl SchedulerBuilder {
     /// Checks the configuration, connects the backends, registers the jobs.
     pub async fn build(self) -> Result<Scheduler, Error> {
         self.check_durations()?;
+        if let Some(namespace) = &self.namespace {
+            check_namespace(namespace)?;
+        }
         #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
         let Self {
             jobs,
             discover,
             lock,
             store,
+            namespace,
             #[cfg(feature = "prometheus")]
             prometheus_addr,
             #[cfg(feature = "webhook")]
@@ -425,11 +493,11 @@ impl SchedulerBuilder {
         let lock = lock.one("a lock backend")?;
         let store = store.one("an execution store")?;
         let store = match store {
-            Some(choice) => choice.connect().await?,
+            Some(choice) => choice.connect(namespace.as_deref()).await?,
             None => Arc::new(MemoryStore::new()),
         };
         let lock = match lock {
-            Some(choice) => choice.connect().await?,
+            Some(choice) => choice.connect(namespace.as_deref()).await?,
             None => Arc::new(InProcessLock::new()),
         };
         #[cfg(feature = "webhook")]
@@ -439,7 +507,7 @@ impl SchedulerBuilder {
         // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
         #[cfg(feature = "prometheus")]
         let exporter = match &prometheus_addr {
-            Some(addr) => Some(crate::prometheus::serve(addr)?),
+            Some(addr) => Some(crate::prometheus::serve(addr).await?),
             None => None,
         };
         metrics::describe();
@@ -475,6 +543,7 @@ impl SchedulerBuilder {
                 once_steps: once_retention,
             },
             control,
+            namespace,
         })
     }
 
@@ -524,6 +593,31 @@ impl SchedulerBuilder {
         }
         Ok(())
     }
+}
+
+/// Checks a [`SchedulerBuilder::namespace`]: a PostgreSQL schema name that needs no quotes
+/// (lower case, so that `psql` finds it as typed) and that the server lets a user create.
+fn check_namespace(namespace: &str) -> Result<(), Error> {
+    let problem = if namespace.is_empty() {
+        "is empty"
+    } else if namespace.len() > 63 {
+        "is longer than 63 characters (PostgreSQL's limit for a schema name)"
+    } else if !namespace
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        "may hold only lower-case ASCII letters, digits and `_`"
+    } else if namespace.starts_with(|c: char| c.is_ascii_digit()) {
+        "must not start with a digit"
+    } else if namespace.starts_with("pg_") {
+        "must not start with `pg_` (PostgreSQL reserves those schema names)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Config(format!(
+        "namespace `{namespace}` {problem}: it names a PostgreSQL schema and a Redis key \
+         prefix; use lower-case letters, digits and `_`, such as `billing`"
+    )))
 }
 
 /// The jobs given to the builder and, if `discover`, every `#[scheduled]` fn; each checked,

@@ -392,7 +392,7 @@ async fn listen_once(
 
     use crate::store::CONTROL_CHANNEL;
 
-    let options = (*store.pool().connect_options()).clone();
+    let options = crate::store::sql::statement_logging((*store.pool().connect_options()).clone());
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .max_lifetime(None)

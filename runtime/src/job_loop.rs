@@ -54,7 +54,8 @@ pub(crate) async fn job_loop(
     // instance claimed): those already due were missed while no instance ran, and follow the
     // misfire policy. `next` only moves forward, so no tick fires twice even when the wall
     // clock is set back.
-    let now = rt.clock.now();
+    let started = rt.clock.now();
+    let now = started;
     let mut next = if schedule.is_fixed_delay() {
         schedule.next_after(now)
     } else {
@@ -90,7 +91,7 @@ pub(crate) async fn job_loop(
             next = skip_paused(&entry, &plan, now);
             continue;
         }
-        count_misfires(&rt, &entry, &plan).await;
+        count_misfires(&rt, &entry, &plan, started).await;
         m.lateness.record(seconds_between(plan.latest, now));
         let fired = run_batch(
             &rt,
@@ -277,8 +278,15 @@ fn skip_pending(
     entry.metrics.skipped(SkipReason::Misfire, 1);
 }
 
-/// Counts and reports the ticks `plan` skips as misfires: lost for good.
-async fn count_misfires(rt: &Runtime, entry: &JobEntry, plan: &misfire::Plan) {
+/// Counts and reports the ticks `plan` skips as misfires: lost for good. Ticks due before
+/// the job loop `started` came due while no instance ran the job (the store's latest claim
+/// is older); later ones were noticed late by this running process.
+async fn count_misfires(
+    rt: &Runtime,
+    entry: &JobEntry,
+    plan: &misfire::Plan,
+    started: DateTime<Utc>,
+) {
     if plan.skipped == 0 {
         return;
     }
@@ -290,13 +298,23 @@ async fn count_misfires(rt: &Runtime, entry: &JobEntry, plan: &misfire::Plan) {
         None => plan.latest,
     };
     let policy = entry.job.misfire;
+    let detail = if latest <= started {
+        format!(
+            "ticks came due while no instance was running the job (found at start from \
+             the store, which has the job's ticks up to {}); misfire policy {policy:?}",
+            entry.resume_from
+        )
+    } else {
+        format!(
+            "this instance noticed ticks late (process suspended, clock jump, or overload); \
+             misfire policy {policy:?}"
+        )
+    };
     let lost = Lost {
         reason: SkipReason::Misfire,
         ticks: plan.skipped,
         latest,
-        detail: format!(
-            "ticks were missed (process suspended, clock jump, or overload); misfire policy {policy:?}"
-        ),
+        detail,
     };
     report_lost(rt, entry, lost).await;
 }

@@ -26,6 +26,7 @@ mod recovery;
 mod retention;
 mod retry;
 mod scheduler;
+mod startup;
 pub mod store;
 mod throttle;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -132,8 +132,9 @@ impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
     }
 }
 
-/// A lock backend could not be asked.
-#[derive(Debug, thiserror::Error)]
+/// A lock backend could not be asked. Its `Debug` form is its message followed by its
+/// causes, as [`Error`](crate::Error)'s is.
+#[derive(thiserror::Error)]
 #[error("{message}")]
 pub struct LockError {
     message: String,
@@ -159,6 +160,12 @@ impl LockError {
             message: message.to_string(),
             source: Some(source.into()),
         }
+    }
+}
+
+impl fmt::Debug for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::error::with_causes(self, f)
     }
 }
 

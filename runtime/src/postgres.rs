@@ -103,7 +103,9 @@ pub(crate) fn hint(e: &SqlxError, gone: &str, objects: &str) -> String {
     }
 }
 
-/// Parses a libpq URL, with an error that says what is wrong and never shows the password.
+/// Parses a libpq URL, with an error that says what is wrong and never shows the password;
+/// statements are logged at DEBUG (slow ones at WARN), see
+/// [`statement_logging`](crate::store::sql::statement_logging).
 pub(crate) fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
     const EXPECTED: &str = "expected postgres://[user[:password]@]host[:port]/database";
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
@@ -124,6 +126,7 @@ pub(crate) fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
             redact(url)
         )
     })?;
+    let options = crate::store::sql::statement_logging(options);
     Ok(match options.get_application_name() {
         Some(_) => options,
         None => options.application_name(APPLICATION_NAME),
@@ -152,7 +155,9 @@ pub(crate) async fn connect(options: &PgConnectOptions) -> Result<PgConnection, 
 pub(crate) fn cannot_reach(addr: &str, e: SqlxError) -> Failure {
     let check = match &e {
         SqlxError::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
-            "is postgres running there? (`bash scripts/services` starts one locally)"
+            "is postgres running, and listening on that address and port? (check the host \
+             and port in the URL, the server's listen_addresses, and that a firewall lets the \
+             connection through)"
         }
         SqlxError::Io(_) => "is the address right, and is postgres running there?",
         SqlxError::Tls(_) => {

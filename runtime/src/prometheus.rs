@@ -1,31 +1,46 @@
 //! The Prometheus exporter behind [`SchedulerBuilder::prometheus`](crate::SchedulerBuilder::prometheus)
 //! (feature `prometheus`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use metrics_exporter_prometheus::BuildError;
 
 use crate::{error::Error, metrics::prometheus_builder};
 
-/// Installs the Prometheus recorder globally and serves `GET /metrics` (any path) on `addr`,
-/// on the current tokio runtime. The returned task serves until aborted.
-pub(crate) fn serve(addr: &str) -> Result<tokio::task::JoinHandle<()>, Error> {
-    let socket: SocketAddr = addr.parse().map_err(|e| {
-        Error::Config(format!(
-            "prometheus address `{addr}` is not an address to listen on ({e}); expected \
-             ip:port, such as 0.0.0.0:9464 or 127.0.0.1:9464"
-        ))
-    })?;
-    let (recorder, exporter) = prometheus_builder()
-        .with_http_listener(socket)
-        .build()
-        .map_err(|e| match e {
-            BuildError::FailedToCreateHTTPListener(why) => Error::Config(format!(
-                "cannot serve metrics on {socket}: {why}; is another process (or another \
-                 scheduler) listening there? pick a free port"
-            )),
-            other => Error::Config(format!("cannot set up the Prometheus exporter: {other}")),
-        })?;
+/// Installs the Prometheus recorder globally and serves `GET /metrics` (any path) on `addr`
+/// (`ip:port` or `host:port`), on the current tokio runtime. A host name is resolved, and
+/// the first of its addresses that can be bound is served. The returned task serves until
+/// aborted.
+pub(crate) async fn serve(addr: &str) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let owned = addr.to_owned();
+    let resolved = tokio::task::spawn_blocking(move || resolve(&owned))
+        .await
+        .map_err(|e| Error::Config(format!("cannot resolve `{addr}`: {e}")))??;
+    let mut refused = Vec::new();
+    let mut served = None;
+    for socket in resolved {
+        match prometheus_builder().with_http_listener(socket).build() {
+            Ok(built) => {
+                served = Some(built);
+                break;
+            }
+            Err(BuildError::FailedToCreateHTTPListener(why)) => {
+                refused.push(format!("{socket}: {why}"));
+            }
+            Err(other) => {
+                return Err(Error::Config(format!(
+                    "cannot set up the Prometheus exporter: {other}"
+                )));
+            }
+        }
+    }
+    let Some((recorder, exporter)) = served else {
+        return Err(Error::Config(format!(
+            "cannot serve metrics on {addr} ({}); is another process (or another scheduler) \
+             listening there? pick a free port",
+            refused.join("; ")
+        )));
+    };
     metrics::set_global_recorder(recorder).map_err(|_| {
         Error::Config(
             "a metrics recorder is already installed in this process: drop .prometheus(..) \
@@ -39,4 +54,59 @@ pub(crate) fn serve(addr: &str) -> Result<tokio::task::JoinHandle<()>, Error> {
             tracing::error!(error = ?e, "the Prometheus endpoint stopped");
         }
     }))
+}
+
+/// The addresses of `addr` (`ip:port`, `[ipv6]:port` or `host:port`), a host name resolved
+/// by the system's resolver; an error that says what was expected for anything else.
+fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
+    let expected = "expected ip:port or host:port, such as 0.0.0.0:9464, 127.0.0.1:9464 or \
+                    localhost:9464";
+    if let Ok(socket) = addr.parse::<SocketAddr>() {
+        return Ok(vec![socket]);
+    }
+    let resolved: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::Config(format!(
+                "prometheus address `{addr}` is not an address to listen on ({e}); {expected}"
+            ))
+        })?
+        .collect();
+    if resolved.is_empty() {
+        return Err(Error::Config(format!(
+            "prometheus address `{addr}` is not an address to listen on (the host name has \
+             no address); {expected}"
+        )));
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_ips_and_host_names_and_refuses_garbage() {
+        assert_eq!(
+            resolve("127.0.0.1:9464").ok(),
+            Some(vec![SocketAddr::from(([127, 0, 0, 1], 9464))])
+        );
+        let localhost = resolve("localhost:9464").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            localhost
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 9464),
+            "{localhost:?}"
+        );
+        assert!(!localhost.is_empty());
+        for garbage in ["9464", "localhost", "127.0.0.1:notaport", ""] {
+            match resolve(garbage) {
+                Err(Error::Config(m)) => assert!(
+                    m.contains("is not an address to listen on") && m.contains("host:port"),
+                    "{garbage}: {m}"
+                ),
+                other => panic!("{garbage}: {other:?}"),
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@ use crate::{
     ledger,
     recovery::recover_interrupted,
     retention::{Keep, retain},
+    startup::log_startup,
     store::ExecutionStore,
 };
 
@@ -51,6 +52,8 @@ pub struct Scheduler {
     pub(crate) keep: Keep,
     /// How the control task looks for pauses and manual executions.
     pub(crate) control: ControlSettings,
+    /// The namespace the builder's own backends were connected in, for the startup log.
+    pub(crate) namespace: Option<String>,
 }
 
 /// How long shutdown waits for running jobs before it cancels them, unless configured:
@@ -118,20 +121,13 @@ impl Scheduler {
     pub async fn run_until<S: Future>(mut self, signal: S) -> Result<(), Error> {
         let firing = self.firing.clone();
         let loops = TaskTracker::new();
-        tracing::info!(
-            instance_id = %self.rt.instance_id,
-            jobs = self.entries.len(),
-            lock = %self.rt.lock.describe(),
-            store = %self.rt.store.describe(),
-            "scheduler started"
-        );
+        log_startup(&self.rt, &self.entries, self.namespace.as_deref());
         // The pauses are read before the first tick: a job paused before this instance
         // started does not fire once by mistake.
         let mut look = Control::new(self.rt.clone(), self.entries.clone(), self.control);
         let _ = timeout(FIRST_LOOK, look.look()).await;
         loops.spawn(control(look, firing.child_token()));
         for entry in &self.entries {
-            tracing::info!(job = %entry.job.name, schedule = %entry.job.schedule, location = %entry.job.location, "job registered");
             loops.spawn(job_loop(
                 self.rt.clone(),
                 entry.clone(),

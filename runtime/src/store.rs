@@ -857,8 +857,9 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     }
 }
 
-/// An execution store operation failed.
-#[derive(Debug, thiserror::Error)]
+/// An execution store operation failed. Its `Debug` form is its message followed by its
+/// causes, as [`Error`](crate::Error)'s is.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The execution was claimed again since this run claimed it: the run is stale, must stop,
@@ -895,6 +896,12 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn StdError + Send + Sync + 'static>>,
     },
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::error::with_causes(self, f)
+    }
 }
 
 impl StoreError {

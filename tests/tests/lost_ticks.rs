@@ -147,11 +147,59 @@ async fn a_misfire_the_skip_policy_drops_is_reported_and_counted_as_lost() {
         "idempotent: the id every instance gives the tick"
     );
     assert!(
-        report.error_chain[0].starts_with("ticks were missed"),
+        report.error_chain[0].starts_with("this instance noticed ticks late (process suspended"),
         "{report}"
     );
     assert_eq!(lost("jumped", "misfire"), 10);
     assert_eq!(lost("jumped", "overlap"), 0);
+}
+
+/// A `skip` job runs ticks 1 and 2, its only instance stops, and the next starts 10 s
+/// later on the same store: ticks 3..=12 came due while no instance ran, and the report
+/// says so (not that this process noticed them late).
+#[tokio::test(start_paused = true)]
+async fn ticks_missed_while_no_instance_ran_are_reported_as_such() {
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let job = || {
+        let ran = runs.clone();
+        Job::new("restarted", every(1), move |ctx: JobContext| {
+            ran.lock().unwrap().push(ctx.scheduled_at());
+            async { Ok(()) }
+        })
+        .misfire(Misfire::Skip)
+        .on_failure(reports.hook())
+    };
+    for (stopped_for, runs_for) in [(0, 2_500), (10, 1_000)] {
+        clock.jump(chrono::Duration::seconds(stopped_for));
+        builder(&clock)
+            .store(store.clone())
+            .misfire_threshold(Duration::from_millis(200))
+            .job(job())
+            .build()
+            .await
+            .unwrap()
+            .run_until(sleep(Duration::from_millis(runs_for)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(*runs.lock().unwrap(), [at(1), at(2), at(13)]);
+    let reports = reports.get();
+    let [report] = reports.as_slice() else {
+        panic!("one report expected: {reports:?}")
+    };
+    assert_eq!(report.ticks_lost, 10);
+    assert_eq!(report.scheduled_at, at(12), "the latest tick lost");
+    assert!(
+        report.error_chain[0].starts_with(
+            "ticks came due while no instance was running the job (found at start from the \
+             store, which has the job's ticks up to 2026-01-01 00:00:02 UTC)"
+        ),
+        "{report}"
+    );
 }
 
 /// A `run_all` job named `name` (idempotent or not), on `store`, catching up on 11 missed

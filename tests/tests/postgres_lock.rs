@@ -108,8 +108,8 @@ async fn unreachable_server_is_a_clear_error() {
     assert!(
         message.contains("cannot reach PostgreSQL at 127.0.0.1:1/test")
             && message.contains("connection refused")
-            && message.contains("is postgres running")
-            && message.contains("bash scripts/services"),
+            && message.contains("is postgres running, and listening on that address and port?")
+            && !message.contains("scripts/"),
         "unclear error: {message}"
     );
 }

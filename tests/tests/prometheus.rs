@@ -99,9 +99,9 @@ async fn a_real_prometheus_scrapes_the_metrics_and_answers_the_on_call_queries()
         .await
         .unwrap();
 
-    // Startup errors: an address that is not ip:port, a port that is taken.
+    // Startup errors: an address that is not host:port, a port that is taken.
     for (bad, expected) in [
-        ("localhost:9464".to_owned(), "not an address to listen on"),
+        ("localhost".to_owned(), "not an address to listen on"),
         (addr.clone(), "cannot serve metrics on"),
     ] {
         let e = Scheduler::builder()

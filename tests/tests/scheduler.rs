@@ -1274,7 +1274,7 @@ async fn a_busy_tick_of_a_live_run_is_skipped_not_run_again() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn each_execution_is_one_span_with_its_identity_and_outcome() {
+async fn each_execution_is_one_span_with_its_id_and_outcome() {
     let captured = tickguard_tests::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -1306,15 +1306,20 @@ async fn each_execution_is_one_span_with_its_identity_and_outcome() {
         })
         .unwrap_or_else(|| panic!("no execution span closed:\n{text}"));
     for field in [
-        "job=traced",
         "execution_id=traced@2026-01-01T00:00:01Z",
-        "instance_id=tracer",
-        "fence=1",
         "attempts=2",
         "outcome=\"success\"",
         "duration_ms=",
     ] {
         assert!(closed.contains(field), "`{field}` missing from: {closed}");
+    }
+    // The rest of the execution's identity is logged once, as it starts.
+    let started = text
+        .lines()
+        .find(|l| l.contains("execution started"))
+        .unwrap_or_else(|| panic!("no execution started:\n{text}"));
+    for field in ["job=traced", "instance_id=tracer", "fence=1"] {
+        assert!(started.contains(field), "`{field}` missing from: {started}");
     }
     assert!(
         text.contains("tickguard.attempt{attempt=2}"),
@@ -1407,7 +1412,7 @@ async fn misfire_warnings_are_one_then_one_a_minute_while_the_metric_counts_ever
     );
     let counts: Vec<u64> = warnings.iter().map(|l| field(l, "ticks")).collect();
     assert_eq!(counts.len(), 4, "warnings:\n{}", warnings.join("\n"));
-    assert!(warnings[0].contains("ticks were missed (process suspended"));
+    assert!(warnings[0].contains("this instance noticed ticks late (process suspended"));
     assert!(
         skipped > counts.iter().sum::<u64>(),
         "{skipped} misfires counted, {counts:?} logged"
@@ -1501,7 +1506,7 @@ async fn logs_of(scenario: impl std::future::Future) -> String {
 fn closed_span<'a>(text: &'a str, job: &str) -> &'a str {
     text.lines()
         .find(|l| {
-            l.contains(&format!("tickguard.execution{{job={job} "))
+            l.contains(&format!("tickguard.execution{{execution_id={job}@"))
                 && l.contains(" close ")
                 && !l.contains("attempt{")
         })
@@ -1553,7 +1558,7 @@ async fn a_lease_lost_after_the_last_step_is_one_completed_run_everywhere() {
     assert!(closed.contains("outcome=\"success\""), "{closed}");
     let finished = text
         .lines()
-        .find(|l| l.contains("execution finished") && l.contains("job=late_loss"))
+        .find(|l| l.contains("execution finished") && l.contains("execution_id=late_loss@"))
         .unwrap_or_else(|| panic!("no `execution finished`:\n{text}"));
     assert!(finished.contains("outcome=\"success\""), "{finished}");
     assert!(

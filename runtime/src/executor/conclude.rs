@@ -116,14 +116,9 @@ pub(super) async fn conclude(
 ) {
     let (rt, entry) = (t.rt, t.entry);
     let m = &entry.metrics;
-    let end = record(rt, exec, end).await;
+    let end = record(rt, exec, end, ran_for).await;
     drop((running, pending));
     let outcome = end.outcome();
-    span.record("attempts", end.attempts);
-    span.record("outcome", outcome.as_str());
-    if let Some(ran_for) = ran_for {
-        span.record("duration_ms", ran_for.as_secs_f64() * 1000.0);
-    }
     m.concluded(outcome, ran_for.map(|d| d.as_secs_f64()));
     if outcome == Outcome::Success {
         m.last_success
@@ -134,6 +129,13 @@ pub(super) async fn conclude(
         hand_back(rt, &entry.job).await;
     }
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
+    // Last: the default fmt layer prints a span's recorded fields on every later line of
+    // the span, and the `execution finished` line already says these.
+    span.record("attempts", end.attempts);
+    span.record("outcome", outcome.as_str());
+    if let Some(ran_for) = ran_for {
+        span.record("duration_ms", ran_for.as_secs_f64() * 1000.0);
+    }
 }
 
 /// After a run stopped by shutdown was recorded CANCELLED and its lease released: tells the
@@ -162,9 +164,15 @@ async fn hand_back(rt: &Runtime, job: &Job) {
 }
 
 /// Writes the run's end to the store (fenced), retrying a store that cannot be reached for
-/// up to [`RECORD_BUDGET`]. Returns the end as recorded: a finish the store refused (another
-/// claim took the execution over) is a CANCELLED run.
-async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
+/// up to [`RECORD_BUDGET`], and logs it with how long the run took (`ran_for`, if it ran).
+/// Returns the end as recorded: a finish the store refused (another claim took the
+/// execution over) is a CANCELLED run.
+async fn record(
+    rt: &Runtime,
+    exec: &Execution,
+    mut end: RunEnd,
+    ran_for: Option<Duration>,
+) -> RunEnd {
     if exec.reason.get() == Some(&CancelReason::Fenced) {
         // The store already refused this run; a finish would be refused too.
         return end;
@@ -183,7 +191,7 @@ async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
         .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
         match finished {
             Ok(()) => {
-                recorded(exec, &end, error.as_deref());
+                recorded(exec, &end, error.as_deref(), ran_for);
                 return end;
             }
             Err(e) if e.is_fenced() => {
@@ -210,9 +218,10 @@ async fn record(rt: &Runtime, exec: &Execution, mut end: RunEnd) -> RunEnd {
     }
 }
 
-/// Logs an end the store accepted. A run stopped by a lost lease (or store) after its last
-/// step whose fenced finish was accepted completed: the tick is done, the loss only warned.
-fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>) {
+/// Logs an end the store accepted, with how long the run took (`ran_for`, if it ran). A run
+/// stopped by a lost lease (or store) after its last step whose fenced finish was accepted
+/// completed: the tick is done, the loss only warned.
+fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>, ran_for: Option<Duration>) {
     let outcome = end.outcome().as_str();
     if let (
         Status::Completed,
@@ -228,7 +237,8 @@ fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>) {
         );
     }
     tracing::info!(
-        status = %end.status, outcome, attempts = end.attempts, error,
+        outcome, status = %end.status, attempts = end.attempts,
+        duration = ran_for.map(|d| tracing::field::display(Took(d))), error,
         "execution finished"
     );
 }
@@ -262,4 +272,44 @@ async fn report(rt: &Runtime, job: &Job, exec: &Execution, end: &RunEnd, duratio
     };
     tracing::error!(%report, "job failed");
     hooks::call(rt, job, &report).await;
+}
+
+/// A run's duration for people: `850ms`, `1.24s`, `2m05s`, `1h02m`.
+struct Took(Duration);
+
+impl std::fmt::Display for Took {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let secs = d.as_secs();
+        if d < Duration::from_millis(1) {
+            write!(f, "{}µs", d.as_micros())
+        } else if d < Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else if secs < 60 {
+            write!(f, "{:.2}s", d.as_secs_f64())
+        } else if secs < 3600 {
+            write!(f, "{}m{:02}s", secs / 60, secs % 60)
+        } else {
+            write!(f, "{}h{:02}m", secs / 3600, secs % 3600 / 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        for (d, text) in [
+            (Duration::from_micros(420), "420µs"),
+            (Duration::from_millis(850), "850ms"),
+            (Duration::from_millis(1_240), "1.24s"),
+            (Duration::from_millis(59_994), "59.99s"),
+            (Duration::from_secs(125), "2m05s"),
+            (Duration::from_secs(3_720), "1h02m"),
+        ] {
+            assert_eq!(Took(d).to_string(), text);
+        }
+    }
 }

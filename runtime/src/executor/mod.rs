@@ -302,20 +302,18 @@ pub(crate) async fn execute(
         entry.firing.clone(),
         entry.metrics.fence_rejections.clone(),
     ));
-    let span = tracing::info_span!(
-        "tickguard.execution",
-        job = %entry.job.name,
-        execution_id = %t.execution_id,
-        instance_id = %rt.instance_id,
-        fence = claimed.fence,
-        scheduled_at = %tick,
-        attempts = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
-    );
+    let span = execution_span(&entry.job, &t.execution_id);
     let recorded = span.clone();
     let pending = rt.unrecorded.track(&execution_id);
     async move {
+        tracing::info!(
+            job = %entry.job.name,
+            scheduled_at = %tick,
+            instance_id = %rt.instance_id,
+            fence = claimed.fence,
+            previous_attempts = claimed.previous_attempts,
+            "execution started"
+        );
         let (end, ran_for, running) = match gate::gate(&t, &claimed) {
             Err(end) => (end, None, None),
             Ok(()) => {
@@ -330,4 +328,26 @@ pub(crate) async fn execute(
     .instrument(span)
     .await;
     Executed::Ran { execution_id }
+}
+
+/// The span of one execution, around every line its run logs: it names the execution
+/// briefly, since the default `fmt` layer prints a span's fields on each of those lines. What
+/// else identifies the execution (tick, instance, fence) is logged once, by the `execution
+/// started` event. The id names the job (`{job}@{tick}..`), unless a custom key template
+/// leaves it out: then the span names the job too. `attempts`, `outcome` and `duration_ms`
+/// are recorded once the execution's end is logged (see [`conclude::conclude`]), for
+/// OpenTelemetry and span-close events, and so appear on no line of the run.
+fn execution_span(job: &Job, execution_id: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "tickguard.execution",
+        job = tracing::field::Empty,
+        execution_id = %execution_id,
+        attempts = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    if !execution_id.starts_with(&job.name) {
+        span.record("job", job.name.as_str());
+    }
+    span
 }

@@ -392,7 +392,8 @@ fn unreachable_error(addr: &str, e: RedisError) -> LockError {
             "the server there does not speak the Redis protocol; is the port right?"
         }
         _ if e.is_connection_refusal() => {
-            "is redis-server running there? (`bash scripts/services` starts one locally)"
+            "is redis-server running, and listening on that address and port? (check the \
+             host and port in the URL, and that a firewall lets the connection through)"
         }
         _ if e.is_timeout() => "is the address right, and does a firewall drop the packets?",
         _ => "is the address right, and is redis-server running there?",

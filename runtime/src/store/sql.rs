@@ -19,6 +19,21 @@ use crate::store::{
 /// on a long history deletes in short statements, each holding its locks briefly.
 pub(crate) const FORGET_BATCH: i64 = 10_000;
 
+/// How long one of tickguard's statements may take before sqlx logs it at WARN: they take
+/// milliseconds; one that takes a second waited for a lock, or for an overloaded server.
+pub(crate) const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
+/// `options` with sqlx's log of every statement at DEBUG, and of statements slower than
+/// [`SLOW_STATEMENT`] at WARN: a scheduler's claims, heartbeats and looks at the control
+/// version would otherwise fill an INFO log. Applied to every connection tickguard opens
+/// itself (stores, Postgres lock, control listener); a pool given to tickguard keeps its
+/// own settings.
+pub(crate) fn statement_logging<O: sqlx::ConnectOptions>(options: O) -> O {
+    options
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT)
+}
+
 /// A duration in whole milliseconds, rounded up, as SQL stores it.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)

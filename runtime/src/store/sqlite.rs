@@ -329,7 +329,7 @@ impl SqliteStore {
         options: SqliteConnectOptions,
         file: &str,
     ) -> Result<SqlitePool, StoreError> {
-        let options = options
+        let options = sql::statement_logging(options)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
