@@ -10,6 +10,7 @@ mod control;
 mod error;
 mod executor;
 mod future;
+mod handler;
 mod job;
 mod job_error;
 mod job_loop;
@@ -25,6 +26,7 @@ mod recovery;
 mod retention;
 mod retry;
 mod scheduler;
+mod state;
 pub mod store;
 mod throttle;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -36,8 +38,16 @@ pub use builder::SchedulerBuilder;
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
 pub use future::BoxFuture;
+pub use handler::{FromContext, JobHandler};
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
+/// The `redis` crate that [`RedisLock`](lock::RedisLock) runs on (feature `redis`), so that
+/// a client built for [`RedisLock::from_client`](lock::RedisLock::from_client) uses the very
+/// same version.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(no_inline)]
+pub use redis;
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::Scheduler;
 /// The `sqlx` crate that the SQL backends run on (feature `postgres` or `sqlite`), so that a
@@ -47,6 +57,7 @@ pub use scheduler::Scheduler;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[doc(no_inline)]
 pub use sqlx;
+pub use state::State;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;
@@ -71,8 +82,10 @@ pub mod __private {
     pub use crate::{
         context::JobContext,
         future::BoxFuture,
+        handler::{Arg, Returns},
         job::{FailureReport, JobDef, LockDef, Misfire, Registration, RetryDef, Trigger},
         job_error::{JobError, JobResult},
+        state::Need,
     };
 
     /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not
