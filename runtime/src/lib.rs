@@ -88,9 +88,8 @@ pub mod __private {
         state::Need,
     };
 
-    /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not
-    /// return a `JobResult` or its future is not `Send`: one call checks both, so that one
-    /// mistake gives one error.
+    /// Boxes a job's future. Fails to compile, on the fn's return type, if the future is not
+    /// `Send` (its output is checked by [`Returns`], spanned there too).
     pub fn job_future<F>(f: F) -> BoxFuture<'static, JobResult>
     where
         F: std::future::Future<Output = JobResult> + Send + 'static,
