@@ -393,7 +393,8 @@ impl SchedulerBuilder {
     /// job takes a `State<T>` of a type no value was given for.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
     /// use tickguard::{Job, JobContext, Schedule, Scheduler, State};
     ///
@@ -414,10 +415,9 @@ impl SchedulerBuilder {
     ///     .job(job)
     ///     .state(Config { region: "eu-west-1" })
     ///     .build()
-    ///     .await
-    ///     .unwrap();
-    /// scheduler.run_until(tokio::time::sleep(Duration::from_secs(25))).await.unwrap();
-    /// # Ok::<(), tickguard::ScheduleError>(()) }
+    ///     .await?;
+    /// scheduler.run_until(tokio::time::sleep(Duration::from_secs(25))).await?;
+    /// # Ok(()) }
     /// ```
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);

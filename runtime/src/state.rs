@@ -21,7 +21,7 @@ use std::{
 /// is refused by [`SchedulerBuilder::build`](crate::SchedulerBuilder::build), with an
 /// [`Error::Config`](crate::Error::Config) naming the job and the type.
 ///
-/// ```
+/// ```standalone_crate
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// use std::{sync::atomic::{AtomicU64, Ordering}, time::Duration};
 /// use tickguard::{JobContext, JobResult, Scheduler, State, scheduled};
