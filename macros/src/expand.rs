@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Visibility, spanned::Spanned};
+use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Type, Visibility, spanned::Spanned};
 
 use crate::args::{Args, Misfire, Trigger};
 
@@ -158,30 +158,7 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         }}
     });
 
-    // The call, with the argument and the future checked where the user wrote them: a wrong
-    // argument type errs on the argument; a wrong output, or a future that is not `Send`, on
-    // the return type. The future is checked by one helper call, spanned on the return type
-    // throughout (a call that mixes generated and user tokens is reported on the whole
-    // attribute): each further call that used the future would report its errors again.
-    let call = match f.sig.inputs.iter().find_map(|a| match a {
-        FnArg::Typed(t) => Some(t),
-        FnArg::Receiver(_) => None,
-    }) {
-        Some(arg) => {
-            let ty = &arg.ty;
-            quote_spanned!(ty.span()=> #ident(ctx))
-        }
-        None => quote!({
-            let _ = ctx;
-            #ident()
-        }),
-    };
-    let span = match &f.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => ident.span(),
-    };
-    let future = Ident::new("__tickguard_future", span);
-    let boxed = respan(quote!(#p::job_future(#future)), span);
+    let (run, needs) = run(f, &p);
 
     quote! {
         #f
@@ -201,19 +178,75 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
             on_failure: #on_failure,
             file: ::core::file!(),
             line: ::core::line!(),
-            run: {
-                fn __tickguard_run(
-                    ctx: #p::JobContext,
-                ) -> #p::BoxFuture<'static, #p::JobResult> {
-                    let #future = #call;
-                    #boxed
-                }
-                __tickguard_run
-            },
+            needs: #needs,
+            run: #run,
         };
 
         #p::inventory::submit! {
             #p::Registration(&#def)
         }
     }
+}
+
+/// The fn the runtime calls for each attempt, and the list of the application state each
+/// argument takes (for the builder's check).
+///
+/// The fn owns the context in its future and takes each argument from it (`&JobContext` is
+/// lent from it), then calls the user's fn. Each argument is checked where the user wrote
+/// its type, and the output where the user wrote the return type, by a trait whose message
+/// says what is expected: every helper call is spanned there throughout (a call that mixes
+/// generated and user tokens is reported on the whole attribute). The future is checked to
+/// be `Send` by one helper call, on the return type too.
+fn run(f: &ItemFn, p: &TokenStream) -> (TokenStream, TokenStream) {
+    let ident = &f.sig.ident;
+    let types: Vec<&Type> = f
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let values: Vec<Ident> = (0..types.len())
+        .map(|i| format_ident!("__tickguard_arg{}", i))
+        .collect();
+    let arg = |ty: &Type| respan(quote!(#p::Arg<'_>), ty.span());
+    let takes = types.iter().zip(&values).map(|(ty, value)| {
+        let arg = arg(ty);
+        let take = quote_spanned!(ty.span()=> <#ty as #arg>::take(&__tickguard_ctx));
+        quote! {
+            let #value = match #take {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return ::core::result::Result::Err(error),
+            };
+        }
+    });
+    let needs = types.iter().map(|ty| {
+        let arg = arg(ty);
+        quote_spanned!(ty.span()=> <#ty as #arg>::needs)
+    });
+    let span = match &f.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => ident.span(),
+    };
+    let output = Ident::new("__tickguard_output", span);
+    let returned = respan(quote!(#p::Returns::into_result(#output)), span);
+    let future = Ident::new("__tickguard_future", span);
+    let boxed = respan(quote!(#p::job_future(#future)), span);
+    let run = quote! {{
+        fn __tickguard_run(
+            __tickguard_ctx: #p::JobContext,
+        ) -> #p::BoxFuture<'static, #p::JobResult> {
+            let #future = async move {
+                #(#takes)*
+                let _ = &__tickguard_ctx;
+                let #output = #ident(#(#values),*).await;
+                #returned
+            };
+            #boxed
+        }
+        __tickguard_run
+    }};
+    (run, quote!(&[#(#needs),*]))
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
-use syn::{FnArg, ReturnType, Signature, spanned::Spanned};
+use syn::{FnArg, ReturnType, Signature, Type, spanned::Spanned};
 
 use crate::{
     args::{Args, Trigger},
@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Checks what can be checked on the signature alone. The argument and return types are
-/// checked by the compiler on the generated call, with the error on the user's tokens.
+/// checked by the compiler on the generated code, with the error on the user's tokens.
 pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
     if sig.asyncness.is_none() {
         cx.error(
@@ -28,28 +28,28 @@ pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
     if let Some(span) = generic {
         cx.error(
             span,
-            "#[scheduled] fns cannot be generic: the scheduler calls them with a JobContext only",
+            "#[scheduled] fns cannot be generic: their arguments are `JobContext`, `&JobContext` or `State<T>`",
         );
     }
     if let Some(receiver) = sig.receiver() {
         cx.error(
             receiver.self_token.span,
-            "#[scheduled] fns cannot take `self`: use a free fn (keep state in a static or behind an Arc)",
+            "#[scheduled] fns cannot take `self`: use a free fn, and take what it needs as a `State<T>` argument",
         );
     }
     if let Some(variadic) = &sig.variadic {
         cx.error(variadic.span(), "#[scheduled] fns cannot be variadic");
     }
-    let typed: Vec<_> = sig
-        .inputs
-        .iter()
-        .filter(|a| matches!(a, FnArg::Typed(_)))
-        .collect();
-    for extra in typed.iter().skip(1) {
-        cx.error(
-            extra.span(),
-            "#[scheduled] fns take one argument, `ctx: JobContext`, or none",
-        );
+    // An `impl Trait` argument makes the fn generic too.
+    for arg in &sig.inputs {
+        if let FnArg::Typed(t) = arg
+            && let Type::ImplTrait(it) = &*t.ty
+        {
+            cx.error(
+                it.impl_token.span,
+                "#[scheduled] fns cannot be generic: take `JobContext`, `&JobContext` or `State<T>`",
+            );
+        }
     }
     if let ReturnType::Default = sig.output {
         cx.error(

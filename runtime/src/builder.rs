@@ -18,6 +18,7 @@ use crate::{
     metrics,
     retention::{DEFAULT_ONCE_RETENTION, DEFAULT_RETENTION_EVERY, Keep},
     scheduler::{DEFAULT_SHUTDOWN_GRACE, Scheduler},
+    state::StateMap,
     store::{ExecutionStore, JobRegistration, MemoryStore, Retention},
 };
 
@@ -49,6 +50,8 @@ pub struct SchedulerBuilder {
     control: ControlSettings,
     hooks: Vec<FailureHook>,
     clock: Clock,
+    /// Set by [`SchedulerBuilder::state`]: what the jobs' `State<T>` arguments take.
+    state: StateMap,
 }
 
 /// A lock backend as named to the builder: ready, or connected in `build()`.
@@ -175,6 +178,7 @@ impl SchedulerBuilder {
             control: ControlSettings::default(),
             hooks: Vec::new(),
             clock: Clock::default(),
+            state: StateMap::default(),
         }
     }
 
@@ -453,6 +457,45 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Gives the jobs `value`: every job that takes a [`State<T>`](crate::State) argument
+    /// of its type gets it, shared behind an `Arc` (a pool, a client, a configuration). One
+    /// value per type: a second value of the same type replaces the first.
+    ///
+    /// [`build`](Self::build) fails with [`Error::Config`], naming the job and the type, if a
+    /// job takes a `State<T>` of a type no value was given for.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use tickguard::{Job, JobContext, Schedule, Scheduler, State};
+    ///
+    /// struct Config {
+    ///     region: &'static str,
+    /// }
+    ///
+    /// let job = Job::new(
+    ///     "sync",
+    ///     Schedule::every(Duration::from_secs(10))?,
+    ///     |ctx: JobContext, State(config): State<Config>| async move {
+    ///         tracing::info!(tick = %ctx.scheduled_at(), region = config.region, "syncing");
+    ///         Ok(())
+    ///     },
+    /// );
+    /// let scheduler = Scheduler::builder()
+    ///     .discover(false)
+    ///     .job(job)
+    ///     .state(Config { region: "eu-west-1" })
+    ///     .build()
+    ///     .await?;
+    /// scheduler.run_until(tokio::time::sleep(Duration::from_secs(25))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
     /// Reads the wall clock from `clock` (tests).
     #[cfg(feature = "testing")]
     pub fn clock(mut self, clock: crate::clock::TestClock) -> Self {
@@ -488,8 +531,10 @@ impl SchedulerBuilder {
             control,
             mut hooks,
             clock,
+            state,
         } = self;
         let jobs = collect_jobs(jobs, discover)?;
+        check_state(&jobs, &state)?;
         let lock = lock.one("a lock backend")?;
         let store = store.one("an execution store")?;
         let store = match store {
@@ -526,6 +571,7 @@ impl SchedulerBuilder {
             stop_runs,
             refuse_early: true,
             unrecorded: Default::default(),
+            state: Arc::new(state),
         };
         Ok(Scheduler {
             rt: Arc::new(runtime),
@@ -638,6 +684,16 @@ fn collect_jobs(mut jobs: Vec<Job>, discover: bool) -> Result<Vec<Job>, Error> {
         }
     }
     Ok(jobs)
+}
+
+/// Checks that every job's `State<T>` arguments have their value.
+fn check_state(jobs: &[Job], state: &StateMap) -> Result<(), Error> {
+    for job in jobs {
+        if let Some(need) = job.needs.iter().find(|need| !state.has(need)) {
+            return Err(Error::Config(need.missing(&job.name)));
+        }
+    }
+    Ok(())
 }
 
 /// Starts each webhook's delivery task and adds a hook that queues every failure report on

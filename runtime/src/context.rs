@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     job_error::JobError,
     metrics::ONCE_SKIPPED_TOTAL,
+    state::{State, StateMap},
     store::{ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
 };
 
@@ -169,12 +170,38 @@ impl Execution {
 pub struct JobContext {
     pub(crate) inner: Arc<Execution>,
     pub(crate) attempt: u32,
+    /// The application state given to the scheduler (or the test kit's run).
+    state: Arc<StateMap>,
 }
 
 impl JobContext {
-    /// The context of attempt `attempt` of the execution.
-    pub(crate) fn new(inner: Arc<Execution>, attempt: u32) -> Self {
-        Self { inner, attempt }
+    /// The context of attempt `attempt` of the execution, with the application `state`.
+    pub(crate) fn new(inner: Arc<Execution>, attempt: u32, state: Arc<StateMap>) -> Self {
+        Self {
+            inner,
+            attempt,
+            state,
+        }
+    }
+
+    /// The value of type `T` given to
+    /// [`SchedulerBuilder::state`](crate::SchedulerBuilder::state), if one was.
+    ///
+    /// Prefer a [`State<T>`] argument: the builder checks that the state every job's
+    /// arguments take was given, while a value asked for here may be missing at run time.
+    /// This is for code that has the context at hand, such as a helper a job calls.
+    ///
+    /// ```no_run
+    /// # struct Config { region: String }
+    /// async fn region(ctx: &tickguard::JobContext) -> Result<String, tickguard::JobError> {
+    ///     let config = ctx
+    ///         .state::<Config>()
+    ///         .ok_or_else(|| tickguard::JobError::permanent("no Config was given"))?;
+    ///     Ok(config.region.clone())
+    /// }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        self.state.get()
     }
 
     /// The job's name.

@@ -12,9 +12,11 @@ use crate::{
     context::JobContext,
     error::Error,
     future::BoxFuture,
+    handler::JobHandler,
     job_error::JobResult,
     metrics::SkipReason,
     retry::{RetryPolicy, RetryPredicate},
+    state::Need,
 };
 
 /// The code a job runs.
@@ -190,16 +192,21 @@ pub struct Job {
     pub(crate) on_failure: Option<FailureHook>,
     pub(crate) location: String,
     pub(crate) handler: Handler,
+    /// The application state the handler's arguments take, checked by the builder.
+    pub(crate) needs: Vec<Need>,
 }
 
 impl Job {
     /// A job named `name` that runs `handler` on `schedule`, with no lock, no retries, not
     /// idempotent, no timeout, and the [`Misfire::RunOnce`] policy.
+    ///
+    /// The handler is an `async fn` or a closure returning a future, whose arguments are
+    /// [`JobContext`] or [`State<T>`](crate::State), in any order (see [`JobHandler`]). A
+    /// closure's arguments need their types written: `|ctx: JobContext| async move { .. }`.
     #[track_caller]
-    pub fn new<F, Fut>(name: impl Into<String>, schedule: Schedule, handler: F) -> Self
+    pub fn new<H, Args>(name: impl Into<String>, schedule: Schedule, handler: H) -> Self
     where
-        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = JobResult> + Send + 'static,
+        H: JobHandler<Args>,
     {
         Self {
             name: name.into(),
@@ -212,7 +219,8 @@ impl Job {
             misfire: Misfire::default(),
             on_failure: None,
             location: std::panic::Location::caller().to_string(),
-            handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
+            needs: H::needs(),
+            handler: Arc::new(move |ctx| handler.call(ctx)),
         }
     }
 
@@ -382,6 +390,7 @@ impl Job {
             on_failure: def.on_failure.map(|hook| Arc::new(hook) as FailureHook),
             location: format!("{}:{}", def.file, def.line),
             handler: Arc::new(run),
+            needs: def.needs.iter().filter_map(|need| need()).collect(),
         }
     }
 }
@@ -425,6 +434,8 @@ pub struct JobDef {
     pub on_failure: Option<fn(FailureReport) -> BoxFuture<'static, ()>>,
     pub file: &'static str,
     pub line: u32,
+    /// For each argument of the fn, the application state it takes, if any.
+    pub needs: &'static [fn() -> Option<Need>],
     pub run: fn(JobContext) -> BoxFuture<'static, JobResult>,
 }
 
@@ -450,6 +461,7 @@ impl JobDef {
             on_failure: None,
             file: "",
             line: 0,
+            needs: &[],
             run,
         }
     }

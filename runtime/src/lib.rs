@@ -11,6 +11,7 @@ pub mod docs;
 mod error;
 mod executor;
 mod future;
+mod handler;
 mod job;
 mod job_error;
 mod job_loop;
@@ -27,6 +28,7 @@ mod retention;
 mod retry;
 mod scheduler;
 mod startup;
+mod state;
 pub mod store;
 mod throttle;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -38,8 +40,16 @@ pub use builder::SchedulerBuilder;
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
 pub use future::BoxFuture;
+pub use handler::{FromContext, JobHandler};
 pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
 pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
+/// The `redis` crate that [`RedisLock`](lock::RedisLock) runs on (feature `redis`), so that
+/// a client built for [`RedisLock::from_client`](lock::RedisLock::from_client) uses the very
+/// same version.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(no_inline)]
+pub use redis;
 pub use retry::{RetryPolicy, RetryPredicate};
 pub use scheduler::Scheduler;
 /// The `sqlx` crate that the SQL backends run on (feature `postgres` or `sqlite`), so that a
@@ -49,6 +59,7 @@ pub use scheduler::Scheduler;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[doc(no_inline)]
 pub use sqlx;
+pub use state::State;
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;
@@ -73,13 +84,14 @@ pub mod __private {
     pub use crate::{
         context::JobContext,
         future::BoxFuture,
+        handler::{Arg, Returns},
         job::{FailureReport, JobDef, LockDef, Misfire, Registration, RetryDef, Trigger},
         job_error::{JobError, JobResult},
+        state::Need,
     };
 
-    /// Boxes a job's future. Fails to compile, on the fn's return type, if the fn does not
-    /// return a `JobResult` or its future is not `Send`: one call checks both, so that one
-    /// mistake gives one error.
+    /// Boxes a job's future. Fails to compile, on the fn's return type, if the future is not
+    /// `Send` (its output is checked by [`Returns`], spanned there too).
     pub fn job_future<F>(f: F) -> BoxFuture<'static, JobResult>
     where
         F: std::future::Future<Output = JobResult> + Send + 'static,

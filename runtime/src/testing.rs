@@ -70,6 +70,7 @@ use crate::{
     job::Job,
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics::SkipReason,
+    state::StateMap,
     store::{
         Claim, ClaimRequest, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
         Finish, HistoryPage, HistoryQuery, Interrupted, JobRecord, JobRegistration, JobSummary,
@@ -93,6 +94,7 @@ pub struct Run {
     checkpoint: Option<String>,
     instance_id: String,
     liveness: Duration,
+    state: StateMap,
 }
 
 impl Run {
@@ -107,6 +109,7 @@ impl Run {
             checkpoint: None,
             instance_id: "test-instance".to_owned(),
             liveness: Duration::from_secs(30),
+            state: StateMap::default(),
         }
     }
 
@@ -143,6 +146,32 @@ impl Run {
         self
     }
 
+    /// Gives the job `value`, for its [`State<T>`](crate::State) arguments of that type, as
+    /// [`SchedulerBuilder::state`](crate::SchedulerBuilder::state) does. The run does not
+    /// check that every argument's value was given: an attempt whose state is missing fails
+    /// with a permanent error that names the type.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use chrono::{TimeZone, Utc};
+    /// use tickguard::{Job, Schedule, State, store::Status, testing::Run};
+    ///
+    /// struct Limit(u32);
+    ///
+    /// let job = Job::new("bounded", Schedule::cron("0 0 * * * *").unwrap(), |State(limit): State<Limit>| async move {
+    ///     assert_eq!(limit.0, 10);
+    ///     Ok(())
+    /// });
+    /// let tick = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap();
+    /// let run = Run::new(job, tick).state(Limit(10)).run().await;
+    /// assert_eq!(run.record().unwrap().status, Status::Completed);
+    /// # }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
     /// The instance id the run reports (default `test-instance`).
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = id.into();
@@ -158,12 +187,13 @@ impl Run {
         if self.earlier_attempts > 0 || self.checkpoint.is_some() {
             self.seed().await;
         }
-        let rt = Runtime::direct(
+        let mut rt = Runtime::direct(
             self.lock,
             self.store.clone(),
             self.instance_id.into(),
             self.liveness,
         );
+        rt.state = Arc::new(self.state);
         let stop = Arc::new(CancellationToken::new());
         let entry = JobEntry::new(self.job, stop, CancellationToken::new(), self.tick);
         let executed = executor::execute(&rt, &entry, self.tick, true, None, None).await;

@@ -395,3 +395,23 @@ async fn a_tick_that_finds_redis_down_is_tried_again_and_runs_once_it_is_back() 
     };
     scheduler.run_until(outage).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_of_the_reexported_redis_crate_builds_a_lock() {
+    // `tickguard::redis` is the very crate the lock runs on: its client fits `from_client`
+    // whatever version of `redis` the application itself depends on.
+    let client = tickguard::redis::Client::open(redis_url()).unwrap_or_else(|e| no_redis(e));
+    let lock = RedisLock::from_client(client)
+        .await
+        .unwrap_or_else(|e| no_redis(e));
+    let name = unique("reexport");
+    let lease = match lock
+        .acquire(&name, "owner-1", Duration::from_secs(30))
+        .await
+        .unwrap()
+    {
+        tickguard::lock::Acquired::Lease(lease) => lease,
+        held => panic!("a fresh lock is free, got {held:?}"),
+    };
+    assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+}

@@ -24,7 +24,7 @@ use crate::{
 pub(super) async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -> RunEnd {
     let job = &entry.job;
     let longest = AtomicU64::new(0);
-    let tries = tries(entry, exec, &longest);
+    let tries = tries(rt, entry, exec, &longest);
     tokio::pin!(tries);
     let deadline = job.timeout.map(|t| Instant::now() + t);
     // The job first: one that finishes in its first poll never registers with the
@@ -137,6 +137,7 @@ fn handed_back(attempts: u32, job_error: Option<JobError>) -> RunEnd {
 /// `longest` keeps the wall time of the longest single poll of an attempt, in nanoseconds:
 /// a poll longer than the job's timeout blocked the thread the timer needed.
 async fn tries(
+    rt: &Runtime,
     entry: &JobEntry,
     exec: &Arc<Execution>,
     longest: &AtomicU64,
@@ -144,7 +145,7 @@ async fn tries(
     let job = &entry.job;
     loop {
         let attempt = exec.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        let ctx = JobContext::new(exec.clone(), attempt);
+        let ctx = JobContext::new(exec.clone(), attempt, rt.state.clone());
         let mut handler = AssertUnwindSafe((job.handler)(ctx)).catch_unwind();
         let result = std::future::poll_fn(|cx| {
             let polled = Instant::now();

@@ -46,6 +46,7 @@ use crate::{
     ledger::Ledger,
     lock::LockBackend,
     metrics::{JobMetrics, SkipReason},
+    state::StateMap,
     store::{Claimed, ExecutionRef, ExecutionStore},
     throttle::Throttles,
 };
@@ -78,6 +79,8 @@ pub(crate) struct Runtime {
     pub(crate) refuse_early: bool,
     /// The executions whose ends are not recorded yet, for shutdown to wait for.
     pub(crate) unrecorded: Unrecorded,
+    /// The application state the jobs' `State<T>` arguments take.
+    pub(crate) state: Arc<StateMap>,
 }
 
 /// How long a cancelled run may take to return before it is dropped, unless configured.
@@ -85,8 +88,9 @@ pub(crate) const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// A runtime that runs executions directly, not from a scheduler (the test kit's `Run`,
-    /// the guarded bench): no failure hooks, the system clock, the default cancel grace, and
-    /// any tick may be claimed now (a test runs tomorrow's tick today).
+    /// the guarded bench): no failure hooks, the system clock, the default cancel grace, no
+    /// application state unless set after, and any tick may be claimed now (a test runs
+    /// tomorrow's tick today).
     pub(crate) fn direct(
         lock: Arc<dyn LockBackend>,
         store: Arc<dyn ExecutionStore>,
@@ -105,6 +109,7 @@ impl Runtime {
             stop_runs: CancellationToken::new(),
             refuse_early: false,
             unrecorded: Unrecorded::default(),
+            state: Arc::default(),
         }
     }
 }

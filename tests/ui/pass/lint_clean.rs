@@ -7,7 +7,7 @@
     rust_2018_idioms
 )]
 
-use tickguard::{FailureReport, JobContext, JobError, JobResult, scheduled};
+use tickguard::{FailureReport, JobContext, JobError, JobResult, State, scheduled};
 
 /// Never retries.
 pub fn never(_error: &JobError) -> bool {
@@ -47,6 +47,16 @@ async fn private_job() -> JobResult {
     Ok(())
 }
 
+/// Application state.
+pub struct Limit(pub u32);
+
+/// A public job with a borrowed context and state.
+#[scheduled(every = "5s")]
+pub async fn with_state(ctx: &JobContext, State(limit): State<Limit>, _again: State<Limit>) -> JobResult {
+    let _ = (ctx.job(), limit.0);
+    Ok(())
+}
+
 /// A module of jobs.
 pub mod jobs {
     /// A job in a module.
@@ -59,8 +69,9 @@ pub mod jobs {
 #[tokio::main]
 async fn main() {
     let scheduler = tickguard::Scheduler::builder()
+        .state(Limit(3))
         .build()
         .await
         .expect("the jobs are valid");
-    assert_eq!(scheduler.jobs().count(), 4);
+    assert_eq!(scheduler.jobs().count(), 5);
 }

@@ -1,7 +1,7 @@
 use tickguard::{JobContext, JobResult, scheduled};
 
 #[scheduled(every = "1m")]
-async fn job(ctx: JobContext, batch: usize) -> JobResult {
+async fn job(ctx: &JobContext, batch: String) -> JobResult {
     let _ = (ctx, batch);
     Ok(())
 }
