@@ -343,11 +343,12 @@ impl SchedulerBuilder {
     /// How long shutdown waits for running jobs before it cancels them (default 20 s). Runs
     /// learn that shutdown began at once, through
     /// [`JobContext::shutdown_requested`](crate::JobContext::shutdown_requested); this is
-    /// the time they have to finish, or to save their progress and return. With the
-    /// [`cancel_grace`](Self::cancel_grace) after it, the defaults end a shutdown within 25 s,
-    /// plus the few milliseconds it takes to record the runs' ends: inside the 30 s that
-    /// Kubernetes waits between SIGTERM and SIGKILL by default. (`docker stop` waits 10 s:
-    /// give it `--time 30`, or lower this.)
+    /// the time they have to finish, or to [hand their execution
+    /// back](crate::JobContext::hand_back). With the [`cancel_grace`](Self::cancel_grace)
+    /// after it, the defaults end every run within 25 s of the signal, and the shutdown
+    /// (queued alerts sent) within 28 s: inside the 30 s that Kubernetes waits between
+    /// SIGTERM and SIGKILL by default. (`docker stop` waits 10 s: give it `--time 30`, or
+    /// lower this.)
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self

@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    job_error::JobError,
+    job_error::{JobError, JobResult},
     metrics::ONCE_SKIPPED_TOTAL,
     state::{State, StateMap},
     store::{ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
@@ -255,13 +255,10 @@ impl JobContext {
     }
 
     /// Resolves as soon as the scheduler begins to shut down (SIGTERM, say), while the run
-    /// may still go on: it has the shutdown grace period to finish, or to save its progress
-    /// with [`checkpoint`](Self::checkpoint) and return. When the grace runs out,
-    /// [`cancelled`](Self::cancelled) resolves too.
-    ///
-    /// A run that returns an error after shutdown was requested is not retried here: its
-    /// execution is handed back, and for an idempotent job another instance resumes it at
-    /// once, from its last checkpoint (see [semantics](crate::docs::semantics#shutdown)).
+    /// may still go on: it has the shutdown grace period to finish, or to
+    /// [`hand_back`](Self::hand_back) its execution, which saves its progress for another
+    /// instance to resume from. When the grace runs out, [`cancelled`](Self::cancelled)
+    /// resolves too.
     ///
     /// ```no_run
     /// # async fn process(_: u64) {}
@@ -269,8 +266,7 @@ impl JobContext {
     /// let start: u64 = ctx.last_checkpoint().await?.unwrap_or(0);
     /// for record in start..1000 {
     ///     if ctx.is_shutdown_requested() {
-    ///         ctx.checkpoint(&record).await?;
-    ///         return Err(tickguard::JobError::transient("shutting down; handed back"));
+    ///         return ctx.hand_back(&record).await; // another instance starts at `record`
     ///     }
     ///     process(record).await;
     /// }
@@ -278,6 +274,28 @@ impl JobContext {
     /// ```
     pub fn shutdown_requested(&self) -> impl Future<Output = ()> + Send + '_ {
         self.inner.draining.cancelled()
+    }
+
+    /// Saves `progress` as the execution's checkpoint and returns the error that hands the
+    /// execution back ([`JobError::handed_back`]): for a run that stops because the
+    /// scheduler is shutting down (see [`shutdown_requested`](Self::shutdown_requested)).
+    ///
+    /// The run is then recorded CANCELLED ("handed back at shutdown"), not retried here, its
+    /// lease released, and the other instances told through the store: one of them resumes
+    /// the execution (an idempotent job's, or one an operator asked for) from `progress`
+    /// within moments. The attempt it cut short does not count against the retry budget. If
+    /// the checkpoint cannot be saved, the execution is handed back all the same, and
+    /// resumes from the last checkpoint that was. A job that is not idempotent has no
+    /// execution another instance could resume: its run is recorded CANCELLED, and a WARN
+    /// says so. Outside a shutdown, the returned error fails the run (it is not retried).
+    /// See [semantics](crate::docs::semantics#shutdown).
+    pub async fn hand_back<T: Serialize + ?Sized>(&self, progress: &T) -> JobResult {
+        match self.checkpoint(progress).await {
+            Ok(()) => Err(JobError::handed_back("progress saved")),
+            Err(e) => Err(JobError::handed_back(format!(
+                "progress not saved ({e}); resumed from the last checkpoint saved"
+            ))),
+        }
     }
 
     /// Whether the scheduler has begun to shut down; see

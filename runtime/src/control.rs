@@ -12,6 +12,12 @@
 //! about every third of the liveness, as the recovery task does: a requested execution
 //! whose owner died (which moves no version) is resumed like any interrupted one.
 //!
+//! When the number moved it also queues the interrupted executions it found that no
+//! operator asked for, as the recovery task does at its own pace: an instance that hands an
+//! execution back at shutdown moves the number
+//! ([`announce`](crate::store::ExecutionStore::announce)), so another instance resumes it
+//! within one look rather than at its next scan for interrupted executions.
+//!
 //! On PostgreSQL it also `LISTEN`s on the channel every change is `NOTIFY`ed on (one
 //! connection of its own; notifications for other schemas are ignored) and looks at once on
 //! a notification: a trigger then starts within a few milliseconds instead of within the
@@ -195,8 +201,10 @@ impl Control {
                 self.scanned = Some(Instant::now());
                 let (requested, interrupted) = found.into_iter().partition(|i| i.requested);
                 // An execution handed back at shutdown moved the version: resumed now, not
-                // at the recovery task's next scan.
-                queue_interrupted(&self.entries, interrupted);
+                // at the recovery task's next scan (which queues the others).
+                if moved {
+                    queue_interrupted(&self.entries, interrupted);
+                }
                 self.queue_requests(requested).await;
             }
             self.version = Some(version);

@@ -43,6 +43,11 @@ pub enum ErrorKind {
     Permanent,
     /// The job panicked; the message is the panic's. Not retried.
     Panic,
+    /// The run stopped because the scheduler is shutting down, and hands its execution
+    /// back for another instance to resume from its checkpoint (see
+    /// [`JobContext::hand_back`](crate::JobContext::hand_back)). Not retried here; outside a
+    /// shutdown, a failure.
+    HandedBack,
 }
 
 impl JobError {
@@ -70,6 +75,17 @@ impl JobError {
         }
     }
 
+    /// A hand-back: the run stops because the scheduler is shutting down, and its execution
+    /// is resumed by another instance from its last checkpoint. Usually made by
+    /// [`JobContext::hand_back`](crate::JobContext::hand_back), which saves the progress
+    /// first; `reason` says what the run stopped doing.
+    pub fn handed_back(reason: impl Into<BoxError>) -> Self {
+        Self {
+            kind: ErrorKind::HandedBack,
+            inner: reason.into(),
+        }
+    }
+
     pub(crate) fn panic(message: String) -> Self {
         Self {
             kind: ErrorKind::Panic,
@@ -82,7 +98,7 @@ impl JobError {
         self.kind
     }
 
-    /// Whether retrying is pointless (a permanent error or a panic).
+    /// Whether retrying is pointless (a permanent error, a panic, or a hand-back).
     pub fn is_permanent(&self) -> bool {
         self.kind != ErrorKind::Transient
     }

@@ -27,6 +27,7 @@ mod recovery;
 mod retention;
 mod retry;
 mod scheduler;
+mod signal;
 mod startup;
 mod state;
 pub mod store;

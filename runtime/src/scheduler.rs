@@ -15,6 +15,7 @@ use crate::{
     ledger,
     recovery::recover_interrupted,
     retention::{Keep, retain},
+    signal::stop_signal,
     startup::log_startup,
     store::ExecutionStore,
 };
@@ -61,6 +62,10 @@ pub struct Scheduler {
 /// SIGKILL.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
+/// The least time the alert delivery gets at shutdown to send what it holds, however long
+/// the runs took to end.
+const ALERTS_AT_LEAST: Duration = Duration::from_secs(3);
+
 /// How long the control task's first look, before the job loops start, may take: a store
 /// that does not answer by then is asked again by the control task, and the jobs start.
 const FIRST_LOOK: Duration = Duration::from_secs(3);
@@ -91,7 +96,8 @@ impl Scheduler {
     /// `docker stop`, Kubernetes and systemd send) or SIGINT (Ctrl-C). See
     /// [`run_until`](Self::run_until) for what shutting down does.
     pub async fn run(self) -> Result<(), Error> {
-        self.run_until(stop_signal()).await
+        let signal = stop_signal();
+        self.run_until(signal).await
     }
 
     /// Runs until `signal` completes, then shuts down gracefully:
@@ -99,26 +105,38 @@ impl Scheduler {
     /// 1. stops firing, and tells every running job at once through
     ///    [`JobContext::shutdown_requested`](crate::JobContext::shutdown_requested);
     /// 2. waits for running jobs up to the [shutdown grace](SchedulerBuilder::shutdown_grace)
-    ///    (20 s by default). A job that returns a transient error meanwhile (having saved
-    ///    its progress with a checkpoint) hands its execution back: it is recorded
-    ///    CANCELLED, not retried here, its lease released, and the other instances told
-    ///    through the store, so that one of them resumes an idempotent job's execution
-    ///    from its checkpoint within moments;
+    ///    (20 s by default). A job that [hands its execution back](crate::JobContext::hand_back)
+    ///    meanwhile has its progress saved and is recorded CANCELLED, not retried here, its
+    ///    lease released, and the other instances told through the store, so that one of
+    ///    them resumes the execution (an idempotent job's, or a requested one) from that
+    ///    progress within moments;
     /// 3. cancels the runs still going through their context
-    ///    ([`JobContext::cancelled`](crate::JobContext::cancelled)), waits up to the
-    ///    [cancel grace](SchedulerBuilder::cancel_grace) (5 s) for them to return and
-    ///    hands their executions back the same way;
+    ///    ([`JobContext::cancelled`](crate::JobContext::cancelled)) and waits up to the
+    ///    [cancel grace](SchedulerBuilder::cancel_grace) (5 s) for them to return: each is
+    ///    recorded CANCELLED (its attempt counted, unless it handed back) and resumed
+    ///    elsewhere the same way;
     /// 4. records what the job loops left to the ledger, delivers the alerts it holds
-    ///    (within what is left of the grace periods and 3 s more, at least 1 s), and
+    ///    (within what is left of the grace periods and 3 s more, at least 3 s), and
     ///    returns.
     ///
-    /// With the defaults it returns within 28 s of the signal, inside the 30 s Kubernetes
-    /// gives a pod. Only a store that cannot be reached holds it longer: a run's end is
-    /// retried for up to 45 s (the record budget) before it is left RUNNING, which is
-    /// logged at ERROR with the execution's id; another instance then resumes it once this
-    /// one counts as gone.
-    #[cfg_attr(not(feature = "webhook"), allow(unused_mut))]
+    /// With the defaults the runs have ended 25 s after the signal at the latest, and the
+    /// alerts are sent by 28 s: inside the 30 s Kubernetes gives a pod. Only a store that
+    /// cannot be reached holds it longer: a run's end is retried for up to 45 s (the record
+    /// budget) before it is left RUNNING, which is logged at ERROR with the execution's id;
+    /// another instance then resumes it once this one counts as gone.
     pub async fn run_until<S: Future>(mut self, signal: S) -> Result<(), Error> {
+        let loops = self.start().await;
+        signal.await;
+        let signalled = tokio::time::Instant::now();
+        tracing::info!("shutting down: no new runs; running jobs are told to stop");
+        self.shut_down(loops, signalled).await;
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+
+    /// Logs the startup, reads the pauses, and starts the control task, the job loops, the
+    /// recovery task and the retention task.
+    async fn start(&self) -> TaskTracker {
         let firing = self.firing.clone();
         let loops = TaskTracker::new();
         log_startup(&self.rt, &self.entries, self.namespace.as_deref());
@@ -155,10 +173,14 @@ impl Scheduler {
             firing.child_token(),
         ));
         loops.close();
-        signal.await;
-        let signalled = tokio::time::Instant::now();
-        tracing::info!("shutting down: no new runs; running jobs are told to stop");
-        firing.cancel();
+        loops
+    }
+
+    /// Stops firing, waits for the runs in progress through the grace periods, records
+    /// what is left to the ledger, and stops the services, all within the shutdown's
+    /// budget from `signalled`.
+    async fn shut_down(&mut self, loops: TaskTracker, signalled: tokio::time::Instant) {
+        self.firing.cancel();
         // Idle jobs return at once; a job with a run in progress returns when the run ends
         // and its end is recorded.
         if timeout(self.shutdown_grace, loops.wait()).await.is_err() {
@@ -186,15 +208,12 @@ impl Scheduler {
         }
         let left = (self.shutdown_grace + self.rt.cancel_grace + Duration::from_secs(3))
             .saturating_sub(signalled.elapsed())
-            .max(Duration::from_secs(1));
+            .max(ALERTS_AT_LEAST);
         self.stop_services(left).await;
-        tracing::info!("scheduler stopped");
-        Ok(())
     }
 
     /// Stops what the scheduler started besides its jobs: the Prometheus endpoint, and the
-    /// alert delivery once it has sent what it holds.
-    /// The alert delivery gets `left` at most to send what it holds.
+    /// alert delivery once it has sent what it holds (within `left`).
     #[cfg_attr(not(feature = "webhook"), allow(unused_variables))]
     async fn stop_services(&mut self, left: Duration) {
         #[cfg(feature = "prometheus")]
@@ -212,42 +231,6 @@ impl Scheduler {
                     tracing::error!("alert delivery did not stop in time; abandoned");
                 }
             }
-        }
-    }
-}
-
-/// Resolves on the first SIGTERM or SIGINT (on other platforms, Ctrl-C). A handler that
-/// cannot be installed is logged, and the other signal still stops the scheduler.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        if let Err(e) = &term {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the scheduler");
-        }
-        if let Err(e) = &int {
-            tracing::error!(error = %e, "cannot listen for SIGINT; only SIGTERM stops the scheduler");
-        }
-        let received = |s: Option<tokio::signal::unix::Signal>| async move {
-            match s {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = received(term.ok()) => tracing::info!("SIGTERM received"),
-            () = received(int.ok()) => tracing::info!("SIGINT received"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C; the scheduler runs until the process ends");
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -1,9 +1,9 @@
 //! A rolling deploy while a long job runs, with real processes (`src/bin/deploy_worker.rs`)
 //! on a PostgreSQL store and lock: two instances, the one running the job gets SIGTERM.
 //!
-//! - A job that listens for the shutdown saves its progress and returns at once: its
-//!   instance exits within a second, and the other instance resumes from the checkpoint
-//!   within a second, told through the store (`NOTIFY`).
+//! - A job that listens for the shutdown hands its execution back at once: its instance
+//!   exits within a second, and the other instance (polling the store only every 30 s)
+//!   resumes from the checkpoint within a second, told through the store (`NOTIFY`).
 //! - A job that only honours cancellation runs on through the shutdown grace (2 s here),
 //!   is cancelled, saves its progress, and is resumed the same way.
 //!
@@ -74,15 +74,17 @@ impl Deploy {
         }
     }
 
-    /// Starts two workers whose job fires at `at`, and waits until both are built.
-    async fn start(&mut self, at: DateTime<Utc>, env: &[(&str, &str)]) {
+    /// Starts two workers, and once both are connected, has their job fire 2 s later.
+    async fn start(&mut self, env: &[(&str, &str)]) {
+        let at_file = self.dir.join("at");
+        let mut ready_files = Vec::new();
         for name in ["blue", "green"] {
             let ready = self.dir.join(format!("{name}.ready"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_deploy_worker"));
             command
                 .args([name, &ready.display().to_string()])
                 .env("DEPLOY_SCHEMA", &self.schema)
-                .env("DEPLOY_AT", at.timestamp().to_string())
+                .env("DEPLOY_AT", &at_file)
                 .env("DEPLOY_RECORDS", RECORDS.to_string())
                 .env("RUST_LOG", "off")
                 .stdout(Stdio::null())
@@ -92,12 +94,21 @@ impl Deploy {
             }
             self.workers
                 .push((name.to_owned(), Worker(command.spawn().unwrap())));
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !ready.exists() {
-                assert!(Instant::now() < deadline, "worker {name} not ready in 60 s");
-                sleep(Duration::from_millis(20)).await;
-            }
+            ready_files.push(ready);
         }
+        wait_for_files(&ready_files).await;
+        // A whole second at least 2 s ahead: the schedulers are built meanwhile.
+        let at = (Utc::now() + chrono::Duration::seconds(3)).timestamp();
+        std::fs::write(&at_file, at.to_string()).unwrap();
+        let built: Vec<PathBuf> = ready_files
+            .iter()
+            .map(|r| PathBuf::from(format!("{}.built", r.display())))
+            .collect();
+        wait_for_files(&built).await;
+        assert!(
+            Utc::now().timestamp() < at,
+            "the workers were built after the job's fire time"
+        );
     }
 
     async fn query_i64(&self, sql: &str) -> i64 {
@@ -249,10 +260,16 @@ impl Deploy {
     }
 }
 
-/// A second boundary far enough ahead for both workers to start.
-fn soon() -> DateTime<Utc> {
-    let at = Utc::now() + chrono::Duration::seconds(4);
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap()
+/// Waits until every file in `files` exists (60 s at most).
+async fn wait_for_files(files: &[PathBuf]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !files.iter().all(|f| f.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "workers not ready in 60 s: {files:?}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn print(case: &str, f: &Figures) {
@@ -270,9 +287,10 @@ fn print(case: &str, f: &Figures) {
 async fn a_job_that_listens_for_shutdown_is_resumed_elsewhere_from_its_checkpoint_within_a_second()
 {
     let mut deploy = Deploy::new("listens").await;
-    deploy.start(soon(), &[]).await;
+    // Polling every 30 s: a resumption within a second is the hand-back's NOTIFY.
+    deploy.start(&[("DEPLOY_CONTROL_EVERY_MS", "30000")]).await;
     let figures = deploy.deploy_mid_run(Duration::from_secs(20)).await;
-    print("the job saves its progress when told", &figures);
+    print("the job hands back when told", &figures);
     assert!(figures.exited < Duration::from_secs(1), "{figures:?}");
     assert!(figures.resumed < Duration::from_secs(1), "{figures:?}");
     deploy.drop_schema().await;
@@ -282,21 +300,15 @@ async fn a_job_that_listens_for_shutdown_is_resumed_elsewhere_from_its_checkpoin
 async fn a_job_that_waits_for_cancellation_is_stopped_at_the_grace_and_resumed_at_once() {
     let mut deploy = Deploy::new("cancel").await;
     deploy
-        .start(
-            soon(),
-            &[
-                ("DEPLOY_STOP_ON", "cancel"),
-                ("DEPLOY_GRACE_MS", "2000"),
-                // Long enough that the run outlasts the grace.
-                ("DEPLOY_STEP_MS", "20"),
-            ],
-        )
+        .start(&[
+            ("DEPLOY_STOP_ON", "cancel"),
+            ("DEPLOY_GRACE_MS", "2000"),
+            // Long enough that the run outlasts the grace.
+            ("DEPLOY_STEP_MS", "20"),
+        ])
         .await;
     let figures = deploy.deploy_mid_run(Duration::from_secs(2)).await;
-    print(
-        "the job saves its progress when cancelled (grace 2 s)",
-        &figures,
-    );
+    print("the job hands back when cancelled (grace 2 s)", &figures);
     assert!(
         figures.exited >= Duration::from_secs(2) && figures.exited < Duration::from_secs(3),
         "{figures:?}"

@@ -2236,8 +2236,8 @@ async fn detail_shows_an_abandoned_run_and_its_takeover(
     );
 }
 
-/// A pause is kept by the store, replaced (note and author, not its start) by a second
-/// pause, cleared by resume; each moves the control version; an unknown job is NotFound.
+/// An announce (a hand-back at shutdown) moves the control version, each time, and changes
+/// no job.
 async fn announce_moves_the_control_version_and_changes_nothing_else(
     store: Arc<dyn ExecutionStore>,
     prefix: &str,
@@ -2255,6 +2255,8 @@ async fn announce_moves_the_control_version_and_changes_nothing_else(
     assert_eq!(ok(&*store, "jobs", store.job(&job).await), before);
 }
 
+/// A pause is kept by the store, replaced (note and author, not its start) by a second
+/// pause, cleared by resume; each moves the control version; an unknown job is NotFound.
 async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore>, prefix: &str) {
     let job = format!("{prefix}-job");
     let other = format!("{prefix}-other");

@@ -94,17 +94,15 @@ fn end_of(
         (reason, Some(Ok(()))) if reason != Some(CancelReason::Fenced) => {
             RunEnd::completed(attempts)
         }
-        // Shutdown began and the job stopped with a transient error (saving its progress
-        // first, as it should): the execution is handed back, for another instance to
-        // resume. A permanent error fails it, shutdown or not.
-        (None, Some(Err(error))) if exec.is_draining() && error.kind() == ErrorKind::Transient => {
+        // The job handed its execution back (`ctx.hand_back`) because shutdown began,
+        // before or after the grace ran out: another instance resumes it.
+        (None | Some(CancelReason::Shutdown), Some(Err(error)))
+            if error.kind() == ErrorKind::HandedBack && exec.is_draining() =>
+        {
             exec.cancel(CancelReason::Shutdown);
-            handed_back(attempts, Some(error))
+            handed_back(attempts, error)
         }
         (None, Some(Err(error))) => RunEnd::failed(attempts, error),
-        (Some(CancelReason::Shutdown), result) => {
-            handed_back(attempts, result.and_then(Result::err))
-        }
         // Without a reason the select above only ends with a result; `LockLost` keeps this
         // total. A failed last attempt stays in the chain, under the stop.
         (reason, result) => {
@@ -119,16 +117,19 @@ fn end_of(
     }
 }
 
-/// A run stopped by shutdown: its execution is recorded CANCELLED, which another instance
-/// resumes (an idempotent job's). The attempt that shutdown cut short does not count
-/// against the retry budget: it goes on elsewhere, and a job redeployed often is not failed
-/// for it.
-fn handed_back(attempts: u32, job_error: Option<JobError>) -> RunEnd {
+/// A run that handed its execution back at shutdown: recorded CANCELLED, which another
+/// instance resumes (an idempotent job's, or a requested execution). The attempt it cut
+/// short does not count against the retry budget, since it goes on elsewhere from its
+/// checkpoint: a long job redeployed often is not failed for it. A run that does not hand
+/// back (cancelled when the grace ran out, or dropped after the cancel grace) counts its
+/// attempt, so an execution that keeps outlasting shutdowns is failed after the resume
+/// allowance.
+fn handed_back(attempts: u32, job_error: JobError) -> RunEnd {
     RunEnd::stopped(
         CancelReason::Shutdown,
         "handed back at shutdown".to_owned(),
         attempts.saturating_sub(1),
-        job_error,
+        Some(job_error),
     )
 }
 
@@ -162,9 +163,8 @@ async fn tries(
             Err(error) => error,
         };
         // The budget counts the attempts of earlier owners of this execution too, so a job
-        // that crashes its process is not retried forever across takeovers. Once shutdown
-        // began, the retry is another instance's: the execution is handed back.
-        if exec.is_cancelled() || exec.is_draining() || !job.retry.should_retry(&error, attempt) {
+        // that crashes its process is not retried forever across takeovers.
+        if exec.is_cancelled() || !job.retry.should_retry(&error, attempt) {
             return Err(error);
         }
         let delay = job.retry.jittered_delay(attempt);
@@ -173,7 +173,6 @@ async fn tries(
         tokio::select! {
             () = sleep(delay) => {}
             () = exec.cancelled() => return Err(error),
-            () = exec.draining.cancelled() => return Err(error),
         }
     }
 }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::{
+    sync::Notify,
+    time::{Instant, sleep, sleep_until, timeout},
+};
 
 use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, lease::Held};
 use crate::{
-    job::Misfire,
+    job::{Job, Misfire},
     metrics::SkipReason,
     store::{Claim, ClaimRequest, Claimed, StoreError, claim::EARLY_TOLERANCE},
 };
@@ -187,22 +190,22 @@ async fn wait_while_busy(
             ..busy_claim(false)
         })
     };
-    match wait_holding(rt, entry, lease, rt.liveness + rt.liveness / 10).await {
-        Wait::Waited => {}
-        // Stopped: shutdown; the tick is left to the instances that go on.
-        Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
+    let until = Instant::now() + rt.liveness + rt.liveness / 10;
+    let mut dead = false;
+    while !dead {
+        match wait_holding(rt, entry, lease, until, Some(&entry.interrupted.ready)).await {
+            Wait::Waited => break,
+            // Something was queued for the job: the busy execution may have been handed
+            // back at shutdown, and is then claimed now rather than after the whole wait.
+            Wait::Woken => dead = is_interrupted(rt, job, busy).await,
+            // Stopped: shutdown; the tick is left to the instances that go on.
+            Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
+        }
     }
     if let Some(paused) = paused() {
         return paused;
     }
-    let interrupted = timeout(
-        BACKEND_TIMEOUT,
-        rt.store
-            .interrupted(std::slice::from_ref(&job.name), rt.liveness, 100),
-    )
-    .await
-    .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
-    let dead = interrupted.is_ok_and(|found| found.iter().any(|i| i.execution_id == busy));
+    let dead = dead || is_interrupted(rt, job, busy).await;
     let mut claimed = if dead {
         ask(rt, entry, request).await
     } else {
@@ -212,8 +215,9 @@ async fn wait_while_busy(
         && job.key.is_some()
         && matches!(claimed, Ok(Claim::Busy { .. }))
     {
-        match wait_holding(rt, entry, lease, rt.liveness / 3).await {
-            Wait::Waited => {}
+        let until = Instant::now() + rt.liveness / 3;
+        match wait_holding(rt, entry, lease, until, None).await {
+            Wait::Waited | Wait::Woken => {}
             Wait::LeaseLost | Wait::Stopped => {
                 return Waited {
                     claim: claimed,
@@ -234,24 +238,45 @@ async fn wait_while_busy(
     }
 }
 
+/// Whether execution `busy` of `job` is interrupted (its owner gone, or it was handed
+/// back): one that may be claimed now.
+async fn is_interrupted(rt: &Runtime, job: &Job, busy: &str) -> bool {
+    let interrupted = timeout(
+        BACKEND_TIMEOUT,
+        rt.store
+            .interrupted(std::slice::from_ref(&job.name), rt.liveness, 100),
+    )
+    .await
+    .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+    interrupted.is_ok_and(|found| found.iter().any(|i| i.execution_id == busy))
+}
+
 /// How a wait holding the lease ended.
 enum Wait {
     /// The time passed.
     Waited,
+    /// `wake` was notified.
+    Woken,
     /// The lease was lost: it is no longer this run's to use.
     LeaseLost,
     /// Firing stopped.
     Stopped,
 }
 
-/// Waits `wait` while keeping the lease (if any).
+/// Waits until `until` while keeping the lease (if any), or until `wake` is notified.
 async fn wait_holding(
     rt: &Runtime,
     entry: &JobEntry,
     lease: &mut Option<Held>,
-    wait: Duration,
+    until: Instant,
+    wake: Option<&Notify>,
 ) -> Wait {
-    let until = Instant::now() + wait;
+    let woken = async {
+        match wake {
+            Some(wake) => wake.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     let lock = &*rt.lock;
     let firing = &entry.firing;
     let job = &entry.job.name;
@@ -275,5 +300,6 @@ async fn wait_holding(
             Wait::LeaseLost
         }
         () = firing.cancelled() => Wait::Stopped,
+        () = woken => Wait::Woken,
     }
 }

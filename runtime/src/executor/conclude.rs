@@ -116,7 +116,7 @@ pub(super) async fn conclude(
 ) {
     let (rt, entry) = (t.rt, t.entry);
     let m = &entry.metrics;
-    let end = record(rt, exec, end, ran_for).await;
+    let (end, accepted) = record(rt, exec, end, ran_for).await;
     drop((running, pending));
     let outcome = end.outcome();
     m.concluded(outcome, ran_for.map(|d| d.as_secs_f64()));
@@ -125,8 +125,9 @@ pub(super) async fn conclude(
             .set(rt.clock.now().timestamp_millis() as f64 / 1000.0);
     }
     lease::release(&*rt.lock, m, t.lease, t.hold_at_least).await;
-    if end.status == Status::Cancelled && exec.reason() == Some(CancelReason::Shutdown) {
-        hand_back(rt, &entry.job).await;
+    if accepted && end.status == Status::Cancelled && exec.reason() == Some(CancelReason::Shutdown)
+    {
+        hand_back(rt, &entry.job, t.requested_by.is_some()).await;
     }
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
     // Last: the default fmt layer prints a span's recorded fields on every later line of
@@ -138,44 +139,48 @@ pub(super) async fn conclude(
     }
 }
 
-/// After a run stopped by shutdown was recorded CANCELLED and its lease released: tells the
-/// other instances, through the store, to look now, so that one of them resumes the
-/// execution (an idempotent job's) within moments. A store that does not answer leaves it
-/// to their next scan for interrupted executions.
-async fn hand_back(rt: &Runtime, job: &Job) {
-    if job.key.is_none() {
+/// After a run that handed its execution back at shutdown was recorded CANCELLED and its
+/// lease released: tells the other instances, through the store, to look now, so that one
+/// of them resumes the execution (an idempotent job's, or a requested one) within moments.
+/// A store that does not answer leaves it to their next scan for interrupted executions.
+async fn hand_back(rt: &Runtime, job: &Job, requested: bool) {
+    if job.key.is_none() && !requested {
         tracing::warn!(
-            "stopped by shutdown; the job is not idempotent, so no other instance resumes              this execution"
+            "stopped by shutdown; the job is not idempotent, so no other instance resumes \
+             this execution"
         );
         return;
     }
     match timeout(BACKEND_TIMEOUT, rt.store.announce()).await {
         Ok(Ok(())) => tracing::info!(
-            "handed back at shutdown: another instance resumes the execution from its last              checkpoint"
+            "handed back at shutdown: another instance resumes the execution from its last \
+             checkpoint"
         ),
         Ok(Err(e)) => tracing::warn!(
             error = %e,
-            "handed back at shutdown, but the other instances could not be told: one resumes              the execution at its next scan for interrupted executions"
+            "handed back at shutdown, but the other instances could not be told: one resumes \
+             the execution at its next scan for interrupted executions"
         ),
         Err(_) => tracing::warn!(
-            "handed back at shutdown, but the store did not answer in time: another instance              resumes the execution at its next scan for interrupted executions"
+            "handed back at shutdown, but the store did not answer in time: another instance \
+             resumes the execution at its next scan for interrupted executions"
         ),
     }
 }
 
 /// Writes the run's end to the store (fenced), retrying a store that cannot be reached for
 /// up to [`RECORD_BUDGET`], and logs it with how long the run took (`ran_for`, if it ran).
-/// Returns the end as recorded: a finish the store refused (another claim took the
-/// execution over) is a CANCELLED run.
+/// Returns the end as recorded (a finish the store refused, since another claim took the
+/// execution over, is a CANCELLED run), and whether the store accepted this finish.
 async fn record(
     rt: &Runtime,
     exec: &Execution,
     mut end: RunEnd,
     ran_for: Option<Duration>,
-) -> RunEnd {
+) -> (RunEnd, bool) {
     if exec.reason.get() == Some(&CancelReason::Fenced) {
         // The store already refused this run; a finish would be refused too.
-        return end;
+        return (end, false);
     }
     let error = end.error.as_ref().map(|e| format!("{e:#}"));
     let finish = Finish::new(end.status, end.attempts, error.as_deref());
@@ -192,12 +197,12 @@ async fn record(
         match finished {
             Ok(()) => {
                 recorded(exec, &end, error.as_deref(), ran_for);
-                return end;
+                return (end, true);
             }
             Err(e) if e.is_fenced() => {
                 end.error = Some(exec.store_error(e));
                 end.status = Status::Cancelled;
-                return end;
+                return (end, false);
             }
             Err(e) if Instant::now() + delay < given_up_at => {
                 tracing::warn!(error = %e, ?delay, "cannot record the execution's end; retrying");
@@ -212,7 +217,7 @@ async fn record(
                     "cannot record the execution's end; it stays RUNNING until its owner \
                      counts as gone, then an idempotent job's execution is resumed"
                 );
-                return end;
+                return (end, false);
             }
         }
     }

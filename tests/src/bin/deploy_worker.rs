@@ -11,16 +11,20 @@
 //!   DEPLOY_SCHEMA            the store's and lock's schema; the effects go in
 //!                            "<schema>".processed (record, worker) and each run's start in
 //!                            "<schema>".starts (worker, from_record, at)
-//!   DEPLOY_AT                when the job fires, in Unix seconds (once a day at that time, UTC)
+//!   DEPLOY_AT                a file: once the worker is connected and has created
+//!                            `<ready-file>`, it waits for this file, which holds when the job
+//!                            fires, in Unix seconds (once a day at that time, UTC)
 //!   DEPLOY_RECORDS           how many records (default 300)
 //!   DEPLOY_STEP_MS           how long one record takes (default 10)
 //!   DEPLOY_STOP_ON           `shutdown` (default): the job saves its progress and returns as
 //!                            soon as shutdown is requested; `cancel`: it goes on until the
 //!                            grace period runs out and it is cancelled, then does the same
 //!   DEPLOY_GRACE_MS          the shutdown grace (default: the scheduler's)
+//!   DEPLOY_CONTROL_EVERY_MS  how often the control task polls the store (default 500)
 //! ```
 //!
-//! The worker creates `<ready-file>` once its scheduler is built.
+//! The worker creates `<ready-file>` once connected, and `<ready-file>.built` once its
+//! scheduler is built.
 
 use std::time::Duration;
 
@@ -79,10 +83,7 @@ impl Export {
         tx.commit().await?;
         for record in from..self.records {
             tokio::select! {
-                () = self.stop(&ctx) => {
-                    ctx.checkpoint(&record).await?;
-                    return Err(JobError::transient("stopping: progress saved"));
-                }
+                () = self.stop(&ctx) => return ctx.hand_back(&record).await,
                 () = tokio::time::sleep(self.step) => {}
             }
             let mut tx = ctx.transaction::<Postgres>().await?;
@@ -104,6 +105,20 @@ impl Export {
     }
 }
 
+/// When the job fires: the Unix seconds in file `path`, once the test wrote it.
+async fn fire_at(path: &str) -> DateTime<Utc> {
+    loop {
+        if let Some(at) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        {
+            return at;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -112,9 +127,6 @@ async fn main() {
     };
     let url = tickguard_tests::postgres_url();
     let schema = env("DEPLOY_SCHEMA");
-    let at: DateTime<Utc> = DateTime::from_timestamp(env_or("DEPLOY_AT", 0) as i64, 0)
-        .unwrap_or_else(|| panic!("deploy_worker: DEPLOY_AT"));
-    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
     let export = Export {
         schema: schema.clone(),
         records: env_or("DEPLOY_RECORDS", 300),
@@ -127,6 +139,9 @@ async fn main() {
     let lock = PostgresLock::connect_with_schema(&url, &schema)
         .await
         .unwrap_or_else(|e| panic!("deploy_worker: {e}"));
+    std::fs::write(ready, "ready").unwrap_or_else(|e| panic!("deploy_worker: {e}"));
+    let at = fire_at(&env("DEPLOY_AT")).await;
+    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
     let job = Job::new(
         "export",
         Schedule::cron(&cron).unwrap_or_else(|e| panic!("deploy_worker: {e}")),
@@ -141,6 +156,9 @@ async fn main() {
         .store(store)
         .lock_backend(lock)
         .job(job);
+    if let Ok(ms) = std::env::var("DEPLOY_CONTROL_EVERY_MS") {
+        builder = builder.control_every(Duration::from_millis(ms.parse().unwrap_or(500)));
+    }
     if let Ok(ms) = std::env::var("DEPLOY_GRACE_MS") {
         builder = builder.shutdown_grace(Duration::from_millis(ms.parse().unwrap_or(20_000)));
     }
@@ -148,7 +166,8 @@ async fn main() {
         .build()
         .await
         .unwrap_or_else(|e| panic!("deploy_worker: {e}"));
-    std::fs::write(ready, "ready").unwrap_or_else(|e| panic!("deploy_worker: {e}"));
+    std::fs::write(format!("{ready}.built"), "built")
+        .unwrap_or_else(|e| panic!("deploy_worker: {e}"));
     if let Err(e) = scheduler.run().await {
         panic!("deploy_worker: {e}");
     }
