@@ -392,7 +392,8 @@ pub struct JobRecord {
     pub fence: u64,
     /// When the job was first registered; misfires count only ticks after it.
     pub created_at: DateTime<Utc>,
-    /// The latest tick any instance claimed, if the store remembers one.
+    /// The latest tick any instance claimed (or the time the job was last resumed from a
+    /// pause, if later: the ticks before it are accounted for), if the store remembers one.
     pub last_tick: Option<DateTime<Utc>>,
 }
 
@@ -593,8 +594,9 @@ pub trait ExecutionStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<JobSummary, StoreError>>;
 
     /// Resumes a paused job (a job that is not paused stays as it is). Ticks skipped while
-    /// it was paused are not run. [`StoreError::NotFound`] for a job the store does not
-    /// know.
+    /// it was paused are not run, nor counted as missed by a scheduler that starts later:
+    /// the resume moves the job's `last_tick` to the store's now. [`StoreError::NotFound`]
+    /// for a job the store does not know.
     fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>>;
 
     /// Asks for a manual execution of the job now: a pending execution, with an id of its

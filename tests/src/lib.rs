@@ -136,6 +136,28 @@ fn matches(key: &CompositeKey, name: &str, labels: &[(&str, &str)]) -> bool {
 #[derive(Clone, Default)]
 pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Captures, on this thread until the returned guard is dropped, what the default fmt
+    /// layer writes at `level` and above, without colours.
+    pub fn start(level: tracing_subscriber::filter::LevelFilter) -> (Self, impl Sized) {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let captured = Self::default();
+        let writer = captured.clone();
+        let guard = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(level)
+            .finish()
+            .set_default();
+        (captured, guard)
+    }
+
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0

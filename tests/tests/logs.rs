@@ -16,16 +16,10 @@ use tokio::time::sleep;
 
 /// The log lines a scenario wrote at INFO and above, as the default fmt layer renders them.
 async fn logs_of(scenario: impl std::future::Future) -> Vec<String> {
-    let captured = tickguard_tests::Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) =
+        tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::INFO);
     scenario.await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     text.lines().map(str::to_owned).collect()
 }
 

@@ -202,6 +202,52 @@ async fn ticks_missed_while_no_instance_ran_are_reported_as_such() {
     );
 }
 
+/// Ticks skipped while the job was paused are not missed ones: a scheduler that starts after
+/// the resume (no tick claimed since) reports nothing lost, and runs the next tick.
+#[tokio::test(start_paused = true)]
+async fn ticks_skipped_while_paused_are_not_reported_missed_after_a_restart() {
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let job = || {
+        let ran = runs.clone();
+        Job::new("paused_then_resumed", every(1), move |ctx: JobContext| {
+            ran.lock().unwrap().push(ctx.scheduled_at());
+            async { Ok(()) }
+        })
+        .misfire(Misfire::Skip)
+        .on_failure(reports.hook())
+    };
+    for (step, runs_for) in [("run", 2_500), ("pause", 5_000), ("resume", 1_000)] {
+        match step {
+            "pause" => {
+                store
+                    .pause("paused_then_resumed", "incident", "ops")
+                    .await
+                    .unwrap();
+            }
+            "resume" => {
+                store.resume("paused_then_resumed").await.unwrap();
+            }
+            _ => {}
+        }
+        builder(&clock)
+            .store(store.clone())
+            .misfire_threshold(Duration::from_millis(200))
+            .job(job())
+            .build()
+            .await
+            .unwrap()
+            .run_until(sleep(Duration::from_millis(runs_for)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(*runs.lock().unwrap(), [at(1), at(2), at(8)]);
+    assert!(reports.get().is_empty(), "{:?}", reports.get());
+}
+
 /// A `run_all` job named `name` (idempotent or not), on `store`, catching up on 11 missed
 /// ticks (4..=14, each run 0.5 s) when shutdown begins during its third catch-up run, with
 /// `at_shutdown` done just before; the reports its failure hook got.

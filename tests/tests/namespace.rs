@@ -130,14 +130,8 @@ async fn two_services_with_a_job_of_the_same_name_each_run_theirs_on_shared_serv
         .collect();
     let cleanup = Cleanup(namespaces.clone());
     let runs: Runs = Arc::default();
-    let captured = tickguard_tests::Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (captured, guard) =
+        tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::INFO);
     let mut schedulers = Vec::new();
     for (i, ns) in namespaces.iter().enumerate() {
         let on_redis = i < 2;
@@ -162,7 +156,7 @@ async fn two_services_with_a_job_of_the_same_name_each_run_theirs_on_shared_serv
         ran.unwrap();
     }
     drop(guard);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
 
     let runs = runs.lock().unwrap().clone();
     for (ns, store) in namespaces.iter().zip(&stores) {

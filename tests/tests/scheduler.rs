@@ -1298,7 +1298,7 @@ async fn each_execution_is_one_span_with_its_id_and_outcome() {
         Duration::from_millis(1_500),
     )
     .await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let closed = text
         .lines()
         .find(|l| {
@@ -1329,16 +1329,10 @@ async fn each_execution_is_one_span_with_its_id_and_outcome() {
 
 /// The WARN lines a scenario logged about `job`, under a capturing subscriber.
 async fn warnings_of(job: &str, scenario: impl std::future::Future) -> Vec<String> {
-    let captured = tickguard_tests::Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) =
+        tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::WARN);
     scenario.await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     text.lines()
         .filter(|l| l.contains("WARN") && l.contains(&format!("job={job}")))
         .map(str::to_owned)
@@ -1499,7 +1493,7 @@ async fn logs_of(scenario: impl std::future::Future) -> String {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     scenario.await;
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    captured.text()
 }
 
 /// The line that closed the execution span of `job`.
@@ -1591,7 +1585,7 @@ fn a_job_that_blocks_its_thread_past_its_timeout_is_a_reported_timeout() {
         .unwrap();
     runtime.block_on(blocking_job_scenario());
     drop(runtime);
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(
         text.lines().any(|l| l.contains(" WARN ")
             && l.contains("job=blocks_thread")
@@ -1705,14 +1699,8 @@ async fn an_end_the_store_never_takes_during_shutdown_is_logged_with_its_id_with
 /// execution: the skips are logged with the job, execution and key, and counted.
 #[tokio::test(start_paused = true)]
 async fn once_charges_every_batch_on_every_tick_and_a_retry_skips_what_its_execution_did() {
-    let captured = tickguard_tests::Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) =
+        tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::INFO);
     let m = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
     let charges = Arc::new(Mutex::new(Vec::new()));
@@ -1756,7 +1744,7 @@ async fn once_charges_every_batch_on_every_tick_and_a_retry_skips_what_its_execu
         m.counter(names::ONCE_SKIPPED_TOTAL, &[("job", "nightly_charges")]),
         2
     );
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let skips: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("step already done"))

@@ -2287,8 +2287,19 @@ async fn pause_and_resume_move_the_control_version(store: Arc<dyn ExecutionStore
     let read = ok(&*store, "job", store.job(&job).await).expect("the job");
     assert_eq!(read.paused, Some(second));
 
+    let before_resume = chrono::Utc::now();
     let resumed = ok(&*store, "resume", store.resume(&job).await);
     assert_eq!(resumed.paused, None);
+    // The ticks skipped while paused are accounted for: a scheduler that starts later does
+    // not count them as missed. A resume of a job that is not paused changes nothing.
+    let accounted = resumed.last_tick.expect("the resume moved last_tick");
+    assert!(
+        accounted >= before_resume - chrono::Duration::seconds(5),
+        "{}: last_tick {accounted} before the resume at {before_resume}",
+        store.describe()
+    );
+    let again = ok(&*store, "resume", store.resume(&job).await);
+    assert_eq!(again.last_tick, Some(accounted), "{}", store.describe());
     let v3 = ok(&*store, "control_version", store.control_version().await);
     assert!(v3 > v2, "{}: {v2} then {v3}", store.describe());
     assert!(ok(&*store, "paused", store.paused(&jobs).await).is_empty());

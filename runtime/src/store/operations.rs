@@ -31,7 +31,8 @@ pub struct JobSummary {
     pub fence: u64,
     /// When the job was first registered.
     pub created_at: DateTime<Utc>,
-    /// The latest tick any instance claimed.
+    /// The latest tick any instance claimed, or the time the job was last resumed from a
+    /// pause if that is later (the ticks skipped while paused count as accounted for).
     pub last_tick: Option<DateTime<Utc>>,
     /// Its next fire time, as the instances last recorded it.
     pub next_fire: Option<DateTime<Utc>>,

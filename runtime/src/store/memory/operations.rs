@@ -140,7 +140,14 @@ impl MemoryStore {
         state.ops.paused = match (state.ops.paused.take(), pause) {
             // Pausing a paused job replaces the note and who, and keeps since when.
             (Some(old), Some(new)) => Some(Pause { at: old.at, ..new }),
-            (_, new) => new,
+            // A resume accounts for the ticks skipped while paused: a scheduler that
+            // starts later does not count them as missed.
+            (Some(_), None) => {
+                let now = Utc::now();
+                state.last_tick = Some(state.last_tick.map_or(now, |t| t.max(now)));
+                None
+            }
+            (None, new) => new,
         };
         self.bump();
         Ok(summary(job.to_owned(), &state))

@@ -60,9 +60,13 @@ impl OpStatements {
                      paused_note = $2 WHERE job = $1 RETURNING job), {}",
                 control(4)
             ),
+            // A resume accounts for the ticks skipped while paused (`last_tick`): a
+            // scheduler that starts later does not count them as missed.
             resume: format!(
                 "WITH changed AS (UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, \
-                     paused_note = NULL WHERE job = $1 RETURNING job), {}",
+                     paused_note = NULL, last_tick = CASE WHEN paused_at IS NULL THEN last_tick \
+                         ELSE GREATEST(last_tick, clock_timestamp()) END \
+                     WHERE job = $1 RETURNING job), {}",
                 control(2)
             ),
             trigger: format!(

@@ -360,7 +360,9 @@ macro_rules! operations_methods {
             Box::pin(async move {
                 let what = format!("resuming job `{job}`");
                 if !self
-                    .control_change(&what, &self.ops.resume, None, |q| q.bind(job))
+                    .control_change(&what, &self.ops.resume, Some(chrono::Utc::now()), |q| {
+                        q.bind(job)
+                    })
                     .await?
                 {
                     return Err($crate::store::sql::no_job(job));

@@ -52,8 +52,12 @@ impl OpStatements {
                 "UPDATE {jobs} SET paused_at = coalesce(paused_at, $4), paused_by = $3, \
                      paused_note = $2 WHERE job = $1"
             ),
+            // A resume accounts for the ticks skipped while paused (`last_tick`): a
+            // scheduler that starts later does not count them as missed. `$2`: now.
             resume: format!(
-                "UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, paused_note = NULL \
+                "UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, paused_note = NULL, \
+                     last_tick = CASE WHEN paused_at IS NULL THEN last_tick \
+                         ELSE max(coalesce(last_tick, $2), $2) END \
                  WHERE job = $1"
             ),
             trigger: format!(
