@@ -62,11 +62,20 @@ pub(crate) async fn job_loop(
         schedule.next_after(entry.resume_from.min(now))
     };
     publish_next(&entry, next);
+    // When the loop last ran queued executions: ticks that came due meanwhile were late
+    // because this instance was busy, not suspended.
+    let mut busy = None;
     loop {
         // Interrupted executions and pending ticks of the ledger first, every round: a job
         // always behind on its ticks (`run_all` catching up) still resumes them.
+        let before = rt.clock.now();
         if !resume_interrupted(&rt, &entry, &firing, misfire_threshold).await {
             return;
+        }
+        let after = rt.clock.now();
+        if after > before {
+            let from = busy.map_or(before, |b: Busy| b.from);
+            busy = Some(Busy { from, to: after });
         }
         let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
@@ -91,7 +100,7 @@ pub(crate) async fn job_loop(
             next = skip_paused(&entry, &plan, now);
             continue;
         }
-        count_misfires(&rt, &entry, &plan, started).await;
+        count_misfires(&rt, &entry, &plan, started, busy.take()).await;
         m.lateness.record(seconds_between(plan.latest, now));
         let fired = run_batch(
             &rt,
@@ -278,14 +287,24 @@ fn skip_pending(
     entry.metrics.skipped(SkipReason::Misfire, 1);
 }
 
+/// When the job loop ran queued executions (interrupted, pending in the ledger, or
+/// requested by an operator), by the wall clock.
+#[derive(Clone, Copy)]
+struct Busy {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
 /// Counts and reports the ticks `plan` skips as misfires: lost for good. Ticks due before
 /// the job loop `started` came due while no instance ran the job (the store's latest claim
-/// is older); later ones were noticed late by this running process.
+/// is older); ticks due while the loop was `busy` running queued executions were late for
+/// that; later ones were noticed late by this running process.
 async fn count_misfires(
     rt: &Runtime,
     entry: &JobEntry,
     plan: &misfire::Plan,
     started: DateTime<Utc>,
+    busy: Option<Busy>,
 ) {
     if plan.skipped == 0 {
         return;
@@ -303,6 +322,12 @@ async fn count_misfires(
             "ticks came due while no instance was running the job (found at start from \
              the store, which has the job's ticks up to {}); misfire policy {policy:?}",
             entry.resume_from
+        )
+    } else if busy.is_some_and(|b| b.from <= latest && latest <= b.to) {
+        format!(
+            "the ticks came due while this instance was running queued executions of the \
+             job (resumed, pending in the ledger, or requested by an operator); misfire \
+             policy {policy:?}"
         )
     } else {
         format!(

@@ -248,6 +248,53 @@ async fn ticks_skipped_while_paused_are_not_reported_missed_after_a_restart() {
     assert!(reports.get().is_empty(), "{:?}", reports.get());
 }
 
+/// A manual execution that runs 5 s holds the job loop: the ticks due meanwhile are lost
+/// under `skip`, and the report says the instance was busy with it (not suspended).
+#[tokio::test(start_paused = true)]
+async fn ticks_missed_while_running_a_manual_execution_say_so() {
+    let _recorder = tickguard_tests::metrics();
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let reports = Reports::default();
+    let job = Job::new("triggered", every(1), |ctx: JobContext| async move {
+        if ctx.execution_id().contains("@manual-") {
+            sleep(Duration::from_secs(5)).await;
+        }
+        Ok(())
+    })
+    .misfire(Misfire::Skip)
+    .on_failure(reports.hook());
+    let trigger = {
+        let store = store.clone();
+        async move {
+            sleep(Duration::from_millis(1_500)).await;
+            store.trigger("triggered", "ops").await.unwrap();
+            sleep(Duration::from_secs(8)).await;
+        }
+    };
+    builder(&clock)
+        .store(store.clone())
+        .misfire_threshold(Duration::from_millis(200))
+        .job(job)
+        .build()
+        .await
+        .unwrap()
+        .run_until(trigger)
+        .await
+        .unwrap();
+    let reports = reports.get();
+    let [report] = reports.as_slice() else {
+        panic!("one report expected: {reports:?}")
+    };
+    assert!(report.ticks_lost >= 4, "{report}");
+    assert!(
+        report.error_chain[0].starts_with(
+            "the ticks came due while this instance was running queued executions of the job"
+        ),
+        "{report}"
+    );
+}
+
 /// A `run_all` job named `name` (idempotent or not), on `store`, catching up on 11 missed
 /// ticks (4..=14, each run 0.5 s) when shutdown begins during its third catch-up run, with
 /// `at_shutdown` done just before; the reports its failure hook got.
