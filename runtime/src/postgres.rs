@@ -249,6 +249,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(describe(&options), "postgres://u@[::1]:5432/app");
         assert_eq!(options.get_application_name(), Some("mine"));
+        let options = parse_url("postgres://u@h/app?password=hunter2&sslmode=disable")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(describe(&options), "postgres://u@h:5432/app");
     }
 
     #[test]

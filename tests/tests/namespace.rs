@@ -233,9 +233,16 @@ async fn postgres_backends_describe_their_server_without_the_password() {
     let store = PostgresStore::connect_with_schema(&url_with_password(), &ns)
         .await
         .unwrap_or_else(|e| no_postgres(e));
-    for described in [lock.describe(), store.describe()] {
+    let separator = if postgres_url().contains('?') { '&' } else { '?' };
+    let in_query = format!("{}{separator}password=hunter2", postgres_url());
+    let query_lock = PostgresLock::connect_with_schema(&in_query, &ns)
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    for described in [lock.describe(), store.describe(), query_lock.describe()] {
         assert!(
-            described.starts_with("postgres://postgres@") && !described.contains("hunter2"),
+            described.starts_with("postgres://postgres@")
+                && !described.contains("hunter2")
+                && !described.contains('?'),
             "{described}"
         );
     }
