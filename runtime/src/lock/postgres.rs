@@ -499,14 +499,23 @@ fn setup_error(addr: &str, sql: &Statements, e: SetupError) -> LockError {
     let check = match code.as_deref() {
         // insufficient_privilege
         Some("42501") if creating => {
-            "either create the table beforehand (see docs/locks.md) and grant this user USAGE \
-             on the schema and SELECT, INSERT, UPDATE, DELETE on the table, or grant it CREATE \
-             on the schema (and on the database, if the schema is missing)"
+            "either create the table beforehand (its statement is in the lock's guide: \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres) and \
+             grant this user USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on the \
+             table, or grant it CREATE on the schema (and on the database, if the schema is \
+             missing)"
         }
         Some("42501") => "grant this user SELECT, INSERT, UPDATE, DELETE on the table",
         // undefined_column
-        Some("42703") => "the table exists with other columns; see docs/locks.md for its shape",
-        Some(_) => "see docs/locks.md for the table",
+        Some("42703") => {
+            "the table exists with other columns: drop it, or rename it and let tickguard \
+             create it (its shape: \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres)"
+        }
+        Some(_) => {
+            "check the table against \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres"
+        }
         None => "is postgres running and reachable?",
     };
     LockError::with_source(

@@ -654,9 +654,13 @@ fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
         SqlxError::Database(db) => match db.code().as_deref() {
             Some("42501") => {
                 "grant this user CREATE on the schema (and on the database, if the schema is \
-                 missing), or create the tables beforehand (docs/stores.md)"
+                 missing), or create the tables beforehand (their statements: \
+                 https://docs.rs/tickguard/latest/tickguard/docs/stores/index.html#tables)"
             }
-            _ => "see docs/stores.md for the tables",
+            _ => {
+                "check the tables against \
+                 https://docs.rs/tickguard/latest/tickguard/docs/stores/index.html#tables"
+            }
         },
         _ => "is postgres running and reachable?",
     };
