@@ -279,7 +279,7 @@ async fn a_table_created_beforehand_needs_only_usage_and_dml_rights() {
     let admin = admin().await;
     let schema = unique("grants");
     let role = unique("role");
-    // Created by the administrator, as docs/locks.md shows.
+    // Created by the administrator, as the locks page's Postgres section shows.
     lock_in(&schema, &postgres_url()).await;
     sqlx::query(AssertSqlSafe(format!("CREATE ROLE \"{role}\" LOGIN")))
         .execute(&admin)
@@ -302,7 +302,10 @@ async fn a_table_created_beforehand_needs_only_usage_and_dml_rights() {
     };
     let e = refused().await;
     assert!(
-        e.contains("permission denied") && e.contains("USAGE on the schema"),
+        e.contains("permission denied")
+            && e.contains("USAGE on the schema")
+            && e.contains("https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html")
+            && !e.contains(".md"),
         "unclear error: {e}"
     );
     grant(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\"")).await;
