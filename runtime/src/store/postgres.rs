@@ -315,7 +315,10 @@ impl PostgresStore {
     /// creates or migrates them now. The pool's own settings apply: give its connections an
     /// `idle_in_transaction_session_timeout` (a few seconds) as [`PostgresStore::connect`]
     /// does, so that a process frozen in the middle of a claim cannot stall the job's claims
-    /// on other instances.
+    /// on other instances. The control listener's connection (see
+    /// [`SchedulerBuilder::control_listen`](crate::SchedulerBuilder::control_listen)) is
+    /// opened by tickguard with the pool's connect options and logs its statements at DEBUG
+    /// like tickguard's other connections.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
         let options = pool.connect_options();
         let addr = address(&options);
