@@ -164,7 +164,15 @@ impl LockError {
 }
 
 impl fmt::Debug for LockError {
+    /// The message and its causes; with `{:#?}`, the fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("LockError")
+                .field("message", &self.message)
+                .field("source", &self.source)
+                .finish();
+        }
         crate::error::with_causes(self, f)
     }
 }

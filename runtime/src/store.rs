@@ -901,8 +901,34 @@ pub enum StoreError {
 }
 
 impl fmt::Debug for StoreError {
+    /// The message and its causes; with `{:#?}`, the variant and its fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::error::with_causes(self, f)
+        if !f.alternate() {
+            return crate::error::with_causes(self, f);
+        }
+        match self {
+            Self::Fenced {
+                execution_id,
+                fence,
+            } => f
+                .debug_struct("Fenced")
+                .field("execution_id", execution_id)
+                .field("fence", fence)
+                .finish(),
+            Self::Refused { message } => f
+                .debug_struct("Refused")
+                .field("message", message)
+                .finish(),
+            Self::NotFound { message } => f
+                .debug_struct("NotFound")
+                .field("message", message)
+                .finish(),
+            Self::Unavailable { message, source } => f
+                .debug_struct("Unavailable")
+                .field("message", message)
+                .field("source", source)
+                .finish(),
+        }
     }
 }
 
