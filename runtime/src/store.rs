@@ -667,6 +667,14 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// A short description for logs, such as `postgres://db/app`.
     fn describe(&self) -> String;
 
+    /// Whether the store keeps its executions in this process only, so that other processes
+    /// cannot see them and a restart loses them (`true` for [`MemoryStore`]): the scheduler
+    /// then warns at start. `false` by default; a wrapper around another store answers for
+    /// the store it wraps.
+    fn is_process_local(&self) -> bool {
+        false
+    }
+
     /// Deletes the [`OnceScope::Execution`] steps of `jobs` whose execution completed (or
     /// was skipped) at least `older_than` ago, judged by the store's clock, or whose
     /// execution's record is gone; returns how many it deleted. Every other step is kept:
@@ -849,6 +857,9 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn is_process_local(&self) -> bool {
+        (**self).is_process_local()
     }
     fn forget_once_steps<'a>(
         &'a self,
