@@ -301,3 +301,30 @@ async fn an_execution_says_who_it_is_once_and_its_lines_stay_short() {
         "{finished}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_that_does_not_name_the_job_puts_the_job_in_the_span() {
+    let clock = TestClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    let every = Schedule::every(Duration::from_secs(5)).unwrap();
+    // The key starts with the job's name, `a`, but does not name it.
+    let job = Job::new("a", every, |_ctx: JobContext| async {
+        tracing::info!("archiving");
+        Ok(())
+    })
+    .idempotent_key("archive-{date}")
+    .unwrap();
+    let b = builder(&clock).job(job);
+    let lines = logs_of(async {
+        let scheduler = b.build().await.unwrap();
+        scheduler
+            .run_until(sleep(Duration::from_millis(6_000)))
+            .await
+            .unwrap();
+    })
+    .await;
+    let archiving = line_with(&lines, &["INFO", "archiving"]);
+    assert!(
+        archiving.contains("tickguard.execution{execution_id=archive-2026-01-01 job=a}"),
+        "{archiving}"
+    );
+}
