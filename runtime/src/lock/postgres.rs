@@ -336,6 +336,7 @@ enum SetupError {
 
 async fn create(conn: &mut PgConnection, sql: &Statements) -> Result<(), SqlxError> {
     if !table_exists(conn, sql).await? {
+        crate::postgres::create_schema(conn, &sql.schema).await?;
         let mut tx = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SETUP_LOCK_KEY)
@@ -343,20 +344,6 @@ async fn create(conn: &mut PgConnection, sql: &Statements) -> Result<(), SqlxErr
             .await?;
         // Another instance may have created it while we waited for the advisory lock.
         if !table_exists(&mut tx, sql).await? {
-            let schema_exists: bool = sqlx::query_scalar("SELECT to_regnamespace($1) IS NOT NULL")
-                .bind(&sql.schema)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !schema_exists {
-                sqlx::query(AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    sql.schema
-                )))
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .or_else(already_exists)?;
-            }
             sqlx::query(AssertSqlSafe(sql.create.as_str()))
                 .persistent(false)
                 .execute(&mut *tx)

@@ -679,6 +679,8 @@ fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
 
 /// Creates or migrates the tables.
 async fn migrate(conn: &mut PgConnection, sql: &Statements) -> Result<(), MigrateError> {
+    // Before the migrations' transaction: see `create_schema`.
+    crate::postgres::create_schema(conn, &sql.schema).await?;
     migrate::run(&mut PgMigrator { conn, sql }, MIGRATIONS).await
 }
 
@@ -716,13 +718,8 @@ impl Migrate for PgMigrator<'_> {
         if current_version(self.conn, self.sql).await?.is_some() {
             return Ok(());
         }
+        // The schema was created before the transaction began (see `migrate`).
         let schema = &self.sql.schema;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}"
-        )))
-        .execute(&mut *self.conn)
-        .await
-        .or_else(already_exists)?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {schema}.tickguard_migrations (\
              version integer PRIMARY KEY, \
