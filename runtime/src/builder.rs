@@ -665,7 +665,14 @@ async fn connect_backends(
     lock: Named<LockChoice>,
     store: Named<StoreChoice>,
     namespace: Option<String>,
-) -> Result<(Arc<dyn LockBackend>, Arc<dyn ExecutionStore>, Option<Namespace>), Error> {
+) -> Result<
+    (
+        Arc<dyn LockBackend>,
+        Arc<dyn ExecutionStore>,
+        Option<Namespace>,
+    ),
+    Error,
+> {
     let lock = lock.one("a lock backend")?;
     let store = store.one("an execution store")?;
     let namespace = namespace.map(|name| Namespace {

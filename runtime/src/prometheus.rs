@@ -120,7 +120,10 @@ mod tests {
         assert!(!localhost.is_empty());
         assert_eq!(
             resolve("[::1]:9464").ok(),
-            Some(vec![SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9464))])
+            Some(vec![SocketAddr::from((
+                std::net::Ipv6Addr::LOCALHOST,
+                9464
+            ))])
         );
         for garbage in ["9464", "localhost", "127.0.0.1:notaport", ""] {
             match resolve(garbage) {

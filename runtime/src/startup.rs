@@ -48,8 +48,7 @@ pub(crate) fn log_startup(
         namespace = namespace.map(tracing::field::display),
         "scheduler started"
     );
-    if let Some(warning) = process_local(rt.lock.is_process_local(), rt.store.is_process_local())
-    {
+    if let Some(warning) = process_local(rt.lock.is_process_local(), rt.store.is_process_local()) {
         tracing::warn!("{warning}");
     }
     if let Some(warning) = namespace.and_then(unused_namespace) {
@@ -90,9 +89,9 @@ fn process_local(local_lock: bool, local_store: bool) -> Option<String> {
             "the lock is in-process: it works within this one process only; with several \
              replicas, every replica runs every tick. For replicas, configure {lock_fix}"
         ),
-        (false, true) => format!(
-            "the store is in-memory: {per_process}. For replicas, configure {store_fix}"
-        ),
+        (false, true) => {
+            format!("the store is in-memory: {per_process}. For replicas, configure {store_fix}")
+        }
     })
 }
 

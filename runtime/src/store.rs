@@ -926,10 +926,9 @@ impl fmt::Debug for StoreError {
                 .field("execution_id", execution_id)
                 .field("fence", fence)
                 .finish(),
-            Self::Refused { message } => f
-                .debug_struct("Refused")
-                .field("message", message)
-                .finish(),
+            Self::Refused { message } => {
+                f.debug_struct("Refused").field("message", message).finish()
+            }
             Self::NotFound { message } => f
                 .debug_struct("NotFound")
                 .field("message", message)

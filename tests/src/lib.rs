@@ -350,8 +350,8 @@ pub fn http_get(port: u16, path: &str) -> Result<String, String> {
 /// [`http_get`] from `addr`, an IPv4 or IPv6 address.
 pub fn http_get_from(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;

@@ -210,7 +210,11 @@ async fn two_services_with_a_job_of_the_same_name_each_run_theirs_on_shared_serv
                 && l.contains(&format!("instance_id={ns} "))
                 && l.ends_with(&format!(
                     "namespace=\"{ns}\" ({} lock, postgres store)",
-                    if ns.contains("redis") { "redis" } else { "postgres" }
+                    if ns.contains("redis") {
+                        "redis"
+                    } else {
+                        "postgres"
+                    }
                 ))
                 && l.contains("store=postgres://postgres@")),
             "no startup line for {ns}:\n{logs}"
@@ -236,7 +240,11 @@ async fn postgres_backends_describe_their_server_without_the_password() {
     let store = PostgresStore::connect_with_schema(&url_with_password(), &ns)
         .await
         .unwrap_or_else(|e| no_postgres(e));
-    let separator = if postgres_url().contains('?') { '&' } else { '?' };
+    let separator = if postgres_url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let in_query = format!("{}{separator}password=hunter2", postgres_url());
     let query_lock = PostgresLock::connect_with_schema(&in_query, &ns)
         .await
@@ -305,7 +313,12 @@ async fn a_namespace_that_is_a_keyword_works() {
         .await
         .unwrap_or_else(|e| no_postgres(e));
     assert_eq!(
-        scheduler.store().executions("keyword", 1).await.unwrap().len(),
+        scheduler
+            .store()
+            .executions("keyword", 1)
+            .await
+            .unwrap()
+            .len(),
         0
     );
     drop(scheduler);

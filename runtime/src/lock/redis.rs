@@ -487,11 +487,17 @@ mod tests {
             // A bare user part, which some clients take for a password.
             ("redis://hunter2@h:6379", "redis://***@h:6379"),
             // Percent-encoded user and password: the user stays encoded.
-            ("redis://us%40er:p%40ss%3Aword@h", "redis://us%40er:***@h:6379"),
+            (
+                "redis://us%40er:p%40ss%3Aword@h",
+                "redis://us%40er:***@h:6379",
+            ),
             ("redis://hun%40ter2@h", "redis://***@h:6379"),
             // A password in the query is not sent, and not shown.
             ("redis://h:6379/0?password=hunter2", "redis://h:6379"),
-            ("redis://u:hunter2@h?password=hunter2", "redis://u:***@h:6379"),
+            (
+                "redis://u:hunter2@h?password=hunter2",
+                "redis://u:***@h:6379",
+            ),
         ] {
             let client = Client::open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(describe(client.get_connection_info()), described, "{url}");
