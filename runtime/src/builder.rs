@@ -18,6 +18,7 @@ use crate::{
     metrics,
     retention::{DEFAULT_ONCE_RETENTION, DEFAULT_RETENTION_EVERY, Keep},
     scheduler::{DEFAULT_SHUTDOWN_GRACE, Scheduler},
+    startup::Namespace,
     state::StateMap,
     store::{ExecutionStore, JobRegistration, MemoryStore, Retention},
 };
@@ -90,6 +91,18 @@ impl LockChoice {
             }
         })
     }
+
+    /// What a namespace applies to in this backend, for the startup line; `None` for a
+    /// backend the builder does not connect.
+    fn namespaced(&self) -> Option<&'static str> {
+        match self {
+            Self::Given(_) => None,
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => Some("redis lock"),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Some("postgres lock"),
+        }
+    }
 }
 
 /// An execution store as named to the builder: ready, or connected in `build()`.
@@ -119,6 +132,18 @@ impl StoreChoice {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(url) => Arc::new(crate::store::SqliteStore::connect(&url).await?),
         })
+    }
+
+    /// What a namespace applies to in this store, for the startup line; `None` for a store
+    /// it does not apply to.
+    fn namespaced(&self) -> Option<&'static str> {
+        match self {
+            Self::Given(_) => None,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Some("postgres store"),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => None,
+        }
     }
 }
 
@@ -255,9 +280,12 @@ impl SchedulerBuilder {
     /// defaults are not shared at all.
     ///
     /// The name must be 1 to 63 characters of lower-case ASCII letters, digits and `_`, not
-    /// starting with a digit nor with `pg_`: one name that is a valid PostgreSQL schema
-    /// name unquoted, and reads the same in a Redis key. Anything else is an
-    /// [`Error::Config`] at [`build`](Self::build).
+    /// starting with a digit nor with `pg_`, and neither `public` (the schema of services
+    /// with no namespace, whose tables it would share) nor `information_schema`: one name
+    /// that reads the same as a schema in `psql` and in a Redis key. SQL keywords such as
+    /// `select` or `user` are accepted: tickguard always quotes the schema name (quote it
+    /// too in your own SQL). Anything else is an [`Error::Config`] at
+    /// [`build`](Self::build).
     ///
     /// ```no_run
     /// # async fn f() -> Result<(), tickguard::Error> {
@@ -299,12 +327,13 @@ impl SchedulerBuilder {
     }
 
     /// Serves every tickguard metric to Prometheus at `addr` (`0.0.0.0:9464`, or
-    /// `127.0.0.1:9464` or `localhost:9464` for the host only): `GET /metrics` (any path
+    /// `127.0.0.1:9464`, `[::1]:9464` or `localhost:9464` for the host only): `GET /metrics` (any path
     /// answers) returns the text exposition, with histograms bucketed for job durations and
     /// lock round trips (see [`metrics::prometheus_builder`](crate::metrics::prometheus_builder)).
-    /// A host name is resolved at [`build`](Self::build), and the endpoint listens on the
-    /// first of its addresses that can be bound (one address: for `localhost`, usually
-    /// `127.0.0.1`; name an IP to choose).
+    /// A host name is resolved at [`build`](Self::build), and the endpoint listens on one of
+    /// its addresses, the first that can be bound with IPv4 ones first: `localhost` serves
+    /// `127.0.0.1` also on hosts where it resolves to `::1` too. Name an IP to choose, such
+    /// as `[::1]:9464` for IPv6.
     /// [`SchedulerBuilder::build`] installs the recorder for the whole process and starts
     /// listening; it fails with [`Error::Config`] if the address is neither `ip:port` nor
     /// `host:port`, the host name does not resolve, the port is taken, or the process already
@@ -536,26 +565,14 @@ impl SchedulerBuilder {
         } = self;
         let jobs = collect_jobs(jobs, discover)?;
         check_state(&jobs, &state)?;
-        let lock = lock.one("a lock backend")?;
-        let store = store.one("an execution store")?;
-        let store = match store {
-            Some(choice) => choice.connect(namespace.as_deref()).await?,
-            None => Arc::new(MemoryStore::new()),
-        };
-        let lock = match lock {
-            Some(choice) => choice.connect(namespace.as_deref()).await?,
-            None => Arc::new(InProcessLock::new()),
-        };
+        let (lock, store, namespace) = connect_backends(lock, store, namespace).await?;
         #[cfg(feature = "webhook")]
         let alerts = start_alerts(webhooks, &mut hooks);
         let now = clock.now();
         let resume_points = resume_points(&*store, &jobs, now).await?;
         // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
         #[cfg(feature = "prometheus")]
-        let exporter = match &prometheus_addr {
-            Some(addr) => Some(crate::prometheus::serve(addr).await?),
-            None => None,
-        };
+        let exporter = crate::prometheus::serve_at(prometheus_addr.as_deref()).await?;
         metrics::describe();
         let stop_runs = CancellationToken::new();
         let firing = CancellationToken::new();
@@ -642,6 +659,44 @@ impl SchedulerBuilder {
     }
 }
 
+/// The lock and the store named (the in-process defaults if none), connected, the ones the
+/// builder connects in `namespace`; and the namespace with what it applied to.
+async fn connect_backends(
+    lock: Named<LockChoice>,
+    store: Named<StoreChoice>,
+    namespace: Option<String>,
+) -> Result<
+    (
+        Arc<dyn LockBackend>,
+        Arc<dyn ExecutionStore>,
+        Option<Namespace>,
+    ),
+    Error,
+> {
+    let lock = lock.one("a lock backend")?;
+    let store = store.one("an execution store")?;
+    let namespace = namespace.map(|name| Namespace {
+        name,
+        applied: [
+            lock.as_ref().and_then(LockChoice::namespaced),
+            store.as_ref().and_then(StoreChoice::namespaced),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    });
+    let name = namespace.as_ref().map(|ns| ns.name.as_str());
+    let store = match store {
+        Some(choice) => choice.connect(name).await?,
+        None => Arc::new(MemoryStore::new()),
+    };
+    let lock = match lock {
+        Some(choice) => choice.connect(name).await?,
+        None => Arc::new(InProcessLock::new()),
+    };
+    Ok((lock, store, namespace))
+}
+
 /// Checks a [`SchedulerBuilder::namespace`]: a PostgreSQL schema name that needs no quotes
 /// (lower case, so that `psql` finds it as typed) and that the server lets a user create.
 fn check_namespace(namespace: &str) -> Result<(), Error> {
@@ -658,6 +713,11 @@ fn check_namespace(namespace: &str) -> Result<(), Error> {
         "must not start with a digit"
     } else if namespace.starts_with("pg_") {
         "must not start with `pg_` (PostgreSQL reserves those schema names)"
+    } else if namespace == "public" {
+        "is the schema of services with no namespace: a service in it would share their \
+         tables; leave the namespace out to use `public`, or name the service"
+    } else if namespace == "information_schema" {
+        "is PostgreSQL's catalog schema"
     } else {
         return Ok(());
     };

@@ -54,6 +54,27 @@ impl fmt::Display for CancelReason {
     }
 }
 
+/// The job and execution id for an event about `exec`, or `None`s (fields left out) when
+/// the current span is enabled: the execution's span, or an attempt's inside it, already
+/// names the execution on every line. A subscriber that filters out INFO spans (one at
+/// WARN) disables them, and then the event names the execution itself.
+pub(crate) type Identity<'a> = (
+    Option<tracing::field::DisplayValue<&'a str>>,
+    Option<tracing::field::DisplayValue<&'a str>>,
+);
+
+/// See [`Identity`].
+pub(crate) fn identity_unless_in_span(exec: &ExecutionRef) -> Identity<'_> {
+    if tracing::Span::current().is_disabled() {
+        (
+            Some(tracing::field::display(exec.job.as_str())),
+            Some(tracing::field::display(exec.execution_id.as_str())),
+        )
+    } else {
+        (None, None)
+    }
+}
+
 /// One execution's shared state; every attempt's context points at it.
 pub(crate) struct Execution {
     pub(crate) exec: ExecutionRef,
@@ -148,9 +169,10 @@ impl Execution {
         if error.is_fenced() {
             if self.reason() != Some(CancelReason::Fenced) {
                 self.fence_rejections.increment(1);
+                let (job, execution_id) = identity_unless_in_span(&self.exec);
                 tracing::warn!(
-                    job = %self.exec.job,
-                    execution_id = %self.exec.execution_id,
+                    job,
+                    execution_id,
                     fence = self.exec.fence,
                     "fenced out: another claim took this execution over; stopping this run"
                 );
@@ -416,9 +438,10 @@ impl JobContext {
             .map_err(|e| self.inner.store_error(e))?
         {
             OnceState::Done => {
+                let (job, execution_id) = identity_unless_in_span(exec);
                 tracing::info!(
-                    job = %exec.job,
-                    execution_id = %exec.execution_id,
+                    job,
+                    execution_id,
                     key,
                     scope = ?scope,
                     "step already done; skipping it"

@@ -400,6 +400,8 @@ async fn listen_once(
 
     use crate::store::CONTROL_CHANNEL;
 
+    // The listener's connection is tickguard's own, also for a store built on a given pool:
+    // it takes the pool's connect options, and tickguard's statement logging.
     let options = crate::store::sql::statement_logging((*store.pool().connect_options()).clone());
     let pool = PgPoolOptions::new()
         .max_connections(1)

@@ -17,6 +17,9 @@ use crate::{lock::LockError, store::StoreError};
 /// Caused by:
 ///     error communicating with database: Connection refused (os error 111)
 /// ```
+///
+/// A cause whose text the line before already contains is left out. `{:#?}` prints the
+/// variant and its fields instead, as a derived `Debug` would.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -62,24 +65,58 @@ pub enum Error {
 }
 
 impl fmt::Debug for Error {
-    /// The message and its causes (see [`Error`]), not the variant's fields.
+    /// The message and its causes (see [`Error`]); with `{:#?}`, the variant and its fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        with_causes(self, f)
+        if !f.alternate() {
+            return with_causes(self, f);
+        }
+        match self {
+            Self::Schedule { job, source } => f
+                .debug_struct("Schedule")
+                .field("job", job)
+                .field("source", source)
+                .finish(),
+            Self::InvalidJob { job, reason } => f
+                .debug_struct("InvalidJob")
+                .field("job", job)
+                .field("reason", reason)
+                .finish(),
+            Self::DuplicateJob {
+                name,
+                first,
+                second,
+            } => f
+                .debug_struct("DuplicateJob")
+                .field("name", name)
+                .field("first", first)
+                .field("second", second)
+                .finish(),
+            Self::Config(message) => f.debug_tuple("Config").field(message).finish(),
+            Self::Lock(e) => f.debug_tuple("Lock").field(e).finish(),
+            Self::Store(e) => f.debug_tuple("Store").field(e).finish(),
+        }
     }
 }
 
 /// Writes `error`'s message, then, if it has causes, a blank line, `Caused by:` and each
 /// cause on a line of its own, numbered when there are several (as `anyhow` does): the
-/// `Debug` form of tickguard's errors, which is what `main` prints when it returns one.
+/// `Debug` form of tickguard's errors, which is what `main` prints when it returns one. A
+/// cause whose text the line before it already contains (a message that quotes its cause,
+/// a driver that wraps an error in one that says the same) is left out.
 pub(crate) fn with_causes(
     error: &(dyn StdError + 'static),
     f: &mut fmt::Formatter<'_>,
 ) -> fmt::Result {
-    write!(f, "{error}")?;
-    let mut causes: Vec<&(dyn StdError + 'static)> = Vec::new();
+    let mut previous = error.to_string();
+    f.write_str(&previous)?;
+    let mut causes: Vec<String> = Vec::new();
     let mut next = error.source();
     while let Some(cause) = next {
-        causes.push(cause);
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            causes.push(text.clone());
+            previous = text;
+        }
         next = cause.source();
     }
     match causes.as_slice() {
@@ -97,6 +134,8 @@ pub(crate) fn with_causes(
 
 #[cfg(test)]
 mod tests {
+    use tickguard_schedule::Schedule;
+
     use super::*;
 
     /// An error with a message and an optional cause.
@@ -157,5 +196,71 @@ mod tests {
             fence: 3,
         };
         assert_eq!(format!("{fenced:?}"), fenced.to_string());
+    }
+
+    #[test]
+    fn debug_leaves_out_causes_the_line_before_already_says() {
+        let schedule = Schedule::cron("not cron").err();
+        let schedule = schedule.unwrap_or_else(|| panic!("`not cron` parsed"));
+        let e = Error::Schedule {
+            job: "bad".into(),
+            source: schedule.clone(),
+        };
+        assert_eq!(format!("{e:?}"), format!("job `bad`: {schedule}"));
+        // Two identical causes, as the Redis driver gives: one line.
+        let e = LockError::with_source(
+            "cannot reach Redis at h:6379: refused",
+            Cause(
+                "Connection refused (os error 111)",
+                Some(Box::new(Cause("Connection refused (os error 111)", None))),
+            ),
+        );
+        assert_eq!(
+            format!("{e:?}"),
+            "cannot reach Redis at h:6379: refused\n\nCaused by:\n    \
+             Connection refused (os error 111)"
+        );
+        // A cause that says more than the message is kept.
+        let e = LockError::with_source("refused", Cause("refused: by the firewall", None));
+        assert_eq!(
+            format!("{e:?}"),
+            "refused\n\nCaused by:\n    refused: by the firewall"
+        );
+    }
+
+    #[test]
+    fn alternate_debug_shows_the_variant_and_its_fields() {
+        let e = Error::Config("liveness 1ms is too short".into());
+        assert_eq!(
+            format!("{e:#?}"),
+            "Config(\n    \"liveness 1ms is too short\",\n)"
+        );
+        let e = Error::DuplicateJob {
+            name: "a".into(),
+            first: "x.rs:1".into(),
+            second: "y.rs:2".into(),
+        };
+        let pretty = format!("{e:#?}");
+        assert!(
+            pretty.starts_with("DuplicateJob {\n    name: \"a\",")
+                && pretty.contains("second: \"y.rs:2\""),
+            "{pretty}"
+        );
+        let e = Error::Lock(LockError::with_source("down", Cause("reset", None)));
+        let pretty = format!("{e:#?}");
+        assert!(
+            pretty.starts_with("Lock(\n    LockError {\n        message: \"down\",")
+                && pretty.contains("source: Some("),
+            "{pretty}"
+        );
+        let e = Error::Store(StoreError::Fenced {
+            execution_id: "e".into(),
+            fence: 3,
+        });
+        let pretty = format!("{e:#?}");
+        assert!(
+            pretty.starts_with("Store(\n    Fenced {\n        execution_id: \"e\","),
+            "{pretty}"
+        );
     }
 }

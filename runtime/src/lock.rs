@@ -102,6 +102,14 @@ pub trait LockBackend: Send + Sync + 'static {
 
     /// A short description for logs, such as `redis://127.0.0.1:6379`.
     fn describe(&self) -> String;
+
+    /// Whether the lock holds its leases in this process only, so that other processes
+    /// cannot see them (`true` for [`InProcessLock`]): the scheduler then warns at start
+    /// that with several replicas every replica runs every tick. `false` by default; a
+    /// wrapper around another backend answers for the backend it wraps.
+    fn is_process_local(&self) -> bool {
+        false
+    }
 }
 
 impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
@@ -129,6 +137,9 @@ impl<L: LockBackend + ?Sized> LockBackend for std::sync::Arc<L> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn is_process_local(&self) -> bool {
+        (**self).is_process_local()
     }
 }
 
@@ -164,7 +175,15 @@ impl LockError {
 }
 
 impl fmt::Debug for LockError {
+    /// The message and its causes; with `{:#?}`, the fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("LockError")
+                .field("message", &self.message)
+                .field("source", &self.source)
+                .finish();
+        }
         crate::error::with_causes(self, f)
     }
 }

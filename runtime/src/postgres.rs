@@ -48,6 +48,40 @@ pub(crate) fn already_exists<T: Default>(e: SqlxError) -> Result<T, SqlxError> {
     }
 }
 
+/// Creates the schema `quoted` (a quoted identifier) if it is missing, in a statement of
+/// its own, outside any transaction: the lock and the store set up their tables under
+/// advisory locks of their own, so a lock and a store connecting at once to a new schema
+/// both create it, and the one that loses the race gets a unique violation (23505) or
+/// `duplicate_schema` (42P06), which inside a transaction would abort it. Here the loser
+/// tries once more and finds it. A schema that exists is not created again, so a user
+/// without the right to create schemas can use one made for it.
+pub(crate) async fn create_schema(conn: &mut PgConnection, quoted: &str) -> Result<(), SqlxError> {
+    let exists = sqlx::query_scalar::<_, bool>("SELECT to_regnamespace($1) IS NOT NULL")
+        .bind(quoted)
+        .fetch_one(&mut *conn)
+        .await?;
+    if exists {
+        return Ok(());
+    }
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
+    let mut tried = false;
+    loop {
+        let created = sqlx::query(sqlx::AssertSqlSafe(create.as_str()))
+            .persistent(false)
+            .execute(&mut *conn)
+            .await;
+        match created {
+            Ok(_) => return Ok(()),
+            Err(SqlxError::Database(db))
+                if !tried && matches!(db.code().as_deref(), Some("23505" | "42P06")) =>
+            {
+                tried = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Whether `e` says the statement's connection is dead, so a fresh one may succeed.
 pub(crate) fn connection_lost(e: &SqlxError) -> bool {
     match e {
@@ -249,6 +283,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(describe(&options), "postgres://u@[::1]:5432/app");
         assert_eq!(options.get_application_name(), Some("mine"));
+        let options = parse_url("postgres://u@h/app?password=hunter2&sslmode=disable")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(describe(&options), "postgres://u@h:5432/app");
     }
 
     #[test]

@@ -7,10 +7,20 @@ use metrics_exporter_prometheus::BuildError;
 
 use crate::{error::Error, metrics::prometheus_builder};
 
+/// [`serve`]s at `addr`, if there is one.
+pub(crate) async fn serve_at(
+    addr: Option<&str>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+    match addr {
+        Some(addr) => serve(addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Installs the Prometheus recorder globally and serves `GET /metrics` (any path) on `addr`
-/// (`ip:port` or `host:port`), on the current tokio runtime. A host name is resolved, and
-/// the first of its addresses that can be bound is served. The returned task serves until
-/// aborted.
+/// (`ip:port`, `[ipv6]:port` or `host:port`), on the current tokio runtime. A host name is
+/// resolved, and the first of its addresses that can be bound is served, IPv4 ones first
+/// (see [`ipv4_first`]). The returned task serves until aborted.
 pub(crate) async fn serve(addr: &str) -> Result<tokio::task::JoinHandle<()>, Error> {
     let owned = addr.to_owned();
     let resolved = tokio::task::spawn_blocking(move || resolve(&owned))
@@ -78,7 +88,16 @@ fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
              no address); {expected}"
         )));
     }
-    Ok(resolved)
+    Ok(ipv4_first(resolved))
+}
+
+/// A host name's addresses with the IPv4 ones first, each family in the resolver's order: on
+/// a dual-stack host `localhost` resolves to `::1` first, and the scrapers that expect a
+/// host-only endpoint mostly ask `127.0.0.1`. An IPv6 address is served only when the name
+/// has no IPv4 one that can be bound; name it (`[::1]:9464`) to choose it.
+fn ipv4_first(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    addrs
 }
 
 #[cfg(test)]
@@ -99,6 +118,13 @@ mod tests {
             "{localhost:?}"
         );
         assert!(!localhost.is_empty());
+        assert_eq!(
+            resolve("[::1]:9464").ok(),
+            Some(vec![SocketAddr::from((
+                std::net::Ipv6Addr::LOCALHOST,
+                9464
+            ))])
+        );
         for garbage in ["9464", "localhost", "127.0.0.1:notaport", ""] {
             match resolve(garbage) {
                 Err(Error::Config(m)) => assert!(
@@ -108,5 +134,17 @@ mod tests {
                 other => panic!("{garbage}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_name_with_both_families_serves_ipv4_first() {
+        let v6 = |last: u16| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, last], 9464));
+        let v4 = |last: u8| SocketAddr::from(([127, 0, 0, last], 9464));
+        assert_eq!(
+            ipv4_first(vec![v6(1), v4(1), v6(2), v4(2)]),
+            vec![v4(1), v4(2), v6(1), v6(2)]
+        );
+        assert_eq!(ipv4_first(vec![v6(1)]), vec![v6(1)]);
+        assert_eq!(ipv4_first(vec![v4(1), v6(1)]), vec![v4(1), v6(1)]);
     }
 }

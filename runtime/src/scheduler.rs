@@ -53,8 +53,9 @@ pub struct Scheduler {
     pub(crate) keep: Keep,
     /// How the control task looks for pauses and manual executions.
     pub(crate) control: ControlSettings,
-    /// The namespace the builder's own backends were connected in, for the startup log.
-    pub(crate) namespace: Option<String>,
+    /// The namespace the builder's own backends were connected in, and which those were,
+    /// for the startup log.
+    pub(crate) namespace: Option<crate::startup::Namespace>,
 }
 
 /// How long shutdown waits for running jobs before it cancels them, unless configured:
@@ -139,7 +140,7 @@ impl Scheduler {
     async fn start(&self) -> TaskTracker {
         let firing = self.firing.clone();
         let loops = TaskTracker::new();
-        log_startup(&self.rt, &self.entries, self.namespace.as_deref());
+        log_startup(&self.rt, &self.entries, self.namespace.as_ref());
         // The pauses are read before the first tick: a job paused before this instance
         // started does not fire once by mistake.
         let mut look = Control::new(self.rt.clone(), self.entries.clone(), self.control);

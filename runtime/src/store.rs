@@ -667,6 +667,14 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// A short description for logs, such as `postgres://db/app`.
     fn describe(&self) -> String;
 
+    /// Whether the store keeps its executions in this process only, so that other processes
+    /// cannot see them and a restart loses them (`true` for [`MemoryStore`]): the scheduler
+    /// then warns at start. `false` by default; a wrapper around another store answers for
+    /// the store it wraps.
+    fn is_process_local(&self) -> bool {
+        false
+    }
+
     /// Deletes the [`OnceScope::Execution`] steps of `jobs` whose execution completed (or
     /// was skipped) at least `older_than` ago, judged by the store's clock, or whose
     /// execution's record is gone; returns how many it deleted. Every other step is kept:
@@ -850,6 +858,9 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn is_process_local(&self) -> bool {
+        (**self).is_process_local()
+    }
     fn forget_once_steps<'a>(
         &'a self,
         jobs: &'a [String],
@@ -901,8 +912,33 @@ pub enum StoreError {
 }
 
 impl fmt::Debug for StoreError {
+    /// The message and its causes; with `{:#?}`, the variant and its fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::error::with_causes(self, f)
+        if !f.alternate() {
+            return crate::error::with_causes(self, f);
+        }
+        match self {
+            Self::Fenced {
+                execution_id,
+                fence,
+            } => f
+                .debug_struct("Fenced")
+                .field("execution_id", execution_id)
+                .field("fence", fence)
+                .finish(),
+            Self::Refused { message } => {
+                f.debug_struct("Refused").field("message", message).finish()
+            }
+            Self::NotFound { message } => f
+                .debug_struct("NotFound")
+                .field("message", message)
+                .finish(),
+            Self::Unavailable { message, source } => f
+                .debug_struct("Unavailable")
+                .field("message", message)
+                .field("source", source)
+                .finish(),
+        }
     }
 }
 

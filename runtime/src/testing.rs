@@ -434,6 +434,10 @@ impl<L: LockBackend> LockBackend for FaultyLock<L> {
     fn describe(&self) -> String {
         format!("faulty({})", self.inner.describe())
     }
+
+    fn is_process_local(&self) -> bool {
+        self.inner.is_process_local()
+    }
 }
 
 /// An execution store that fails on demand, around a real one (default: [`MemoryStore`]):
@@ -754,6 +758,10 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
 
     fn describe(&self) -> String {
         format!("faulty({})", self.inner.describe())
+    }
+
+    fn is_process_local(&self) -> bool {
+        self.inner.is_process_local()
     }
 
     fn forget_once_steps<'a>(

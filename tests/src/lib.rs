@@ -344,9 +344,14 @@ impl Drop for Worker {
 /// `GET path` from `127.0.0.1:port` over HTTP/1.0 (so the answer is never chunked): the body
 /// of a 200 answer, or what went wrong.
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    http_get_from(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// [`http_get`] from `addr`, an IPv4 or IPv6 address.
+pub fn http_get_from(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-        .map_err(|e| format!("cannot connect to 127.0.0.1:{port}: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;

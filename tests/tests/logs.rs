@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
-    Job, JobContext, JobError, RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
+    BoxFuture, Job, JobContext, JobError, RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     testing::TestClock,
 };
 use tokio::time::sleep;
@@ -94,12 +94,118 @@ async fn startup_names_the_backends_and_each_jobs_next_fire_in_its_zone_and_warn
     assert!(
         warning.contains(
             "the lock is in-process and the store in-memory: they work within this one \
-             process only; with several replicas, every replica runs every tick. For \
-             replicas, configure a shared lock: .redis(url) or .postgres_lock(url), and a \
-             shared store: .postgres(url)"
+             process only; with several replicas, every replica runs every tick, and \
+             history, checkpoints, resumption and fencing are per process and lost at \
+             restart. For replicas, configure a shared lock: .redis(url) or \
+             .postgres_lock(url), and a shared store: .postgres(url)"
         ),
         "{warning}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_namespace_that_applies_to_no_backend_is_warned_of() {
+    let clock = TestClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    let lines = logs_of(async {
+        let scheduler = builder(&clock).namespace("billing").build().await.unwrap();
+        scheduler.run_until(async {}).await.unwrap();
+    })
+    .await;
+    let started = line_with(&lines, &["INFO", "scheduler started"]);
+    assert!(
+        started.ends_with("namespace=\"billing\" (no backend)"),
+        "{started}"
+    );
+    let warning = line_with(&lines, &["WARN", "namespace"]);
+    assert!(
+        warning.contains(
+            "namespace \"billing\" applies to no backend: it applies only to the backends \
+             the builder connects itself"
+        ),
+        "{warning}"
+    );
+}
+
+/// The WARN lines of a scheduler built from `b` as it starts.
+async fn warnings_of(b: SchedulerBuilder) -> Vec<String> {
+    let lines = logs_of(async {
+        let scheduler = b.build().await.unwrap();
+        scheduler.run_until(async {}).await.unwrap();
+    })
+    .await;
+    lines.into_iter().filter(|l| l.contains(" WARN ")).collect()
+}
+
+#[tokio::test]
+async fn process_local_backends_are_known_through_wrappers_and_each_warned_of_for_its_cost() {
+    use tickguard::{
+        lock::InProcessLock,
+        store::MemoryStore,
+        testing::{FaultyLock, FaultyStore},
+    };
+    let clock = TestClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    // A wrapped in-process lock, and a store that is not in-memory: only the lock's cost.
+    let dir = std::env::temp_dir().join(format!("tickguard-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite://{}", dir.join("local.db").display());
+    let lock_only = warnings_of(
+        builder(&clock)
+            .lock_backend(FaultyLock::new(InProcessLock::new()))
+            .sqlite(sqlite),
+    )
+    .await;
+    assert!(
+        matches!(lock_only.as_slice(), [w] if w.contains("the lock is in-process: it works \
+            within this one process only; with several replicas, every replica runs every tick")
+            && !w.contains("history")),
+        "{lock_only:#?}"
+    );
+    // A wrapped in-memory store beside a lock that is not process-local: only the store's
+    // cost.
+    let store_only = warnings_of(
+        builder(&clock)
+            .lock_backend(NotLocal(InProcessLock::new()))
+            .store(FaultyStore::new(MemoryStore::new())),
+    )
+    .await;
+    assert!(
+        matches!(store_only.as_slice(), [w] if w.contains("the store is in-memory: history, \
+            checkpoints, resumption and fencing are per process and lost at restart")
+            && !w.contains("every replica runs every tick")),
+        "{store_only:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A lock that does not say it is process-local (as a shared backend would not).
+struct NotLocal(tickguard::lock::InProcessLock);
+
+impl tickguard::lock::LockBackend for NotLocal {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<tickguard::lock::Acquired, tickguard::lock::LockError>> {
+        self.0.acquire(name, owner, ttl)
+    }
+    fn extend<'a>(
+        &'a self,
+        lease: &'a tickguard::lock::Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, tickguard::lock::LockError>> {
+        self.0.extend(lease, ttl)
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a tickguard::lock::Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, tickguard::lock::LockError>> {
+        self.0.release(lease, hold_for)
+    }
+    fn describe(&self) -> String {
+        "shared".to_owned()
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,5 +299,32 @@ async fn an_execution_says_who_it_is_once_and_its_lines_stay_short() {
     assert!(
         finished.contains("execution finished outcome=\"success\" status=COMPLETED attempts=2"),
         "{finished}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_that_does_not_name_the_job_puts_the_job_in_the_span() {
+    let clock = TestClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    let every = Schedule::every(Duration::from_secs(5)).unwrap();
+    // The key starts with the job's name, `a`, but does not name it.
+    let job = Job::new("a", every, |_ctx: JobContext| async {
+        tracing::info!("archiving");
+        Ok(())
+    })
+    .idempotent_key("archive-{date}")
+    .unwrap();
+    let b = builder(&clock).job(job);
+    let lines = logs_of(async {
+        let scheduler = b.build().await.unwrap();
+        scheduler
+            .run_until(sleep(Duration::from_millis(6_000)))
+            .await
+            .unwrap();
+    })
+    .await;
+    let archiving = line_with(&lines, &["INFO", "archiving"]);
+    assert!(
+        archiving.contains("tickguard.execution{execution_id=archive-2026-01-01 job=a}"),
+        "{archiving}"
     );
 }

@@ -208,7 +208,14 @@ async fn two_services_with_a_job_of_the_same_name_each_run_theirs_on_shared_serv
         assert!(
             logs.lines().any(|l| l.contains("scheduler started")
                 && l.contains(&format!("instance_id={ns} "))
-                && l.contains(&format!("namespace=\"{ns}\""))
+                && l.ends_with(&format!(
+                    "namespace=\"{ns}\" ({} lock, postgres store)",
+                    if ns.contains("redis") {
+                        "redis"
+                    } else {
+                        "postgres"
+                    }
+                ))
                 && l.contains("store=postgres://postgres@")),
             "no startup line for {ns}:\n{logs}"
         );
@@ -233,9 +240,20 @@ async fn postgres_backends_describe_their_server_without_the_password() {
     let store = PostgresStore::connect_with_schema(&url_with_password(), &ns)
         .await
         .unwrap_or_else(|e| no_postgres(e));
-    for described in [lock.describe(), store.describe()] {
+    let separator = if postgres_url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let in_query = format!("{}{separator}password=hunter2", postgres_url());
+    let query_lock = PostgresLock::connect_with_schema(&in_query, &ns)
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    for described in [lock.describe(), store.describe(), query_lock.describe()] {
         assert!(
-            described.starts_with("postgres://postgres@") && !described.contains("hunter2"),
+            described.starts_with("postgres://postgres@")
+                && !described.contains("hunter2")
+                && !described.contains('?'),
             "{described}"
         );
     }
@@ -264,13 +282,60 @@ async fn namespaces_that_are_not_plain_schema_names_are_refused_at_build() {
         ("bill\"ing", "lower-case ASCII letters, digits and `_`"),
         ("1billing", "must not start with a digit"),
         ("pg_billing", "must not start with `pg_`"),
+        ("public", "would share their tables"),
+        ("information_schema", "PostgreSQL's catalog schema"),
         (&"b".repeat(64), "longer than 63 characters"),
     ] {
         let message = refused(namespace).await;
+        assert!(
+            message.contains("use lower-case letters, digits and `_`, such as `billing`"),
+            "{message}"
+        );
         assert!(
             message.starts_with(&format!("namespace `{namespace}` ")),
             "{message}"
         );
         assert!(message.contains(why), "`{namespace}`: {message}");
     }
+}
+
+/// A namespace that is an SQL keyword works: tickguard quotes the schema's name.
+#[tokio::test]
+async fn a_namespace_that_is_a_keyword_works() {
+    let ns = "select".to_owned();
+    let cleanup = Cleanup(vec![ns.clone()]);
+    let scheduler = Scheduler::builder()
+        .discover(false)
+        .namespace(ns.clone())
+        .postgres(postgres_url())
+        .postgres_lock(postgres_url())
+        .build()
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    assert_eq!(
+        scheduler
+            .store()
+            .executions("keyword", 1)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    drop(scheduler);
+    let pool = sqlx::PgPool::connect(&postgres_url())
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&ns)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        tables.iter().any(|t| t == "tickguard_locks")
+            && tables.iter().any(|t| t == "tickguard_executions"),
+        "{tables:?}"
+    );
+    cleanup.run().await;
 }

@@ -279,7 +279,7 @@ async fn a_table_created_beforehand_needs_only_usage_and_dml_rights() {
     let admin = admin().await;
     let schema = unique("grants");
     let role = unique("role");
-    // Created by the administrator, as docs/locks.md shows.
+    // Created by the administrator, as the locks page's Postgres section shows.
     lock_in(&schema, &postgres_url()).await;
     sqlx::query(AssertSqlSafe(format!("CREATE ROLE \"{role}\" LOGIN")))
         .execute(&admin)
@@ -302,7 +302,10 @@ async fn a_table_created_beforehand_needs_only_usage_and_dml_rights() {
     };
     let e = refused().await;
     assert!(
-        e.contains("permission denied") && e.contains("USAGE on the schema"),
+        e.contains("permission denied")
+            && e.contains("USAGE on the schema")
+            && e.contains("https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html")
+            && !e.contains(".md"),
         "unclear error: {e}"
     );
     grant(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\"")).await;
@@ -753,4 +756,28 @@ async fn two_schedulers_share_the_lock_and_each_tick_runs_once() {
         .execute(&admin().await)
         .await
         .unwrap();
+}
+
+/// The lock and the store connecting at once to a schema that does not exist yet both
+/// create it: each start succeeds, twenty times over.
+#[tokio::test]
+async fn a_lock_and_a_store_connecting_at_once_to_a_new_schema_both_start() {
+    let admin = admin().await;
+    let url = postgres_url();
+    let mut schemas = Vec::new();
+    for round in 0..20 {
+        let schema = unique(&format!("race_{round}"));
+        let (lock, store) = tokio::join!(
+            PostgresLock::connect_with_schema(&url, &schema),
+            tickguard::store::PostgresStore::connect_with_schema(&url, &schema),
+        );
+        schemas.push(schema);
+        let lock = lock.unwrap_or_else(|e| panic!("round {round}: the lock failed: {e:?}"));
+        let store = store.unwrap_or_else(|e| panic!("round {round}: the store failed: {e:?}"));
+        lock.pool().close().await;
+        store.pool().close().await;
+    }
+    for schema in &schemas {
+        drop_schema(&admin, schema).await;
+    }
 }

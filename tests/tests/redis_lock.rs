@@ -113,6 +113,48 @@ async fn builder_fails_at_build_with_the_clear_error() {
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 }
 
+/// `redis_url()` with `userinfo@` in front of the host.
+fn url_with_userinfo(userinfo: &str) -> String {
+    redis_url().replacen("redis://", &format!("redis://{userinfo}@"), 1)
+}
+
+#[tokio::test]
+async fn the_startup_line_shows_no_redis_credentials() {
+    let host = redis_url().trim_start_matches("redis://").to_owned();
+    for (url, shown) in [
+        // The server's default user takes any password: each URL connects.
+        (url_with_userinfo("default:hunter2"), "default:***@"),
+        (url_with_userinfo("hunter2"), "***@"),
+        (url_with_userinfo("default:hun%40ter2"), "default:***@"),
+        (url_with_userinfo("hun%40ter2"), "***@"),
+        (format!("{}?password=hunter2", redis_url()), ""),
+    ] {
+        let (captured, guard) =
+            tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::INFO);
+        let scheduler = Scheduler::builder()
+            .discover(false)
+            .redis(url.clone())
+            .build()
+            .await
+            .unwrap_or_else(|e| no_redis(e));
+        scheduler.run_until(async {}).await.unwrap();
+        drop(guard);
+        let logs = captured.text();
+        let started = logs
+            .lines()
+            .find(|l| l.contains("scheduler started"))
+            .unwrap_or_else(|| panic!("{url}: no startup line:\n{logs}"));
+        assert!(
+            started.contains(&format!(" lock=redis://{shown}{host}")),
+            "{url}: {started}"
+        );
+        assert!(
+            !logs.contains("hunter2") && !logs.contains("ter2"),
+            "{url}: {logs}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn describes_the_server_and_namespaces_keys() {
     let lock = redis_lock().await;

@@ -1559,7 +1559,8 @@ async fn a_lease_lost_after_the_last_step_is_one_completed_run_everywhere() {
     assert!(finished.contains("outcome=\"success\""), "{finished}");
     assert!(
         text.lines().any(|l| l.contains(" WARN ")
-            && l.contains("job=late_loss")
+            && l.contains("tickguard.execution{execution_id=late_loss@")
+            && !l.contains("job=")
             && l.contains("the execution is COMPLETED")),
         "no warning of the late loss:\n{text}"
     );
@@ -1588,9 +1589,11 @@ fn a_job_that_blocks_its_thread_past_its_timeout_is_a_reported_timeout() {
     runtime.block_on(blocking_job_scenario());
     drop(runtime);
     let text = captured.text();
+    // At WARN the execution's INFO span is off: the line names the execution itself.
     assert!(
         text.lines().any(|l| l.contains(" WARN ")
-            && l.contains("job=blocks_thread")
+            && !l.contains("tickguard.execution")
+            && l.contains("job=blocks_thread execution_id=blocks_thread@")
             && l.contains("blocked its thread")
             && l.contains("tokio::task::spawn_blocking")),
         "no warning about the blocked thread:\n{text}"
@@ -1686,7 +1689,8 @@ async fn an_end_the_store_never_takes_during_shutdown_is_logged_with_its_id_with
     let id = "unrecordable@2026-01-01T00:06:40Z";
     assert!(
         text.lines().any(|l| l.contains(" ERROR ")
-            && l.contains(&format!("execution_id={id}"))
+            && l.contains(&format!("tickguard.execution{{execution_id={id}}}"))
+            && l.matches("execution_id=").count() == 1
             && l.contains("cannot record the execution's end")),
         "no ERROR naming {id}:\n{text}"
     );
@@ -1755,12 +1759,14 @@ async fn once_charges_every_batch_on_every_tick_and_a_retry_skips_what_its_execu
     for (line, key) in skips.iter().zip(["charge-1", "charge-2"]) {
         assert!(line.contains(" INFO "), "{line}");
         for field in [
-            "job=nightly_charges",
-            "execution_id=nightly_charges@2026-01-01T00:00:10Z",
+            "tickguard.execution{execution_id=nightly_charges@2026-01-01T00:00:10Z}",
             &format!("key=\"{key}\""),
         ] {
             assert!(line.contains(field), "`{field}` missing from: {line}");
         }
+        // The span names the execution; the event does not repeat it.
+        assert_eq!(line.matches("execution_id=").count(), 1, "{line}");
+        assert!(!line.contains("job="), "{line}");
     }
 }
 

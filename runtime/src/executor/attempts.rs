@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::{JobEntry, Runtime, end::RunEnd, watchdog::sleep_until_some};
 use crate::{
-    context::{CancelReason, Execution, JobContext},
+    context::{CancelReason, Execution, JobContext, identity_unless_in_span},
     job_error::{ErrorKind, JobError},
 };
 
@@ -55,9 +55,10 @@ pub(super) async fn run(rt: &Runtime, entry: &JobEntry, exec: &Arc<Execution>) -
 /// An attempt that held its thread past the job's timeout in one go: the timer could not
 /// fire meanwhile, so the timeout could not stop it.
 fn warn_blocked(exec: &Execution, longest: Duration, limit: Duration) {
+    let (job, execution_id) = identity_unless_in_span(&exec.exec);
     tracing::warn!(
-        job = %exec.exec.job,
-        execution_id = %exec.exec.execution_id,
+        job,
+        execution_id,
         blocked_ms = u64::try_from(longest.as_millis()).unwrap_or(u64::MAX),
         timeout = ?limit,
         "the job blocked its thread past its timeout, so the timeout could not stop it; the \

@@ -14,7 +14,7 @@ use super::{
     unrecorded::Pending,
 };
 use crate::{
-    context::{CancelReason, Execution},
+    context::{CancelReason, Execution, identity_unless_in_span},
     job::{FailureReport, Job, Misfire},
     job_error::JobError,
     metrics::{Outcome, SkipReason},
@@ -210,10 +210,9 @@ async fn record(
                 delay = (delay * 4).min(MAX_RECORD_DELAY);
             }
             Err(e) => {
+                let (job, execution_id) = identity_unless_in_span(&exec.exec);
                 tracing::error!(
-                    error = %e, status = %end.status,
-                    job = %exec.exec.job, execution_id = %exec.exec.execution_id,
-                    budget = ?RECORD_BUDGET,
+                    error = %e, status = %end.status, job, execution_id, budget = ?RECORD_BUDGET,
                     "cannot record the execution's end; it stays RUNNING until its owner \
                      counts as gone, then an idempotent job's execution is resumed"
                 );
@@ -233,9 +232,10 @@ fn recorded(exec: &Execution, end: &RunEnd, error: Option<&str>, ran_for: Option
         Some(reason @ (CancelReason::LockLost | CancelReason::StoreUnreachable)),
     ) = (end.status, exec.reason())
     {
+        let (job, execution_id) = identity_unless_in_span(&exec.exec);
         tracing::warn!(
-            job = %exec.exec.job,
-            execution_id = %exec.exec.execution_id,
+            job,
+            execution_id,
             reason = reason.as_str(),
             "the run was stopped after the job's last step, but the store accepted its fenced \
              finish: the execution is COMPLETED"

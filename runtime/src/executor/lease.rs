@@ -1,5 +1,7 @@
 //! The first stage, taking the job's lease lock; the one routine that renews a held lease
-//! (the watchdog and the busy-tick wait both use it); and the release at the end.
+//! (the watchdog and the busy-tick wait both use it); and the release at the end. Their
+//! lines name the job: the busy-tick wait and the release of a skipped tick run outside
+//! any execution's span.
 
 use std::time::Duration;
 

@@ -338,8 +338,9 @@ pub(crate) async fn execute(
 /// The span of one execution, around every line its run logs: it names the execution
 /// briefly, since the default `fmt` layer prints a span's fields on each of those lines. What
 /// else identifies the execution (tick, instance, fence) is logged once, by the `execution
-/// started` event. The id names the job (`{job}@{tick}..`), unless a custom key template
-/// leaves it out: then the span names the job too. `attempts`, `outcome` and `duration_ms`
+/// started` event. The id names the job when it starts with the job's name and `@`
+/// (`{job}@{tick}..`, the default); otherwise (a custom key template such as
+/// `archive-{date}`) the span names the job too. `attempts`, `outcome` and `duration_ms`
 /// are recorded once the execution's end is logged (see [`conclude::conclude`]), for
 /// OpenTelemetry and span-close events, and so appear on no line of the run.
 fn execution_span(job: &Job, execution_id: &str) -> tracing::Span {
@@ -351,8 +352,31 @@ fn execution_span(job: &Job, execution_id: &str) -> tracing::Span {
         outcome = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
     );
-    if !execution_id.starts_with(&job.name) {
-        span.record("job", job.name.as_str());
+    if !names_job(&job.name, execution_id) {
+        span.record("job", tracing::field::display(&job.name));
     }
     span
+}
+
+/// Whether `execution_id` names job `job`: it is `{job}@..`. A job `a` with the key
+/// `archive-{date}` has ids that start with `a` but do not name it.
+fn names_job(job: &str, execution_id: &str) -> bool {
+    execution_id
+        .strip_prefix(job)
+        .is_some_and(|rest| rest.starts_with('@'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_job;
+
+    #[test]
+    fn an_id_names_the_job_only_as_job_at() {
+        assert!(names_job("a", "a@2026-01-01T00:00:00Z"));
+        assert!(names_job("a", "a@2026-01-01T00:00:00Z#i-1#1-00ff"));
+        assert!(!names_job("a", "archive-2026-01-01"));
+        assert!(!names_job("a", "a-2026-01-01"));
+        assert!(!names_job("archive", "a@2026-01-01T00:00:00Z"));
+        assert!(!names_job("a", "b@2026-01-01T00:00:00Z"));
+    }
 }

@@ -9,7 +9,7 @@ use std::{
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::{JobEntry, Runtime, attempts, end::RunEnd, lease::Held};
-use crate::context::{CancelReason, Execution};
+use crate::context::{CancelReason, Execution, identity_unless_in_span};
 
 /// Stage 4: runs the attempts beside the watchdog, in this task (one spawn less per run,
 /// and the watchdog cannot outlive the run). When the watchdog reports the lease (or the
@@ -93,9 +93,10 @@ async fn heartbeat(rt: &Runtime, exec: &Execution) -> Option<Instant> {
         tokio::select! {
             biased;
             () = sleep_until(store_lost_at) => {
+                let (job, execution_id) = identity_unless_in_span(&exec.exec);
                 tracing::error!(
-                    job = %exec.exec.job,
-                    execution_id = %exec.exec.execution_id,
+                    job,
+                    execution_id,
                     "cannot heartbeat the execution store: another instance may take this \
                      execution over; cancelling this run"
                 );
@@ -121,9 +122,10 @@ async fn heartbeat(rt: &Runtime, exec: &Execution) -> Option<Instant> {
 
 fn lock_lost(entry: &JobEntry, exec: &Execution, why: &str) {
     entry.metrics.lock_lost.increment(1);
+    let (job, execution_id) = identity_unless_in_span(&exec.exec);
     tracing::error!(
-        job = %exec.exec.job,
-        execution_id = %exec.exec.execution_id,
+        job,
+        execution_id,
         why,
         "lock lost: another instance may hold it now; cancelling this run"
     );

@@ -126,4 +126,8 @@ impl LockBackend for InProcessLock {
     fn describe(&self) -> String {
         "in-process".to_owned()
     }
+
+    fn is_process_local(&self) -> bool {
+        true
+    }
 }

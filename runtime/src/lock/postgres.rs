@@ -336,6 +336,7 @@ enum SetupError {
 
 async fn create(conn: &mut PgConnection, sql: &Statements) -> Result<(), SqlxError> {
     if !table_exists(conn, sql).await? {
+        crate::postgres::create_schema(conn, &sql.schema).await?;
         let mut tx = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SETUP_LOCK_KEY)
@@ -343,20 +344,6 @@ async fn create(conn: &mut PgConnection, sql: &Statements) -> Result<(), SqlxErr
             .await?;
         // Another instance may have created it while we waited for the advisory lock.
         if !table_exists(&mut tx, sql).await? {
-            let schema_exists: bool = sqlx::query_scalar("SELECT to_regnamespace($1) IS NOT NULL")
-                .bind(&sql.schema)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !schema_exists {
-                sqlx::query(AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    sql.schema
-                )))
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .or_else(already_exists)?;
-            }
             sqlx::query(AssertSqlSafe(sql.create.as_str()))
                 .persistent(false)
                 .execute(&mut *tx)
@@ -499,14 +486,23 @@ fn setup_error(addr: &str, sql: &Statements, e: SetupError) -> LockError {
     let check = match code.as_deref() {
         // insufficient_privilege
         Some("42501") if creating => {
-            "either create the table beforehand (see docs/locks.md) and grant this user USAGE \
-             on the schema and SELECT, INSERT, UPDATE, DELETE on the table, or grant it CREATE \
-             on the schema (and on the database, if the schema is missing)"
+            "either create the table beforehand (its statement is in the lock's guide: \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres) and \
+             grant this user USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on the \
+             table, or grant it CREATE on the schema (and on the database, if the schema is \
+             missing)"
         }
         Some("42501") => "grant this user SELECT, INSERT, UPDATE, DELETE on the table",
         // undefined_column
-        Some("42703") => "the table exists with other columns; see docs/locks.md for its shape",
-        Some(_) => "see docs/locks.md for the table",
+        Some("42703") => {
+            "the table exists with other columns: drop it, or rename it and let tickguard \
+             create it (its shape: \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres)"
+        }
+        Some(_) => {
+            "check the table against \
+             https://docs.rs/tickguard/latest/tickguard/docs/locks/index.html#postgres"
+        }
         None => "is postgres running and reachable?",
     };
     LockError::with_source(

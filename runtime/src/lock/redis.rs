@@ -409,13 +409,17 @@ fn address(info: &ConnectionInfo) -> String {
     info.addr().to_string()
 }
 
-/// The server as a URL without the password, for logs.
+/// The server as a URL without the password, for logs. A user part with a password shows
+/// as `user:***@`; a user part without one shows as `***@`, because some clients read
+/// `redis://secret@host` as a password (the URL's errors mask it the same way); a password
+/// alone, and the query, are left out.
 fn describe(info: &ConnectionInfo) -> String {
     let redis = info.redis_settings();
-    let user = redis
-        .username()
-        .map(|u| format!("{u}@"))
-        .unwrap_or_default();
+    let user = match (redis.username(), redis.password()) {
+        (Some(user), Some(_)) => format!("{}:***@", encode_user(user)),
+        (Some(_), None) => "***@".to_owned(),
+        (None, _) => String::new(),
+    };
     let db = match redis.db() {
         0 => String::new(),
         n => format!("/{n}"),
@@ -426,6 +430,25 @@ fn describe(info: &ConnectionInfo) -> String {
         ConnectionAddr::Unix(path) => format!("redis+unix://{}", path.display()),
         other => format!("redis://{user}{other}{db}"),
     }
+}
+
+/// A user name as written in a URL: the characters that would end or split the user part
+/// percent-encoded, so `us@er` reads `us%40er`.
+fn encode_user(user: &str) -> String {
+    let mut encoded = String::with_capacity(user.len());
+    for c in user.chars() {
+        match c {
+            '@' | ':' | '/' | '?' | '#' | '%' | '[' | ']' => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    encoded.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c if c.is_control() || c == ' ' => encoded.push_str(&format!("%{:02X}", c as u32)),
+            c => encoded.push(c),
+        }
+    }
+    encoded
 }
 
 /// `url` with the password replaced by `***`, for an error about a URL that did not parse.
@@ -456,13 +479,29 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             describe(client.get_connection_info()),
-            "redis://user@example.com:6380/2"
+            "redis://user:***@example.com:6380/2"
         );
-        let client = Client::open("redis://:secret@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            describe(client.get_connection_info()),
-            "redis://127.0.0.1:6379"
-        );
+        for (url, described) in [
+            // A password alone.
+            ("redis://:secret@127.0.0.1", "redis://127.0.0.1:6379"),
+            // A bare user part, which some clients take for a password.
+            ("redis://hunter2@h:6379", "redis://***@h:6379"),
+            // Percent-encoded user and password: the user stays encoded.
+            (
+                "redis://us%40er:p%40ss%3Aword@h",
+                "redis://us%40er:***@h:6379",
+            ),
+            ("redis://hun%40ter2@h", "redis://***@h:6379"),
+            // A password in the query is not sent, and not shown.
+            ("redis://h:6379/0?password=hunter2", "redis://h:6379"),
+            (
+                "redis://u:hunter2@h?password=hunter2",
+                "redis://u:***@h:6379",
+            ),
+        ] {
+            let client = Client::open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(describe(client.get_connection_info()), described, "{url}");
+        }
     }
 
     #[test]

@@ -894,6 +894,10 @@ impl ExecutionStore for MemoryStore {
         "in-memory".to_owned()
     }
 
+    fn is_process_local(&self) -> bool {
+        true
+    }
+
     fn forget_once_steps<'a>(
         &'a self,
         jobs: &'a [String],

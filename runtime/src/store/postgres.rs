@@ -315,7 +315,10 @@ impl PostgresStore {
     /// creates or migrates them now. The pool's own settings apply: give its connections an
     /// `idle_in_transaction_session_timeout` (a few seconds) as [`PostgresStore::connect`]
     /// does, so that a process frozen in the middle of a claim cannot stall the job's claims
-    /// on other instances.
+    /// on other instances. The control listener's connection (see
+    /// [`SchedulerBuilder::control_listen`](crate::SchedulerBuilder::control_listen)) is
+    /// opened by tickguard with the pool's connect options and logs its statements at DEBUG
+    /// like tickguard's other connections.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
         let options = pool.connect_options();
         let addr = address(&options);
@@ -654,9 +657,13 @@ fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
         SqlxError::Database(db) => match db.code().as_deref() {
             Some("42501") => {
                 "grant this user CREATE on the schema (and on the database, if the schema is \
-                 missing), or create the tables beforehand (docs/stores.md)"
+                 missing), or create the tables beforehand (their statements: \
+                 https://docs.rs/tickguard/latest/tickguard/docs/stores/index.html#tables)"
             }
-            _ => "see docs/stores.md for the tables",
+            _ => {
+                "check the tables against \
+                 https://docs.rs/tickguard/latest/tickguard/docs/stores/index.html#tables"
+            }
         },
         _ => "is postgres running and reachable?",
     };
@@ -672,6 +679,8 @@ fn setup_error(addr: &str, schema: &str, e: MigrateError) -> StoreError {
 
 /// Creates or migrates the tables.
 async fn migrate(conn: &mut PgConnection, sql: &Statements) -> Result<(), MigrateError> {
+    // Before the migrations' transaction: see `create_schema`.
+    crate::postgres::create_schema(conn, &sql.schema).await?;
     migrate::run(&mut PgMigrator { conn, sql }, MIGRATIONS).await
 }
 
@@ -709,13 +718,8 @@ impl Migrate for PgMigrator<'_> {
         if current_version(self.conn, self.sql).await?.is_some() {
             return Ok(());
         }
+        // The schema was created before the transaction began (see `migrate`).
         let schema = &self.sql.schema;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}"
-        )))
-        .execute(&mut *self.conn)
-        .await
-        .or_else(already_exists)?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {schema}.tickguard_migrations (\
              version integer PRIMARY KEY, \

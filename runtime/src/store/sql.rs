@@ -24,10 +24,13 @@ pub(crate) const FORGET_BATCH: i64 = 10_000;
 pub(crate) const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 /// `options` with sqlx's log of every statement at DEBUG, and of statements slower than
-/// [`SLOW_STATEMENT`] at WARN: a scheduler's claims, heartbeats and looks at the control
-/// version would otherwise fill an INFO log. Applied to every connection tickguard opens
-/// itself (stores, Postgres lock, control listener); a pool given to tickguard keeps its
-/// own settings.
+/// [`SLOW_STATEMENT`] at WARN. These are sqlx's defaults too; tickguard sets them explicitly
+/// so that its claims, heartbeats and looks at the control version stay out of an INFO log
+/// whatever sqlx's defaults become. Applied to every connection tickguard opens itself: the
+/// stores and the Postgres lock connected from a URL, and the control listener's connection,
+/// which is tickguard's own even when the store was built on a given pool (it is opened
+/// with that pool's connect options, and this setting). The connections of a pool given to
+/// tickguard keep the pool's own settings.
 pub(crate) fn statement_logging<O: sqlx::ConnectOptions>(options: O) -> O {
     options
         .log_statements(log::LevelFilter::Debug)
