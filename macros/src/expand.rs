@@ -211,9 +211,12 @@ fn on_failure(p: &TokenStream, path: &Path) -> TokenStream {
 /// The fn owns the context in its future and takes each argument from it (`&JobContext` is
 /// lent from it), then calls the user's fn. Each argument is checked where the user wrote
 /// its type, and the output where the user wrote the return type, by a trait whose message
-/// says what is expected: every helper call is spanned there throughout (a call that mixes
-/// generated and user tokens is reported on the whole attribute). The future is checked to
-/// be `Send` by one helper call, on the return type too.
+/// says what is expected: each check is a `<Type as Trait>` path spanned there, with the type
+/// interpolated so that its error underlines the whole type (a call whose own tokens mix
+/// spans is reported on the whole attribute). Names the generated code declares are
+/// interpolated, or declared with the span they are used with, so that they resolve when
+/// the user's tokens come from a `macro_rules!`. The future is checked to be `Send` by one
+/// helper call, on the return type too.
 fn run(f: &ItemFn, p: &TokenStream) -> (TokenStream, TokenStream) {
     let ident = &f.sig.ident;
     let types: Vec<&Type> = f
