@@ -6,7 +6,7 @@ use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Type, Visibility, spanned::Spanned};
 
-use crate::args::{Args, Misfire, Trigger};
+use crate::args::{Args, LockArgs, Misfire, RetryArgs, Trigger};
 
 fn duration(krate: &Path, d: Duration) -> TokenStream {
     let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -92,49 +92,8 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         quote!(#z)
     });
     let jitter = option(args.jitter, |d| duration(&krate, d));
-    let lock = option(args.lock, |l| {
-        let ttl = option(l.ttl, |t| duration(&krate, t.value));
-        let at_least = option(l.at_least, |t| duration(&krate, t.value));
-        quote!(#p::LockDef {
-            ttl: #ttl,
-            at_least: #at_least,
-        })
-    });
-    let retry = option(args.retry, |r| {
-        let attempts = option(r.attempts, |a| {
-            let a = a.value;
-            quote!(#a)
-        });
-        let backoff = option(r.backoff, |d| duration(&krate, d));
-        let factor = option(r.factor, |f| {
-            let f = f.value;
-            quote!(#f)
-        });
-        let max_delay = option(r.max_delay, |d| duration(&krate, d));
-        let jitter = option(r.jitter, |j| {
-            let j = j.value;
-            quote!(#j)
-        });
-        // Called through a fn of the expected signature, so a predicate of the wrong type
-        // errs on its path, as a call with the wrong argument would.
-        let when = option(r.when, |path| {
-            let call = quote_spanned!(path.span()=> #path(error));
-            quote! {{
-                fn __tickguard_when(error: &#p::JobError) -> bool {
-                    #call
-                }
-                __tickguard_when
-            }}
-        });
-        quote!(#p::RetryDef {
-            attempts: #attempts,
-            backoff: #backoff,
-            factor: #factor,
-            max_delay: #max_delay,
-            jitter: #jitter,
-            when: #when,
-        })
-    });
+    let lock = option(args.lock, |l| lock(&krate, l));
+    let retry = option(args.retry, |r| retry(&krate, r));
     let idempotent = option(args.idempotent, |key| option(key, |k| quote!(#k)));
     let timeout = option(args.timeout, |d| duration(&krate, d));
     let misfire = option(args.misfire, |m| match m {
@@ -142,21 +101,7 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
         Misfire::RunAll => quote!(#p::Misfire::RunAll),
     });
-    // A hook that is not an `async fn(FailureReport)`, or whose future is not `Send`, errs on
-    // its path: the helper's bounds are checked on the hook's call, all spanned there.
-    let on_failure = option(args.on_failure, |path| {
-        let span = path.span();
-        let hook_future = respan(quote!(#p::hook_future), span);
-        let call = quote_spanned!(span=> #hook_future(#path(report)));
-        quote! {{
-            fn __tickguard_on_failure(
-                report: #p::FailureReport,
-            ) -> #p::BoxFuture<'static, ()> {
-                #call
-            }
-            __tickguard_on_failure
-        }}
-    });
+    let on_failure = option(args.on_failure.as_ref(), |path| on_failure(&p, path));
 
     let (run, needs) = run(f, &p);
 
@@ -188,15 +133,90 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
     }
 }
 
+/// The lock's description: only what the user wrote.
+fn lock(krate: &Path, l: LockArgs) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let ttl = option(l.ttl, |t| duration(krate, t.value));
+    let at_least = option(l.at_least, |t| duration(krate, t.value));
+    quote!(#p::LockDef {
+        ttl: #ttl,
+        at_least: #at_least,
+    })
+}
+
+/// The retry policy's description: only what the user wrote.
+fn retry(krate: &Path, r: RetryArgs) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let attempts = option(r.attempts, |a| {
+        let a = a.value;
+        quote!(#a)
+    });
+    let backoff = option(r.backoff, |d| duration(krate, d));
+    let factor = option(r.factor, |f| {
+        let f = f.value;
+        quote!(#f)
+    });
+    let max_delay = option(r.max_delay, |d| duration(krate, d));
+    let jitter = option(r.jitter, |j| {
+        let j = j.value;
+        quote!(#j)
+    });
+    let when = option(r.when.as_ref(), |path| when(&p, path));
+    quote!(#p::RetryDef {
+        attempts: #attempts,
+        backoff: #backoff,
+        factor: #factor,
+        max_delay: #max_delay,
+        jitter: #jitter,
+        when: #when,
+    })
+}
+
+/// The `retry(when = path)` predicate, called through a fn of the expected signature, so a
+/// predicate of the wrong type errs on its path, as a call with the wrong argument would.
+/// The fn's argument is declared with the path's span too, so that the call finds it when
+/// the path comes from a `macro_rules!` (hygiene), and the call is spanned on one context.
+fn when(p: &TokenStream, path: &Path) -> TokenStream {
+    let error = Ident::new("__tickguard_error", path.span());
+    let call = quote_spanned!(path.span()=> #path(#error));
+    quote! {{
+        fn __tickguard_when(#error: &#p::JobError) -> bool {
+            #call
+        }
+        __tickguard_when
+    }}
+}
+
+/// The `on_failure` hook: one that is not an `async fn(FailureReport)`, or whose future is
+/// not `Send`, errs on its path, as the helper's bounds are checked on the hook's call, all
+/// spanned there. The fn's argument is declared with that span too, as in [`when`].
+fn on_failure(p: &TokenStream, path: &Path) -> TokenStream {
+    let span = path.span();
+    let hook_future = respan(quote!(#p::hook_future), span);
+    let report = Ident::new("__tickguard_report", span);
+    let call = quote_spanned!(span=> #hook_future(#path(#report)));
+    quote! {{
+        fn __tickguard_on_failure(
+            #report: #p::FailureReport,
+        ) -> #p::BoxFuture<'static, ()> {
+            #call
+        }
+        __tickguard_on_failure
+    }}
+}
+
 /// The fn the runtime calls for each attempt, and the list of the application state each
 /// argument takes (for the builder's check).
 ///
 /// The fn owns the context in its future and takes each argument from it (`&JobContext` is
 /// lent from it), then calls the user's fn. Each argument is checked where the user wrote
 /// its type, and the output where the user wrote the return type, by a trait whose message
-/// says what is expected: every helper call is spanned there throughout (a call that mixes
-/// generated and user tokens is reported on the whole attribute). The future is checked to
-/// be `Send` by one helper call, on the return type too.
+/// says what is expected: each check is a `<Type as Trait>` path spanned there, with the type
+/// interpolated so that its error underlines the whole type (a call whose own tokens mix
+/// spans is reported on the whole attribute). Names the generated code declares are
+/// interpolated, or declared with the span they are used with, so that they resolve when
+/// the user's tokens come from a `macro_rules!`. The future is checked to be `Send` by one
+/// helper call, on the return type too.
 fn run(f: &ItemFn, p: &TokenStream) -> (TokenStream, TokenStream) {
     let ident = &f.sig.ident;
     let types: Vec<&Type> = f
@@ -212,9 +232,12 @@ fn run(f: &ItemFn, p: &TokenStream) -> (TokenStream, TokenStream) {
         .map(|i| format_ident!("__tickguard_arg{}", i))
         .collect();
     let arg = |ty: &Type| respan(quote!(#p::Arg<'_>), ty.span());
+    // Interpolated, the context keeps the span of its declaration: spanned at the user's
+    // type, it would not resolve when the type comes from a `macro_rules!` (hygiene).
+    let ctx = quote!(&__tickguard_ctx);
     let takes = types.iter().zip(&values).map(|(ty, value)| {
         let arg = arg(ty);
-        let take = quote_spanned!(ty.span()=> <#ty as #arg>::take(&__tickguard_ctx));
+        let take = quote_spanned!(ty.span()=> <#ty as #arg>::take(#ctx));
         quote! {
             let #value = match #take {
                 ::core::result::Result::Ok(value) => value,
@@ -226,12 +249,15 @@ fn run(f: &ItemFn, p: &TokenStream) -> (TokenStream, TokenStream) {
         let arg = arg(ty);
         quote_spanned!(ty.span()=> <#ty as #arg>::needs)
     });
-    let span = match &f.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => ident.span(),
+    let (ret_ty, span) = match &f.sig.output {
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+        ReturnType::Default => (quote!(()), ident.span()),
     };
     let output = Ident::new("__tickguard_output", span);
-    let returned = respan(quote!(#p::Returns::into_result(#output)), span);
+    // As for the arguments: the type itself, interpolated, so that an error underlines all
+    // of it (a span of several tokens cannot be built on stable).
+    let returns = respan(quote!(#p::Returns), span);
+    let returned = quote_spanned!(span=> <#ret_ty as #returns>::into_result(#output));
     let future = Ident::new("__tickguard_future", span);
     let boxed = respan(quote!(#p::job_future(#future)), span);
     let run = quote! {{

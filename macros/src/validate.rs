@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
-use syn::{FnArg, ReturnType, Signature, Type, spanned::Spanned};
+use syn::{
+    FnArg, GenericArgument, GenericParam, Generics, PathArguments, ReturnType, Signature, Type,
+    TypeParamBound, spanned::Spanned,
+};
 
 use crate::{
     args::{Args, Trigger},
@@ -19,18 +22,7 @@ pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
             "#[scheduled] needs an `async fn`: write `async fn`",
         );
     }
-    let generics = &sig.generics;
-    let generic = match (generics.params.first(), &generics.where_clause) {
-        (Some(param), _) => Some(param.span()),
-        (None, Some(clause)) => Some(clause.where_token.span),
-        (None, None) => None,
-    };
-    if let Some(span) = generic {
-        cx.error(
-            span,
-            "#[scheduled] fns cannot be generic: their arguments are `JobContext`, `&JobContext` or `State<T>`",
-        );
-    }
+    generics(&sig.generics, cx);
     if let Some(receiver) = sig.receiver() {
         cx.error(
             receiver.self_token.span,
@@ -40,15 +32,9 @@ pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
     if let Some(variadic) = &sig.variadic {
         cx.error(variadic.span(), "#[scheduled] fns cannot be variadic");
     }
-    // An `impl Trait` argument makes the fn generic too.
     for arg in &sig.inputs {
-        if let FnArg::Typed(t) = arg
-            && let Type::ImplTrait(it) = &*t.ty
-        {
-            cx.error(
-                it.impl_token.span,
-                "#[scheduled] fns cannot be generic: take `JobContext`, `&JobContext` or `State<T>`",
-            );
+        if let FnArg::Typed(t) = arg {
+            argument(&t.ty, &sig.generics, cx);
         }
     }
     if let ReturnType::Default = sig.output {
@@ -56,6 +42,121 @@ pub(crate) fn signature(sig: &Signature, cx: &Ctxt) {
             sig.ident.span(),
             "#[scheduled] fns must return `JobResult` (`Result<(), JobError>`) so failures are recorded and retried",
         );
+    }
+}
+
+/// Type and const parameters make the fn generic; a lifetime parameter is for a borrowed
+/// argument, and the only one is `&JobContext`, which needs none.
+fn generics(generics: &Generics, cx: &Ctxt) {
+    let mut generic = None;
+    for param in &generics.params {
+        match param {
+            GenericParam::Lifetime(lt) => cx.error(
+                lt.lifetime.span(),
+                format!(
+                    "#[scheduled] fns cannot have lifetime parameters: remove `<{}>`, and \
+                     write `&JobContext`, without a lifetime (other arguments are owned)",
+                    lt.lifetime
+                ),
+            ),
+            GenericParam::Type(_) | GenericParam::Const(_) => {
+                generic.get_or_insert(param.span());
+            }
+        }
+    }
+    if generic.is_none()
+        && let Some(clause) = &generics.where_clause
+    {
+        generic = Some(clause.where_token.span);
+    }
+    if let Some(span) = generic {
+        cx.error(
+            span,
+            "#[scheduled] fns cannot be generic: their arguments are `JobContext`, `&JobContext` or `State<T>`",
+        );
+    }
+}
+
+/// Checks what an argument's type alone says: a borrow with a named lifetime (but one of
+/// the fn's lifetime parameters, whose error says to remove it here too), and an
+/// `impl Trait` anywhere in it (which makes the fn generic).
+fn argument(ty: &Type, generics: &Generics, cx: &Ctxt) {
+    if let Type::Reference(r) = ty
+        && let Some(lifetime) = &r.lifetime
+        && lifetime.ident != "_"
+        && !generics
+            .lifetimes()
+            .any(|param| param.lifetime == *lifetime)
+    {
+        cx.error(
+            lifetime.span(),
+            "#[scheduled] fns borrow the context for the run only: write `&JobContext`, without a lifetime",
+        );
+    }
+    impl_traits(ty, &mut |span| {
+        cx.error(
+            span,
+            "#[scheduled] fns cannot be generic, and `impl Trait` in an argument makes them so: \
+             take `JobContext`, `&JobContext` or `State<T>` of a named type",
+        );
+    });
+}
+
+/// Calls `found` with the span of the `impl` of each `impl Trait` in `ty`, at any depth.
+fn impl_traits(ty: &Type, found: &mut dyn FnMut(Span)) {
+    match ty {
+        Type::ImplTrait(it) => found(it.impl_token.span),
+        Type::Array(t) => impl_traits(&t.elem, found),
+        Type::Group(t) => impl_traits(&t.elem, found),
+        Type::Paren(t) => impl_traits(&t.elem, found),
+        Type::Ptr(t) => impl_traits(&t.elem, found),
+        Type::Reference(t) => impl_traits(&t.elem, found),
+        Type::Slice(t) => impl_traits(&t.elem, found),
+        Type::Tuple(t) => t.elems.iter().for_each(|t| impl_traits(t, found)),
+        Type::BareFn(f) => {
+            f.inputs.iter().for_each(|a| impl_traits(&a.ty, found));
+            if let ReturnType::Type(_, t) = &f.output {
+                impl_traits(t, found);
+            }
+        }
+        Type::Path(p) => {
+            if let Some(q) = &p.qself {
+                impl_traits(&q.ty, found);
+            }
+            path_impl_traits(&p.path, found);
+        }
+        Type::TraitObject(o) => {
+            for bound in &o.bounds {
+                if let TypeParamBound::Trait(t) = bound {
+                    path_impl_traits(&t.path, found);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`impl_traits`] in the generic arguments of each segment of `path`.
+fn path_impl_traits(path: &syn::Path, found: &mut dyn FnMut(Span)) {
+    for segment in &path.segments {
+        match &segment.arguments {
+            PathArguments::AngleBracketed(args) => {
+                for arg in &args.args {
+                    match arg {
+                        GenericArgument::Type(t) => impl_traits(t, found),
+                        GenericArgument::AssocType(a) => impl_traits(&a.ty, found),
+                        _ => {}
+                    }
+                }
+            }
+            PathArguments::Parenthesized(args) => {
+                args.inputs.iter().for_each(|t| impl_traits(t, found));
+                if let ReturnType::Type(_, t) = &args.output {
+                    impl_traits(t, found);
+                }
+            }
+            PathArguments::None => {}
+        }
     }
 }
 

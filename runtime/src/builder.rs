@@ -19,7 +19,7 @@ use crate::{
     retention::{DEFAULT_ONCE_RETENTION, DEFAULT_RETENTION_EVERY, Keep},
     scheduler::{DEFAULT_SHUTDOWN_GRACE, Scheduler},
     startup::Namespace,
-    state::StateMap,
+    state::{StateMap, StateValue},
     store::{ExecutionStore, JobRegistration, MemoryStore, Retention},
 };
 
@@ -491,8 +491,15 @@ impl SchedulerBuilder {
     /// of its type gets it, shared behind an `Arc` (a pool, a client, a configuration). One
     /// value per type: a second value of the same type replaces the first.
     ///
-    /// [`build`](Self::build) fails with [`Error::Config`], naming the job and the type, if a
-    /// job takes a `State<T>` of a type no value was given for.
+    /// Values are keyed by their exact type: a `State<T>` takes the value given as a `T`,
+    /// not one given as an `Arc<T>` (nor a `Box<T>`, nor a `&T`). `State<T>` already holds an
+    /// `Arc<T>`, so give `T` itself: `.state(pool)`, not `.state(Arc::new(pool))`. The value
+    /// must be [`Send + Sync + 'static`](crate::StateValue): every run of every job shares
+    /// it.
+    ///
+    /// [`build`](Self::build) fails with [`Error::Config`], with a line naming the job and
+    /// the type for each, if jobs take a `State<T>` of a type no value was given for (and
+    /// says so when the value was given as an `Arc<T>`, or as `T` for a `State<Arc<T>>`).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -521,7 +528,7 @@ impl SchedulerBuilder {
     /// scheduler.run_until(tokio::time::sleep(Duration::from_secs(25))).await?;
     /// # Ok(()) }
     /// ```
-    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+    pub fn state<T: StateValue>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
     }
@@ -747,14 +754,26 @@ fn collect_jobs(mut jobs: Vec<Job>, discover: bool) -> Result<Vec<Job>, Error> {
     Ok(jobs)
 }
 
-/// Checks that every job's `State<T>` arguments have their value.
+/// Checks that every job's `State<T>` arguments have their value; if not, one error with a
+/// line per job and type missing.
 fn check_state(jobs: &[Job], state: &StateMap) -> Result<(), Error> {
+    let mut missing: Vec<String> = Vec::new();
     for job in jobs {
-        if let Some(need) = job.needs.iter().find(|need| !state.has(need)) {
-            return Err(Error::Config(need.missing(&job.name)));
+        for need in job.needs.iter().filter(|need| !state.has(need)) {
+            let line = state.missing(need, &job.name);
+            if !missing.contains(&line) {
+                missing.push(line);
+            }
         }
     }
-    Ok(())
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Error::Config(one.clone())),
+        many => Err(Error::Config(format!(
+            "jobs take application state that was not given:\n{}",
+            many.join("\n")
+        ))),
+    }
 }
 
 /// Starts each webhook's delivery task and adds a hook that queues every failure report on

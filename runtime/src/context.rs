@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     job_error::{JobError, JobResult},
     metrics::ONCE_SKIPPED_TOTAL,
-    state::{State, StateMap},
+    state::{State, StateMap, StateValue},
     store::{ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
 };
 
@@ -222,8 +222,13 @@ impl JobContext {
     ///     Ok(config.region.clone())
     /// }
     /// ```
-    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+    pub fn state<T: StateValue>(&self) -> Option<State<T>> {
         self.state.get()
+    }
+
+    /// The application state given to the scheduler (or the test kit's run).
+    pub(crate) fn states(&self) -> &StateMap {
+        &self.state
     }
 
     /// The job's name.

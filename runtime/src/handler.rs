@@ -7,7 +7,7 @@ use crate::{
     context::JobContext,
     future::BoxFuture,
     job_error::{JobError, JobResult},
-    state::{Need, State},
+    state::{Need, State, StateValue},
 };
 
 /// Keeps [`FromContext`] and [`JobHandler`] implemented by tickguard only, so that their
@@ -52,14 +52,16 @@ impl FromContext for JobContext {
 
 impl<T> sealed::Argument for State<T> {}
 
-impl<T: Send + Sync + 'static> FromContext for State<T> {
+// Bound by `StateValue` rather than by its supertraits, so that a `T` that is not
+// `Send + Sync + 'static` errs with that trait's message, which says so.
+impl<T: StateValue> FromContext for State<T> {
     fn needs() -> Option<Need> {
         Some(Need::of::<T>())
     }
 
     fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
         ctx.state::<T>()
-            .ok_or_else(|| JobError::permanent(Need::of::<T>().missing(ctx.job())))
+            .ok_or_else(|| JobError::permanent(ctx.states().missing(&Need::of::<T>(), ctx.job())))
     }
 }
 
@@ -69,7 +71,9 @@ impl<T: Send + Sync + 'static> FromContext for State<T> {
 /// [`JobResult`].
 ///
 /// A closure's arguments need their types written (`|ctx: JobContext| async move { .. }`):
-/// the type says what each argument is taken from.
+/// the type says what each argument is taken from. A closure takes `JobContext` by value:
+/// `&JobContext` is for `#[scheduled]` fns only. The `T` of a `State<T>` is
+/// [`Send + Sync + 'static`](crate::StateValue).
 ///
 /// ```
 /// use tickguard::{Job, JobContext, JobResult, Schedule, State};
@@ -102,8 +106,10 @@ impl<T: Send + Sync + 'static> FromContext for State<T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a job's handler",
     label = "not a job handler",
-    note = "a handler is an `async fn`, or a closure that returns a future, whose arguments (up to 6) are `JobContext` or `State<T>`, and whose future is `Send` and resolves to `JobResult`",
-    note = "a closure's arguments need their types written: `|ctx: JobContext| async move ..`"
+    note = "a handler is an `async fn`, or a closure that returns a future, whose arguments (up to 6) are `JobContext` or `State<T>`, and whose future is `Send` and resolves to `JobResult` (`Result<(), JobError>`)",
+    note = "a closure's arguments need their types written: `|ctx: JobContext| async move ..`",
+    note = "`&JobContext` is for #[scheduled] fns only: a closure takes `JobContext` by value",
+    note = "the `T` of a `State<T>` must be `Send + Sync + 'static`: every run of every job shares it"
 )]
 pub trait JobHandler<Args>: Send + Sync + 'static + sealed::Handler<Args> {
     /// Takes the arguments from `ctx` and calls the code; a future of the error if an
@@ -201,9 +207,9 @@ impl<'a> Arg<'a> for &'a JobContext {
     }
 }
 
-// Left out of the error's help: its message names every argument type.
-#[diagnostic::do_not_recommend]
-impl<'a, T: Send + Sync + 'static> Arg<'a> for State<T> {
+// Bound by `StateValue`, as for `FromContext`; left in the error's help, so that a `T`
+// that is not `Send + Sync + 'static` errs with `StateValue`'s message.
+impl<'a, T: StateValue> Arg<'a> for State<T> {
     fn needs() -> Option<Need> {
         <Self as FromContext>::needs()
     }

@@ -200,9 +200,11 @@ impl Job {
     /// A job named `name` that runs `handler` on `schedule`, with no lock, no retries, not
     /// idempotent, no timeout, and the [`Misfire::RunOnce`] policy.
     ///
-    /// The handler is an `async fn` or a closure returning a future, whose arguments are
-    /// [`JobContext`] or [`State<T>`](crate::State), in any order (see [`JobHandler`]). A
-    /// closure's arguments need their types written: `|ctx: JobContext| async move { .. }`.
+    /// The handler is an `async fn` or a closure returning a future, whose arguments (up to
+    /// 6) are [`JobContext`] or [`State<T>`](crate::State), in any order, and whose future is
+    /// `Send` and returns a [`JobResult`](crate::JobResult) (see [`JobHandler`]). A closure's
+    /// arguments need their types written: `|ctx: JobContext| async move { .. }`; it takes
+    /// `JobContext` by value, as `&JobContext` is for `#[scheduled]` fns only.
     #[track_caller]
     pub fn new<H, Args>(name: impl Into<String>, schedule: Schedule, handler: H) -> Self
     where

@@ -60,7 +60,7 @@ pub use scheduler::Scheduler;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[doc(no_inline)]
 pub use sqlx;
-pub use state::State;
+pub use state::{State, StateValue};
 /// Names a `#[scheduled]` fn as a [`Job`], for explicit registration:
 /// `Scheduler::builder().discover(false).job(tickguard::job!(my_job))`.
 pub use tickguard_macros::job;

@@ -70,7 +70,7 @@ use crate::{
     job::Job,
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics::SkipReason,
-    state::StateMap,
+    state::{GivenTo, StateMap, StateValue},
     store::{
         Claim, ClaimRequest, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
         Finish, HistoryPage, HistoryQuery, Interrupted, JobRecord, JobRegistration, JobSummary,
@@ -109,7 +109,7 @@ impl Run {
             checkpoint: None,
             instance_id: "test-instance".to_owned(),
             liveness: Duration::from_secs(30),
-            state: StateMap::default(),
+            state: StateMap::given_to(GivenTo::Run),
         }
     }
 
@@ -167,7 +167,7 @@ impl Run {
     /// assert_eq!(run.record().unwrap().status, Status::Completed);
     /// # }
     /// ```
-    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+    pub fn state<T: StateValue>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
     }

@@ -1,11 +1,12 @@
 //! Application state: the values given to the builder reach the jobs' `State<T>` arguments,
 //! in `#[scheduled]` fns and `Job::new` handlers; a job whose state was not given is refused
-//! at build, naming the job and the type; the test kit gives state to a direct run, and a
-//! run whose state is missing fails, permanently, saying what is missing.
+//! at build, naming every job and type missing at once (and a value given in an `Arc` for
+//! what it is); the test kit gives state to a direct run, and a run whose state is missing
+//! fails, permanently, saying what is missing.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
@@ -75,15 +76,21 @@ async fn reports_its_state(
     Ok(())
 }
 
-/// Runs `builder` until a job reports, and returns its report.
+/// Runs `builder` until a job reports, and returns its report; panics if none reports
+/// within a minute (the jobs run every second).
 async fn first_report(builder: SchedulerBuilder, mut seen: mpsc::UnboundedReceiver<Seen>) -> Seen {
     let scheduler = builder.build().await.unwrap();
     let mut report = None;
     scheduler
-        .run_until(async { report = seen.recv().await })
+        .run_until(async {
+            report = tokio::time::timeout(Duration::from_secs(60), seen.recv())
+                .await
+                .ok()
+                .flatten();
+        })
         .await
         .unwrap();
-    report.unwrap()
+    report.expect("no job reported within a minute")
 }
 
 #[tokio::test(start_paused = true)]
@@ -174,10 +181,62 @@ async fn build_refuses_a_job_new_handler_whose_state_was_not_given() {
         "job `nightly_report` takes `State<state::Limit>`, but no value of type `state::Limit` \
          was given to the builder: add `.state(value)`"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn build_names_every_job_and_type_whose_state_is_missing_at_once() {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let closure = Job::new(
+        "nightly_report",
+        every_second(),
+        |_limit: State<Limit>, _names: State<Vec<String>>| async { Ok(()) },
+    );
+    let builder = builder()
+        .job(tickguard::job!(reports_its_state))
+        .job(closure)
+        .state(Probe(tx));
     assert_eq!(
-        Error::Config(message).to_string(),
-        "invalid scheduler configuration: job `nightly_report` takes `State<state::Limit>`, but \
-         no value of type `state::Limit` was given to the builder: add `.state(value)`"
+        config_error(builder).await,
+        "jobs take application state that was not given:\n\
+         job `reports_its_state` takes `State<state::Limit>`, but no value of type \
+         `state::Limit` was given to the builder: add `.state(value)`\n\
+         job `reports_its_state` takes `State<state::Config>`, but no value of type \
+         `state::Config` was given to the builder: add `.state(value)`\n\
+         job `nightly_report` takes `State<state::Limit>`, but no value of type \
+         `state::Limit` was given to the builder: add `.state(value)`\n\
+         job `nightly_report` takes `State<std::vec::Vec<std::string::String>>`, but no value \
+         of type `std::vec::Vec<std::string::String>` was given to the builder: add \
+         `.state(value)`"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn build_says_that_a_value_given_in_an_arc_is_keyed_by_the_arc() {
+    let job = Job::new(
+        "nightly_report",
+        every_second(),
+        |_limit: State<Limit>| async { Ok(()) },
+    );
+    let given_an_arc = builder().job(job).state(Arc::new(Limit(1)));
+    assert_eq!(
+        config_error(given_an_arc).await,
+        "job `nightly_report` takes `State<state::Limit>`, but the value given to the builder \
+         is an `std::sync::Arc<state::Limit>`, and values are found by their exact type: give \
+         the `state::Limit` itself (`.state(value)`, not `.state(Arc::new(value))`), as \
+         `State<state::Limit>` holds it behind an `Arc` already"
+    );
+
+    let job = Job::new(
+        "nightly_report",
+        every_second(),
+        |_limit: State<Arc<Limit>>| async { Ok(()) },
+    );
+    let taking_an_arc = builder().job(job).state(Limit(1));
+    assert_eq!(
+        config_error(taking_an_arc).await,
+        "job `nightly_report` takes `State<std::sync::Arc<state::Limit>>`, but the value given \
+         to the builder is a `state::Limit`, and values are found by their exact type: take \
+         `State<state::Limit>`, which holds the value behind an `Arc` already"
     );
 }
 
@@ -199,6 +258,28 @@ async fn the_test_kit_gives_state_to_a_direct_run() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_test_kit_gives_state_to_a_scheduled_fn() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let run = Run::new(tickguard::job!(reports_its_state), t0())
+        .state(Probe(tx))
+        .state(Limit(3))
+        .state(Config {
+            region: "us-east-2",
+        })
+        .run()
+        .await;
+    assert_eq!(run.record().unwrap().status, Status::Completed);
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Seen {
+            job: "reports_its_state".into(),
+            limit: 3,
+            region: "us-east-2",
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_direct_run_without_its_state_fails_permanently_saying_what_is_missing() {
     let closure = Job::new(
         "closure_without_state",
@@ -214,7 +295,7 @@ async fn a_direct_run_without_its_state_fails_permanently_saying_what_is_missing
         record.error.as_deref(),
         Some(
             "job `closure_without_state` takes `State<state::Limit>`, but no value of type \
-             `state::Limit` was given to the builder: add `.state(value)`"
+             `state::Limit` was given to the run (`Run::state`)"
         )
     );
 
@@ -231,7 +312,7 @@ async fn a_direct_run_without_its_state_fails_permanently_saying_what_is_missing
             .error
             .as_deref()
             .unwrap()
-            .contains("takes `State<state::Config>`, but no value of type `state::Config`"),
+            .contains("takes `State<state::Config>`, but no value of type `state::Config` was given to the run (`Run::state`)"),
         "{:?}",
         record.error
     );
