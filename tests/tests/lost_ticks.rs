@@ -154,6 +154,38 @@ async fn a_misfire_the_skip_policy_drops_is_reported_and_counted_as_lost() {
     assert_eq!(lost("jumped", "overlap"), 0);
 }
 
+/// The ticks each run was for.
+type Runs = Arc<Mutex<Vec<DateTime<Utc>>>>;
+
+/// Runs one scheduler instance of a `skip` job `name`, due every second, on `store` for
+/// `runs_for` ms: its runs' ticks go to `runs`, its failure reports to `reports`.
+async fn run_skip_job(
+    name: &str,
+    clock: &TestClock,
+    store: &Arc<MemoryStore>,
+    runs: &Runs,
+    reports: &Reports,
+    runs_for: u64,
+) {
+    let ran = runs.clone();
+    let job = Job::new(name, every(1), move |ctx: JobContext| {
+        ran.lock().unwrap().push(ctx.scheduled_at());
+        async { Ok(()) }
+    })
+    .misfire(Misfire::Skip)
+    .on_failure(reports.hook());
+    builder(clock)
+        .store(store.clone())
+        .misfire_threshold(Duration::from_millis(200))
+        .job(job)
+        .build()
+        .await
+        .unwrap()
+        .run_until(sleep(Duration::from_millis(runs_for)))
+        .await
+        .unwrap();
+}
+
 /// A `skip` job runs ticks 1 and 2, its only instance stops, and the next starts 10 s
 /// later on the same store: ticks 3..=12 came due while no instance ran, and the report
 /// says so (not that this process noticed them late).
@@ -162,29 +194,10 @@ async fn ticks_missed_while_no_instance_ran_are_reported_as_such() {
     let _recorder = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
     let store = Arc::new(MemoryStore::new());
-    let reports = Reports::default();
-    let runs = Arc::new(Mutex::new(Vec::new()));
-    let job = || {
-        let ran = runs.clone();
-        Job::new("restarted", every(1), move |ctx: JobContext| {
-            ran.lock().unwrap().push(ctx.scheduled_at());
-            async { Ok(()) }
-        })
-        .misfire(Misfire::Skip)
-        .on_failure(reports.hook())
-    };
+    let (reports, runs) = (Reports::default(), Runs::default());
     for (stopped_for, runs_for) in [(0, 2_500), (10, 1_000)] {
         clock.jump(chrono::Duration::seconds(stopped_for));
-        builder(&clock)
-            .store(store.clone())
-            .misfire_threshold(Duration::from_millis(200))
-            .job(job())
-            .build()
-            .await
-            .unwrap()
-            .run_until(sleep(Duration::from_millis(runs_for)))
-            .await
-            .unwrap();
+        run_skip_job("restarted", &clock, &store, &runs, &reports, runs_for).await;
     }
     assert_eq!(*runs.lock().unwrap(), [at(1), at(2), at(13)]);
     let reports = reports.get();
@@ -209,17 +222,7 @@ async fn ticks_skipped_while_paused_are_not_reported_missed_after_a_restart() {
     let _recorder = tickguard_tests::metrics();
     let clock = TestClock::new(t0());
     let store = Arc::new(MemoryStore::new());
-    let reports = Reports::default();
-    let runs = Arc::new(Mutex::new(Vec::new()));
-    let job = || {
-        let ran = runs.clone();
-        Job::new("paused_then_resumed", every(1), move |ctx: JobContext| {
-            ran.lock().unwrap().push(ctx.scheduled_at());
-            async { Ok(()) }
-        })
-        .misfire(Misfire::Skip)
-        .on_failure(reports.hook())
-    };
+    let (reports, runs) = (Reports::default(), Runs::default());
     for (step, runs_for) in [("run", 2_500), ("pause", 5_000), ("resume", 1_000)] {
         match step {
             "pause" => {
@@ -233,16 +236,15 @@ async fn ticks_skipped_while_paused_are_not_reported_missed_after_a_restart() {
             }
             _ => {}
         }
-        builder(&clock)
-            .store(store.clone())
-            .misfire_threshold(Duration::from_millis(200))
-            .job(job())
-            .build()
-            .await
-            .unwrap()
-            .run_until(sleep(Duration::from_millis(runs_for)))
-            .await
-            .unwrap();
+        run_skip_job(
+            "paused_then_resumed",
+            &clock,
+            &store,
+            &runs,
+            &reports,
+            runs_for,
+        )
+        .await;
     }
     assert_eq!(*runs.lock().unwrap(), [at(1), at(2), at(8)]);
     assert!(reports.get().is_empty(), "{:?}", reports.get());
