@@ -46,12 +46,12 @@ use std::{
 
 use tokio::{
     sync::Notify,
-    time::{Instant, sleep, timeout},
+    time::{Instant, sleep},
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    executor::{BACKEND_TIMEOUT, JobEntry, Queued, Runtime},
+    executor::{JobEntry, Queued, Runtime, bounded},
     recovery::queue_interrupted,
     store::{Interrupted, Pause, StoreError},
 };
@@ -311,13 +311,6 @@ const REQUEUE_FIRST: Duration = Duration::from_millis(400);
 
 /// The longest a request that is still pending waits before it is queued again.
 const REQUEUE_MAX: Duration = Duration::from_secs(30);
-
-/// A store call bounded like every backend call.
-async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    timeout(BACKEND_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)))
-}
 
 /// Runs the control task until `firing` is cancelled: a look about every
 /// [`ControlSettings::every`], and at once on a notification of the store's (PostgreSQL).

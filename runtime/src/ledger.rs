@@ -21,12 +21,12 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use crate::{
-    executor::{BACKEND_TIMEOUT, JobEntry, Lost, Runtime, report_lost},
+    executor::{JobEntry, Lost, Runtime, bounded, report_lost},
     metrics::SkipReason,
-    store::{LedgerTick, StoreError},
+    store::LedgerTick,
 };
 
 /// The most ticks of one job that wait here to be recorded: beyond it (a store unreachable
@@ -163,9 +163,7 @@ pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) ->
         .iter()
         .flat_map(|(_, notes)| notes.iter().map(|n| n.tick.clone()))
         .collect();
-    let recorded = timeout(BACKEND_TIMEOUT, rt.store.record_ticks(&ticks))
-        .await
-        .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+    let recorded = bounded(rt.store.record_ticks(&ticks)).await;
     match recorded {
         Ok(skipped) => {
             tracing::debug!(ticks = ticks.len(), "ticks recorded in the ledger");

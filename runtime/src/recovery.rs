@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    executor::{BACKEND_TIMEOUT, JobEntry, Queued, Runtime},
+    executor::{JobEntry, Queued, Runtime, bounded},
     ledger,
-    store::{Interrupted, Status, StoreError},
+    store::{Interrupted, Status},
 };
 
 /// How many interrupted executions one look at the store brings back, at most.
@@ -67,12 +67,7 @@ pub(crate) async fn recover_interrupted(
     let every = rt.liveness / 3;
     loop {
         ledger::flush(&rt, &entries, false).await;
-        let found = timeout(
-            BACKEND_TIMEOUT,
-            rt.store.interrupted(&names, rt.liveness, RECOVERY_BATCH),
-        )
-        .await
-        .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+        let found = bounded(rt.store.interrupted(&names, rt.liveness, RECOVERY_BATCH)).await;
         match found {
             Ok(found) => queue_interrupted(&entries, found),
             Err(e) => tracing::warn!(

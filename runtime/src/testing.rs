@@ -458,6 +458,7 @@ pub struct FaultyStore<S = MemoryStore> {
     inner: S,
     claims: Faults,
     writes: Faults,
+    announces: Faults,
     hang_heartbeats: AtomicBool,
 }
 
@@ -475,6 +476,7 @@ impl<S: ExecutionStore> FaultyStore<S> {
             inner,
             claims: Faults::default(),
             writes: Faults::default(),
+            announces: Faults::default(),
             hang_heartbeats: AtomicBool::new(false),
         }
     }
@@ -508,6 +510,12 @@ impl<S: ExecutionStore> FaultyStore<S> {
             .unwrap_or_else(|p| p.into_inner()) = (n > 0).then_some((n, by));
     }
 
+    /// The next `n` announces (a hand-back at shutdown telling the other instances) fail
+    /// with an unreachable store.
+    pub fn fail_next_announces(&self, n: u32) {
+        self.announces.failing.store(n, Ordering::SeqCst);
+    }
+
     /// From now on, heartbeats never answer (a store that stopped responding mid-run), until
     /// [`FaultyStore::restore`].
     pub fn hang_heartbeats(&self) {
@@ -520,6 +528,7 @@ impl<S: ExecutionStore> FaultyStore<S> {
         self.delay_next_claims(0, Duration::ZERO);
         self.fail_next_writes(0);
         self.delay_next_writes(0, Duration::ZERO);
+        self.fail_next_announces(0);
         self.hang_heartbeats.store(false, Ordering::SeqCst);
     }
 
@@ -739,7 +748,11 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         self.inner.control_version()
     }
     fn announce<'a>(&'a self) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.announce()
+        Box::pin(faulty(
+            &self.announces,
+            || Err(store_down()),
+            || self.inner.announce(),
+        ))
     }
 
     fn interrupted<'a>(

@@ -8,6 +8,7 @@
 //!   is cancelled, saves its progress, and is resumed the same way.
 //!
 //! In both, every record's effect is committed exactly once, and the execution completes.
+//! And SIGINT (Ctrl-C) stops an instance gracefully as SIGTERM does.
 //! The figures are printed, and `docs/deploy.md` quotes them.
 //!
 //! Needs PostgreSQL (`TICKGUARD_TEST_POSTGRES`); without it the test fails, never skips.
@@ -317,5 +318,27 @@ async fn a_job_that_waits_for_cancellation_is_stopped_at_the_grace_and_resumed_a
         figures.resumed >= Duration::from_secs(2) && figures.resumed < Duration::from_secs(3),
         "{figures:?}"
     );
+    deploy.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_an_instance_gracefully_as_sigterm_does() {
+    let mut deploy = Deploy::new("sigint").await;
+    deploy.start(&[]).await;
+    let (name, mut worker) = deploy.workers.remove(0);
+    let sent = Instant::now();
+    worker.signal("INT");
+    let status = loop {
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "{name} ignored SIGINT"
+        );
+        sleep(Duration::from_millis(5)).await;
+    };
+    // Killed by the signal's default action, it would have no exit code.
+    assert!(status.success(), "{name} exited with {status}");
     deploy.drop_schema().await;
 }

@@ -17,7 +17,7 @@ use tickguard::{
     Job, JobContext, JobError, LockPolicy, RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::InProcessLock,
     store::{ExecutionRecord, ExecutionStore, MemoryStore, RunOutcome, Status},
-    testing::TestClock,
+    testing::{FaultyStore, TestClock},
 };
 use tokio::{
     sync::oneshot,
@@ -119,20 +119,20 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(
+    async fn start<S: ExecutionStore>(
         id: &str,
         job: Job,
-        store: &Arc<MemoryStore>,
+        store: &Arc<S>,
         lock: &Arc<InProcessLock>,
     ) -> Self {
         Self::start_with(id, job, store, lock, |b| b).await
     }
 
     /// An instance whose builder `configure` adjusts.
-    async fn start_with(
+    async fn start_with<S: ExecutionStore>(
         id: &str,
         job: Job,
-        store: &Arc<MemoryStore>,
+        store: &Arc<S>,
         lock: &Arc<InProcessLock>,
         configure: impl FnOnce(SchedulerBuilder) -> SchedulerBuilder,
     ) -> Self {
@@ -249,6 +249,46 @@ async fn a_run_told_of_shutdown_hands_back_and_another_instance_resumes_it_from_
         Some("handed back at shutdown: progress saved")
     );
     assert_eq!(outcomes[1].1, Some(RunOutcome::Finished(Status::Completed)));
+}
+
+/// A store that cannot take the announce: the execution is handed back all the same, and
+/// another instance resumes it at its next scan for interrupted executions (every ~20 s
+/// here) instead of within a look.
+#[tokio::test(start_paused = true)]
+async fn a_hand_back_the_store_cannot_announce_is_resumed_at_the_next_scan() {
+    let (logs, _guard) =
+        tickguard_tests::Captured::start(tracing_subscriber::filter::LevelFilter::WARN);
+    let store = Arc::new(FaultyStore::in_memory());
+    let lock = Arc::new(InProcessLock::new());
+    let starts = Starts::default();
+    let mut instances = Vec::new();
+    for id in ["a", "b"] {
+        instances.push(Instance::start(id, long_job(&starts), &store, &lock).await);
+    }
+    let first = starts.wait_for(1).await.remove(0);
+    sleep(secs(5)).await;
+    store.fail_next_announces(1);
+    let signalled = Instant::now();
+    let stopping = usize::from(first.instance == "b");
+    instances.remove(stopping).shut_down().await;
+    let resumed = starts.wait_for(2).await.remove(1);
+    let delay = resumed.at - signalled;
+    assert_ne!(resumed.instance, first.instance);
+    assert_eq!(
+        resumed.from, 5,
+        "resumed from the checkpoint the hand-back saved"
+    );
+    assert!(
+        delay <= secs(26),
+        "resumed {delay:?} after the signal: by the recovery scan at the latest"
+    );
+    assert!(
+        logs.text()
+            .contains("handed back at shutdown, but the other instances could not be told"),
+        "{}",
+        logs.text()
+    );
+    instances.remove(0).shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio::{
     sync::Notify,
-    time::{Instant, sleep, sleep_until, timeout},
+    time::{Instant, sleep, sleep_until},
 };
 
-use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, lease::Held};
+use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, bounded, lease::Held};
 use crate::{
     job::{Job, Misfire},
     metrics::SkipReason,
@@ -241,13 +241,12 @@ async fn wait_while_busy(
 /// Whether execution `busy` of `job` is interrupted (its owner gone, or it was handed
 /// back): one that may be claimed now.
 async fn is_interrupted(rt: &Runtime, job: &Job, busy: &str) -> bool {
-    let interrupted = timeout(
-        BACKEND_TIMEOUT,
-        rt.store
-            .interrupted(std::slice::from_ref(&job.name), rt.liveness, 100),
-    )
-    .await
-    .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)));
+    let interrupted = bounded(rt.store.interrupted(
+        std::slice::from_ref(&job.name),
+        rt.liveness,
+        100,
+    ))
+    .await;
     interrupted.is_ok_and(|found| found.iter().any(|i| i.execution_id == busy))
 }
 

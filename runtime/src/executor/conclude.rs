@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::{
-    BACKEND_TIMEOUT, Running, Runtime, Tick,
+    BACKEND_TIMEOUT, Running, Runtime, Tick, bounded,
     end::RunEnd,
     hooks, identity, lease,
     lost::{Lost, report_lost},
@@ -151,19 +151,15 @@ async fn hand_back(rt: &Runtime, job: &Job, requested: bool) {
         );
         return;
     }
-    match timeout(BACKEND_TIMEOUT, rt.store.announce()).await {
-        Ok(Ok(())) => tracing::info!(
+    match bounded(rt.store.announce()).await {
+        Ok(()) => tracing::info!(
             "handed back at shutdown: another instance resumes the execution from its last \
              checkpoint"
         ),
-        Ok(Err(e)) => tracing::warn!(
+        Err(e) => tracing::warn!(
             error = %e,
             "handed back at shutdown, but the other instances could not be told: one resumes \
              the execution at its next scan for interrupted executions"
-        ),
-        Err(_) => tracing::warn!(
-            "handed back at shutdown, but the store did not answer in time: another instance \
-             resumes the execution at its next scan for interrupted executions"
         ),
     }
 }

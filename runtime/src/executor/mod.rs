@@ -47,13 +47,23 @@ use crate::{
     lock::LockBackend,
     metrics::{JobMetrics, SkipReason},
     state::StateMap,
-    store::{Claimed, ExecutionRef, ExecutionStore},
+    store::{Claimed, ExecutionRef, ExecutionStore, StoreError},
     throttle::Throttles,
 };
 
 /// The longest a call to the lock backend or the store may take before the executor gives
 /// up on it (a hung backend must not stall a job, or shutdown, forever).
 pub(crate) const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A store call bounded by [`BACKEND_TIMEOUT`]: one that does not answer in time is an
+/// unreachable store.
+pub(crate) async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(BACKEND_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::unavailable("timed out", None)))
+}
 
 /// How many runs beyond its retry budget an execution that keeps being interrupted (its
 /// process crashes, say) gets before it is recorded as failed instead of resumed again.
