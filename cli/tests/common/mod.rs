@@ -5,8 +5,7 @@
 
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tickguard::Schedule;
@@ -15,24 +14,7 @@ use tickguard::store::{
     PostgresStore, SqliteStore, Status,
 };
 
-/// The PostgreSQL the tests use: `TICKGUARD_TEST_POSTGRES`, or the local server.
-pub fn postgres_url() -> String {
-    std::env::var("TICKGUARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A name no other test, run or process uses, a valid SQL identifier.
-pub fn unique_name(prefix: &str) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use tickguard_tests::{postgres_url, unique_name};
 
 /// Which store a test runs against.
 #[derive(Clone, Copy, Debug)]
