@@ -314,6 +314,29 @@ pub fn unique_name(prefix: &str) -> String {
     .replace('-', "_")
 }
 
+/// A fresh PostgreSQL schema for a multi-process test: its name (from `prefix`), a temp
+/// directory of the same name for the workers' files, and the store on it with its tables
+/// and the test's `tables` (each `name (columns)`) created; or a failed test.
+pub async fn scratch_schema(
+    prefix: &str,
+    tables: &[&str],
+) -> (String, std::path::PathBuf, tickguard::store::PostgresStore) {
+    use tickguard::sqlx::{self, AssertSqlSafe};
+    let schema = unique_name(prefix);
+    let dir = std::env::temp_dir().join(&schema);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let store = tickguard::store::PostgresStore::connect_with_schema(&postgres_url(), &schema)
+        .await
+        .unwrap_or_else(|e| no_postgres(e));
+    for table in tables {
+        sqlx::query(AssertSqlSafe(format!("CREATE TABLE \"{schema}\".{table}")))
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("creating {table}: {e}"));
+    }
+    (schema, dir, store)
+}
+
 /// A fresh SQLite database file under the system's temp directory, as a `sqlite://` URL.
 pub fn sqlite_url(prefix: &str) -> String {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name(prefix)));

@@ -26,7 +26,7 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe},
     store::PostgresStore,
 };
-use tickguard_tests::{RedisServer, Worker, free_port, no_postgres, postgres_url, unique_name};
+use tickguard_tests::{RedisServer, Worker, free_port, scratch_schema};
 
 /// One test's schema, Redis and workers.
 struct Cluster {
@@ -40,20 +40,14 @@ struct Cluster {
 
 impl Cluster {
     async fn new(case: &str) -> Self {
-        let schema = unique_name(&format!("tg_ledger_{case}"));
-        let dir = std::env::temp_dir().join(&schema);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = PostgresStore::connect_with_schema(&postgres_url(), &schema)
-            .await
-            .unwrap_or_else(|e| no_postgres(e));
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE \"{schema}\".effects (id bigserial PRIMARY KEY, job text NOT NULL, \
-             tick bigint NOT NULL, worker text NOT NULL, fence bigint NOT NULL, \
-             at timestamptz NOT NULL)"
-        )))
-        .execute(store.pool())
-        .await
-        .unwrap();
+        let (schema, dir, store) = scratch_schema(
+            &format!("tg_ledger_{case}"),
+            &[
+                "effects (id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, \
+               worker text NOT NULL, fence bigint NOT NULL, at timestamptz NOT NULL)",
+            ],
+        )
+        .await;
         let redis_port = free_port();
         let redis = Some(RedisServer::start(redis_port).await);
         Self {

@@ -27,7 +27,7 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe},
     store::{ExecutionStore, PostgresStore, PruneRequest, Retention, Status},
 };
-use tickguard_tests::{Worker, free_port, http_get, no_postgres, postgres_url, unique_name};
+use tickguard_tests::{Worker, free_port, http_get, scratch_schema};
 use tokio::time::{Instant, sleep};
 
 /// A cron expression that fires once a year: the job runs only when asked.
@@ -53,20 +53,14 @@ struct Effect {
 
 impl Cluster {
     async fn new(case: &str) -> Self {
-        let schema = unique_name(&format!("tg_ops_{case}"));
-        let dir = std::env::temp_dir().join(&schema);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = PostgresStore::connect_with_schema(&postgres_url(), &schema)
-            .await
-            .unwrap_or_else(|e| no_postgres(e));
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE \"{schema}\".effects (id bigserial PRIMARY KEY, job text NOT NULL, \
-             tick bigint NOT NULL, execution_id text NOT NULL, worker text NOT NULL, \
-             at timestamptz NOT NULL)"
-        )))
-        .execute(store.pool())
-        .await
-        .unwrap();
+        let (schema, dir, store) = scratch_schema(
+            &format!("tg_ops_{case}"),
+            &[
+                "effects (id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, \
+               execution_id text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL)",
+            ],
+        )
+        .await;
         Self {
             schema,
             dir,

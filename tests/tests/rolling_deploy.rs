@@ -26,7 +26,7 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe},
     store::{ExecutionStore, PostgresStore, Status},
 };
-use tickguard_tests::{Worker, no_postgres, postgres_url, unique_name};
+use tickguard_tests::{Worker, scratch_schema};
 use tokio::time::{Instant, sleep};
 
 const RECORDS: i64 = 300;
@@ -52,21 +52,14 @@ struct Figures {
 
 impl Deploy {
     async fn new(case: &str) -> Self {
-        let schema = unique_name(&format!("tg_deploy_{case}"));
-        let dir = std::env::temp_dir().join(&schema);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = PostgresStore::connect_with_schema(&postgres_url(), &schema)
-            .await
-            .unwrap_or_else(|e| no_postgres(e));
-        for table in [
-            "processed (id bigserial PRIMARY KEY, record bigint NOT NULL, worker text NOT NULL)",
-            "starts (worker text NOT NULL, from_record bigint NOT NULL, at timestamptz NOT NULL)",
-        ] {
-            sqlx::query(AssertSqlSafe(format!("CREATE TABLE \"{schema}\".{table}")))
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
+        let (schema, dir, store) = scratch_schema(
+            &format!("tg_deploy_{case}"),
+            &[
+                "processed (id bigserial PRIMARY KEY, record bigint NOT NULL, worker text NOT NULL)",
+                "starts (worker text NOT NULL, from_record bigint NOT NULL, at timestamptz NOT NULL)",
+            ],
+        )
+        .await;
         Self {
             schema,
             dir,
