@@ -72,11 +72,7 @@ pub(crate) async fn job_loop(
         if !resume_interrupted(&rt, &entry, &firing, misfire_threshold).await {
             return;
         }
-        let after = rt.clock.now();
-        if after > before {
-            let from = busy.map_or(before, |b: Busy| b.from);
-            busy = Some(Busy { from, to: after });
-        }
+        busy = Busy::extended(busy, before, rt.clock.now());
         let Some(tick) = next else {
             tracing::info!(job = %entry.job.name, "schedule has no further fire time");
             return;
@@ -293,6 +289,18 @@ fn skip_pending(
 struct Busy {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+}
+
+impl Busy {
+    /// `busy` extended by a round of queued executions from `before` to `after` (if the
+    /// round took any time).
+    fn extended(busy: Option<Self>, before: DateTime<Utc>, after: DateTime<Utc>) -> Option<Self> {
+        if after <= before {
+            return busy;
+        }
+        let from = busy.map_or(before, |b| b.from);
+        Some(Self { from, to: after })
+    }
 }
 
 /// Counts and reports the ticks `plan` skips as misfires: lost for good. Ticks due before
