@@ -8,7 +8,7 @@ use syn::{
     meta::ParseNestedMeta,
     parse::{Parse, ParseStream},
 };
-use tickguard_schedule::{Cron, KeyTemplate, parse_duration, parse_zone};
+use tickguard_schedule::{Cron, DstGap, DstOverlap, KeyTemplate, parse_duration, parse_zone};
 
 use crate::ctxt::Ctxt;
 
@@ -24,6 +24,11 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "idempotent",
     "timeout",
     "misfire",
+    "overlap",
+    "circuit_breaker",
+    "pause_on_failure",
+    "dst_gap",
+    "dst_overlap",
     "on_failure",
     "crate",
 ];
@@ -37,6 +42,7 @@ const RETRY_KEYS: &[&str] = &[
     "when",
 ];
 const IDEMPOTENT_KEYS: &[&str] = &["key"];
+const BREAKER_KEYS: &[&str] = &["failure_rate", "window", "min_runs", "open_for", "name"];
 
 /// A value and where it was written.
 pub(crate) struct Spanned<T> {
@@ -74,6 +80,23 @@ pub(crate) enum Misfire {
     RunAll,
 }
 
+#[derive(Clone, Copy)]
+pub(crate) enum Overlap {
+    Skip,
+    BufferOne,
+    BufferAll,
+    CancelOther,
+}
+
+#[derive(Default)]
+pub(crate) struct BreakerArgs {
+    pub(crate) name: Option<String>,
+    pub(crate) failure_rate: Option<Spanned<f64>>,
+    pub(crate) window: Option<Spanned<u32>>,
+    pub(crate) min_runs: Option<Spanned<u32>>,
+    pub(crate) open_for: Option<Spanned<Duration>>,
+}
+
 /// Every argument, as written; `None` where the user left the default.
 #[derive(Default)]
 pub(crate) struct Args {
@@ -87,6 +110,12 @@ pub(crate) struct Args {
     pub(crate) idempotent: Option<Option<String>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) misfire: Option<Misfire>,
+    pub(crate) overlap: Option<Overlap>,
+    pub(crate) circuit_breaker: Option<BreakerArgs>,
+    pub(crate) pause_on_failure: Option<Spanned<u32>>,
+    /// Spanned on the key, for the check that the trigger is a `cron`.
+    pub(crate) dst_gap: Option<Spanned<DstGap>>,
+    pub(crate) dst_overlap: Option<Spanned<DstOverlap>>,
     pub(crate) on_failure: Option<Path>,
     pub(crate) krate: Option<Path>,
     /// Whether the whole list parsed. After a syntax error the arguments past it are unknown,
@@ -193,6 +222,61 @@ impl Args {
                         }
                     }
                 }
+            }
+            "overlap" => {
+                self.overlap = choice(
+                    meta,
+                    cx,
+                    &[
+                        ("skip", Overlap::Skip),
+                        ("buffer_one", Overlap::BufferOne),
+                        ("buffer_all", Overlap::BufferAll),
+                        ("cancel_other", Overlap::CancelOther),
+                    ],
+                )?
+            }
+            "pause_on_failure" => self.pause_on_failure = int(meta, cx)?,
+            "dst_gap" => {
+                let span = meta.path.span_or_call_site();
+                self.dst_gap = choice(
+                    meta,
+                    cx,
+                    &[("shift", DstGap::Shift), ("skip", DstGap::Skip)],
+                )?
+                .map(|value| Spanned { value, span });
+            }
+            "dst_overlap" => {
+                let span = meta.path.span_or_call_site();
+                let choices = [
+                    ("first", DstOverlap::First),
+                    ("last", DstOverlap::Last),
+                    ("both", DstOverlap::Both),
+                ];
+                self.dst_overlap = choice(meta, cx, &choices)?.map(|value| Spanned { value, span });
+            }
+            "circuit_breaker" => {
+                let mut breaker = BreakerArgs::default();
+                nested(meta, cx, "circuit_breaker", BREAKER_KEYS, |key, meta| {
+                    match key {
+                        "failure_rate" => breaker.failure_rate = float(meta, cx)?,
+                        "window" => breaker.window = int(meta, cx)?,
+                        "min_runs" => breaker.min_runs = int(meta, cx)?,
+                        "open_for" => {
+                            breaker.open_for =
+                                duration(meta, cx)?.map(|(value, span)| Spanned { value, span })
+                        }
+                        _ => {
+                            if let Some(s) = string(meta, cx)? {
+                                if s.value().trim().is_empty() {
+                                    cx.error(s.span(), "the breaker's `name` must not be empty");
+                                }
+                                breaker.name = Some(s.value());
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+                self.circuit_breaker = Some(breaker);
             }
             "on_failure" => self.on_failure = path(meta, cx)?,
             "crate" => {
@@ -378,6 +462,36 @@ fn string(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<LitStr>> 
             None
         }
     })
+}
+
+/// One of `choices`, by its name in a string literal; an unknown name is an error on the
+/// literal that lists the valid ones.
+fn choice<T: Copy>(
+    meta: &ParseNestedMeta<'_>,
+    cx: &Ctxt,
+    choices: &[(&str, T)],
+) -> syn::Result<Option<T>> {
+    let Some(s) = string(meta, cx)? else {
+        return Ok(None);
+    };
+    let value = s.value();
+    if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(Some(*choice));
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
+    let (last, rest) = names.split_last().expect("at least one choice");
+    cx.error(
+        s.span(),
+        format!(
+            "unknown {} policy `{value}`; use {} or {last}",
+            key_of(meta),
+            rest.join(", ")
+        ),
+    );
+    Ok(None)
 }
 
 fn duration(meta: &ParseNestedMeta<'_>, cx: &Ctxt) -> syn::Result<Option<(Duration, Span)>> {

@@ -6,7 +6,9 @@ use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{FnArg, ItemFn, Path, ReturnType, Signature, Type, Visibility, spanned::Spanned};
 
-use crate::args::{Args, LockArgs, Misfire, RetryArgs, Trigger};
+use tickguard_schedule::{DstGap, DstOverlap};
+
+use crate::args::{Args, BreakerArgs, LockArgs, Misfire, Overlap, RetryArgs, Trigger};
 
 fn duration(krate: &Path, d: Duration) -> TokenStream {
     let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -101,6 +103,26 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
         Misfire::RunOnce => quote!(#p::Misfire::RunOnce),
         Misfire::RunAll => quote!(#p::Misfire::RunAll),
     });
+    let overlap = option(args.overlap, |o| match o {
+        Overlap::Skip => quote!(#p::Overlap::Skip),
+        Overlap::BufferOne => quote!(#p::Overlap::BufferOne),
+        Overlap::BufferAll => quote!(#p::Overlap::BufferAll),
+        Overlap::CancelOther => quote!(#p::Overlap::CancelOther),
+    });
+    let circuit_breaker = option(args.circuit_breaker, |b| breaker(&krate, b));
+    let pause_on_failure = option(args.pause_on_failure, |n| {
+        let n = n.value;
+        quote!(#n)
+    });
+    let dst_gap = option(args.dst_gap, |d| match d.value {
+        DstGap::Shift => quote!(#p::DstGap::Shift),
+        DstGap::Skip => quote!(#p::DstGap::Skip),
+    });
+    let dst_overlap = option(args.dst_overlap, |d| match d.value {
+        DstOverlap::First => quote!(#p::DstOverlap::First),
+        DstOverlap::Last => quote!(#p::DstOverlap::Last),
+        DstOverlap::Both => quote!(#p::DstOverlap::Both),
+    });
     let on_failure = option(args.on_failure.as_ref(), |path| on_failure(&p, path));
 
     let (run, needs) = run(f, &p);
@@ -120,6 +142,11 @@ pub(crate) fn expand(f: &ItemFn, args: Args) -> TokenStream {
             idempotent: #idempotent,
             timeout: #timeout,
             misfire: #misfire,
+            overlap: #overlap,
+            circuit_breaker: #circuit_breaker,
+            pause_on_failure: #pause_on_failure,
+            dst_gap: #dst_gap,
+            dst_overlap: #dst_overlap,
             on_failure: #on_failure,
             file: ::core::file!(),
             line: ::core::line!(),
@@ -141,6 +168,32 @@ fn lock(krate: &Path, l: LockArgs) -> TokenStream {
     quote!(#p::LockDef {
         ttl: #ttl,
         at_least: #at_least,
+    })
+}
+
+/// The circuit breaker's description: only what the user wrote.
+fn breaker(krate: &Path, b: BreakerArgs) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let name = option(b.name, |n| quote!(#n));
+    let failure_rate = option(b.failure_rate, |f| {
+        let f = f.value;
+        quote!(#f)
+    });
+    let window = option(b.window, |w| {
+        let w = w.value;
+        quote!(#w)
+    });
+    let min_runs = option(b.min_runs, |m| {
+        let m = m.value;
+        quote!(#m)
+    });
+    let open_for = option(b.open_for, |d| duration(krate, d.value));
+    quote!(#p::BreakerDef {
+        name: #name,
+        failure_rate: #failure_rate,
+        window: #window,
+        min_runs: #min_runs,
+        open_for: #open_for,
     })
 }
 

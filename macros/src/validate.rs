@@ -9,7 +9,7 @@ use syn::{
 };
 
 use crate::{
-    args::{Args, Trigger},
+    args::{Args, BreakerArgs, Trigger},
     ctxt::Ctxt,
 };
 
@@ -190,6 +190,34 @@ pub(crate) fn arguments(args: &Args, cx: &Ctxt) {
             "`zone` applies to `cron` only: `every` and `after` count elapsed time",
         );
     }
+    let not_cron = args
+        .triggers
+        .iter()
+        .any(|t| !matches!(t.value, Trigger::Cron(_)));
+    for (key, span) in [
+        ("dst_gap", args.dst_gap.as_ref().map(|d| d.span)),
+        ("dst_overlap", args.dst_overlap.as_ref().map(|d| d.span)),
+    ] {
+        if let Some(span) = span
+            && not_cron
+        {
+            cx.error(
+                span,
+                format!("`{key}` applies to `cron` only: `every` and `after` count elapsed time"),
+            );
+        }
+    }
+    if let Some(pause) = &args.pause_on_failure
+        && pause.value == 0
+    {
+        cx.error(
+            pause.span,
+            "`pause_on_failure` counts consecutive failed executions, so it must be at least 1",
+        );
+    }
+    if let Some(breaker) = &args.circuit_breaker {
+        breaker_arguments(breaker, cx);
+    }
     if let Some(lock) = &args.lock {
         // Kept in step with the runtime's `LockPolicy::MIN_TTL`, which `Job::validate` checks
         // again at startup: the attribute cannot read the runtime's constants.
@@ -234,5 +262,45 @@ pub(crate) fn arguments(args: &Args, cx: &Ctxt) {
                 "retry `jitter` is a fraction between 0.0 and 1.0",
             );
         }
+    }
+}
+
+/// Checks the settings of `circuit_breaker(..)` (kept in step with the runtime's
+/// `CircuitBreaker::validate`, which checks them again against its defaults at startup).
+fn breaker_arguments(breaker: &BreakerArgs, cx: &Ctxt) {
+    if let Some(rate) = &breaker.failure_rate
+        && !(rate.value > 0.0 && rate.value <= 1.0)
+    {
+        cx.error(
+            rate.span,
+            "`failure_rate` is a fraction of the window's executions: more than 0.0, at most 1.0",
+        );
+    }
+    if let Some(window) = &breaker.window
+        && window.value == 0
+    {
+        cx.error(window.span, "`window` must be at least 1 execution");
+    }
+    if let Some(min_runs) = &breaker.min_runs {
+        if min_runs.value == 0 {
+            cx.error(min_runs.span, "`min_runs` must be at least 1");
+        }
+        // Against a window written here; against the default window, at startup.
+        if let Some(window) = &breaker.window
+            && min_runs.value > window.value
+        {
+            cx.error(
+                min_runs.span,
+                format!(
+                    "`min_runs` ({}) is more than the `window` ({}): the breaker could never open",
+                    min_runs.value, window.value
+                ),
+            );
+        }
+    }
+    if let Some(open_for) = &breaker.open_for
+        && open_for.value.is_zero()
+    {
+        cx.error(open_for.span, "`open_for` must be longer than zero");
     }
 }

@@ -33,6 +33,9 @@ pub enum CancelReason {
     /// The store could not be reached for so long that another instance may soon count
     /// this run's owner as gone and take the execution over.
     StoreUnreachable,
+    /// A newer tick of the job asked this run to stop (`overlap = "cancel_other"`), so that
+    /// it runs instead.
+    Superseded,
 }
 
 impl CancelReason {
@@ -44,6 +47,7 @@ impl CancelReason {
             Self::LockLost => "lock_lost",
             Self::Fenced => "fenced",
             Self::StoreUnreachable => "store_unreachable",
+            Self::Superseded => "superseded",
         }
     }
 }

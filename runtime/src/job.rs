@@ -6,9 +6,10 @@
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-use tickguard_schedule::{KeyTemplate, Schedule};
+use tickguard_schedule::{DstGap, DstOverlap, KeyTemplate, Schedule};
 
 use crate::{
+    circuit_breaker::CircuitBreaker,
     context::JobContext,
     error::Error,
     future::BoxFuture,
@@ -56,6 +57,39 @@ pub enum Misfire {
 impl Misfire {
     /// The most missed ticks that [`Misfire::RunAll`] runs after one gap.
     pub const RUN_ALL_LIMIT: usize = 1000;
+}
+
+/// What a tick does when the job's previous execution is still running, on this instance
+/// or any other (`overlap = "skip"`). [`Misfire`] is for ticks that came due while no
+/// process could run them; this is for ticks that come due while the job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Overlap {
+    /// The tick is skipped, counted in `tickguard_skips_total{reason="overlap"}` and
+    /// reported lost. The default, except under [`Misfire::RunAll`].
+    Skip,
+    /// At most one tick waits: it runs right after the running execution ends; a later tick
+    /// that comes due meanwhile replaces it (the replaced one is skipped as an overlap).
+    BufferOne,
+    /// Every tick waits and runs, oldest first, once the job is free. The default under
+    /// [`Misfire::RunAll`].
+    BufferAll,
+    /// The running execution is asked to stop, on whatever instance it runs (its
+    /// [`JobContext::cancelled`] fires, with [`CancelReason::Superseded`](crate::CancelReason)),
+    /// and the new tick runs once it has.
+    CancelOther,
+}
+
+impl Overlap {
+    /// The policy's name, as the attribute takes it: `skip`, `buffer_one`, `buffer_all` or
+    /// `cancel_other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::BufferOne => "buffer_one",
+            Self::BufferAll => "buffer_all",
+            Self::CancelOther => "cancel_other",
+        }
+    }
 }
 
 /// The lease lock a job runs under (`lock(ttl = "30s", at_least = "10s")`).
@@ -189,6 +223,11 @@ pub struct Job {
     pub(crate) key: Option<KeyTemplate>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) misfire: Misfire,
+    /// `None`: the default, which follows the misfire policy (see [`Job::overlap_policy`]).
+    pub(crate) overlap: Option<Overlap>,
+    pub(crate) circuit_breaker: Option<CircuitBreaker>,
+    /// Pause the job after this many consecutive failed executions.
+    pub(crate) pause_on_failure: Option<u32>,
     pub(crate) on_failure: Option<FailureHook>,
     pub(crate) location: String,
     pub(crate) handler: Handler,
@@ -219,6 +258,9 @@ impl Job {
             key: None,
             timeout: None,
             misfire: Misfire::default(),
+            overlap: None,
+            circuit_breaker: None,
+            pause_on_failure: None,
             on_failure: None,
             location: std::panic::Location::caller().to_string(),
             needs: H::needs(),
@@ -292,6 +334,36 @@ impl Job {
         self
     }
 
+    /// What a tick does when the job's previous execution is still running anywhere (see
+    /// [`Overlap`]).
+    pub fn overlap(mut self, overlap: Overlap) -> Self {
+        self.overlap = Some(overlap);
+        self
+    }
+
+    /// The overlap policy in force: the one set, or [`Overlap::BufferAll`] under
+    /// [`Misfire::RunAll`] (which runs every tick) and [`Overlap::Skip`] otherwise.
+    pub fn overlap_policy(&self) -> Overlap {
+        self.overlap.unwrap_or(match self.misfire {
+            Misfire::RunAll => Overlap::BufferAll,
+            Misfire::Skip | Misfire::RunOnce => Overlap::Skip,
+        })
+    }
+
+    /// Skips the job's ticks while its recent executions fail too often (see
+    /// [`CircuitBreaker`]).
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.circuit_breaker = Some(breaker);
+        self
+    }
+
+    /// Pauses the job, for every instance, after `failures` consecutive failed executions,
+    /// with a note that says why; `tickguard resume` restarts it.
+    pub fn pause_on_failure(mut self, failures: u32) -> Self {
+        self.pause_on_failure = Some(failures);
+        self
+    }
+
     /// Calls `hook` (an `async fn(FailureReport)` or a closure returning a future) after a
     /// run's last attempt fails, times out, or loses its lock, and after ticks of the job
     /// are lost for good (outcome `skipped`, see [`FailureReport`]).
@@ -347,6 +419,12 @@ impl Job {
         if let Err(reason) = self.retry.validate() {
             return invalid(reason);
         }
+        if let Some(Err(reason)) = self.circuit_breaker.as_ref().map(CircuitBreaker::validate) {
+            return invalid(reason);
+        }
+        if self.pause_on_failure == Some(0) {
+            return invalid("pause_on_failure must be at least 1".to_owned());
+        }
         Ok(())
     }
 
@@ -360,9 +438,14 @@ impl Job {
         // parser, so these conversions cannot fail for a generated description. Checks that
         // involve a default (an `at_least` over the default ttl) are made by `validate`.
         let schedule = match def.trigger {
-            Trigger::Cron(expr) => Schedule::cron(expr).and_then(|s| match def.zone {
-                Some(zone) => s.in_zone(zone),
-                None => Ok(s),
+            Trigger::Cron(expr) => Schedule::cron(expr).and_then(|s| {
+                let s = s
+                    .dst_gap(def.dst_gap.unwrap_or_default())
+                    .dst_overlap(def.dst_overlap.unwrap_or_default());
+                match def.zone {
+                    Some(zone) => s.in_zone(zone),
+                    None => Ok(s),
+                }
             }),
             Trigger::Every(d) => Schedule::every(d),
             Trigger::After(d) => Schedule::after(d),
@@ -389,6 +472,9 @@ impl Job {
             key,
             timeout: def.timeout,
             misfire: def.misfire.unwrap_or_default(),
+            overlap: def.overlap,
+            circuit_breaker: def.circuit_breaker.map(BreakerDef::policy),
+            pause_on_failure: def.pause_on_failure,
             on_failure: def.on_failure.map(|hook| Arc::new(hook) as FailureHook),
             location: format!("{}:{}", def.file, def.line),
             handler: Arc::new(run),
@@ -407,6 +493,9 @@ impl fmt::Debug for Job {
             .field("idempotent", &self.key.is_some())
             .field("timeout", &self.timeout)
             .field("misfire", &self.misfire)
+            .field("overlap", &self.overlap_policy())
+            .field("circuit_breaker", &self.circuit_breaker)
+            .field("pause_on_failure", &self.pause_on_failure)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }
@@ -433,6 +522,11 @@ pub struct JobDef {
     pub idempotent: Option<Option<&'static str>>,
     pub timeout: Option<Duration>,
     pub misfire: Option<Misfire>,
+    pub overlap: Option<Overlap>,
+    pub circuit_breaker: Option<BreakerDef>,
+    pub pause_on_failure: Option<u32>,
+    pub dst_gap: Option<DstGap>,
+    pub dst_overlap: Option<DstOverlap>,
     pub on_failure: Option<fn(FailureReport) -> BoxFuture<'static, ()>>,
     pub file: &'static str,
     pub line: u32,
@@ -460,6 +554,11 @@ impl JobDef {
             idempotent: None,
             timeout: None,
             misfire: None,
+            overlap: None,
+            circuit_breaker: None,
+            pause_on_failure: None,
+            dst_gap: None,
+            dst_overlap: None,
             on_failure: None,
             file: "",
             line: 0,
@@ -529,6 +628,41 @@ impl RetryDef {
             policy = policy.when(when);
         }
         policy
+    }
+}
+
+/// Part of [`JobDef`]: `circuit_breaker` or `circuit_breaker(...)`, each setting `None`
+/// unless written. Not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerDef {
+    pub name: Option<&'static str>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<u32>,
+    pub min_runs: Option<u32>,
+    pub open_for: Option<Duration>,
+}
+
+impl BreakerDef {
+    /// The breaker, with [`CircuitBreaker`]'s defaults where a setting was left out.
+    fn policy(self) -> CircuitBreaker {
+        let mut breaker = CircuitBreaker::new();
+        if let Some(name) = self.name {
+            breaker = breaker.name(name);
+        }
+        if let Some(rate) = self.failure_rate {
+            breaker = breaker.failure_rate(rate);
+        }
+        if let Some(window) = self.window {
+            breaker = breaker.window(window);
+        }
+        if let Some(min_runs) = self.min_runs {
+            breaker = breaker.min_runs(min_runs);
+        }
+        if let Some(open_for) = self.open_for {
+            breaker = breaker.open_for(open_for);
+        }
+        breaker
     }
 }
 

@@ -4,6 +4,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
+mod circuit_breaker;
 mod clock;
 mod context;
 mod control;
@@ -38,11 +39,12 @@ mod transaction;
 mod webhook;
 
 pub use builder::SchedulerBuilder;
+pub use circuit_breaker::CircuitBreaker;
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
 pub use future::BoxFuture;
 pub use handler::{FromContext, JobHandler};
-pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, failure_hook};
+pub use job::{FailureHook, FailureReport, Job, LockPolicy, Misfire, Overlap, failure_hook};
 pub use job_error::{ErrorKind, JobError, JobResult, ResultExt};
 /// The `redis` crate that [`RedisLock`](lock::RedisLock) runs on (feature `redis`), so that
 /// a client built for [`RedisLock::from_client`](lock::RedisLock::from_client) uses the very
@@ -66,7 +68,9 @@ pub use state::{State, StateValue};
 pub use tickguard_macros::job;
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/attribute.md"))]
 pub use tickguard_macros::scheduled;
-pub use tickguard_schedule::{Cron, KeyTemplate, Schedule, parse_duration, parse_zone};
+pub use tickguard_schedule::{
+    Cron, DstGap, DstOverlap, KeyTemplate, Schedule, parse_duration, parse_zone,
+};
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub use webhook::Webhook;
@@ -81,12 +85,16 @@ pub mod __private {
     pub use std::{boxed::Box, time::Duration};
 
     pub use inventory;
+    pub use tickguard_schedule::{DstGap, DstOverlap};
 
     pub use crate::{
         context::JobContext,
         future::BoxFuture,
         handler::{Arg, Returns},
-        job::{FailureReport, JobDef, LockDef, Misfire, Registration, RetryDef, Trigger},
+        job::{
+            BreakerDef, FailureReport, JobDef, LockDef, Misfire, Overlap, Registration, RetryDef,
+            Trigger,
+        },
         job_error::{JobError, JobResult},
         state::Need,
     };

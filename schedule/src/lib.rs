@@ -44,6 +44,7 @@
 
 mod calendar;
 mod cron;
+mod dst;
 mod error;
 mod key_template;
 mod parse;
@@ -51,6 +52,7 @@ mod schedule;
 
 pub use crate::{
     cron::Cron,
+    dst::{DstGap, DstOverlap},
     error::ScheduleError,
     key_template::KeyTemplate,
     parse::{parse_duration, parse_zone},

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use crate::{
     calendar::Direction,
     cron::Cron,
+    dst::{DstGap, DstOverlap},
     error::ScheduleError,
     parse::{parse_duration, parse_zone},
 };
@@ -16,6 +17,10 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     kind: Kind,
+    /// What a fixed time does in a spring-forward gap.
+    dst_gap: DstGap,
+    /// What a fixed time does in a fall-back overlap.
+    dst_overlap: DstOverlap,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +33,7 @@ enum Kind {
 impl Schedule {
     /// A cron schedule in UTC; see [`Schedule::in_zone`] for another zone.
     pub fn cron(expr: &str) -> Result<Self, ScheduleError> {
-        Ok(Self {
-            kind: Kind::Cron(Box::new(Cron::parse(expr)?), Tz::UTC),
-        })
+        Ok(Self::of(Kind::Cron(Box::new(Cron::parse(expr)?), Tz::UTC)))
     }
 
     /// A fixed rate: fires at every multiple of `period` since the Unix epoch, so every
@@ -38,18 +41,14 @@ impl Schedule {
     /// :30 of each minute). The next run is not started while the last one is still running.
     pub fn every(period: Duration) -> Result<Self, ScheduleError> {
         check_interval(period)?;
-        Ok(Self {
-            kind: Kind::Every(period),
-        })
+        Ok(Self::of(Kind::Every(period)))
     }
 
     /// A fixed delay: fires `delay` after the previous run finished (first `delay` after
     /// the scheduler starts).
     pub fn after(delay: Duration) -> Result<Self, ScheduleError> {
         check_interval(delay)?;
-        Ok(Self {
-            kind: Kind::After(delay),
-        })
+        Ok(Self::of(Kind::After(delay)))
     }
 
     /// Evaluates a cron schedule on the wall clock of `zone` (an IANA name). Fixed rates and
@@ -59,9 +58,46 @@ impl Schedule {
         Ok(match self.kind {
             Kind::Cron(cron, _) => Self {
                 kind: Kind::Cron(cron, tz),
+                ..self
             },
-            other => Self { kind: other },
+            _ => self,
         })
+    }
+
+    /// What a fixed time does on a day its zone's clocks jump over it: fire at the first
+    /// valid instant after the gap ([`DstGap::Shift`], the default) or not that day
+    /// ([`DstGap::Skip`]). Expressions that are not a fixed time, fixed rates and delays are
+    /// not affected.
+    pub fn dst_gap(mut self, gap: DstGap) -> Self {
+        self.dst_gap = gap;
+        self
+    }
+
+    /// What a fixed time does on a day it happens twice: fire at its first occurrence
+    /// ([`DstOverlap::First`], the default), its second ([`DstOverlap::Last`]), or both
+    /// ([`DstOverlap::Both`]). Expressions that are not a fixed time, fixed rates and delays
+    /// are not affected.
+    pub fn dst_overlap(mut self, overlap: DstOverlap) -> Self {
+        self.dst_overlap = overlap;
+        self
+    }
+
+    /// The schedule's [`DstGap`] policy.
+    pub fn gap_policy(&self) -> DstGap {
+        self.dst_gap
+    }
+
+    /// The schedule's [`DstOverlap`] policy.
+    pub fn overlap_policy(&self) -> DstOverlap {
+        self.dst_overlap
+    }
+
+    fn of(kind: Kind) -> Self {
+        Self {
+            kind,
+            dst_gap: DstGap::default(),
+            dst_overlap: DstOverlap::default(),
+        }
     }
 
     /// The zone a cron schedule is evaluated in (UTC for fixed rates and delays).
