@@ -283,8 +283,11 @@ impl Job {
         &self.location
     }
 
-    /// Delays each run by a random duration in `[0, jitter)`, so instances do not all hit a
-    /// backend at the same instant.
+    /// Starts each tick's run up to `jitter` after the tick, so that jobs due at the same
+    /// instant do not all hit a backend at once. The delay depends only on the job's name
+    /// and the tick: every instance computes the same one, reaches the lock and the claim
+    /// together, and the first wins. It never reaches the next tick (it ends 250 ms, or a
+    /// quarter of the interval, before it).
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.jitter = Some(jitter);
         self

@@ -17,6 +17,7 @@ use crate::{
     metrics::SkipReason,
     misfire,
     retry::RetryPolicy,
+    start_jitter,
     store::{LedgerTick, Status},
 };
 
@@ -474,7 +475,7 @@ async fn sleep_until_wall(
     }
 }
 
-/// Runs one tick after the job's start jitter; `false` if shutdown began before it ran (the
+/// Runs one tick after the job's start jitter (counted from the tick, on the wall clock); `false` if shutdown began before it ran (the
 /// tick is then not run). A tick that finds the lock backend or the store unreachable is
 /// tried again with jittered backoff (replicas that all wait for a backend must not all
 /// come back at once) until the backend answers or [`misfire::outage_deadline`]; a tick of
@@ -492,11 +493,16 @@ async fn run(
         Own::Tick => (None, None),
         Own::Queued(q) => (Some(q.execution_id.as_str()), q.requested_by.as_deref()),
     };
-    if let Some(jitter) = entry.job.jitter {
+    // A tick's own run starts at the same instant on every instance (see `start_jitter`);
+    // a queued execution (resumed, pending, requested) starts at once.
+    let jitter = start_jitter::delay(&entry.job, tick);
+    if resume.is_none() && !jitter.is_zero() {
+        let start = tick + chrono::Duration::from_std(jitter).unwrap_or_default();
+        let left = (start - rt.clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             biased;
             () = firing.cancelled() => return Fired::Stopped,
-            () = sleep(jitter.mul_f64(fastrand::f64())) => {}
+            () = sleep(left) => {}
         }
     }
     let job = &entry.job;

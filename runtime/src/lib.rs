@@ -29,6 +29,7 @@ mod retention;
 mod retry;
 mod scheduler;
 mod signal;
+mod start_jitter;
 mod startup;
 mod state;
 pub mod store;

@@ -973,7 +973,112 @@ async fn jitter_delays_each_run_within_its_bound() {
         "{delays:?}"
     );
     let distinct: std::collections::HashSet<_> = delays.iter().collect();
-    assert!(distinct.len() > 10, "delays are random: {delays:?}");
+    assert!(distinct.len() > 10, "delays vary by tick: {delays:?}");
+}
+
+/// Records when each instance asked for a lease (the owner names the instance), in front of
+/// an in-process lock.
+struct AcquireTimes {
+    inner: InProcessLock,
+    clock: TestClock,
+    asked: Mutex<Vec<(String, chrono::DateTime<chrono::Utc>)>>,
+}
+
+impl LockBackend for AcquireTimes {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Acquired, LockError>> {
+        let instance = owner.split('#').next().unwrap_or(owner).to_owned();
+        self.asked
+            .lock()
+            .unwrap()
+            .push((instance, self.clock.now()));
+        self.inner.acquire(name, owner, ttl)
+    }
+    fn extend<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        self.inner.extend(lease, ttl)
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hold_for: Duration,
+    ) -> BoxFuture<'a, Result<bool, LockError>> {
+        self.inner.release(lease, hold_for)
+    }
+    fn describe(&self) -> String {
+        "acquire-times".to_owned()
+    }
+}
+
+/// Three instances of a jittered job ask for its lock at the same instant for each tick (the
+/// delay comes from the job and the tick, not from each process's randomness), one runs it,
+/// and the instant moves from tick to tick within the jitter.
+#[tokio::test(start_paused = true)]
+async fn instances_compute_the_same_jitter_and_reach_the_lock_together() {
+    let clock = TestClock::new(t0());
+    let lock = Arc::new(AcquireTimes {
+        inner: InProcessLock::new(),
+        clock: clock.clone(),
+        asked: Mutex::new(Vec::new()),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let ticks = Ticks::default();
+    let mut instances = Vec::new();
+    for i in 0..3 {
+        let seen = ticks.clone();
+        let job = Job::new("jittered_cluster", every(10), move |ctx: JobContext| {
+            seen.push(ctx.scheduled_at());
+            async { Ok(()) }
+        })
+        .idempotent()
+        .lock(LockPolicy::new(secs(30)))
+        .jitter(secs(8));
+        instances.push(
+            builder(&clock)
+                .instance_id(format!("instance-{i}"))
+                .job(job)
+                .store(store.clone())
+                .lock_backend(lock.clone())
+                .run_until_for(secs(109)),
+        );
+    }
+    futures_join_concurrently(instances).await;
+    assert_eq!(
+        seconds_after_t0(&ticks.get()),
+        [10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+        "each tick once"
+    );
+    let asked = lock.asked.lock().unwrap().clone();
+    let mut by_tick: std::collections::BTreeMap<i64, Vec<(String, chrono::Duration)>> =
+        Default::default();
+    for (instance, at) in asked {
+        let offset = at - t0();
+        let tick = offset.num_seconds() / 10 * 10;
+        by_tick
+            .entry(tick)
+            .or_default()
+            .push((instance, offset - chrono::Duration::seconds(tick)));
+    }
+    assert_eq!(by_tick.len(), 10, "{by_tick:?}");
+    let mut delays = std::collections::HashSet::new();
+    for (tick, asks) in &by_tick {
+        let instances: std::collections::HashSet<_> = asks.iter().map(|(i, _)| i).collect();
+        assert_eq!(instances.len(), 3, "tick {tick}: {asks:?}");
+        assert!(
+            asks.iter().all(|(_, delay)| *delay == asks[0].1),
+            "tick {tick}: the instances asked at different instants: {asks:?}"
+        );
+        assert!(asks[0].1 < chrono::Duration::seconds(8), "{asks:?}");
+        delays.insert(asks[0].1);
+    }
+    assert!(delays.len() > 5, "the delay varies by tick: {delays:?}");
 }
 
 /// Runs a job that ignores cancellation under a lease whose renewals fail after the first;
