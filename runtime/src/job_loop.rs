@@ -13,9 +13,9 @@ use tickguard_schedule::Schedule;
 use crate::{
     clock::Clock,
     executor::{self, Executed, JobEntry, Lost, Queued, Runtime, report_lost},
-    job::Misfire,
+    job::{Misfire, Overlap},
     metrics::SkipReason,
-    misfire,
+    misfire, overlap,
     retry::RetryPolicy,
     start_jitter,
     store::{LedgerTick, Status},
@@ -66,59 +66,72 @@ pub(crate) async fn job_loop(
     // When the loop last ran queued executions: ticks that came due meanwhile were late
     // because this instance was busy, not suspended.
     let mut busy = None;
+    // Ticks that came due while a run was in progress and that the overlap policy runs now.
+    let mut buffered = Vec::new();
     loop {
         // Interrupted executions and pending ticks of the ledger first, every round: a job
-        // always behind on its ticks (`run_all` catching up) still resumes them.
+        // always behind on its ticks (`buffer_all` catching up) still resumes them.
         let before = rt.clock.now();
         if !resume_interrupted(&rt, &entry, &firing, misfire_threshold).await {
             return;
         }
         busy = Busy::extended(busy, before, rt.clock.now());
-        let Some(tick) = next else {
-            tracing::info!(job = %entry.job.name, "schedule has no further fire time");
-            return;
+        let (ticks, latest, after) = if buffered.is_empty() {
+            let Some(tick) = next else {
+                tracing::info!(job = %entry.job.name, "schedule has no further fire time");
+                return;
+            };
+            match sleep_until_wall(
+                &rt.clock,
+                tick,
+                &firing,
+                &mut stopped,
+                &entry.interrupted.ready,
+            )
+            .await
+            {
+                Wake::Due => {}
+                Wake::Stopped => return,
+                Wake::Resume => continue,
+            }
+            let now = rt.clock.now();
+            let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
+            if entry.pause.is_paused() {
+                next = skip_paused(&entry, &plan, now);
+                continue;
+            }
+            count_misfires(&rt, &entry, &plan, started, busy.take()).await;
+            m.lateness.record(seconds_between(plan.latest, now));
+            (plan.run, plan.latest, plan.next)
+        } else {
+            let ticks = std::mem::take(&mut buffered);
+            if entry.pause.is_paused() {
+                // Paused while the run they waited for was in progress.
+                m.skipped(SkipReason::Paused, ticks.len() as u64);
+                continue;
+            }
+            let latest = ticks.last().copied().unwrap_or(started);
+            (ticks, latest, next)
         };
-        match sleep_until_wall(
-            &rt.clock,
-            tick,
-            &firing,
-            &mut stopped,
-            &entry.interrupted.ready,
-        )
-        .await
-        {
-            Wake::Due => {}
-            Wake::Stopped => return,
-            Wake::Resume => continue,
-        }
-        let now = rt.clock.now();
-        let plan = misfire::plan(schedule, tick, now, policy, misfire_threshold);
-        if entry.pause.is_paused() {
-            next = skip_paused(&entry, &plan, now);
-            continue;
-        }
-        count_misfires(&rt, &entry, &plan, started, busy.take()).await;
-        m.lateness.record(seconds_between(plan.latest, now));
-        let fired = run_batch(
-            &rt,
-            &entry,
-            plan.run,
-            plan.latest,
-            &firing,
-            misfire_threshold,
-        )
-        .await;
+        let fired = run_batch(&rt, &entry, ticks, latest, &firing, misfire_threshold).await;
         if fired == Fired::Stopped {
             return;
         }
         let ended = rt.clock.now();
-        let after = if fired == Fired::GaveUp {
-            misfire::after_outage(schedule, plan.next, ended)
+        let settled = if fired == Fired::GaveUp {
+            misfire::after_outage(schedule, after, ended)
         } else {
-            misfire::after_run(schedule, plan.next, ended, policy)
+            overlap::after_run(schedule, after, ended, entry.job.overlap_policy())
         };
-        count_overlaps(&rt, &entry, after.overlapped, plan.next, ended).await;
-        next = after.next;
+        let overlapped = Overlapped {
+            count: settled.overlapped,
+            first: after,
+            buffered: settled.buffered.first().copied(),
+            ended,
+        };
+        count_overlaps(&rt, &entry, overlapped).await;
+        buffered = settled.buffered;
+        next = settled.next;
         publish_next(&entry, next);
     }
 }
@@ -134,7 +147,7 @@ fn skip_paused(
     entry
         .metrics
         .skipped(SkipReason::Paused, plan.run.len() as u64 + plan.skipped);
-    let next = misfire::after_run(&job.schedule, plan.next, now, job.misfire).next;
+    let next = overlap::after_run(&job.schedule, plan.next, now, Overlap::Skip).next;
     publish_next(entry, next);
     next
 }
@@ -366,47 +379,61 @@ async fn count_unrun(rt: &Runtime, entry: &JobEntry, left: u64, last: DateTime<U
     report_lost(rt, entry, lost).await;
 }
 
-/// Counts and reports the ticks a run that ended at `ended` overlapped: lost for good.
-async fn count_overlaps(
-    rt: &Runtime,
-    entry: &JobEntry,
-    overlapped: u64,
+/// The ticks a run overlapped that its overlap policy skips.
+struct Overlapped {
+    /// How many.
+    count: u64,
+    /// The first tick that came due during the run.
     first: Option<DateTime<Utc>>,
+    /// The first of the overlapped ticks that run now: the skipped ones are before it.
+    buffered: Option<DateTime<Utc>>,
+    /// When the run ended.
     ended: DateTime<Utc>,
-) {
-    if overlapped == 0 {
+}
+
+/// Counts and reports the ticks a run overlapped and its policy skips: lost for good.
+async fn count_overlaps(rt: &Runtime, entry: &JobEntry, overlapped: Overlapped) {
+    if overlapped.count == 0 {
         return;
     }
-    entry.metrics.skipped(SkipReason::Overlap, overlapped);
-    if let Some(first) = first {
-        record_overlapped(rt, entry, first, ended);
+    entry.metrics.skipped(SkipReason::Overlap, overlapped.count);
+    let schedule = &entry.job.schedule;
+    // The latest skipped tick: the one before the first that runs, or the latest due.
+    let latest = match overlapped.buffered {
+        Some(buffered) => tick_before(schedule, buffered),
+        None => schedule
+            .latest_at_or_before(overlapped.ended)
+            .unwrap_or(overlapped.ended),
+    };
+    if let Some(first) = overlapped.first {
+        record_overlapped(rt, entry, first, latest);
     }
-    let latest = entry
-        .job
-        .schedule
-        .latest_at_or_before(ended)
-        .unwrap_or(ended);
+    let policy = entry.job.overlap_policy();
+    let detail = format!(
+        "the run outlasted its next tick; overlapped ticks skipped (overlap policy {})",
+        policy.as_str()
+    );
     let lost = Lost {
         reason: SkipReason::Overlap,
-        ticks: overlapped,
+        ticks: overlapped.count,
         latest,
-        detail: "the run outlasted its next tick; overlapped ticks skipped".to_owned(),
+        detail,
     };
     report_lost(rt, entry, lost).await;
 }
 
-/// Records the ticks from `first` to `ended` that a run overlapped as skipped in the ledger
-/// (idempotent jobs; at most as many as `run_all` would catch up on, the first ones). The
+/// Records the ticks from `first` to `last` that a run overlapped as skipped in the ledger
+/// (idempotent jobs; at most as many as `buffer_all` would run, the first ones). The
 /// record waits a liveness: an instance that was free runs such a tick meanwhile, and its
 /// claim keeps the tick's row.
-fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, ended: DateTime<Utc>) {
+fn record_overlapped(rt: &Runtime, entry: &JobEntry, first: DateTime<Utc>, last: DateTime<Utc>) {
     let job = &entry.job;
     if job.key.is_none() {
         return;
     }
     let ticks = std::iter::once(first)
         .chain(job.schedule.upcoming(first))
-        .take_while(|t| *t <= ended)
+        .take_while(|t| *t <= last)
         .take(Misfire::RUN_ALL_LIMIT);
     for tick in ticks.filter_map(|tick| ledger_tick(rt, entry, tick)) {
         let skipped = tick.skipped("overlap: the run before it outlasted it");

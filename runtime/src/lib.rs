@@ -20,6 +20,7 @@ mod ledger;
 pub mod lock;
 pub mod metrics;
 mod misfire;
+mod overlap;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "prometheus")]

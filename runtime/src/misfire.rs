@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tickguard_schedule::Schedule;
 
-use crate::job::Misfire;
+use crate::{job::Misfire, overlap::AfterRun};
 
 /// What to do on waking for a tick.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,17 +20,8 @@ pub(crate) struct Plan {
     pub(crate) latest: DateTime<Utc>,
     /// The first tick after the due ones, as seen before the runs (`None` when the schedule
     /// has no further fire time, and for a fixed delay, which counts from the runs' end);
-    /// [`after_run`] settles it.
+    /// [`crate::overlap::after_run`] settles it.
     pub(crate) next: Option<DateTime<Utc>>,
-}
-
-/// Where a job loop goes once its runs ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct AfterRun {
-    /// The next tick to wait for (`None`: the schedule never fires again).
-    pub(crate) next: Option<DateTime<Utc>>,
-    /// The ticks that came due while the runs were in progress and are skipped.
-    pub(crate) overlapped: u64,
 }
 
 /// The plan for waking at wall time `now` for tick `tick` (`tick <= now`). Every tick in
@@ -81,39 +72,6 @@ pub(crate) fn plan(
         skipped,
         latest,
         next,
-    }
-}
-
-/// Where to go after the runs of a [`Plan`] ended at wall time `ended`, given the plan's
-/// `next`. Ticks that came due during the runs were overlapped: `run_all` runs them next, as
-/// missed ticks; the other policies skip them and wait for the first tick after `ended`. A
-/// fixed delay counts from `ended`.
-pub(crate) fn after_run(
-    schedule: &Schedule,
-    next: Option<DateTime<Utc>>,
-    ended: DateTime<Utc>,
-    policy: Misfire,
-) -> AfterRun {
-    if schedule.is_fixed_delay() {
-        return AfterRun {
-            next: schedule.next_after(ended),
-            overlapped: 0,
-        };
-    }
-    match next.filter(|n| *n <= ended) {
-        Some(first) if policy != Misfire::RunAll => {
-            let last = schedule
-                .latest_at_or_before(ended)
-                .map_or(first, |l| l.max(first));
-            AfterRun {
-                next: schedule.next_after(ended),
-                overlapped: missed_between(schedule, first, last, Misfire::Skip).skipped + 1,
-            }
-        }
-        _ => AfterRun {
-            next,
-            overlapped: 0,
-        },
     }
 }
 
@@ -200,6 +158,7 @@ pub(crate) fn after_outage(
             next
         },
         overlapped: 0,
+        buffered: Vec::new(),
     }
 }
 
@@ -363,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fixed_delay_runs_its_tick_however_late_and_counts_from_the_run_end() {
+    fn a_fixed_delay_runs_its_tick_however_late() {
         let after = Schedule::after(Duration::from_secs(10)).unwrap();
         for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
             assert_eq!(
@@ -373,13 +332,6 @@ mod tests {
                     skipped: 0,
                     latest: at(10),
                     next: None,
-                }
-            );
-            assert_eq!(
-                after_run(&after, None, at_ms(103_500), policy),
-                AfterRun {
-                    next: Some(at_ms(113_500)),
-                    overlapped: 0,
                 }
             );
         }
@@ -426,47 +378,5 @@ mod tests {
         assert_eq!(deadline(&every_10, Misfire::RunAll, false), at_ms(19_750));
         let after = Schedule::after(Duration::from_secs(10)).unwrap();
         assert_eq!(deadline(&after, Misfire::RunOnce, false), at(15));
-    }
-
-    #[test]
-    fn a_run_that_ends_before_the_next_tick_overlapped_nothing() {
-        for policy in [Misfire::Skip, Misfire::RunOnce, Misfire::RunAll] {
-            assert_eq!(
-                after_run(&every(10), Some(at(20)), at_ms(19_999), policy),
-                AfterRun {
-                    next: Some(at(20)),
-                    overlapped: 0,
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn a_run_that_outlasts_ticks_skips_them_except_under_run_all() {
-        // The run for tick 10 ends at 35 s: ticks 20 and 30 came due meanwhile.
-        for policy in [Misfire::Skip, Misfire::RunOnce] {
-            assert_eq!(
-                after_run(&every(10), Some(at(20)), at(35), policy),
-                AfterRun {
-                    next: Some(at(40)),
-                    overlapped: 2,
-                }
-            );
-        }
-        // A run that ends on a tick overlapped it.
-        assert_eq!(
-            after_run(&every(10), Some(at(20)), at(30), Misfire::RunOnce).overlapped,
-            2
-        );
-        // `run_all` runs them next, as missed ticks.
-        assert_eq!(
-            after_run(&every(10), Some(at(20)), at(35), Misfire::RunAll),
-            AfterRun {
-                next: Some(at(20)),
-                overlapped: 0,
-            }
-        );
-        let next = plan(&every(10), at(20), at(35), Misfire::RunAll, THRESHOLD);
-        assert_eq!(next.run, vec![at(20), at(30)]);
     }
 }

@@ -88,7 +88,7 @@ async fn a_tick_a_run_overlapped_is_reported_and_counted_as_lost() {
         assert_eq!(
             report.to_string(),
             "job `overlapping` lost 1 tick(s), the latest 2026-01-01 00:00:02 UTC: overlap: \
-             the run outlasted its next tick; overlapped ticks skipped"
+             the run outlasted its next tick; overlapped ticks skipped (overlap policy skip)"
         );
     }
     assert_eq!(lost("overlapping", "overlap"), 1);
