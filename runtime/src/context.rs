@@ -15,7 +15,7 @@ use crate::{
     job_error::{JobError, JobResult},
     metrics::ONCE_SKIPPED_TOTAL,
     state::{State, StateMap, StateValue},
-    store::{ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
+    store::{CancelRequest, ExecutionRef, ExecutionStore, OnceScope, OnceState, StoreError},
 };
 
 /// Why a run was asked to stop.
@@ -36,6 +36,9 @@ pub enum CancelReason {
     /// A newer tick of the job asked this run to stop (`overlap = "cancel_other"`), so that
     /// it runs instead.
     Superseded,
+    /// An operator asked the run to stop (`tickguard cancel`,
+    /// [`ExecutionStore::request_cancel`](crate::store::ExecutionStore::request_cancel)).
+    Requested,
 }
 
 impl CancelReason {
@@ -48,6 +51,7 @@ impl CancelReason {
             Self::Fenced => "fenced",
             Self::StoreUnreachable => "store_unreachable",
             Self::Superseded => "superseded",
+            Self::Requested => "requested",
         }
     }
 }
@@ -94,6 +98,9 @@ pub(crate) struct Execution {
     /// period; what [`JobContext::shutdown_requested`] waits on.
     pub(crate) draining: CancellationToken,
     pub(crate) reason: OnceLock<CancelReason>,
+    /// What the run's end records as its error when a cancel request stopped it (see
+    /// [`CancelRequest::describe`]).
+    stop_note: OnceLock<String>,
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) fence_rejections: metrics::Counter,
     /// Attempts made, counting those of earlier owners.
@@ -127,6 +134,7 @@ impl Execution {
             cancel: CancellationToken::new(),
             stop,
             reason: OnceLock::new(),
+            stop_note: OnceLock::new(),
             store,
             fence_rejections,
             attempts: std::sync::atomic::AtomicU32::new(previous_attempts),
@@ -138,6 +146,21 @@ impl Execution {
     pub(crate) fn cancel(&self, reason: CancelReason) {
         let _ = self.reason.set(reason);
         self.cancel.cancel();
+    }
+
+    /// Asks the run to stop at `request` (an operator's, or a newer tick's): its reason is
+    /// the request's, and its end records who asked. `false` if a request stopped it before.
+    pub(crate) fn stop_requested(&self, request: &CancelRequest) -> bool {
+        if self.stop_note.set(request.describe()).is_err() {
+            return false;
+        }
+        self.cancel(request.kind.reason());
+        true
+    }
+
+    /// What a cancel request that stopped the run said, as its end records it.
+    pub(crate) fn stop_note(&self) -> Option<&str> {
+        self.stop_note.get().map(String::as_str)
     }
 
     /// Why the run was asked to stop. A cancellation without a recorded reason came from

@@ -12,6 +12,14 @@
 //! about every third of the liveness, as the recovery task does: a requested execution
 //! whose owner died (which moves no version) is resumed like any interrupted one.
 //!
+//! When the number moved it also reads the cancel requests on running executions of its
+//! jobs ([`ExecutionStore::request_cancel`](crate::store::ExecutionStore::request_cancel))
+//! and stops those that run on this instance, with the request's reason
+//! ([`CancelReason::Requested`](crate::CancelReason::Requested) or
+//! [`Superseded`](crate::CancelReason::Superseded)). A request whose run is not
+//! registered here yet (its claim committed a moment before) is tried again at every look
+//! until the next read.
+//!
 //! When the number moved it also queues the interrupted executions it found that no
 //! operator asked for, as the recovery task does at its own pace: an instance that hands an
 //! execution back at shutdown moves the number
@@ -51,9 +59,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    executor::{JobEntry, Queued, Runtime, bounded},
+    executor::{Delivered, JobEntry, Queued, Runtime, bounded},
     recovery::queue_interrupted,
-    store::{Interrupted, Pause, StoreError},
+    store::{CancelRequest, Interrupted, Pause, StoreError},
 };
 
 /// The default of [`SchedulerBuilder::control_every`](crate::SchedulerBuilder::control_every).
@@ -145,6 +153,11 @@ pub(crate) struct Control {
     /// hundred milliseconds, doubling up to [`REQUEUE_MAX`], so a request that cannot run
     /// yet costs no lock attempt, and no warning, every round.
     requests: HashMap<String, Outstanding>,
+    /// The cancel requests on running executions of these jobs, as last read (when the
+    /// version moved), less those delivered: one whose run had not registered here yet
+    /// (its claim committed, its run about to start) is tried again at every look, with no
+    /// store read; those of runs on other instances wait here until the next read.
+    cancels: Vec<CancelRequest>,
     /// When the store's failure was last warned about.
     warned: Option<Instant>,
     settings: ControlSettings,
@@ -172,6 +185,7 @@ impl Control {
             outstanding: false,
             scanned: None,
             requests: HashMap::new(),
+            cancels: Vec::new(),
             warned: None,
             settings,
         }
@@ -187,6 +201,7 @@ impl Control {
             if moved {
                 let paused = bounded(self.rt.store.paused(&self.names)).await?;
                 self.apply_pauses(paused);
+                self.cancels = bounded(self.rt.store.cancel_requests(&self.names)).await?;
             }
             let stale = self
                 .scanned
@@ -211,6 +226,7 @@ impl Control {
             Ok::<(), StoreError>(())
         }
         .await;
+        self.deliver_cancels();
         match looked {
             Ok(()) => {
                 if self.warned.take().is_some() {
@@ -228,6 +244,29 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Stops the runs on this instance that a cancel request names, with the request's
+    /// reason, and logs who asked and why; keeps the requests whose run is not here.
+    fn deliver_cancels(&mut self) {
+        let (entries, by_name) = (&self.entries, &self.by_name);
+        self.cancels.retain(|request| {
+            let Some(&i) = by_name.get(&request.job) else {
+                return false;
+            };
+            match entries[i].runs.deliver(request) {
+                Delivered::NotHere => true,
+                Delivered::Already => false,
+                Delivered::Stopped => {
+                    tracing::warn!(
+                        job = %request.job, execution_id = %request.execution_id,
+                        kind = %request.kind, by = %request.by, note = %request.note,
+                        "stopping the run: {}", request.describe()
+                    );
+                    false
+                }
+            }
+        });
     }
 
     /// Applies the pauses read from the store to every job.

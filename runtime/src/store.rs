@@ -184,7 +184,8 @@ pub enum Status {
     Failed,
     /// Stopped by its timeout.
     TimedOut,
-    /// Stopped by shutdown, lock loss or a fence rejection.
+    /// Stopped by shutdown, lock loss or a fence rejection (resumed by a later claim), or at
+    /// someone's request ([`ExecutionStore::request_cancel`]: final).
     Cancelled,
     /// A tick of the ledger that its job's misfire policy skipped for good (the reason is in
     /// the record's `error`). It is not claimed again.
@@ -438,6 +439,109 @@ impl<'a> JobRegistration<'a> {
     }
 }
 
+/// Who asked a running execution to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelKind {
+    /// An operator (`tickguard cancel`): the run sees
+    /// [`CancelReason::Requested`](crate::CancelReason::Requested).
+    Operator,
+    /// A newer tick of the job under `overlap = "cancel_other"`: the run sees
+    /// [`CancelReason::Superseded`](crate::CancelReason::Superseded).
+    Superseded,
+}
+
+impl CancelKind {
+    /// The name stored in the `cancel_kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "OPERATOR",
+            Self::Superseded => "SUPERSEDED",
+        }
+    }
+
+    /// The kind named by [`CancelKind::as_str`]; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "OPERATOR" => Some(Self::Operator),
+            "SUPERSEDED" => Some(Self::Superseded),
+            _ => None,
+        }
+    }
+
+    /// The reason the run sees in [`JobContext::cancel_reason`](crate::JobContext::cancel_reason).
+    pub fn reason(self) -> crate::CancelReason {
+        match self {
+            Self::Operator => crate::CancelReason::Requested,
+            Self::Superseded => crate::CancelReason::Superseded,
+        }
+    }
+}
+
+impl fmt::Display for CancelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request that a running execution stop, as [`ExecutionStore::request_cancel`] recorded
+/// it: what [`ExecutionStore::cancel_requests`] lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CancelRequest {
+    /// The execution asked to stop.
+    pub execution_id: String,
+    /// Its job.
+    pub job: String,
+    /// Who asked: an operator, or a newer tick of the job.
+    pub kind: CancelKind,
+    /// The requester's note (for a newer tick, which tick).
+    pub note: String,
+    /// Who asked (free text: a user, a host, an instance).
+    pub by: String,
+    /// When, by the store's clock.
+    pub at: DateTime<Utc>,
+}
+
+impl CancelRequest {
+    /// A request record.
+    pub fn new(
+        execution_id: impl Into<String>,
+        job: impl Into<String>,
+        kind: CancelKind,
+        note: impl Into<String>,
+        by: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            execution_id: execution_id.into(),
+            job: job.into(),
+            kind,
+            note: note.into(),
+            by: by.into(),
+            at,
+        }
+    }
+
+    /// The error recorded on the execution it ends: `cancelled by {by}: {note}` for an
+    /// operator's request, the requester's note (`superseded by tick ..`) for a newer
+    /// tick's.
+    pub fn describe(&self) -> String {
+        describe_cancel(self.kind, &self.note, &self.by)
+    }
+}
+
+/// The error recorded on an execution a cancel request of `kind` ended: see
+/// [`CancelRequest::describe`].
+pub(crate) fn describe_cancel(kind: CancelKind, note: &str, by: &str) -> String {
+    match (kind, note.is_empty()) {
+        (CancelKind::Operator, false) => format!("cancelled by {by}: {note}"),
+        (CancelKind::Operator, true) => format!("cancelled by {by}"),
+        (CancelKind::Superseded, false) => note.to_owned(),
+        (CancelKind::Superseded, true) => format!("superseded by a newer tick (asked by {by})"),
+    }
+}
+
 /// Where executions are recorded and claimed.
 ///
 /// Every backend passes one conformance suite: one claim of a tick wins among many
@@ -640,7 +744,36 @@ pub trait ExecutionStore: Send + Sync + 'static {
         jobs: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>>;
 
-    /// A number that every pause, resume, trigger and re-run makes larger: a running
+    /// Asks the execution `id` to stop: records the request (`kind`, `note`, `by`, the
+    /// store's now) on the execution and moves the
+    /// [`control_version`](Self::control_version) (PostgreSQL: `NOTIFY` too), so that the
+    /// instance running it cancels its context within a second. A PENDING execution (a
+    /// trigger or a ledger tick not run yet) is recorded CANCELLED at once, its error saying
+    /// who asked ([`CancelRequest::describe`]). Returns the execution.
+    ///
+    /// An execution with a request is final: [`ExecutionStore::interrupted`] never returns
+    /// it and a claim of it is answered [`Claim::Done`] (CANCELLED) once its run is over, so
+    /// it is never resumed; a claim that finds its owner gone records it CANCELLED. Asking
+    /// again replaces the note. [`ExecutionStore::rerun`] clears the request.
+    ///
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] (with a sentence
+    /// why) for one that already ended.
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        kind: CancelKind,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>>;
+
+    /// The cancel requests on RUNNING executions of `jobs`: what the control task of each
+    /// instance reads when the control version moved, to stop those it runs.
+    fn cancel_requests<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<CancelRequest>, StoreError>>;
+
+    /// A number that every pause, resume, trigger, re-run and cancel request makes larger: a running
     /// scheduler reads it about twice a second (one row, whatever the number of jobs) and
     /// reads the pauses and requests again only when it moved.
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -844,6 +977,21 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for std::sync::Arc<S> {
         jobs: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
         (**self).paused(jobs)
+    }
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        kind: CancelKind,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        (**self).request_cancel(id, kind, note, by)
+    }
+    fn cancel_requests<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<CancelRequest>, StoreError>> {
+        (**self).cancel_requests(jobs)
     }
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
         (**self).control_version()

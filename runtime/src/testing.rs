@@ -72,10 +72,10 @@ use crate::{
     metrics::SkipReason,
     state::{GivenTo, StateMap, StateValue},
     store::{
-        Claim, ClaimRequest, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
-        Finish, HistoryPage, HistoryQuery, Interrupted, JobRecord, JobRegistration, JobSummary,
-        LedgerTick, MemoryStore, OnceScope, OnceState, Pause, PruneReport, PruneRequest, Status,
-        StoreError,
+        CancelKind, CancelRequest, Claim, ClaimRequest, ExecutionDetail, ExecutionRecord,
+        ExecutionRef, ExecutionStore, Finish, HistoryPage, HistoryQuery, Interrupted, JobRecord,
+        JobRegistration, JobSummary, LedgerTick, MemoryStore, OnceScope, OnceState, Pause,
+        PruneReport, PruneRequest, Status, StoreError,
     },
 };
 
@@ -742,6 +742,23 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         jobs: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<(String, Pause)>, StoreError>> {
         self.inner.paused(jobs)
+    }
+
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        kind: CancelKind,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        self.inner.request_cancel(id, kind, note, by)
+    }
+
+    fn cancel_requests<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<CancelRequest>, StoreError>> {
+        self.inner.cancel_requests(jobs)
     }
 
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {

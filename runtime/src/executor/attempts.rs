@@ -108,12 +108,12 @@ fn end_of(
         // total. A failed last attempt stays in the chain, under the stop.
         (reason, result) => {
             let reason = reason.unwrap_or(CancelReason::LockLost);
-            RunEnd::stopped(
-                reason,
-                format!("run stopped: {}", reason.as_str()),
-                attempts,
-                result.and_then(Result::err),
-            )
+            // A run someone asked to stop says who asked, and why.
+            let what = match (reason, exec.stop_note()) {
+                (CancelReason::Requested | CancelReason::Superseded, Some(note)) => note.to_owned(),
+                _ => format!("run stopped: {}", reason.as_str()),
+            };
+            RunEnd::stopped(reason, what, attempts, result.and_then(Result::err))
         }
     }
 }

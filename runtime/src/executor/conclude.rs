@@ -129,6 +129,9 @@ pub(super) async fn conclude(
     {
         hand_back(rt, &entry.job, t.requested_by.is_some()).await;
     }
+    if accepted && end.status == Status::Cancelled && exec.stop_note().is_some() {
+        stopped_on_request(rt).await;
+    }
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
     // Last: the default fmt layer prints a span's recorded fields on every later line of
     // the span, and the `execution finished` line already says these.
@@ -161,6 +164,20 @@ async fn hand_back(rt: &Runtime, job: &Job, requested: bool) {
             "handed back at shutdown, but the other instances could not be told: one resumes \
              the execution at its next scan for interrupted executions"
         ),
+    }
+}
+
+/// After a run stopped by a cancel request was recorded CANCELLED and its lease released:
+/// tells the other instances, through the store, so that one waiting to run the job's next
+/// tick (`overlap = "cancel_other"`) goes on at once. A store that does not answer leaves
+/// it to their next look at the claim.
+async fn stopped_on_request(rt: &Runtime) {
+    if let Err(e) = bounded(rt.store.announce()).await {
+        tracing::warn!(
+            error = %e,
+            "stopped on request, but the other instances could not be told; they see it at \
+             their next claim"
+        );
     }
 }
 

@@ -21,6 +21,7 @@ mod hooks;
 mod identity;
 mod interrupts;
 mod lease;
+mod local_runs;
 mod lost;
 mod unrecorded;
 mod watchdog;
@@ -34,6 +35,7 @@ use tracing::Instrument;
 pub(crate) use self::{
     conclude::RECORD_BUDGET,
     interrupts::{Interrupts, Queued},
+    local_runs::{Delivered, LocalRuns},
     lost::{Lost, report_lost},
     unrecorded::Unrecorded,
 };
@@ -157,6 +159,9 @@ pub(crate) struct JobEntry {
     pub(crate) warnings: Throttles,
     /// Whether the job is paused, as the control task last read the store.
     pub(crate) pause: PauseState,
+    /// The job's executions running on this instance, for the control task to stop those
+    /// asked to ([`ExecutionStore::request_cancel`]).
+    pub(crate) runs: LocalRuns,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -194,6 +199,7 @@ impl JobEntry {
             ledger: Ledger::default(),
             warnings: Throttles::default(),
             pause: PauseState::default(),
+            runs: LocalRuns::default(),
             job,
         }
     }
@@ -320,6 +326,8 @@ pub(crate) async fn execute(
     let span = execution_span(&entry.job, &t.execution_id);
     let recorded = span.clone();
     let pending = rt.unrecorded.track(&execution_id);
+    // Until its pass ends: a cancel request read by the control task finds it here.
+    let _local = entry.runs.register(&exec);
     async move {
         tracing::info!(
             job = %entry.job.name,

@@ -24,6 +24,11 @@ pub(crate) struct SeenRow<'a> {
     pub(crate) owner: &'a str,
     /// Whether it is running and its owner heartbeated within the request's liveness.
     pub(crate) live: bool,
+    /// Whether someone asked it to stop ([`ExecutionStore::request_cancel`]): once its run
+    /// is over, it is final.
+    ///
+    /// [`ExecutionStore::request_cancel`]: crate::store::ExecutionStore::request_cancel
+    pub(crate) cancel_requested: bool,
 }
 
 /// What a claim does.
@@ -68,6 +73,17 @@ pub(crate) fn decide<'a>(
     {
         return Outcome::Done(row.status);
     }
+    // Asked to stop, and its run is over (or its owner gone): never resumed, whatever the
+    // job. A live run with a request is busy until it stops.
+    if let Some(row) = existing
+        && row.cancel_requested
+        && !row.live
+    {
+        return Outcome::Done(match row.status {
+            Status::Running | Status::Pending => Status::Cancelled,
+            status => status,
+        });
+    }
     if !due {
         return Outcome::Early;
     }
@@ -106,7 +122,45 @@ mod tests {
             status,
             owner,
             live,
+            cancel_requested: false,
         }
+    }
+
+    fn asked_to_stop(row: SeenRow<'static>) -> SeenRow<'static> {
+        SeenRow {
+            cancel_requested: true,
+            ..row
+        }
+    }
+
+    #[test]
+    fn an_execution_asked_to_stop_is_never_resumed() {
+        for idempotent in [true, false] {
+            // Its run recorded CANCELLED, or its owner died before it could.
+            for (status, done) in [
+                (Status::Cancelled, Status::Cancelled),
+                (Status::Running, Status::Cancelled),
+                (Status::Failed, Status::Failed),
+            ] {
+                let rows = [asked_to_stop(row(ID, status, "other", false))];
+                assert_eq!(
+                    decide(&request(idempotent), false, true, &rows),
+                    Outcome::Done(done)
+                );
+            }
+        }
+        // A live run asked to stop keeps the job busy until it has.
+        let live = [asked_to_stop(row(ID, Status::Running, "other", true))];
+        assert_eq!(
+            decide(&request(true), false, true, &live),
+            Outcome::Busy(ID)
+        );
+        // Another execution asked to stop, whose owner died, is abandoned by the claim.
+        let other = [asked_to_stop(row("job@0", Status::Running, "other", false))];
+        assert_eq!(
+            decide(&request(true), false, true, &other),
+            Outcome::Take { resumed: false }
+        );
     }
 
     #[test]

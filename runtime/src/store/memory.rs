@@ -8,13 +8,13 @@ use tokio::time::Instant;
 
 mod operations;
 
-use operations::{JobOps, abandon_runs};
+use operations::{JobOps, abandon_runs, abandoned_error};
 
 use super::{
-    Claim, ClaimRequest, Claimed, ExecutionDetail, ExecutionRecord, ExecutionRef, ExecutionStore,
-    Finish, HistoryPage, HistoryQuery, INTERRUPTED_PER_JOB, Interrupted, JobRecord,
-    JobRegistration, JobSummary, LedgerTick, OnceScope, OnceState, Pause, PruneReport,
-    PruneRequest, RunOutcome, RunRecord, Status, StoreError,
+    CancelKind, CancelRequest, Claim, ClaimRequest, Claimed, ExecutionDetail, ExecutionRecord,
+    ExecutionRef, ExecutionStore, Finish, HistoryPage, HistoryQuery, INTERRUPTED_PER_JOB,
+    Interrupted, JobRecord, JobRegistration, JobSummary, LedgerTick, OnceScope, OnceState, Pause,
+    PruneReport, PruneRequest, RunOutcome, RunRecord, Status, StoreError,
 };
 use crate::{
     future::BoxFuture,
@@ -128,6 +128,8 @@ struct Row {
     finished: Option<Instant>,
     /// Every claim of the execution, oldest first.
     runs: Vec<RunRecord>,
+    /// The request that it stop, if one was made.
+    cancel: Option<CancelRequest>,
 }
 
 impl Row {
@@ -245,7 +247,7 @@ impl JobState {
         for row in self.rows.iter_mut() {
             if row.record.status == Status::Running && row.record.id != req.execution_id {
                 row.record.status = Status::Cancelled;
-                row.record.error = Some("owner stopped heartbeating; execution abandoned".into());
+                row.record.error = Some(abandoned_error(row.cancel.as_ref()));
                 row.record.finished_at = Some(wall);
                 abandon_runs(row);
                 abandoned += 1;
@@ -308,6 +310,7 @@ impl JobState {
             liveness: req.liveness,
             finished: None,
             runs,
+            cancel: None,
         });
         self.trim();
         Claimed {
@@ -389,6 +392,7 @@ impl MemoryStore {
                 status: row.record.status,
                 owner: &row.record.owner,
                 live: row.live_within(now, req.liveness),
+                cancel_requested: row.cancel.is_some(),
             }
         };
         if existing.is_none()
@@ -507,6 +511,7 @@ impl MemoryStore {
             liveness: std::time::Duration::ZERO,
             finished: tick.skipped.as_ref().map(|_| Instant::now()),
             runs: Vec::new(),
+            cancel: None,
         });
         // A skipped row is counted with the finished rows; a pending one waits for a claim,
         // and is never forgotten.
@@ -689,6 +694,23 @@ impl ExecutionStore for MemoryStore {
         ready(Ok(self.paused_now(jobs)))
     }
 
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        kind: CancelKind,
+        note: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+        ready(self.request_cancel_now(id, kind, note, by))
+    }
+
+    fn cancel_requests<'a>(
+        &'a self,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<CancelRequest>, StoreError>> {
+        ready(Ok(self.cancel_requests_now(jobs)))
+    }
+
     fn control_version<'a>(&'a self) -> BoxFuture<'a, Result<u64, StoreError>> {
         ready(Ok(self.version.load(std::sync::atomic::Ordering::Acquire)))
     }
@@ -866,6 +888,7 @@ impl ExecutionStore for MemoryStore {
             let mut of_job: Vec<Interrupted> = state
                 .rows
                 .iter()
+                .filter(|r| r.cancel.is_none())
                 .filter(|r| match r.record.status {
                     Status::Cancelled | Status::Pending => true,
                     Status::Running => !r.live_within(now, liveness),

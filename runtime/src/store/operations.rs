@@ -483,3 +483,25 @@ pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<Sto
     };
     Some(StoreError::Refused { message })
 }
+
+/// Why a cancel request on the execution `id`, in `status`, was refused (`None`: it was
+/// not): only a pending or running execution can be asked to stop.
+pub(crate) fn cancel_refused(id: &str, status: Status) -> Option<StoreError> {
+    if matches!(status, Status::Pending | Status::Running) {
+        return None;
+    }
+    Some(StoreError::Refused {
+        message: format!(
+            "execution `{id}` already ended ({status}); only a pending or running execution \
+             can be cancelled"
+        ),
+    })
+}
+
+/// The error of a running execution a claim abandoned: its owner stopped heartbeating.
+pub(crate) const ABANDONED: &str = "owner stopped heartbeating; execution abandoned";
+
+/// The error of a running execution a claim abandoned after someone asked it to stop: it is
+/// final, never resumed.
+pub(crate) const ABANDONED_ASKED_TO_STOP: &str =
+    "owner stopped heartbeating after it was asked to stop; execution cancelled";

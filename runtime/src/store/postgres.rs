@@ -146,6 +146,19 @@ CREATE INDEX tickguard_executions_ended
     ON {schema}.tickguard_executions (job, status, finished_at);
 ",
     },
+    Migration {
+        version: 5,
+        description: "cancel requests on executions",
+        sql: "
+ALTER TABLE {schema}.tickguard_executions
+    ADD COLUMN cancel_kind text,
+    ADD COLUMN cancel_note text,
+    ADD COLUMN cancel_by text,
+    ADD COLUMN cancel_at timestamptz;
+CREATE INDEX tickguard_executions_cancel ON {schema}.tickguard_executions (job)
+    WHERE status = 'RUNNING' AND cancel_kind IS NOT NULL;
+",
+    },
 ];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
@@ -861,6 +874,7 @@ impl Statements {
         // The statuses of an execution that ran to its end (or was skipped for good): an
         // idempotent claim finds its tick done.
         let final_statuses = "'COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED'";
+        let (abandoned, abandoned_asked) = (sql::ABANDONED, sql::ABANDONED_ASKED_TO_STOP);
         Self {
             lock_job: format!(
                 "INSERT INTO {jobs} (job) VALUES ($1) \
@@ -877,7 +891,8 @@ impl Statements {
             ),
             open_rows: format!(
                 "SELECT id, status, \
-                     status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner \
+                     status = 'RUNNING' AND heartbeat_at > clock_timestamp() - $3 {ms}, owner, \
+                     cancel_kind IS NOT NULL \
                  FROM {ex} WHERE job = $1 AND id IN ($2, $4) FOR UPDATE"
             ),
             own_row: format!("SELECT fence, attempt - 1, checkpoint::text FROM {ex} WHERE id = $1"),
@@ -893,7 +908,8 @@ impl Statements {
                      WHERE job = $1 RETURNING fence), \
                  abandoned AS (\
                      UPDATE {ex} SET status = 'CANCELLED', finished_at = clock_timestamp(), \
-                         error = 'owner stopped heartbeating; execution abandoned' \
+                         error = CASE WHEN cancel_kind IS NULL THEN '{abandoned}' \
+                             ELSE '{abandoned_asked}' END \
                      WHERE id = $7 AND job = $1 AND status = 'RUNNING' AND id <> $2 \
                      RETURNING id), \
                  before AS (SELECT id, heartbeat_at, attempt FROM {ex} WHERE id IN ($2, $7)), \
@@ -929,6 +945,7 @@ impl Statements {
                          AND (pruned_through IS NULL OR $3 > pruned_through) \
                          AND NOT EXISTS (\
                          SELECT 1 FROM {ex} WHERE id = $2 AND (job <> $1 OR status = 'RUNNING' \
+                             OR cancel_kind IS NOT NULL \
                              OR ($7 AND status IN ({final_statuses})))) \
                      RETURNING fence), \
                  taken AS (\
@@ -942,6 +959,7 @@ impl Statements {
                          heartbeat_at = EXCLUDED.heartbeat_at, liveness_ms = EXCLUDED.liveness_ms, \
                          finished_at = NULL, error = NULL \
                      WHERE e.job = EXCLUDED.job AND e.status <> 'RUNNING' \
+                         AND e.cancel_kind IS NULL \
                          AND NOT ($7 AND e.status IN ({final_statuses})) \
                      RETURNING fence, attempt, checkpoint, started_at, \
                          xmax <> 0 AND attempt > 1 AS resumed), \
@@ -1083,7 +1101,8 @@ impl Statements {
                          requested_by IS NOT NULL AS requested, row_number() OVER (\
                          PARTITION BY job ORDER BY requested_by IS NULL, status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
-                     WHERE job = ANY($1) AND (status = 'CANCELLED' OR (status = 'RUNNING' \
+                     WHERE job = ANY($1) AND cancel_kind IS NULL \
+                         AND (status = 'CANCELLED' OR (status = 'RUNNING' \
                          AND heartbeat_at <= clock_timestamp() - $2 {ms}) OR (status = 'PENDING' \
                          AND scheduled_at <= clock_timestamp() + $4 {ms}))) open \
                  WHERE n <= $5 ORDER BY NOT requested, status = 'PENDING', scheduled_at LIMIT $3"

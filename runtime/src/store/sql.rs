@@ -234,6 +234,45 @@ pub(crate) fn pause<T: DbInstant>((job, note, by, at): PauseRow<T>) -> (String, 
     )
 }
 
+/// A cancel request's row: `id, job, cancel_kind, cancel_note, cancel_by, cancel_at`.
+pub(crate) type CancelRow<T> = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<T>,
+);
+
+/// A cancel request's row as the request; a kind that names nothing is a decoding error.
+pub(crate) fn cancel_request<T: DbInstant>(
+    (execution_id, job, kind, note, by, at): CancelRow<T>,
+) -> Result<crate::store::CancelRequest, sqlx::Error> {
+    let text = kind.unwrap_or_default();
+    let kind = crate::store::CancelKind::parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown cancel kind `{text}`").into()))?;
+    Ok(crate::store::CancelRequest::new(
+        execution_id,
+        job,
+        kind,
+        note.unwrap_or_default(),
+        by.unwrap_or_default(),
+        at.map(DbInstant::instant).unwrap_or_default(),
+    ))
+}
+
+/// The `SET` of a cancel request's `UPDATE` (`$2` kind, `$3` note, `$4` by, `$5` the error
+/// of a pending execution, `now` the store's clock): a pending execution ends CANCELLED at
+/// once; a running one keeps running until its instance stops it.
+pub(crate) fn cancel_set(now: &str) -> String {
+    format!(
+        "cancel_kind = $2, cancel_note = $3, cancel_by = $4, cancel_at = {now}, \
+         error = CASE WHEN status = 'PENDING' THEN $5 ELSE error END, \
+         finished_at = CASE WHEN status = 'PENDING' THEN {now} ELSE finished_at END, \
+         status = CASE WHEN status = 'PENDING' THEN 'CANCELLED' ELSE status END"
+    )
+}
+
 /// A run's row: `fence, owner, started_at, ended_at, outcome, attempts, error`.
 pub(crate) type RunRow<T, N> = (i64, String, T, Option<T>, Option<String>, N, Option<String>);
 
@@ -268,7 +307,9 @@ pub(crate) fn manual_id(job: &str, now: DateTime<Utc>) -> String {
     )
 }
 
-pub(crate) use super::operations::{no_execution, no_job, rerun_refused};
+pub(crate) use super::operations::{
+    ABANDONED, ABANDONED_ASKED_TO_STOP, cancel_refused, no_execution, no_job, rerun_refused,
+};
 
 /// How many executions one statement of a prune deletes at most: a first prune of a long
 /// history deletes in short transactions, each holding its locks briefly.
@@ -291,6 +332,11 @@ pub(crate) struct OpStatements<E> {
     pub(crate) trigger: String,
     /// Sets an execution pending again (`$1` id, `$2` force, `$3` by).
     pub(crate) rerun: String,
+    /// Records a cancel request on a pending or running execution (`$1` id, `$2` kind,
+    /// `$3` note, `$4` by, `$5` the error of a pending one, which it ends).
+    pub(crate) cancel: String,
+    /// The cancel requests on running executions of a list of jobs (`$1`): [`CancelRow`]s.
+    pub(crate) cancel_requests: String,
     /// The paused jobs among a list (`$1`): [`PauseRow`]s.
     pub(crate) paused: String,
     /// The control version.
@@ -331,7 +377,8 @@ pub(crate) fn jobs_statement(jobs: &str, ex: &str, name: &str) -> String {
 pub(crate) fn rerun_update(ex: &str) -> String {
     format!(
         "UPDATE {ex} SET status = 'PENDING', attempt = 0, error = NULL, \
-             finished_at = NULL, requested_by = $3, \
+             finished_at = NULL, requested_by = $3, cancel_kind = NULL, cancel_note = NULL, \
+             cancel_by = NULL, cancel_at = NULL, \
              checkpoint = CASE WHEN status IN ('COMPLETED', 'SKIPPED') \
                  THEN NULL ELSE checkpoint END \
          WHERE id = $1 AND (status IN ('FAILED', 'TIMED_OUT', 'CANCELLED') \

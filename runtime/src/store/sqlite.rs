@@ -157,6 +157,18 @@ INSERT INTO tickguard_control (id, version) VALUES (1, 0);
 CREATE INDEX tickguard_executions_ended ON tickguard_executions (job, status, finished_at);
 ",
     },
+    Migration {
+        version: 5,
+        description: "cancel requests on executions",
+        sql: "
+ALTER TABLE tickguard_executions ADD COLUMN cancel_kind TEXT;
+ALTER TABLE tickguard_executions ADD COLUMN cancel_note TEXT;
+ALTER TABLE tickguard_executions ADD COLUMN cancel_by TEXT;
+ALTER TABLE tickguard_executions ADD COLUMN cancel_at INTEGER;
+CREATE INDEX tickguard_executions_cancel ON tickguard_executions (job)
+    WHERE status = 'RUNNING' AND cancel_kind IS NOT NULL;
+",
+    },
 ];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
@@ -678,6 +690,7 @@ impl Statements {
         let ex = "tickguard_executions";
         let mine = "id = $1 AND fence = $2 AND status = 'RUNNING'";
         let owned = format!("EXISTS (SELECT 1 FROM {ex} WHERE {mine})");
+        let (abandoned, abandoned_asked) = (sql::ABANDONED, sql::ABANDONED_ASKED_TO_STOP);
         Self {
             insert_job: "INSERT INTO tickguard_jobs (job, created_at) VALUES ($1, $2) \
                          ON CONFLICT (job) DO UPDATE SET job = excluded.job \
@@ -691,7 +704,8 @@ impl Statements {
                        RETURNING fence, created_at, last_tick"
                 .into(),
             open_rows: format!(
-                "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3, owner \
+                "SELECT id, status, status = 'RUNNING' AND heartbeat_at > $3, owner, \
+                     cancel_kind IS NOT NULL \
                  FROM {ex} WHERE job = $1 AND id IN ($2, $4)"
             ),
             own_row: format!("SELECT fence, attempt - 1, checkpoint FROM {ex} WHERE id = $1"),
@@ -703,7 +717,8 @@ impl Statements {
                 .into(),
             abandon: format!(
                 "UPDATE {ex} SET status = 'CANCELLED', finished_at = $3, \
-                     error = 'owner stopped heartbeating; execution abandoned' \
+                     error = CASE WHEN cancel_kind IS NULL THEN '{abandoned}' \
+                         ELSE '{abandoned_asked}' END \
                  WHERE id = $4 AND job = $1 AND status = 'RUNNING' AND id <> $2"
             ),
             close_runs: format!(
@@ -821,7 +836,7 @@ impl Statements {
                          requested_by IS NOT NULL AS requested, row_number() OVER (\
                          PARTITION BY job ORDER BY requested_by IS NULL, status = 'PENDING', scheduled_at) AS n \
                      FROM {ex} \
-                     WHERE job IN (SELECT value FROM json_each($1)) \
+                     WHERE job IN (SELECT value FROM json_each($1)) AND cancel_kind IS NULL \
                        AND (status IN ('CANCELLED', 'PENDING') \
                            OR (status = 'RUNNING' AND heartbeat_at <= $2))) \
                  WHERE n <= $4 ORDER BY NOT requested, status = 'PENDING', scheduled_at LIMIT $3"

@@ -7,10 +7,13 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{JobState, MemoryStore, Row, fnv, lock};
-use crate::store::operations::{no_execution, no_job, rerun_refused};
+use crate::store::operations::{
+    ABANDONED, ABANDONED_ASKED_TO_STOP, cancel_refused, no_execution, no_job, rerun_refused,
+};
 use crate::store::{
-    ExecutionDetail, ExecutionRecord, HistoryPage, HistoryQuery, JobRegistration, JobSummary,
-    LastOutcome, Pause, PruneReport, PruneRequest, RunOutcome, Status, StoreError,
+    CancelKind, CancelRequest, ExecutionDetail, ExecutionRecord, HistoryPage, HistoryQuery,
+    JobRegistration, JobSummary, LastOutcome, Pause, PruneReport, PruneRequest, RunOutcome, Status,
+    StoreError,
 };
 
 /// What operators see and change of one job.
@@ -44,6 +47,16 @@ pub(super) fn abandon_runs(row: &mut Row) {
         run.ended_at = Some(heartbeat);
         run.outcome = Some(RunOutcome::Abandoned);
     }
+}
+
+/// The error of a running execution abandoned by a claim (its owner stopped heartbeating),
+/// saying who had asked it to stop, if anyone had: the request makes it final.
+pub(super) fn abandoned_error(cancel: Option<&CancelRequest>) -> String {
+    match cancel {
+        None => ABANDONED,
+        Some(_) => ABANDONED_ASKED_TO_STOP,
+    }
+    .to_owned()
 }
 
 /// The statuses a job's last outcome is read from: executions that ran to their end.
@@ -194,6 +207,7 @@ impl MemoryStore {
             liveness: std::time::Duration::ZERO,
             finished: None,
             runs: Vec::new(),
+            cancel: None,
         });
         self.bump();
         Ok(record)
@@ -219,6 +233,7 @@ impl MemoryStore {
             row.record.finished_at = None;
             row.finished = None;
             row.record.requested_by = Some(by.to_owned());
+            row.cancel = None;
             let record = row.record.clone();
             // A pending row is not counted with the ended ones.
             state.finished -= 1;
@@ -227,6 +242,51 @@ impl MemoryStore {
         let record = rerun.unwrap_or_else(|| Err(no_execution(id)))?;
         self.bump();
         Ok(record)
+    }
+
+    pub(super) fn request_cancel_now(
+        &self,
+        id: &str,
+        kind: CancelKind,
+        note: &str,
+        by: &str,
+    ) -> Result<ExecutionRecord, StoreError> {
+        let asked = self.with_row(id, |state, i| {
+            let row = &mut state.rows[i];
+            if let Some(refused) = cancel_refused(id, row.record.status) {
+                return Err(refused);
+            }
+            let now = Utc::now();
+            let request = CancelRequest::new(id, &row.record.job, kind, note, by, now);
+            if row.record.status == Status::Pending {
+                // Not run yet: nothing to stop, it ends here.
+                row.record.status = Status::Cancelled;
+                row.record.error = Some(request.describe());
+                row.record.finished_at = Some(now);
+                row.finished = Some(Instant::now());
+                state.finished += 1;
+            }
+            let row = &mut state.rows[i];
+            row.cancel = Some(request);
+            Ok(row.record.clone())
+        });
+        let record = asked.unwrap_or_else(|| Err(no_execution(id)))?;
+        self.bump();
+        Ok(record)
+    }
+
+    pub(super) fn cancel_requests_now(&self, jobs: &[String]) -> Vec<CancelRequest> {
+        jobs.iter()
+            .filter_map(|job| self.known(job))
+            .flat_map(|state| {
+                lock(&state)
+                    .rows
+                    .iter()
+                    .filter(|r| r.record.status == Status::Running)
+                    .filter_map(|r| r.cancel.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     pub(super) fn prune_now(&self, request: &PruneRequest) -> PruneReport {

@@ -87,6 +87,17 @@ impl OpStatements {
                 "SELECT job, paused_note, paused_by, paused_at FROM {jobs} \
                  WHERE job = ANY($1) AND paused_at IS NOT NULL ORDER BY job"
             ),
+            cancel: format!(
+                "WITH changed AS (UPDATE {ex} SET {} \
+                     WHERE id = $1 AND status IN ('PENDING', 'RUNNING') RETURNING id), {}",
+                sql::cancel_set("clock_timestamp()"),
+                control(6)
+            ),
+            cancel_requests: format!(
+                "SELECT id, job, cancel_kind, cancel_note, cancel_by, cancel_at FROM {ex} \
+                 WHERE job = ANY($1) AND status = 'RUNNING' AND cancel_kind IS NOT NULL \
+                 ORDER BY id"
+            ),
             control_version: format!("SELECT version FROM {s}.tickguard_control WHERE id = 1"),
             announce: format!("WITH changed AS (SELECT 1), {}", control(1)),
             all_jobs: format!("SELECT job FROM {jobs} ORDER BY job"),

@@ -13,8 +13,9 @@ use crate::store::{
     sql,
 };
 
-/// A row a claim read: the execution's id, status, whether it is live, and its owner.
-pub(crate) type OpenRow = (String, String, bool, String);
+/// A row a claim read: the execution's id, status, whether it is live, its owner, and
+/// whether it was asked to stop.
+pub(crate) type OpenRow = (String, String, bool, String, bool);
 
 /// A step's row as a `once_begin` read it: the holder's execution id, its fence, and
 /// whether the step is done.
@@ -170,12 +171,13 @@ pub(crate) async fn claim<S: SqlDialect>(
     }
     let rows: Vec<SeenRow<'_>> = open
         .iter()
-        .map(|(id, status, live, owner)| {
+        .map(|(id, status, live, owner, cancel_requested)| {
             Ok(SeenRow {
                 id,
                 status: sql::status(status)?,
                 owner,
                 live: *live,
+                cancel_requested: *cancel_requested,
             })
         })
         .collect::<sqlx::Result<_>>()?;

@@ -425,6 +425,63 @@ macro_rules! operations_methods {
             })
         }
 
+        fn request_cancel<'a>(
+            &'a self,
+            id: &'a str,
+            kind: $crate::store::CancelKind,
+            note: &'a str,
+            by: &'a str,
+        ) -> BoxFuture<'a, Result<ExecutionRecord, StoreError>> {
+            Box::pin(async move {
+                let what = format!("asking execution `{id}` to stop");
+                let ended = $crate::store::describe_cancel(kind, note, by);
+                let changed = self
+                    .control_change(&what, &self.ops.cancel, Some(chrono::Utc::now()), |q| {
+                        q.bind(id)
+                            .bind(kind.as_str())
+                            .bind(note)
+                            .bind(by)
+                            .bind(ended.as_str())
+                    })
+                    .await?;
+                let record = self
+                    .execution(id)
+                    .await?
+                    .ok_or_else(|| $crate::store::sql::no_execution(id))?;
+                if !changed {
+                    // Refused: say why, by the state it is in.
+                    return Err($crate::store::sql::cancel_refused(id, record.status)
+                        .unwrap_or_else(|| StoreError::Refused {
+                            message: format!(
+                                "execution `{id}` changed while it was asked to stop; try again"
+                            ),
+                        }));
+                }
+                Ok(record)
+            })
+        }
+
+        fn cancel_requests<'a>(
+            &'a self,
+            jobs: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<$crate::store::CancelRequest>, StoreError>> {
+            Box::pin(async move {
+                let names = Self::name_list(jobs);
+                let rows: Vec<$crate::store::sql::CancelRow<Instant>> = self
+                    .run(|_| {
+                        sqlx::query_as(sqlx::AssertSqlSafe(self.ops.cancel_requests.as_str()))
+                            .bind(&names)
+                            .fetch_all(&self.pool)
+                    })
+                    .await
+                    .map_err(|e| self.error("reading the cancel requests", e))?;
+                rows.into_iter()
+                    .map($crate::store::sql::cancel_request)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.error("reading the cancel requests", e))
+            })
+        }
+
         fn prune<'a>(
             &'a self,
             request: &'a $crate::store::PruneRequest,

@@ -67,6 +67,16 @@ impl OpStatements {
                  FROM {jobs} WHERE job = $1"
             ),
             rerun: sql::rerun_update(ex),
+            // `$6`: now.
+            cancel: format!(
+                "UPDATE {ex} SET {} WHERE id = $1 AND status IN ('PENDING', 'RUNNING')",
+                sql::cancel_set("$6")
+            ),
+            cancel_requests: format!(
+                "SELECT id, job, cancel_kind, cancel_note, cancel_by, cancel_at FROM {ex} \
+                 WHERE job IN {ids} AND status = 'RUNNING' AND cancel_kind IS NOT NULL \
+                 ORDER BY id"
+            ),
             paused: format!(
                 "SELECT job, paused_note, paused_by, paused_at FROM {jobs} \
                  WHERE job IN {ids} AND paused_at IS NOT NULL ORDER BY job"
