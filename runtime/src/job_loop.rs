@@ -220,8 +220,8 @@ fn leave_unrun(rt: &Runtime, entry: &JobEntry, ticks: &[DateTime<Utc>]) -> bool 
     true
 }
 
-/// Resumes the job's interrupted executions, runs (or skips, by the misfire policy) its
-/// pending ticks of the ledger, and runs the executions operators asked for, oldest first;
+/// Resumes the job's interrupted executions, runs (or skips, by the misfire policy, or
+/// `run_all`'s rule under `buffer_all`) its pending ticks of the ledger, and runs the executions operators asked for, oldest first;
 /// `false` if shutdown began. While the job is paused, only the requested ones run: the
 /// others wait, queued, for the resume.
 async fn resume_interrupted(
@@ -230,7 +230,12 @@ async fn resume_interrupted(
     firing: &CancellationToken,
     misfire_threshold: Duration,
 ) -> bool {
-    let (schedule, policy) = (&entry.job.schedule, entry.job.misfire);
+    let schedule = &entry.job.schedule;
+    // Under `buffer_all`, ticks that waited in the ledger for a busy job run like `run_all`'s.
+    let policy = match entry.job.overlap_policy() {
+        Overlap::BufferAll => Misfire::RunAll,
+        _ => entry.job.misfire,
+    };
     for queued in entry.interrupted.take(entry.pause.is_paused()) {
         if firing.is_cancelled() {
             return false;
@@ -548,7 +553,12 @@ async fn run(
             entry.metrics.skipped(SkipReason::Paused, 1);
             return Fired::Done;
         }
-        let executed = execute_guarded(rt, entry, tick, hold_at_least, resume, requested_by).await;
+        let run = execute_guarded(rt, entry, tick, hold_at_least, resume, requested_by);
+        let executed = if resume.is_none() && job.overlap_policy() == Overlap::CancelOther {
+            superseded_at_next_tick(rt, entry, tick, run).await
+        } else {
+            run.await
+        };
         if resume.is_some() || !matches!(executed, Some(Executed::Skipped(SkipReason::Unavailable)))
         {
             return Fired::Done;
@@ -565,6 +575,40 @@ async fn run(
         }
     }
     Fired::GaveUp
+}
+
+/// Runs `run`, the pipeline for `tick` of a `cancel_other` job. If the job's next tick
+/// comes due (after its start jitter) before the run ends, asks the run to stop, as every
+/// instance that fires that tick does (a single instance has no other to do it), and waits
+/// for its end: the loop then runs the next tick, which the run overlapped.
+async fn superseded_at_next_tick(
+    rt: &Runtime,
+    entry: &JobEntry,
+    tick: DateTime<Utc>,
+    run: impl std::future::Future<Output = Option<Executed>>,
+) -> Option<Executed> {
+    let schedule = &entry.job.schedule;
+    let Some(next) = schedule
+        .next_after(tick)
+        .filter(|_| !schedule.is_fixed_delay())
+    else {
+        return run.await;
+    };
+    let jitter = start_jitter::delay(&entry.job, next);
+    let due = next + chrono::Duration::from_std(jitter).unwrap_or_default();
+    tokio::pin!(run);
+    loop {
+        let left = (due - rt.clock.now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            break;
+        }
+        tokio::select! {
+            executed = &mut run => return executed,
+            () = sleep(left.min(MAX_SLEEP)) => {}
+        }
+    }
+    executor::supersede(rt, entry, next).await;
+    run.await
 }
 
 /// Gives up a tick that kept finding a backend unreachable: a tick of an idempotent job

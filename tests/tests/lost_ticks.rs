@@ -407,9 +407,11 @@ async fn ticks_the_store_cannot_record_at_shutdown_are_reported_as_lost() {
     assert_eq!(pending, 0);
 }
 
-/// Two instances share a store and no lock: the one that finds the other's run of tick 10
-/// live waits a liveness, sees it was alive, and skips the tick: lost for good on that
-/// instance, and reported there. The tick itself ran once, on the other.
+/// Two instances share a store and no lock. The run of tick 10 lasts 15 s: the other
+/// instance's tick 20 finds it live, waits a liveness, sees it alive, and skips the tick
+/// (`overlap`); the instance that runs it skips tick 20 too when its run ends. Each reports
+/// the loss it saw. A tick run by one instance is not a loss on the other: tick 10 and
+/// tick 30 are skipped there as `duplicate`, and reported by no one.
 #[tokio::test(start_paused = true)]
 async fn a_tick_skipped_at_its_claim_as_overlapped_is_reported_as_lost() {
     // Installed before the scheduler registers its handles.
@@ -419,8 +421,9 @@ async fn a_tick_skipped_at_its_claim_as_overlapped_is_reported_as_lost() {
     let mut instances = Vec::new();
     for i in 0..2 {
         let clock = TestClock::new(t0());
-        let job = Job::new("busy_elsewhere", every(10), |_ctx: JobContext| async {
-            sleep(Duration::from_millis(500)).await;
+        let job = Job::new("busy_elsewhere", every(10), |ctx: JobContext| async move {
+            let long = ctx.scheduled_at() == at(10);
+            sleep(Duration::from_millis(if long { 15_000 } else { 500 })).await;
             Ok(())
         })
         .on_failure(reports.hook());
@@ -432,19 +435,22 @@ async fn a_tick_skipped_at_its_claim_as_overlapped_is_reported_as_lost() {
             .build()
             .await
             .unwrap();
-        instances.push(scheduler.run_until(sleep(Duration::from_millis(13_000))));
+        instances.push(scheduler.run_until(sleep(Duration::from_millis(33_000))));
     }
     for result in futures_util::future::join_all(instances).await {
         result.unwrap();
     }
     let reports = reports.get();
-    let [report] = reports.as_slice() else {
-        panic!("one report expected: {reports:?}")
+    let [first, second] = reports.as_slice() else {
+        panic!("one report per instance expected: {reports:?}")
     };
-    assert_eq!(report.skip_reason, Some(SkipReason::Overlap));
-    assert_eq!(report.ticks_lost, 1);
-    assert_eq!(report.scheduled_at, at(10));
-    assert_eq!(lost("busy_elsewhere", "overlap"), 1);
+    for report in [first, second] {
+        assert_eq!(report.skip_reason, Some(SkipReason::Overlap), "{report}");
+        assert_eq!(report.ticks_lost, 1, "{report}");
+        assert_eq!(report.scheduled_at, at(20), "{report}");
+    }
+    assert_ne!(first.instance_id, second.instance_id);
+    assert_eq!(lost("busy_elsewhere", "overlap"), 2);
 }
 
 /// Three instances share a lock: every tick runs on one of them and the others skip it as

@@ -8,9 +8,11 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
-use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, bounded, lease::Held};
+use chrono::{DateTime, Utc};
+
+use super::{BACKEND_TIMEOUT, JobEntry, Runtime, Skip, Tick, bounded, lease::Held, supersede};
 use crate::{
-    job::{Job, Misfire},
+    job::{Job, Overlap},
     metrics::SkipReason,
     store::{Claim, ClaimRequest, Claimed, StoreError, claim::EARLY_TOLERANCE},
 };
@@ -45,14 +47,31 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
         let busy = execution_id.clone();
-        let requested = t.requested_by.is_some();
-        let waited = wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy, requested).await;
-        if waited.paused {
-            return Err(SkipReason::Paused);
+        if supersede::supersedes(t) {
+            let until = supersede::deadline(t);
+            let superseded =
+                supersede_busy(rt, t.entry, &mut t.lease, &request, &busy, until).await;
+            t.deferred = superseded.deferred;
+            claimed = superseded.claim;
+        } else {
+            let requested = t.requested_by.is_some();
+            let waited =
+                wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy, requested).await;
+            if waited.paused {
+                return Err(SkipReason::Paused);
+            }
+            t.deferred = waited.deferred;
+            claimed = waited.claim;
         }
-        t.deferred = waited.deferred;
-        claimed = waited.claim;
     }
+    // A job busy with this tick's run elsewhere (another id: a job that is not idempotent)
+    // or a newer tick's loses nothing here.
+    let busy_with_this_or_newer = match &claimed {
+        Ok(Claim::Busy { execution_id }) if *execution_id != t.execution_id => {
+            !busy_with_older(rt, execution_id, t.at).await
+        }
+        _ => false,
+    };
     match claimed {
         Ok(Claim::Acquired(claimed)) => Ok(claimed),
         Ok(Claim::Early) => {
@@ -66,6 +85,7 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
                 Claim::Busy { execution_id } if execution_id == t.execution_id => {
                     SkipReason::Duplicate
                 }
+                Claim::Busy { .. } if busy_with_this_or_newer => SkipReason::Duplicate,
                 _ => SkipReason::Overlap,
             };
             tracing::debug!(
@@ -211,11 +231,27 @@ async fn wait_while_busy(
     } else {
         busy_claim(false).claim
     };
-    while job.misfire == Misfire::RunAll
-        && job.key.is_some()
-        && matches!(claimed, Ok(Claim::Busy { .. }))
+    // `buffer_all` waits for the job to be free; `buffer_one` too, until the job's next
+    // tick (which then waits in its place). A job found busy with this tick or a newer one
+    // (another instance's run of it) ends the wait: that run is this tick's.
+    let buffer_until = match job.overlap_policy() {
+        Overlap::BufferAll => Some(None),
+        Overlap::BufferOne => Some(before_next_tick(rt, job, request.scheduled_at)),
+        Overlap::Skip | Overlap::CancelOther => None,
+    };
+    while let Some(buffer_until) = buffer_until
+        && let Ok(Claim::Busy { execution_id }) = &claimed
     {
-        let until = Instant::now() + rt.liveness / 3;
+        if *execution_id != busy && !busy_with_older(rt, execution_id, request.scheduled_at).await {
+            break;
+        }
+        let mut until = Instant::now() + rt.liveness / 3;
+        if let Some(limit) = buffer_until {
+            if Instant::now() >= limit {
+                break;
+            }
+            until = until.min(limit);
+        }
         match wait_holding(rt, entry, lease, until, None).await {
             Wait::Waited | Wait::Woken => {}
             Wait::LeaseLost | Wait::Stopped => {
@@ -235,6 +271,73 @@ async fn wait_while_busy(
         claim: claimed,
         deferred: false,
         paused: false,
+    }
+}
+
+/// The instant a `buffer_one` tick stops waiting for a busy job: a little before the job's
+/// next tick, which then waits in its place (`None`: no next tick, no limit).
+fn before_next_tick(rt: &Runtime, job: &Job, tick: DateTime<Utc>) -> Option<Instant> {
+    if job.schedule.is_fixed_delay() {
+        return None;
+    }
+    let next = job.schedule.next_after(tick)?;
+    let left = (next - rt.clock.now()).to_std().unwrap_or_default();
+    Some(
+        Instant::now()
+            + left
+                .saturating_sub(left / 10)
+                .saturating_sub(supersede::POLL),
+    )
+}
+
+/// Whether the busy execution `busy` runs a tick before `tick` (or its tick cannot be
+/// read): the job is busy with an older run, which `tick` overlaps.
+async fn busy_with_older(rt: &Runtime, busy: &str, tick: DateTime<Utc>) -> bool {
+    match bounded(rt.store.execution(busy)).await {
+        Ok(Some(record)) => record.scheduled_at < tick,
+        _ => true,
+    }
+}
+
+/// A `cancel_other` tick that found the job busy: asks the busy execution to stop if it
+/// runs an older tick, then asks for the claim again every [`supersede::POLL`] (keeping
+/// this run's lease) until the job is free or [`supersede::deadline`]. The store's last
+/// answer.
+async fn supersede_busy(
+    rt: &Runtime,
+    entry: &JobEntry,
+    lease: &mut Option<Held>,
+    request: &ClaimRequest<'_>,
+    busy: &str,
+    until: Instant,
+) -> Waited {
+    let busy_claim = |deferred| Waited {
+        claim: Ok(Claim::Busy {
+            execution_id: busy.to_owned(),
+        }),
+        deferred,
+        paused: false,
+    };
+    let tick = request.scheduled_at;
+    if !busy_with_older(rt, busy, tick).await
+        || !supersede::request_one(rt, entry, busy, tick).await
+    {
+        return busy_claim(false);
+    }
+    loop {
+        let wake = (Instant::now() + supersede::POLL).min(until);
+        match wait_holding(rt, entry, lease, wake, None).await {
+            Wait::Waited | Wait::Woken => {}
+            Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
+        }
+        let claimed = ask(rt, entry, request).await;
+        if !matches!(claimed, Ok(Claim::Busy { .. })) || Instant::now() >= until {
+            return Waited {
+                claim: claimed,
+                deferred: false,
+                paused: false,
+            };
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     context::{CancelReason, Execution, identity_unless_in_span},
-    job::{FailureReport, Job, Misfire},
+    job::{FailureReport, Job, Overlap},
     job_error::JobError,
     metrics::{Outcome, SkipReason},
     store::{Finish, LedgerTick, Status, StoreError},
@@ -50,7 +50,7 @@ pub(super) async fn skip(t: Tick<'_>, reason: SkipReason) {
     if !t.resuming
         && !t.deferred
         && reason == SkipReason::Overlap
-        && entry.job.misfire != Misfire::RunAll
+        && entry.job.overlap_policy() != Overlap::BufferAll
     {
         let lost = Lost {
             reason,
@@ -82,6 +82,13 @@ fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
             let held = t.holder.as_deref().and_then(identity::held_for);
             if held.is_some_and(|h| h.timestamp_millis() == t.at.timestamp_millis()) {
                 job.lock.map_or(Duration::ZERO, |lock| lock.ttl)
+            } else if held.is_some_and(|h| h < t.at) && job.overlap_policy() == Overlap::Skip {
+                // The job runs an earlier tick, which this one overlaps: skipped, recorded
+                // a liveness later (the instance that runs the earlier tick records it too,
+                // when its run ends), unless an instance that finds the job free runs it.
+                let reason = "overlap: the lock was held for an earlier tick's run";
+                t.entry.ledger.note(tick.skipped(reason), t.rt.liveness);
+                return;
             } else {
                 tracing::info!(
                     job = %job.name, tick = %t.at, held_for = ?held,

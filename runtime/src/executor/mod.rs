@@ -23,6 +23,7 @@ mod interrupts;
 mod lease;
 mod local_runs;
 mod lost;
+mod supersede;
 mod unrecorded;
 mod watchdog;
 
@@ -37,6 +38,7 @@ pub(crate) use self::{
     interrupts::{Interrupts, Queued},
     local_runs::{Delivered, LocalRuns},
     lost::{Lost, report_lost},
+    supersede::request as supersede,
     unrecorded::Unrecorded,
 };
 use self::{end::RunEnd, lease::Held};
@@ -296,7 +298,9 @@ pub(crate) async fn execute(
         deferred: false,
     };
     let acquired_and_claimed: Skip<Claimed> = async {
-        lease::acquire(&mut t).await?;
+        if let Err(reason) = lease::acquire(&mut t).await {
+            supersede::take_lease(&mut t, reason).await?;
+        }
         claim::claim(&mut t).await
     }
     .await;
