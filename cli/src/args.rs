@@ -94,6 +94,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         by: By,
     },
+    /// Stops an execution: the instance running it cancels it within a second (a pending
+    /// one is cancelled at once). It is recorded CANCELLED and not resumed.
+    Cancel {
+        /// The execution's id.
+        id: String,
+        /// Why: recorded as the execution's error and logged by the instance that stops it.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        by: By,
+    },
     /// Pauses a job on every instance: its ticks are skipped until it is resumed.
     Pause {
         /// The job's name.

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tickguard::Schedule;
 use tickguard::store::{
-    ExecutionRecord, ExecutionStore, HistoryQuery, JobSummary, PruneRequest, Retention, Status,
-    StoreError,
+    CancelKind, ExecutionRecord, ExecutionStore, HistoryQuery, JobSummary, PruneRequest, Retention,
+    Status, StoreError,
 };
 
 use crate::args::{HistoryArgs, PruneArgs};
@@ -590,6 +590,47 @@ pub(crate) async fn rerun(ctx: &Ctx, id: &str, force: bool, by: &str) -> Result<
         "execution {} of {} is pending again, requested by {by}; an instance of the job runs it within seconds\nfollow it with: tickguard execution {}\n",
         e.id,
         e.job,
+        shell_quote(&e.id)
+    ));
+    Ok(())
+}
+
+/// `tickguard cancel ID [--note …]`.
+pub(crate) async fn cancel(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<(), Failure> {
+    let e = match ctx
+        .store
+        .request_cancel(id, CancelKind::Operator, note, by)
+        .await
+    {
+        Ok(e) => e,
+        Err(StoreError::NotFound { .. }) => return Err(unknown_execution(id)),
+        Err(StoreError::Refused { message }) if message.contains("already ended") => {
+            return Err(Failure::new(message).hint(format!(
+                "to run it again: tickguard rerun {}",
+                shell_quote(id)
+            )));
+        }
+        Err(StoreError::Refused { message }) => return Err(Failure::new(message)),
+        Err(e) => return Err(e.into()),
+    };
+    let why = if note.is_empty() {
+        format!("by {by}")
+    } else {
+        format!("by {by}: {note}")
+    };
+    let what = if e.status == Status::Running {
+        format!(
+            "asked execution {} of {} to stop ({why}); the instance running it stops it within a second, and it is not resumed",
+            e.id, e.job
+        )
+    } else {
+        format!(
+            "cancelled execution {} of {} before it ran ({why}); it will not run",
+            e.id, e.job
+        )
+    };
+    print(&format!(
+        "{what}\nfollow it with: tickguard execution {}\n",
         shell_quote(&e.id)
     ));
     Ok(())

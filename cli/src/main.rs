@@ -122,6 +122,9 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         Command::Rerun { id, force, by: who } => {
             commands::rerun(&ctx, &id, force, &by(who.by)).await
         }
+        Command::Cancel { id, note, by: who } => {
+            commands::cancel(&ctx, &id, &note, &by(who.by)).await
+        }
         Command::Pause { job, note, by: who } => {
             commands::pause(&ctx, &job, &note, &by(who.by)).await
         }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tickguard::Schedule;
-use tickguard::store::{HistoryQuery, PruneRequest, Retention, Status};
+use tickguard::store::{
+    CancelKind, Claim, ClaimRequest, HistoryQuery, PruneRequest, Retention, Status,
+};
 
 use common::{Backend, HOUR, Store, hours_ago, run_with};
 
@@ -553,6 +555,87 @@ async fn rerun_refuses_then_forces(backend: Backend) {
     err.fails_with(1, "error: no execution `report@never`");
 }
 
+/// `cancel` asks a running execution to stop (its request listed for the instance running
+/// it), cancels a pending one at once, refuses one that ended (saying how to run it again)
+/// and does not find an unknown one.
+async fn cancel_stops_a_run_and_refuses_an_ended_one(backend: Backend) {
+    let s = seed(backend).await;
+    let running = "report@cancel-running";
+    let claim = ClaimRequest::new("report", running, Utc::now(), "worker-1");
+    let claimed = s.store.api.claim(&claim).await.expect("claim");
+    assert!(matches!(claimed, Claim::Acquired(_)), "{claimed:?}");
+    let run = s.store.run(&[
+        "cancel",
+        running,
+        "--note",
+        "wrong input file",
+        "--by",
+        "alice",
+    ]);
+    let out = run.ok();
+    assert!(
+        out.starts_with(&format!(
+            "asked execution {running} of report to stop (by alice: wrong input file); the \
+             instance running it stops it within a second"
+        )),
+        "{out}"
+    );
+    let requests = s
+        .store
+        .api
+        .cancel_requests(&["report".to_owned()])
+        .await
+        .expect("cancel requests");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (
+            requests[0].execution_id.as_str(),
+            requests[0].kind,
+            requests[0].note.as_str(),
+            requests[0].by.as_str()
+        ),
+        (running, CancelKind::Operator, "wrong input file", "alice")
+    );
+
+    let manual = s.store.api.trigger("report", "bob").await.expect("trigger");
+    let run = s.store.run(&["cancel", &manual.id]);
+    let out = run.ok();
+    assert!(
+        out.starts_with(&format!(
+            "cancelled execution {} of report before it ran (by ops@bastion); it will not run",
+            manual.id
+        )),
+        "{out}"
+    );
+    let cancelled = s
+        .store
+        .api
+        .execution(&manual.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        (cancelled.status, cancelled.error.as_deref()),
+        (Status::Cancelled, Some("cancelled by ops@bastion"))
+    );
+
+    let err = s.store.run(&["cancel", &s.completed]);
+    let err = err.fails(1);
+    assert!(
+        err.starts_with(&format!(
+            "error: execution `{}` already ended (COMPLETED)",
+            s.completed
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("tickguard rerun {}", s.completed)),
+        "{err}"
+    );
+    let err = s.store.run(&["cancel", "report@never"]);
+    err.fails_with(1, "error: no execution `report@never`");
+}
+
 async fn prune_counts_then_deletes(backend: Backend) {
     let s = seed(backend).await;
     let before = s
@@ -699,6 +782,7 @@ on_every_store!(
     trigger_asks_for_a_manual_execution,
     pause_and_resume,
     rerun_refuses_then_forces,
+    cancel_stops_a_run_and_refuses_an_ended_one,
     prune_counts_then_deletes,
     a_manual_execution_does_not_cover_a_tick,
 );

@@ -7,6 +7,9 @@
 //! - a pause stops both instances' ticks within a second (counted as `paused` skips), a
 //!   resume restores them within a second, and a pause survives a restart of both;
 //! - a re-run of a failed execution runs once across three instances;
+//! - a cancel request stops a run on whichever instance runs it within a second, polling
+//!   only and with LISTEN/NOTIFY: the run sees `Requested`, is recorded CANCELLED with the
+//!   note, is never resumed, and the job's next tick runs normally;
 //! - a prune keeps the running execution of a live process, and a tick whose record it
 //!   deleted is not run again by an instance whose clock lags.
 //!
@@ -25,7 +28,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use tickguard::{
     sqlx::{self, AssertSqlSafe},
-    store::{ExecutionStore, PostgresStore, PruneRequest, Retention, Status},
+    store::{CancelKind, ExecutionStore, PostgresStore, PruneRequest, Retention, Status},
 };
 use tickguard_tests::{Worker, free_port, http_get, scratch_schema};
 use tokio::time::{Instant, sleep};
@@ -58,6 +61,8 @@ impl Cluster {
             &[
                 "effects (id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, \
                execution_id text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL)",
+                "endings (execution_id text NOT NULL, worker text NOT NULL, \
+                 reason text NOT NULL, at timestamptz NOT NULL)",
             ],
         )
         .await;
@@ -248,6 +253,168 @@ async fn a_trigger_runs_once_within_a_second_polling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_runs_once_within_a_second_with_listen() {
     trigger_runs_once_within_a_second(true).await;
+}
+
+/// How a `long` run ended, as its ending row tells it.
+#[derive(Clone, Debug)]
+struct Ending {
+    worker: String,
+    reason: String,
+    /// The database's clock as the run saw how it ended.
+    at: DateTime<Utc>,
+}
+
+impl Cluster {
+    /// How the `long` run of execution `id` ended, once it wrote it (or `None` after 10 s).
+    async fn ending(&self, id: &str) -> Option<Ending> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let row: Option<(String, String, DateTime<Utc>)> =
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT worker, reason, at FROM \"{}\".endings WHERE execution_id = $1",
+                    self.schema
+                )))
+                .bind(id)
+                .fetch_optional(self.store.pool())
+                .await
+                .unwrap();
+            if let Some((worker, reason, at)) = row {
+                return Some(Ending { worker, reason, at });
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The first run of `job` whose execution is not one of `seen` (or `None` after 15 s).
+    async fn next_run(&self, job: &str, seen: &[&str]) -> Option<Effect> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let runs = self.effects(job).await;
+            if let Some(run) = runs
+                .into_iter()
+                .find(|e| !seen.contains(&e.execution_id.as_str()))
+            {
+                return Some(run);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Two instances run an idempotent job whose runs last 4 s unless asked to stop; the test
+/// process asks the running one to stop through the store, as `tickguard cancel` does.
+async fn cancel_stops_a_run_within_a_second(listen: bool) {
+    let case = if listen {
+        "cancel_listen"
+    } else {
+        "cancel_poll"
+    };
+    let mut cluster = Cluster::new(case).await;
+    // With LISTEN, the workers poll only every 30 s: a run stopped within a second heard
+    // the request.
+    let every = if listen { "30000" } else { "500" };
+    let env = [
+        ("OPS_LISTEN", if listen { "1" } else { "0" }.to_owned()),
+        ("OPS_CONTROL_EVERY_MS", every.to_owned()),
+    ];
+    for name in ["a", "b"] {
+        cluster.spawn(name, "long=every:2000=long:4000", &env).await;
+    }
+    let first = cluster.next_run("long", &[]).await.expect("a first run");
+    let asked_at = cluster.db_now().await;
+    let asked = cluster
+        .store
+        .request_cancel(
+            &first.execution_id,
+            CancelKind::Operator,
+            "wrong input",
+            "ops",
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.status, Status::Running, "{asked:?}");
+    let ending = cluster
+        .ending(&first.execution_id)
+        .await
+        .expect("the run wrote how it ended");
+    assert_eq!(
+        (ending.reason.as_str(), ending.worker.as_str()),
+        ("requested", first.worker.as_str()),
+        "{ending:?}"
+    );
+    let latency = ms(ending.at - asked_at);
+    eprintln!(
+        "{case}: the run on {} saw the request {latency} ms after it was made",
+        first.worker
+    );
+    assert!(latency <= 1_000, "stopped {latency} ms after the request");
+
+    // Recorded CANCELLED with the note, and announced.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let record = cluster
+            .store
+            .execution(&first.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if record.status != Status::Running || Instant::now() >= deadline {
+            break record;
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(record.status, Status::Cancelled, "{record:?}");
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.starts_with("cancelled by ops: wrong input"),
+        "{error}"
+    );
+
+    // The job's next tick runs normally, on either instance, and completes; meanwhile
+    // (4 s, four scans for interrupted executions at a third of the 3 s liveness) the
+    // cancelled execution is not resumed.
+    let next = cluster
+        .next_run("long", &[first.execution_id.as_str()])
+        .await
+        .expect("the next tick runs");
+    let ending = cluster.ending(&next.execution_id).await.expect("it ends");
+    assert_eq!(ending.reason, "finished", "{ending:?}");
+    assert_eq!(cluster.settled(&next.execution_id).await, Status::Completed);
+    let again: Vec<Effect> = cluster
+        .effects("long")
+        .await
+        .into_iter()
+        .filter(|e| e.execution_id == first.execution_id)
+        .collect();
+    assert_eq!(
+        again.len(),
+        1,
+        "the cancelled execution ran again: {again:?}"
+    );
+    let record = cluster
+        .store
+        .execution(&first.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, Status::Cancelled, "{record:?}");
+    cluster.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_a_run_within_a_second_polling() {
+    cancel_stops_a_run_within_a_second(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_a_run_within_a_second_with_listen() {
+    cancel_stops_a_run_within_a_second(true).await;
 }
 
 /// Waits until `job` has run at least `n` times since `since` (or 10 s passed).

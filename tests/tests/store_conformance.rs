@@ -27,8 +27,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use tickguard::store::{
-    Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore, Finish,
-    HistoryQuery, INTERRUPTED_PER_JOB, JobRecord, JobRegistration, JobSummary, LedgerTick,
+    CancelKind, Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore,
+    Finish, HistoryQuery, INTERRUPTED_PER_JOB, JobRecord, JobRegistration, JobSummary, LedgerTick,
     MemoryStore, OnceScope, OnceState, PostgresStore, PruneRequest, Retention, RunOutcome,
     SqliteStore, Status, StoreError,
 };
@@ -93,6 +93,9 @@ macro_rules! store_conformance {
                 a_backlog_never_keeps_a_request_waiting,
                 rerun_follows_the_rules,
                 prune_deletes_by_retention_and_never_reruns_a_tick,
+                a_cancel_request_on_a_running_execution_is_listed_and_final,
+                a_cancel_request_on_a_pending_execution_cancels_it_at_once,
+                a_cancel_request_on_a_dead_owner_makes_its_abandonment_final,
             );
         }
     };
@@ -2679,4 +2682,255 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
     let second = ok(&*store, "prune", store.prune(&every).await);
     assert!(!second.ran, "{}: {second:?}", store.describe());
     assert_eq!(second.total(), 0);
+}
+
+/// The interrupted executions of `job`, judged with `liveness`.
+async fn interrupted_of(store: &dyn ExecutionStore, job: &str, liveness: Duration) -> Vec<String> {
+    let jobs = [job.to_owned()];
+    let found = store.interrupted(&jobs, liveness, 100).await;
+    ok(store, "interrupted", found)
+        .into_iter()
+        .map(|i| i.execution_id)
+        .collect()
+}
+
+/// A cancel request on a running execution: recorded, listed by `cancel_requests` (asking
+/// again replaces the note), the control version moved; once its run ended CANCELLED it is
+/// final: never listed as interrupted, a claim of it (idempotent or not) is done, a second
+/// request is refused. A re-run clears the request and runs like any other.
+async fn a_cancel_request_on_a_running_execution_is_listed_and_final(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let id = tick_id(&job, 0);
+    let (_, exec) = Claimer::new(&job, &id, 0, "o").win(&*store).await;
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    let asked = store.request_cancel(&id, CancelKind::Operator, "bad input", "alice");
+    let asked = ok(&*store, "request_cancel", asked.await);
+    assert_eq!(
+        (asked.id.as_str(), asked.status),
+        (id.as_str(), Status::Running)
+    );
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    let again = store.request_cancel(&id, CancelKind::Operator, "really", "bob");
+    ok(&*store, "request_cancel", again.await);
+    let jobs = [job.clone()];
+    let listed = ok(
+        &*store,
+        "cancel_requests",
+        store.cancel_requests(&jobs).await,
+    );
+    assert_eq!(listed.len(), 1, "{}: {listed:?}", store.describe());
+    let request = &listed[0];
+    assert_eq!(
+        (
+            request.execution_id.as_str(),
+            request.job.as_str(),
+            request.kind,
+            request.note.as_str(),
+            request.by.as_str()
+        ),
+        (
+            id.as_str(),
+            job.as_str(),
+            CancelKind::Operator,
+            "really",
+            "bob"
+        ),
+        "{}",
+        store.describe()
+    );
+    assert_eq!(request.describe(), "cancelled by bob: really");
+    assert!(
+        (Utc::now() - request.at).num_seconds().abs() < 60,
+        "{}: asked at {}",
+        store.describe(),
+        request.at
+    );
+
+    finish(
+        &*store,
+        &exec,
+        Status::Cancelled,
+        1,
+        Some("cancelled by bob: really"),
+    )
+    .await;
+    let listed = ok(
+        &*store,
+        "cancel_requests",
+        store.cancel_requests(&jobs).await,
+    );
+    assert!(listed.is_empty(), "{}: {listed:?}", store.describe());
+    assert_eq!(
+        interrupted_of(&*store, &job, LONG).await,
+        Vec::<String>::new(),
+        "{}: a cancelled execution asked to stop is not resumed",
+        store.describe()
+    );
+    for idempotent in [true, false] {
+        let claim = Claimer::new(&job, &id, 0, "late")
+            .idempotent(idempotent)
+            .claim(&*store)
+            .await;
+        assert_eq!(
+            claim,
+            Claim::Done {
+                status: Status::Cancelled
+            },
+            "{}: idempotent {idempotent}",
+            store.describe()
+        );
+    }
+    match store
+        .request_cancel(&id, CancelKind::Operator, "", "alice")
+        .await
+    {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("already ended"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+
+    // A re-run clears the request: it is claimed and run again.
+    let rerun = ok(&*store, "rerun", store.rerun(&id, false, "carol").await);
+    assert_eq!(rerun.status, Status::Pending);
+    let (_, exec) = Claimer::new(&job, &id, 0, "o2").win(&*store).await;
+    let listed = ok(
+        &*store,
+        "cancel_requests",
+        store.cancel_requests(&jobs).await,
+    );
+    assert!(listed.is_empty(), "{}: {listed:?}", store.describe());
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+}
+
+/// A cancel request on a pending execution (a trigger not run yet) records it CANCELLED at
+/// once, saying who asked, and no claim runs it; an unknown id is not found, an execution
+/// that ended is refused.
+async fn a_cancel_request_on_a_pending_execution_cancels_it_at_once(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let manual = ok(&*store, "trigger", store.trigger(&job, "alice").await);
+    let v0 = ok(&*store, "control_version", store.control_version().await);
+    let asked = store.request_cancel(&manual.id, CancelKind::Operator, "not today", "bob");
+    let asked = ok(&*store, "request_cancel", asked.await);
+    assert_eq!(
+        (asked.status, asked.error.as_deref()),
+        (Status::Cancelled, Some("cancelled by bob: not today")),
+        "{}",
+        store.describe()
+    );
+    assert!(asked.finished_at.is_some(), "{asked:?}");
+    let v1 = ok(&*store, "control_version", store.control_version().await);
+    assert!(v1 > v0, "{}: {v0} then {v1}", store.describe());
+    assert_eq!(
+        interrupted_of(&*store, &job, LONG).await,
+        Vec::<String>::new()
+    );
+    let jobs = [job.clone()];
+    let listed = ok(
+        &*store,
+        "cancel_requests",
+        store.cancel_requests(&jobs).await,
+    );
+    assert!(listed.is_empty(), "{}: {listed:?}", store.describe());
+    let request = ClaimRequest::new(&job, &manual.id, manual.scheduled_at, "o");
+    assert_eq!(
+        ok(&*store, "claim", store.claim(&request).await),
+        Claim::Done {
+            status: Status::Cancelled
+        },
+        "{}",
+        store.describe()
+    );
+
+    let missing = format!("{prefix}-missing@0");
+    assert!(
+        matches!(
+            store
+                .request_cancel(&missing, CancelKind::Operator, "", "bob")
+                .await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "{}",
+        store.describe()
+    );
+    let id = tick_id(&job, 0);
+    let (_, exec) = Claimer::new(&job, &id, 0, "o").win(&*store).await;
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    match store
+        .request_cancel(&id, CancelKind::Superseded, "superseded by tick 1", "o2")
+        .await
+    {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("already ended (COMPLETED)"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+}
+
+/// A cancel request on a running execution whose owner then stops heartbeating: it is not
+/// listed as interrupted nor claimed again (a claim of it is done), and the claim of the
+/// job's next tick that abandons it records it CANCELLED, final.
+async fn a_cancel_request_on_a_dead_owner_makes_its_abandonment_final(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let id = tick_id(&job, 0);
+    Claimer::new(&job, &id, 0, "o")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    let asked = store.request_cancel(&id, CancelKind::Superseded, "superseded by tick 1", "o2");
+    ok(&*store, "request_cancel", asked.await);
+    // The owner dies without recording the end.
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        interrupted_of(&*store, &job, SHORT).await,
+        Vec::<String>::new(),
+        "{}: a dead owner's execution asked to stop is not resumed",
+        store.describe()
+    );
+    let claim = Claimer::new(&job, &id, 0, "late")
+        .liveness(SHORT)
+        .claim(&*store)
+        .await;
+    assert_eq!(
+        claim,
+        Claim::Done {
+            status: Status::Cancelled
+        },
+        "{}",
+        store.describe()
+    );
+    let next = tick_id(&job, 1);
+    let (_, exec) = Claimer::new(&job, &next, 1, "o2")
+        .liveness(SHORT)
+        .win(&*store)
+        .await;
+    let abandoned = record(&*store, &job, &id).await;
+    assert_eq!(abandoned.status, Status::Cancelled, "{abandoned:?}");
+    assert!(
+        abandoned
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("asked to stop")),
+        "{abandoned:?}"
+    );
+    finish(&*store, &exec, Status::Completed, 1, None).await;
+    assert_eq!(
+        interrupted_of(&*store, &job, SHORT).await,
+        Vec::<String>::new(),
+        "{}",
+        store.describe()
+    );
 }

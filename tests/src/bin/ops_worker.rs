@@ -9,14 +9,19 @@
 //!   OPS_JOBS                 name=schedule=kind, comma-separated; schedule is a cron
 //!                            expression or `every:<ms>`; kind is `ok` (a job that is not
 //!                            idempotent), `idem` (idempotent), `fail` (fails, not retried)
-//!                            or `slow:<ms>` (runs that long, not idempotent)
+//!                            `slow:<ms>` (runs that long, not idempotent) or `long:<ms>`
+//!                            (idempotent: runs that long unless asked to stop, then
+//!                            writes how it ended and fails)
 //!   OPS_METRICS_PORT         serve /metrics on 127.0.0.1:<port> (optional)
 //!   OPS_LISTEN               `0` to poll the store only, without LISTEN (default on)
 //!   OPS_CONTROL_EVERY_MS     how often the control task polls (default 500)
 //! ```
 //!
 //! An effect row is `(job, tick, execution_id, worker, at)`: `tick` in Unix milliseconds,
-//! `at` the database's clock as the run started. The worker creates `<ready-file>` once
+//! `at` the database's clock as the run started. A `long` run also writes an ending row
+//! `(execution_id, worker, reason, at)` in "<schema>".endings: `reason` is its context's
+//! cancel reason (`finished` when it ran its time), `at` the database's clock as it saw it.
+//! The worker creates `<ready-file>` once
 //! its scheduler is built, and stops on SIGINT or SIGTERM.
 
 use std::time::Duration;
@@ -55,6 +60,31 @@ async fn effect(pool: &PgPool, table: &str, ctx: &JobContext) -> Result<(), JobE
     Ok(())
 }
 
+/// A run that lasts `ms` unless asked to stop: writes how it ended in the endings table
+/// (next to `table`), then fails if it was stopped, so that it is recorded as stopped.
+async fn long(pool: &PgPool, table: &str, ctx: &JobContext, ms: u64) -> Result<(), JobError> {
+    tokio::select! {
+        () = ctx.cancelled() => {}
+        () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+    }
+    let reason = ctx.cancel_reason();
+    let endings = table.replace(".effects", ".endings");
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {endings} (execution_id, worker, reason, at) \
+         VALUES ($1, $2, $3, clock_timestamp())"
+    )))
+    .bind(ctx.execution_id())
+    .bind(ctx.instance_id())
+    .bind(reason.map_or("finished", |r| r.as_str()))
+    .execute(pool)
+    .await
+    .transient()?;
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(JobError::permanent(format!("stopped: {reason}"))),
+    }
+}
+
 fn job(name: &str, every: &str, kind: &str, pool: &PgPool, table: &str) -> Job {
     let (pool, table, kind_) = (pool.clone(), table.to_owned(), kind.to_owned());
     let job = Job::new(name, schedule(every), move |ctx: JobContext| {
@@ -63,6 +93,9 @@ fn job(name: &str, every: &str, kind: &str, pool: &PgPool, table: &str) -> Job {
             effect(&pool, &table, &ctx).await?;
             if let Some(ms) = kind.strip_prefix("slow:") {
                 tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1_000))).await;
+            }
+            if let Some(ms) = kind.strip_prefix("long:") {
+                return long(&pool, &table, &ctx, ms.parse().unwrap_or(1_000)).await;
             }
             if kind == "fail" {
                 return Err(JobError::permanent("this job always fails"));
@@ -74,6 +107,7 @@ fn job(name: &str, every: &str, kind: &str, pool: &PgPool, table: &str) -> Job {
         "idem" => job.idempotent(),
         "ok" | "fail" => job,
         slow if slow.starts_with("slow:") => job,
+        long if long.starts_with("long:") => job.idempotent(),
         other => panic!("ops_worker: kind `{other}`"),
     }
 }
