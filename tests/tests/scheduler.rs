@@ -15,7 +15,7 @@ use std::{
 use chrono::{DateTime, TimeZone, Utc};
 use tickguard::{
     BoxFuture, CancelReason, Error, FailureReport, Job, JobContext, JobError, LockPolicy, Misfire,
-    RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
+    Overlap, RetryPolicy, Schedule, Scheduler, SchedulerBuilder,
     lock::{Acquired, InProcessLock, Lease, LockBackend, LockError},
     metrics as names,
     store::{ExecutionStore, JobRegistration, MemoryStore, Retention, Status},
@@ -1341,6 +1341,56 @@ async fn a_claim_the_store_refuses_briefly_is_asked_again_and_the_tick_runs() {
     .await;
     assert!(ticks.get().is_empty(), "{:?}", ticks.get());
     assert_eq!(skipped("outage"), 1);
+}
+
+/// One instance alone, `cancel_other`: no other instance fires the next tick, so the loop
+/// running the old one stops it itself when the next tick comes due, then runs that tick.
+/// Each superseded execution is recorded CANCELLED with the new tick in its error.
+#[tokio::test(start_paused = true)]
+async fn cancel_other_alone_stops_its_own_run_at_the_next_tick() {
+    let clock = TestClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let (seen, now) = (stopped.clone(), clock.clone());
+    let job = Job::new("superseded_alone", every(10), move |ctx: JobContext| {
+        let (seen, now) = (seen.clone(), now.clone());
+        async move {
+            ctx.cancelled().await;
+            seen.lock()
+                .unwrap()
+                .push((ctx.scheduled_at(), now.now(), ctx.cancel_reason()));
+            Err(JobError::permanent("stopped"))
+        }
+    })
+    .idempotent()
+    .overlap(Overlap::CancelOther);
+    run_for(builder(&clock).store(store.clone()).job(job), secs(45)).await;
+    let stopped = stopped.lock().unwrap().clone();
+    let ticks: Vec<i64> = stopped
+        .iter()
+        .map(|(t, _, _)| (*t - t0()).num_seconds())
+        .collect();
+    assert_eq!(ticks[..3], [10, 20, 30], "{stopped:?}");
+    for (tick, at, reason) in &stopped[..3] {
+        assert_eq!(*reason, Some(CancelReason::Superseded));
+        let after_next = *at - (*tick + chrono::Duration::seconds(10));
+        assert!(
+            after_next >= chrono::Duration::zero() && after_next < chrono::Duration::seconds(1),
+            "stopped {after_next} after the next tick"
+        );
+    }
+    let records = store.executions("superseded_alone", 10).await.unwrap();
+    let cancelled = records
+        .iter()
+        .filter(|r| r.status == Status::Cancelled)
+        .filter(|r| {
+            r.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("superseded by the tick of")
+        })
+        .count();
+    assert!(cancelled >= 3, "{records:?}");
 }
 
 /// Two instances, no lock, a job that is not idempotent (unique execution ids): the instance
