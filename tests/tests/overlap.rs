@@ -33,6 +33,16 @@ use tokio::time::{Instant, sleep};
 const PERIOD_MS: i64 = 1_000;
 const REDIS: &str = "redis://127.0.0.1:6379";
 
+/// A row of the runs table: tick, execution id, worker, started, ended, how.
+type RunRow = (
+    i64,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
 /// One test's schema and workers.
 struct Cluster {
     schema: String,
@@ -115,14 +125,7 @@ impl Cluster {
 
     /// Every run of the job, in the order they started.
     async fn runs(&self) -> Vec<Run> {
-        let rows: Vec<(
-            i64,
-            String,
-            String,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<String>,
-        )> = sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<RunRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT tick, execution_id, worker, started, ended, how FROM \"{}\".runs \
                  WHERE job = $1 ORDER BY started",
             self.schema
