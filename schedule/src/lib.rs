@@ -46,6 +46,7 @@ mod calendar;
 mod cron;
 mod dst;
 mod error;
+mod fixed_time;
 mod key_template;
 mod parse;
 mod schedule;
