@@ -373,6 +373,31 @@ mod tests {
                 .unwrap()
                 .in_zone("America/New_York")
                 .unwrap(),
+            Schedule::cron("0 30 2 * * *")
+                .unwrap()
+                .in_zone("Europe/Amsterdam")
+                .unwrap()
+                .dst_gap(DstGap::Skip)
+                .dst_overlap(DstOverlap::Both),
+            Schedule::cron("0 30 1 * * *")
+                .unwrap()
+                .in_zone("America/New_York")
+                .unwrap()
+                .dst_overlap(DstOverlap::Last),
+            Schedule::cron("0 0 0 * * *")
+                .unwrap()
+                .in_zone("Africa/Cairo")
+                .unwrap()
+                .dst_gap(DstGap::Skip),
+            // Kept, though neither a UTC schedule nor an interval is affected.
+            Schedule::cron("0 30 2 * * *")
+                .unwrap()
+                .dst_overlap(DstOverlap::Both),
+            Schedule::cron("0 */15 2 * * *")
+                .unwrap()
+                .in_zone("Europe/Berlin")
+                .unwrap()
+                .dst_gap(DstGap::Skip),
             Schedule::every(Duration::from_secs(30)).unwrap(),
             Schedule::every(Duration::from_millis(1500)).unwrap(),
             Schedule::every(Duration::from_secs(86_400 + 3_600)).unwrap(),
@@ -388,6 +413,29 @@ mod tests {
     }
 
     #[test]
+    fn default_policies_print_nothing() {
+        let zoned = Schedule::cron("0 30 2 * * *")
+            .unwrap()
+            .in_zone("Europe/Amsterdam")
+            .unwrap();
+        let text = r#"cron "0 30 2 * * *" in Europe/Amsterdam"#;
+        assert_eq!(zoned.to_string(), text);
+        let spelled =
+            r#"cron "0 30 2 * * *" in Europe/Amsterdam, dst_overlap first, dst_gap shift"#;
+        assert_eq!(spelled.parse::<Schedule>(), Ok(zoned.clone()));
+        let skip = zoned.clone().dst_gap(DstGap::Skip);
+        assert_eq!(skip.to_string(), format!("{text}, dst_gap skip"));
+        let both = zoned.dst_overlap(DstOverlap::Both);
+        assert_eq!(both.to_string(), format!("{text}, dst_overlap both"));
+        let in_any_order =
+            r#"cron "0 30 2 * * *" in Europe/Amsterdam, dst_overlap both, dst_gap skip"#;
+        assert_eq!(
+            in_any_order.parse::<Schedule>().unwrap().to_string(),
+            format!("{text}, dst_gap skip, dst_overlap both")
+        );
+    }
+
+    #[test]
     fn from_str_rejects_what_display_never_writes() {
         for text in [
             "",
@@ -395,6 +443,18 @@ mod tests {
             "cron 0 0 2 * * *",
             "cron \"0 0 2 * * *",
             "cron \"0 0 2 * * *\" at Europe/Berlin",
+            "cron \"0 0 2 * * *\" dst_gap skip",
+            "cron \"0 0 2 * * *\" in Europe/Berlin dst_gap skip",
+            "cron \"0 0 2 * * *\" in Europe/Berlin,",
+            "cron \"0 0 2 * * *\", in Europe/Berlin",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, dst_gap later",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, dst_overlap second",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, dst_gap skip, dst_gap shift",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, dst_overlap last, dst_overlap both",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, dst_gap",
+            "cron \"0 0 2 * * *\" in Europe/Berlin, gap skip",
+            "every 1m, dst_gap skip",
+            "5m after the last run, dst_overlap both",
             "every",
             "every soon",
             "5m after",
@@ -414,6 +474,14 @@ mod tests {
             "cron \"0 0 0 30 2 *\"".parse::<Schedule>(),
             Err(ScheduleError::NeverFires { .. })
         ));
+        let e = "cron \"0 0 2 * * *\" in Europe/Berlin, dst_gap later"
+            .parse::<Schedule>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown dst_gap policy `later`; use `shift` or `skip`"),
+            "{e}"
+        );
         assert!(matches!(
             "every 0s".parse::<Schedule>(),
             Err(ScheduleError::IntervalTooShort(_))
