@@ -163,7 +163,8 @@ impl Schedule {
     }
 
     /// The first fire time strictly after `t`. For a fixed delay, `t` is when the previous
-    /// run finished. `None` if the schedule never fires again.
+    /// run finished. `None` if the schedule never fires again (a fixed time under
+    /// [`DstGap::Skip`] that falls in a gap on 100 of its days in a row is taken never to).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::Cron(cron, tz) if cron.is_fixed_time() => {
@@ -248,8 +249,8 @@ impl fmt::Display for Schedule {
                 if *tz != Tz::UTC {
                     write!(f, " in {tz}")?;
                 }
-                // Defaults print nothing, so a schedule's text reads as it did before the
-                // policies existed.
+                // Defaults print nothing: the text of a schedule with the defaults, as the
+                // stores' `trigger` columns already hold it, stays the same.
                 if self.dst_gap != DstGap::default() {
                     write!(f, ", dst_gap {}", self.dst_gap)?;
                 }

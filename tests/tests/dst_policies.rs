@@ -108,8 +108,8 @@ async fn dst_overlap_both_runs_twice_on_the_night_clocks_go_back() {
     let clock = TestClock::new(utc(2024, 10, 26, 23, 0));
     let seen = runs(
         [
-            tickguard::job!(overlap_both).into(),
-            tickguard::job!(overlap_default).into(),
+            tickguard::job!(overlap_both),
+            tickguard::job!(overlap_default),
         ],
         &clock,
         sleep(Duration::from_secs(3 * 3600)),
@@ -132,10 +132,7 @@ async fn dst_gap_skip_does_not_run_on_the_night_clocks_go_forward() {
     // the next day's 02:30 CEST (00:30 UTC on 1 April), when both run again.
     let clock = TestClock::new(utc(2024, 3, 30, 23, 0));
     let seen = runs(
-        [
-            tickguard::job!(gap_skip).into(),
-            tickguard::job!(gap_default).into(),
-        ],
+        [tickguard::job!(gap_skip), tickguard::job!(gap_default)],
         &clock,
         sleep(Duration::from_secs(25 * 3600 + 31 * 60)),
     )
@@ -159,8 +156,8 @@ async fn a_catch_up_across_the_overlap_runs_the_ticks_of_the_policy() {
     let c = clock.clone();
     let seen = runs(
         [
-            tickguard::job!(catch_up_both).into(),
-            tickguard::job!(catch_up_default).into(),
+            tickguard::job!(catch_up_both),
+            tickguard::job!(catch_up_default),
         ],
         &clock,
         async move {
