@@ -3,7 +3,10 @@
 use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use croner::parser::{CronParser, Seconds, Year};
+use croner::{
+    JobType,
+    parser::{CronParser, Seconds, Year},
+};
 
 use crate::{
     calendar::{Direction, before_day, days_in_month, end_of_day, next_month, previous_month},
@@ -174,6 +177,25 @@ impl Cron {
     /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the expression is a fixed time: its second, minute and hour fields each name
+    /// one value, with no `*` and no step (`0 30 2 * * *`, `@daily`; not `0 */30 2 * * *` nor
+    /// `0 0/60 2 * * *`). Only a fixed time has a DST policy ([`DstGap`](crate::DstGap),
+    /// [`DstOverlap`](crate::DstOverlap)); any other expression fires at every matching
+    /// instant that exists.
+    ///
+    /// ```
+    /// use tickguard_schedule::Cron;
+    ///
+    /// assert!(Cron::parse("0 30 2 * * MON-FRI")?.is_fixed_time());
+    /// assert!(Cron::parse("@daily")?.is_fixed_time());
+    /// assert!(!Cron::parse("0 */15 2 * * *")?.is_fixed_time());
+    /// assert!(!Cron::parse("0 0,30 2 * * *")?.is_fixed_time());
+    /// # Ok::<(), tickguard_schedule::ScheduleError>(())
+    /// ```
+    pub fn is_fixed_time(&self) -> bool {
+        self.cron.determine_job_type() == JobType::FixedTime
     }
 
     /// Whether the wall-clock instant `t` matches the expression.

@@ -44,7 +44,7 @@ pub enum ScheduleError {
     /// A schedule's text (as [`Schedule`](crate::Schedule)'s `Display` writes it) does not
     /// parse.
     #[error(
-        "invalid schedule `{input}`: {reason}; expected `cron \"<expr>\"`, `cron \"<expr>\" in <Zone>`, `every <duration>` or `<duration> after the last run`"
+        "invalid schedule `{input}`: {reason}; expected `cron \"<expr>\"`, `cron \"<expr>\" in <Zone>` (either may end in `, dst_gap <policy>` and `, dst_overlap <policy>`), `every <duration>` or `<duration> after the last run`"
     )]
     InvalidSchedule {
         /// The text as written.

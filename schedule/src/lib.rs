@@ -32,13 +32,43 @@
 //!
 //! # Daylight saving time
 //!
-//! Fire times are computed on the wall clock of the schedule's zone (UTC by default):
-//! - a fixed time that falls in a spring-forward gap (02:30 when clocks jump from 02:00 to
-//!   03:00) fires once, at the first valid instant after the gap;
-//! - a fixed time that occurs twice in a fall-back overlap fires once, at its first
-//!   occurrence;
-//! - an interval expression (`0 */15 * * * *`) fires at every matching instant, so during an
-//!   overlap hour it fires in both passes, as elapsed time would have it.
+//! Fire times are computed on the wall clock of the schedule's zone (UTC by default). A
+//! *fixed time* (one value each for second, minute and hour, with no `*` and no step; see
+//! [`Cron::is_fixed_time`]) follows the schedule's policies on the days the clocks change:
+//! - in a spring-forward gap (02:30 when clocks jump from 02:00 to 03:00) it fires once, at
+//!   the first valid instant after the gap ([`DstGap::Shift`], the default), or not that day
+//!   ([`DstGap::Skip`]);
+//! - in a fall-back overlap, where it occurs twice, it fires once at its first occurrence
+//!   ([`DstOverlap::First`], the default), once at its second ([`DstOverlap::Last`]), or at
+//!   both ([`DstOverlap::Both`]).
+//!
+//! Any other expression (`0 */15 * * * *`, `0 0,30 2 * * *`) has no policy: it fires at
+//! every matching instant that exists, so it skips wall times that do not exist and, during
+//! an overlap hour, fires in both passes, as elapsed time would have it. `next_after`,
+//! `upcoming` and `latest_at_or_before` follow the same policy, so a search backward for
+//! missed fire times finds exactly what a search forward would have.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use tickguard_schedule::{DstGap, DstOverlap, Schedule};
+//!
+//! let schedule = Schedule::cron("0 30 2 * * *")?
+//!     .in_zone("Europe/Amsterdam")?
+//!     .dst_gap(DstGap::Skip)
+//!     .dst_overlap(DstOverlap::Last);
+//! // No run on 31 March 2024 (02:30 does not exist): the next is 02:30 CEST on 1 April.
+//! let after = Utc.with_ymd_and_hms(2024, 3, 30, 12, 0, 0).unwrap();
+//! assert_eq!(schedule.next_after(after), Utc.with_ymd_and_hms(2024, 4, 1, 0, 30, 0).single());
+//! // On 27 October 2024 02:30 happens twice: the run is the second, 02:30 CET.
+//! let after = Utc.with_ymd_and_hms(2024, 10, 26, 12, 0, 0).unwrap();
+//! assert_eq!(schedule.next_after(after), Utc.with_ymd_and_hms(2024, 10, 27, 1, 30, 0).single());
+//! // The policies that are not the default are part of the schedule's text.
+//! assert_eq!(
+//!     schedule.to_string(),
+//!     r#"cron "0 30 2 * * *" in Europe/Amsterdam, dst_gap skip, dst_overlap last"#
+//! );
+//! # Ok::<(), tickguard_schedule::ScheduleError>(())
+//! ```
 //!
 //! `every` (fixed rate) and `after` (fixed delay) count elapsed time and ignore zones.
 
@@ -46,6 +76,7 @@ mod calendar;
 mod cron;
 mod dst;
 mod error;
+mod fixed_time;
 mod key_template;
 mod parse;
 mod schedule;

@@ -1,6 +1,8 @@
 //! Daylight saving time: croner's own DST tests (`tests/dst_gap_backwards.rs`,
 //! `tests/dst_gap_hour_before.rs` and `tests/dst_overlap.rs` in croner 4.0.3), ported to
-//! `Schedule::next_after` where they concern forward search, and our documented policy:
+//! `Schedule::next_after` where they concern forward search, and our documented policy
+//! under the default `dst_gap = "shift"` and `dst_overlap = "first"` (the other policies are
+//! in `conformance_dst_policies.rs`):
 //!
 //! - a fixed time in a spring-forward gap fires once, at the first valid instant after it;
 //! - a fixed time in a fall-back overlap fires once, at its first occurrence;

@@ -11,20 +11,21 @@
 //! - `generated_expressions_parse_unless_no_day_matches`: a generated expression is accepted,
 //!   or rejected as never firing exactly when no day of a whole 400-year Gregorian cycle
 //!   matches its date fields.
-//! - `fire_times_match_the_oracle`: from a start instant (anywhere in 2000..2100, shortly
-//!   before the crate's own answer, or around a DST change of the zone), the successive
+//! - `fire_times_match_the_oracle`: for any DST policies (`dst_gap`, `dst_overlap`), from a
+//!   start instant (anywhere in 2000..2100, shortly before the crate's own answer, or around
+//!   a DST change of the zone), the successive
 //!   `next_after` answers are strictly increasing and equal the oracle's fire times in the
 //!   window; `latest_at_or_before` equals the oracle's last fire time at or before the start;
 //!   and the two are consistent with each other.
 //! - `fire_times_around_dst_changes_match_the_oracle`: the same, for times between 00:00 and
 //!   04:00 (mostly fixed times, spelled `2`, `2-2`, `2,2` or `2/22`) from starts near a DST
-//!   change, where the gap and overlap rules below decide.
+//!   change, where the gap and overlap rules below decide, under every policy.
 //! - `upcoming_is_strictly_increasing`: a longer run of `upcoming` never stalls or goes back.
 //! - `matches_agrees_with_the_fields`: `Cron::matches` on a UTC wall clock equals the fields'
 //!   meaning.
 //! - `schedules_round_trip_through_their_text`: a schedule parsed back from its `Display`
-//!   (`FromStr`), for generated cron expressions in every zone, and for fixed rates and
-//!   delays of any length, is the same schedule.
+//!   (`FromStr`), for generated cron expressions in every zone under any DST policies, and
+//!   for fixed rates and delays of any length, is the same schedule.
 //! - `parser_never_panics_*`: on arbitrary strings, strings over the cron alphabet, and
 //!   generated expressions with one character changed; what parses is searched once.
 //!
@@ -49,9 +50,11 @@
 //!   month without day `n` has no `nW` day). `dL` is the last weekday `d` of the month, `d#n`
 //!   its `n`-th. Weekdays `0` and `7` are Sunday. `a/n` is `a-max/n`.
 //! - Spring-forward gap: wall-clock times that do not occur do not fire, except for a fixed
-//!   time, which fires once at the first instant after the gap, if its day matches.
+//!   time under `dst_gap = shift` (the default), which fires once at the first instant after
+//!   the gap, if its day matches; under `skip` it does not fire that day.
 //! - Fall-back overlap: a wall-clock time that occurs twice fires at both instants, except a
-//!   fixed time, which fires at the first only.
+//!   fixed time, which fires at the first only under `dst_overlap = first` (the default), at
+//!   the second only under `last`, and at both under `both`.
 //! - A "fixed time" is an expression whose second, minute and hour fields each name one value
 //!   and use no `*` and no step (as croner decides; `*/60` or `5/60` in a field is an interval
 //!   even though it names one value).
@@ -66,7 +69,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use tickguard_schedule::{Cron, Schedule, ScheduleError, parse_zone};
+use tickguard_schedule::{Cron, DstGap, DstOverlap, Schedule, ScheduleError, parse_zone};
 
 // ---------------------------------------------------------------------------------------------
 // Knobs
@@ -97,11 +100,14 @@ fn window() -> Duration {
 /// Fire times compared per direction and case.
 const STEPS: usize = 6;
 
-const ZONES: [&str; 5] = [
+/// UTC, four zones with DST (Cairo's gap takes midnight, its overlap the day's last hour;
+/// Lord Howe's clocks move half an hour), and one without.
+const ZONES: [&str; 6] = [
     "UTC",
     "Europe/Berlin",
     "America/New_York",
     "Australia/Lord_Howe",
+    "Africa/Cairo",
     "Asia/Kolkata",
 ];
 
@@ -523,6 +529,14 @@ fn dst_expr() -> impl Strategy<Value = Expr> {
     built_expr(times, dates)
 }
 
+/// A schedule's DST policies, each combination equally likely.
+fn policies() -> impl Strategy<Value = (DstGap, DstOverlap)> {
+    (
+        prop::sample::select(&[DstGap::Shift, DstGap::Skip][..]),
+        prop::sample::select(&[DstOverlap::First, DstOverlap::Last, DstOverlap::Both][..]),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start instants
 // ---------------------------------------------------------------------------------------------
@@ -649,14 +663,18 @@ struct Oracle<'a> {
     expr: &'a Expr,
     tz: Tz,
     fixed: Option<NaiveTime>,
+    gap: DstGap,
+    overlap: DstOverlap,
 }
 
 impl<'a> Oracle<'a> {
-    fn new(expr: &'a Expr, tz: Tz) -> Self {
+    fn new(expr: &'a Expr, tz: Tz, (gap, overlap): (DstGap, DstOverlap)) -> Self {
         Self {
             expr,
             tz,
             fixed: expr.fixed_time(),
+            gap,
+            overlap,
         }
     }
 
@@ -677,7 +695,7 @@ impl<'a> Oracle<'a> {
         if let Some(fixed) = self.fixed {
             // Wall-clock times skipped just before this minute: [expected, local).
             let expected = self.local(m - Duration::minutes(1)) + Duration::minutes(1);
-            if local > expected {
+            if local > expected && self.gap == DstGap::Shift {
                 let mut day = expected.date();
                 while day <= local.date() {
                     let missed = day.and_time(fixed);
@@ -687,11 +705,17 @@ impl<'a> Oracle<'a> {
                     day = day.succ_opt().expect("a real day");
                 }
             }
-            // In an overlap, the second pass of a fixed time does not fire.
-            if let LocalResult::Ambiguous(first, _) = self.tz.from_local_datetime(&local)
-                && first.with_timezone(&Utc) != m
-            {
-                return out;
+            // In an overlap, a fixed time fires in the passes its policy names.
+            if let LocalResult::Ambiguous(first, _) = self.tz.from_local_datetime(&local) {
+                let first_pass = first.with_timezone(&Utc) == m;
+                let fires = match self.overlap {
+                    DstOverlap::First => first_pass,
+                    DstOverlap::Last => !first_pass,
+                    DstOverlap::Both => true,
+                };
+                if !fires {
+                    return out;
+                }
             }
         }
         if self.expr.day_matches(local.date()) {
@@ -773,20 +797,29 @@ fn show(times: &[DateTime<Utc>], tz: Tz) -> Vec<String> {
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-fn check_oracle(expr: &Expr, zone: &str, start: &Start) -> Result<(), TestCaseError> {
+fn check_oracle(
+    expr: &Expr,
+    zone: &str,
+    start: &Start,
+    (gap, overlap): (DstGap, DstOverlap),
+) -> Result<(), TestCaseError> {
     let schedule = match Schedule::cron(&expr.text) {
-        Ok(s) => s.in_zone(zone).expect("a known zone"),
+        Ok(s) => s
+            .in_zone(zone)
+            .expect("a known zone")
+            .dst_gap(gap)
+            .dst_overlap(overlap),
         // Whether that is right is `generated_expressions_parse_unless_no_day_matches`.
         Err(ScheduleError::NeverFires { .. }) => return Ok(()),
         Err(e) => return Err(TestCaseError::fail(format!("rejected: {e}"))),
     };
     let tz = parse_zone(zone).expect("a known zone");
-    let oracle = Oracle::new(expr, tz);
+    let oracle = Oracle::new(expr, tz, (gap, overlap));
     let t = resolve_start(start, &schedule, tz);
     let w = window();
     let context = || {
         format!(
-            "expr {:?} in {zone}, from {} ({})",
+            "expr {:?} in {zone} (dst_gap {gap}, dst_overlap {overlap}), from {} ({})",
             expr.text,
             t.to_rfc3339(),
             t.with_timezone(&tz).to_rfc3339()
@@ -912,8 +945,9 @@ proptest! {
         expr in expr(),
         zone in prop::sample::select(&ZONES[..]),
         start in start(),
+        policies in policies(),
     ) {
-        check_oracle(&expr, zone, &start)?;
+        check_oracle(&expr, zone, &start, policies)?;
     }
 }
 
@@ -923,10 +957,11 @@ proptest! {
     #[test]
     fn fire_times_around_dst_changes_match_the_oracle(
         expr in dst_expr(),
-        zone in prop::sample::select(&ZONES[1..4]),
+        zone in prop::sample::select(&ZONES[1..5]),
         start in near_transition(),
+        policies in policies(),
     ) {
-        check_oracle(&expr, zone, &start)?;
+        check_oracle(&expr, zone, &start, policies)?;
     }
 }
 
@@ -969,13 +1004,15 @@ proptest! {
         expr in expr(),
         zone in prop::sample::select(&ZONES[..]),
         nanos in 1_000_000u64..400_000_000_000_000,
+        (gap, overlap) in policies(),
     ) {
         let mut schedules = vec![
             Schedule::every(std::time::Duration::from_nanos(nanos)).expect("at least 1 ms"),
             Schedule::after(std::time::Duration::from_nanos(nanos)).expect("at least 1 ms"),
         ];
         if let Ok(cron) = Schedule::cron(&expr.text) {
-            schedules.push(cron.in_zone(zone).expect("a known zone"));
+            let zoned = cron.in_zone(zone).expect("a known zone");
+            schedules.push(zoned.dst_gap(gap).dst_overlap(overlap));
         }
         for schedule in schedules {
             let text = schedule.to_string();
