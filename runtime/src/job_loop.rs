@@ -175,7 +175,9 @@ async fn run_batch(
                 .skipped(SkipReason::Paused, (batch - i) as u64);
             break;
         }
-        fired = if i > 0 && firing.is_cancelled() {
+        // Checked before the first tick too: a batch of ticks a run overlapped starts right
+        // after that run, which may have ended during shutdown's grace.
+        fired = if firing.is_cancelled() {
             Fired::Stopped
         } else {
             let own = Own::Tick;
@@ -527,9 +529,8 @@ async fn run(
     };
     // A tick's own run starts at the same instant on every instance (see `start_jitter`);
     // a queued execution (resumed, pending, requested) starts at once.
-    let jitter = start_jitter::delay(&entry.job, tick);
-    if resume.is_none() && !jitter.is_zero() {
-        let start = tick + chrono::Duration::from_std(jitter).unwrap_or_default();
+    if resume.is_none() && entry.job.jitter.is_some() {
+        let start = start_jitter::start_at(&entry.job, tick);
         let left = (start - rt.clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             biased;
@@ -594,8 +595,7 @@ async fn superseded_at_next_tick(
     else {
         return run.await;
     };
-    let jitter = start_jitter::delay(&entry.job, next);
-    let due = next + chrono::Duration::from_std(jitter).unwrap_or_default();
+    let due = start_jitter::start_at(&entry.job, next);
     tokio::pin!(run);
     loop {
         let left = (due - rt.clock.now()).to_std().unwrap_or_default();
@@ -607,7 +607,11 @@ async fn superseded_at_next_tick(
             () = sleep(left.min(MAX_SLEEP)) => {}
         }
     }
-    executor::supersede(rt, entry, next).await;
+    // A paused job's next tick does not run, and shutdown fires no tick: neither
+    // supersedes the run.
+    if !entry.pause.is_paused() && !entry.firing.is_cancelled() {
+        executor::supersede(rt, entry, next).await;
+    }
     run.await
 }
 

@@ -44,9 +44,9 @@ struct Note {
     tick: LedgerTick,
     due: Instant,
     /// A skip to report as a lost tick once the store says this instance's record skipped
-    /// it (every instance that takes a pending tick up may skip it; one reports): the
-    /// report's detail.
-    report: Option<String>,
+    /// it (every instance that takes a pending tick up may skip it; one reports): why, and
+    /// the report's detail.
+    report: Option<(SkipReason, String)>,
 }
 
 impl Ledger {
@@ -63,10 +63,23 @@ impl Ledger {
     /// Notes `tick`, skipped for good by the job's misfire policy, to be recorded now and
     /// reported lost (with `detail`) if the store says this record is what skipped it.
     pub(crate) fn skip(&self, tick: LedgerTick, detail: String) {
+        self.skip_after(tick, Duration::ZERO, SkipReason::Misfire, detail);
+    }
+
+    /// Notes `tick`, skipped for good for `reason`, to be recorded `after` from now (unless
+    /// a run claims it meanwhile) and reported lost (with `detail`) if the store says this
+    /// record is what skipped it.
+    pub(crate) fn skip_after(
+        &self,
+        tick: LedgerTick,
+        after: Duration,
+        reason: SkipReason,
+        detail: String,
+    ) {
         self.add(Note {
             tick,
-            due: Instant::now(),
-            report: Some(detail),
+            due: Instant::now() + after,
+            report: Some((reason, detail)),
         });
     }
 
@@ -187,23 +200,29 @@ pub(crate) async fn flush(rt: &Runtime, entries: &[Arc<JobEntry>], all: bool) ->
 }
 
 /// Reports lost the ticks of `entry` that the store says this record skipped (`skipped`),
-/// among the `notes` that asked for a report: one report for the job, with the latest.
+/// among the `notes` that asked for a report: one report per reason, with the latest tick.
 async fn report_skips(rt: &Runtime, entry: &JobEntry, notes: Vec<Note>, skipped: &HashSet<String>) {
-    let lost: Vec<(DateTime<Utc>, String)> = notes
+    let mut lost: Vec<(SkipReason, DateTime<Utc>, String)> = notes
         .into_iter()
         .filter(|n| skipped.contains(&n.tick.execution_id))
-        .filter_map(|n| Some((n.tick.scheduled_at, n.report?)))
+        .filter_map(|n| {
+            let (reason, detail) = n.report?;
+            Some((reason, n.tick.scheduled_at, detail))
+        })
         .collect();
-    let Some((latest, detail)) = lost.iter().max_by_key(|(at, _)| *at).cloned() else {
-        return;
-    };
-    let lost = Lost {
-        reason: SkipReason::Misfire,
-        ticks: lost.len() as u64,
-        latest,
-        detail,
-    };
-    report_lost(rt, entry, lost).await;
+    lost.sort_by_key(|(reason, at, _)| (reason.as_str(), *at));
+    for group in lost.chunk_by(|a, b| a.0 == b.0) {
+        let Some((reason, latest, detail)) = group.last().cloned() else {
+            continue;
+        };
+        let lost = Lost {
+            reason,
+            ticks: group.len() as u64,
+            latest,
+            detail,
+        };
+        report_lost(rt, entry, lost).await;
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ pub(crate) fn delay(job: &Job, tick: DateTime<Utc>) -> Duration {
     window.mul_f64(fraction(&job.name, tick))
 }
 
+/// When the run of `job` for `tick` starts: the tick plus its [`delay`].
+pub(crate) fn start_at(job: &Job, tick: DateTime<Utc>) -> DateTime<Utc> {
+    tick + chrono::Duration::from_std(delay(job, tick)).unwrap_or_default()
+}
+
 /// A number in `[0, 1)` from the job's name and the tick, the same in every process and
 /// every version of tickguard (FNV-1a over the name and the tick's Unix milliseconds, then
 /// a finalizer that spreads nearby ticks apart): not `std`'s hasher, whose output may

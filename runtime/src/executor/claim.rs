@@ -33,7 +33,9 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
     } else {
         None
     };
-    let request = ClaimRequest::new(&job.name, &t.execution_id, t.at, &t.owner)
+    // Owned here, so that the request does not borrow `t`, which a busy tick's wait takes.
+    let (execution_id, owner) = (t.execution_id.clone(), t.owner.clone());
+    let request = ClaimRequest::new(&job.name, &execution_id, t.at, &owner)
         // A requested execution's id is unique per request: claiming it as idempotent is
         // what runs it once across instances, whatever the job.
         // A queued execution (resumed or requested) names one execution: once it ran to its
@@ -47,22 +49,7 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
         let busy = execution_id.clone();
-        if supersede::supersedes(t) {
-            let until = supersede::deadline(t);
-            let superseded =
-                supersede_busy(rt, t.entry, &mut t.lease, &request, &busy, until).await;
-            t.deferred = superseded.deferred;
-            claimed = superseded.claim;
-        } else {
-            let requested = t.requested_by.is_some();
-            let waited =
-                wait_while_busy(rt, t.entry, &mut t.lease, &request, &busy, requested).await;
-            if waited.paused {
-                return Err(SkipReason::Paused);
-            }
-            t.deferred = waited.deferred;
-            claimed = waited.claim;
-        }
+        claimed = when_busy(t, &request, busy).await?;
     }
     // A job busy with this tick's run elsewhere (another id: a job that is not idempotent)
     // or a newer tick's loses nothing here.
@@ -109,6 +96,42 @@ pub(super) async fn claim(t: &mut Tick<'_>) -> Skip<Claimed> {
             Err(SkipReason::Unavailable)
         }
     }
+}
+
+/// A claim that found the job busy with execution `busy`: under `cancel_other`, asks it to
+/// stop and waits for the job to be free (see [`supersede_busy`]); a job still busy after
+/// that (an owner that died cannot stop its run: it is proven gone only after a liveness),
+/// or under the other policies, waits as [`wait_while_busy`] says. The store's last answer,
+/// or `Paused` when the job was paused meanwhile.
+async fn when_busy(
+    t: &mut Tick<'_>,
+    request: &ClaimRequest<'_>,
+    mut busy: String,
+) -> Skip<Result<Claim, StoreError>> {
+    let (rt, entry) = (t.rt, t.entry);
+    let requested = t.requested_by.is_some();
+    if supersede::supersedes(t) {
+        let until = supersede::deadline(t);
+        let superseded = supersede_busy(rt, entry, &mut t.lease, request, &busy, until).await;
+        if superseded.paused {
+            return Err(SkipReason::Paused);
+        }
+        t.deferred = superseded.deferred;
+        match superseded.claim {
+            Ok(Claim::Busy { execution_id })
+                if !t.deferred && busy_with_older(rt, &execution_id, t.at).await =>
+            {
+                busy = execution_id;
+            }
+            other => return Ok(other),
+        }
+    }
+    let waited = wait_while_busy(rt, entry, &mut t.lease, request, &busy, requested).await;
+    if waited.paused {
+        return Err(SkipReason::Paused);
+    }
+    t.deferred = waited.deferred;
+    Ok(waited.claim)
 }
 
 /// Warns (the first time, then once a minute per job at most) that this instance's clock
@@ -242,7 +265,7 @@ async fn wait_while_busy(
     while let Some(buffer_until) = buffer_until
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
-        if *execution_id != busy && !busy_with_older(rt, execution_id, request.scheduled_at).await {
+        if !busy_with_older(rt, execution_id, request.scheduled_at).await {
             break;
         }
         let mut until = Instant::now() + rt.liveness / 3;
@@ -290,18 +313,20 @@ fn before_next_tick(rt: &Runtime, job: &Job, tick: DateTime<Utc>) -> Option<Inst
     )
 }
 
-/// Whether the busy execution `busy` runs a tick before `tick` (or its tick cannot be
-/// read): the job is busy with an older run, which `tick` overlaps.
+/// Whether the busy execution `busy` runs a tick before `tick`, or is a requested one (or
+/// cannot be read): the job is busy with another run, which `tick` overlaps.
 async fn busy_with_older(rt: &Runtime, busy: &str, tick: DateTime<Utc>) -> bool {
     match bounded(rt.store.execution(busy)).await {
-        Ok(Some(record)) => record.scheduled_at < tick,
+        // A requested execution (a trigger, a re-run) is no tick's run, whatever its time.
+        Ok(Some(record)) => record.scheduled_at < tick || record.requested_by.is_some(),
         _ => true,
     }
 }
 
 /// A `cancel_other` tick that found the job busy: asks the busy execution to stop if it
 /// runs an older tick, then asks for the claim again every [`supersede::POLL`] (keeping
-/// this run's lease) until the job is free or [`supersede::deadline`]. The store's last
+/// this run's lease) until the job is free, it is found busy with this tick or a newer one
+/// (another instance got there first), the job is paused, or `until`. The store's last
 /// answer.
 async fn supersede_busy(
     rt: &Runtime,
@@ -311,32 +336,39 @@ async fn supersede_busy(
     busy: &str,
     until: Instant,
 ) -> Waited {
-    let busy_claim = |deferred| Waited {
-        claim: Ok(Claim::Busy {
-            execution_id: busy.to_owned(),
-        }),
-        deferred,
-        paused: false,
-    };
     let tick = request.scheduled_at;
-    if !busy_with_older(rt, busy, tick).await
-        || !supersede::request_one(rt, entry, busy, tick).await
-    {
-        return busy_claim(false);
+    let answer = |claim, deferred, paused| Waited {
+        claim,
+        deferred,
+        paused,
+    };
+    let mut claimed = Ok(Claim::Busy {
+        execution_id: busy.to_owned(),
+    });
+    if !busy_with_older(rt, busy, tick).await {
+        return answer(claimed, false, false);
     }
+    // Refused when the execution ended meanwhile: the claim asked below then finds the job
+    // free.
+    supersede::request_one(rt, entry, busy, tick).await;
     loop {
+        if entry.pause.is_paused() {
+            return answer(claimed, false, true);
+        }
+        claimed = ask(rt, entry, request).await;
+        let still_older = match &claimed {
+            Ok(Claim::Busy { execution_id }) => {
+                execution_id == busy || busy_with_older(rt, execution_id, tick).await
+            }
+            _ => false,
+        };
+        if !still_older || Instant::now() >= until {
+            return answer(claimed, false, false);
+        }
         let wake = (Instant::now() + supersede::POLL).min(until);
         match wait_holding(rt, entry, lease, wake, None).await {
             Wait::Waited | Wait::Woken => {}
-            Wait::LeaseLost | Wait::Stopped => return busy_claim(true),
-        }
-        let claimed = ask(rt, entry, request).await;
-        if !matches!(claimed, Ok(Claim::Busy { .. })) || Instant::now() >= until {
-            return Waited {
-                claim: claimed,
-                deferred: false,
-                paused: false,
-            };
+            Wait::LeaseLost | Wait::Stopped => return answer(claimed, true, false),
         }
     }
 }

@@ -83,11 +83,15 @@ fn leave_to_ledger(t: &Tick<'_>, reason: SkipReason) {
             if held.is_some_and(|h| h.timestamp_millis() == t.at.timestamp_millis()) {
                 job.lock.map_or(Duration::ZERO, |lock| lock.ttl)
             } else if held.is_some_and(|h| h < t.at) && job.overlap_policy() == Overlap::Skip {
-                // The job runs an earlier tick, which this one overlaps: skipped, recorded
-                // a liveness later (the instance that runs the earlier tick records it too,
-                // when its run ends), unless an instance that finds the job free runs it.
-                let reason = "overlap: the lock was held for an earlier tick's run";
-                t.entry.ledger.note(tick.skipped(reason), t.rt.liveness);
+                // The job runs an earlier tick (or its holder died doing so), which this one
+                // overlaps: skipped, recorded a liveness later unless an instance that finds
+                // the job free runs it meanwhile, and reported lost by the instance whose
+                // record skipped it.
+                let why = "overlap: the lock was held for an earlier tick's run";
+                let detail = format!("{why} (overlap policy skip)");
+                let skipped = tick.skipped(why);
+                let ledger = &t.entry.ledger;
+                ledger.skip_after(skipped, t.rt.liveness, SkipReason::Overlap, detail);
                 return;
             } else {
                 tracing::info!(

@@ -141,10 +141,18 @@ pub(super) async fn take_lease(t: &mut Tick<'_>, reason: SkipReason) -> Skip<()>
             () = t.entry.firing.cancelled() => return Err(reason),
             () = sleep(POLL) => {}
         }
+        if t.entry.pause.is_paused() {
+            return Err(SkipReason::Paused);
+        }
         match lease::acquire(t).await {
             Ok(()) => return Ok(()),
             Err(SkipReason::Locked) => {}
             Err(other) => return Err(other),
+        }
+        // Another instance took the lease for this tick (or a newer one) first: it runs it.
+        let held_for = t.holder.as_deref().and_then(identity::held_for);
+        if held_for.is_some_and(|held| held >= t.at) {
+            return Err(reason);
         }
     }
     tracing::warn!(

@@ -12,6 +12,7 @@
 //!   OVERLAP_RUN_MS           how long a tick's run lasts, unless it is cancelled first
 //!   OVERLAP_MANUAL_RUN_MS    how long a triggered run lasts (default: as a tick's)
 //!   OVERLAP_REDIS            the lock's Redis URL (optional: no lock without it)
+//!   OVERLAP_IDEMPOTENT       `0` for a job that is not idempotent (default: idempotent)
 //! ```
 //!
 //! A run row is `(job, tick, execution_id, worker, started, ended, how)`: `tick` in Unix
@@ -109,8 +110,10 @@ async fn main() {
         let run_for = if manual { manual_run_for } else { run_for };
         run(pool.clone(), table.clone(), run_for, ctx)
     })
-    .idempotent()
     .overlap(policy(&env("OVERLAP_POLICY")));
+    if std::env::var("OVERLAP_IDEMPOTENT").as_deref() != Ok("0") {
+        job = job.idempotent();
+    }
     let mut builder = Scheduler::builder()
         .discover(false)
         .instance_id(instance.clone())
