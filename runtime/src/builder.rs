@@ -821,6 +821,7 @@ async fn resume_points(
                 job.schedule.next_after(now),
             )
             .registered_at(now)
+            .circuit_breaker(job.circuit_breaker.clone())
         })
         .collect();
     let records = store.register_all(&registrations).await?;
