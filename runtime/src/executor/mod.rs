@@ -1,9 +1,10 @@
 //! One guarded execution, as a pipeline of stages:
 //!
-//! 1. [`lease::acquire`]: take the job's lease lock (if the job has one);
-//! 2. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
-//! 3. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
-//! 4. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
+//! 1. [`breaker::check`]: skip the tick while the job's circuit breaker is open;
+//! 2. [`lease::acquire`]: take the job's lease lock (if the job has one);
+//! 3. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
+//! 4. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
+//! 5. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
 //!    renews the lease and heartbeats the store;
 //!
 //! then [`conclude`] records, counts, releases and reports, once, whichever stage ended the
@@ -13,6 +14,7 @@
 //! recorded as ended).
 
 mod attempts;
+mod breaker;
 mod claim;
 mod conclude;
 mod end;
@@ -22,6 +24,7 @@ mod identity;
 mod interrupts;
 mod lease;
 mod lost;
+mod pause_on_failure;
 mod unrecorded;
 mod watchdog;
 
@@ -31,13 +34,14 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use self::{breaker::Breaker, end::RunEnd, lease::Held};
 pub(crate) use self::{
+    breaker::share as share_breakers,
     conclude::RECORD_BUDGET,
     interrupts::{Interrupts, Queued},
     lost::{Lost, report_lost},
     unrecorded::Unrecorded,
 };
-use self::{end::RunEnd, lease::Held};
 use crate::{
     clock::Clock,
     context::Execution,
@@ -157,6 +161,8 @@ pub(crate) struct JobEntry {
     pub(crate) warnings: Throttles,
     /// Whether the job is paused, as the control task last read the store.
     pub(crate) pause: PauseState,
+    /// The job's circuit breaker, if it has one, with the jobs that share it.
+    pub(crate) breaker: Option<Breaker>,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -194,6 +200,7 @@ impl JobEntry {
             ledger: Ledger::default(),
             warnings: Throttles::default(),
             pause: PauseState::default(),
+            breaker: Breaker::of(&job),
             job,
         }
     }
@@ -290,6 +297,7 @@ pub(crate) async fn execute(
         deferred: false,
     };
     let acquired_and_claimed: Skip<Claimed> = async {
+        breaker::check(&t).await?;
         lease::acquire(&mut t).await?;
         claim::claim(&mut t).await
     }
