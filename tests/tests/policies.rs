@@ -375,10 +375,11 @@ async fn three_failures_across_two_instances_pause_the_job_until_a_resume() {
         )
     );
     assert_eq!(pause.by, "tickguard pause_on_failure on b");
-    assert_eq!(
-        cluster.metric("b", "tickguard_paused_on_failure_total", &[("job", "boom")]),
-        1.0
-    );
+    cluster
+        .until("b counts the pause", Duration::from_secs(3), |c| {
+            c.metric("b", "tickguard_paused_on_failure_total", &[("job", "boom")]) == 1.0
+        })
+        .await;
     // Both instances skip its ticks as paused, a few periods each, and none runs.
     cluster
         .until("both skip as paused", Duration::from_secs(5), |c| {
