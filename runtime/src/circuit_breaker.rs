@@ -213,6 +213,14 @@ impl CircuitBreaker {
         self.open_for
     }
 
+    /// How many of each job's most recent executions the breaker's state is computed from:
+    /// enough for the window with room for the cancelled, skipped and pending ones between
+    /// its outcomes, and bounded, so that a long history costs the same as a short one. The
+    /// scheduler and the command line read the same, and so compute the same state.
+    pub fn history_len(&self) -> usize {
+        self.window as usize * 3 + 16
+    }
+
     /// The breaker's name in metrics and logs (the `breaker` label): its shared name, or
     /// the name of the job that has it alone.
     pub fn label<'a>(&'a self, job: &'a str) -> &'a str {

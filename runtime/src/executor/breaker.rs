@@ -62,13 +62,6 @@ pub(crate) fn share(entries: &mut [JobEntry]) {
     }
 }
 
-/// The most executions read per job: enough for the window with room for the cancelled,
-/// skipped and pending ones between its outcomes, and bounded so a long history costs the
-/// same as a short one.
-fn history_limit(breaker: &CircuitBreaker) -> usize {
-    breaker.window_len() as usize * 3 + 16
-}
-
 /// Stage 1: skips the tick while the job's circuit breaker is open, or half-open with its
 /// probe running ([`SkipReason::CircuitOpen`]); otherwise the tick goes on (as the probe,
 /// when half-open). The state is computed from the store (the recent executions of every
@@ -124,7 +117,7 @@ pub(super) async fn check(t: &Tick<'_>) -> Skip<()> {
 
 /// The recent executions of every job sharing the breaker.
 async fn history(t: &Tick<'_>, breaker: &Breaker) -> Result<Vec<ExecutionRecord>, StoreError> {
-    let limit = history_limit(&breaker.settings);
+    let limit = breaker.settings.history_len();
     let mut all = Vec::new();
     for job in &breaker.jobs {
         all.extend(bounded(t.rt.store.executions(job, limit)).await?);
