@@ -187,12 +187,16 @@ async fn show_computes_a_shared_breaker_from_the_store(backend: Backend) {
         .window(4)
         .min_runs(2)
         .open_for(Duration::from_secs(3600));
-    let every = Schedule::every(Duration::from_secs(60)).unwrap();
+    let every = Schedule::every(Duration::from_secs(60)).expect("a valid period");
     for job in ["card", "bank", "plain"] {
         let registration =
             tickguard::store::JobRegistration::new(job, every.to_string(), "UTC".to_owned(), None)
                 .circuit_breaker((job != "plain").then(|| breaker.clone()));
-        store.api.register(&registration).await.unwrap();
+        store
+            .api
+            .register(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("register `{job}`: {e}"));
     }
     store
         .ran("bank", hours_ago(3), Status::Completed, 1, None)
