@@ -431,3 +431,44 @@ async fn paused(cluster: &Cluster, job: &str) -> tickguard::store::Pause {
         sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Jobs that share a breaker by name must declare the same settings: the scheduler refuses
+/// to start otherwise, naming both jobs.
+#[tokio::test]
+async fn jobs_sharing_a_breaker_with_different_settings_are_refused() {
+    let job = |name: &str, rate: f64| {
+        tickguard::Job::new(
+            name,
+            tickguard::Schedule::every(Duration::from_secs(60)).expect("a valid period"),
+            |_: tickguard::JobContext| async { Ok(()) },
+        )
+        .circuit_breaker(
+            tickguard::CircuitBreaker::new()
+                .name("payments")
+                .failure_rate(rate),
+        )
+    };
+    let built = tickguard::Scheduler::builder()
+        .discover(false)
+        .store(tickguard::store::MemoryStore::new())
+        .job(job("card", 0.5))
+        .job(job("bank", 0.25))
+        .build()
+        .await;
+    let Err(err) = built else {
+        panic!("a scheduler with two settings for one breaker was built");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("job `bank`") && err.contains("`card`") && err.contains("payments"),
+        "{err}"
+    );
+    let same = tickguard::Scheduler::builder()
+        .discover(false)
+        .store(tickguard::store::MemoryStore::new())
+        .job(job("card", 0.5))
+        .job(job("bank", 0.5))
+        .build()
+        .await;
+    assert!(same.is_ok(), "{:?}", same.err());
+}
