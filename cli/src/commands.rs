@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tickguard::Schedule;
 use tickguard::store::{
     CancelKind, ExecutionRecord, ExecutionStore, HistoryQuery, JobSummary, PruneRequest, Retention,
     Status, StoreError,
 };
+use tickguard::{BreakerState, CircuitBreaker, Schedule};
 
 use crate::args::{HistoryArgs, PruneArgs};
 use crate::error::Failure;
@@ -128,9 +128,16 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, as_json: bool) -> Result<(), Fai
         .history(&HistoryQuery::new(name).limit(5))
         .await?
         .executions;
+    let breaker = match &job.circuit_breaker {
+        Some(settings) => Some((settings, breaker_state(ctx, &job.name, settings).await?)),
+        None => None,
+    };
     if as_json {
         return json::print(&json::Show {
             job: json::Job::from(&job),
+            circuit_breaker: breaker.as_ref().map(|(settings, (jobs, state))| {
+                json::Breaker::new(&job.name, settings, jobs, state)
+            }),
             recent: recent.iter().map(json::Execution::from).collect(),
         });
     }
@@ -153,6 +160,13 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, as_json: bool) -> Result<(), Fai
             ),
         ),
         None => line("state", "active".to_owned()),
+    }
+    if let Some((settings, (jobs, state))) = &breaker {
+        line(
+            "breaker",
+            breaker_line(&job.name, settings, jobs, state, zone, ctx.now),
+        );
+        line("", settings.to_string());
     }
     line("next fire", when_opt(job.next_fire, zone, ctx.now));
     line("last tick", when_opt(job.last_tick, zone, ctx.now));
@@ -178,6 +192,74 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, as_json: bool) -> Result<(), Fai
     }
     print(&out);
     Ok(())
+}
+
+/// How long a probe's owner may go without a heartbeat before `show` no longer counts it as
+/// running: the scheduler's default liveness (the command does not know an instance's own).
+const PROBE_LIVENESS: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The jobs that share `job`'s circuit breaker (those the store knows with a breaker of the
+/// same name; `job` alone for a breaker of its own), and its state computed from their
+/// executions as the scheduler computes it.
+async fn breaker_state(
+    ctx: &Ctx,
+    job: &str,
+    breaker: &CircuitBreaker,
+) -> Result<(Vec<String>, BreakerState), Failure> {
+    let jobs: Vec<String> = match breaker.shared_name() {
+        None => vec![job.to_owned()],
+        Some(name) => ctx
+            .store
+            .jobs()
+            .await?
+            .into_iter()
+            .filter(|j| {
+                j.circuit_breaker
+                    .as_ref()
+                    .is_some_and(|b| b.shared_name() == Some(name))
+            })
+            .map(|j| j.name)
+            .collect(),
+    };
+    let mut executions = Vec::new();
+    for name in &jobs {
+        executions.extend(ctx.store.executions(name, breaker.history_len()).await?);
+    }
+    let state = breaker.state(&executions, ctx.now, PROBE_LIVENESS);
+    Ok((jobs, state))
+}
+
+/// `payments: open until 14:05:00 (in 4m), shared with card, bank`.
+fn breaker_line(
+    job: &str,
+    breaker: &CircuitBreaker,
+    jobs: &[String],
+    state: &BreakerState,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> String {
+    let mut text = format!("{}: ", breaker.label(job));
+    match state {
+        BreakerState::Closed { runs, failures } => {
+            let _ = write!(text, "closed ({failures} of the last {runs} runs failed)");
+        }
+        BreakerState::Open { until, .. } => {
+            let _ = write!(text, "open until {}", when(*until, zone, now));
+        }
+        BreakerState::HalfOpen {
+            probe: Some(probe), ..
+        } => {
+            let _ = write!(text, "half-open, probe {probe} running");
+        }
+        BreakerState::HalfOpen { .. } => {
+            text.push_str("half-open, the next tick runs as the probe")
+        }
+        _ => text.push_str(state.as_str()),
+    }
+    if jobs.len() > 1 {
+        let _ = write!(text, "; shared by {}", jobs.join(", "));
+    }
+    text
 }
 
 /// Executions of one job as a table, with their errors and requesters under them.

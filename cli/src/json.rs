@@ -5,6 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tickguard::store::{ExecutionDetail, ExecutionRecord, JobSummary, RunRecord};
+use tickguard::{BreakerState, CircuitBreaker};
 
 /// An instant as JSON: RFC 3339, UTC, with the fraction only when there is one.
 pub(crate) fn time(t: DateTime<Utc>) -> String {
@@ -71,11 +72,78 @@ impl From<&JobSummary> for Job {
     }
 }
 
-/// `show`: the job and its latest executions.
+/// `show`: the job, its circuit breaker, and its latest executions.
 #[derive(Debug, Serialize)]
 pub(crate) struct Show {
     pub(crate) job: Job,
+    /// `null` for a job without a circuit breaker.
+    pub(crate) circuit_breaker: Option<Breaker>,
     pub(crate) recent: Vec<Execution>,
+}
+
+/// A job's circuit breaker: its settings, the jobs that share it, and its state computed
+/// from their executions.
+#[derive(Debug, Serialize)]
+pub(crate) struct Breaker {
+    /// The shared name, or the job's for a breaker of its own.
+    pub(crate) name: String,
+    pub(crate) shared: bool,
+    pub(crate) failure_rate: f64,
+    pub(crate) window: u32,
+    pub(crate) min_runs: u32,
+    pub(crate) open_for_ms: u64,
+    pub(crate) jobs: Vec<String>,
+    /// `closed`, `half-open` or `open`.
+    pub(crate) state: String,
+    /// Closed: the outcomes in the window, and the failures among them.
+    pub(crate) runs: Option<u32>,
+    pub(crate) failures: Option<u32>,
+    /// Open: since when, and until when.
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    /// Half-open: the probe running, if one is.
+    pub(crate) probe: Option<String>,
+}
+
+impl Breaker {
+    /// The breaker of `job` shared by `jobs`, in `state`.
+    pub(crate) fn new(
+        job: &str,
+        breaker: &CircuitBreaker,
+        jobs: &[String],
+        state: &BreakerState,
+    ) -> Self {
+        let (mut runs, mut failures, mut since, mut until, mut probe) =
+            (None, None, None, None, None);
+        match state {
+            BreakerState::Closed {
+                runs: r,
+                failures: f,
+            } => (runs, failures) = (Some(*r), Some(*f)),
+            BreakerState::Open { since: s, until: u } => {
+                (since, until) = (Some(time(*s)), Some(time(*u)))
+            }
+            BreakerState::HalfOpen { since: s, probe: p } => {
+                (since, probe) = (Some(time(*s)), p.clone())
+            }
+            _ => {}
+        }
+        Self {
+            name: breaker.label(job).to_owned(),
+            shared: breaker.shared_name().is_some(),
+            failure_rate: breaker.opening_rate(),
+            window: breaker.window_len(),
+            min_runs: breaker.least_runs(),
+            open_for_ms: u64::try_from(breaker.open_duration().as_millis()).unwrap_or(u64::MAX),
+            jobs: jobs.to_vec(),
+            state: state.as_str().to_owned(),
+            runs,
+            failures,
+            since,
+            until,
+            probe,
+        }
+    }
 }
 
 /// An execution.

@@ -178,6 +178,72 @@ async fn show_describes_one_job(backend: Backend) {
     assert!(err.contains("hint: `tickguard jobs` lists"), "{err}");
 }
 
+/// `show` reads a job's circuit breaker settings from the store (the command does not have
+/// the job's code) and computes its state from the executions of every job sharing it: two
+/// failures of `card` open the breaker `payments` for `bank` too.
+async fn show_computes_a_shared_breaker_from_the_store(backend: Backend) {
+    let store = Store::new(backend).await;
+    let breaker = tickguard::CircuitBreaker::new()
+        .name("payments")
+        .failure_rate(0.5)
+        .window(4)
+        .min_runs(2)
+        .open_for(Duration::from_secs(3600));
+    let every = Schedule::every(Duration::from_secs(60)).expect("a valid period");
+    for job in ["card", "bank", "plain"] {
+        let registration =
+            tickguard::store::JobRegistration::new(job, every.to_string(), "UTC".to_owned(), None)
+                .circuit_breaker((job != "plain").then(|| breaker.clone()));
+        store
+            .api
+            .register(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("register `{job}`: {e}"));
+    }
+    store
+        .ran("bank", hours_ago(3), Status::Completed, 1, None)
+        .await;
+    let out = store.run(&["show", "bank"]).ok().to_owned();
+    assert!(
+        out.contains(
+            "breaker    payments: closed (0 of the last 1 runs failed); shared by bank, card\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "           name = \"payments\", failure_rate = 0.5, window = 4, min_runs = 2, \
+             open_for = 3600s\n"
+        ),
+        "{out}"
+    );
+    store
+        .ran("card", hours_ago(2), Status::Failed, 1, Some("gateway 503"))
+        .await;
+    store
+        .ran("card", hours_ago(1), Status::TimedOut, 1, Some("timed out"))
+        .await;
+    let out = store.run(&["show", "bank"]).ok().to_owned();
+    assert!(out.contains("breaker    payments: open until "), "{out}");
+
+    let json = store.run(&["show", "bank", "--json"]).json();
+    let b = &json["circuit_breaker"];
+    assert_eq!(b["name"], "payments", "{json}");
+    assert_eq!(b["shared"], true);
+    assert_eq!(b["state"], "open");
+    assert_eq!(b["jobs"], serde_json::json!(["bank", "card"]));
+    assert_eq!(
+        (b["window"].clone(), b["min_runs"].clone()),
+        (4.into(), 2.into())
+    );
+    assert_eq!(b["failure_rate"], 0.5);
+    assert_eq!(b["open_for_ms"], 3_600_000);
+    assert!(b["until"].is_string(), "{json}");
+    let plain = store.run(&["show", "plain", "--json"]).json();
+    assert_eq!(plain["circuit_breaker"], serde_json::Value::Null);
+    assert!(!store.run(&["show", "plain"]).ok().contains("breaker"));
+}
+
 /// The rows of a table of executions (not its header, notes nor next-page hint).
 fn execution_rows(out: &str) -> Vec<&str> {
     out.lines()
@@ -774,6 +840,7 @@ macro_rules! on_every_store {
 on_every_store!(
     jobs_lists_every_job,
     show_describes_one_job,
+    show_computes_a_shared_breaker_from_the_store,
     history_pages_and_filters,
     execution_shows_runs_and_errors,
     failed_lists_dead_letters,

@@ -12,7 +12,7 @@ use crate::{
     clock::Clock,
     control::ControlSettings,
     error::Error,
-    executor::{DEFAULT_CANCEL_GRACE, JobEntry, Runtime, records_next_fire},
+    executor::{DEFAULT_CANCEL_GRACE, JobEntry, Runtime, records_next_fire, share_breakers},
     job::{self, FailureHook, FailureReport, Job, failure_hook},
     lock::{InProcessLock, LockBackend},
     metrics,
@@ -741,8 +741,28 @@ fn collect_jobs(mut jobs: Vec<Job>, discover: bool) -> Result<Vec<Job>, Error> {
         jobs.extend(job::discovered().map(Job::from_def));
     }
     let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut breakers: HashMap<&str, &Job> = HashMap::new();
     for job in &jobs {
         job.validate()?;
+        if let Some(breaker) = &job.circuit_breaker
+            && let Some(name) = breaker.shared_name()
+            && let Some(first) = breakers.insert(name, job)
+            && first.circuit_breaker.as_ref() != Some(breaker)
+        {
+            return Err(Error::InvalidJob {
+                job: job.name.clone(),
+                reason: format!(
+                    "its circuit breaker `{name}` ({breaker}) differs from job `{}`'s ({}); \
+                     jobs that share a breaker declare the same settings",
+                    first.name,
+                    first
+                        .circuit_breaker
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+            });
+        }
         if let Some(first) = seen.insert(&job.name, &job.location) {
             return Err(Error::DuplicateJob {
                 name: job.name.clone(),
@@ -821,6 +841,7 @@ async fn resume_points(
                 job.schedule.next_after(now),
             )
             .registered_at(now)
+            .circuit_breaker(job.circuit_breaker.clone())
         })
         .collect();
     let records = store.register_all(&registrations).await?;
@@ -837,19 +858,22 @@ fn entries(
     stop_runs: &CancellationToken,
     firing: &CancellationToken,
 ) -> Vec<Arc<JobEntry>> {
-    jobs.into_iter()
+    let mut entries: Vec<JobEntry> = jobs
+        .into_iter()
         .zip(resume_points)
         .map(|(job, resume_from)| {
             // One child token per job: each sleep waits on its own token, not on a waiter
             // list (and mutex) shared by every job.
-            Arc::new(JobEntry::new(
+            JobEntry::new(
                 job,
                 Arc::new(stop_runs.child_token()),
                 firing.child_token(),
                 resume_from,
-            ))
+            )
         })
-        .collect()
+        .collect();
+    share_breakers(&mut entries);
+    entries.into_iter().map(Arc::new).collect()
 }
 
 fn default_instance_id() -> String {

@@ -41,7 +41,7 @@ mod transaction;
 mod webhook;
 
 pub use builder::SchedulerBuilder;
-pub use circuit_breaker::CircuitBreaker;
+pub use circuit_breaker::{BreakerState, CircuitBreaker};
 pub use context::{CancelReason, JobContext};
 pub use error::{Error, ScheduleError};
 pub use future::BoxFuture;

@@ -18,7 +18,7 @@ pub const EXECUTIONS_TOTAL: &str = "tickguard_executions_total";
 /// `tickguard_execution_duration_seconds{job, outcome}`: run duration, all attempts included.
 pub const EXECUTION_DURATION: &str = "tickguard_execution_duration_seconds";
 /// `tickguard_skips_total{job, reason}`: ticks not run here; reason is `locked`,
-/// `duplicate`, `overlap`, `misfire`, `unavailable`, `early` or `paused`.
+/// `duplicate`, `overlap`, `misfire`, `unavailable`, `early`, `paused` or `circuit_open`.
 pub const SKIPS_TOTAL: &str = "tickguard_skips_total";
 /// `tickguard_ticks_lost_total{job, reason}`: ticks lost for good, that no instance ran or
 /// will run; reason is `misfire`, `overlap` or `unavailable`. Each also counts in
@@ -48,6 +48,15 @@ pub const ONCE_SKIPPED_TOTAL: &str = "tickguard_once_skipped_total";
 /// instance), as this instance last read it; 0 otherwise.
 pub const PAUSED: &str = "tickguard_paused";
 
+/// `tickguard_paused_on_failure_total{job}`: pauses this instance made because the job's
+/// last `pause_on_failure` executions all failed (see `pause_on_failure`).
+pub const PAUSED_ON_FAILURE_TOTAL: &str = "tickguard_paused_on_failure_total";
+
+/// `tickguard_circuit_state{breaker}`: the state of a circuit breaker as this instance last
+/// computed it from the store: 0 closed, 1 half-open, 2 open. `breaker` is the breaker's
+/// shared name, or the name of the job that has it alone.
+pub const CIRCUIT_STATE: &str = "tickguard_circuit_state";
+
 /// `tickguard_next_fire_timestamp_seconds{job}`: Unix time of the tick the job waits for next
 /// on this instance; 0 once its schedule has no further fire time.
 pub const NEXT_FIRE: &str = "tickguard_next_fire_timestamp_seconds";
@@ -75,6 +84,9 @@ pub enum SkipReason {
     Early,
     /// The job is paused: its ticks are skipped until it is resumed, and not run later.
     Paused,
+    /// The job's circuit breaker is open (or half-open with its probe running): the tick is
+    /// skipped, and not run later.
+    CircuitOpen,
 }
 
 impl SkipReason {
@@ -88,6 +100,7 @@ impl SkipReason {
             Self::Unavailable => "unavailable",
             Self::Early => "early",
             Self::Paused => "paused",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -186,6 +199,16 @@ pub(crate) fn describe() {
         "Whether the job is paused (1) or not (0), as this instance last read the store."
     );
     describe_counter!(
+        PAUSED_ON_FAILURE_TOTAL,
+        Unit::Count,
+        "Pauses made because the job's last pause_on_failure executions all failed."
+    );
+    describe_gauge!(
+        CIRCUIT_STATE,
+        Unit::Count,
+        "State of a circuit breaker: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(
         ONCE_SKIPPED_TOTAL,
         Unit::Count,
         "Once steps not run because they were already done."
@@ -249,7 +272,7 @@ pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
 pub(crate) struct JobMetrics {
     executions: [Counter; 4],
     durations: [Histogram; 4],
-    skips: [Counter; 7],
+    skips: [Counter; 8],
     lost: [Counter; 3],
     pub(crate) retries: Counter,
     pub(crate) lock_acquire: Histogram,
@@ -259,6 +282,7 @@ pub(crate) struct JobMetrics {
     pub(crate) lateness: Histogram,
     pub(crate) running: Gauge,
     pub(crate) last_success: Gauge,
+    pub(crate) paused_on_failure: Counter,
     next_fire: Gauge,
     period: Gauge,
     paused: Gauge,
@@ -276,7 +300,7 @@ const LOST_REASONS: [SkipReason; 3] = [
     SkipReason::Overlap,
     SkipReason::Unavailable,
 ];
-const REASONS: [SkipReason; 7] = [
+const REASONS: [SkipReason; 8] = [
     SkipReason::Locked,
     SkipReason::Duplicate,
     SkipReason::Overlap,
@@ -284,6 +308,7 @@ const REASONS: [SkipReason; 7] = [
     SkipReason::Unavailable,
     SkipReason::Early,
     SkipReason::Paused,
+    SkipReason::CircuitOpen,
 ];
 
 impl JobMetrics {
@@ -316,6 +341,7 @@ impl JobMetrics {
             fence_rejections: metrics::counter!(FENCE_REJECTIONS_TOTAL, "job" => job.clone()),
             lateness: metrics::histogram!(FIRE_LATENESS, "job" => job.clone()),
             running: metrics::gauge!(RUNNING, "job" => job.clone()),
+            paused_on_failure: metrics::counter!(PAUSED_ON_FAILURE_TOTAL, "job" => job.clone()),
             last_success: metrics::gauge!(LAST_SUCCESS, "job" => job),
         }
     }

@@ -41,7 +41,7 @@ pub use self::sqlite::SqliteStore;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::transaction::{FencedDatabase, FencedTransaction, SqlStore};
 
-use crate::future::BoxFuture;
+use crate::{circuit_breaker::CircuitBreaker, future::BoxFuture};
 
 /// What the executor asks of [`ExecutionStore::claim`].
 #[derive(Clone, Debug)]
@@ -413,6 +413,9 @@ pub struct JobRegistration<'a> {
     /// The scheduler's clock when it registered the job: recorded as the job's
     /// `created_at` the first time.
     pub registered_at: DateTime<Utc>,
+    /// Its circuit breaker's settings, recorded (replacing those of an earlier
+    /// registration) so that the command line can show the breaker and compute its state.
+    pub circuit_breaker: Option<CircuitBreaker>,
 }
 
 impl<'a> JobRegistration<'a> {
@@ -429,7 +432,14 @@ impl<'a> JobRegistration<'a> {
             zone,
             next_fire,
             registered_at: Utc::now(),
+            circuit_breaker: None,
         }
+    }
+
+    /// Sets the job's circuit breaker, recorded with the job.
+    pub fn circuit_breaker(mut self, breaker: Option<CircuitBreaker>) -> Self {
+        self.circuit_breaker = breaker;
+        self
     }
 
     /// Sets the instant recorded as the job's `created_at` if this is its first registration.
@@ -699,7 +709,9 @@ pub trait ExecutionStore: Send + Sync + 'static {
 
     /// Resumes a paused job (a job that is not paused stays as it is). Ticks skipped while
     /// it was paused are not run, nor counted as missed by a scheduler that starts later:
-    /// the resume moves the job's `last_tick` to the store's now. [`StoreError::NotFound`]
+    /// the resume moves the job's `last_tick` to the store's now. The resume's time, by the
+    /// store's clock, is the job's [`JobSummary::resumed_at`]: `pause_on_failure` counts
+    /// only the failures after it. [`StoreError::NotFound`]
     /// for a job the store does not know.
     fn resume<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<JobSummary, StoreError>>;
 

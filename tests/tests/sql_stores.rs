@@ -776,7 +776,7 @@ async fn tables_of_a_newer_build_are_refused(backend: Backend) {
     .expect("tables at version 99 must be refused");
     let message = e.to_string();
     assert!(
-        message.contains("version 99, newer than this build knows (5): upgrade this instance"),
+        message.contains("version 99, newer than this build knows (6): upgrade this instance"),
         "{message}"
     );
 }
@@ -872,8 +872,25 @@ async fn migration_2_records_the_running_execution(backend: Backend) {
     );
 }
 
-/// Takes the tables of the store back from version 5 to version 4: the cancel requests.
+/// Takes the tables of the store back from version 6 to version 5: a job's last resume and
+/// its circuit breaker.
+async fn undo_migration_6(db: &Db, store: &dyn ExecutionStore) {
+    let jobs = db.table("tickguard_jobs");
+    for column in ["resumed_at", "circuit_breaker"] {
+        db.execute(store, format!("ALTER TABLE {jobs} DROP COLUMN {column}"))
+            .await;
+    }
+    let migrations = db.table("tickguard_migrations");
+    db.execute(
+        store,
+        format!("DELETE FROM {migrations} WHERE version >= 6"),
+    )
+    .await;
+}
+
+/// Takes the tables of the store back from version 6 to version 4: the cancel requests.
 async fn undo_migration_5(db: &Db, store: &dyn ExecutionStore) {
+    undo_migration_6(db, store).await;
     let ex = db.table("tickguard_executions");
     let index = match db.backend {
         Backend::Postgres => format!("\"{}\".tickguard_executions_cancel", db.place),
@@ -892,7 +909,7 @@ async fn undo_migration_5(db: &Db, store: &dyn ExecutionStore) {
     .await;
 }
 
-/// Takes the tables of the store back from version 5 to version 3, as a build of version 3
+/// Takes the tables of the store back from version 6 to version 3, as a build of version 3
 /// left them.
 async fn undo_migration_4(db: &Db, store: &dyn ExecutionStore) {
     undo_migration_5(db, store).await;
@@ -1137,12 +1154,12 @@ async fn opening_an_existing_store_creates_nothing(backend: Backend) {
     let migrations = db.table("tickguard_migrations");
     db.execute(
         &*store,
-        format!("DELETE FROM {migrations} WHERE version = 5"),
+        format!("DELETE FROM {migrations} WHERE version = 6"),
     )
     .await;
     let older = open_existing(backend, &url, &db.place).await.unwrap_err();
     assert!(
-        older.contains("are at version 4, this build needs 5: start an instance of this version to migrate them"),
+        older.contains("are at version 5, this build needs 6: start an instance of this version to migrate them"),
         "{older}"
     );
     assert!(!older.contains("s3cret"), "{older}");

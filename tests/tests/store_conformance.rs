@@ -26,6 +26,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use tickguard::CircuitBreaker;
 use tickguard::store::{
     CancelKind, Claim, ClaimRequest, Claimed, ExecutionRecord, ExecutionRef, ExecutionStore,
     Finish, HistoryQuery, INTERRUPTED_PER_JOB, JobRecord, JobRegistration, JobSummary, LedgerTick,
@@ -88,6 +89,7 @@ macro_rules! store_conformance {
                 history_pages_through_every_execution,
                 detail_shows_an_abandoned_run_and_its_takeover,
                 pause_and_resume_move_the_control_version,
+                a_resume_is_recorded_and_a_breaker_registered,
                 announce_moves_the_control_version_and_changes_nothing_else,
                 trigger_asks_for_one_manual_execution,
                 a_backlog_never_keeps_a_request_waiting,
@@ -2931,6 +2933,71 @@ async fn a_cancel_request_on_a_dead_owner_makes_its_abandonment_final(
         interrupted_of(&*store, &job, SHORT).await,
         Vec::<String>::new(),
         "{}",
+        store.describe()
+    );
+}
+
+/// A job's last resume is recorded, by the store's clock, only when it resumes a paused job
+/// (`pause_on_failure` counts the failures after it); a registration records the job's
+/// circuit breaker settings (the command line shows them), and the next registration's
+/// replace them.
+async fn a_resume_is_recorded_and_a_breaker_registered(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    let breaker = CircuitBreaker::new()
+        .name("payments")
+        .failure_rate(0.25)
+        .window(8)
+        .min_runs(4)
+        .open_for(Duration::from_millis(1500));
+    let registration = JobRegistration::new(&job, "every 1m".to_owned(), "UTC".to_owned(), None)
+        .circuit_breaker(Some(breaker.clone()));
+    ok(&*store, "register", store.register(&registration).await);
+    let read = ok(&*store, "job", store.job(&job).await).expect("the job");
+    assert_eq!(read.circuit_breaker, Some(breaker), "{}", store.describe());
+    assert_eq!(read.resumed_at, None, "{}", store.describe());
+
+    let not_paused = ok(&*store, "resume", store.resume(&job).await);
+    assert_eq!(
+        not_paused.resumed_at,
+        None,
+        "{}: a job that was not paused was not resumed",
+        store.describe()
+    );
+    ok(&*store, "pause", store.pause(&job, "deploy", "alice").await);
+    let before = chrono::Utc::now();
+    let resumed = ok(&*store, "resume", store.resume(&job).await);
+    let at = resumed.resumed_at.expect("the resume is recorded");
+    let slack = chrono::Duration::seconds(5);
+    assert!(
+        at >= before - slack && at <= chrono::Utc::now() + slack,
+        "{}: resumed at {at}, resumed around {before}",
+        store.describe()
+    );
+    let again = ok(&*store, "resume", store.resume(&job).await);
+    assert_eq!(again.resumed_at, Some(at), "{}", store.describe());
+    let listed = ok(&*store, "jobs", store.jobs().await);
+    let listed = listed.iter().find(|j| j.name == job).expect("listed");
+    assert_eq!(listed.resumed_at, Some(at), "{}", store.describe());
+
+    let without = JobRegistration::new(&job, "every 1m".to_owned(), "UTC".to_owned(), None);
+    ok(&*store, "register", store.register(&without).await);
+    let read = ok(&*store, "job", store.job(&job).await).expect("the job");
+    assert_eq!(read.circuit_breaker, None, "{}", store.describe());
+    ok(
+        &*store,
+        "register_all",
+        store
+            .register_all(std::slice::from_ref(&registration))
+            .await,
+    );
+    let read = ok(&*store, "job", store.job(&job).await).expect("the job");
+    assert_eq!(
+        read.circuit_breaker,
+        registration.circuit_breaker,
+        "{}: register_all records the breaker too",
         store.describe()
     );
 }

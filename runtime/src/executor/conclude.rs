@@ -11,6 +11,7 @@ use super::{
     end::RunEnd,
     hooks, identity, lease,
     lost::{Lost, report_lost},
+    pause_on_failure,
     unrecorded::Pending,
 };
 use crate::{
@@ -144,6 +145,9 @@ pub(super) async fn conclude(
         stopped_on_request(rt).await;
     }
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
+    if accepted {
+        pause_on_failure::check(rt, entry, exec, &end).await;
+    }
     // Last: the default fmt layer prints a span's recorded fields on every later line of
     // the span, and the `execution finished` line already says these.
     span.record("attempts", end.attempts);

@@ -1,9 +1,10 @@
 //! One guarded execution, as a pipeline of stages:
 //!
-//! 1. [`lease::acquire`]: take the job's lease lock (if the job has one);
-//! 2. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
-//! 3. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
-//! 4. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
+//! 1. [`breaker::check`]: skip the tick while the job's circuit breaker is open;
+//! 2. [`lease::acquire`]: take the job's lease lock (if the job has one);
+//! 3. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
+//! 4. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
+//! 5. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
 //!    renews the lease and heartbeats the store;
 //!
 //! then [`conclude`] records, counts, releases and reports, once, whichever stage ended the
@@ -13,6 +14,7 @@
 //! recorded as ended).
 
 mod attempts;
+mod breaker;
 mod claim;
 mod conclude;
 mod end;
@@ -24,6 +26,7 @@ mod lease;
 mod local_runs;
 mod lost;
 mod supersede;
+mod pause_on_failure;
 mod unrecorded;
 mod watchdog;
 
@@ -33,7 +36,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use self::{breaker::Breaker, end::RunEnd, lease::Held};
 pub(crate) use self::{
+    breaker::share as share_breakers,
     conclude::RECORD_BUDGET,
     interrupts::{Interrupts, Queued},
     local_runs::{Delivered, LocalRuns},
@@ -41,7 +46,6 @@ pub(crate) use self::{
     supersede::request as supersede,
     unrecorded::Unrecorded,
 };
-use self::{end::RunEnd, lease::Held};
 use crate::{
     clock::Clock,
     context::Execution,
@@ -164,6 +168,8 @@ pub(crate) struct JobEntry {
     /// The job's executions running on this instance, for the control task to stop those
     /// asked to ([`ExecutionStore::request_cancel`]).
     pub(crate) runs: LocalRuns,
+    /// The job's circuit breaker, if it has one, with the jobs that share it.
+    pub(crate) breaker: Option<Breaker>,
 }
 
 /// A run counted in the `running` gauge until it is dropped: once its end is recorded, or
@@ -202,6 +208,7 @@ impl JobEntry {
             warnings: Throttles::default(),
             pause: PauseState::default(),
             runs: LocalRuns::default(),
+            breaker: Breaker::of(&job),
             job,
         }
     }
@@ -301,6 +308,8 @@ pub(crate) async fn execute(
         if let Err(reason) = lease::acquire(&mut t).await {
             supersede::take_lease(&mut t, reason).await?;
         }
+        breaker::check(&t).await?;
+        lease::acquire(&mut t).await?;
         claim::claim(&mut t).await
     }
     .await;

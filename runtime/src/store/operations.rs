@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{ExecutionRecord, Status, StoreError};
+use crate::circuit_breaker::CircuitBreaker;
 
 /// A job as operators see it: what [`ExecutionStore::jobs`](super::ExecutionStore::jobs)
 /// lists.
@@ -44,6 +45,11 @@ pub struct JobSummary {
     /// The latest tick whose record a prune deleted: the history before it is incomplete
     /// (and a tick up to it is never run again).
     pub pruned_through: Option<DateTime<Utc>>,
+    /// When the job was last resumed from a pause, by the store's clock: `pause_on_failure`
+    /// counts only the failures that ended after it.
+    pub resumed_at: Option<DateTime<Utc>>,
+    /// Its circuit breaker's settings, as the instances last registered them.
+    pub circuit_breaker: Option<CircuitBreaker>,
 }
 
 /// Why, by whom and since when a job is paused.

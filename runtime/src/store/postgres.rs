@@ -159,6 +159,15 @@ CREATE INDEX tickguard_executions_cancel ON {schema}.tickguard_executions (job)
     WHERE status = 'RUNNING' AND cancel_kind IS NOT NULL;
 ",
     },
+    Migration {
+        version: 6,
+        description: "the job's last resume and its circuit breaker's settings",
+        sql: "
+ALTER TABLE {schema}.tickguard_jobs
+    ADD COLUMN resumed_at timestamptz,
+    ADD COLUMN circuit_breaker text;
+",
+    },
 ];
 
 /// Executions kept in PostgreSQL (feature `postgres`): claims, fences, checkpoints and `once`
@@ -883,10 +892,12 @@ impl Statements {
                      pruned_through"
             ),
             register: format!(
-                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at, \
+                     circuit_breaker) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (job) DO UPDATE SET trigger = EXCLUDED.trigger, \
-                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at \
+                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at, \
+                     circuit_breaker = EXCLUDED.circuit_breaker \
                  RETURNING fence, created_at, last_tick"
             ),
             open_rows: format!(
@@ -1070,14 +1081,17 @@ impl Statements {
                  RETURNING id, status = 'SKIPPED'"
             ),
             register_all: format!(
-                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at) \
-                 SELECT DISTINCT ON (job) job, trigger, zone, next_fire_at, created_at \
+                "INSERT INTO {jobs} AS j (job, trigger, zone, next_fire_at, created_at, \
+                     circuit_breaker) \
+                 SELECT DISTINCT ON (job) job, trigger, zone, next_fire_at, created_at, \
+                     circuit_breaker \
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
-                     $5::timestamptz[]) WITH ORDINALITY \
-                     AS r(job, trigger, zone, next_fire_at, created_at, n) \
+                     $5::timestamptz[], $6::text[]) WITH ORDINALITY \
+                     AS r(job, trigger, zone, next_fire_at, created_at, circuit_breaker, n) \
                  ORDER BY job, n \
                  ON CONFLICT (job) DO UPDATE SET trigger = EXCLUDED.trigger, \
-                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at \
+                     zone = EXCLUDED.zone, next_fire_at = EXCLUDED.next_fire_at, \
+                     circuit_breaker = EXCLUDED.circuit_breaker \
                  RETURNING job, fence, created_at, last_tick"
             ),
             executions: format!(
@@ -1147,6 +1161,7 @@ impl ExecutionStore for PostgresStore {
             let zones: Vec<&str> = jobs.iter().map(|j| j.zone.as_str()).collect();
             let next: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.next_fire).collect();
             let at: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.registered_at).collect();
+            let breakers: Vec<Option<String>> = jobs.iter().map(sql::stored_breaker).collect();
             let rows: Vec<JobRow> = self
                 .run(|_| {
                     sqlx::query_as(AssertSqlSafe(self.sql.register_all.as_str()))
@@ -1155,6 +1170,7 @@ impl ExecutionStore for PostgresStore {
                         .bind(&zones)
                         .bind(&next)
                         .bind(&at)
+                        .bind(&breakers)
                         .fetch_all(&self.pool)
                 })
                 .await

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::circuit_breaker::CircuitBreaker;
 use crate::store::{
-    ExecutionRecord, ExecutionRef, Interrupted, JobRecord, JobSummary, LastOutcome, Pause,
-    RunOutcome, RunRecord, Status, StoreError, UnknownStatus,
+    ExecutionRecord, ExecutionRef, Interrupted, JobRecord, JobRegistration, JobSummary,
+    LastOutcome, Pause, RunOutcome, RunRecord, Status, StoreError, UnknownStatus,
 };
 
 /// How many `once` rows one statement of `forget_once_steps` deletes at most: a first run
@@ -170,8 +171,12 @@ pub(crate) fn job_record<T: DbInstant>(
 /// A job's row with its pause and its last execution that ended, as the stores' `jobs`
 /// statement returns it: `job, trigger, zone, fence, created_at, last_tick, next_fire_at,
 /// paused_at, paused_by, paused_note`, then the last execution's `id, scheduled_at, status,
-/// finished_at`, then the job's `pruned_through`.
-pub(crate) type JobSummaryRow<T> = (
+/// finished_at`, then the job's `pruned_through` ([`SummaryColumns`]), then its
+/// `resumed_at, circuit_breaker`.
+pub(crate) struct JobSummaryRow<T>(SummaryColumns<T>, Option<T>, Option<String>);
+
+/// The first sixteen columns of a [`JobSummaryRow`]: as many as a tuple decodes.
+pub(crate) type SummaryColumns<T> = (
     String,
     String,
     String,
@@ -189,8 +194,36 @@ pub(crate) type JobSummaryRow<T> = (
     Option<T>,
 );
 
+impl<'r, R, T> sqlx::FromRow<'r, R> for JobSummaryRow<T>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    SummaryColumns<T>: sqlx::FromRow<'r, R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self(
+            SummaryColumns::from_row(row)?,
+            row.try_get(15)?,
+            row.try_get(16)?,
+        ))
+    }
+}
+
+/// The circuit breaker's settings of a registration, as the jobs table stores them.
+pub(crate) fn stored_breaker(job: &JobRegistration<'_>) -> Option<String> {
+    job.circuit_breaker.as_ref().map(CircuitBreaker::to_stored)
+}
+
 /// A job's summary row as the summary.
-pub(crate) fn job_summary<T: DbInstant>(r: JobSummaryRow<T>) -> Result<JobSummary, sqlx::Error> {
+pub(crate) fn job_summary<T: DbInstant>(
+    JobSummaryRow(r, resumed_at, breaker): JobSummaryRow<T>,
+) -> Result<JobSummary, sqlx::Error> {
+    let circuit_breaker = breaker
+        .map(|text| CircuitBreaker::from_stored(&text))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(e.into()))?;
     let paused = r.7.map(|at| Pause {
         note: r.9.unwrap_or_default(),
         by: r.8.unwrap_or_default(),
@@ -216,6 +249,8 @@ pub(crate) fn job_summary<T: DbInstant>(r: JobSummaryRow<T>) -> Result<JobSummar
         paused,
         last,
         pruned_through: r.14.map(DbInstant::instant),
+        resumed_at: resumed_at.map(DbInstant::instant),
+        circuit_breaker,
     })
 }
 
@@ -362,7 +397,8 @@ pub(crate) fn jobs_statement(jobs: &str, ex: &str, name: &str) -> String {
     format!(
         "SELECT j.job, j.trigger, j.zone, j.fence, j.created_at, j.last_tick, \
              j.next_fire_at, j.paused_at, j.paused_by, j.paused_note, \
-             l.id, l.scheduled_at, l.status, l.finished_at, j.pruned_through \
+             l.id, l.scheduled_at, l.status, l.finished_at, j.pruned_through, \
+             j.resumed_at, j.circuit_breaker \
          FROM {jobs} j LEFT JOIN {ex} l ON l.id = (\
              SELECT e.id FROM {ex} e WHERE e.job = j.job \
                  AND e.status IN ('COMPLETED', 'FAILED', 'TIMED_OUT', 'SKIPPED') \

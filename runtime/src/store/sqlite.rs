@@ -169,6 +169,14 @@ CREATE INDEX tickguard_executions_cancel ON tickguard_executions (job)
     WHERE status = 'RUNNING' AND cancel_kind IS NOT NULL;
 ",
     },
+    Migration {
+        version: 6,
+        description: "the job's last resume and its circuit breaker's settings",
+        sql: "
+ALTER TABLE tickguard_jobs ADD COLUMN resumed_at INTEGER;
+ALTER TABLE tickguard_jobs ADD COLUMN circuit_breaker TEXT;
+",
+    },
 ];
 
 /// Executions kept in a SQLite database file (feature `sqlite`): the embedded persistent
@@ -697,10 +705,11 @@ impl Statements {
                          RETURNING running_id, pruned_through"
                 .into(),
             register: "INSERT INTO tickguard_jobs AS j (job, trigger, zone, next_fire_at, \
-                           created_at) \
-                       VALUES ($1, $2, $3, $4, $5) \
+                           created_at, circuit_breaker) \
+                       VALUES ($1, $2, $3, $4, $5, $6) \
                        ON CONFLICT (job) DO UPDATE SET trigger = excluded.trigger, \
-                           zone = excluded.zone, next_fire_at = excluded.next_fire_at \
+                           zone = excluded.zone, next_fire_at = excluded.next_fire_at, \
+                           circuit_breaker = excluded.circuit_breaker \
                        RETURNING fence, created_at, last_tick"
                 .into(),
             open_rows: format!(
@@ -875,6 +884,7 @@ impl ExecutionStore for SqliteStore {
                             .bind(&job.zone)
                             .bind(job.next_fire.map(at))
                             .bind(at(job.registered_at))
+                            .bind(sql::stored_breaker(job))
                             .fetch_one(&mut *tx)
                             .await?;
                     records.push(sql::job_record(job.name, row));

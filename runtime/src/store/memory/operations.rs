@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{JobState, MemoryStore, Row, fnv, lock};
+use crate::circuit_breaker::CircuitBreaker;
 use crate::store::operations::{
     ABANDONED, ABANDONED_ASKED_TO_STOP, cancel_refused, no_execution, no_job, rerun_refused,
 };
@@ -23,6 +24,9 @@ pub(in crate::store) struct JobOps {
     zone: String,
     next_fire: Option<DateTime<Utc>>,
     paused: Option<Pause>,
+    /// When the job was last resumed from a pause.
+    resumed_at: Option<DateTime<Utc>>,
+    circuit_breaker: Option<CircuitBreaker>,
     /// The latest tick whose row a prune deleted: a claim of a tick up to it that has no
     /// row is answered [`Claim::Pruned`](crate::store::Claim::Pruned).
     pub(super) pruned_through: Option<DateTime<Utc>>,
@@ -36,6 +40,7 @@ impl JobOps {
         self.trigger.clone_from(&job.trigger);
         self.zone.clone_from(&job.zone);
         self.next_fire = job.next_fire;
+        self.circuit_breaker.clone_from(&job.circuit_breaker);
     }
 }
 
@@ -158,6 +163,7 @@ impl MemoryStore {
             (Some(_), None) => {
                 let now = Utc::now();
                 state.last_tick = Some(state.last_tick.map_or(now, |t| t.max(now)));
+                state.ops.resumed_at = Some(now);
                 None
             }
             (None, new) => new,
@@ -384,5 +390,7 @@ fn summary(name: String, state: &JobState) -> JobSummary {
         paused: state.ops.paused.clone(),
         last,
         pruned_through: state.ops.pruned_through,
+        resumed_at: state.ops.resumed_at,
+        circuit_breaker: state.ops.circuit_breaker.clone(),
     }
 }

@@ -65,7 +65,9 @@ impl OpStatements {
             resume: format!(
                 "WITH changed AS (UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, \
                      paused_note = NULL, last_tick = CASE WHEN paused_at IS NULL THEN last_tick \
-                         ELSE GREATEST(last_tick, clock_timestamp()) END \
+                         ELSE GREATEST(last_tick, clock_timestamp()) END, \
+                     resumed_at = CASE WHEN paused_at IS NULL THEN resumed_at \
+                         ELSE clock_timestamp() END \
                      WHERE job = $1 RETURNING job), {}",
                 control(2)
             ),

@@ -95,6 +95,7 @@ macro_rules! execution_store_methods {
                             .bind(&job.zone)
                             .bind(job.next_fire.map(at))
                             .bind(at(job.registered_at))
+                            .bind($crate::store::sql::stored_breaker(job))
                             .fetch_one(&self.pool)
                     })
                     .await
