@@ -1,8 +1,11 @@
 //! One guarded execution, as a pipeline of stages:
 //!
 //! 1. [`breaker::check`]: skip the tick while the job's circuit breaker is open;
-//! 2. [`lease::acquire`]: take the job's lease lock (if the job has one);
-//! 3. [`claim::claim`]: claim the execution in the store, waiting out a busy tick;
+//! 2. [`lease::acquire`]: take the job's lease lock (if the job has one); under
+//!    `overlap = "cancel_other"`, a lease held for an older tick is taken once that tick's
+//!    run stopped ([`supersede::take_lease`]);
+//! 3. [`claim::claim`]: claim the execution in the store, waiting out a busy tick (or, under
+//!    `cancel_other`, asking the busy execution to stop);
 //! 4. [`gate::gate`]: refuse to start a run that can no longer be proven safe or useful;
 //! 5. [`watchdog::supervise`]: run the attempts ([`attempts::run`]) under the watchdog that
 //!    renews the lease and heartbeats the store;
@@ -25,8 +28,8 @@ mod interrupts;
 mod lease;
 mod local_runs;
 mod lost;
-mod supersede;
 mod pause_on_failure;
+mod supersede;
 mod unrecorded;
 mod watchdog;
 
@@ -305,11 +308,10 @@ pub(crate) async fn execute(
         deferred: false,
     };
     let acquired_and_claimed: Skip<Claimed> = async {
+        breaker::check(&t).await?;
         if let Err(reason) = lease::acquire(&mut t).await {
             supersede::take_lease(&mut t, reason).await?;
         }
-        breaker::check(&t).await?;
-        lease::acquire(&mut t).await?;
         claim::claim(&mut t).await
     }
     .await;
