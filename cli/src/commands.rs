@@ -221,10 +221,7 @@ async fn breaker_state(
             .map(|j| j.name)
             .collect(),
     };
-    let mut executions = Vec::new();
-    for name in &jobs {
-        executions.extend(ctx.store.executions(name, breaker.history_len()).await?);
-    }
+    let executions = breaker.read_history(&*ctx.store, &jobs).await?;
     let state = breaker.state(&executions, ctx.now, PROBE_LIVENESS);
     Ok((jobs, state))
 }

@@ -1,6 +1,7 @@
 //! Runs every command of docs/operations.md, in order, against a live scheduler on
 //! PostgreSQL whose store holds the scenarios the runbook describes: a crashed owner's run
-//! taken over, a dead letter, a completed run with a checkpoint, a skipped tick. Each
+//! taken over, a dead letter, a completed run with a checkpoint, a skipped tick, a run in
+//! progress on another instance (which the runbook stops). Each
 //! command must succeed as written; the re-run and the trigger must then have run, once,
 //! on the live scheduler.
 
@@ -118,6 +119,16 @@ async fn seed(store: &dyn ExecutionStore) {
     )
     .skipped("late past the misfire threshold (skip)")];
     store.record_ticks(&skipped).await.expect("record a skip");
+    // A run in progress on an instance of its own, for the runbook to stop.
+    claim(
+        store,
+        "sync-orders",
+        "sync-orders@2026-12-05T18:00:00Z",
+        at("2026-12-05T18:00:00Z"),
+        "web-3#1-running",
+        Duration::from_secs(300),
+    )
+    .await;
 }
 
 /// The live scheduler: `nightly-report` and `sync-orders`, each counting its runs.
@@ -252,6 +263,19 @@ async fn every_command_of_the_runbook_works_against_a_live_scheduler() {
     .await;
     // Three runs of the job body: the re-run, the forced re-run, the trigger.
     assert_eq!(runs.load(Ordering::SeqCst), 3);
+    // The stopped run carries its cancel request: final, never resumed.
+    let asked = store
+        .api
+        .cancel_requests(&["sync-orders".to_owned()])
+        .await
+        .expect("cancel requests");
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.execution_id == "sync-orders@2026-12-05T18:00:00Z"
+                && r.note == "wrong input file, INC-2301"),
+        "{asked:?}"
+    );
     // The pause was lifted at the end of its section.
     let job = store.api.job("sync-orders").await.expect("read the job");
     assert_eq!(job.and_then(|j| j.paused), None);

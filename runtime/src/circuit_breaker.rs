@@ -11,7 +11,7 @@ use std::{collections::VecDeque, fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{ExecutionRecord, Status};
+use crate::store::{ExecutionRecord, ExecutionStore, HistoryQuery, Status, StoreError};
 
 /// A circuit breaker (`circuit_breaker(failure_rate = 0.5, window = 10, min_runs = 5,
 /// open_for = "5m")`): computed from the job's recent executions in the store, so every
@@ -213,12 +213,50 @@ impl CircuitBreaker {
         self.open_for
     }
 
-    /// How many of each job's most recent executions the breaker's state is computed from:
-    /// enough for the window with room for the cancelled, skipped and pending ones between
-    /// its outcomes, and bounded, so that a long history costs the same as a short one. The
-    /// scheduler and the command line read the same, and so compute the same state.
+    /// How many of each job's most recent outcomes and running executions the breaker's
+    /// state is computed from: the window, a probe's outcome and the runs in progress,
+    /// bounded, so that a long history costs the same as a short one.
     pub fn history_len(&self) -> usize {
-        self.window as usize * 3 + 16
+        self.window as usize * 2 + 16
+    }
+
+    /// Reads what the breaker's state is computed from ([`CircuitBreaker::state`]): the most
+    /// recent outcomes (COMPLETED, FAILED, TIMED_OUT) and running executions of each of
+    /// `jobs` (the jobs sharing the breaker), [`history_len`](Self::history_len) of each,
+    /// skipping the cancelled, skipped and pending rows in between. A job whose read was
+    /// cut at that length covers a shorter span than the others: every job's outcomes older
+    /// than the latest such cut are left out, so that the jobs' outcomes are replayed over
+    /// the same span. The scheduler and `tickguard show` read the same, and so compute the
+    /// same state.
+    pub async fn read_history(
+        &self,
+        store: &dyn ExecutionStore,
+        jobs: &[String],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let limit = self.history_len();
+        let statuses = [
+            Status::Completed,
+            Status::Failed,
+            Status::TimedOut,
+            Status::Running,
+        ];
+        let mut all = Vec::new();
+        let mut cut = None;
+        for job in jobs {
+            let query = HistoryQuery::new(job.as_str())
+                .statuses(statuses)
+                .limit(limit);
+            let page = store.history(&query).await?;
+            if page.executions.len() >= limit {
+                let oldest = page.executions.iter().filter_map(|e| e.finished_at).min();
+                cut = cut.max(oldest);
+            }
+            all.extend(page.executions);
+        }
+        if let Some(cut) = cut {
+            all.retain(|e| e.finished_at.is_none_or(|at| at >= cut));
+        }
+        Ok(all)
     }
 
     /// The breaker's name in metrics and logs (the `breaker` label): its shared name, or

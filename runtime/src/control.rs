@@ -59,7 +59,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    executor::{Delivered, JobEntry, Queued, Runtime, bounded},
+    executor::{Delivered, JobEntry, PAUSED_BY_POLICY, Queued, Runtime, bounded},
     recovery::queue_interrupted,
     store::{CancelRequest, Interrupted, Pause, StoreError},
 };
@@ -279,11 +279,11 @@ impl Control {
                 Change::None => {}
                 Change::Paused => {
                     let (by, note) = pause.map_or(("", ""), |p| (p.by.as_str(), p.note.as_str()));
-                    entry.metrics.paused(true);
+                    entry.metrics.paused(true, by.starts_with(PAUSED_BY_POLICY));
                     tracing::info!(job = %job, by, note, "job paused by {by}: {note}");
                 }
                 Change::Resumed => {
-                    entry.metrics.paused(false);
+                    entry.metrics.paused(false, false);
                     tracing::info!(job = %job, "job resumed");
                     // What waited for the resume (interrupted executions, pending ticks)
                     // runs now.

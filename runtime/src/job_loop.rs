@@ -117,23 +117,39 @@ pub(crate) async fn job_loop(
         if fired == Fired::Stopped {
             return;
         }
-        let ended = rt.clock.now();
-        let settled = if fired == Fired::GaveUp {
-            misfire::after_outage(schedule, after, ended)
-        } else {
-            overlap::after_run(schedule, after, ended, entry.job.overlap_policy())
-        };
-        let overlapped = Overlapped {
-            count: settled.overlapped,
-            first: after,
-            buffered: settled.buffered.first().copied(),
-            ended,
-        };
-        count_overlaps(&rt, &entry, overlapped).await;
+        let settled = settle(&rt, &entry, fired, after).await;
         buffered = settled.buffered;
         next = settled.next;
         publish_next(&entry, next);
     }
+}
+
+/// Where the loop goes once a batch of runs ended, `after` being the first tick after the
+/// ones it ran: the ticks that came due meanwhile were missed if a backend kept the batch
+/// from running (the next round's plan applies the misfire policy to them), or else
+/// overlapped, and the overlap policy skips them (counted and reported here) or buffers
+/// them to run now.
+async fn settle(
+    rt: &Runtime,
+    entry: &JobEntry,
+    fired: Fired,
+    after: Option<DateTime<Utc>>,
+) -> overlap::AfterRun {
+    let schedule = &entry.job.schedule;
+    let ended = rt.clock.now();
+    let settled = if fired == Fired::GaveUp {
+        misfire::after_outage(schedule, after, ended)
+    } else {
+        overlap::after_run(schedule, after, ended, entry.job.overlap_policy())
+    };
+    let overlapped = Overlapped {
+        count: settled.overlapped,
+        first: after,
+        buffered: settled.buffered.first().copied(),
+        ended,
+    };
+    count_overlaps(rt, entry, overlapped).await;
+    settled
 }
 
 /// Skips the due ticks of `plan` for a paused job: no lock, no claim, no ledger row, nothing
@@ -222,10 +238,10 @@ fn leave_unrun(rt: &Runtime, entry: &JobEntry, ticks: &[DateTime<Utc>]) -> bool 
     true
 }
 
-/// Resumes the job's interrupted executions, runs (or skips, by the misfire policy, or
-/// `run_all`'s rule under `buffer_all`) its pending ticks of the ledger, and runs the executions operators asked for, oldest first;
-/// `false` if shutdown began. While the job is paused, only the requested ones run: the
-/// others wait, queued, for the resume.
+/// Resumes the job's interrupted executions, runs (or skips, by the misfire policy, tightened
+/// by the overlap policy) its pending ticks of the ledger, and runs the executions operators
+/// asked for, oldest first; `false` if shutdown began. While the job is paused, only the
+/// requested ones run: the others wait, queued, for the resume.
 async fn resume_interrupted(
     rt: &Runtime,
     entry: &JobEntry,
@@ -233,10 +249,13 @@ async fn resume_interrupted(
     misfire_threshold: Duration,
 ) -> bool {
     let schedule = &entry.job.schedule;
-    // Under `buffer_all`, ticks that waited in the ledger for a busy job run like `run_all`'s.
-    let policy = match entry.job.overlap_policy() {
-        Overlap::BufferAll => Misfire::RunAll,
-        _ => entry.job.misfire,
+    // Ticks that waited in the ledger for a busy job keep to the overlap policy: all of
+    // them run under `buffer_all`, and under `buffer_one` and `cancel_other` one that a
+    // later tick followed gives way to it, whatever the misfire policy says of late ticks.
+    let policy = match (entry.job.overlap_policy(), entry.job.misfire) {
+        (Overlap::BufferAll, _) => Misfire::RunAll,
+        (Overlap::BufferOne | Overlap::CancelOther, Misfire::RunAll) => Misfire::RunOnce,
+        (_, misfire) => misfire,
     };
     for queued in entry.interrupted.take(entry.pause.is_paused()) {
         if firing.is_cancelled() {

@@ -48,6 +48,11 @@ pub const ONCE_SKIPPED_TOTAL: &str = "tickguard_once_skipped_total";
 /// instance), as this instance last read it; 0 otherwise.
 pub const PAUSED: &str = "tickguard_paused";
 
+/// `tickguard_paused_on_failure{job}`: 1 while the job is paused by `pause_on_failure` (the
+/// pause the store holds was made by it, not by an operator), as this instance last read
+/// it; 0 otherwise.
+pub const PAUSED_ON_FAILURE: &str = "tickguard_paused_on_failure";
+
 /// `tickguard_paused_on_failure_total{job}`: pauses this instance made because the job's
 /// last `pause_on_failure` executions all failed (see `pause_on_failure`).
 pub const PAUSED_ON_FAILURE_TOTAL: &str = "tickguard_paused_on_failure_total";
@@ -198,6 +203,11 @@ pub(crate) fn describe() {
         Unit::Count,
         "Whether the job is paused (1) or not (0), as this instance last read the store."
     );
+    describe_gauge!(
+        PAUSED_ON_FAILURE,
+        Unit::Count,
+        "Whether the job is paused by pause_on_failure (1) or not (0), as this instance last read the store."
+    );
     describe_counter!(
         PAUSED_ON_FAILURE_TOTAL,
         Unit::Count,
@@ -286,6 +296,7 @@ pub(crate) struct JobMetrics {
     next_fire: Gauge,
     period: Gauge,
     paused: Gauge,
+    paused_by_policy: Gauge,
 }
 
 const OUTCOMES: [Outcome; 4] = [
@@ -331,6 +342,11 @@ impl JobMetrics {
             period: metrics::gauge!(PERIOD, "job" => job.clone()),
             paused: {
                 let paused = metrics::gauge!(PAUSED, "job" => job.clone());
+                paused.set(0.0);
+                paused
+            },
+            paused_by_policy: {
+                let paused = metrics::gauge!(PAUSED_ON_FAILURE, "job" => job.clone());
                 paused.set(0.0);
                 paused
             },
@@ -384,9 +400,11 @@ impl JobMetrics {
         }
     }
 
-    /// Publishes whether the job is paused.
-    pub(crate) fn paused(&self, paused: bool) {
+    /// Publishes whether the job is paused, and whether by `pause_on_failure`.
+    pub(crate) fn paused(&self, paused: bool, by_policy: bool) {
         self.paused.set(if paused { 1.0 } else { 0.0 });
+        self.paused_by_policy
+            .set(if paused && by_policy { 1.0 } else { 0.0 });
     }
 
     /// Publishes the tick the job waits for next and the interval to the one after it

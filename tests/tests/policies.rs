@@ -210,9 +210,9 @@ impl Drop for Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_on_two_instances_open_the_breaker_for_both() {
     let mut cluster = Cluster::new("breaker").await;
-    let open_for = chrono::Duration::seconds(3);
+    let open_for = chrono::Duration::seconds(6);
     cluster.switch("pay", true, 0).await;
-    let jobs = "pay=600=breaker:-:1.0:4:4:3000";
+    let jobs = "pay=600=breaker:-:1.0:4:4:6000";
     // b is held while a fails twice, then a while b fails twice.
     cluster.spawn("b", jobs).await;
     cluster.signal("b", "STOP");
@@ -253,7 +253,7 @@ async fn failures_on_two_instances_open_the_breaker_for_both() {
     // The dependency is back; the probe takes longer than a period, so the ticks during it
     // skip too.
     cluster.switch("pay", false, 1500).await;
-    let runs = cluster.runs("pay", 5, Duration::from_secs(10)).await;
+    let runs = cluster.runs("pay", 5, Duration::from_secs(20)).await;
     let probe = &runs[4];
     assert!(
         !probe.failed,

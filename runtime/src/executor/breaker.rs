@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::{JobEntry, Skip, Tick, bounded};
+use super::{JobEntry, Runtime, Skip, Tick, bounded};
 use crate::{
     circuit_breaker::{BreakerState, CircuitBreaker},
     job::Job,
@@ -79,7 +79,7 @@ pub(super) async fn check(t: &Tick<'_>) -> Skip<()> {
     if t.requested_by.is_some() {
         return Ok(());
     }
-    let executions = match history(t, breaker).await {
+    let executions = match history(t.rt, breaker).await {
         Ok(executions) => executions,
         Err(e) => {
             if t.entry
@@ -116,13 +116,24 @@ pub(super) async fn check(t: &Tick<'_>) -> Skip<()> {
 }
 
 /// The recent executions of every job sharing the breaker.
-async fn history(t: &Tick<'_>, breaker: &Breaker) -> Result<Vec<ExecutionRecord>, StoreError> {
-    let limit = breaker.settings.history_len();
-    let mut all = Vec::new();
-    for job in &breaker.jobs {
-        all.extend(bounded(t.rt.store.executions(job, limit)).await?);
+async fn history(rt: &Runtime, breaker: &Breaker) -> Result<Vec<ExecutionRecord>, StoreError> {
+    bounded(breaker.settings.read_history(&*rt.store, &breaker.jobs)).await
+}
+
+/// Sets the breaker's gauge again once a run of the job ended, whose outcome may have
+/// changed the state (a probe's closes or reopens it): the gauge then says the state the
+/// store holds, not the one the job's last tick saw, which may be an hour old. A store
+/// that cannot answer leaves the gauge as it was.
+pub(super) async fn refresh(rt: &Runtime, entry: &JobEntry) {
+    let Some(breaker) = &entry.breaker else {
+        return;
+    };
+    if let Ok(executions) = history(rt, breaker).await {
+        let state = breaker
+            .settings
+            .state(&executions, rt.clock.now(), rt.liveness);
+        breaker.gauge.set(state.gauge());
     }
-    Ok(all)
 }
 
 /// Logs a skipped tick: the first, then one line a minute per job that sums up the ticks

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::{
-    BACKEND_TIMEOUT, Running, Runtime, Tick, bounded,
+    BACKEND_TIMEOUT, Running, Runtime, Tick, bounded, breaker,
     end::RunEnd,
     hooks, identity, lease,
     lost::{Lost, report_lost},
@@ -147,6 +147,7 @@ pub(super) async fn conclude(
     report(rt, &entry.job, exec, &end, ran_for.unwrap_or_default()).await;
     if accepted {
         pause_on_failure::check(rt, entry, exec, &end).await;
+        breaker::refresh(rt, entry).await;
     }
     // Last: the default fmt layer prints a span's recorded fields on every later line of
     // the span, and the `execution finished` line already says these.

@@ -46,6 +46,7 @@ pub(crate) use self::{
     interrupts::{Interrupts, Queued},
     local_runs::{Delivered, LocalRuns},
     lost::{Lost, report_lost},
+    pause_on_failure::PAUSED_BY_POLICY,
     supersede::request as supersede,
     unrecorded::Unrecorded,
 };

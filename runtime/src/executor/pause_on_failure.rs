@@ -7,11 +7,15 @@ use chrono::{DateTime, Utc};
 use super::{JobEntry, Runtime, bounded, end::RunEnd};
 use crate::{
     context::Execution,
-    store::{ExecutionRecord, Status, StoreError},
+    store::{ExecutionRecord, HistoryQuery, Status, StoreError},
 };
 
-/// The most executions read to find the last N that ended: N, with room for the cancelled,
-/// skipped and pending ones between them.
+/// Who a pause made by this policy is by (`{PAUSED_BY_POLICY} on {instance}`): the control
+/// task tells it from an operator's by this prefix.
+pub(crate) const PAUSED_BY_POLICY: &str = "tickguard pause_on_failure";
+
+/// The most outcomes read, newest tick first, to find the last N that ended: N, with room
+/// for re-runs of older ticks, whose end is recent but whose tick is not.
 fn history_limit(n: u32) -> usize {
     n as usize * 2 + 16
 }
@@ -39,12 +43,15 @@ pub(super) async fn check(rt: &Runtime, entry: &JobEntry, exec: &Execution, end:
             // Paused already (by an operator, or another instance): keep that note.
             return Ok(None);
         }
-        let executions = bounded(rt.store.executions(&job.name, history_limit(n))).await?;
+        let outcomes = HistoryQuery::new(job.name.as_str())
+            .statuses([Status::Completed, Status::Failed, Status::TimedOut])
+            .limit(history_limit(n));
+        let executions = bounded(rt.store.history(&outcomes)).await?.executions;
         if !failed_in_a_row(&executions, n, summary.resumed_at) {
             return Ok(None);
         }
         let note = note(n, &exec.exec.execution_id, end);
-        let by = format!("tickguard pause_on_failure on {}", rt.instance_id);
+        let by = format!("{PAUSED_BY_POLICY} on {}", rt.instance_id);
         bounded(rt.store.pause(&job.name, &note, &by)).await?;
         Ok::<_, StoreError>(Some(note))
     };

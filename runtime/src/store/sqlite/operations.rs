@@ -53,11 +53,13 @@ impl OpStatements {
                      paused_note = $2 WHERE job = $1"
             ),
             // A resume accounts for the ticks skipped while paused (`last_tick`): a
-            // scheduler that starts later does not count them as missed. `$2`: now.
+            // scheduler that starts later does not count them as missed; and it is recorded
+            // (`resumed_at`: `pause_on_failure` counts the failures after it). `$2`: now.
             resume: format!(
                 "UPDATE {jobs} SET paused_at = NULL, paused_by = NULL, paused_note = NULL, \
                      last_tick = CASE WHEN paused_at IS NULL THEN last_tick \
-                         ELSE max(coalesce(last_tick, $2), $2) END \
+                         ELSE max(coalesce(last_tick, $2), $2) END, \
+                     resumed_at = CASE WHEN paused_at IS NULL THEN resumed_at ELSE $2 END \
                  WHERE job = $1"
             ),
             trigger: format!(
