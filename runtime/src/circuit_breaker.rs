@@ -490,23 +490,23 @@ impl BreakerState {
     }
 }
 
+/// Histories of executions written as text (`"F@1 C@2 R@3"`), for the tests of the breaker
+/// and of `pause_on_failure`.
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
+pub(crate) mod history_fixture {
+    use chrono::{DateTime, TimeZone, Utc};
 
-    use super::*;
-
-    const LIVENESS: Duration = Duration::from_secs(30);
+    use crate::store::{ExecutionRecord, Status};
 
     /// Seconds after a fixed origin.
-    fn t(s: i64) -> DateTime<Utc> {
+    pub(crate) fn t(s: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
     }
 
     /// An execution that finished at `finished` s (`status` by its letter: C completed, F
     /// failed, T timed out, X cancelled, S skipped, R running since `finished` s, heartbeat
     /// then; `M` prefix: requested by an operator).
-    fn exec(i: usize, code: &str, at: i64) -> ExecutionRecord {
+    pub(crate) fn exec(i: usize, code: &str, at: i64) -> ExecutionRecord {
         let (requested, code) = match code.strip_prefix('M') {
             Some(rest) => (Some("ops".to_owned()), rest),
             None => (None, code),
@@ -538,7 +538,7 @@ mod tests {
     }
 
     /// A history: `"F@1 C@2 R@3"`.
-    fn history(text: &str) -> Vec<ExecutionRecord> {
+    pub(crate) fn history(text: &str) -> Vec<ExecutionRecord> {
         text.split_whitespace()
             .enumerate()
             .map(|(i, item)| {
@@ -547,6 +547,15 @@ mod tests {
             })
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIVENESS: Duration = Duration::from_secs(30);
+
+    use super::history_fixture::{history, t};
 
     /// rate 0.5 over the last 4, at least 3 runs, open for 10 s.
     fn breaker() -> CircuitBreaker {

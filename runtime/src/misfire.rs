@@ -162,6 +162,22 @@ pub(crate) fn after_outage(
     }
 }
 
+/// How many ticks from `first` on (`first` included) `within` holds for, in order. At most
+/// a bounded number are counted one by one, so a long gap on a short period stays cheap
+/// (beyond that the skip counters under-count).
+pub(crate) fn count_ticks(
+    schedule: &Schedule,
+    first: DateTime<Utc>,
+    within: impl Fn(DateTime<Utc>) -> bool,
+) -> usize {
+    const COUNT_LIMIT: usize = 100_000;
+    std::iter::once(first)
+        .chain(schedule.upcoming(first))
+        .take_while(|t| within(*t))
+        .take(COUNT_LIMIT)
+        .count()
+}
+
 /// The ticks in `[next, latest)`, missed while the process could not fire them.
 struct Missed {
     /// The missed ticks to run (for `RunAll`), oldest first.
@@ -198,14 +214,7 @@ fn missed_between(
         }
         ticks.reverse();
     }
-    // Count at most a bounded number one by one, so a long gap on a short period stays cheap
-    // (beyond that the skip counter under-counts).
-    const COUNT_LIMIT: usize = 100_000;
-    let count = std::iter::once(next)
-        .chain(schedule.upcoming(next))
-        .take_while(|t| *t < latest)
-        .take(COUNT_LIMIT)
-        .count();
+    let count = count_ticks(schedule, next, |t| t < latest);
     Missed {
         skipped: (count.saturating_sub(ticks.len())) as u64,
         ticks,

@@ -8,7 +8,10 @@
 use chrono::{DateTime, Utc};
 use tickguard_schedule::Schedule;
 
-use crate::job::{Misfire, Overlap};
+use crate::{
+    job::{Misfire, Overlap},
+    misfire,
+};
 
 /// Where a job loop goes once its runs ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,14 +80,7 @@ fn latest_in(
         }
     }
     kept.reverse();
-    // Count at most a bounded number one by one, so a long run on a short period stays
-    // cheap (beyond that the skip counter under-counts).
-    const COUNT_LIMIT: usize = 100_000;
-    let count = std::iter::once(first)
-        .chain(schedule.upcoming(first))
-        .take_while(|t| *t <= last)
-        .take(COUNT_LIMIT)
-        .count();
+    let count = misfire::count_ticks(schedule, first, |t| t <= last);
     let skipped = count.saturating_sub(kept.len()) as u64;
     (kept, skipped)
 }

@@ -120,49 +120,9 @@ fn note(n: u32, execution_id: &str, end: &RunEnd) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
-    fn t(s: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
-    }
-
-    /// `"F@1 C@2 X@3"`: failed, completed, cancelled, timed out (T), skipped (S), running
-    /// (R), finished at those seconds.
-    fn history(text: &str) -> Vec<ExecutionRecord> {
-        text.split_whitespace()
-            .enumerate()
-            .map(|(i, item)| {
-                let (code, at) = item.split_once('@').unwrap();
-                let at: i64 = at.parse().unwrap();
-                let status = match code {
-                    "C" => Status::Completed,
-                    "F" => Status::Failed,
-                    "T" => Status::TimedOut,
-                    "X" => Status::Cancelled,
-                    "S" => Status::Skipped,
-                    "R" => Status::Running,
-                    other => panic!("no status {other}"),
-                };
-                ExecutionRecord {
-                    id: format!("job@{i}"),
-                    job: "job".to_owned(),
-                    scheduled_at: t(at - 1),
-                    status,
-                    fence: i as u64,
-                    owner: "i-1".to_owned(),
-                    attempts: 1,
-                    started_at: t(at - 1),
-                    heartbeat_at: t(at),
-                    finished_at: (status != Status::Running).then(|| t(at)),
-                    error: None,
-                    checkpoint: None,
-                    requested_by: None,
-                }
-            })
-            .collect()
-    }
+    use crate::circuit_breaker::history_fixture::{history, t};
 
     #[test]
     fn the_last_n_ended_executions_decide() {
