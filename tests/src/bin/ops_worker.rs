@@ -19,10 +19,10 @@
 //!
 //! An effect row is `(job, tick, execution_id, worker, at)`: `tick` in Unix milliseconds,
 //! `at` the database's clock as the run started. A `long` run also writes an ending row
-//! `(execution_id, worker, reason, at)` in "<schema>".endings: `reason` is its context's
+//! `(execution_id, worker, reason, at)` in `"<schema>".endings`: `reason` is its context's
 //! cancel reason (`finished` when it ran its time), `at` the database's clock as it saw it.
-//! The worker creates `<ready-file>` once
-//! its scheduler is built, and stops on SIGINT or SIGTERM.
+//! The worker creates `<ready-file>` once its scheduler is built, and stops on SIGINT or
+//! SIGTERM.
 
 use std::time::Duration;
 
