@@ -204,9 +204,9 @@ struct Waited {
 /// A tick that finds the job busy. The live execution may be a dead owner's that has not
 /// been silent for a whole liveness yet: wait that long (keeping this run's lease), then
 /// look. A dead owner is then proven gone, its execution is abandoned (to be resumed) and
-/// this tick runs, late; a live one has heartbeated meanwhile, and the tick overlaps it. An
-/// idempotent job that runs every tick waits for the job to be free; the claims of the
-/// instances that waited together pick one to run it. A wait that loses its lease leaves
+/// this tick runs, late; a live one has heartbeated meanwhile, and the tick overlaps it,
+/// unless its overlap policy buffers it ([`wait_buffered`]); the claims of the instances
+/// that waited together pick one to run it. A wait that loses its lease leaves
 /// the tick to the ledger, as a claim that outlasts its lease leaves its execution to be
 /// resumed: the tick is not skipped.
 async fn wait_while_busy(
@@ -249,19 +249,34 @@ async fn wait_while_busy(
         return paused;
     }
     let dead = dead || is_interrupted(rt, job, busy).await;
-    let mut claimed = if dead {
+    let claimed = if dead {
         ask(rt, entry, request).await
     } else {
         busy_claim(false).claim
     };
-    // `buffer_all` waits for the job to be free; `buffer_one` too, until the job's next
-    // tick (which then waits in its place). A job found busy with this tick or a newer one
-    // (another instance's run of it) ends the wait: that run is this tick's.
+    wait_buffered(rt, entry, lease, request, claimed, requested).await
+}
+
+/// After a busy tick's first wait: `buffer_all` waits for the job to be free, `buffer_one`
+/// too, until the job's next tick (which then waits in its place), asking for the claim
+/// again every third of the liveness while keeping the lease; the other policies do not
+/// wait. A job found busy with this tick or a newer one (another instance's run of it)
+/// ends the wait: that run is this tick's.
+async fn wait_buffered(
+    rt: &Runtime,
+    entry: &JobEntry,
+    lease: &mut Option<Held>,
+    request: &ClaimRequest<'_>,
+    mut claimed: Result<Claim, StoreError>,
+    requested: bool,
+) -> Waited {
+    let job = &entry.job;
     let buffer_until = match job.overlap_policy() {
         Overlap::BufferAll => Some(None),
         Overlap::BufferOne => Some(before_next_tick(rt, job, request.scheduled_at)),
         Overlap::Skip | Overlap::CancelOther => None,
     };
+    let (mut deferred, mut paused) = (false, false);
     while let Some(buffer_until) = buffer_until
         && let Ok(Claim::Busy { execution_id }) = &claimed
     {
@@ -278,22 +293,20 @@ async fn wait_while_busy(
         match wait_holding(rt, entry, lease, until, None).await {
             Wait::Waited | Wait::Woken => {}
             Wait::LeaseLost | Wait::Stopped => {
-                return Waited {
-                    claim: claimed,
-                    deferred: true,
-                    paused: false,
-                };
+                deferred = true;
+                break;
             }
         }
-        if let Some(paused) = paused() {
-            return paused;
+        if !requested && entry.pause.is_paused() {
+            paused = true;
+            break;
         }
         claimed = ask(rt, entry, request).await;
     }
     Waited {
         claim: claimed,
-        deferred: false,
-        paused: false,
+        deferred,
+        paused,
     }
 }
 

@@ -324,21 +324,7 @@ pub(crate) async fn execute(
         }
     };
     let execution_id = t.execution_id.clone();
-    let exec = Arc::new(Execution::new(
-        ExecutionRef {
-            job: entry.job.name.clone(),
-            execution_id: t.execution_id.clone(),
-            fence: claimed.fence,
-        },
-        tick,
-        claimed.previous_attempts,
-        rt.instance_id.clone(),
-        rt.store.clone(),
-        rt.liveness,
-        entry.stop.clone(),
-        entry.firing.clone(),
-        entry.metrics.fence_rejections.clone(),
-    ));
+    let exec = claimed_execution(&t, &claimed);
     let span = execution_span(&entry.job, &t.execution_id);
     let recorded = span.clone();
     let pending = rt.unrecorded.track(&execution_id);
@@ -367,6 +353,26 @@ pub(crate) async fn execute(
     .instrument(span)
     .await;
     Executed::Ran { execution_id }
+}
+
+/// The execution `t` claimed, as its run's context sees it.
+fn claimed_execution(t: &Tick<'_>, claimed: &Claimed) -> Arc<Execution> {
+    let (rt, entry) = (t.rt, t.entry);
+    Arc::new(Execution::new(
+        ExecutionRef {
+            job: entry.job.name.clone(),
+            execution_id: t.execution_id.clone(),
+            fence: claimed.fence,
+        },
+        t.at,
+        claimed.previous_attempts,
+        rt.instance_id.clone(),
+        rt.store.clone(),
+        rt.liveness,
+        entry.stop.clone(),
+        entry.firing.clone(),
+        entry.metrics.fence_rejections.clone(),
+    ))
 }
 
 /// The span of one execution, around every line its run logs: it names the execution
