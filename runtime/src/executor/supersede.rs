@@ -20,7 +20,7 @@ use super::{JobEntry, Runtime, Skip, Tick, bounded, identity, lease};
 use crate::{
     job::Overlap,
     metrics::SkipReason,
-    store::{CancelKind, CancelRequest, Status, StoreError},
+    store::{CancelKind, CancelRequest, HistoryQuery, Status, StoreError},
 };
 
 /// How often a tick that superseded the running execution asks for the job's lease or claim
@@ -31,16 +31,22 @@ pub(super) const POLL: Duration = Duration::from_millis(100);
 /// its run gets: the request's delivery (a control-task poll at most) and its end's record.
 const SLACK: Duration = Duration::from_secs(3);
 
-/// How many of the job's most recent executions are searched for running ones.
-const RECENT: usize = 25;
+/// How many of the job's running executions are read, at most (one, but for an owner that
+/// died and is not proven gone yet).
+const RUNNING: usize = 25;
 
 /// Asks every execution of the job that is running for a tick before `tick` to stop,
 /// because `tick` supersedes it; whether any was asked. A store that cannot answer is
 /// logged, and nothing is asked.
 pub(crate) async fn request(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>) -> bool {
     let job = &entry.job.name;
-    let recent = match bounded(rt.store.executions(job, RECENT)).await {
-        Ok(recent) => recent,
+    // The running ones only: pending and skipped ticks of the ledger, newer than the running
+    // execution, must not push it out of the read.
+    let running = HistoryQuery::new(job.as_str())
+        .statuses([Status::Running])
+        .limit(RUNNING);
+    let running = match bounded(rt.store.history(&running)).await {
+        Ok(page) => page.executions,
         Err(e) => {
             tracing::warn!(
                 job = %job, %tick, error = %e,
@@ -50,10 +56,7 @@ pub(crate) async fn request(rt: &Runtime, entry: &JobEntry, tick: DateTime<Utc>)
         }
     };
     let mut asked = false;
-    for older in recent
-        .iter()
-        .filter(|r| r.status == Status::Running && r.scheduled_at < tick)
-    {
+    for older in running.iter().filter(|r| r.scheduled_at < tick) {
         asked |= request_one(rt, entry, &older.id, tick).await;
     }
     asked
