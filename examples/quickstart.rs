@@ -6,6 +6,9 @@
 //! cargo run -p tickguard-examples --example quickstart -- --metrics 127.0.0.1:9464
 //!     # and open http://127.0.0.1:9464/metrics
 //! TICKGUARD_LOG=json cargo run -p tickguard-examples --example quickstart   # JSON logs
+//! cargo run -p tickguard-examples --example quickstart -- \
+//!     --postgres postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
+//!     # executions in PostgreSQL, the lock in Redis: start it twice to see two instances
 //! ```
 //!
 //! Three jobs: a heartbeat every two seconds, a sync that fails transiently and succeeds
@@ -20,7 +23,8 @@ use std::{
     time::Duration,
 };
 
-use tickguard::{JobContext, JobError, JobResult, Scheduler, scheduled};
+use tickguard::{JobContext, JobError, JobResult, scheduled};
+use tickguard_examples::{Options, init_logging};
 
 /// Runs every two seconds.
 #[scheduled(every = "2s")]
@@ -60,60 +64,12 @@ async fn daily_report(ctx: JobContext) -> JobResult {
 
 #[tokio::main]
 async fn main() -> Result<(), tickguard::Error> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    if std::env::var("TICKGUARD_LOG").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-    let mut seconds: Option<u64> = None;
-    let mut metrics: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--metrics" => metrics = args.next(),
-            other => seconds = other.parse().ok(),
-        }
-    }
-    let mut builder = Scheduler::builder()
-        .sqlite("sqlite://tickguard-quickstart.db")
-        .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") });
-    if let Some(addr) = metrics {
-        tracing::info!("metrics at http://{addr}/metrics");
-        builder = builder.prometheus(addr);
-    }
-    let scheduler = builder.build().await?;
-    match seconds {
-        // Until SIGTERM or Ctrl-C.
-        None => scheduler.run().await,
-        Some(s) => {
-            scheduler
-                .run_until(timer_or_signal(Duration::from_secs(s)))
-                .await
-        }
-    }
-}
-
-/// Completes after `duration`, or on SIGTERM or Ctrl-C if one comes first.
-async fn timer_or_signal(duration: Duration) {
-    #[cfg(unix)]
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        #[cfg(unix)]
-        if let Some(sigterm) = sigterm.as_mut() {
-            sigterm.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        () = tokio::time::sleep(duration) => {}
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminated => {}
-    }
+    init_logging();
+    let options = Options::from_args();
+    let scheduler = options
+        .builder("tickguard-quickstart.db")
+        .on_failure(|report| async move { tracing::error!(%report, "alert: job failed") })
+        .build()
+        .await?;
+    options.run(scheduler).await
 }
