@@ -108,11 +108,15 @@ struct Log {
     ended: bool,
 }
 
+/// Rung whenever any example of the test logs a line or ends: waits on several examples
+/// wake on it. Lock order: this one, then an example's log.
+static LOGGED: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+
 /// An example running as a child process (killed when dropped), logging JSON lines.
 pub struct Example {
     /// The process.
     pub worker: Worker,
-    log: Arc<(Mutex<Log>, Condvar)>,
+    log: Arc<Mutex<Log>>,
     name: String,
 }
 
@@ -135,24 +139,25 @@ impl Example {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
-        let log: Arc<(Mutex<Log>, Condvar)> = Arc::default();
+        let log: Arc<Mutex<Log>> = Arc::default();
         let reader = log.clone();
         std::thread::spawn(move || {
+            let lock = || reader.lock().unwrap_or_else(|p| p.into_inner());
             for raw in BufReader::new(stdout).lines() {
                 let Ok(raw) = raw else { break };
-                let (log, changed) = &*reader;
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                if let Ok(json) = serde_json::from_str::<Value>(&raw)
-                    && let Some(at) = json["timestamp"].as_str().and_then(|t| t.parse().ok())
                 {
-                    log.lines.push(Line { at, json });
+                    let mut log = lock();
+                    if let Ok(json) = serde_json::from_str::<Value>(&raw)
+                        && let Some(at) = json["timestamp"].as_str().and_then(|t| t.parse().ok())
+                    {
+                        log.lines.push(Line { at, json });
+                    }
+                    log.raw.push(raw);
                 }
-                log.raw.push(raw);
-                changed.notify_all();
+                ring();
             }
-            let (log, changed) = &*reader;
-            log.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
-            changed.notify_all();
+            lock().ended = true;
+            ring();
         });
         Self {
             worker: Worker(child),
@@ -164,34 +169,70 @@ impl Example {
     /// The first line that `matches`, waiting up to `timeout` for it; a failed test (with the
     /// log) if none comes.
     pub fn wait_for(&self, what: &str, timeout: Duration, matches: impl Fn(&Line) -> bool) -> Line {
-        let deadline = Instant::now() + timeout;
-        let (log, changed) = &*self.log;
-        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(line) = log.lines.iter().find(|l| matches(l)) {
-                return line.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline || log.ended {
-                let tail = log.raw.iter().rev().take(60).rev().cloned();
-                panic!(
-                    "{}: no {what} within {timeout:?}{}; its log ends with:\n{}",
-                    self.name,
-                    if log.ended { " (its output ended)" } else { "" },
-                    tail.collect::<Vec<_>>().join("\n")
-                );
-            }
-            log = changed
-                .wait_timeout(log, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        wait_any(&[self], what, timeout, matches).1
     }
 
     /// Every line so far that `matches`.
     pub fn lines(&self, matches: impl Fn(&Line) -> bool) -> Vec<Line> {
-        let log = self.log.0.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.lines.iter().filter(|l| matches(l)).cloned().collect()
+    }
+
+    /// The first line that matches, and whether the output ended.
+    fn find(&self, matches: &impl Fn(&Line) -> bool) -> (Option<Line>, bool) {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        (log.lines.iter().find(|l| matches(l)).cloned(), log.ended)
+    }
+
+    /// The last lines of its output.
+    fn tail(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let tail: Vec<_> = log.raw.iter().rev().take(40).rev().cloned().collect();
+        tail.join("\n")
+    }
+}
+
+fn ring() {
+    let _rung = LOGGED.0.lock().unwrap_or_else(|p| p.into_inner());
+    LOGGED.1.notify_all();
+}
+
+/// The first line of any of `examples` that `matches`, with the example's index, waiting up
+/// to `timeout`; a failed test (with their logs) if none comes, or if every one's output
+/// ended without it.
+pub fn wait_any(
+    examples: &[&Example],
+    what: &str,
+    timeout: Duration,
+    matches: impl Fn(&Line) -> bool,
+) -> (usize, Line) {
+    let deadline = Instant::now() + timeout;
+    let mut rung = LOGGED.0.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let mut ended = 0;
+        for (i, example) in examples.iter().enumerate() {
+            match example.find(&matches) {
+                (Some(line), _) => return (i, line),
+                (None, true) => ended += 1,
+                (None, false) => {}
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline || ended == examples.len() {
+            let logs: Vec<_> = examples
+                .iter()
+                .map(|e| format!("--- {} (pid {}) ---\n{}", e.name, e.worker.0.id(), e.tail()))
+                .collect();
+            panic!(
+                "no {what} within {timeout:?}; the logs end with:\n{}",
+                logs.join("\n")
+            );
+        }
+        rung = LOGGED
+            .1
+            .wait_timeout(rung, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
 }
 
