@@ -83,7 +83,7 @@ fn a_killed_replica_s_rollup_is_taken_over_resumed_and_completed_once() {
         .max()
         .unwrap_or(0);
     assert!(
-        last_batch >= 3 && last_batch < 10,
+        (3..10).contains(&last_batch),
         "killed mid-run: {last_batch}"
     );
 
