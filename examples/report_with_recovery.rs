@@ -129,8 +129,20 @@ impl ReportApi {
     }
 }
 
-/// The `@Recover`: called once the report's last attempt failed (not after each attempt).
+/// The `@Recover`: called once the report's last attempt failed (not after each attempt),
+/// and when ticks of the job were lost for good (a run that outlasted the next tick).
 async fn report_missing(report: FailureReport) {
+    if report.skip_reason.is_some() {
+        tracing::error!(
+            ticks = report.ticks_lost,
+            "recover: {} report tick(s) did not run, the latest {}; `tickguard gaps \
+             daily_revenue_report` lists them, `tickguard trigger daily_revenue_report` runs \
+             the report now",
+            report.ticks_lost,
+            report.scheduled_at
+        );
+        return;
+    }
     tracing::error!(
         execution_id = %report.execution_id,
         attempts = report.attempts,

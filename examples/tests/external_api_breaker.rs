@@ -72,8 +72,9 @@ fn failures_on_two_replicas_open_the_shared_breaker_and_a_probe_closes_it() {
                     && l.at < skip.at
             })
             .len();
-        // Half of a window of 4 opens it: one failure of its own (next to three successes)
-        // is not enough; the other replica's failure made it.
+        // Two failures in the last 4 runs open it. Each replica failed once, next to its
+        // successes: its own runs alone would have kept the breaker closed; the other
+        // replica's failure, read from the store, opened it.
         assert_eq!(
             failed_before, 1,
             "each replica's own failures must not open the breaker alone"
