@@ -7,13 +7,14 @@
 //!
 //! ```text
 //! cargo run -p tickguard-examples --example NAME -- [SECONDS] \
-//!     [--postgres URL] [--redis URL] [--metrics ADDR]
+//!     [--postgres URL] [--redis URL] [--namespace NAME] [--metrics ADDR]
 //! ```
 //!
 //! `--postgres` (or `TICKGUARD_POSTGRES_URL`) keeps executions in PostgreSQL, `--redis` (or
 //! `TICKGUARD_REDIS_URL`) takes the lease lock in Redis; with `--postgres` and no `--redis`,
-//! the lock is a PostgreSQL lease. `--metrics` serves Prometheus metrics. `TICKGUARD_LOG=json`
-//! logs JSON lines.
+//! the lock is a PostgreSQL lease. `--namespace` (or `TICKGUARD_NAMESPACE`) keeps the
+//! service's tables and keys apart from other services' on shared servers. `--metrics`
+//! serves Prometheus metrics. `TICKGUARD_LOG=json` logs JSON lines.
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct Options {
     /// Take the lease lock in this Redis server.
     #[arg(long, env = "TICKGUARD_REDIS_URL")]
     pub redis: Option<String>,
+    /// Keep the tables (PostgreSQL schema) and keys (Redis) under this namespace.
+    #[arg(long, env = "TICKGUARD_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Serve Prometheus metrics at this address (`127.0.0.1:9464`).
     #[arg(long)]
     pub metrics: Option<String>,
@@ -47,9 +51,12 @@ impl Options {
 
     /// A scheduler builder on these options: executions in PostgreSQL with `--postgres`,
     /// else in the SQLite file `sqlite_file`; the lock in Redis with `--redis`, else in
-    /// PostgreSQL with `--postgres`, else in-process.
+    /// PostgreSQL with `--postgres`, else in-process; under `--namespace`, if given.
     pub fn builder(&self, sqlite_file: &str) -> SchedulerBuilder {
         let mut builder = Scheduler::builder();
+        if let Some(namespace) = &self.namespace {
+            builder = builder.namespace(namespace);
+        }
         builder = match &self.postgres {
             Some(url) => builder.postgres(url),
             None => builder.sqlite(format!("sqlite://{sqlite_file}")),
