@@ -132,7 +132,7 @@ impl Example {
     }
 
     /// Reads the rest of the output and waits for the process to exit, within `within`.
-    pub(crate) async fn exit(mut self, within: Duration) -> ExitStatus {
+    pub(crate) async fn exit(&mut self, within: Duration) -> ExitStatus {
         while self.wait_until(within, |_| false).await.is_some() {}
         let deadline = std::time::Instant::now() + within;
         loop {
