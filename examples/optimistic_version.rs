@@ -220,13 +220,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let options = Options::from_args();
     const FILE: &str = "tickguard-optimistic_version.db";
-    // The application's tables live beside tickguard's: in the namespace's schema, if any.
-    let schema = options.namespace.as_ref().map(|ns| format!("\"{ns}\"."));
-    let schema = schema.as_deref().unwrap_or_default();
     let tables = Tables {
         postgres: options.postgres.is_some(),
-        accounts: format!("{schema}accounts"),
-        entries: format!("{schema}account_entries"),
+        accounts: options.table("accounts"),
+        entries: options.table("account_entries"),
     };
     // Built first: it creates the namespace's schema and the SQLite file.
     let scheduler = options

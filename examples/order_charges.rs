@@ -253,13 +253,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let options = Options::from_args();
     const FILE: &str = "tickguard-order_charges.db";
-    // The application's tables live beside tickguard's: in the namespace's schema, if any.
-    let schema = options.namespace.as_ref().map(|ns| format!("\"{ns}\"."));
-    let schema = schema.as_deref().unwrap_or_default();
     let tables = Tables {
         postgres: options.postgres.is_some(),
-        orders: format!("{schema}orders"),
-        provider_charges: format!("{schema}payment_provider_charges"),
+        orders: options.table("orders"),
+        provider_charges: options.table("payment_provider_charges"),
     };
     let provider = match &options.postgres {
         Some(url) => PaymentProvider::Postgres(Pool::connect(url).await?, tables.clone()),

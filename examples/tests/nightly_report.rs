@@ -1,7 +1,8 @@
 //! The `nightly_report` example, two real instances on one PostgreSQL schema: the one
 //! running the report is SIGKILLed at record 800 of 1000, and the other takes the execution
 //! over once the lease and the heartbeat expire, resuming at record 800; the 4 s run under
-//! a 2 s lease is never run twice; the upload that hangs is stopped by its timeout.
+//! a 2 s lease still holds it past the ttl (the watchdog renewed it) and is never run
+//! twice; the upload that hangs is stopped by its timeout.
 //!
 //! ```text
 //! cargo build -p tickguard-examples --example nightly_report
@@ -18,6 +19,11 @@ use support::Example;
 use tickguard::sqlx::{self, AssertSqlSafe};
 use tickguard_tests::{postgres_url, scratch_schema};
 
+/// When a log line was written.
+fn instant(line: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    line["timestamp"].as_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice() {
     let (schema, dir, store) = scratch_schema("nightly_report", &[]).await;
@@ -33,15 +39,33 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
     b.wait_for("scheduler started", Duration::from_secs(5))
         .await;
 
-    // A's run outlives its 2 s lease; B's tick in between finds the lock held.
+    // A's run outlives its 2 s lease: the watchdog renewed it.
     let at_800 = a
         .wait_until(Duration::from_secs(8), |l| {
             l["fields"]["message"] == "checkpoint saved" && l["fields"]["record"] == 800
         })
         .await
         .unwrap_or_else(|| a.fail("no checkpoint at record 800"));
+    let lease: (f64,) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT extract(epoch FROM expires_at - now())::float8 FROM \"{schema}\".tickguard_locks \
+         WHERE name LIKE '%nightly_report'"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let running = instant(&at_800) - instant(&started);
+    assert!(
+        running > chrono::Duration::seconds(2),
+        "the run took {running}: not past its ttl"
+    );
+    assert!(
+        lease.0 > 0.0,
+        "the lease expired {} s ago, {running} into the run",
+        -lease.0
+    );
     a.signal("KILL");
     assert_eq!(at_800["fields"]["execution_id"], execution.as_str());
+    a.exit(Duration::from_secs(5)).await; // reads what A logged before it died
 
     let resumed = b
         .wait_until(Duration::from_secs(12), |l| {
@@ -92,24 +116,29 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
             .all(|l| l["fields"]["execution_id"] != execution.as_str())
     );
 
-    // The upload that hung was stopped by its 1 s timeout and recorded TIMED_OUT.
-    let timed_out = query(format!(
+    // The upload that hung (the first in each process) was stopped by its 1 s timeout and
+    // recorded TIMED_OUT: A's, unless A died first, else B's.
+    let timed_out = format!(
         "SELECT id, status, attempt::int8 FROM \"{schema}\".tickguard_executions \
          WHERE job = 'upload_report' AND status = 'TIMED_OUT'"
-    ))
-    .await;
-    assert!(!timed_out.is_empty(), "no upload timed out");
-    let abandoned = a.seen("upload abandoned");
+    );
+    if query(timed_out.clone()).await.is_empty() {
+        b.wait_for("upload abandoned", Duration::from_secs(8)).await;
+    }
+    b.signal("TERM");
+    assert!(b.exit(Duration::from_secs(10)).await.success());
+    let abandoned: Vec<_> = [a.seen("upload abandoned"), b.seen("upload abandoned")].concat();
     assert!(
         abandoned
             .iter()
-            .chain(b.seen("upload abandoned").iter())
             .any(|l| l["fields"]["reason"] == "Some(Timeout)"),
         "the hung upload saw no timeout: {abandoned:?}"
     );
+    assert!(
+        !query(timed_out).await.is_empty(),
+        "no upload recorded TIMED_OUT"
+    );
 
-    b.signal("TERM");
-    assert!(b.exit(Duration::from_secs(10)).await.success());
     drop(a);
     sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
         .execute(store.pool())
