@@ -72,8 +72,10 @@ impl CatalogClient {
 }
 
 /// A 4 s reindex every 6 s, one completed run per tick (`idempotent`): an execution handed
-/// back at shutdown is resumed by the next process that starts on the same store.
-#[scheduled(every = "6s", idempotent, lock(ttl = "10s"))]
+/// back at shutdown is resumed by the next process that starts on the same store. A tick
+/// missed while no process ran is not worth running late (`misfire = "skip"`): the next
+/// tick reindexes anyway.
+#[scheduled(every = "6s", idempotent, lock(ttl = "10s"), misfire = "skip")]
 async fn reindex_catalog(
     ctx: &JobContext,
     State(catalog): State<CatalogClient>,

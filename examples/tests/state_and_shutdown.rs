@@ -65,7 +65,7 @@ async fn sigterm_hands_the_reindex_back_and_the_next_process_resumes_it_where_it
 
     let mut second = Example::start_with(NAME, "second process", &dir, &["60"], &env);
     let resumed = second
-        .wait_for("resuming the reindex", Duration::from_secs(5))
+        .wait_for("resuming the reindex", Duration::from_secs(10))
         .await;
     assert_eq!(
         resumed["fields"]["execution_id"],
