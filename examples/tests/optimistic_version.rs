@@ -1,8 +1,8 @@
 //! The `optimistic_version` example, two real instances on one PostgreSQL schema: their
 //! jobs race on the same versioned rows, and one instance is frozen (SIGSTOP) in the middle
 //! of an update, past its lease, until the other has taken its execution over, then thawed
-//! (SIGCONT). No update is lost, none is applied twice, the stale run commits nothing, and
-//! every account's version counts its updates.
+//! (SIGCONT). The stale run is fenced out and commits nothing, no update is lost, none is
+//! applied twice, and every account's version counts its updates.
 //!
 //! ```text
 //! cargo build -p tickguard-examples --example optimistic_version
@@ -54,6 +54,14 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
     .await
     .unwrap_or_else(|| b.fail(&format!("{execution} was not taken over")));
     a.signal("CONT");
+    // Thawed, A's run of that execution is refused by the fence and stopped.
+    a.wait_until(Duration::from_secs(5), |l| {
+        l["fields"]["message"]
+            == "fenced out: another claim took this execution over; stopping this run"
+            && l["span"]["execution_id"] == execution.as_str()
+    })
+    .await
+    .unwrap_or_else(|| a.fail(&format!("the stale run of {execution} was not fenced out")));
     // A goes on as an instance like any other: it updates accounts in later executions.
     a.wait_until(Duration::from_secs(8), |l| {
         l["fields"]["message"] == "account updated"
