@@ -18,7 +18,7 @@
 //! Zero rows updated means someone else changed the row in between: the writer reads it
 //! again and recomputes, instead of overwriting the other's update (the lost update two
 //! read-modify-write cycles make without the check). Here `apply_interest` and
-//! `charge_fees` race on the same three accounts every second, from every instance: the
+//! `charge_fees` race on the same three accounts every two seconds, from every instance: the
 //! log shows `version changed under us` when they collide.
 //!
 //! The version protects a row against other writers; it cannot tell a live run from a
@@ -63,9 +63,9 @@ struct Tables {
     entries: String,
 }
 
-/// Every second, credits 10 to every account.
+/// Every two seconds, credits 10 to every account.
 #[scheduled(
-    every = "1s",
+    every = "2s",
     lock(ttl = "2s"),
     idempotent,
     retry(attempts = 3, backoff = "200ms")
@@ -74,10 +74,10 @@ async fn apply_interest(ctx: &JobContext, State(tables): State<Tables>) -> JobRe
     update_accounts(ctx, &tables, 10).await
 }
 
-/// Every second, debits 3 from every account: the same rows as `apply_interest`, at the
+/// Every two seconds, debits 3 from every account: the same rows as `apply_interest`, at the
 /// same moments.
 #[scheduled(
-    every = "1s",
+    every = "2s",
     lock(ttl = "2s"),
     idempotent,
     retry(attempts = 3, backoff = "200ms")
@@ -130,7 +130,7 @@ where
             .transient()?;
         tracing::info!(execution_id, fence, account, version, "account read");
         // The computation between the read and the write, where another writer can slip in.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let update = format!(
             "UPDATE {} SET balance = $1, version = version + 1 WHERE id = $2 AND version = $3 \
              RETURNING version",

@@ -27,7 +27,7 @@
 //! mid-way is resumed (by this process after a restart, or by another instance) under the
 //! same execution id, hence the same idempotency keys. The orders, and the provider's
 //! record of the charges it took, are tables of the example's database (the SQLite file,
-//! or PostgreSQL with `--postgres`); the provider is a stand-in that answers after 300 ms,
+//! or PostgreSQL with `--postgres`); the provider is a stand-in that answers after 500 ms,
 //! the window in which a crash leaves a charge unrecorded: kill the process when it logs
 //! `payment provider: charge taken`, start it again, and the provider logs `duplicate
 //! request` for that order, not a second charge. (A second run on the same day finds every
@@ -72,7 +72,7 @@ enum PaymentProvider {
 
 impl PaymentProvider {
     /// Charges `amount_cents` for `order`, once per `idempotency_key`: a repeated request
-    /// returns the first one's charge id. Answers 300 ms after taking the charge.
+    /// returns the first one's charge id. Answers 500 ms after taking the charge.
     async fn charge(
         &self,
         idempotency_key: &str,
@@ -103,7 +103,7 @@ impl PaymentProvider {
                 "payment provider: duplicate request, the charge already taken is returned"
             );
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(charge_id)
     }
 }

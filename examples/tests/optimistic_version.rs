@@ -128,7 +128,7 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
         assert_eq!(distinct, max, "account {account}'s versions: {versions:?}");
     }
     assert!(
-        versions.iter().all(|v| v.1 >= 6),
+        versions.len() == 3 && versions.iter().all(|v| v.1 >= 2),
         "too few updates: {versions:?}"
     );
     assert!(conflicts > 0, "the jobs never collided on a version");
