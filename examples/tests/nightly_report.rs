@@ -15,12 +15,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::Example;
-use tickguard::sqlx::{self, AssertSqlSafe};
+use serde_json::Value;
+use support::{Example, drop_scratch};
+use tickguard::sqlx::{self, AssertSqlSafe, PgPool};
 use tickguard_tests::{postgres_url, scratch_schema};
 
 /// When a log line was written.
-fn instant(line: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+fn instant(line: &Value) -> chrono::DateTime<chrono::Utc> {
     line["timestamp"].as_str().unwrap().parse().unwrap()
 }
 
@@ -46,23 +47,7 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
         })
         .await
         .unwrap_or_else(|| a.fail("no checkpoint at record 800"));
-    let lease: (f64,) = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT extract(epoch FROM expires_at - now())::float8 FROM \"{schema}\".tickguard_locks \
-         WHERE name LIKE '%nightly_report'"
-    )))
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    let running = instant(&at_800) - instant(&started);
-    assert!(
-        running > chrono::Duration::seconds(2),
-        "the run took {running}: not past its ttl"
-    );
-    assert!(
-        lease.0 > 0.0,
-        "the lease expired {} s ago, {running} into the run",
-        -lease.0
-    );
+    assert_lease_renewed(store.pool(), &schema, &started, &at_800).await;
     a.signal("KILL");
     assert_eq!(at_800["fields"]["execution_id"], execution.as_str());
     a.exit(Duration::from_secs(5)).await; // reads what A logged before it died
@@ -82,21 +67,50 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
     .await
     .unwrap_or_else(|| b.fail(&format!("{execution} was not finished")));
 
-    let query = |sql: String| {
-        let pool = store.pool().clone();
-        async move {
-            sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql))
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    // Every run of the report: the killed one (A, still RUNNING in its own eyes) and B's.
-    let runs = query(format!(
+    // B's ticks while A's run outlived its lease found the lock held, and said nothing.
+    assert!(
+        b.seen("report started")
+            .iter()
+            .all(|l| l["fields"]["execution_id"] != execution.as_str())
+    );
+    assert_no_tick_ran_twice(store.pool(), &schema, &execution).await;
+    assert_the_hung_upload_timed_out(&a, &mut b, store.pool(), &schema).await;
+    drop(a);
+    drop_scratch(&schema, &dir, store.pool()).await;
+}
+
+/// The lease is still held `at_800`, more than its 2 s ttl after the run `started`: the
+/// watchdog renewed it.
+async fn assert_lease_renewed(pool: &PgPool, schema: &str, started: &Value, at_800: &Value) {
+    let (left,): (f64,) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT extract(epoch FROM expires_at - now())::float8 FROM \"{schema}\".tickguard_locks \
+         WHERE name LIKE '%nightly_report'"
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let running = instant(at_800) - instant(started);
+    assert!(
+        running > chrono::Duration::seconds(2),
+        "the run took {running}: not past its ttl"
+    );
+    assert!(
+        left > 0.0,
+        "the lease expired {} s ago, {running} into the run",
+        -left
+    );
+}
+
+/// Every run of the report: the killed one, by A, and B's of the same execution with a
+/// higher fence; no other tick's report ran twice.
+async fn assert_no_tick_ran_twice(pool: &PgPool, schema: &str, execution: &str) {
+    let runs: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT execution_id, owner, fence FROM \"{schema}\".tickguard_runs \
          WHERE job = 'nightly_report' ORDER BY execution_id, fence"
-    ))
-    .await;
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap();
     let of_execution: Vec<_> = runs.iter().filter(|r| r.0 == execution).collect();
     assert_eq!(of_execution.len(), 2, "one run by A, one by B: {runs:?}");
     assert_ne!(of_execution[0].1, of_execution[1].1, "{runs:?}");
@@ -104,25 +118,34 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
         of_execution[0].2 < of_execution[1].2,
         "B's claim has the higher fence: {runs:?}"
     );
-    // No tick's report started twice while its first run was alive: the only execution with
-    // two runs is the killed one.
     let mut ids: Vec<_> = runs.iter().map(|r| &r.0).collect();
     ids.dedup();
-    assert_eq!(ids.len() + 1, runs.len(), "{runs:?}");
-    // B's ticks while A's run outlived its lease found the lock held, and said nothing.
-    assert!(
-        b.seen("report started")
-            .iter()
-            .all(|l| l["fields"]["execution_id"] != execution.as_str())
+    assert_eq!(
+        ids.len() + 1,
+        runs.len(),
+        "only {execution} ran twice: {runs:?}"
     );
+}
 
-    // The upload that hung (the first in each process) was stopped by its 1 s timeout and
-    // recorded TIMED_OUT: A's, unless A died first, else B's.
-    let timed_out = format!(
-        "SELECT id, status, attempt::int8 FROM \"{schema}\".tickguard_executions \
-         WHERE job = 'upload_report' AND status = 'TIMED_OUT'"
-    );
-    if query(timed_out.clone()).await.is_empty() {
+/// The upload that hung (the first in each process) was stopped by its 1 s timeout and
+/// recorded TIMED_OUT: A's, unless A died first, else B's. Stops B.
+async fn assert_the_hung_upload_timed_out(
+    a: &Example,
+    b: &mut Example,
+    pool: &PgPool,
+    schema: &str,
+) {
+    let timed_out = || async {
+        let ids: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id FROM \"{schema}\".tickguard_executions \
+             WHERE job = 'upload_report' AND status = 'TIMED_OUT'"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        ids
+    };
+    if timed_out().await.is_empty() {
         b.wait_for("upload abandoned", Duration::from_secs(8)).await;
     }
     b.signal("TERM");
@@ -135,14 +158,7 @@ async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice
         "the hung upload saw no timeout: {abandoned:?}"
     );
     assert!(
-        !query(timed_out).await.is_empty(),
+        !timed_out().await.is_empty(),
         "no upload recorded TIMED_OUT"
     );
-
-    drop(a);
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

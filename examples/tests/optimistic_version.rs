@@ -15,8 +15,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::Example;
-use tickguard::sqlx::{self, AssertSqlSafe};
+use support::{Example, drop_scratch};
+use tickguard::sqlx::{self, AssertSqlSafe, PgPool};
 use tickguard_tests::{postgres_url, scratch_schema};
 
 const NAME: &str = "optimistic_version";
@@ -77,37 +77,58 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
     let conflicts = a.seen("version changed under us; reading again").len()
         + b.seen("version changed under us; reading again").len();
 
-    let pool = store.pool();
+    assert!(conflicts > 0, "the jobs never collided on a version");
+    let stale = Stale {
+        execution: &execution,
+        fence: stale_fence,
+        account,
+    };
+    assert_no_update_lost_or_doubled(store.pool(), &schema, &stale).await;
+    drop_scratch(&schema, &dir, store.pool()).await;
+}
+
+/// The run frozen mid-update: its execution, fence, and the account it was updating.
+struct Stale<'a> {
+    execution: &'a str,
+    fence: i64,
+    account: i64,
+}
+
+/// The ledger and the accounts agree: the stale run's update committed nothing, no execution
+/// updated an account twice, each balance is the opening one plus every entry, each version
+/// counts the entries, and the entries' versions are 1, 2, 3, ... with no gap or repeat.
+async fn assert_no_update_lost_or_doubled(pool: &PgPool, schema: &str, stale: &Stale<'_>) {
     let rows = |sql: String| async move {
         sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(sql))
             .fetch_all(pool)
             .await
             .unwrap()
     };
-    // The stale run's update of its account committed nothing.
-    let stale = rows(format!(
+    let Stale {
+        execution,
+        fence: stale_fence,
+        account,
+    } = stale;
+    let updates = rows(format!(
         "SELECT account_id, fence, amount FROM \"{schema}\".account_entries \
          WHERE execution_id = '{execution}' AND account_id = {account}"
     ))
     .await;
     assert_eq!(
-        stale.len(),
+        updates.len(),
         1,
-        "one update of account {account} by {execution}: {stale:?}"
+        "one update of account {account} by {execution}: {updates:?}"
     );
     assert!(
-        stale[0].1 > stale_fence,
-        "the stale run (fence {stale_fence}) committed: {stale:?}"
+        updates[0].1 > *stale_fence,
+        "the stale run (fence {stale_fence}) committed: {updates:?}"
     );
-    // No execution updated an account twice.
     let twice = rows(format!(
         "SELECT account_id, count(*), 0::int8 FROM \"{schema}\".account_entries \
          GROUP BY execution_id, account_id HAVING count(*) > 1"
     ))
     .await;
     assert!(twice.is_empty(), "updates applied twice: {twice:?}");
-    // No update lost: each balance is the opening one plus every entry, each version counts
-    // the entries, and the entries' versions are 1, 2, 3, ... with no gap or repeat.
     let accounts = rows(format!(
         "SELECT a.id, (a.balance - 1000 - sum(e.amount))::int8, a.version - count(*) \
          FROM \"{schema}\".accounts a JOIN \"{schema}\".account_entries e ON e.account_id = a.id \
@@ -131,11 +152,4 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
         versions.len() == 3 && versions.iter().all(|v| v.1 >= 2),
         "too few updates: {versions:?}"
     );
-    assert!(conflicts > 0, "the jobs never collided on a version");
-
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(pool)
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

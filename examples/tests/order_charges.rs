@@ -14,7 +14,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::Example;
+use support::{Example, drop_scratch};
 use tickguard::sqlx::{self, AssertSqlSafe};
 use tickguard_tests::{postgres_url, scratch_schema};
 
@@ -106,9 +106,5 @@ async fn a_worker_killed_between_the_charge_and_the_update_charges_each_order_on
         assert_eq!(*requests, expected, "order {id}'s requests: {orders:?}");
     }
 
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(pool)
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
+    drop_scratch(&schema, &dir, pool).await;
 }

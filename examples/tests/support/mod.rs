@@ -184,3 +184,13 @@ pub(crate) fn temp_dir(prefix: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
 }
+
+/// Drops a test's scratch schema (`tickguard_tests::scratch_schema`) and its directory.
+pub(crate) async fn drop_scratch(schema: &str, dir: &Path, pool: &tickguard::sqlx::PgPool) {
+    let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+    tickguard::sqlx::query(tickguard::sqlx::AssertSqlSafe(drop))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("dropping schema {schema}: {e}"));
+    let _ = std::fs::remove_dir_all(dir);
+}
