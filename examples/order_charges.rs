@@ -241,10 +241,9 @@ where
             tables.orders
         ),
     ];
-    let mut conn = pool.acquire().await?;
-    for statement in statements {
-        conn.execute(AssertSqlSafe(statement)).await?;
-    }
+    sqlx::raw_sql(AssertSqlSafe(statements.join(";\n")))
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
