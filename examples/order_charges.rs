@@ -258,13 +258,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         provider_charges: options.table("payment_provider_charges"),
     };
     let provider = match &options.postgres {
-        Some(url) => PaymentProvider::Postgres(Pool::connect(url).await?, tables.clone()),
+        Some(url) => PaymentProvider::Postgres(Pool::connect_lazy(url)?, tables.clone()),
         None => {
             let file = format!("sqlite://{FILE}?mode=rwc");
-            PaymentProvider::Sqlite(Pool::connect(&file).await?, tables.clone())
+            PaymentProvider::Sqlite(Pool::connect_lazy(&file)?, tables.clone())
         }
     };
-    // Built first: it creates the namespace's schema.
+    // Connected at its first use, after the build: the build checks the servers and names
+    // the address at fault, and creates the namespace's schema.
     let scheduler = options
         .builder(FILE)
         .state(tables)

@@ -75,6 +75,8 @@ impl Options {
 
     /// The name to give the application's table `table` in SQL: in the namespace's schema
     /// (`"billing".orders`) with `--namespace`, beside tickguard's tables; else unqualified.
+    /// The scheduler's build refuses a namespace other than lower-case letters, digits and
+    /// `_`: run SQL with the name only once the scheduler is built.
     pub fn table(&self, table: &str) -> String {
         match &self.namespace {
             Some(namespace) => format!("\"{namespace}\".{table}"),
