@@ -75,6 +75,17 @@ impl Options {
         builder
     }
 
+    /// The name to give the application's table `table` in SQL: in the namespace's schema
+    /// (`"billing".orders`) with `--namespace`, beside tickguard's tables; else unqualified.
+    /// The scheduler's build refuses a namespace other than lower-case letters, digits and
+    /// `_`: run SQL with the name only once the scheduler is built.
+    pub fn table(&self, table: &str) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("\"{namespace}\".{table}"),
+            None => table.to_owned(),
+        }
+    }
+
     /// Runs `scheduler` for the given seconds, or until SIGTERM or Ctrl-C.
     pub async fn run(&self, scheduler: Scheduler) -> Result<(), Error> {
         match self.seconds {
