@@ -480,3 +480,72 @@ fn check_logs(dir: &Path, set: &SentinelSet) -> i64 {
     }
     last
 }
+
+/// `build()` with `.redis_sentinel(..)`: each bad configuration is an `Error::Lock` that
+/// says what to check, and never shows a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sentinel_configurations_are_clear_errors() {
+    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_bad"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A sentinel watching a master that is up, and a plain Redis server.
+    let master_port = free_port();
+    let _master = redis_server(&dir, "master", master_port, None).await;
+    let sentinel_port = free_port();
+    let _sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+    let sentinel_url = format!("redis://127.0.0.1:{sentinel_port}");
+    let closed = free_port();
+    let cases: [(Vec<String>, &str, &[&str]); 6] = [
+        (vec![], MASTER, &["no sentinel URL given"]),
+        (
+            vec![sentinel_url.clone()],
+            " ",
+            &["the master name is empty"],
+        ),
+        (
+            vec!["redis://:hunter2@[bad".to_owned()],
+            MASTER,
+            &["invalid Redis Sentinel URL", "***"],
+        ),
+        (
+            vec![format!("redis://user:hunter2@127.0.0.1:{closed}")],
+            MASTER,
+            &[
+                &format!("through the sentinels at 127.0.0.1:{closed}"),
+                "is redis-sentinel running",
+            ],
+        ),
+        (
+            vec![sentinel_url.clone()],
+            "no-such-master",
+            &["know no master `no-such-master`", "sentinel monitor"],
+        ),
+        (
+            vec![format!("redis://127.0.0.1:{master_port}")],
+            MASTER,
+            &["is each address a sentinel's"],
+        ),
+    ];
+    for (urls, master, expected) in cases {
+        let built = tickguard::Scheduler::builder()
+            .discover(false)
+            .redis_sentinel(urls.clone(), master)
+            .build()
+            .await;
+        let Err(tickguard::Error::Lock(e)) = built else {
+            panic!("{urls:?} / `{master}`: expected Error::Lock");
+        };
+        let message = format!("{e:#}");
+        for part in expected {
+            assert!(message.contains(part), "{urls:?} / `{master}`: {message}");
+        }
+        assert!(!message.contains("hunter2"), "a password shows: {message}");
+    }
+    // The good configuration builds.
+    tickguard::Scheduler::builder()
+        .discover(false)
+        .redis_sentinel([sentinel_url], MASTER)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
