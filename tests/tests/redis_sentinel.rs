@@ -549,3 +549,58 @@ async fn bad_sentinel_configurations_are_clear_errors() {
         .unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A master demoted to a replica behind the sentinels' back answers `READONLY`: acquire,
+/// extend and release then fail (the lock asks the sentinels, which name no master that
+/// answers `ROLE` as one), and none of them reads it as "the lock is held" or "the lease is
+/// lost". Once it is a master again, the same handle works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_is_a_moved_master_never_a_held_lock() {
+    use tickguard::lock::{Acquired, LockBackend, RedisLock};
+
+    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_ro"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let master_port = free_port();
+    let _master = redis_server(&dir, "master", master_port, None).await;
+    let sentinel_port = free_port();
+    let _sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+    let lock = RedisLock::connect_sentinel([format!("redis://127.0.0.1:{sentinel_port}")], MASTER)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ttl = Duration::from_secs(30);
+    let Acquired::Lease(lease) = lock.acquire("ro", "a", ttl).await.unwrap() else {
+        panic!("the lock was free");
+    };
+    // A replica of a server that is not there: it keeps its data, lease included, and
+    // refuses writes.
+    let nowhere = free_port().to_string();
+    let _: () = ask(
+        master_port,
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+    )
+    .await
+    .unwrap();
+    for name in ["ro", "other"] {
+        let refused = lock.acquire(name, "b", ttl).await;
+        let e = refused.expect_err("an acquire on a replica must fail, not report a holder");
+        assert!(e.to_string().contains("READONLY"), "acquire of {name}: {e}");
+    }
+    let extended = lock.extend(&lease, ttl).await;
+    assert!(
+        extended
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("READONLY")),
+        "an extend on a replica must fail, not report the lease lost: {extended:?}"
+    );
+    let released = lock.release(&lease, Duration::ZERO).await;
+    assert!(released.is_err(), "release on a replica: {released:?}");
+    let _: () = ask(master_port, redis::cmd("REPLICAOF").arg("NO").arg("ONE"))
+        .await
+        .unwrap();
+    assert!(
+        lock.extend(&lease, ttl).await.unwrap(),
+        "the lease is still there"
+    );
+    assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}

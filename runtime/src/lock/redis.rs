@@ -9,7 +9,9 @@ use redis::{
     sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
 };
 
-use self::sentinel::{MASTER_TIMEOUT, SentinelMaster, master_may_have_moved, may_have_applied};
+use self::sentinel::{
+    MASTER_TIMEOUT, SentinelMaster, is_read_only, master_may_have_moved, may_have_applied,
+};
 use super::{Acquired, Lease, LockBackend, LockError};
 use crate::future::BoxFuture;
 
@@ -400,7 +402,9 @@ impl RedisLock {
     }
 
     fn op_error(&self, what: &str, name: &str, e: RedisError) -> LockError {
-        let hint = if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        let hint = if is_read_only(&e) {
+            " (READONLY: the server is a replica now; a failover moved the master)"
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             "; is redis-server running and reachable?"
         } else {
             ""
