@@ -20,6 +20,12 @@
 //! fault (the figure is printed); every worker logged the WARN line naming the old and the
 //! new master; no worker panicked.
 //!
+//! Three quicker tests without workers: a lease written after the replica stopped
+//! replicating is gone once the replica is promoted (a second handle takes the lock, the
+//! first one's renewal answers "lost"); a master demoted behind the sentinels' back answers
+//! `READONLY`, which every lock operation reports as an error, never as a held lock or a lost
+//! lease; and each bad `.redis_sentinel(..)` configuration fails `build()` with a clear error.
+//!
 //! Needs `redis-server` and `redis-sentinel` on the PATH and PostgreSQL
 //! (`TICKGUARD_TEST_POSTGRES`); `bash scripts/services` provides them. Without them it fails.
 
@@ -485,13 +491,8 @@ fn check_logs(dir: &Path, set: &SentinelSet) -> i64 {
 /// says what to check, and never shows a password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sentinel_configurations_are_clear_errors() {
-    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_bad"));
-    std::fs::create_dir_all(&dir).unwrap();
-    // A sentinel watching a master that is up, and a plain Redis server.
-    let master_port = free_port();
-    let _master = redis_server(&dir, "master", master_port, None).await;
-    let sentinel_port = free_port();
-    let _sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+    let one = OneSentinel::start("tg_sentinel_bad").await;
+    let (master_port, sentinel_port) = (one.master_port, one.sentinel_port);
     let sentinel_url = format!("redis://127.0.0.1:{sentinel_port}");
     let closed = free_port();
     let cases: [(Vec<String>, &str, &[&str]); 6] = [
@@ -547,7 +548,6 @@ async fn bad_sentinel_configurations_are_clear_errors() {
         .build()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A master demoted to a replica behind the sentinels' back answers `READONLY`: acquire,
@@ -558,12 +558,8 @@ async fn bad_sentinel_configurations_are_clear_errors() {
 async fn read_only_is_a_moved_master_never_a_held_lock() {
     use tickguard::lock::{Acquired, LockBackend, RedisLock};
 
-    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_ro"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let master_port = free_port();
-    let _master = redis_server(&dir, "master", master_port, None).await;
-    let sentinel_port = free_port();
-    let _sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+    let one = OneSentinel::start("tg_sentinel_ro").await;
+    let (master_port, sentinel_port) = (one.master_port, one.sentinel_port);
     let lock = RedisLock::connect_sentinel([format!("redis://127.0.0.1:{sentinel_port}")], MASTER)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -602,5 +598,104 @@ async fn read_only_is_a_moved_master_never_a_held_lock() {
         "the lease is still there"
     );
     assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+}
+
+/// A master without replicas and one sentinel watching it, for the tests that need no
+/// failover; killed, and their directory removed, when dropped.
+struct OneSentinel {
+    dir: PathBuf,
+    master_port: u16,
+    sentinel_port: u16,
+    _master: Worker,
+    _sentinel: Worker,
+}
+
+impl OneSentinel {
+    async fn start(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(tickguard_tests::unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let master_port = free_port();
+        let master = redis_server(&dir, "master", master_port, None).await;
+        let sentinel_port = free_port();
+        let sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+        Self {
+            dir,
+            master_port,
+            sentinel_port,
+            _master: master,
+            _sentinel: sentinel,
+        }
+    }
+}
+
+impl Drop for OneSentinel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a failover can do to a held lease: one written to the master after its replica
+/// stopped replicating is missing on the promoted replica, so a second instance takes the
+/// lock while the first still holds it by its ttl; the first learns of the loss at its next
+/// renewal (`extend` answers `false`), and cannot release the second one's lease. (What
+/// keeps the overlap harmless is the store: `store_failures.rs` proves a stale run's commit
+/// is refused.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_not_replicated_before_the_failover_is_gone() {
+    use tickguard::lock::{Acquired, LockBackend, RedisLock};
+
+    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_lost"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let set = SentinelSet::start(&dir).await;
+    let urls: Vec<String> = set
+        .sentinel_ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect();
+    let first = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
+    let second = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
+    // The replica stops replicating (its master is now a port nobody listens on); it keeps
+    // its data, and the sentinels still count it as the master's replica.
+    let nowhere = free_port().to_string();
+    let _: () = ask(
+        set.replica_port,
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+    )
+    .await
+    .unwrap();
+    let ttl = Duration::from_secs(60);
+    let Acquired::Lease(lease) = first.acquire("lost", "first", ttl).await.unwrap() else {
+        panic!("the lock was free");
+    };
+    assert!(
+        matches!(
+            second.acquire("lost", "second", ttl).await.unwrap(),
+            Acquired::Held { .. }
+        ),
+        "the first holds the lock on the master"
+    );
+    set.master.signal("KILL");
+    wait_for("the sentinels to promote the replica", || async {
+        (set.named_master().await? == set.replica_port).then_some(())
+    })
+    .await;
+    // Within its ttl, the first lease is gone: the second instance takes the lock.
+    let taken = wait_for("the second instance to take the lock", || async {
+        match second.acquire("lost", "second", ttl).await {
+            Ok(Acquired::Lease(lease)) => Some(lease),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        !first.extend(&lease, ttl).await.unwrap(),
+        "the first holder's renewal must report the lease lost"
+    );
+    assert!(!first.release(&lease, Duration::ZERO).await.unwrap());
+    assert!(
+        second.extend(&taken, ttl).await.unwrap(),
+        "the second keeps it"
+    );
+    drop(set);
     let _ = std::fs::remove_dir_all(&dir);
 }
