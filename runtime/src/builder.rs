@@ -319,8 +319,8 @@ impl SchedulerBuilder {
     /// theirs, and neither sees the other's lock, claims or history. It applies to the
     /// backends the builder connects itself:
     ///
-    /// - [`redis`](Self::redis): the key prefix `tickguard:{namespace}:lock:` (instead of
-    ///   `tickguard:lock:`);
+    /// - [`redis`](Self::redis) and [`redis_sentinel`](Self::redis_sentinel): the key prefix
+    ///   `tickguard:{namespace}:lock:` (instead of `tickguard:lock:`);
     /// - [`postgres_lock`](Self::postgres_lock): the table `{namespace}.tickguard_locks`;
     /// - [`postgres`](Self::postgres): the store's tables in schema `{namespace}`.
     ///

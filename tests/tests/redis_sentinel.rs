@@ -541,13 +541,41 @@ async fn bad_sentinel_configurations_are_clear_errors() {
         }
         assert!(!message.contains("hunter2"), "a password shows: {message}");
     }
-    // The good configuration builds.
-    tickguard::Scheduler::builder()
+    // The good configuration builds, and takes its locks on the master under the
+    // namespace's prefix.
+    let (held, was_held) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let every = tickguard::Schedule::every(Duration::from_secs(1)).unwrap();
+    let probe = tickguard::Job::new("probe", every, move |_ctx: tickguard::JobContext| {
+        let held = held.clone();
+        async move {
+            let key = "tickguard:sentinel_ns:lock:probe";
+            let exists: bool = ask(master_port, redis::cmd("EXISTS").arg(key))
+                .await
+                .unwrap();
+            let _ = held.send(exists);
+            Ok(())
+        }
+    })
+    .lock(tickguard::LockPolicy::new(Duration::from_secs(5)));
+    let scheduler = tickguard::Scheduler::builder()
         .discover(false)
+        .namespace("sentinel_ns")
         .redis_sentinel([sentinel_url], MASTER)
+        .job(probe)
         .build()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut was_held = was_held;
+    let mut exists = None;
+    scheduler
+        .run_until(async { exists = was_held.recv().await })
+        .await
+        .unwrap();
+    assert_eq!(
+        exists,
+        Some(true),
+        "the lease is not under the namespace's prefix"
+    );
 }
 
 /// A master demoted to a replica behind the sentinels' back answers `READONLY`: acquire,

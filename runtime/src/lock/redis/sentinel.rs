@@ -233,3 +233,52 @@ pub(super) fn is_read_only(e: &RedisError) -> bool {
 pub(super) fn may_have_applied(e: &RedisError) -> bool {
     !(is_read_only(e) || e.is_connection_refusal())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a server's `-{line}` reply is.
+    fn server_error(line: &str) -> RedisError {
+        let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        match reply.extract_error() {
+            Err(e) => e,
+            Ok(v) => panic!("not an error: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn read_only_answers_mean_the_master_moved_and_applied_nothing() {
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            // A Lua script's write on a replica.
+            "READONLY You can't write against a read only replica. script: 4e6d8f, on @user_script:3.",
+        ] {
+            let e = server_error(line);
+            assert!(is_read_only(&e), "{line}");
+            assert!(master_may_have_moved(&e), "{line}");
+            assert!(!may_have_applied(&e), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not_a_move() {
+        for line in [
+            "ERR wrong number of arguments",
+            "NOSCRIPT No matching script",
+        ] {
+            let e = server_error(line);
+            assert!(!is_read_only(&e), "{line}");
+            assert!(!master_may_have_moved(&e), "{line}");
+        }
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(master_may_have_moved(&dropped));
+        assert!(may_have_applied(&dropped));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(master_may_have_moved(&refused));
+        assert!(!may_have_applied(&refused));
+        let silent = timed_out("a test");
+        assert!(master_may_have_moved(&silent) && may_have_applied(&silent));
+    }
+}
