@@ -1,6 +1,8 @@
-use std::{fmt, sync::LazyLock, time::Duration};
-
-use std::sync::Arc;
+use std::{
+    fmt,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
