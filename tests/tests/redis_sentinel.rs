@@ -371,16 +371,34 @@ async fn failover(fault: Fault) {
     assert!(
         followed <= bound,
         "{fault:?}: the last worker followed the master only {followed} ms after the fault, \
-         more than down-after + failover-timeout + ttl = {bound} ms"
+         more than down-after + failover-timeout + ttl = {bound} ms; the sentinels:\n{}",
+        sentinel_events(&dir)
     );
     assert!(
         figures.ran_again <= bound,
         "{fault:?}: a run started again only {} ms after the fault, more than down-after + \
-         failover-timeout + ttl = {bound} ms",
-        figures.ran_again
+         failover-timeout + ttl = {bound} ms; the sentinels:\n{}",
+        figures.ran_again,
+        sentinel_events(&dir)
     );
     drop(set);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sentinels' events (`+sdown`, `+odown`, `+elected-leader`, `+switch-master`, ..), for
+/// a failure message.
+fn sentinel_events(dir: &Path) -> String {
+    (0..3)
+        .flat_map(|i| {
+            let log =
+                std::fs::read_to_string(dir.join(format!("sentinel{i}.log"))).unwrap_or_default();
+            log.lines()
+                .filter(|line| line.contains(" # ") || line.contains(" * +"))
+                .map(|line| format!("sentinel{i}: {line}"))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Applies `fault` at `at` (wall ms) and waits for the failover: its figures.
