@@ -11,20 +11,21 @@
 //!
 //! A master that was frozen (or cut off) during the failover comes back believing it is
 //! still the master, and answers writes until the sentinels demote it, which can take them
-//! 10 s or more. Commands that do not fail cannot tell, so a watcher task also asks the
-//! sentinels every second while the lock is in use, and switches as a failure would.
+//! 10 s or more. Commands that do not fail cannot tell, so a watcher task also asks a
+//! sentinel every second while the lock is in use, and switches as a failure would.
 
 use std::{
     sync::{Arc, RwLock, Weak},
     time::Duration,
 };
 
-use super::reason;
 use redis::{
     AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, ServerErrorKind,
     aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     sentinel::SentinelClient,
 };
+
+use super::reason;
 
 /// How long a run-time question to the sentinels (with the `ROLE` check of the master they
 /// name) may take before it counts as failed.
@@ -96,8 +97,8 @@ impl SentinelMaster {
         (current.conn, current.generation)
     }
 
-    /// The master in use and its name, for logs and errors:
-    /// `redis://host:port (master `name` of the sentinels)`.
+    /// The master in use and its name, for logs and errors, as
+    /// ``redis://host:port (master `name` of the sentinels)``.
     pub(super) fn describe(&self) -> String {
         format!(
             "redis://{} (master `{}` of the sentinels)",
