@@ -62,6 +62,9 @@ enum LockChoice {
     /// [`SchedulerBuilder::redis`]: the server's URL.
     #[cfg(feature = "redis")]
     Redis(String),
+    /// [`SchedulerBuilder::redis_sentinel`]: the sentinels' URLs and the master's name.
+    #[cfg(feature = "redis")]
+    RedisSentinel(Vec<String>, String),
     /// [`SchedulerBuilder::postgres_lock`]: the database's URL.
     #[cfg(feature = "postgres")]
     Postgres(String),
@@ -78,12 +81,13 @@ impl LockChoice {
             Self::Given(lock) => lock,
             #[cfg(feature = "redis")]
             Self::Redis(url) => {
-                let lock = crate::lock::RedisLock::connect(&url).await?;
-                Arc::new(match namespace {
-                    Some(ns) => lock.with_prefix(format!("tickguard:{ns}:lock:")),
-                    None => lock,
-                })
+                redis_namespaced(crate::lock::RedisLock::connect(&url).await?, namespace)
             }
+            #[cfg(feature = "redis")]
+            Self::RedisSentinel(urls, master) => redis_namespaced(
+                crate::lock::RedisLock::connect_sentinel(&urls, &master).await?,
+                namespace,
+            ),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
                 let schema = namespace.unwrap_or(crate::lock::PostgresLock::DEFAULT_SCHEMA);
@@ -98,11 +102,20 @@ impl LockChoice {
         match self {
             Self::Given(_) => None,
             #[cfg(feature = "redis")]
-            Self::Redis(_) => Some("redis lock"),
+            Self::Redis(_) | Self::RedisSentinel(..) => Some("redis lock"),
             #[cfg(feature = "postgres")]
             Self::Postgres(_) => Some("postgres lock"),
         }
     }
+}
+
+/// A Redis lock under the key prefix of `namespace`, if any.
+#[cfg(feature = "redis")]
+fn redis_namespaced(lock: crate::lock::RedisLock, namespace: Option<&str>) -> Arc<dyn LockBackend> {
+    Arc::new(match namespace {
+        Some(ns) => lock.with_prefix(format!("tickguard:{ns}:lock:")),
+        None => lock,
+    })
 }
 
 /// An execution store as named to the builder: ready, or connected in `build()`.
@@ -244,6 +257,44 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Locks jobs in the master named `master_name` of a Redis Sentinel set, found through
+    /// the sentinels at `sentinel_urls` (`redis://[user:password@]host:26379`, the sentinels'
+    /// own addresses), and follows the master when a failover moves it: a command that finds
+    /// the master gone, frozen or demoted (`READONLY`) asks the sentinels again and goes to
+    /// the new master, and a WARN line names the old and the new address. Keys as with
+    /// [`redis`](Self::redis).
+    ///
+    /// [`SchedulerBuilder::build`] fails with [`Error::Lock`], saying what to check, when no
+    /// URL is given, a URL is malformed, the master name is empty, no sentinel answers, they
+    /// know no such master, or it cannot be reached. For a master with a password, build a
+    /// [`RedisLock`](crate::lock::RedisLock) with
+    /// [`RedisLock::from_sentinel_client`](crate::lock::RedisLock::from_sentinel_client) and
+    /// pass it to [`SchedulerBuilder::lock_backend`]. What a failover can do to a held lease:
+    /// [locks](crate::docs::locks#failover-and-redis-sentinel).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), tickguard::Error> {
+    /// let scheduler = tickguard::Scheduler::builder()
+    ///     .redis_sentinel(["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster")
+    ///     .build()
+    ///     .await?;
+    /// # let _ = scheduler; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis_sentinel<I, S>(mut self, sentinel_urls: I, master_name: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls = sentinel_urls.into_iter().map(Into::into).collect();
+        self.lock.name(
+            ".redis_sentinel(..)",
+            LockChoice::RedisSentinel(urls, master_name.into()),
+        );
+        self
+    }
+
     /// Locks jobs in the PostgreSQL database at `url`
     /// (`postgres://[user[:password]@]host[:port]/database`), as rows of the table
     /// `public.tickguard_locks` (`{namespace}.tickguard_locks` with a
@@ -268,8 +319,8 @@ impl SchedulerBuilder {
     /// theirs, and neither sees the other's lock, claims or history. It applies to the
     /// backends the builder connects itself:
     ///
-    /// - [`redis`](Self::redis): the key prefix `tickguard:{namespace}:lock:` (instead of
-    ///   `tickguard:lock:`);
+    /// - [`redis`](Self::redis) and [`redis_sentinel`](Self::redis_sentinel): the key prefix
+    ///   `tickguard:{namespace}:lock:` (instead of `tickguard:lock:`);
     /// - [`postgres_lock`](Self::postgres_lock): the table `{namespace}.tickguard_locks`;
     /// - [`postgres`](Self::postgres): the store's tables in schema `{namespace}`.
     ///

@@ -1,13 +1,23 @@
-use std::{fmt, sync::LazyLock, time::Duration};
-
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError,
-    RedisResult, Script, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+use std::{
+    fmt,
+    sync::{Arc, LazyLock},
+    time::Duration,
 };
 
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisError, RedisResult, Script, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
+};
+
+use self::sentinel::{
+    MASTER_TIMEOUT, SentinelMaster, is_read_only, master_may_have_moved, may_have_applied,
+};
 use super::{Acquired, Lease, LockBackend, LockError};
 use crate::future::BoxFuture;
+
+mod sentinel;
 
 /// How long [`RedisLock::connect`] waits for the server before it reports it unreachable.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,20 +86,41 @@ return 1
 /// # let _ = scheduler; Ok(()) }
 /// ```
 ///
-/// Redis Sentinel and Redis Cluster are not supported by this type; see
+/// Under Redis Sentinel, [`RedisLock::connect_sentinel`] finds the master through the
+/// sentinels and follows it when a failover moves it; see
 /// [locks](crate::docs::locks#failover-and-redis-sentinel) for what a failover does to a held
-/// lock, and what works instead of Sentinel.
+/// lock. Redis Cluster is not supported.
 #[derive(Clone)]
 pub struct RedisLock {
-    conn: ConnectionManager,
+    server: Server,
     prefix: String,
-    description: String,
+}
+
+/// Where the commands go.
+#[derive(Clone)]
+enum Server {
+    /// One address, with its description (a URL without the password).
+    One {
+        conn: ConnectionManager,
+        description: String,
+    },
+    /// The master of a Sentinel-monitored set, wherever it is now.
+    Sentinel(Arc<SentinelMaster>),
+}
+
+impl Server {
+    fn describe(&self) -> String {
+        match self {
+            Self::One { description, .. } => description.clone(),
+            Self::Sentinel(master) => master.describe(),
+        }
+    }
 }
 
 impl fmt::Debug for RedisLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLock")
-            .field("server", &self.description)
+            .field("server", &self.server.describe())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -127,10 +158,9 @@ impl RedisLock {
             LockError::with_source(message, e)
         })?;
         let info = client.get_connection_info();
-        let tcp = info.tcp_settings().clone().set_nodelay(true);
-        #[cfg(target_os = "linux")]
-        let tcp = tcp.set_user_timeout(Duration::from_secs(30));
-        let info = info.clone().set_tcp_settings(tcp);
+        let info = info
+            .clone()
+            .set_tcp_settings(tcp_settings(info.tcp_settings()));
         let client = Client::open(info).map_err(|e| {
             LockError::with_source(format!("invalid Redis URL `{}`: {e}", redact(url)), e)
         })?;
@@ -172,11 +202,124 @@ impl RedisLock {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| unreachable_error(&addr, e))?;
-        Ok(Self {
-            conn,
+        Ok(Self::on(Server::One { conn, description }))
+    }
+
+    fn on(server: Server) -> Self {
+        Self {
+            server,
             prefix: Self::DEFAULT_PREFIX.to_owned(),
-            description,
-        })
+        }
+    }
+
+    /// Connects to the master named `master_name` of a Redis Sentinel set, through the
+    /// sentinels at `sentinel_urls` (`redis://[user:password@]host:26379`, the sentinels'
+    /// own addresses and credentials), and follows it when a failover moves it.
+    ///
+    /// The sentinels are asked for the master, which must answer `ROLE` as a master; a
+    /// command that then gets `READONLY` (the server was demoted to a replica), finds the
+    /// connection refused or dropped, or gets no answer within 2 s, asks the sentinels again
+    /// and, if they name another master, is sent once more there; a WARN line names the old
+    /// and the new address. A `READONLY` answer is never taken for a lock held by someone
+    /// else. The master is reached without credentials; for a master with a password, or
+    /// other settings, build the [`SentinelClient`] yourself and use
+    /// [`RedisLock::from_sentinel_client`].
+    ///
+    /// Fails with an error naming what to check when no URL is given, a URL is malformed,
+    /// the master name is empty, no sentinel answers, the sentinels know no such master, or
+    /// the master cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), tickguard::Error> {
+    /// use tickguard::lock::RedisLock;
+    ///
+    /// let lock = RedisLock::connect_sentinel(
+    ///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "mymaster",
+    /// )
+    /// .await?;
+    /// # let _ = lock; Ok(()) }
+    /// ```
+    pub async fn connect_sentinel<I, S>(
+        sentinel_urls: I,
+        master_name: &str,
+    ) -> Result<Self, LockError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let urls: Vec<String> = sentinel_urls
+            .into_iter()
+            .map(|url| url.as_ref().to_owned())
+            .collect();
+        if urls.is_empty() {
+            return Err(LockError::new(
+                "Redis Sentinel: no sentinel URL given; pass the sentinels' addresses \
+                 (redis://host:26379), one or more",
+            ));
+        }
+        let mut infos = Vec::with_capacity(urls.len());
+        for url in &urls {
+            let info = url.as_str().into_connection_info().map_err(|e| {
+                LockError::with_source(
+                    format!(
+                        "invalid Redis Sentinel URL `{}`: {}; expected redis://[user:password@]host[:port]",
+                        redact(url),
+                        reason(&e)
+                    ),
+                    e,
+                )
+            })?;
+            infos.push(
+                info.clone()
+                    .set_tcp_settings(tcp_settings(info.tcp_settings())),
+            );
+        }
+        let node = SentinelNodeConnectionInfo::default()
+            .set_tcp_settings(tcp_settings(&redis::io::tcp::TcpSettings::default()));
+        let client = SentinelClient::build(
+            infos,
+            master_name.to_owned(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| LockError::with_source(format!("Redis Sentinel: {}", reason(&e)), e))?;
+        Self::sentinel(client, master_name, &sentinel_list(&urls)).await
+    }
+
+    /// Uses a ready [`SentinelClient`] for the master named `master_name` (the name the
+    /// client was built with; it shows in logs and errors): for a master with a password,
+    /// TLS, or other settings that [`RedisLock::connect_sentinel`] does not take. Built with
+    /// [`SentinelServerType::Replica`], it would lock on a replica, which refuses writes:
+    /// build it for the master. Checks and follows the master as
+    /// [`RedisLock::connect_sentinel`] does.
+    pub async fn from_sentinel_client(
+        client: SentinelClient,
+        master_name: &str,
+    ) -> Result<Self, LockError> {
+        Self::sentinel(client, master_name, "the sentinels given").await
+    }
+
+    async fn sentinel(
+        client: SentinelClient,
+        master_name: &str,
+        sentinels: &str,
+    ) -> Result<Self, LockError> {
+        if master_name.trim().is_empty() {
+            return Err(LockError::new(
+                "Redis Sentinel: the master name is empty; give the name of the \
+                 `sentinel monitor <name> ...` line of sentinel.conf",
+            ));
+        }
+        let config = ConnectionManagerConfig::new()
+            // As for one server (see `from_client`), with shorter timeouts: see MASTER_TIMEOUT.
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(MASTER_TIMEOUT))
+            .set_response_timeout(Some(MASTER_TIMEOUT));
+        let master = SentinelMaster::connect(client, master_name.to_owned(), config)
+            .await
+            .map_err(|e| sentinel_error(sentinels, master_name, e))?;
+        Ok(Self::on(Server::Sentinel(master)))
     }
 
     /// Uses a ready [`ConnectionManager`] (for a connection configured beyond what a URL
@@ -186,11 +329,10 @@ impl RedisLock {
     /// before it fails, where [`RedisLock::connect`] and [`RedisLock::from_client`] make one
     /// attempt (`ConnectionManagerConfig::set_number_of_retries(0)`).
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
-        Self {
+        Self::on(Server::One {
             conn,
-            prefix: Self::DEFAULT_PREFIX.to_owned(),
             description: "redis (connection manager)".to_owned(),
-        }
+        })
     }
 
     /// Puts the locks under `prefix` instead of [`RedisLock::DEFAULT_PREFIX`]: the lock of
@@ -216,15 +358,44 @@ impl RedisLock {
     /// dropped after the command was written). Extend is idempotent; a repeated release
     /// reports the lease gone, which the executor only logs; acquire checks (see there).
     /// Timeouts are not retried: the command may still be on its way.
+    ///
+    /// Under Sentinel, a failure that may mean the master moved (see
+    /// [`RedisLock::connect_sentinel`]) asks the sentinels; the command is sent once more to
+    /// the master they name if it is another one, or, after a refused or dropped connection,
+    /// to the same one.
     async fn send<T, F, Fut>(&self, send: F) -> RedisResult<(T, bool)>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match send(self.conn.clone()).await {
-            Err(e) if e.is_connection_refusal() => Ok((send(self.conn.clone()).await?, false)),
-            Err(e) if e.is_connection_dropped() => Ok((send(self.conn.clone()).await?, true)),
-            other => other.map(|reply| (reply, false)),
+        let master = match &self.server {
+            Server::One { conn, .. } => {
+                return match send(conn.clone()).await {
+                    Err(e) if e.is_connection_refusal() => Ok((send(conn.clone()).await?, false)),
+                    Err(e) if e.is_connection_dropped() => Ok((send(conn.clone()).await?, true)),
+                    other => other.map(|reply| (reply, false)),
+                };
+            }
+            Server::Sentinel(master) => master,
+        };
+        let (conn, generation) = master.connection();
+        let e = match send(conn.clone()).await {
+            Err(e) if master_may_have_moved(&e) => e,
+            other => return other.map(|reply| (reply, false)),
+        };
+        match master.follow(generation).await {
+            Ok(Some(moved)) => Ok((send(moved).await?, may_have_applied(&e))),
+            Ok(None) if e.is_connection_refusal() || e.is_connection_dropped() => {
+                Ok((send(conn).await?, may_have_applied(&e)))
+            }
+            Ok(None) => Err(e),
+            Err(asked) => {
+                tracing::debug!(
+                    master = %master.describe(), error = %reason(&asked),
+                    "cannot ask the sentinels where the master is"
+                );
+                Err(e)
+            }
         }
     }
 
@@ -233,7 +404,9 @@ impl RedisLock {
     }
 
     fn op_error(&self, what: &str, name: &str, e: RedisError) -> LockError {
-        let hint = if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        let hint = if is_read_only(&e) {
+            " (READONLY: the server is a replica now; a failover moved the master)"
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             "; is redis-server running and reachable?"
         } else {
             ""
@@ -241,7 +414,7 @@ impl RedisLock {
         LockError::with_source(
             format!(
                 "Redis at {}: {what} of lock `{}` failed: {}{hint}",
-                self.description,
+                self.server.describe(),
                 self.key(name),
                 reason(&e)
             ),
@@ -310,7 +483,7 @@ impl LockBackend for RedisLock {
                 }
                 other => Err(LockError::new(format!(
                     "Redis at {}: acquire of lock `{}` got an unexpected reply {other:?}",
-                    self.description,
+                    self.server.describe(),
                     self.key(name)
                 ))),
             }
@@ -357,7 +530,7 @@ impl LockBackend for RedisLock {
     }
 
     fn describe(&self) -> String {
-        self.description.clone()
+        self.server.describe()
     }
 }
 
@@ -402,6 +575,54 @@ fn unreachable_error(addr: &str, e: RedisError) -> LockError {
         format!("cannot reach Redis at {addr}: {}; {check}", reason(&e)),
         e,
     )
+}
+
+/// The startup error under Sentinel: no sentinel answered, none knows the master, or the
+/// master named could not be reached.
+fn sentinel_error(sentinels: &str, master: &str, e: RedisError) -> LockError {
+    let check = match e.kind() {
+        ErrorKind::MasterNameNotFoundBySentinel => format!(
+            "the sentinels know no master `{master}` that is up and answers ROLE as a master; \
+             check the name (the `sentinel monitor <name> ...` line of sentinel.conf) and that \
+             the master is running"
+        ),
+        ErrorKind::InvalidClientConfig => "is each address a sentinel's (port 26379 by \
+             default), not a Redis server's?"
+            .to_owned(),
+        ErrorKind::AuthenticationFailed => {
+            "check the user name and password in the sentinel URLs".to_owned()
+        }
+        _ => "is redis-sentinel running at these addresses, and does a firewall let the \
+              connections through? The master they name must be reachable from here too"
+            .to_owned(),
+    };
+    LockError::with_source(
+        format!(
+            "cannot find Redis master `{master}` through the sentinels at {sentinels}: {}; {check}",
+            reason(&e)
+        ),
+        e,
+    )
+}
+
+/// The sentinels' addresses, `host:port` each, without credentials, for errors.
+fn sentinel_list(urls: &[String]) -> String {
+    urls.iter()
+        .map(|url| match url.as_str().into_connection_info() {
+            Ok(info) => address(&info),
+            Err(_) => redact(url),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `TCP_NODELAY` and, on Linux, a 30 s `TCP_USER_TIMEOUT` on top of `tcp`: a connection to a
+/// server that vanished is dropped and re-established instead of hanging.
+fn tcp_settings(tcp: &redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    let tcp = tcp.clone().set_nodelay(true);
+    #[cfg(target_os = "linux")]
+    let tcp = tcp.set_user_timeout(Duration::from_secs(30));
+    tcp
 }
 
 /// `host:port` or the socket path, for errors.

@@ -1,4 +1,5 @@
-//! A worker process for the chaos harness (`tests/tests/chaos.rs`): one scheduler instance
+//! A worker process for the chaos harness (`tests/tests/chaos.rs`) and the Redis Sentinel
+//! failover test (`tests/tests/redis_sentinel.rs`): one scheduler instance
 //! with two idempotent jobs due every second (`misfire = run_all`, a failed attempt retried
 //! up to 5 times), each writing one effect row per tick into `effects` in the store's
 //! database. With `RUST_LOG` set (not `off`), it logs to stderr.
@@ -6,7 +7,8 @@
 //! ```text
 //! chaos_worker <store> <lock> <instance> <ready-file> <metrics-port>
 //!   store: postgres:<schema> | sqlite:<path>
-//!   lock:  redis:<url> | postgres:<schema> | none
+//!   lock:  redis:<url> | sentinel:<master>:<sentinel-url>,<sentinel-url>,.. |
+//!          postgres:<schema> | none
 //! ```
 //!
 //! - job `tx`: in a `ctx.transaction()`, inserts the tick's effect unless it is there (a
@@ -227,6 +229,12 @@ async fn main() {
                 .await
                 .unwrap_or_else(|e| panic!("chaos_worker: {e}"));
             builder = builder.lock_backend(lock);
+        }
+        Some(("sentinel", sentinels)) => {
+            let (master, urls) = sentinels
+                .split_once(':')
+                .unwrap_or_else(|| panic!("chaos_worker: lock `{lock_arg}`: no master name"));
+            builder = builder.redis_sentinel(urls.split(','), master);
         }
         Some(("postgres", schema)) => {
             let lock = PostgresLock::connect_with_schema(&pg, schema)

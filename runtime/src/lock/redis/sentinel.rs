@@ -1,0 +1,285 @@
+//! Redis Sentinel for [`RedisLock`](super::RedisLock): the master of a named set, found
+//! through the sentinels at startup and found again when it moves (a failover).
+//!
+//! The `redis` crate's [`SentinelClient`] asks the sentinels for the master and checks, with
+//! `ROLE`, that the server named is a master; it hands back a [`redis::Client`] for one fixed
+//! address. [`SentinelMaster`] keeps a reconnecting [`ConnectionManager`] on that address and
+//! replaces it when a command's failure says the master may have moved: a `READONLY` answer
+//! (the server was demoted to a replica), a refused or dropped connection, or a timeout (a
+//! frozen or unreachable server). It then asks the sentinels again; if they name another
+//! master, every later command goes there, and a WARN line says so, with both addresses.
+//!
+//! A master that was frozen (or cut off) during the failover comes back believing it is
+//! still the master, and answers writes until the sentinels demote it, which can take them
+//! 10 s or more. Commands that do not fail cannot tell, so a watcher task also asks a
+//! sentinel every second while the lock is in use, and switches as a failure would.
+
+use std::{
+    sync::{Arc, RwLock, Weak},
+    time::Duration,
+};
+
+use redis::{
+    AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, ServerErrorKind,
+    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    sentinel::SentinelClient,
+};
+
+use super::reason;
+
+/// How long a run-time question to the sentinels (with the `ROLE` check of the master they
+/// name) may take before it counts as failed.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a command to the master, or a connection to it, may take under Sentinel. Shorter
+/// than a single server's 10 s: a master frozen by a failover answers nothing, and only a
+/// timeout tells the lock to ask the sentinels where the master is now. A lock operation
+/// takes well under a millisecond on a healthy server.
+pub(super) const MASTER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often the watcher asks the sentinels whether the master moved.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// The master of one Sentinel-monitored set, and a connection to it.
+pub(super) struct SentinelMaster {
+    /// The master's name, as in `sentinel monitor <name> ...`.
+    name: String,
+    /// The sentinels, asked one question at a time.
+    client: tokio::sync::Mutex<SentinelClient>,
+    /// Settings of each connection to a master.
+    config: ConnectionManagerConfig,
+    /// The master in use.
+    current: RwLock<Current>,
+}
+
+/// A master in use: its address, a connection to it, and how many times the master moved
+/// before it (so that concurrent failures switch once).
+#[derive(Clone)]
+struct Current {
+    addr: String,
+    conn: ConnectionManager,
+    generation: u64,
+}
+
+impl SentinelMaster {
+    /// Asks the sentinels of `client` for the master `name`, connects to it, and starts the
+    /// watcher, which ends when the last handle is dropped.
+    pub(super) async fn connect(
+        mut client: SentinelClient,
+        name: String,
+        config: ConnectionManagerConfig,
+    ) -> RedisResult<Arc<Self>> {
+        let (addr, conn) = locate(&mut client, &config).await?;
+        let master = Arc::new(Self {
+            name,
+            client: tokio::sync::Mutex::new(client),
+            config,
+            current: RwLock::new(Current {
+                addr,
+                conn,
+                generation: 0,
+            }),
+        });
+        tokio::spawn(watch(Arc::downgrade(&master)));
+        Ok(master)
+    }
+
+    fn current(&self) -> Current {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connection to the master in use, and its generation (for [`SentinelMaster::follow`]).
+    pub(super) fn connection(&self) -> (ConnectionManager, u64) {
+        let current = self.current();
+        (current.conn, current.generation)
+    }
+
+    /// The master in use and its name, for logs and errors, as
+    /// ``redis://host:port (master `name` of the sentinels)``.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "redis://{} (master `{}` of the sentinels)",
+            self.current().addr,
+            self.name
+        )
+    }
+
+    /// The master's address (`host:port`) as a sentinel names it, through `sentinel` (a
+    /// connection to a sentinel, opened if `None`).
+    async fn named(&self, sentinel: &mut Option<MultiplexedConnection>) -> RedisResult<String> {
+        let conn = match sentinel {
+            Some(conn) => conn,
+            None => {
+                let client = self.client.lock().await.async_get_sentinel_client().await?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(MASTER_TIMEOUT))
+                    .set_response_timeout(Some(MASTER_TIMEOUT));
+                sentinel.insert(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
+            }
+        };
+        let (host, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(&self.name)
+            .query_async(conn)
+            .await?;
+        Ok(format!("{host}:{port}"))
+    }
+
+    /// After a command on the connection of generation `seen` failed in a way that says the
+    /// master may have moved: asks the sentinels where the master is. Returns a connection to
+    /// the master if it is another one than `seen`'s (this call or a concurrent one switched
+    /// to it), `None` if the sentinels still name the same master.
+    pub(super) async fn follow(&self, seen: u64) -> RedisResult<Option<ConnectionManager>> {
+        // One question at a time: the failures of concurrent commands switch once.
+        let mut client = self.client.lock().await;
+        let current = self.current();
+        if current.generation != seen {
+            return Ok(Some(current.conn));
+        }
+        let found = tokio::time::timeout(DISCOVERY_TIMEOUT, client.async_get_client())
+            .await
+            .map_err(|_| timed_out("asking the sentinels for the master"))??;
+        let addr = found.get_connection_info().addr().to_string();
+        if addr == current.addr {
+            return Ok(None);
+        }
+        let conn = ConnectionManager::new_with_config(found, self.config.clone()).await?;
+        tracing::warn!(
+            master = %self.name, from = %current.addr, to = %addr,
+            "the Redis master moved (Sentinel failover): locks now go to the new master"
+        );
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Current {
+            addr,
+            conn: conn.clone(),
+            generation: seen + 1,
+        };
+        Ok(Some(conn))
+    }
+}
+
+/// Every [`WATCH_EVERY`], while the master is in use, asks a sentinel for the master's
+/// address (`SENTINEL get-master-addr-by-name`, on a connection kept open) and follows the
+/// master if they name another one: a stale master that answers writes is left as soon as
+/// the sentinels promoted its replica, not when they demote it.
+async fn watch(master: Weak<SentinelMaster>) {
+    let mut sentinel = None;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(master) = master.upgrade() else {
+            return;
+        };
+        match master.named(&mut sentinel).await {
+            Ok(named) if named == master.current().addr => continue,
+            Ok(_) => {}
+            Err(e) => {
+                sentinel = None;
+                tracing::debug!(master = %master.name, error = %reason(&e), "cannot ask a sentinel for the master");
+                continue;
+            }
+        }
+        let (_, generation) = master.connection();
+        if let Err(e) = master.follow(generation).await {
+            tracing::debug!(master = %master.name, error = %reason(&e), "cannot follow the master");
+        }
+    }
+}
+
+/// The master the sentinels name, checked with `ROLE`, and a connection to it.
+async fn locate(
+    client: &mut SentinelClient,
+    config: &ConnectionManagerConfig,
+) -> RedisResult<(String, ConnectionManager)> {
+    let found = tokio::time::timeout(DISCOVERY_TIMEOUT, client.async_get_client())
+        .await
+        .map_err(|_| timed_out("asking the sentinels for the master"))??;
+    let addr = found.get_connection_info().addr().to_string();
+    let conn = ConnectionManager::new_with_config(found, config.clone()).await?;
+    Ok((addr, conn))
+}
+
+fn timed_out(what: &'static str) -> RedisError {
+    RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+/// Whether a command's failure may mean the master moved: the server answered `READONLY`
+/// (it is a replica now), or it could not be reached or did not answer in time.
+pub(super) fn master_may_have_moved(e: &RedisError) -> bool {
+    is_read_only(e)
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_io_error()
+        || e.is_timeout()
+}
+
+/// A `READONLY` answer: the command reached a replica. A Lua script's write on a replica
+/// answers the same, with the script's name after it.
+pub(super) fn is_read_only(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+        || e.code() == Some("READONLY")
+        || e.to_string().contains("READONLY")
+}
+
+/// Whether the failed command may have been applied anyway: its connection dropped or timed
+/// out after it was written. A refusal or a `READONLY` answer applied nothing.
+pub(super) fn may_have_applied(e: &RedisError) -> bool {
+    !(is_read_only(e) || e.is_connection_refusal())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a server's `-{line}` reply is.
+    fn server_error(line: &str) -> RedisError {
+        let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        match reply.extract_error() {
+            Err(e) => e,
+            Ok(v) => panic!("not an error: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn read_only_answers_mean_the_master_moved_and_applied_nothing() {
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            // A Lua script's write on a replica.
+            "READONLY You can't write against a read only replica. script: 4e6d8f, on @user_script:3.",
+        ] {
+            let e = server_error(line);
+            assert!(is_read_only(&e), "{line}");
+            assert!(master_may_have_moved(&e), "{line}");
+            assert!(!may_have_applied(&e), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not_a_move() {
+        for line in [
+            "ERR wrong number of arguments",
+            "NOSCRIPT No matching script",
+        ] {
+            let e = server_error(line);
+            assert!(!is_read_only(&e), "{line}");
+            assert!(!master_may_have_moved(&e), "{line}");
+        }
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(master_may_have_moved(&dropped));
+        assert!(may_have_applied(&dropped));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(master_may_have_moved(&refused));
+        assert!(!may_have_applied(&refused));
+        let silent = timed_out("a test");
+        assert!(master_may_have_moved(&silent) && may_have_applied(&silent));
+    }
+}

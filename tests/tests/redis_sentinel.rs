@@ -1,0 +1,747 @@
+//! Redis Sentinel failover under three scheduler processes: real `redis-server` and
+//! `redis-sentinel` processes on free loopback ports (one master, one replica, three
+//! sentinels, `down-after-milliseconds` 1000, `failover-timeout` 3000), and three
+//! `chaos_worker` processes locking through `.redis_sentinel(..)` with a PostgreSQL store
+//! (a scratch schema). Their idempotent `run_all` jobs, due every second, write one effect row
+//! per tick in a plain table, `tx` inside `ctx.transaction()`, `once` inside `ctx.once(..)`.
+//!
+//! Two faults, each while a run holds its lease on the master (the lease key is there):
+//!
+//! - `master_killed`: SIGKILL of the master;
+//! - `master_frozen_then_stale`: SIGSTOP of the master past `down-after-milliseconds`, then,
+//!   once the sentinels promoted the replica, SIGCONT: the old master comes back believing it
+//!   is the master, with the workers' commands still queued on its sockets, until the
+//!   sentinels demote it.
+//!
+//! Each checks: every tick of both jobs, from the first after the workers were ready to 3 s
+//! after the failover settled, has exactly one effect (none twice, none lost: `run_all`
+//! catches up the ticks skipped while no master answered); the `tx` effects' fences increase
+//! in commit order; a run starts again within `down-after + failover-timeout + ttl` of the
+//! fault (the figure is printed); every worker logged the WARN line naming the old and the
+//! new master; no worker panicked.
+//!
+//! Three quicker tests without workers: a lease written after the replica stopped
+//! replicating is gone once the replica is promoted (a second handle takes the lock, the
+//! first one's renewal answers "lost"); a master demoted behind the sentinels' back answers
+//! `READONLY`, which every lock operation reports as an error, never as a held lock or a lost
+//! lease; and each bad `.redis_sentinel(..)` configuration fails `build()` with a clear error.
+//!
+//! Needs `redis-server` and `redis-sentinel` on the PATH and PostgreSQL
+//! (`TICKGUARD_TEST_POSTGRES`); `bash scripts/services` provides them. Without them it fails.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)] // a failed unwrap is a failed test
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use chrono::Utc;
+use redis::{AsyncConnectionConfig, FromRedisValue};
+use tickguard::{
+    sqlx::{self, AssertSqlSafe},
+    store::PostgresStore,
+};
+use tickguard_tests::{Worker, free_port, postgres_url, scratch_schema};
+
+/// The master's name in the sentinels' configuration.
+const MASTER: &str = "tickguard-test";
+const DOWN_AFTER_MS: i64 = 1_000;
+const FAILOVER_TIMEOUT_MS: i64 = 3_000;
+/// `chaos_worker`'s lease ttl.
+const TTL_MS: i64 = 1_500;
+/// The jobs of `chaos_worker`, due every second.
+const JOBS: [&str; 2] = ["tx", "once"];
+const EFFECTS: &str = "effects (id bigserial PRIMARY KEY, job TEXT NOT NULL, \
+     tick BIGINT NOT NULL, fence BIGINT NOT NULL, worker TEXT NOT NULL, \
+     started BIGINT NOT NULL, finished BIGINT NOT NULL, idem TEXT UNIQUE)";
+/// How long each wait below may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL of the master.
+    Kill,
+    /// SIGSTOP of the master until the replica is promoted, then SIGCONT.
+    FreezeThenResume,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_killed() {
+    failover(Fault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_frozen_then_stale() {
+    failover(Fault::FreezeThenResume).await;
+}
+
+/// The Redis processes of one test, killed when dropped.
+struct SentinelSet {
+    master_port: u16,
+    replica_port: u16,
+    sentinel_ports: Vec<u16>,
+    master: Worker,
+    _replica: Worker,
+    _sentinels: Vec<Worker>,
+}
+
+impl SentinelSet {
+    /// Starts the master, its replica and three sentinels; returns once the sentinels know
+    /// each other and the replica, and the replica is in sync.
+    async fn start(dir: &Path) -> Self {
+        let master_port = free_port();
+        let master = redis_server(dir, "master", master_port, None).await;
+        let replica_port = free_port();
+        let replica = redis_server(dir, "replica", replica_port, Some(master_port)).await;
+        let mut sentinel_ports = Vec::new();
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            sentinels.push(sentinel(dir, i, port, master_port).await);
+            sentinel_ports.push(port);
+        }
+        let set = Self {
+            master_port,
+            replica_port,
+            sentinel_ports,
+            master,
+            _replica: replica,
+            _sentinels: sentinels,
+        };
+        wait_for(
+            "the replica in sync and known to all three sentinels",
+            || set.settled(),
+        )
+        .await;
+        set
+    }
+
+    async fn settled(&self) -> Option<()> {
+        let info: String = ask(self.replica_port, redis::cmd("INFO").arg("replication"))
+            .await
+            .ok()?;
+        if !info.contains("master_link_status:up") {
+            return None;
+        }
+        for &port in &self.sentinel_ports {
+            let master: HashMap<String, String> =
+                ask(port, redis::cmd("SENTINEL").arg("MASTER").arg(MASTER))
+                    .await
+                    .ok()?;
+            let known = |field: &str| master.get(field).map(String::as_str);
+            if known("num-other-sentinels") != Some("2") || known("num-slaves") != Some("1") {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// The port of the master the first sentinel names.
+    async fn named_master(&self) -> Option<u16> {
+        let addr: Vec<String> = ask(
+            self.sentinel_ports[0],
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(MASTER),
+        )
+        .await
+        .ok()?;
+        addr.get(1)?.parse().ok()
+    }
+
+    fn lock_arg(&self) -> String {
+        let urls: Vec<String> = self
+            .sentinel_ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect();
+        format!("sentinel:{MASTER}:{}", urls.join(","))
+    }
+}
+
+/// A `redis-server` on `port`, a replica of `master` if given, logging to `dir`.
+async fn redis_server(dir: &Path, name: &str, port: u16, master: Option<u16>) -> Worker {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    if let Some(master) = master {
+        command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+    }
+    spawn(command, dir, name, port, "redis-server").await
+}
+
+/// A `redis-sentinel` on `port` watching the master on `master`, with its (rewritable)
+/// configuration file in `dir`.
+async fn sentinel(dir: &Path, i: usize, port: u16, master: u16) -> Worker {
+    let conf = dir.join(format!("sentinel{i}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\n\
+             sentinel monitor {MASTER} 127.0.0.1 {master} 2\n\
+             sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
+             sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n\
+             sentinel parallel-syncs {MASTER} 1\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("redis-sentinel");
+    command.arg(&conf);
+    spawn(
+        command,
+        dir,
+        &format!("sentinel{i}"),
+        port,
+        "redis-sentinel",
+    )
+    .await
+}
+
+async fn spawn(mut command: Command, dir: &Path, name: &str, port: u16, program: &str) -> Worker {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let worker = Worker(
+        command
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}); run `bash scripts/services` to install it")
+            }),
+    );
+    wait_for(&format!("{program} listening on {port}"), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
+    worker
+}
+
+/// One command on a fresh connection to `127.0.0.1:port`, bounded by 1 s (a frozen server
+/// answers nothing).
+async fn ask<T: FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let limit = Some(Duration::from_secs(1));
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(limit)
+        .set_response_timeout(limit);
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    cmd.query_async(&mut conn).await
+}
+
+/// Polls `probe` every 20 ms until it gives a value, for at most [`PATIENCE`].
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// `(job, tick, fence, worker, started)` of every effect, in commit order.
+type Effect = (String, i64, i64, String, i64);
+
+async fn effects(store: &PostgresStore, schema: &str) -> Vec<Effect> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT job, tick, fence, worker, started FROM \"{schema}\".effects ORDER BY id"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+/// The three workers: `chaos_worker` processes logging WARN and above to `dir/<name>.log`.
+fn start_workers(dir: &Path, schema: &str, lock_arg: &str) -> (Vec<Worker>, Vec<PathBuf>) {
+    let mut workers = Vec::new();
+    let mut ready = Vec::new();
+    for i in 0..3 {
+        let name = format!("w{i}");
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let file = dir.join(format!("{name}.ready"));
+        let child = Command::new(env!("CARGO_BIN_EXE_chaos_worker"))
+            .arg(format!("postgres:{schema}"))
+            .arg(lock_arg)
+            .arg(&name)
+            .arg(&file)
+            .arg(free_port().to_string())
+            .env("TICKGUARD_TEST_POSTGRES", postgres_url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start chaos_worker: {e}"));
+        workers.push(Worker(child));
+        ready.push(file);
+    }
+    (workers, ready)
+}
+
+/// What one failover measured, in ms after the fault.
+struct Figures {
+    /// The first sentinel names the replica.
+    promoted: i64,
+    /// The old master answers as a replica (after SIGCONT), for a frozen master.
+    demoted: Option<i64>,
+    /// The first run that started after the fault started.
+    ran_again: i64,
+}
+
+async fn failover(fault: Fault) {
+    let (schema, dir, store) = scratch_schema("tg_sentinel", &[EFFECTS]).await;
+    let set = SentinelSet::start(&dir).await;
+    let (workers, ready) = start_workers(&dir, &schema, &set.lock_arg());
+    wait_for("the workers ready", || async {
+        ready.iter().all(|f| f.exists()).then_some(())
+    })
+    .await;
+    let first_tick = now_ms().div_euclid(1_000) * 1_000 + 1_000;
+    // Mid-run: a lease is on the master (`tx`'s or `once`'s), after a first effect.
+    wait_for("a first effect", || async {
+        (!effects(&store, &schema).await.is_empty()).then_some(())
+    })
+    .await;
+    wait_for("a lease held on the master", || async {
+        let held: Vec<String> = ask(set.master_port, redis::cmd("KEYS").arg("tickguard:lock:*"))
+            .await
+            .ok()?;
+        (!held.is_empty()).then_some(())
+    })
+    .await;
+    let at = now_ms();
+    let figures = apply(fault, &set, &store, &schema, at).await;
+    let settled = at + figures.ran_again.max(figures.demoted.unwrap_or(0));
+    let last_tick = settled.div_euclid(1_000) * 1_000 + 3_000;
+    let wanted = (last_tick - first_tick) / 1_000 + 1;
+    wait_for(
+        "an effect for every tick up to 3 s after the failover",
+        || async {
+            let done = effects(&store, &schema)
+                .await
+                .iter()
+                .filter(|(_, tick, ..)| (first_tick..=last_tick).contains(tick))
+                .count() as i64;
+            (done >= wanted * JOBS.len() as i64).then_some(())
+        },
+    )
+    .await;
+    for worker in &workers {
+        worker.signal("TERM");
+    }
+    drop(workers);
+    let all = effects(&store, &schema).await;
+    check_effects(&all, first_tick, last_tick);
+    let followed = check_logs(&dir, &set) - at;
+    let bound = DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS + TTL_MS;
+    eprintln!(
+        "redis sentinel, {fault:?}: replica promoted {} ms after the fault, old master \
+         demoted after {}, every worker on the new master after {followed} ms, a run \
+         started again after {} ms (bound: down-after {DOWN_AFTER_MS} \
+         + failover-timeout {FAILOVER_TIMEOUT_MS} + ttl {TTL_MS} = {bound} ms); ticks \
+         checked: {} per job, from {first_tick} to {last_tick}",
+        figures.promoted,
+        figures
+            .demoted
+            .map_or("-".to_owned(), |ms| format!("{ms} ms")),
+        figures.ran_again,
+        (last_tick - first_tick) / 1_000 + 1,
+    );
+    assert!(
+        followed <= bound,
+        "{fault:?}: the last worker followed the master only {followed} ms after the fault, \
+         more than down-after + failover-timeout + ttl = {bound} ms; the sentinels:\n{}",
+        sentinel_events(&dir)
+    );
+    assert!(
+        figures.ran_again <= bound,
+        "{fault:?}: a run started again only {} ms after the fault, more than down-after + \
+         failover-timeout + ttl = {bound} ms; the sentinels:\n{}",
+        figures.ran_again,
+        sentinel_events(&dir)
+    );
+    drop(set);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sentinels' events (`+sdown`, `+odown`, `+elected-leader`, `+switch-master`, ..), for
+/// a failure message.
+fn sentinel_events(dir: &Path) -> String {
+    (0..3)
+        .flat_map(|i| {
+            let log =
+                std::fs::read_to_string(dir.join(format!("sentinel{i}.log"))).unwrap_or_default();
+            log.lines()
+                .filter(|line| line.contains(" # ") || line.contains(" * +"))
+                .map(|line| format!("sentinel{i}: {line}"))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Applies `fault` at `at` (wall ms) and waits for the failover: its figures.
+async fn apply(
+    fault: Fault,
+    set: &SentinelSet,
+    store: &PostgresStore,
+    schema: &str,
+    at: i64,
+) -> Figures {
+    set.master.signal(match fault {
+        Fault::Kill => "KILL",
+        Fault::FreezeThenResume => "STOP",
+    });
+    wait_for("the sentinels to promote the replica", || async {
+        (set.named_master().await? == set.replica_port).then_some(())
+    })
+    .await;
+    let promoted = now_ms() - at;
+    let demoted = if fault == Fault::FreezeThenResume {
+        set.master.signal("CONT");
+        wait_for("the old master demoted to a replica", || async {
+            let info: String = ask(set.master_port, redis::cmd("INFO").arg("replication"))
+                .await
+                .ok()?;
+            info.contains("role:slave").then_some(())
+        })
+        .await;
+        Some(now_ms() - at)
+    } else {
+        None
+    };
+    let ran_again = wait_for("a run started after the fault", || async {
+        effects(store, schema)
+            .await
+            .iter()
+            .map(|(.., started)| *started)
+            .filter(|started| *started > at)
+            .min()
+    })
+    .await;
+    Figures {
+        promoted,
+        demoted,
+        ran_again: ran_again - at,
+    }
+}
+
+/// Exactly one effect per job and tick from `first` to `last`, none twice anywhere, and the
+/// `tx` effects' fences increasing in commit order.
+fn check_effects(all: &[Effect], first: i64, last: i64) {
+    let mut count: BTreeMap<(&str, i64), Vec<&str>> = BTreeMap::new();
+    for (job, tick, _, worker, _) in all {
+        count.entry((job, *tick)).or_default().push(worker);
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(twice.is_empty(), "effects made twice: {twice:?}");
+    for job in JOBS {
+        let missing: Vec<i64> = (first..=last)
+            .step_by(1_000)
+            .filter(|tick| !count.contains_key(&(job, *tick)))
+            .collect();
+        assert!(missing.is_empty(), "job {job}: ticks lost: {missing:?}");
+    }
+    let fences: Vec<i64> = all
+        .iter()
+        .filter(|(job, ..)| job == "tx")
+        .map(|(_, _, fence, ..)| *fence)
+        .collect();
+    assert!(
+        fences.windows(2).all(|w| w[0] < w[1]),
+        "tx fences out of commit order: {fences:?}"
+    );
+}
+
+/// Every worker logged the move from the old master to the new one, once; none panicked.
+/// Returns when the last one logged it (wall ms).
+fn check_logs(dir: &Path, set: &SentinelSet) -> i64 {
+    let mut last = 0;
+    for i in 0..3 {
+        let log = std::fs::read_to_string(dir.join(format!("w{i}.log"))).unwrap();
+        assert!(!log.contains("panicked"), "worker w{i} panicked:\n{log}");
+        let moved: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("the Redis master moved"))
+            .collect();
+        assert_eq!(
+            moved.len(),
+            1,
+            "worker w{i} must log the master's move once:\n{log}"
+        );
+        let line = moved[0];
+        assert!(
+            line.contains(" WARN ")
+                && line.contains(&format!("from=127.0.0.1:{}", set.master_port))
+                && line.contains(&format!("to=127.0.0.1:{}", set.replica_port)),
+            "worker w{i}: {line}"
+        );
+        let at = line.split_whitespace().next().unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap_or_else(|e| panic!("worker w{i}: `{at}`: {e}"));
+        last = last.max(at.timestamp_millis());
+    }
+    last
+}
+
+/// `build()` with `.redis_sentinel(..)`: each bad configuration is an `Error::Lock` that
+/// says what to check, and never shows a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sentinel_configurations_are_clear_errors() {
+    let one = OneSentinel::start("tg_sentinel_bad").await;
+    let (master_port, sentinel_port) = (one.master_port, one.sentinel_port);
+    let sentinel_url = format!("redis://127.0.0.1:{sentinel_port}");
+    let closed = free_port();
+    let cases: [(Vec<String>, &str, &[&str]); 6] = [
+        (vec![], MASTER, &["no sentinel URL given"]),
+        (
+            vec![sentinel_url.clone()],
+            " ",
+            &["the master name is empty"],
+        ),
+        (
+            vec!["redis://:hunter2@[bad".to_owned()],
+            MASTER,
+            &["invalid Redis Sentinel URL", "***"],
+        ),
+        (
+            vec![format!("redis://user:hunter2@127.0.0.1:{closed}")],
+            MASTER,
+            &[
+                &format!("through the sentinels at 127.0.0.1:{closed}"),
+                "is redis-sentinel running",
+            ],
+        ),
+        (
+            vec![sentinel_url.clone()],
+            "no-such-master",
+            &["know no master `no-such-master`", "sentinel monitor"],
+        ),
+        (
+            vec![format!("redis://127.0.0.1:{master_port}")],
+            MASTER,
+            &["is each address a sentinel's"],
+        ),
+    ];
+    for (urls, master, expected) in cases {
+        let built = tickguard::Scheduler::builder()
+            .discover(false)
+            .redis_sentinel(urls.clone(), master)
+            .build()
+            .await;
+        let Err(tickguard::Error::Lock(e)) = built else {
+            panic!("{urls:?} / `{master}`: expected Error::Lock");
+        };
+        let message = format!("{e:#}");
+        for part in expected {
+            assert!(message.contains(part), "{urls:?} / `{master}`: {message}");
+        }
+        assert!(!message.contains("hunter2"), "a password shows: {message}");
+    }
+    // The good configuration builds, and takes its locks on the master under the
+    // namespace's prefix.
+    let (held, was_held) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let every = tickguard::Schedule::every(Duration::from_secs(1)).unwrap();
+    let probe = tickguard::Job::new("probe", every, move |_ctx: tickguard::JobContext| {
+        let held = held.clone();
+        async move {
+            let key = "tickguard:sentinel_ns:lock:probe";
+            let exists: bool = ask(master_port, redis::cmd("EXISTS").arg(key))
+                .await
+                .unwrap();
+            let _ = held.send(exists);
+            Ok(())
+        }
+    })
+    .lock(tickguard::LockPolicy::new(Duration::from_secs(5)));
+    let scheduler = tickguard::Scheduler::builder()
+        .discover(false)
+        .namespace("sentinel_ns")
+        .redis_sentinel([sentinel_url], MASTER)
+        .job(probe)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut was_held = was_held;
+    let mut exists = None;
+    scheduler
+        .run_until(async { exists = was_held.recv().await })
+        .await
+        .unwrap();
+    assert_eq!(
+        exists,
+        Some(true),
+        "the lease is not under the namespace's prefix"
+    );
+}
+
+/// A master demoted to a replica behind the sentinels' back answers `READONLY`: acquire,
+/// extend and release then fail (the lock asks the sentinels, which name no master that
+/// answers `ROLE` as one), and none of them reads it as "the lock is held" or "the lease is
+/// lost". Once it is a master again, the same handle works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_is_a_moved_master_never_a_held_lock() {
+    use tickguard::lock::{Acquired, LockBackend, RedisLock};
+
+    let one = OneSentinel::start("tg_sentinel_ro").await;
+    let (master_port, sentinel_port) = (one.master_port, one.sentinel_port);
+    let lock = RedisLock::connect_sentinel([format!("redis://127.0.0.1:{sentinel_port}")], MASTER)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ttl = Duration::from_secs(30);
+    let Acquired::Lease(lease) = lock.acquire("ro", "a", ttl).await.unwrap() else {
+        panic!("the lock was free");
+    };
+    // A replica of a server that is not there: it keeps its data, lease included, and
+    // refuses writes.
+    let nowhere = free_port().to_string();
+    let _: () = ask(
+        master_port,
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+    )
+    .await
+    .unwrap();
+    for name in ["ro", "other"] {
+        let refused = lock.acquire(name, "b", ttl).await;
+        let e = refused.expect_err("an acquire on a replica must fail, not report a holder");
+        assert!(e.to_string().contains("READONLY"), "acquire of {name}: {e}");
+    }
+    let extended = lock.extend(&lease, ttl).await;
+    assert!(
+        extended
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("READONLY")),
+        "an extend on a replica must fail, not report the lease lost: {extended:?}"
+    );
+    let released = lock.release(&lease, Duration::ZERO).await;
+    assert!(released.is_err(), "release on a replica: {released:?}");
+    let _: () = ask(master_port, redis::cmd("REPLICAOF").arg("NO").arg("ONE"))
+        .await
+        .unwrap();
+    assert!(
+        lock.extend(&lease, ttl).await.unwrap(),
+        "the lease is still there"
+    );
+    assert!(lock.release(&lease, Duration::ZERO).await.unwrap());
+}
+
+/// A master without replicas and one sentinel watching it, for the tests that need no
+/// failover; killed, and their directory removed, when dropped.
+struct OneSentinel {
+    dir: PathBuf,
+    master_port: u16,
+    sentinel_port: u16,
+    _master: Worker,
+    _sentinel: Worker,
+}
+
+impl OneSentinel {
+    async fn start(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(tickguard_tests::unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let master_port = free_port();
+        let master = redis_server(&dir, "master", master_port, None).await;
+        let sentinel_port = free_port();
+        let sentinel = sentinel(&dir, 0, sentinel_port, master_port).await;
+        Self {
+            dir,
+            master_port,
+            sentinel_port,
+            _master: master,
+            _sentinel: sentinel,
+        }
+    }
+}
+
+impl Drop for OneSentinel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a failover can do to a held lease: one written to the master after its replica
+/// stopped replicating is missing on the promoted replica, so a second instance takes the
+/// lock while the first still holds it by its ttl; the first learns of the loss at its next
+/// renewal (`extend` answers `false`), and cannot release the second one's lease. (What
+/// keeps the overlap harmless is the store: `store_failures.rs` proves a stale run's commit
+/// is refused.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_not_replicated_before_the_failover_is_gone() {
+    use tickguard::lock::{Acquired, LockBackend, RedisLock};
+
+    let dir = std::env::temp_dir().join(tickguard_tests::unique_name("tg_sentinel_lost"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let set = SentinelSet::start(&dir).await;
+    let urls: Vec<String> = set
+        .sentinel_ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect();
+    let first = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
+    let second = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
+    // The replica stops replicating (its master is now a port nobody listens on); it keeps
+    // its data, and the sentinels still count it as the master's replica.
+    let nowhere = free_port().to_string();
+    let _: () = ask(
+        set.replica_port,
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+    )
+    .await
+    .unwrap();
+    let ttl = Duration::from_secs(60);
+    let Acquired::Lease(lease) = first.acquire("lost", "first", ttl).await.unwrap() else {
+        panic!("the lock was free");
+    };
+    assert!(
+        matches!(
+            second.acquire("lost", "second", ttl).await.unwrap(),
+            Acquired::Held { .. }
+        ),
+        "the first holds the lock on the master"
+    );
+    set.master.signal("KILL");
+    wait_for("the sentinels to promote the replica", || async {
+        (set.named_master().await? == set.replica_port).then_some(())
+    })
+    .await;
+    // Within its ttl, the first lease is gone: the second instance takes the lock.
+    let taken = wait_for("the second instance to take the lock", || async {
+        match second.acquire("lost", "second", ttl).await {
+            Ok(Acquired::Lease(lease)) => Some(lease),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        !first.extend(&lease, ttl).await.unwrap(),
+        "the first holder's renewal must report the lease lost"
+    );
+    assert!(!first.release(&lease, Duration::ZERO).await.unwrap());
+    assert!(
+        second.extend(&taken, ttl).await.unwrap(),
+        "the second keeps it"
+    );
+    drop(set);
+    let _ = std::fs::remove_dir_all(&dir);
+}
