@@ -62,7 +62,8 @@ color:#1c4f94}.CANCELLED,.SKIPPED,.half-open{background:#fbecc8;color:#7a5300}
 display:block;border-radius:2px}.c-ok{background:#3fa55b}.c-fail{background:#c0392b}
 .c-run{background:#2c6fbb}.c-skip{background:#e6a817}.c-paused{background:#b9a36a}
 .c-missing{background:#fff;border:2px dashed #c0392b;box-sizing:border-box}
-.c-due{background:#d5d9e0}.notice{background:#d8f0dd;padding:8px 12px;margin-bottom:12px}
+.c-due{background:#d5d9e0}.legend span{display:inline-block;width:10px;height:10px;
+border-radius:2px;margin-left:8px}.notice{background:#d8f0dd;padding:8px 12px;margin-bottom:12px}
 form.inline{display:inline}dl{display:grid;grid-template-columns:150px 1fr;gap:4px 12px;
 background:#fff;padding:12px;margin:0 0 16px}dt{color:#6b7280}dd{margin:0}
 button{cursor:pointer}input[type=text]{width:280px}";
@@ -219,10 +220,15 @@ pub(crate) fn jobs(ctx: &PageCtx, rows: &[JobRow]) -> Markup {
                     @for row in rows {
                         tr data-job=(row.job.name) {
                             td { a href=(job_path(&row.job.name)) { (row.job.name) } }
-                            td { (row.words) div.muted { (row.job.trigger) } }
+                            td {
+                                (row.words)
+                                @if row.words != row.job.trigger { div.muted { (row.job.trigger) } }
+                            }
                             td.next {
                                 @for t in &row.next { div { (local(*t, row.zone)) } }
-                                @if let Some(t) = row.next.first() {
+                                @if row.job.paused.is_some() {
+                                    div.muted { "skipped while paused" }
+                                } @else if let Some(t) = row.next.first() {
                                     div.muted { (relative(*t, ctx.now)) }
                                 }
                             }
@@ -266,6 +272,17 @@ fn cell_look(cell: &Cell) -> (&'static str, String) {
     }
 }
 
+/// What the colours of the strip say.
+const LEGEND: [(&str, &str); 7] = [
+    ("c-ok", "completed"),
+    ("c-fail", "failed"),
+    ("c-run", "running or pending"),
+    ("c-skip", "skipped"),
+    ("c-paused", "paused"),
+    ("c-missing", "gap: no execution"),
+    ("c-due", "due"),
+];
+
 /// The strip of recent ticks.
 fn strip(strip: &[(DateTime<Utc>, Cell)], zone: Tz) -> Markup {
     html! {
@@ -280,6 +297,9 @@ fn strip(strip: &[(DateTime<Utc>, Cell)], zone: Tz) -> Markup {
                     _ => { span class=(class) title=(title) {} }
                 }
             }
+        }
+        p.legend.muted {
+            @for (class, what) in LEGEND { span class=(class) {} " " (what) " " }
         }
     }
 }
@@ -347,10 +367,16 @@ pub(crate) fn job(ctx: &PageCtx, view: &JobView) -> Markup {
     let body = html! {
         h1 { (job.name) }
         dl {
-            dt { "Schedule" } dd { (words) span.muted { " · " (job.trigger) } }
+            dt { "Schedule" } dd {
+                (words)
+                @if *words != job.trigger { span.muted { " · " (job.trigger) } }
+            }
             dt { "Zone" } dd { (job.zone) }
             dt { "State" } dd id="state" { (state_cell(job, zone, now)) }
-            dt { "Next fire" } dd { @for t in &view.row.next { div { (when(*t, zone, now)) } } }
+            dt { "Next fire" } dd {
+                @for t in &view.row.next { div { (when(*t, zone, now)) } }
+                @if job.paused.is_some() { div.muted { "skipped while paused" } }
+            }
             @if let Some(b) = &view.row.breaker {
                 dt { "Breaker" } dd { (breaker_words(b, zone, now)) }
             }

@@ -2,12 +2,14 @@
 //! through its operations, on request only: the console adds no work to the scheduler.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::Router;
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Router, middleware};
 use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -48,8 +50,24 @@ pub(crate) fn router(app: App) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .fallback(not_found)
+        .layer(middleware::from_fn(deadline))
         .layer(middleware::map_response(harden))
         .with_state(Arc::new(app))
+}
+
+/// How long a request may wait for the store before it is answered 503: a store that
+/// holds every packet (a partition) must not hang the page.
+const STORE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Answers 503 for a request that waited [`STORE_DEADLINE`] for the store.
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(STORE_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("console: the execution store did not answer within {STORE_DEADLINE:?}");
+            Problem::Unavailable.into_response()
+        }
+    }
 }
 
 /// Headers on every answer: nothing is cached, framed or sent elsewhere, and the pages run

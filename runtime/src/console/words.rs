@@ -61,6 +61,10 @@ fn cron_words(s: &str, m: &str, h: &str, dom: &str, mon: &str, dow: &str) -> Opt
         };
         return Some(format!("on {days} at {at}"));
     }
+    if let (Some(day), Some(month), true) = (number(dom), number(mon), any(dow)) {
+        let name = MONTHS.get(usize::try_from(month).ok()?.checked_sub(1)?)?;
+        return Some(format!("yearly on {name} {day} at {at}"));
+    }
     if any(mon) && any(dow) {
         return match dom {
             "L" => Some(format!("monthly on the last day at {at}")),
@@ -69,6 +73,22 @@ fn cron_words(s: &str, m: &str, h: &str, dom: &str, mon: &str, dow: &str) -> Opt
     }
     None
 }
+
+/// The months' names, January first.
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// `02:00`, or `02:00:30` with seconds.
 fn clock(h: u32, m: u32, s: u32) -> String {
@@ -119,6 +139,10 @@ mod tests {
         assert_eq!(words(r#"cron "*/10 * * * * *""#), "every 10 s");
         assert_eq!(words(r#"cron "0 * * * * *""#), "every minute");
         assert_eq!(words(r#"cron "0 0 3 1 * *""#), "monthly on day 1 at 03:00");
-        assert_eq!(words(r#"cron "0 0 0 1 1 *""#), "cron 0 0 0 1 1 *");
+        assert_eq!(
+            words(r#"cron "0 0 0 1 1 *""#),
+            "yearly on January 1 at 00:00"
+        );
+        assert_eq!(words(r#"cron "0 0 0 1-7 * MON""#), "cron 0 0 0 1-7 * MON");
     }
 }
