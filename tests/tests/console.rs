@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use tickguard::console::{self, Access};
-use tickguard::store::{ExecutionStore, HistoryQuery, PostgresStore};
+use tickguard::store::{ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore};
 use tickguard::{Job, JobContext, JobError, Schedule, Scheduler};
 use tickguard_tests::proxy::{Proxy, Traffic, through_local_port};
 use tickguard_tests::{
@@ -115,14 +115,31 @@ impl Browser {
     /// The text of the first element `css` finds.
     async fn text(&self, css: &str) -> String {
         let client = self.client();
-        let url = client.current_url().await.unwrap();
+        let found = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await,
+            Err(e) => Err(e),
+        };
+        found.unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    /// Clicks the first element `css` finds, and waits until the page it was on is gone
+    /// (the form's answer replaced it).
+    async fn submit(&self, css: &str) {
+        let client = self.client();
+        let old = client.find(Locator::Css("html")).await.unwrap();
         client
             .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no `{css}` on {url}: {e}"))
-            .text()
+            .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"))
+            .click()
             .await
-            .unwrap()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The old page's root goes stale once the new page replaced it.
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "clicking `{css}` loaded no page");
+            sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Reloads the page until `css`'s text contains `wanted` (within 15 s).
@@ -282,6 +299,12 @@ async fn the_console_reads_and_acts_in_a_browser() {
     );
     let page = http(port, "GET", "/", &[bearer(TOKEN)], "");
     assert_eq!(page.status, 200, "the token opens the jobs page");
+    for header in [
+        "content-security-policy: default-src 'none'",
+        "cache-control: no-store",
+    ] {
+        assert!(page.head.contains(header), "{header}: {}", page.head);
+    }
     assert!(page.body.contains("yearly-report"), "{}", page.body);
     for secret in [TOKEN, "postgres://", schema.as_str()] {
         assert!(!page.body.contains(secret), "the page shows `{secret}`");
@@ -289,6 +312,13 @@ async fn the_console_reads_and_acts_in_a_browser() {
     let unknown = http(port, "GET", "/jobs/no-such-job", &[bearer(TOKEN)], "");
     assert_eq!(unknown.status, 404, "an unknown job");
     assert!(unknown.body.contains("No job named `no-such-job`"));
+    let unknown = http(port, "GET", "/executions/nope%2F1", &[bearer(TOKEN)], "");
+    assert_eq!(unknown.status, 404, "an unknown execution");
+    assert!(
+        unknown.body.contains("No execution `nope/1`"),
+        "{}",
+        unknown.body
+    );
 
     let browser = Browser::start().await;
     let client = browser.client();
@@ -306,13 +336,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
         .await
         .unwrap();
     field.send_keys(TOKEN).await.unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit("button[type=submit]").await;
     let next_year = chrono::Datelike::year(&chrono::Utc::now()) + 1;
     let report = browser.text("tr[data-job='yearly-report'] td.next").await;
     assert!(
@@ -334,13 +358,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
         .goto(&format!("{base}/jobs/yearly-report"))
         .await
         .unwrap();
-    client
-        .find(Locator::Id("trigger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit("#trigger").await;
     let history = browser
         .reload_until("#history", "COMPLETED", "trigger")
         .await;
@@ -362,15 +380,10 @@ async fn the_console_reads_and_acts_in_a_browser() {
         .send_keys(note)
         .await
         .unwrap();
-    client
-        .find(Locator::Id("pause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit("#pause").await;
     let state = browser.text("#state").await;
     assert!(state.contains("paused") && state.contains(note), "{state}");
+    assert!(state.contains("by console"), "{state}");
     // The control task applies the pause within its 100 ms; a run started before may end.
     sleep(Duration::from_millis(1_200)).await;
     let before = runs.ticker.load(Ordering::SeqCst);
@@ -383,13 +396,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
     );
     client.refresh().await.unwrap();
     browser.screenshot("job").await;
-    client
-        .find(Locator::Id("resume"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit("#resume").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while runs.ticker.load(Ordering::SeqCst) == before {
         assert!(Instant::now() < deadline, "the resumed ticker never ran");
@@ -422,13 +429,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
         "an alert dialog opened"
     );
     browser.screenshot("execution").await;
-    client
-        .find(Locator::Css("button.rerun"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit("button.rerun").await;
     browser.reload_until("#status", "COMPLETED", "re-run").await;
     assert_eq!(runs.import.load(Ordering::SeqCst), 2, "the re-run ran once");
     client.goto(&format!("{base}/dead-letters")).await.unwrap();
@@ -474,8 +475,86 @@ async fn the_console_reads_and_acts_in_a_browser() {
     );
     assert_eq!(history_len(&store, "yearly-report").await, 2);
 
+    let refused = http(
+        port,
+        "POST",
+        &format!("/executions/{failed}/rerun"),
+        &[bearer(TOKEN)],
+        "",
+    );
+    assert_eq!(refused.status, 409, "a completed execution is not re-run");
+    assert!(refused.body.contains("completed"), "{}", refused.body);
+
     let _ = stop.send(());
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_builder_refuses_a_console_without_a_token_or_a_port() {
+    let no_token = Scheduler::builder()
+        .discover(false)
+        .console("127.0.0.1:0")
+        .build()
+        .await
+        .err()
+        .expect("a console without a token");
+    assert!(no_token.to_string().contains("needs a token"), "{no_token}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let busy = Scheduler::builder()
+        .discover(false)
+        .console(&addr)
+        .console_token(TOKEN)
+        .build()
+        .await
+        .err()
+        .expect("a console on a taken port");
+    assert!(
+        busy.to_string()
+            .contains(&format!("cannot serve the console on {addr}")),
+        "{busy}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_reading_shows_the_pages_and_no_action() {
+    let store: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::new());
+    let hourly = Schedule::every(Duration::from_secs(3_600)).unwrap();
+    let registration =
+        JobRegistration::new("hourly-sync", hourly.to_string(), "UTC".to_owned(), None);
+    store.register(&registration).await.unwrap();
+    for (access, token) in [
+        (Access::read_only(), None),
+        (Access::token(TOKEN).anonymous_read(true), Some(TOKEN)),
+    ] {
+        let listener = console::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serving = tokio::spawn(console::serve(
+            listener,
+            Arc::clone(&store),
+            access,
+            std::future::pending(),
+        ));
+        let page = http(port, "GET", "/jobs/hourly-sync", &[], "");
+        assert_eq!(page.status, 200, "anonymous reading");
+        assert!(page.body.contains("hourly-sync"));
+        let form = "action=\"/jobs/hourly-sync/trigger\"";
+        assert!(
+            !page.body.contains(form),
+            "an anonymous reader sees no action"
+        );
+        let trigger = "/jobs/hourly-sync/trigger";
+        assert_eq!(http(port, "POST", trigger, &[], "").status, 401, "no token");
+        let wrong = http(port, "POST", trigger, &[bearer("guess")], "");
+        assert_eq!(wrong.status, 401, "a wrong token");
+        if let Some(token) = token {
+            let page = http(port, "GET", "/jobs/hourly-sync", &[bearer(token)], "");
+            assert!(page.body.contains(form), "the token sees the actions");
+            let allowed = http(port, "POST", trigger, &[bearer(token)], "");
+            assert_eq!(allowed.status, 303, "the token still acts");
+        }
+        serving.abort();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

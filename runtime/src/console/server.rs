@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, Request, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -117,6 +118,57 @@ struct ActionForm {
     note: Option<String>,
 }
 
+/// A page request: the app, and what the page knows of the viewer (401 without access).
+struct Page {
+    app: Shared,
+    ctx: PageCtx,
+}
+
+impl FromRequestParts<Shared> for Page {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Shared) -> Result<Self, Problem> {
+        let done = Query::<Done>::from_request_parts(parts, app)
+            .await
+            .map(|Query(done)| done)
+            .unwrap_or_default();
+        let ctx = app.page_ctx(&parts.headers, &done)?;
+        Ok(Self {
+            app: Arc::clone(app),
+            ctx,
+        })
+    }
+}
+
+/// An action let through (401 without the token, 403 without the session's CSRF token),
+/// with its form.
+struct Act {
+    app: Shared,
+    form: ActionForm,
+}
+
+impl FromRequest<Shared> for Act {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, app: &Shared) -> Result<Self, Problem> {
+        // The token first: a stranger learns nothing of the form it sent.
+        let viewer = app.viewer(request.headers())?;
+        if !viewer.may_act() {
+            return Err(Problem::Unauthorized);
+        }
+        let Form(form) = Form::<ActionForm>::from_request(request, app)
+            .await
+            .map_err(|e| Problem::BadRequest(e.body_text()))?;
+        if !csrf::passes(&app.keys, &viewer, form.csrf.as_deref()) {
+            return Err(Problem::Forbidden);
+        }
+        Ok(Self {
+            app: Arc::clone(app),
+            form,
+        })
+    }
+}
+
 impl App {
     /// Who asks, or 401.
     fn viewer(&self, headers: &HeaderMap) -> Result<Viewer, Problem> {
@@ -134,18 +186,6 @@ impl App {
             csrf: csrf::token(&self.keys, &viewer),
             notice: done.notice(),
         })
-    }
-
-    /// Lets an action through: 401 without the token, 403 without the session's CSRF token.
-    fn allow_action(&self, headers: &HeaderMap, form: &ActionForm) -> Result<(), Problem> {
-        let viewer = self.viewer(headers)?;
-        if !viewer.may_act() {
-            return Err(Problem::Unauthorized);
-        }
-        if !csrf::passes(&self.keys, &viewer, form.csrf.as_deref()) {
-            return Err(Problem::Forbidden);
-        }
-        Ok(())
     }
 
     /// A job as the pages show it: schedule in words, next fires, breaker, figures.
@@ -192,12 +232,7 @@ impl App {
 }
 
 /// `GET /`: every job.
-async fn jobs(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Query(done): Query<Done>,
-) -> Result<Response, Problem> {
-    let ctx = app.page_ctx(&headers, &done)?;
+async fn jobs(Page { app, ctx }: Page) -> Result<Response, Problem> {
     let all = app.store.jobs().await?;
     let mut rows = Vec::with_capacity(all.len());
     for job in all.iter().cloned() {
@@ -207,13 +242,7 @@ async fn jobs(
 }
 
 /// `GET /jobs/{name}`: one job, its strip of recent ticks and its history.
-async fn job(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(done): Query<Done>,
-) -> Result<Response, Problem> {
-    let ctx = app.page_ctx(&headers, &done)?;
+async fn job(Path(name): Path<String>, Page { app, ctx }: Page) -> Result<Response, Problem> {
     let Some(job) = app.store.job(&name).await? else {
         return Err(Problem::NotFound(format!(
             "No job named `{name}` in this store."
@@ -242,13 +271,7 @@ async fn job(
 }
 
 /// `GET /executions/{id}`: one execution with its runs.
-async fn execution(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(done): Query<Done>,
-) -> Result<Response, Problem> {
-    let ctx = app.page_ctx(&headers, &done)?;
+async fn execution(Path(id): Path<String>, Page { app, ctx }: Page) -> Result<Response, Problem> {
     let Some(detail) = app.store.execution_detail(&id).await? else {
         return Err(Problem::NotFound(format!(
             "No execution `{id}` in this store."
@@ -259,12 +282,7 @@ async fn execution(
 }
 
 /// `GET /dead-letters`.
-async fn dead_letters(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Query(done): Query<Done>,
-) -> Result<Response, Problem> {
-    let ctx = app.page_ctx(&headers, &done)?;
+async fn dead_letters(Page { app, ctx }: Page) -> Result<Response, Problem> {
     let dead = app.store.dead_letters(None, LISTED).await?;
     let zones: std::collections::HashMap<String, Tz> = app
         .store
@@ -292,13 +310,7 @@ fn done(path: &str, what: &str) -> Response {
 }
 
 /// `POST /jobs/{name}/pause` with a note.
-async fn pause(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, Problem> {
-    app.allow_action(&headers, &form)?;
+async fn pause(Path(name): Path<String>, Act { app, form }: Act) -> Result<Response, Problem> {
     let note = form.note.as_deref().unwrap_or("").trim();
     if note.is_empty() {
         return Err(Problem::BadRequest(
@@ -310,38 +322,20 @@ async fn pause(
 }
 
 /// `POST /jobs/{name}/resume`.
-async fn resume(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, Problem> {
-    app.allow_action(&headers, &form)?;
+async fn resume(Path(name): Path<String>, Act { app, .. }: Act) -> Result<Response, Problem> {
     app.store.resume(&name).await?;
     Ok(done(&pages::job_path(&name), "resumed"))
 }
 
 /// `POST /jobs/{name}/trigger`: a manual execution now.
-async fn trigger(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, Problem> {
-    app.allow_action(&headers, &form)?;
+async fn trigger(Path(name): Path<String>, Act { app, .. }: Act) -> Result<Response, Problem> {
     app.store.trigger(&name, BY).await?;
     Ok(done(&pages::job_path(&name), "triggered"))
 }
 
 /// `POST /executions/{id}/rerun`: a dead letter (or a timed-out or cancelled execution)
 /// runs again.
-async fn rerun(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, Problem> {
-    app.allow_action(&headers, &form)?;
+async fn rerun(Path(id): Path<String>, Act { app, .. }: Act) -> Result<Response, Problem> {
     app.store.rerun(&id, false, BY).await?;
     Ok(done(&pages::execution_path(&id), "rerun"))
 }
@@ -376,12 +370,7 @@ async fn login(State(app): State<Shared>, Form(form): Form<LoginForm>) -> Respon
 }
 
 /// `POST /logout`: forgets the session cookie.
-async fn logout(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, Problem> {
-    app.allow_action(&headers, &form)?;
+async fn logout(_: Act) -> Result<Response, Problem> {
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
 }

@@ -119,3 +119,91 @@ fn cell_of(e: &ExecutionRecord) -> Cell {
         status => Cell::Ran(status, e.id.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::Pause;
+
+    fn at(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, s).unwrap()
+    }
+
+    fn execution(tick: DateTime<Utc>, status: Status, manual: bool) -> ExecutionRecord {
+        let id = if manual {
+            format!("job@manual-{}", tick.timestamp_millis())
+        } else {
+            format!("job@{}", tick.timestamp())
+        };
+        ExecutionRecord {
+            id,
+            job: "job".into(),
+            scheduled_at: tick,
+            status,
+            fence: 1,
+            owner: "o".into(),
+            attempts: 1,
+            started_at: tick,
+            heartbeat_at: tick,
+            finished_at: Some(tick),
+            error: (status == Status::Skipped).then(|| "late".to_owned()),
+            checkpoint: None,
+            requested_by: manual.then(|| "ops".to_owned()),
+        }
+    }
+
+    #[test]
+    fn each_tick_shows_what_became_of_it() {
+        let ticks: Vec<_> = [0, 10, 20, 30, 40, 50].into_iter().map(at).collect();
+        let executions = [
+            execution(at(0), Status::Completed, false),
+            execution(at(10), Status::Failed, false),
+            execution(at(20), Status::Skipped, false),
+            // A manual execution at a tick's instant does not cover the tick.
+            execution(at(30), Status::Completed, true),
+        ];
+        let paused = job(Some(Pause::new("maintenance", "ops", at(45))));
+        let now = at(50) + chrono::Duration::seconds(70);
+        let shown: Vec<Cell> = cells(&ticks, &executions, &paused, now)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                Cell::Ran(Status::Completed, "job@1796472000".into()),
+                Cell::Ran(Status::Failed, "job@1796472010".into()),
+                Cell::Skipped("job@1796472020".into(), Some("late".into())),
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Paused,
+            ]
+        );
+        let soon = cells(&ticks, &executions, &job(None), at(55));
+        assert_eq!(
+            soon.last().map(|(_, c)| c),
+            Some(&Cell::Due),
+            "a tick due a moment ago"
+        );
+    }
+
+    /// The job of these ticks, every 10 s since `at(0)`.
+    fn job(paused: Option<Pause>) -> JobSummary {
+        JobSummary {
+            name: "job".into(),
+            trigger: "every 10s".into(),
+            zone: "UTC".into(),
+            fence: 1,
+            created_at: at(0),
+            last_tick: None,
+            next_fire: None,
+            paused,
+            last: None,
+            pruned_through: None,
+            resumed_at: None,
+            circuit_breaker: None,
+        }
+    }
+}
