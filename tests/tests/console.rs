@@ -32,7 +32,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tickguard::console::{self, Access};
 use tickguard::store::{ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore};
-use tickguard::{Job, JobContext, JobError, Schedule, Scheduler};
+use tickguard::{CircuitBreaker, Job, JobContext, JobError, Schedule, Scheduler};
 use tickguard_tests::proxy::{Proxy, Traffic, through_local_port};
 use tickguard_tests::{
     free_port, http_request as http, no_postgres, postgres_url, scratch_schema, unique_name,
@@ -200,8 +200,8 @@ struct Runs {
     import: Arc<AtomicUsize>,
 }
 
-/// The jobs: a ticker every second, a yearly report, a yearly import that fails its first
-/// run with [`XSS`] after a checkpoint, and a nightly job in Berlin.
+/// The jobs: a ticker every second, a yearly report, a yearly import with a circuit breaker
+/// that fails its first run with [`XSS`] after a checkpoint, and a nightly job in Berlin.
 fn jobs(runs: &Runs) -> Vec<Job> {
     let yearly = || Schedule::cron(YEARLY).unwrap();
     let count = |counter: &Arc<AtomicUsize>| {
@@ -236,7 +236,8 @@ fn jobs(runs: &Runs) -> Vec<Job> {
                 }
                 Ok(())
             }
-        }),
+        })
+        .circuit_breaker(CircuitBreaker::new()),
         Job::new("nightly-cleanup", nightly, |_ctx: JobContext| async {
             Ok(())
         }),
@@ -396,14 +397,22 @@ async fn the_console_reads_and_acts_in_a_browser() {
     );
     client.refresh().await.unwrap();
     browser.screenshot("job").await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    let listed = browser.text("tr[data-job='ticker'] td.state").await;
+    assert!(
+        listed.contains(note),
+        "the jobs page shows the note: {listed}"
+    );
+    let breaker = browser.text("tr[data-job='flaky-import']").await;
+    assert!(breaker.contains("closed"), "the breaker's state: {breaker}");
+    browser.screenshot("jobs").await;
+    client.goto(&format!("{base}/jobs/ticker")).await.unwrap();
     browser.submit("#resume").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while runs.ticker.load(Ordering::SeqCst) == before {
         assert!(Instant::now() < deadline, "the resumed ticker never ran");
         sleep(Duration::from_millis(50)).await;
     }
-    client.goto(&format!("{base}/")).await.unwrap();
-    browser.screenshot("jobs").await;
 
     // Step 5: the dead letter's error is text, and no alert opens; its re-run completes.
     client.goto(&format!("{base}/dead-letters")).await.unwrap();

@@ -17,8 +17,8 @@
 //! use tickguard::console::{self, Access};
 //! use tickguard::store::MemoryStore;
 //!
-//! # async fn example() -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9470").await?;
+//! # async fn example() -> Result<(), tickguard::Error> {
+//! let listener = console::bind("127.0.0.1:9470").await?;
 //! let access = Access::token(std::env::var("TICKGUARD_CONSOLE_TOKEN").unwrap_or_default());
 //! console::serve(listener, Arc::new(MemoryStore::new()), access, std::future::pending()).await
 //! # }
@@ -155,4 +155,20 @@ pub(crate) async fn start(
     });
     tracing::info!(address = %local, "console: serving http://{local}/");
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_needs_a_usable_token_or_anonymous_reading() {
+        let refused = |access: Access| access.checked_token().unwrap_err().to_string();
+        assert!(refused(Access::token("  ")).contains("token is empty"));
+        assert!(refused(Access::read_only().anonymous_read(false)).contains("needs a token"));
+        assert_eq!(Access::token(" t0k ").checked_token().unwrap(), Some("t0k"));
+        assert_eq!(Access::read_only().checked_token().unwrap(), None);
+        let shown = format!("{:?}", Access::token("s3cret"));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 }

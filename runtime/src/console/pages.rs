@@ -66,7 +66,8 @@ display:block;border-radius:2px}.c-ok{background:#3fa55b}.c-fail{background:#c03
 border-radius:2px;margin-left:8px}.notice{background:#d8f0dd;padding:8px 12px;margin-bottom:12px}
 form.inline{display:inline}dl{display:grid;grid-template-columns:150px 1fr;gap:4px 12px;
 background:#fff;padding:12px;margin:0 0 16px}dt{color:#6b7280}dd{margin:0}
-button{cursor:pointer}input[type=text]{width:280px}";
+button{cursor:pointer}input[type=text]{width:280px}#jobs td{white-space:nowrap}
+#jobs td.state,#jobs td.sched{white-space:normal;min-width:150px;max-width:240px}";
 
 /// A whole page.
 fn layout(title: &str, ctx: Option<&PageCtx>, body: Markup) -> Markup {
@@ -220,7 +221,7 @@ pub(crate) fn jobs(ctx: &PageCtx, rows: &[JobRow]) -> Markup {
                     @for row in rows {
                         tr data-job=(row.job.name) {
                             td { a href=(job_path(&row.job.name)) { (row.job.name) } }
-                            td {
+                            td.sched {
                                 (row.words)
                                 @if row.words != row.job.trigger { div.muted { (row.job.trigger) } }
                             }

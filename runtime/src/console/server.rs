@@ -355,7 +355,7 @@ struct LoginForm {
 /// `POST /login`: the token for a session cookie (HttpOnly, SameSite=Strict); a wrong
 /// token is the same 401 as none.
 async fn login(State(app): State<Shared>, Form(form): Form<LoginForm>) -> Response {
-    if !app.keys.token_matches(&form.token) {
+    if !app.keys.token_matches(form.token.trim()) {
         return pages::login(StatusCode::UNAUTHORIZED, true);
     }
     let session = match app.keys.new_session() {

@@ -125,7 +125,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::store::Pause;
+    use crate::store::{JobRegistration, Pause};
 
     fn at(s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, s).unwrap()
@@ -186,6 +186,25 @@ mod tests {
             soon.last().map(|(_, c)| c),
             Some(&Cell::Due),
             "a tick due a moment ago"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fixed_delay_shows_its_latest_executions() {
+        let store = crate::store::MemoryStore::new();
+        let schedule = Schedule::after(std::time::Duration::from_secs(300)).unwrap();
+        let registration =
+            JobRegistration::new("drain", schedule.to_string(), "UTC".to_owned(), None);
+        store.register(&registration).await.unwrap();
+        let triggered = store.trigger("drain", "ops").await.unwrap();
+        let job = store.job("drain").await.unwrap().unwrap();
+        let strip = recent(&store, &job, &schedule, Utc::now()).await.unwrap();
+        assert_eq!(
+            strip,
+            [(
+                triggered.scheduled_at,
+                Cell::Ran(Status::Pending, triggered.id)
+            )]
         );
     }
 
