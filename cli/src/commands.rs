@@ -299,7 +299,7 @@ pub(crate) async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), Failure
         query = query.after(Some(parse::cursor(after)?));
     }
     let page = ctx.store.history(&query).await?;
-    let next = page.next.as_ref().map(parse::cursor_text);
+    let next = page.next.as_ref().map(ToString::to_string);
     if args.json.json {
         return json::print(&json::History {
             job: args.job.clone(),

@@ -567,6 +567,51 @@ async fn anonymous_reading_shows_the_pages_and_no_action() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_is_paged() {
+    let store: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::new());
+    let hourly = Schedule::every(Duration::from_secs(3_600)).unwrap();
+    let registration =
+        JobRegistration::new("hourly-sync", hourly.to_string(), "UTC".to_owned(), None);
+    store.register(&registration).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(store.trigger("hourly-sync", "ops").await.unwrap().id);
+    }
+    let listener = console::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = tokio::spawn(console::serve(
+        listener,
+        Arc::clone(&store),
+        Access::token(TOKEN),
+        std::future::pending(),
+    ));
+    let shown = |body: &str| ids.iter().filter(|id| body.contains(id.as_str())).count();
+    let first = http(port, "GET", "/jobs/hourly-sync", &[bearer(TOKEN)], "");
+    assert_eq!(shown(&first.body), 25, "the newest page");
+    let older = first
+        .body
+        .split("id=\"older\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no link to older executions"))
+        .replace("&amp;", "&");
+    let second = http(port, "GET", &older, &[bearer(TOKEN)], "");
+    assert_eq!(second.status, 200, "{older}");
+    assert_eq!(shown(&second.body), 5, "the rest");
+    assert!(!second.body.contains("id=\"older\""), "the last page");
+    let bad = http(
+        port,
+        "GET",
+        "/jobs/hourly-sync?after=x",
+        &[bearer(TOKEN)],
+        "",
+    );
+    assert_eq!(bad.status, 400, "a cursor that is none");
+    assert!(bad.body.contains("is not a history cursor"), "{}", bad.body);
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_stops_answering_is_a_503_without_its_url() {
     let (schema, _dir, _store) = scratch_schema("tg_console_503", &[]).await;
     let (_, host, port) = through_local_port(&postgres_url(), 0);

@@ -13,7 +13,7 @@ use super::stats::RunStats;
 use super::strip::Cell;
 use crate::BreakerState;
 use crate::human::{duration, local, relative, took, when, when_opt};
-use crate::store::{ExecutionDetail, ExecutionRecord, JobSummary, RunOutcome, Status};
+use crate::store::{Cursor, ExecutionDetail, ExecutionRecord, JobSummary, RunOutcome, Status};
 
 /// What every page of one request knows.
 pub(crate) struct PageCtx {
@@ -41,7 +41,12 @@ pub(crate) struct JobRow {
 pub(crate) struct JobView {
     pub(crate) row: JobRow,
     pub(crate) strip: Vec<(DateTime<Utc>, Cell)>,
+    /// Whether the history page is the newest one.
+    pub(crate) newest: bool,
+    /// A page of its history, newest first.
     pub(crate) history: Vec<ExecutionRecord>,
+    /// Where the next (older) page starts, if there is one.
+    pub(crate) older: Option<Cursor>,
 }
 
 const STYLE: &str = "
@@ -149,7 +154,8 @@ pub(crate) fn execution_path(id: &str) -> String {
     format!("/executions/{}", segment(id))
 }
 
-/// `text` as one path segment: every byte but the unreserved ones percent-encoded.
+/// `text` as one path segment or query value: every byte but the unreserved ones
+/// percent-encoded.
 fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -397,6 +403,14 @@ pub(crate) fn job(ctx: &PageCtx, view: &JobView) -> Markup {
         h2 { "History" }
         @if view.history.is_empty() { p { "No executions yet." } }
         @else { (history_table(&view.history, zone, now)) }
+        p.pages {
+            @if !view.newest { a href=(job_path(&job.name)) { "Newest executions" } " " }
+            @if let Some(cursor) = &view.older {
+                a id="older" href=(format!("{}?after={}", job_path(&job.name), segment(&cursor.to_string()))) {
+                    "Older executions"
+                }
+            }
+        }
     };
     layout(&job.name, Some(ctx), body)
 }

@@ -19,11 +19,11 @@ use super::auth::{COOKIE, Keys, Viewer};
 use super::pages::{self, JobRow, JobView, PageCtx};
 use super::problem::Problem;
 use super::{csrf, stats, strip, words};
-use crate::store::{ExecutionStore, HistoryQuery, JobSummary};
+use crate::store::{Cursor, ExecutionStore, HistoryQuery, JobSummary};
 use crate::{CircuitBreaker, Schedule};
 
-/// How many executions a job's page lists, and the dead letters page.
-const LISTED: usize = 50;
+/// How many executions a page of a job's history lists, and the dead letters page.
+const LISTED: usize = 25;
 
 /// Who a change made in the console is recorded as.
 const BY: &str = "console";
@@ -241,8 +241,24 @@ async fn jobs(Page { app, ctx }: Page) -> Result<Response, Problem> {
     Ok(pages::jobs(&ctx, &rows).into_response())
 }
 
-/// `GET /jobs/{name}`: one job, its strip of recent ticks and its history.
-async fn job(Path(name): Path<String>, Page { app, ctx }: Page) -> Result<Response, Problem> {
+/// `?after=CURSOR`: the page of history after a cursor.
+#[derive(Debug, Default, Deserialize)]
+struct Older {
+    after: Option<String>,
+}
+
+/// `GET /jobs/{name}[?after=CURSOR]`: one job, its strip of recent ticks and a page of its
+/// history.
+async fn job(
+    Path(name): Path<String>,
+    Page { app, ctx }: Page,
+    Query(older): Query<Older>,
+) -> Result<Response, Problem> {
+    let after = match older.after.as_deref().map(str::parse::<Cursor>) {
+        Some(Err(e)) => return Err(Problem::BadRequest(e.to_string())),
+        Some(Ok(cursor)) => Some(cursor),
+        None => None,
+    };
     let Some(job) = app.store.job(&name).await? else {
         return Err(Problem::NotFound(format!(
             "No job named `{name}` in this store."
@@ -256,16 +272,18 @@ async fn job(Path(name): Path<String>, Page { app, ctx }: Page) -> Result<Respon
         Ok(schedule) => strip::recent(&*app.store, &job, &schedule, ctx.now).await?,
         Err(_) => Vec::new(),
     };
-    let history = app
+    let newest = after.is_none();
+    let page = app
         .store
-        .history(&HistoryQuery::new(&name).limit(LISTED))
-        .await?
-        .executions;
+        .history(&HistoryQuery::new(&name).after(after).limit(LISTED))
+        .await?;
     let row = app.row(job, &all).await?;
     let view = JobView {
         row,
         strip,
-        history,
+        newest,
+        history: page.executions,
+        older: page.next,
     };
     Ok(pages::job(&ctx, &view).into_response())
 }
