@@ -525,25 +525,40 @@ async fn the_builder_refuses_a_console_without_a_token_or_a_port() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_reading_shows_the_pages_and_no_action() {
+/// An in-memory store with one job, `hourly-sync`.
+async fn hourly_sync() -> Arc<dyn ExecutionStore> {
     let store: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::new());
     let hourly = Schedule::every(Duration::from_secs(3_600)).unwrap();
     let registration =
         JobRegistration::new("hourly-sync", hourly.to_string(), "UTC".to_owned(), None);
     store.register(&registration).await.unwrap();
+    store
+}
+
+/// The console of `store` on a free port: the port, and the task serving it.
+async fn serve(
+    store: &Arc<dyn ExecutionStore>,
+    access: Access,
+) -> (u16, tokio::task::JoinHandle<Result<(), tickguard::Error>>) {
+    let listener = console::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = tokio::spawn(console::serve(
+        listener,
+        Arc::clone(store),
+        access,
+        std::future::pending(),
+    ));
+    (port, serving)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_reading_shows_the_pages_and_no_action() {
+    let store = hourly_sync().await;
     for (access, token) in [
         (Access::read_only(), None),
         (Access::token(TOKEN).anonymous_read(true), Some(TOKEN)),
     ] {
-        let listener = console::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let serving = tokio::spawn(console::serve(
-            listener,
-            Arc::clone(&store),
-            access,
-            std::future::pending(),
-        ));
+        let (port, serving) = serve(&store, access).await;
         let page = http(port, "GET", "/jobs/hourly-sync", &[], "");
         assert_eq!(page.status, 200, "anonymous reading");
         assert!(page.body.contains("hourly-sync"));
@@ -568,23 +583,12 @@ async fn anonymous_reading_shows_the_pages_and_no_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_history_is_paged() {
-    let store: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::new());
-    let hourly = Schedule::every(Duration::from_secs(3_600)).unwrap();
-    let registration =
-        JobRegistration::new("hourly-sync", hourly.to_string(), "UTC".to_owned(), None);
-    store.register(&registration).await.unwrap();
+    let store = hourly_sync().await;
     let mut ids = Vec::new();
     for _ in 0..30 {
         ids.push(store.trigger("hourly-sync", "ops").await.unwrap().id);
     }
-    let listener = console::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = tokio::spawn(console::serve(
-        listener,
-        Arc::clone(&store),
-        Access::token(TOKEN),
-        std::future::pending(),
-    ));
+    let (port, serving) = serve(&store, Access::token(TOKEN)).await;
     let shown = |body: &str| ids.iter().filter(|id| body.contains(id.as_str())).count();
     let first = http(port, "GET", "/jobs/hourly-sync", &[bearer(TOKEN)], "");
     assert_eq!(shown(&first.body), 25, "the newest page");
@@ -620,17 +624,12 @@ async fn a_store_that_stops_answering_is_a_503_without_its_url() {
     let (url, _, _) = through_local_port(&postgres_url(), proxy.port());
     let url = url.replacen('@', ":hunter2@", 1);
     assert!(url.contains(":hunter2@"), "{url}");
-    let store = PostgresStore::connect_with_schema(&url, &schema)
-        .await
-        .unwrap_or_else(|e| no_postgres(e));
-    let listener = console::bind("127.0.0.1:0").await.unwrap();
-    let console_port = listener.local_addr().unwrap().port();
-    let serving = tokio::spawn(console::serve(
-        listener,
-        Arc::new(store),
-        Access::token(TOKEN),
-        std::future::pending(),
-    ));
+    let store: Arc<dyn ExecutionStore> = Arc::new(
+        PostgresStore::connect_with_schema(&url, &schema)
+            .await
+            .unwrap_or_else(|e| no_postgres(e)),
+    );
+    let (console_port, serving) = serve(&store, Access::token(TOKEN)).await;
     let ok = http(console_port, "GET", "/", &[bearer(TOKEN)], "");
     assert_eq!(ok.status, 200, "the store answers: {}", ok.body);
 
