@@ -266,6 +266,17 @@ async fn history_len(store: &PostgresStore, job: &str) -> usize {
         .len()
 }
 
+/// The scheduler with the console, on a scratch schema, and what the steps check against.
+struct Site {
+    schema: String,
+    store: PostgresStore,
+    runs: Runs,
+    port: u16,
+    base: String,
+    /// The dead letter of `flaky-import`.
+    failed: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_reads_and_acts_in_a_browser() {
     let (schema, _dir, store) = scratch_schema("tg_console", &[]).await;
@@ -288,8 +299,29 @@ async fn the_console_reads_and_acts_in_a_browser() {
     }));
     store.trigger("flaky-import", "test").await.unwrap();
     let failed = dead_letter(&store, "flaky-import").await;
+    let site = Site {
+        schema,
+        store,
+        runs,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        failed,
+    };
+    tokens(&site);
+    let browser = Browser::start().await;
+    sign_in_and_list(&browser, &site).await;
+    trigger(&browser, &site).await;
+    pause(&browser, &site).await;
+    rerun_a_dead_letter(&browser, &site).await;
+    drop(browser);
+    csrf(&site).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
 
-    // Step 1: no token, a wrong one, and the token, as plain HTTP.
+/// Step 1: no token, a wrong one, and the token, as plain HTTP.
+fn tokens(site: &Site) {
+    let (port, schema) = (site.port, &site.schema);
     let none = http(port, "GET", "/", &[], "");
     assert_eq!(none.status, 401, "no token: {}", none.head);
     let wrong = http(port, "GET", "/", &[bearer("wrong-token")], "");
@@ -320,12 +352,11 @@ async fn the_console_reads_and_acts_in_a_browser() {
         "{}",
         unknown.body
     );
+}
 
-    let browser = Browser::start().await;
-    let client = browser.client();
-    let base = format!("http://127.0.0.1:{port}");
-
-    // Step 2: sign in; the jobs page lists the jobs with their next fire in their zone.
+/// Step 2: sign in; the jobs page lists the jobs with their next fire in their zone.
+async fn sign_in_and_list(browser: &Browser, site: &Site) {
+    let (client, base) = (browser.client(), &site.base);
     client.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(
         client.title().await.unwrap(),
@@ -353,8 +384,11 @@ async fn the_console_reads_and_acts_in_a_browser() {
         browser.text("#jobs").await.contains("every 1s"),
         "the ticker's schedule"
     );
+}
 
-    // Step 3: the trigger button runs the job once; its history shows it.
+/// Step 3: the trigger button runs the job once; its history shows it.
+async fn trigger(browser: &Browser, site: &Site) {
+    let (client, base, runs, store) = (browser.client(), &site.base, &site.runs, &site.store);
     client
         .goto(&format!("{base}/jobs/yearly-report"))
         .await
@@ -369,9 +403,12 @@ async fn the_console_reads_and_acts_in_a_browser() {
         1,
         "the trigger ran it once"
     );
-    assert_eq!(history_len(&store, "yearly-report").await, 1);
+    assert_eq!(history_len(store, "yearly-report").await, 1);
+}
 
-    // Step 4: pause with a note stops the ticks, and the page shows the note.
+/// Step 4: pause with a note stops the ticks, and the page shows the note.
+async fn pause(browser: &Browser, site: &Site) {
+    let (client, base, runs) = (browser.client(), &site.base, &site.runs);
     let note = "waiting for the bank's API <b>not bold</b>";
     client.goto(&format!("{base}/jobs/ticker")).await.unwrap();
     client
@@ -413,8 +450,11 @@ async fn the_console_reads_and_acts_in_a_browser() {
         assert!(Instant::now() < deadline, "the resumed ticker never ran");
         sleep(Duration::from_millis(50)).await;
     }
+}
 
-    // Step 5: the dead letter's error is text, and no alert opens; its re-run completes.
+/// Step 5: the dead letter's error is text, and no alert opens; its re-run completes.
+async fn rerun_a_dead_letter(browser: &Browser, site: &Site) {
+    let (client, base, runs, failed) = (browser.client(), &site.base, &site.runs, &site.failed);
     client.goto(&format!("{base}/dead-letters")).await.unwrap();
     let row = format!("tr[data-execution='{failed}'] pre");
     assert_eq!(browser.text(&row).await, XSS, "the error is shown as text");
@@ -443,9 +483,11 @@ async fn the_console_reads_and_acts_in_a_browser() {
     assert_eq!(runs.import.load(Ordering::SeqCst), 2, "the re-run ran once");
     client.goto(&format!("{base}/dead-letters")).await.unwrap();
     assert!(browser.text("main").await.contains("No dead letters."));
-    drop(browser);
+}
 
-    // Step 6: a POST with the session cookie but no (or a wrong) CSRF token is refused.
+/// Step 6: a POST with the session cookie but no (or a wrong) CSRF token is refused. A completed execution's re-run is a 409.
+async fn csrf(site: &Site) {
+    let (port, store, failed) = (site.port, &site.store, &site.failed);
     let login = http(port, "POST", "/login", &[], &format!("token={TOKEN}"));
     assert_eq!(login.status, 303, "sign in: {}", login.head);
     let cookie = login
@@ -465,7 +507,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
     let anonymous = http(port, "POST", trigger, &[], "");
     assert_eq!(anonymous.status, 401, "no session at all");
     assert_eq!(
-        history_len(&store, "yearly-report").await,
+        history_len(store, "yearly-report").await,
         1,
         "refused POSTs changed nothing"
     );
@@ -482,7 +524,7 @@ async fn the_console_reads_and_acts_in_a_browser() {
         allowed.status, 303,
         "with its CSRF token the form goes through"
     );
-    assert_eq!(history_len(&store, "yearly-report").await, 2);
+    assert_eq!(history_len(store, "yearly-report").await, 2);
 
     let refused = http(
         port,
@@ -493,9 +535,6 @@ async fn the_console_reads_and_acts_in_a_browser() {
     );
     assert_eq!(refused.status, 409, "a completed execution is not re-run");
     assert!(refused.body.contains("completed"), "{}", refused.body);
-
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
 }
 
 #[tokio::test]
