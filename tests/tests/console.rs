@@ -485,7 +485,8 @@ async fn rerun_a_dead_letter(browser: &Browser, site: &Site) {
     assert!(browser.text("main").await.contains("No dead letters."));
 }
 
-/// Step 6: a POST with the session cookie but no (or a wrong) CSRF token is refused. A completed execution's re-run is a 409.
+/// Step 6: a POST with the session cookie but no (or a wrong) CSRF token is refused, and
+/// changes nothing; with its token it goes through. A completed execution's re-run is a 409.
 async fn csrf(site: &Site) {
     let (port, store, failed) = (site.port, &site.store, &site.failed);
     let login = http(port, "POST", "/login", &[], &format!("token={TOKEN}"));
