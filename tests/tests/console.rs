@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use tickguard::console::{self, Access};
-use tickguard::store::{ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore};
+use tickguard::store::{
+    ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore, Status,
+};
 use tickguard::{CircuitBreaker, Job, JobContext, JobError, Schedule, Scheduler};
 use tickguard_tests::proxy::{Proxy, Traffic, through_local_port};
 use tickguard_tests::{
@@ -408,7 +410,7 @@ async fn trigger(browser: &Browser, site: &Site) {
 
 /// Step 4: pause with a note stops the ticks, and the page shows the note.
 async fn pause(browser: &Browser, site: &Site) {
-    let (client, base, runs) = (browser.client(), &site.base, &site.runs);
+    let (client, base, runs, store) = (browser.client(), &site.base, &site.runs, &site.store);
     let note = "waiting for the bank's API <b>not bold</b>";
     client.goto(&format!("{base}/jobs/ticker")).await.unwrap();
     client
@@ -422,16 +424,33 @@ async fn pause(browser: &Browser, site: &Site) {
     let state = browser.text("#state").await;
     assert!(state.contains("paused") && state.contains(note), "{state}");
     assert!(state.contains("by console"), "{state}");
-    // The control task applies the pause within its 100 ms; a run started before may end.
-    sleep(Duration::from_millis(1_200)).await;
-    let before = runs.ticker.load(Ordering::SeqCst);
-    assert!(before > 0, "the ticker ran before the pause");
-    sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(
-        runs.ticker.load(Ordering::SeqCst),
-        before,
-        "a paused job's ticks do not run"
+    let paused_at = store
+        .job("ticker")
+        .await
+        .unwrap()
+        .unwrap()
+        .paused
+        .unwrap()
+        .at;
+    assert!(
+        runs.ticker.load(Ordering::SeqCst) > 0,
+        "the ticker ran before the pause"
     );
+    // Three ticks' time: the control task applies the pause within its 100 ms, so no tick
+    // from half a second after the pause on may run (a tick claimed before may still end).
+    sleep(Duration::from_secs(3)).await;
+    let since = paused_at + chrono::Duration::milliseconds(500);
+    let ran: Vec<_> = store
+        .history(&HistoryQuery::new("ticker").since(since))
+        .await
+        .unwrap()
+        .executions
+        .into_iter()
+        .filter(|e| e.status != Status::Skipped)
+        .map(|e| (e.scheduled_at, e.status))
+        .collect();
+    assert!(ran.is_empty(), "a paused job's ticks ran: {ran:?}");
+    let before = runs.ticker.load(Ordering::SeqCst);
     client.refresh().await.unwrap();
     browser.screenshot("job").await;
     client.goto(&format!("{base}/")).await.unwrap();
