@@ -122,6 +122,42 @@ pub(crate) enum Command {
     },
     /// Deletes executions that ended longer ago than their status is kept.
     Prune(PruneArgs),
+    /// Serves the web console for the store: jobs, history, executions, dead letters, with
+    /// pause, resume, trigger and re-run. Runs until Ctrl-C or SIGTERM.
+    Console(ConsoleArgs),
+}
+
+/// `tickguard console`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsoleArgs {
+    /// Where to listen: this host only by default; another address exposes the store's
+    /// operations to whoever reaches it (with the token).
+    #[arg(long, default_value = "127.0.0.1:9470", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// The token that opens the console (to read and to act): a browser signs in with it,
+    /// a script sends `Authorization: Bearer TOKEN`.
+    #[arg(
+        long,
+        env = "TICKGUARD_CONSOLE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+    /// Lets anyone who reaches the console read it without the token (acting still needs
+    /// it; with no token, nobody acts).
+    #[arg(long)]
+    pub(crate) anonymous_read: bool,
+}
+
+impl ConsoleArgs {
+    /// Who may read and act.
+    pub(crate) fn access(&self) -> tickguard::console::Access {
+        match &self.token {
+            Some(token) => tickguard::console::Access::token(token.clone()),
+            None => tickguard::console::Access::read_only(),
+        }
+        .anonymous_read(self.anonymous_read)
+    }
 }
 
 /// `--json`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use tickguard::gaps::{self, Gap, NoGaps};
 use tickguard::store::{
     CancelKind, ExecutionRecord, ExecutionStore, HistoryQuery, JobSummary, PruneRequest, Retention,
     Status, StoreError,
@@ -13,10 +14,10 @@ use tickguard::{BreakerState, CircuitBreaker, Schedule};
 
 use crate::args::{HistoryArgs, PruneArgs};
 use crate::error::Failure;
-use crate::gaps::{self, Gap, NoGaps};
 use crate::json;
-use crate::output::{Table, indented, local, print, relative, span, took, when, when_opt};
+use crate::output::{Table, indented, print};
 use crate::parse;
+use tickguard::human::{local, relative, span, took, when, when_opt};
 
 /// Executions read per page when a command reads a whole window of history.
 const WINDOW_PAGE: usize = 1_000;
@@ -194,35 +195,22 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, as_json: bool) -> Result<(), Fai
     Ok(())
 }
 
-/// How long a probe's owner may go without a heartbeat before `show` no longer counts it as
-/// running: the scheduler's default liveness (the command does not know an instance's own).
-const PROBE_LIVENESS: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The jobs that share `job`'s circuit breaker (those the store knows with a breaker of the
-/// same name; `job` alone for a breaker of its own), and its state computed from their
+/// The jobs that share `job`'s circuit breaker, and its state computed from their
 /// executions as the scheduler computes it.
 async fn breaker_state(
     ctx: &Ctx,
     job: &str,
     breaker: &CircuitBreaker,
 ) -> Result<(Vec<String>, BreakerState), Failure> {
-    let jobs: Vec<String> = match breaker.shared_name() {
-        None => vec![job.to_owned()],
-        Some(name) => ctx
-            .store
-            .jobs()
-            .await?
-            .into_iter()
-            .filter(|j| {
-                j.circuit_breaker
-                    .as_ref()
-                    .is_some_and(|b| b.shared_name() == Some(name))
-            })
-            .map(|j| j.name)
-            .collect(),
-    };
-    let executions = breaker.read_history(&*ctx.store, &jobs).await?;
-    let state = breaker.state(&executions, ctx.now, PROBE_LIVENESS);
+    let jobs = breaker.sharing(job, &ctx.store.jobs().await?);
+    let state = breaker
+        .current_state(
+            &*ctx.store,
+            &jobs,
+            ctx.now,
+            CircuitBreaker::OBSERVED_LIVENESS,
+        )
+        .await?;
     Ok((jobs, state))
 }
 
@@ -311,7 +299,7 @@ pub(crate) async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), Failure
         query = query.after(Some(parse::cursor(after)?));
     }
     let page = ctx.store.history(&query).await?;
-    let next = page.next.as_ref().map(parse::cursor_text);
+    let next = page.next.as_ref().map(ToString::to_string);
     if args.json.json {
         return json::print(&json::History {
             job: args.job.clone(),

@@ -6,8 +6,8 @@
 
 mod args;
 mod commands;
+mod console;
 mod error;
-mod gaps;
 mod json;
 mod open;
 mod output;
@@ -94,6 +94,18 @@ fn check_values(command: &Command, now: chrono::DateTime<chrono::Utc>) -> Result
         Command::Prune(args) => {
             commands::retention(args)?;
         }
+        Command::Console(args)
+            if args.token.as_deref().is_none_or(|t| t.trim().is_empty())
+                && !args.anonymous_read =>
+        {
+            return Err(
+                Failure::new("the console needs a token, for reading too").hint(
+                    "pass --token TOKEN or set TICKGUARD_CONSOLE_TOKEN (a long random one: \
+                     openssl rand -hex 32); --anonymous-read without a token serves it \
+                     read-only to whoever reaches it",
+                ),
+            );
+        }
         _ => {}
     }
     Ok(())
@@ -130,5 +142,6 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         }
         Command::Resume { job } => commands::resume(&ctx, &job).await,
         Command::Prune(args) => commands::prune(&ctx, &args).await,
+        Command::Console(args) => console::serve(ctx, &args).await,
     }
 }

@@ -79,30 +79,12 @@ pub(crate) fn status_name(status: Status) -> String {
     status.as_str().to_ascii_lowercase().replace('_', "-")
 }
 
-/// A cursor as `history` prints it: the tick's Unix time in nanoseconds, a `.`, the id.
-pub(crate) fn cursor_text(cursor: &Cursor) -> String {
-    let nanos = cursor
-        .scheduled_at
-        .timestamp_nanos_opt()
-        .unwrap_or(i64::MAX);
-    format!("{nanos}.{}", cursor.id)
-}
-
-/// The cursor printed by [`cursor_text`].
+/// The cursor printed under a page of history (`Cursor`'s text).
 pub(crate) fn cursor(text: &str) -> Result<Cursor, Failure> {
-    text.split_once('.')
-        .and_then(|(nanos, id)| {
-            let nanos = nanos.parse::<i64>().ok()?;
-            Some(Cursor {
-                scheduled_at: DateTime::from_timestamp_nanos(nanos),
-                id: id.to_owned(),
-            })
-        })
-        .filter(|c| !c.id.is_empty())
-        .ok_or_else(|| {
-            Failure::new(format!("`{text}` is not a history cursor"))
-                .hint("pass the `--after` value printed under the page before, as it is")
-        })
+    text.parse::<Cursor>().map_err(|e| {
+        Failure::new(e.to_string())
+            .hint("pass the `--after` value printed under the page before, as it is")
+    })
 }
 
 #[cfg(test)]
@@ -152,7 +134,7 @@ mod tests {
             scheduled_at: Utc.with_ymd_and_hms(2026, 12, 5, 2, 0, 0).unwrap(),
             id: "nightly@2026-12-05T02:00:00Z.v2".to_owned(),
         };
-        assert_eq!(cursor(&cursor_text(&c)).unwrap(), c);
+        assert_eq!(cursor(&c.to_string()).unwrap(), c);
         assert!(cursor("yesterday").is_err());
     }
 }

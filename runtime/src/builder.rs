@@ -37,6 +37,10 @@ pub struct SchedulerBuilder {
     /// Set by [`SchedulerBuilder::prometheus`]: served from `build()`.
     #[cfg(feature = "prometheus")]
     prometheus_addr: Option<String>,
+    /// Set by [`SchedulerBuilder::console`] and its `console_*` settings: served from
+    /// `build()`.
+    #[cfg(feature = "console")]
+    console: ConsoleChoice,
     /// Set by [`SchedulerBuilder::alert_webhook`]: its delivery task starts in `build()`.
     #[cfg(feature = "webhook")]
     webhooks: Vec<Webhook>,
@@ -116,6 +120,35 @@ fn redis_namespaced(lock: crate::lock::RedisLock, namespace: Option<&str>) -> Ar
         Some(ns) => lock.with_prefix(format!("tickguard:{ns}:lock:")),
         None => lock,
     })
+}
+
+/// The console as set on the builder.
+#[cfg(feature = "console")]
+#[derive(Default)]
+struct ConsoleChoice {
+    addr: Option<String>,
+    token: Option<String>,
+    anonymous_read: bool,
+}
+
+#[cfg(feature = "console")]
+impl ConsoleChoice {
+    /// Serves the console on `store`, if an address was given: its task.
+    async fn start(
+        self,
+        store: &Arc<dyn ExecutionStore>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+        let Some(addr) = self.addr else {
+            return Ok(None);
+        };
+        let access = match self.token {
+            Some(token) => crate::console::Access::token(token),
+            None => crate::console::Access::read_only(),
+        }
+        .anonymous_read(self.anonymous_read);
+        let (_, task) = crate::console::start(&addr, access, Arc::clone(store)).await?;
+        Ok(Some(task))
+    }
 }
 
 /// An execution store as named to the builder: ready, or connected in `build()`.
@@ -203,6 +236,8 @@ impl SchedulerBuilder {
             namespace: None,
             #[cfg(feature = "prometheus")]
             prometheus_addr: None,
+            #[cfg(feature = "console")]
+            console: ConsoleChoice::default(),
             #[cfg(feature = "webhook")]
             webhooks: Vec::new(),
             instance_id: None,
@@ -374,6 +409,51 @@ impl SchedulerBuilder {
     pub fn postgres(mut self, url: impl Into<String>) -> Self {
         self.store
             .name(".postgres(..)", StoreChoice::Postgres(url.into()));
+        self
+    }
+
+    /// Serves the [web console](crate::console) at `addr` (`127.0.0.1:9470` for this host
+    /// only, which is what to use unless a proxy that authenticates stands in front) on this
+    /// scheduler's store: pages of the jobs, their history, executions and dead letters,
+    /// with pause, resume, trigger now and re-run. It reads the store only when a page is
+    /// asked for. It needs a token ([`console_token`](Self::console_token)), unless
+    /// read-only access without one is enabled
+    /// ([`console_anonymous_read`](Self::console_anonymous_read)):
+    /// [`build`](Self::build) fails with [`Error::Config`] without either, or when `addr`
+    /// cannot be bound. See [the console](crate::docs::console).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tickguard::Error> {
+    /// let scheduler = tickguard::Scheduler::builder()
+    ///     .console("127.0.0.1:9470")
+    ///     .console_token(std::env::var("TICKGUARD_CONSOLE_TOKEN").unwrap_or_default())
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "console")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+    pub fn console(mut self, addr: impl Into<String>) -> Self {
+        self.console.addr = Some(addr.into());
+        self
+    }
+
+    /// The token that opens the [console](Self::console), to read and to act: a browser
+    /// signs in with it, a script sends it as `Authorization: Bearer TOKEN`. Keep it out of
+    /// the code (an environment variable, a secret store).
+    #[cfg(feature = "console")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+    pub fn console_token(mut self, token: impl Into<String>) -> Self {
+        self.console.token = Some(token.into());
+        self
+    }
+
+    /// Lets anyone who reaches the [console](Self::console) read it without the token
+    /// (default off); pausing, resuming, triggering and re-running still need it.
+    #[cfg(feature = "console")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+    pub fn console_anonymous_read(mut self, anonymous_read: bool) -> Self {
+        self.console.anonymous_read = anonymous_read;
         self
     }
 
@@ -606,6 +686,8 @@ impl SchedulerBuilder {
             namespace,
             #[cfg(feature = "prometheus")]
             prometheus_addr,
+            #[cfg(feature = "console")]
+            console,
             #[cfg(feature = "webhook")]
             webhooks,
             instance_id,
@@ -631,6 +713,8 @@ impl SchedulerBuilder {
         // Last of what can fail: a scheduler that is not built leaves no endpoint behind.
         #[cfg(feature = "prometheus")]
         let exporter = crate::prometheus::serve_at(prometheus_addr.as_deref()).await?;
+        #[cfg(feature = "console")]
+        let console = console.start(&store).await?;
         metrics::describe();
         let stop_runs = CancellationToken::new();
         let firing = CancellationToken::new();
@@ -655,6 +739,8 @@ impl SchedulerBuilder {
             alerts,
             #[cfg(feature = "prometheus")]
             exporter,
+            #[cfg(feature = "console")]
+            console,
             firing,
             entries,
             shutdown_grace,

@@ -11,7 +11,7 @@ use std::{collections::VecDeque, fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{ExecutionRecord, ExecutionStore, HistoryQuery, Status, StoreError};
+use crate::store::{ExecutionRecord, ExecutionStore, HistoryQuery, JobSummary, Status, StoreError};
 
 /// A circuit breaker (`circuit_breaker(failure_rate = 0.5, window = 10, min_runs = 5,
 /// open_for = "5m")`): computed from the job's recent executions in the store, so every
@@ -257,6 +257,42 @@ impl CircuitBreaker {
             all.retain(|e| e.finished_at.is_none_or(|at| at >= cut));
         }
         Ok(all)
+    }
+
+    /// How long a probe's owner may go without a heartbeat before an observer outside the
+    /// scheduler (`tickguard show`, the console) no longer counts it as running: the
+    /// scheduler's default liveness (an observer does not know an instance's own).
+    pub const OBSERVED_LIVENESS: Duration = Duration::from_secs(30);
+
+    /// The jobs of `jobs` (all the store knows) that share this breaker, `job`'s: those
+    /// with a breaker of the same name, or `job` alone for a breaker of its own.
+    pub fn sharing(&self, job: &str, jobs: &[JobSummary]) -> Vec<String> {
+        match self.shared_name() {
+            None => vec![job.to_owned()],
+            Some(name) => jobs
+                .iter()
+                .filter(|j| {
+                    j.circuit_breaker
+                        .as_ref()
+                        .is_some_and(|b| b.shared_name() == Some(name))
+                })
+                .map(|j| j.name.clone())
+                .collect(),
+        }
+    }
+
+    /// The breaker's state at `now` as an operator sees it from the store, computed from
+    /// the executions of `sharing` (see [`CircuitBreaker::sharing`]) as the scheduler
+    /// computes it; a probe whose owner has not heartbeat within `liveness` is not running.
+    pub async fn current_state(
+        &self,
+        store: &dyn ExecutionStore,
+        sharing: &[String],
+        now: DateTime<Utc>,
+        liveness: Duration,
+    ) -> Result<BreakerState, StoreError> {
+        let executions = self.read_history(store, sharing).await?;
+        Ok(self.state(&executions, now, liveness))
     }
 
     /// The breaker's name in metrics and logs (the `breaker` label): its shared name, or

@@ -4,7 +4,8 @@
 //! step; every argument of the attribute is on [`#[scheduled]`](crate::scheduled). The
 //! pages below go deeper: [`semantics`] is the reference for what tickguard promises,
 //! [`locks`] and [`stores`] describe the backends, [`observability`] the metrics, dashboard
-//! and alerts, [`operations`] is the runbook and [`cli`] the `tickguard` command's manual.
+//! and alerts, [`operations`] is the runbook, [`cli`] the `tickguard` command's manual and
+//! [`console`] the web console's.
 //!
 //! The same pages are in the repository's `docs/` directory, to be read on GitHub.
 

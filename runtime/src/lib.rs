@@ -6,13 +6,18 @@ pub mod bench_support;
 mod builder;
 mod circuit_breaker;
 mod clock;
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub mod console;
 mod context;
 mod control;
 pub mod docs;
 mod error;
 mod executor;
 mod future;
+pub mod gaps;
 mod handler;
+pub mod human;
 mod job;
 mod job_error;
 mod job_loop;

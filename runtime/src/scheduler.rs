@@ -41,6 +41,9 @@ pub struct Scheduler {
     /// The Prometheus endpoint's task, stopped with the scheduler.
     #[cfg(feature = "prometheus")]
     pub(crate) exporter: Option<tokio::task::JoinHandle<()>>,
+    /// The web console's task, stopped with the scheduler.
+    #[cfg(feature = "console")]
+    pub(crate) console: Option<tokio::task::JoinHandle<()>>,
     /// Cancelled when shutdown begins; each job loop waits on a child.
     pub(crate) firing: CancellationToken,
     /// The registered jobs, each with its state.
@@ -221,6 +224,10 @@ impl Scheduler {
         if let Some(exporter) = &self.exporter {
             exporter.abort();
         }
+        #[cfg(feature = "console")]
+        if let Some(console) = &self.console {
+            console.abort();
+        }
         #[cfg(feature = "webhook")]
         {
             let (stop, tasks) = &mut self.alerts;
@@ -243,6 +250,10 @@ impl Drop for Scheduler {
         #[cfg(feature = "prometheus")]
         if let Some(exporter) = &self.exporter {
             exporter.abort();
+        }
+        #[cfg(feature = "console")]
+        if let Some(console) = &self.console {
+            console.abort();
         }
         #[cfg(feature = "webhook")]
         {

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 pub use memory::{MEMORY_ONCE_RETAINED, MEMORY_STORE_RETAINED, MemoryStore};
 pub use once_scope::OnceScope;
 pub use operations::{
-    Cursor, ExecutionDetail, HistoryPage, HistoryQuery, JobSummary, LastOutcome, Pause,
+    BadCursor, Cursor, ExecutionDetail, HistoryPage, HistoryQuery, JobSummary, LastOutcome, Pause,
     PruneReport, PruneRequest, Retention, RunOutcome, RunRecord,
 };
 

@@ -391,6 +391,62 @@ pub fn http_get_from(addr: std::net::SocketAddr, path: &str) -> Result<String, S
     }
 }
 
+/// An HTTP answer: its status, its head (status line and headers) and its body.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Sends `method path` to `127.0.0.1:port` over HTTP/1.0 (so the answer is never chunked)
+/// with `headers` (`Name: value`) and, for a POST, `form` as a URL-encoded body; panics if
+/// no HTTP answer comes.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    form: &str,
+) -> HttpAnswer {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("cannot connect to port {port}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    if method == "POST" {
+        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        request.push_str(&format!("Content-Length: {}\r\n", form.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(form);
+    let mut raw = String::new();
+    stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.read_to_string(&mut raw))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: not an HTTP answer: {raw}"));
+    HttpAnswer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
 /// Collects the failure reports a hook receives (`on_failure`, `SchedulerBuilder::on_failure`).
 #[derive(Clone, Default)]
 pub struct Reports(Arc<Mutex<Vec<tickguard::FailureReport>>>);

@@ -175,6 +175,46 @@ pub struct Cursor {
     pub id: String,
 }
 
+impl std::fmt::Display for Cursor {
+    /// `{tick in nanoseconds since the epoch}.{id}`: what a command line or a link carries
+    /// to ask for the next page.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nanos = self.scheduled_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        write!(f, "{nanos}.{}", self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = BadCursor;
+
+    /// The cursor whose [`Display`](std::fmt::Display) `text` is.
+    ///
+    /// ```
+    /// use tickguard::store::Cursor;
+    ///
+    /// let cursor: Cursor = "1796436000000000000.nightly@2026-12-05T02:00:00Z".parse().unwrap();
+    /// assert_eq!(cursor.id, "nightly@2026-12-05T02:00:00Z");
+    /// assert_eq!(cursor.to_string().parse::<Cursor>().unwrap(), cursor);
+    /// assert!("yesterday".parse::<Cursor>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, BadCursor> {
+        text.split_once('.')
+            .and_then(|(nanos, id)| {
+                Some(Self {
+                    scheduled_at: DateTime::from_timestamp_nanos(nanos.parse().ok()?),
+                    id: id.to_owned(),
+                })
+            })
+            .filter(|c| !c.id.is_empty())
+            .ok_or_else(|| BadCursor(text.to_owned()))
+    }
+}
+
+/// A text that is not a [`Cursor`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a history cursor")]
+pub struct BadCursor(pub String);
+
 /// One page of a job's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

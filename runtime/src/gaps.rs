@@ -1,18 +1,19 @@
-//! `gaps`: the ticks a job's schedule says were due that have no execution, or whose
-//! execution was skipped.
+//! Gaps: the ticks a job's schedule says were due that have no execution, or whose
+//! execution was skipped; what `tickguard gaps` lists and the console's strip of recent
+//! ticks shows.
 
 use std::collections::HashMap;
 
+use crate::Schedule;
+use crate::store::{ExecutionRecord, Status};
 use chrono::{DateTime, Utc};
-use tickguard::Schedule;
-use tickguard::store::{ExecutionRecord, Status};
 
 /// The most ticks `gaps` looks at in one call.
-pub(crate) const MAX_TICKS: usize = 100_000;
+pub const MAX_TICKS: usize = 100_000;
 
 /// A tick that did not run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Gap {
+pub enum Gap {
     /// No execution of the schedule's covers the tick.
     Missing {
         /// The tick.
@@ -34,22 +35,22 @@ pub(crate) enum Gap {
 }
 
 /// Why the gaps cannot be found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum NoGaps {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoGaps {
     /// A fixed delay fires after each run: it has no fixed ticks.
     FixedDelay,
     /// More than [`MAX_TICKS`] ticks in the window.
     TooManyTicks,
 }
 
-/// Whether an execution was asked for by hand ([`trigger`](tickguard::store::ExecutionStore::trigger)):
+/// Whether an execution was asked for by hand ([`trigger`](crate::store::ExecutionStore::trigger)):
 /// it does not cover a tick of the schedule.
-pub(crate) fn is_manual(execution: &ExecutionRecord) -> bool {
+pub fn is_manual(execution: &ExecutionRecord) -> bool {
     execution.requested_by.is_some() && execution.id.contains("@manual-")
 }
 
 /// The ticks of `schedule` in `[from, to)`, oldest first: at most [`MAX_TICKS`].
-pub(crate) fn ticks(
+pub fn ticks(
     schedule: &Schedule,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -74,7 +75,7 @@ pub(crate) fn ticks(
 
 /// The ticks of `ticks` that no execution of `executions` covers (manual ones do not), or
 /// whose executions were all skipped, oldest first.
-pub(crate) fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> Vec<Gap> {
+pub fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> Vec<Gap> {
     // Ticks are whole milliseconds (cron: whole seconds); stores keep at least that.
     let mut by_tick: HashMap<i64, Vec<&ExecutionRecord>> = HashMap::new();
     for execution in executions.iter().filter(|e| !is_manual(e)) {
@@ -103,7 +104,7 @@ pub(crate) fn find(ticks: &[DateTime<Utc>], executions: &[ExecutionRecord]) -> V
 
 /// The ticks of the run of consecutive ticks with no execution that `gaps` starts with
 /// (empty if it starts with a skipped one).
-pub(crate) fn missing_run(gaps: &[Gap]) -> Vec<DateTime<Utc>> {
+pub fn missing_run(gaps: &[Gap]) -> Vec<DateTime<Utc>> {
     let mut run: Vec<DateTime<Utc>> = Vec::new();
     let mut next_index = None;
     for gap in gaps {
