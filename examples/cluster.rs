@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! bash examples/cluster/run.sh     # the whole scene, on Debian: see the script
+//! cargo run -p tickguard-examples --example cluster -- 30   # one replica, embedded defaults
 //! ```
 //!
 //! The script installs and starts Redis, PostgreSQL and Prometheus when they are missing,

@@ -17,6 +17,13 @@
 //! in): stop the quickstart mid-report and start it again, and the interrupted report is
 //! resumed from its checkpoint; stop it for a minute, and the missed report ticks follow
 //! the job's misfire policy.
+//!
+//! Copying it: replace the three jobs with yours, each with its real schedule (`cron = "0 0
+//! 2 * * *"`, `zone = ".."`); give a job that calls another service a `retry(..)` and a
+//! `timeout`, and one that must not run twice for a tick `idempotent` and a `lock(ttl = ..)`
+//! a few renewals long; put the alert your team reads in `on_failure`; and for more than
+//! one instance, pass `--postgres` (and `--redis`) so that they share the store and the
+//! lock.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! cargo run -p tickguard-examples --example report_with_recovery -- 30
+//! cargo run -p tickguard-examples --example report_with_recovery -- 30 \
+//!     --postgres postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
 //! ```
 //!
 //! Every 5 seconds the job asks a reporting API for the day's revenue. Its errors are of two

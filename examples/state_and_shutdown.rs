@@ -5,6 +5,9 @@
 //! cargo run -p tickguard-examples --example state_and_shutdown          # Ctrl-C mid-run,
 //! cargo run -p tickguard-examples --example state_and_shutdown          # then start again
 //! CATALOG_REGION=eu-west cargo run -p tickguard-examples --example state_and_shutdown -- 20
+//! cargo run -p tickguard-examples --example state_and_shutdown -- \
+//!     --postgres postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
+//!     # executions in PostgreSQL, the lock in Redis
 //! ```
 //!
 //! What it shows:

@@ -15,7 +15,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Example, Line, seconds, tickguard, tickguard_json, wait_any};
+use support::{Example, Line, drop_scratch, seconds, tickguard, tickguard_json, wait_any};
 use tickguard_tests::{RedisServer, free_port, postgres_url, scratch_schema};
 
 const NAME: &str = "cluster";
@@ -29,13 +29,10 @@ fn started(line: &Line) -> bool {
 
 #[test]
 fn a_killed_replica_s_rollup_is_taken_over_resumed_and_completed_once() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let redis_port = free_port();
     let _redis = runtime.block_on(RedisServer::start(redis_port));
-    let (schema, dir, _store) = runtime.block_on(scratch_schema("tg_example_cluster", &[]));
+    let (schema, dir, scratch) = runtime.block_on(scratch_schema("tg_example_cluster", &[]));
     let (postgres, redis) = (postgres_url(), format!("redis://127.0.0.1:{redis_port}"));
     let replicas: Vec<Example> = (1..=3)
         .map(|i| {
@@ -51,6 +48,7 @@ fn a_killed_replica_s_rollup_is_taken_over_resumed_and_completed_once() {
             ];
             Example::start(
                 NAME,
+                &instance,
                 &dir,
                 &[&args[..], &["--instance", &instance]].concat(),
                 &[],
@@ -73,7 +71,7 @@ fn a_killed_replica_s_rollup_is_taken_over_resumed_and_completed_once() {
     let checkpointed = all[victim].wait_for("third batch", Duration::from_secs(5), |l| {
         l.message() == "batch rolled up" && l.field("batch").as_deref() == Some("3")
     });
-    all[victim].worker.signal("KILL");
+    all[victim].signal("KILL");
     let killed_at = chrono::Utc::now();
     // The last checkpoint the killed run logged before it died.
     let last_batch = all[victim]
@@ -166,4 +164,6 @@ fn a_killed_replica_s_rollup_is_taken_over_resumed_and_completed_once() {
         table.contains("ABANDONED") && table.contains(&taker_id),
         "{table}"
     );
+    drop(replicas);
+    runtime.block_on(drop_scratch(&schema, &dir, scratch.pool()));
 }

@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Example, Line};
+use support::{Example, Line, drop_scratch};
 use tickguard_tests::{free_port, http_get, postgres_url, scratch_schema};
 
 const NAME: &str = "external_api_breaker";
@@ -34,11 +34,8 @@ fn skipped(line: &Line) -> bool {
 
 #[test]
 fn failures_on_two_replicas_open_the_shared_breaker_and_a_probe_closes_it() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let (schema, dir, _store) = runtime.block_on(scratch_schema("tg_example_breaker", &[]));
+    let runtime = support::runtime();
+    let (schema, dir, store) = runtime.block_on(scratch_schema("tg_example_breaker", &[]));
     let api = dir.join("price-api.state");
     std::fs::write(&api, "up").expect("the API is up");
     let ports = [free_port(), free_port()];
@@ -48,6 +45,7 @@ fn failures_on_two_replicas_open_the_shared_breaker_and_a_probe_closes_it() {
         let args = ["60", "--postgres", &url, "--namespace", &schema];
         let replica = Example::start(
             NAME,
+            &format!("replica on :{port}"),
             &dir,
             &[&args[..], &["--metrics", &metrics]].concat(),
             &[],
@@ -121,4 +119,6 @@ fn failures_on_two_replicas_open_the_shared_breaker_and_a_probe_closes_it() {
         let state = metric(port, "tickguard_circuit_state", &[r#"breaker="price_api""#]);
         assert_eq!(state, Some(0.0), "closed on :{port}");
     }
+    drop(replicas);
+    runtime.block_on(drop_scratch(&schema, &dir, store.pool()));
 }

@@ -11,77 +11,74 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-mod support_async;
+mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use support_async::{Example, drop_scratch};
+use support::{Example, Line, drop_scratch, runtime};
 use tickguard::sqlx::{self, AssertSqlSafe, PgPool};
 use tickguard_tests::{postgres_url, scratch_schema};
 
-/// When a log line was written.
-fn instant(line: &Value) -> chrono::DateTime<chrono::Utc> {
-    line["timestamp"].as_str().unwrap().parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice() {
-    let (schema, dir, store) = scratch_schema("nightly_report", &[]).await;
+#[test]
+fn a_killed_report_is_resumed_elsewhere_at_record_800_and_never_runs_twice() {
+    let runtime = runtime();
+    let (schema, dir, store) = runtime.block_on(scratch_schema("nightly_report", &[]));
     let url = postgres_url();
     let args = ["60", "--postgres", &url, "--namespace", &schema];
-    let mut a = Example::start("nightly_report", "instance A", &dir, &args);
-    let started = a.wait_for("report started", Duration::from_secs(8)).await;
-    let execution = started["fields"]["execution_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut b = Example::start("nightly_report", "instance B", &dir, &args);
-    b.wait_for("scheduler started", Duration::from_secs(5))
-        .await;
+    let mut a = Example::start("nightly_report", "instance A", &dir, &args, &[]);
+    let started = a.wait_for("report started", Duration::from_secs(8), |l| {
+        l.message() == "report started"
+    });
+    let execution = started.field("execution_id").unwrap();
+    let b = Example::start("nightly_report", "instance B", &dir, &args, &[]);
+    b.wait_for("scheduler started", Duration::from_secs(5), |l| {
+        l.message() == "scheduler started"
+    });
 
     // A's run outlives its 2 s lease: the watchdog renewed it.
-    let at_800 = a
-        .wait_until(Duration::from_secs(8), |l| {
-            l["fields"]["message"] == "checkpoint saved" && l["fields"]["record"] == 800
-        })
-        .await
-        .unwrap_or_else(|| a.fail("no checkpoint at record 800"));
-    assert_lease_renewed(store.pool(), &schema, &started, &at_800).await;
+    let at_800 = a.wait_for("checkpoint at record 800", Duration::from_secs(8), |l| {
+        l.message() == "checkpoint saved" && l.json["fields"]["record"] == 800
+    });
+    runtime.block_on(assert_lease_renewed(
+        store.pool(),
+        &schema,
+        &started,
+        &at_800,
+    ));
     a.signal("KILL");
-    assert_eq!(at_800["fields"]["execution_id"], execution.as_str());
-    a.exit(Duration::from_secs(5)).await; // reads what A logged before it died
+    assert_eq!(at_800.field("execution_id"), Some(execution.clone()));
+    a.exit(Duration::from_secs(5)); // reads what A logged before it died
 
-    let resumed = b
-        .wait_until(Duration::from_secs(12), |l| {
-            l["fields"]["message"] == "resuming the report from its checkpoint"
-                && l["fields"]["execution_id"] == execution.as_str()
-        })
-        .await
-        .unwrap_or_else(|| b.fail(&format!("{execution} was not resumed")));
-    assert_eq!(resumed["fields"]["record"], 800, "{resumed}");
-    b.wait_until(Duration::from_secs(5), |l| {
-        l["fields"]["message"] == "report written"
-            && l["fields"]["execution_id"] == execution.as_str()
-    })
-    .await
-    .unwrap_or_else(|| b.fail(&format!("{execution} was not finished")));
+    let resumed = b.wait_for(
+        &format!("resumption of {execution}"),
+        Duration::from_secs(12),
+        |l| {
+            l.message() == "resuming the report from its checkpoint"
+                && l.field("execution_id") == Some(execution.clone())
+        },
+    );
+    assert_eq!(resumed.json["fields"]["record"], 800, "{resumed:?}");
+    b.wait_for(
+        &format!("end of {execution}"),
+        Duration::from_secs(5),
+        |l| l.message() == "report written" && l.field("execution_id") == Some(execution.clone()),
+    );
 
     // B's ticks while A's run outlived its lease found the lock held, and said nothing.
     assert!(
         b.seen("report started")
             .iter()
-            .all(|l| l["fields"]["execution_id"] != execution.as_str())
+            .all(|l| l.field("execution_id") != Some(execution.clone()))
     );
-    assert_no_tick_ran_twice(store.pool(), &schema, &execution).await;
-    assert_the_hung_upload_timed_out(&a, &mut b, store.pool(), &schema).await;
+    runtime.block_on(assert_no_tick_ran_twice(store.pool(), &schema, &execution));
+    assert_the_hung_upload_timed_out(&runtime, &a, b, store.pool(), &schema);
     drop(a);
-    drop_scratch(&schema, &dir, store.pool()).await;
+    runtime.block_on(drop_scratch(&schema, &dir, store.pool()));
 }
 
 /// The lease is still held `at_800`, more than its 2 s ttl after the run `started`: the
 /// watchdog renewed it.
-async fn assert_lease_renewed(pool: &PgPool, schema: &str, started: &Value, at_800: &Value) {
+async fn assert_lease_renewed(pool: &PgPool, schema: &str, started: &Line, at_800: &Line) {
     let (left,): (f64,) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT extract(epoch FROM expires_at - now())::float8 FROM \"{schema}\".tickguard_locks \
          WHERE name LIKE '%nightly_report'"
@@ -89,7 +86,7 @@ async fn assert_lease_renewed(pool: &PgPool, schema: &str, started: &Value, at_8
     .fetch_one(pool)
     .await
     .unwrap();
-    let running = instant(at_800) - instant(started);
+    let running = at_800.at - started.at;
     assert!(
         running > chrono::Duration::seconds(2),
         "the run took {running}: not past its ttl"
@@ -129,36 +126,38 @@ async fn assert_no_tick_ran_twice(pool: &PgPool, schema: &str, execution: &str) 
 
 /// The upload that hung (the first in each process) was stopped by its 1 s timeout and
 /// recorded TIMED_OUT: A's, unless A died first, else B's. Stops B.
-async fn assert_the_hung_upload_timed_out(
+fn assert_the_hung_upload_timed_out(
+    runtime: &tokio::runtime::Runtime,
     a: &Example,
-    b: &mut Example,
+    mut b: Example,
     pool: &PgPool,
     schema: &str,
 ) {
-    let timed_out = || async {
-        let ids: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT id FROM \"{schema}\".tickguard_executions \
-             WHERE job = 'upload_report' AND status = 'TIMED_OUT'"
-        )))
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let timed_out = || {
+        let ids: Vec<(String,)> = runtime
+            .block_on(
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT id FROM \"{schema}\".tickguard_executions \
+                     WHERE job = 'upload_report' AND status = 'TIMED_OUT'"
+                )))
+                .fetch_all(pool),
+            )
+            .unwrap();
         ids
     };
-    if timed_out().await.is_empty() {
-        b.wait_for("upload abandoned", Duration::from_secs(8)).await;
+    if timed_out().is_empty() {
+        b.wait_for("upload abandoned", Duration::from_secs(8), |l| {
+            l.message() == "upload abandoned"
+        });
     }
     b.signal("TERM");
-    assert!(b.exit(Duration::from_secs(10)).await.success());
+    assert!(b.exit(Duration::from_secs(10)).success());
     let abandoned: Vec<_> = [a.seen("upload abandoned"), b.seen("upload abandoned")].concat();
     assert!(
         abandoned
             .iter()
-            .any(|l| l["fields"]["reason"] == "Some(Timeout)"),
+            .any(|l| l.field("reason").as_deref() == Some("Some(Timeout)")),
         "the hung upload saw no timeout: {abandoned:?}"
     );
-    assert!(
-        !timed_out().await.is_empty(),
-        "no upload recorded TIMED_OUT"
-    );
+    assert!(!timed_out().is_empty(), "no upload recorded TIMED_OUT");
 }

@@ -11,31 +11,37 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-mod support_async;
+mod support;
 
 use std::time::Duration;
 
-use support_async::{Example, drop_scratch};
+use support::{Example, drop_scratch, runtime};
 use tickguard::sqlx::{self, AssertSqlSafe, PgPool};
 use tickguard_tests::{postgres_url, scratch_schema};
 
 const NAME: &str = "optimistic_version";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() {
-    let (schema, dir, store) = scratch_schema(NAME, &[]).await;
+#[test]
+fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() {
+    let runtime = runtime();
+    let (schema, dir, store) = runtime.block_on(scratch_schema(NAME, &[]));
     let url = postgres_url();
     let args = ["60", "--postgres", &url, "--namespace", &schema];
-    let mut a = Example::start(NAME, "instance A", &dir, &args);
-    a.wait_for("account updated", Duration::from_secs(8)).await;
-    let mut b = Example::start(NAME, "instance B", &dir, &args);
-    b.wait_for("scheduler started", Duration::from_secs(5))
-        .await;
+    let mut a = Example::start(NAME, "instance A", &dir, &args, &[]);
+    a.wait_for("account updated", Duration::from_secs(8), |l| {
+        l.message() == "account updated"
+    });
+    let mut b = Example::start(NAME, "instance B", &dir, &args, &[]);
+    b.wait_for("scheduler started", Duration::from_secs(5), |l| {
+        l.message() == "scheduler started"
+    });
 
-    // Freeze A between its read and its write.
-    let read = a.wait_for("account read", Duration::from_secs(10)).await;
+    // Freeze A between its read and its write (250 ms apart): on a read it logs from now on.
+    let read = a.wait_next("account read", Duration::from_secs(10), |l| {
+        l.message() == "account read"
+    });
     a.signal("STOP");
-    let fields = &read["fields"];
+    let fields = &read.json["fields"];
     let execution = fields["execution_id"].as_str().unwrap().to_owned();
     let (stale_fence, account) = (
         fields["fence"].as_i64().unwrap(),
@@ -44,36 +50,36 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
 
     // B takes the execution over once A's lease and heartbeat are stale, and updates the
     // account A was updating.
-    b.wait_until(Duration::from_secs(12), |l| {
-        let f = &l["fields"];
-        f["message"] == "account updated"
-            && f["execution_id"] == execution.as_str()
-            && f["account"] == account
-            && f["fence"].as_i64() > Some(stale_fence)
-    })
-    .await
-    .unwrap_or_else(|| b.fail(&format!("{execution} was not taken over")));
+    b.wait_for(
+        &format!("takeover of {execution}"),
+        Duration::from_secs(12),
+        |l| {
+            let f = &l.json["fields"];
+            f["message"] == "account updated"
+                && f["execution_id"] == execution.as_str()
+                && f["account"] == account
+                && f["fence"].as_i64() > Some(stale_fence)
+        },
+    );
     a.signal("CONT");
     // Thawed, A's run of that execution is refused by the fence and stopped.
-    a.wait_until(Duration::from_secs(5), |l| {
-        l["fields"]["message"]
-            == "fenced out: another claim took this execution over; stopping this run"
-            && l["span"]["execution_id"] == execution.as_str()
-    })
-    .await
-    .unwrap_or_else(|| a.fail(&format!("the stale run of {execution} was not fenced out")));
+    a.wait_for(
+        &format!("the stale run of {execution} fenced out"),
+        Duration::from_secs(5),
+        |l| {
+            l.message() == "fenced out: another claim took this execution over; stopping this run"
+                && l.json["span"]["execution_id"] == execution.as_str()
+        },
+    );
     // A goes on as an instance like any other: it updates accounts in later executions.
-    a.wait_until(Duration::from_secs(8), |l| {
-        l["fields"]["message"] == "account updated"
-            && l["fields"]["execution_id"] != execution.as_str()
-    })
-    .await
-    .unwrap_or_else(|| a.fail("no update after SIGCONT"));
+    a.wait_next("an update after SIGCONT", Duration::from_secs(8), |l| {
+        l.message() == "account updated" && l.json["fields"]["execution_id"] != execution.as_str()
+    });
 
     a.signal("TERM");
     b.signal("TERM");
-    assert!(a.exit(Duration::from_secs(10)).await.success());
-    assert!(b.exit(Duration::from_secs(10)).await.success());
+    assert!(a.exit(Duration::from_secs(10)).success());
+    assert!(b.exit(Duration::from_secs(10)).success());
     let conflicts = a.seen("version changed under us; reading again").len()
         + b.seen("version changed under us; reading again").len();
 
@@ -83,8 +89,12 @@ async fn racing_instances_and_a_stale_run_lose_no_update_and_apply_none_twice() 
         fence: stale_fence,
         account,
     };
-    assert_no_update_lost_or_doubled(store.pool(), &schema, &stale).await;
-    drop_scratch(&schema, &dir, store.pool()).await;
+    runtime.block_on(assert_no_update_lost_or_doubled(
+        store.pool(),
+        &schema,
+        &stale,
+    ));
+    runtime.block_on(drop_scratch(&schema, &dir, store.pool()));
 }
 
 /// The run frozen mid-update: its execution, fence, and the account it was updating.

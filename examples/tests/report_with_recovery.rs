@@ -30,7 +30,7 @@ fn transient_errors_are_retried_a_permanent_one_is_a_dead_letter_that_a_rerun_co
         "sqlite://{}",
         dir.join("tickguard-report_with_recovery.db").display()
     );
-    let example = Example::start(NAME, &dir, &["60"], &[]);
+    let example = Example::start(NAME, "the example", &dir, &["60"], &[]);
 
     // 1. The first report: two timeouts, retried after 1 s and 2 s, then delivered.
     let done = example.wait_for("completed report", Duration::from_secs(12), |l| {
@@ -103,4 +103,6 @@ fn transient_errors_are_retried_a_permanent_one_is_a_dead_letter_that_a_rerun_co
         .map(|run| run["outcome"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(outcomes, ["FAILED", "COMPLETED"], "{execution}");
+    drop(example);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -9,84 +9,76 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-mod support_async;
+mod support;
 
 use std::time::Duration;
 
-use support_async::{Example, temp_dir};
+use support::{Example, temp_dir};
 
 const NAME: &str = "state_and_shutdown";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_hands_the_reindex_back_and_the_next_process_resumes_it_where_it_stopped() {
+#[test]
+fn sigterm_hands_the_reindex_back_and_the_next_process_resumes_it_where_it_stopped() {
     let dir = temp_dir(NAME);
     // The items one by one at DEBUG, to stop the run mid-way between two checkpoints.
     let env = [
         ("CATALOG_REGION", "eu-test"),
         ("RUST_LOG", "info,state_and_shutdown=debug"),
     ];
-    let mut first = Example::start_with(NAME, "first process", &dir, &["60"], &env);
-    let started = first
-        .wait_for("reindex started", Duration::from_secs(8))
-        .await;
+    let mut first = Example::start(NAME, "first process", &dir, &["60"], &env);
+    let started = first.wait_for("reindex started", Duration::from_secs(8), |l| {
+        l.message() == "reindex started"
+    });
     assert_eq!(
-        started["fields"]["region"], "eu-test",
-        "the job's state: {started}"
+        started.field("region").as_deref(),
+        Some("eu-test"),
+        "the job's state: {started:?}"
     );
-    let execution = started["fields"]["execution_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let execution = started.field("execution_id").unwrap();
     // Past the checkpoint at item 10, before the next.
-    first
-        .wait_until(Duration::from_secs(3), |l| {
-            l["fields"]["message"] == "item reindexed" && l["fields"]["item"] == 14
-        })
-        .await
-        .unwrap_or_else(|| first.fail("item 14 was not reindexed"));
+    first.wait_for("item 14 reindexed", Duration::from_secs(3), |l| {
+        l.message() == "item reindexed" && l.json["fields"]["item"] == 14
+    });
     first.signal("TERM");
-    let handed_back = first
-        .wait_for(
-            "shutting down: handing the reindex back",
-            Duration::from_secs(3),
-        )
-        .await;
-    assert_eq!(handed_back["fields"]["execution_id"], execution.as_str());
-    let item = handed_back["fields"]["item"].as_u64().unwrap();
+    let handed_back = first.wait_for(
+        "shutting down: handing the reindex back",
+        Duration::from_secs(3),
+        |l| l.message() == "shutting down: handing the reindex back",
+    );
+    assert_eq!(handed_back.field("execution_id"), Some(execution.clone()));
+    let item = handed_back.json["fields"]["item"].as_u64().unwrap();
     assert!(
         (15..40).contains(&item),
         "stopped at item {item}, not after item 14"
     );
-    first
-        .wait_for("scheduler stopped", Duration::from_secs(5))
-        .await;
-    let status = first.exit(Duration::from_secs(5)).await;
+    first.wait_for("scheduler stopped", Duration::from_secs(5), |l| {
+        l.message() == "scheduler stopped"
+    });
+    let status = first.exit(Duration::from_secs(5));
     assert!(status.success(), "SIGTERM: exit {status}");
 
-    let mut second = Example::start_with(NAME, "second process", &dir, &["60"], &env);
-    let resumed = second
-        .wait_for("resuming the reindex", Duration::from_secs(10))
-        .await;
+    let mut second = Example::start(NAME, "second process", &dir, &["60"], &env);
+    let resumed = second.wait_for("resuming the reindex", Duration::from_secs(10), |l| {
+        l.message() == "resuming the reindex"
+    });
     assert_eq!(
-        resumed["fields"]["execution_id"],
-        execution.as_str(),
-        "{resumed}"
+        resumed.field("execution_id"),
+        Some(execution.clone()),
+        "{resumed:?}"
     );
     assert_eq!(
-        resumed["fields"]["item"], item,
+        resumed.json["fields"]["item"], item,
         "resumed where it was handed back"
     );
-    assert_eq!(resumed["fields"]["region"], "eu-test");
-    let finished = second
-        .wait_until(Duration::from_secs(6), |l| {
-            l["fields"]["message"] == "reindex finished"
-                && l["fields"]["execution_id"] == execution.as_str()
-        })
-        .await
-        .unwrap_or_else(|| second.fail("the resumed reindex did not finish"));
+    assert_eq!(resumed.field("region").as_deref(), Some("eu-test"));
+    let finished = second.wait_for(
+        "the resumed reindex finished",
+        Duration::from_secs(6),
+        |l| l.message() == "reindex finished" && l.field("execution_id") == Some(execution.clone()),
+    );
     // The client given as state made the calls: the items left, in this process.
-    assert_eq!(finished["fields"]["calls"], 40 - item, "{finished}");
+    assert_eq!(finished.json["fields"]["calls"], 40 - item, "{finished:?}");
     second.signal("TERM");
-    assert!(second.exit(Duration::from_secs(10)).await.success());
+    assert!(second.exit(Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,12 +1,14 @@
-//! What the examples' tests share: an example binary run as a process of its own, with its
-//! JSON log lines read as they come, and the `tickguard` command run against its store.
+//! What the examples' tests share: an example's real binary run as a process of its own
+//! (signalled like any process, its exit awaited), its JSON log lines read as they come and
+//! kept, waits on one or several of them, the `tickguard` command run against its store, and
+//! the cleanup of a scratch schema.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Command, ExitStatus, Stdio},
     sync::{Arc, Condvar, Mutex},
     time::{Duration, Instant},
 };
@@ -114,28 +116,25 @@ static LOGGED: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
 
 /// An example running as a child process (killed when dropped), logging JSON lines.
 pub struct Example {
-    /// The process.
-    pub worker: Worker,
+    worker: Worker,
     log: Arc<Mutex<Log>>,
-    name: String,
+    /// What failure messages call it (`instance A`, `replica-2`).
+    label: String,
 }
 
 impl Example {
-    /// Starts example `name` with `args`, in the working directory `dir`, with the
-    /// environment `env` added.
-    pub fn start(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(example_binary(name));
-        command
+    /// Starts example `name` with `args`, in the working directory `dir` (where its SQLite
+    /// file goes), with the environment `env` added; `label` names it in failure messages.
+    pub fn start(name: &str, label: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(example_binary(name))
             .args(args)
             .current_dir(dir)
             .env("TICKGUARD_LOG", "json")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -162,7 +161,7 @@ impl Example {
         Self {
             worker: Worker(child),
             log,
-            name: name.to_owned(),
+            label: label.to_owned(),
         }
     }
 
@@ -172,23 +171,96 @@ impl Example {
         wait_any(&[self], what, timeout, matches).1
     }
 
+    /// The first line that `matches` among those logged from now on (not one logged before),
+    /// waiting up to `timeout` for it; a failed test (with the log) if none comes.
+    pub fn wait_next(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&Line) -> bool,
+    ) -> Line {
+        let from = self.log().lines.len();
+        wait_from(&[(self, from)], what, timeout, matches).1
+    }
+
     /// Every line so far that `matches`.
     pub fn lines(&self, matches: impl Fn(&Line) -> bool) -> Vec<Line> {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.lines.iter().filter(|l| matches(l)).cloned().collect()
+        self.log()
+            .lines
+            .iter()
+            .filter(|l| matches(l))
+            .cloned()
+            .collect()
     }
 
-    /// The first line that matches, and whether the output ended.
-    fn find(&self, matches: &impl Fn(&Line) -> bool) -> (Option<Line>, bool) {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        (log.lines.iter().find(|l| matches(l)).cloned(), log.ended)
+    /// Every line so far whose message is `message`.
+    pub fn seen(&self, message: &str) -> Vec<Line> {
+        self.lines(|l| l.message() == message)
     }
 
-    /// The last lines of its output.
+    /// Sends `signal` (`KILL`, `TERM`, `STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        self.worker.signal(signal);
+    }
+
+    /// Waits up to `timeout` for the process to close its output and exit (every line it
+    /// logged is then read), and returns its status; a failed test (with the log) if it does
+    /// not.
+    pub fn exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let mut rung = LOGGED.0.lock().unwrap_or_else(|p| p.into_inner());
+        while !self.log().ended {
+            let now = Instant::now();
+            if now >= deadline {
+                drop(rung);
+                self.fail(&format!("its output is still open after {timeout:?}"));
+            }
+            rung = LOGGED
+                .1
+                .wait_timeout(rung, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(rung);
+        // Its output is closed: the process is ending; the standard library has no wait with
+        // a timeout, so its status is polled for the moment it takes to be reaped.
+        loop {
+            match self.worker.0.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => self.fail(&format!("did not exit within {timeout:?}: {other:?}")),
+            }
+        }
+    }
+
+    /// Fails the test with `what` and the last lines the process logged.
+    pub fn fail(&self, what: &str) -> ! {
+        panic!("{what}; the log ends with:\n{}", self.tail())
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first line from the `from`th on that matches, and whether the output ended.
+    fn find(&self, from: usize, matches: &impl Fn(&Line) -> bool) -> (Option<Line>, bool) {
+        let log = self.log();
+        let found = log.lines.iter().skip(from).find(|l| matches(l)).cloned();
+        (found, log.ended)
+    }
+
+    /// Its label and pid, and the last lines of its output.
     fn tail(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log();
         let tail: Vec<_> = log.raw.iter().rev().take(40).rev().cloned().collect();
-        tail.join("\n")
+        format!(
+            "--- {} (pid {}) ---\n{}",
+            self.label,
+            self.worker.0.id(),
+            tail.join("\n")
+        )
     }
 }
 
@@ -206,12 +278,23 @@ pub fn wait_any(
     timeout: Duration,
     matches: impl Fn(&Line) -> bool,
 ) -> (usize, Line) {
+    let from: Vec<_> = examples.iter().map(|&e| (e, 0)).collect();
+    wait_from(&from, what, timeout, matches)
+}
+
+/// [`wait_any`] over the lines of each example from the given index on.
+fn wait_from(
+    examples: &[(&Example, usize)],
+    what: &str,
+    timeout: Duration,
+    matches: impl Fn(&Line) -> bool,
+) -> (usize, Line) {
     let deadline = Instant::now() + timeout;
     let mut rung = LOGGED.0.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let mut ended = 0;
-        for (i, example) in examples.iter().enumerate() {
-            match example.find(&matches) {
+        for (i, (example, from)) in examples.iter().enumerate() {
+            match example.find(*from, &matches) {
                 (Some(line), _) => return (i, line),
                 (None, true) => ended += 1,
                 (None, false) => {}
@@ -219,10 +302,8 @@ pub fn wait_any(
         }
         let now = Instant::now();
         if now >= deadline || ended == examples.len() {
-            let logs: Vec<_> = examples
-                .iter()
-                .map(|e| format!("--- {} (pid {}) ---\n{}", e.name, e.worker.0.id(), e.tail()))
-                .collect();
+            drop(rung);
+            let logs: Vec<_> = examples.iter().map(|(e, _)| e.tail()).collect();
             panic!(
                 "no {what} within {timeout:?}; the logs end with:\n{}",
                 logs.join("\n")
@@ -271,6 +352,15 @@ pub fn tickguard_json(store: &str, schema: Option<&str>, args: &[&str]) -> Value
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("tickguard {args:?}: {e}:\n{out}"))
 }
 
+/// A runtime for the test's own calls to the store (`block_on`): the examples run as
+/// processes of their own, and the waits on them block.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// A fresh directory under the system's temp directory.
 pub fn temp_dir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(tickguard_tests::unique_name(prefix));
@@ -281,4 +371,14 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 /// Seconds from `a` to `b`.
 pub fn seconds(a: &Line, b: &Line) -> f64 {
     (b.at - a.at).as_seconds_f64()
+}
+
+/// Drops a test's scratch schema (`tickguard_tests::scratch_schema`) and its directory.
+pub async fn drop_scratch(schema: &str, dir: &Path, pool: &tickguard::sqlx::PgPool) {
+    let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+    tickguard::sqlx::query(tickguard::sqlx::AssertSqlSafe(drop))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("dropping schema {schema}: {e}"));
+    let _ = std::fs::remove_dir_all(dir);
 }
