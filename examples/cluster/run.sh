@@ -161,6 +161,7 @@ for _ in $(seq 100); do
   [ "${count%.*}" -ge 2 ] && break
   sleep 0.2
 done
+[ "${count%.*}" -ge 2 ] || fail "Prometheus did not scrape the two rollups within 20 s (its log and configuration are in $tmp)"
 targets_json=$(for t in "${!replica_of_target[@]}"; do printf '%s=%s\n' "$t" "${replica_of_target[$t]}"; done)
 show() {
   printf '\n%s\n  %s\n' "$1" "$2"
