@@ -20,11 +20,18 @@
 //! fault (the figure is printed); every worker logged the WARN line naming the old and the
 //! new master; no worker panicked.
 //!
-//! Three quicker tests without workers: a lease written after the replica stopped
-//! replicating is gone once the replica is promoted (a second handle takes the lock, the
-//! first one's renewal answers "lost"); a master demoted behind the sentinels' back answers
-//! `READONLY`, which every lock operation reports as an error, never as a held lock or a lost
-//! lease; and each bad `.redis_sentinel(..)` configuration fails `build()` with a clear error.
+//! `a_lease_lost_in_the_failover_duplicates_no_effect`: two `sentinel_worker` processes, one
+//! tick whose effect is written in fenced steps, and a lease the failover loses while its
+//! run goes on (the replica stopped replicating before the lease was taken): the second
+//! instance takes the lock on the promoted replica and fires the same tick, its claim finds
+//! the first run live and does not start it, the first run is cancelled as lock lost at its
+//! next renewal, and the tick resumes from its checkpoint: every step once.
+//!
+//! Three quicker tests without workers: the same lost lease at the lock's level (a second
+//! handle takes the lock, the first one's renewal answers "lost"); a master demoted behind
+//! the sentinels' back answers `READONLY`, which every lock operation reports as an error,
+//! never as a held lock or a lost lease; and each bad `.redis_sentinel(..)` configuration
+//! fails `build()` with a clear error.
 //!
 //! Needs `redis-server` and `redis-sentinel` on the PATH and PostgreSQL
 //! (`TICKGUARD_TEST_POSTGRES`); `bash scripts/services` provides them. Without them it fails.
@@ -153,6 +160,19 @@ impl SentinelSet {
         addr.get(1)?.parse().ok()
     }
 
+    /// The replica stops replicating (its master is now a port nobody listens on): it keeps
+    /// its data, and the sentinels still count it as the master's replica, so what the
+    /// master writes from now on is lost when the replica is promoted.
+    async fn stop_replication(&self) {
+        let nowhere = free_port().to_string();
+        let _: () = ask(
+            self.replica_port,
+            redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+        )
+        .await
+        .unwrap();
+    }
+
     fn lock_arg(&self) -> String {
         let urls: Vec<String> = self
             .sentinel_ports
@@ -265,12 +285,22 @@ fn now_ms() -> i64 {
 type Effect = (String, i64, i64, String, i64);
 
 async fn effects(store: &PostgresStore, schema: &str) -> Vec<Effect> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT job, tick, fence, worker, started FROM \"{schema}\".effects ORDER BY id"
-    )))
-    .fetch_all(store.pool())
+    rows(
+        store,
+        format!("SELECT job, tick, fence, worker, started FROM \"{schema}\".effects ORDER BY id"),
+    )
     .await
-    .unwrap()
+}
+
+/// The rows `sql` selects from the store's database.
+async fn rows<T>(store: &PostgresStore, sql: String) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
 }
 
 /// The three workers: `chaos_worker` processes logging WARN and above to `dir/<name>.log`.
@@ -684,8 +714,8 @@ impl Drop for OneSentinel {
 /// stopped replicating is missing on the promoted replica, so a second instance takes the
 /// lock while the first still holds it by its ttl; the first learns of the loss at its next
 /// renewal (`extend` answers `false`), and cannot release the second one's lease. (What
-/// keeps the overlap harmless is the store: `store_failures.rs` proves a stale run's commit
-/// is refused.)
+/// keeps the overlap harmless, with scheduler processes and a store:
+/// `a_lease_lost_in_the_failover_duplicates_no_effect`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_not_replicated_before_the_failover_is_gone() {
     use tickguard::lock::{Acquired, LockBackend, RedisLock};
@@ -700,15 +730,7 @@ async fn a_lease_not_replicated_before_the_failover_is_gone() {
         .collect();
     let first = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
     let second = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
-    // The replica stops replicating (its master is now a port nobody listens on); it keeps
-    // its data, and the sentinels still count it as the master's replica.
-    let nowhere = free_port().to_string();
-    let _: () = ask(
-        set.replica_port,
-        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
-    )
-    .await
-    .unwrap();
+    set.stop_replication().await;
     let ttl = Duration::from_secs(60);
     let Acquired::Lease(lease) = first.acquire("lost", "first", ttl).await.unwrap() else {
         panic!("the lock was free");
@@ -758,9 +780,9 @@ const STEP_RUNS: &str = "runs (id bigserial PRIMARY KEY, execution_id TEXT NOT N
 /// (a third of it after the tick) comes after the failover and the second instance's
 /// acquisition, so the second takes the lock while the first run still holds it by its
 /// ttl.
-const STEPS_TTL_MS: i64 = 18_000;
-/// Steps of 500 ms: a run of 8 s, which outlasts that first renewal.
-const STEPS: i64 = 16;
+const STEPS_TTL_MS: i64 = 15_000;
+/// Steps of 500 ms: a run of 7 s, which outlasts that first renewal.
+const STEPS: i64 = 14;
 const STEP_MS: i64 = 500;
 
 /// A `sentinel_worker` process named `name` (its instance id), logging WARN and above to
@@ -798,22 +820,16 @@ type StepRun = (String, i64, String, i64, i64, Option<i64>, Option<String>);
 type StepEffect = (i64, i64, String, i64);
 
 async fn step_runs(store: &PostgresStore, schema: &str) -> Vec<StepRun> {
-    sqlx::query_as(AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT execution_id, fence, worker, from_step, started, ended, how \
          FROM \"{schema}\".runs ORDER BY fence, id"
-    )))
-    .fetch_all(store.pool())
-    .await
-    .unwrap()
+    );
+    rows(store, sql).await
 }
 
 async fn step_effects(store: &PostgresStore, schema: &str) -> Vec<StepEffect> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT step, fence, worker, at FROM \"{schema}\".effects ORDER BY id"
-    )))
-    .fetch_all(store.pool())
-    .await
-    .unwrap()
+    let sql = format!("SELECT step, fence, worker, at FROM \"{schema}\".effects ORDER BY id");
+    rows(store, sql).await
 }
 
 /// The value of the lease key of job `steps` on the server at `port`, if it answers.
@@ -826,7 +842,7 @@ async fn steps_lease(port: u16) -> Option<String> {
 
 /// The issue's central case, end to end: a lease that the failover loses while its run
 /// goes on. Two `sentinel_worker` processes, `a` and `b`, run the idempotent job `steps`,
-/// which fires once, at tick T, and writes T's effect in 16 steps of 500 ms, each step's
+/// which fires once, at tick T, and writes T's effect in 14 steps of 500 ms, each step's
 /// row committed in a `ctx.transaction()` with the checkpoint that counts it done.
 ///
 /// `b` is frozen (SIGSTOP) before T, so `a` alone fires T, takes the lease on the master
@@ -871,13 +887,7 @@ async fn a_lease_lost_in_the_failover_duplicates_no_effect() {
     );
     b.signal("STOP");
     // From now on, what the master writes stays on the master.
-    let nowhere = free_port().to_string();
-    let _: () = ask(
-        set.replica_port,
-        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
-    )
-    .await
-    .unwrap();
+    set.stop_replication().await;
     wait_for(
         "a's run of T started under its lease on the master",
         || async {
@@ -917,7 +927,10 @@ async fn a_lease_lost_in_the_failover_duplicates_no_effect() {
             && record.fence == fence as u64
             && runs.len() == 1
             && runs[0].5.is_none(),
-        "b took the lock, but a's run was no longer live: {record:?}, runs {runs:?}"
+        "b took the lock {taken} ms after the fault, but a's run was no longer live (a \
+         failover slower than a third of the ttl, {} ms, lets a's first renewal find the \
+         lease gone first): {record:?}, runs {runs:?}",
+        STEPS_TTL_MS / 3
     );
     let done = wait_for("T completed", || async {
         let record = store.execution(&execution_id).await.ok()??;
@@ -932,12 +945,12 @@ async fn a_lease_lost_in_the_failover_duplicates_no_effect() {
     let effects = step_effects(&store, &schema).await;
     let first = &runs[0];
     let a_ended = first.5.expect("a's run recorded its end");
+    check_steps(&effects, fence, a_ended, &runs);
     assert_eq!(
         first.6.as_deref(),
         Some("cancelled:lock_lost"),
         "a's run must be cancelled as lock lost: runs {runs:?}"
     );
-    check_steps(&effects, fence, a_ended, &runs);
     for name in ["a", "b"] {
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
         assert!(!log.contains("panicked"), "worker {name} panicked:\n{log}");
@@ -953,7 +966,7 @@ async fn a_lease_lost_in_the_failover_duplicates_no_effect() {
         "redis sentinel, lease lost in the failover: replica promoted {promoted} ms after the \
          fault, b took the lock {taken} ms after it while a's run was live; a's run was \
          cancelled as lock lost {} ms after the fault, after {a_steps} of {STEPS} steps; T \
-         resumed from that checkpoint under fence > {fence} and completed {done} ms after \
+         resumed from that checkpoint under a fence above {fence} and completed {done} ms after \
          the fault; runs: {:?}",
         a_ended - fault,
         runs.iter()
@@ -986,6 +999,14 @@ fn check_steps(effects: &[StepEffect], a_fence: i64, a_ended: i64, runs: &[StepR
     assert!(
         alongside.is_empty(),
         "steps written by another run while a's run was alive: {alongside:?}; runs {runs:?}"
+    );
+    let started_alongside: Vec<_> = runs[1..]
+        .iter()
+        .filter(|(.., started, _, _)| *started <= a_ended)
+        .collect();
+    assert!(
+        started_alongside.is_empty(),
+        "another run of T started while a's run was alive: {started_alongside:?}"
     );
     assert!(
         effects.iter().all(|(_, fence, ..)| *fence >= a_fence),

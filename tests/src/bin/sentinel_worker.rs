@@ -31,7 +31,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::Timelike;
 use tickguard::{
     Job, JobContext, JobError, LockPolicy, Misfire, ResultExt, Schedule, Scheduler,
     sqlx::{self, AssertSqlSafe, PgPool, Postgres},
@@ -131,20 +131,6 @@ impl Steps {
     }
 }
 
-/// When the job fires: the Unix seconds in file `path`, once the test wrote it.
-async fn fire_at(path: &str) -> DateTime<Utc> {
-    loop {
-        if let Some(at) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs, 0))
-        {
-            return at;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Resolves on SIGTERM.
 async fn terminated() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -180,7 +166,7 @@ async fn main() {
         panic!("sentinel_worker: SENTINEL_LOCK `{lock}`: <master>:<sentinel-url>,..");
     };
     std::fs::write(ready, "ready").unwrap_or_else(|e| panic!("sentinel_worker: {e}"));
-    let at = fire_at(&env("SENTINEL_AT")).await;
+    let at = tickguard_tests::fire_at(&env("SENTINEL_AT")).await;
     let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
     let job = Job::new(
         "steps",
