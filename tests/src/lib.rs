@@ -485,3 +485,18 @@ pub fn faketime_library() -> std::path::PathBuf {
     );
     path
 }
+
+/// When a worker's job fires, for a test that chooses it once the worker is up: the Unix
+/// seconds in file `path`, once the test wrote it (polled every 10 ms).
+pub async fn fire_at(path: &str) -> chrono::DateTime<chrono::Utc> {
+    loop {
+        if let Some(at) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        {
+            return at;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

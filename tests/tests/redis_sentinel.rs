@@ -20,11 +20,18 @@
 //! fault (the figure is printed); every worker logged the WARN line naming the old and the
 //! new master; no worker panicked.
 //!
-//! Three quicker tests without workers: a lease written after the replica stopped
-//! replicating is gone once the replica is promoted (a second handle takes the lock, the
-//! first one's renewal answers "lost"); a master demoted behind the sentinels' back answers
-//! `READONLY`, which every lock operation reports as an error, never as a held lock or a lost
-//! lease; and each bad `.redis_sentinel(..)` configuration fails `build()` with a clear error.
+//! `a_lease_lost_in_the_failover_duplicates_no_effect`: two `sentinel_worker` processes, one
+//! tick whose effect is written in fenced steps, and a lease the failover loses while its
+//! run goes on (the replica stopped replicating before the lease was taken): the second
+//! instance takes the lock on the promoted replica and fires the same tick, its claim finds
+//! the first run live and does not start it, the first run is cancelled as lock lost at its
+//! next renewal, and the tick resumes from its checkpoint: every step once.
+//!
+//! Three quicker tests without workers: the same lost lease at the lock's level (a second
+//! handle takes the lock, the first one's renewal answers "lost"); a master demoted behind
+//! the sentinels' back answers `READONLY`, which every lock operation reports as an error,
+//! never as a held lock or a lost lease; and each bad `.redis_sentinel(..)` configuration
+//! fails `build()` with a clear error.
 //!
 //! Needs `redis-server` and `redis-sentinel` on the PATH and PostgreSQL
 //! (`TICKGUARD_TEST_POSTGRES`); `bash scripts/services` provides them. Without them it fails.
@@ -43,7 +50,7 @@ use chrono::Utc;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use tickguard::{
     sqlx::{self, AssertSqlSafe},
-    store::PostgresStore,
+    store::{ExecutionStore, PostgresStore, Status},
 };
 use tickguard_tests::{Worker, free_port, postgres_url, scratch_schema};
 
@@ -151,6 +158,19 @@ impl SentinelSet {
         .await
         .ok()?;
         addr.get(1)?.parse().ok()
+    }
+
+    /// The replica stops replicating (its master is now a port nobody listens on): it keeps
+    /// its data, and the sentinels still count it as the master's replica, so what the
+    /// master writes from now on is lost when the replica is promoted.
+    async fn stop_replication(&self) {
+        let nowhere = free_port().to_string();
+        let _: () = ask(
+            self.replica_port,
+            redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
+        )
+        .await
+        .unwrap();
     }
 
     fn lock_arg(&self) -> String {
@@ -265,12 +285,22 @@ fn now_ms() -> i64 {
 type Effect = (String, i64, i64, String, i64);
 
 async fn effects(store: &PostgresStore, schema: &str) -> Vec<Effect> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT job, tick, fence, worker, started FROM \"{schema}\".effects ORDER BY id"
-    )))
-    .fetch_all(store.pool())
+    rows(
+        store,
+        format!("SELECT job, tick, fence, worker, started FROM \"{schema}\".effects ORDER BY id"),
+    )
     .await
-    .unwrap()
+}
+
+/// The rows `sql` selects from the store's database.
+async fn rows<T>(store: &PostgresStore, sql: String) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
 }
 
 /// The three workers: `chaos_worker` processes logging WARN and above to `dir/<name>.log`.
@@ -684,8 +714,8 @@ impl Drop for OneSentinel {
 /// stopped replicating is missing on the promoted replica, so a second instance takes the
 /// lock while the first still holds it by its ttl; the first learns of the loss at its next
 /// renewal (`extend` answers `false`), and cannot release the second one's lease. (What
-/// keeps the overlap harmless is the store: `store_failures.rs` proves a stale run's commit
-/// is refused.)
+/// keeps the overlap harmless, with scheduler processes and a store:
+/// `a_lease_lost_in_the_failover_duplicates_no_effect`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_not_replicated_before_the_failover_is_gone() {
     use tickguard::lock::{Acquired, LockBackend, RedisLock};
@@ -700,15 +730,7 @@ async fn a_lease_not_replicated_before_the_failover_is_gone() {
         .collect();
     let first = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
     let second = RedisLock::connect_sentinel(&urls, MASTER).await.unwrap();
-    // The replica stops replicating (its master is now a port nobody listens on); it keeps
-    // its data, and the sentinels still count it as the master's replica.
-    let nowhere = free_port().to_string();
-    let _: () = ask(
-        set.replica_port,
-        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere),
-    )
-    .await
-    .unwrap();
+    set.stop_replication().await;
     let ttl = Duration::from_secs(60);
     let Acquired::Lease(lease) = first.acquire("lost", "first", ttl).await.unwrap() else {
         panic!("the lock was free");
@@ -744,4 +766,274 @@ async fn a_lease_not_replicated_before_the_failover_is_gone() {
     );
     drop(set);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The effect rows of the `steps` job of `sentinel_worker`: one per step of a tick, no
+/// unique key (a step written twice shows as two rows).
+const STEP_EFFECTS: &str = "effects (id bigserial PRIMARY KEY, tick BIGINT NOT NULL, \
+     step BIGINT NOT NULL, fence BIGINT NOT NULL, worker TEXT NOT NULL, at BIGINT NOT NULL)";
+/// The runs of the `steps` job, as they start and end.
+const STEP_RUNS: &str = "runs (id bigserial PRIMARY KEY, execution_id TEXT NOT NULL, \
+     tick BIGINT NOT NULL, fence BIGINT NOT NULL, worker TEXT NOT NULL, \
+     from_step BIGINT NOT NULL, started BIGINT NOT NULL, ended BIGINT, how TEXT)";
+/// The lease ttl of the lease-loss test: long enough that the holder's first renewal
+/// (a third of it after the tick) comes after the failover and the second instance's
+/// acquisition, so the second takes the lock while the first run still holds it by its
+/// ttl.
+const STEPS_TTL_MS: i64 = 15_000;
+/// Steps of 500 ms: a run of 7 s, which outlasts that first renewal.
+const STEPS: i64 = 14;
+const STEP_MS: i64 = 500;
+
+/// A `sentinel_worker` process named `name` (its instance id), logging WARN and above to
+/// `dir/<name>.log`; and its ready file.
+fn start_sentinel_worker(
+    dir: &Path,
+    schema: &str,
+    set: &SentinelSet,
+    name: &str,
+) -> (Worker, PathBuf) {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let ready = dir.join(format!("{name}.ready"));
+    let lock = set.lock_arg();
+    let child = Command::new(env!("CARGO_BIN_EXE_sentinel_worker"))
+        .arg(name)
+        .arg(&ready)
+        .env("TICKGUARD_TEST_POSTGRES", postgres_url())
+        .env("SENTINEL_SCHEMA", schema)
+        .env("SENTINEL_LOCK", lock.strip_prefix("sentinel:").unwrap())
+        .env("SENTINEL_AT", dir.join("at"))
+        .env("SENTINEL_TTL_MS", STEPS_TTL_MS.to_string())
+        .env("SENTINEL_STEPS", STEPS.to_string())
+        .env("SENTINEL_STEP_MS", STEP_MS.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start sentinel_worker: {e}"));
+    (Worker(child), ready)
+}
+
+/// Workers `a` and `b`, built with their job due at tick T, the first whole second at least
+/// 1.5 s after both connected (time for the schedulers to build); T in Unix seconds.
+async fn start_steps_workers(dir: &Path, schema: &str, set: &SentinelSet) -> (Worker, Worker, i64) {
+    let (a, a_ready) = start_sentinel_worker(dir, schema, set, "a");
+    let (b, b_ready) = start_sentinel_worker(dir, schema, set, "b");
+    wait_for("the workers connected", || async {
+        (a_ready.exists() && b_ready.exists()).then_some(())
+    })
+    .await;
+    let tick = (now_ms() + 2_500).div_euclid(1_000);
+    let aside = dir.join("at.tmp");
+    std::fs::write(&aside, tick.to_string()).unwrap();
+    std::fs::rename(&aside, dir.join("at")).unwrap();
+    let built = |ready: &Path| PathBuf::from(format!("{}.built", ready.display()));
+    wait_for("the schedulers built", || async {
+        (built(&a_ready).exists() && built(&b_ready).exists()).then_some(())
+    })
+    .await;
+    assert!(
+        now_ms() < tick * 1_000 - 200,
+        "the schedulers were built only after T"
+    );
+    (a, b, tick)
+}
+
+/// A run of the `steps` job: `(execution_id, fence, worker, from_step, started, ended, how)`.
+type StepRun = (String, i64, String, i64, i64, Option<i64>, Option<String>);
+/// A step's effect: `(step, fence, worker, at)`.
+type StepEffect = (i64, i64, String, i64);
+
+async fn step_runs(store: &PostgresStore, schema: &str) -> Vec<StepRun> {
+    let sql = format!(
+        "SELECT execution_id, fence, worker, from_step, started, ended, how \
+         FROM \"{schema}\".runs ORDER BY fence, id"
+    );
+    rows(store, sql).await
+}
+
+async fn step_effects(store: &PostgresStore, schema: &str) -> Vec<StepEffect> {
+    let sql = format!("SELECT step, fence, worker, at FROM \"{schema}\".effects ORDER BY id");
+    rows(store, sql).await
+}
+
+/// The value of the lease key of job `steps` on the server at `port`, if it answers.
+async fn steps_lease(port: u16) -> Option<String> {
+    ask::<Option<String>>(port, redis::cmd("GET").arg("tickguard:lock:steps"))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The issue's central case, end to end: a lease that the failover loses while its run
+/// goes on. Two `sentinel_worker` processes, `a` and `b`, run the idempotent job `steps`,
+/// which fires once, at tick T, and writes T's effect in 14 steps of 500 ms, each step's
+/// row committed in a `ctx.transaction()` with the checkpoint that counts it done.
+///
+/// `b` is frozen (SIGSTOP) before T, so `a` alone fires T, takes the lease on the master
+/// and starts the run; the replica stopped replicating just before, so the lease is on the
+/// master only. SIGKILL of the master; once the sentinels promoted the replica, `b` is let
+/// go (SIGCONT): it fires T late, and takes the lock on the new master, which has no lease,
+/// while `a`'s run goes on. Checks, as locks.md says:
+///
+/// - `b` held the lease of T on the new master while `a`'s execution of T was live (RUNNING,
+///   `a`'s claim, its fence) and `a`'s run had not ended: the lease really was lost;
+/// - `b`'s claim found that execution live and did not start T: no step was written under
+///   another fence while `a`'s run was alive;
+/// - `a`'s run was cancelled as `lock_lost` (its next renewal, on the new master, found the
+///   lease gone) and logged the loss;
+/// - T was then resumed under a higher fence from `a`'s last checkpoint and completed: every
+///   step of T has exactly one row (none twice, none missing);
+/// - no worker panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_in_the_failover_duplicates_no_effect() {
+    let (schema, dir, store) =
+        scratch_schema("tg_sentinel_steps", &[STEP_EFFECTS, STEP_RUNS]).await;
+    let set = SentinelSet::start(&dir).await;
+    let (a, b, tick) = start_steps_workers(&dir, &schema, &set).await;
+    b.signal("STOP");
+    // From now on, what the master writes stays on the master.
+    set.stop_replication().await;
+    wait_for(
+        "a's run of T started under its lease on the master",
+        || async {
+            let lease = steps_lease(set.master_port).await?;
+            let runs = step_runs(&store, &schema).await;
+            (lease.starts_with("a#") && !runs.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let fault = now_ms();
+    set.master.signal("KILL");
+    wait_for("the sentinels to promote the replica", || async {
+        (set.named_master().await? == set.replica_port).then_some(())
+    })
+    .await;
+    let promoted = now_ms() - fault;
+    b.signal("CONT");
+    let lease = wait_for("b to take the lock on the new master", || async {
+        steps_lease(set.replica_port)
+            .await
+            .filter(|lease| lease.starts_with("b#"))
+    })
+    .await;
+    let taken = now_ms() - fault;
+    let (execution_id, fence) = check_a_live(&store, &schema, &lease, tick, taken).await;
+    let done = wait_for("T completed", || async {
+        let record = store.execution(&execution_id).await.ok()??;
+        (record.status == Status::Completed).then(now_ms)
+    })
+    .await
+        - fault;
+    a.signal("TERM");
+    b.signal("TERM");
+    drop((a, b));
+    let runs = step_runs(&store, &schema).await;
+    let effects = step_effects(&store, &schema).await;
+    let first = &runs[0];
+    let a_ended = first.5.expect("a's run recorded its end");
+    check_steps(&effects, fence, a_ended, &runs);
+    assert_eq!(
+        first.6.as_deref(),
+        Some("cancelled:lock_lost"),
+        "a's run must be cancelled as lock lost: runs {runs:?}"
+    );
+    for name in ["a", "b"] {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
+        assert!(!log.contains("panicked"), "worker {name} panicked:\n{log}");
+        assert!(
+            name == "b" || log.contains("lock lost: another instance may hold it now"),
+            "a must log the lock's loss:\n{log}"
+        );
+    }
+    let a_steps = effects.iter().filter(|(_, f, ..)| *f == fence).count();
+    eprintln!(
+        "redis sentinel, lease lost in the failover: replica promoted {promoted} ms after the \
+         fault, b took the lock {taken} ms after it while a's run was live; a's run was \
+         cancelled as lock lost {} ms after the fault, after {a_steps} of {STEPS} steps; T \
+         resumed from that checkpoint under a fence above {fence} and completed {done} ms after \
+         the fault; runs: {:?}",
+        a_ended - fault,
+        runs.iter()
+            .map(|(_, fence, worker, from, _, _, how)| format!(
+                "{worker} fence {fence} from step {from}: {}",
+                how.as_deref().unwrap_or("?")
+            ))
+            .collect::<Vec<_>>(),
+    );
+    drop(set);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What `a`'s execution and run were while `b` held `lease` (taken `taken` ms after the
+/// fault): the lease is T's, and `a`'s execution of T live (RUNNING, `a`'s claim, the fence
+/// of `a`'s run, which has not ended). Its id and `a`'s fence.
+async fn check_a_live(
+    store: &PostgresStore,
+    schema: &str,
+    lease: &str,
+    tick: i64,
+    taken: i64,
+) -> (String, i64) {
+    let runs = step_runs(store, schema).await;
+    let (execution_id, fence, worker, ..) = runs[0].clone();
+    let record = store.execution(&execution_id).await.unwrap().unwrap();
+    assert_eq!(worker, "a", "the first run of T is a's: {runs:?}");
+    assert!(
+        lease.contains(&format!("@{}/", tick * 1_000)),
+        "b's lease is not for T: {lease}"
+    );
+    assert!(
+        record.status == Status::Running
+            && record.owner.starts_with("a#")
+            && record.fence == fence as u64
+            && runs.len() == 1
+            && runs[0].5.is_none(),
+        "b took the lock {taken} ms after the fault, but a's run was no longer live (a \
+         failover slower than a third of the ttl, {} ms, lets a's first renewal find the \
+         lease gone first): {record:?}, runs {runs:?}",
+        STEPS_TTL_MS / 3
+    );
+    (execution_id, fence)
+}
+
+/// Every step of T exactly once; the steps written under `a`'s fence before its run ended;
+/// every other step under a higher fence, after `a`'s run ended (no second run of T while
+/// it was alive), by runs that resumed from the last checkpoint.
+fn check_steps(effects: &[StepEffect], a_fence: i64, a_ended: i64, runs: &[StepRun]) {
+    let mut count: BTreeMap<i64, Vec<(i64, &str)>> = BTreeMap::new();
+    for (step, fence, worker, _) in effects {
+        count.entry(*step).or_default().push((*fence, worker));
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(twice.is_empty(), "steps written twice: {twice:?}");
+    let missing: Vec<i64> = (0..STEPS).filter(|s| !count.contains_key(s)).collect();
+    assert!(missing.is_empty(), "steps never written: {missing:?}");
+    let alongside: Vec<_> = effects
+        .iter()
+        .filter(|(_, fence, _, at)| *fence != a_fence && *at <= a_ended)
+        .collect();
+    assert!(
+        alongside.is_empty(),
+        "steps written by another run while a's run was alive: {alongside:?}; runs {runs:?}"
+    );
+    let started_alongside: Vec<_> = runs[1..]
+        .iter()
+        .filter(|(.., started, _, _)| *started <= a_ended)
+        .collect();
+    assert!(
+        started_alongside.is_empty(),
+        "another run of T started while a's run was alive: {started_alongside:?}"
+    );
+    assert!(
+        effects.iter().all(|(_, fence, ..)| *fence >= a_fence),
+        "a step under a fence older than a's: {effects:?}"
+    );
+    for (_, fence, worker, from, ..) in &runs[1..] {
+        let before = effects.iter().filter(|(_, f, ..)| f < fence).count() as i64;
+        assert_eq!(
+            *from, before,
+            "the run of {worker} under fence {fence} did not resume from the last step"
+        );
+    }
 }

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::Timelike;
 use tickguard::{
     Job, JobContext, JobError, LockPolicy, ResultExt, Schedule, Scheduler,
     lock::PostgresLock,
@@ -105,20 +105,6 @@ impl Export {
     }
 }
 
-/// When the job fires: the Unix seconds in file `path`, once the test wrote it.
-async fn fire_at(path: &str) -> DateTime<Utc> {
-    loop {
-        if let Some(at) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs, 0))
-        {
-            return at;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -140,7 +126,7 @@ async fn main() {
         .await
         .unwrap_or_else(|e| panic!("deploy_worker: {e}"));
     std::fs::write(ready, "ready").unwrap_or_else(|e| panic!("deploy_worker: {e}"));
-    let at = fire_at(&env("DEPLOY_AT")).await;
+    let at = tickguard_tests::fire_at(&env("DEPLOY_AT")).await;
     let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
     let job = Job::new(
         "export",
