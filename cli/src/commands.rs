@@ -690,6 +690,12 @@ pub(crate) async fn cancel(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<
             "asked execution {} of {} to stop ({why}); the instance running it stops it within a second, and it is not resumed",
             e.id, e.job
         )
+    } else if e.attempts > 0 {
+        // Handed back at shutdown, it waited to be resumed by another instance.
+        format!(
+            "cancelled execution {} of {}, handed back at shutdown ({why}); it will not be resumed",
+            e.id, e.job
+        )
     } else {
         format!(
             "cancelled execution {} of {} before it ran ({why}); it will not run",

@@ -768,6 +768,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// it is never resumed; a claim that finds its owner gone records it CANCELLED. Asking
     /// again replaces the note. [`ExecutionStore::rerun`] clears the request.
     ///
+    /// An execution handed back at shutdown (CANCELLED, with no request yet: it waits for
+    /// [`ExecutionStore::interrupted`] to resume it) can be asked too: the request makes it
+    /// final, with the request as its error.
+    ///
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] (with a sentence
     /// why) for one that already ended.
     fn request_cancel<'a>(

@@ -98,6 +98,7 @@ macro_rules! store_conformance {
                 a_cancel_request_on_a_running_execution_is_listed_and_final,
                 a_cancel_request_on_a_pending_execution_cancels_it_at_once,
                 a_cancel_request_on_a_dead_owner_makes_its_abandonment_final,
+                a_cancel_request_on_a_handed_back_execution_makes_it_final,
             );
         }
     };
@@ -2808,6 +2809,58 @@ async fn a_cancel_request_on_a_running_execution_is_listed_and_final(
     );
     assert!(listed.is_empty(), "{}: {listed:?}", store.describe());
     finish(&*store, &exec, Status::Completed, 1, None).await;
+}
+
+/// A cancel request on an execution handed back at shutdown (CANCELLED, waiting to be
+/// resumed elsewhere) makes it final: it is no longer listed as interrupted, a claim of it is
+/// done, its error says who asked; a second request is refused.
+async fn a_cancel_request_on_a_handed_back_execution_makes_it_final(
+    store: Arc<dyn ExecutionStore>,
+    prefix: &str,
+) {
+    let job = format!("{prefix}-job");
+    fence_of(&*store, &job).await;
+    let id = tick_id(&job, 0);
+    let (_, exec) = Claimer::new(&job, &id, 0, "o").win(&*store).await;
+    finish(&*store, &exec, Status::Cancelled, 1, Some("shutdown")).await;
+    assert_eq!(
+        interrupted_of(&*store, &job, LONG).await,
+        vec![id.clone()],
+        "{}: handed back, it waits to be resumed",
+        store.describe()
+    );
+    let asked = store.request_cancel(&id, CancelKind::Operator, "bad input", "alice");
+    let asked = ok(&*store, "request_cancel", asked.await);
+    assert_eq!(
+        (asked.status, asked.error.as_deref()),
+        (Status::Cancelled, Some("cancelled by alice: bad input")),
+        "{}",
+        store.describe()
+    );
+    assert_eq!(
+        interrupted_of(&*store, &job, LONG).await,
+        Vec::<String>::new(),
+        "{}: cancelled by an operator, it is not resumed",
+        store.describe()
+    );
+    let claim = Claimer::new(&job, &id, 0, "late").claim(&*store).await;
+    assert_eq!(
+        claim,
+        Claim::Done {
+            status: Status::Cancelled
+        },
+        "{}",
+        store.describe()
+    );
+    match store
+        .request_cancel(&id, CancelKind::Operator, "", "bob")
+        .await
+    {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("already ended"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
 }
 
 /// A cancel request on a pending execution (a trigger not run yet) records it CANCELLED at

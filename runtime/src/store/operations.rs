@@ -531,15 +531,19 @@ pub(crate) fn rerun_refused(id: &str, status: Status, force: bool) -> Option<Sto
 }
 
 /// Why a cancel request on the execution `id`, in `status`, was refused (`None`: it was
-/// not): only a pending or running execution can be asked to stop.
-pub(crate) fn cancel_refused(id: &str, status: Status) -> Option<StoreError> {
-    if matches!(status, Status::Pending | Status::Running) {
-        return None;
+/// not): a pending or running execution can be asked to stop, and so can one handed back at
+/// shutdown (CANCELLED with no request yet: it waits to be resumed, and the request makes it
+/// final); `requested` says whether it already has a request.
+pub(crate) fn cancel_refused(id: &str, status: Status, requested: bool) -> Option<StoreError> {
+    match status {
+        Status::Pending | Status::Running => return None,
+        Status::Cancelled if !requested => return None,
+        _ => {}
     }
     Some(StoreError::Refused {
         message: format!(
-            "execution `{id}` already ended ({status}); only a pending or running execution \
-             can be cancelled"
+            "execution `{id}` already ended ({status}); only a pending or running execution, \
+             or one handed back at shutdown to be resumed, can be cancelled"
         ),
     })
 }

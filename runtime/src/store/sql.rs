@@ -297,16 +297,22 @@ pub(crate) fn cancel_request<T: DbInstant>(
 }
 
 /// The `SET` of a cancel request's `UPDATE` (`$2` kind, `$3` note, `$4` by, `$5` the error
-/// of a pending execution, `now` the store's clock): a pending execution ends CANCELLED at
-/// once; a running one keeps running until its instance stops it.
+/// of a pending or handed-back execution, `now` the store's clock): a pending execution ends
+/// CANCELLED at once; a running one keeps running until its instance stops it; one handed
+/// back at shutdown (CANCELLED) becomes final, with the request as its error.
 pub(crate) fn cancel_set(now: &str) -> String {
     format!(
         "cancel_kind = $2, cancel_note = $3, cancel_by = $4, cancel_at = {now}, \
-         error = CASE WHEN status = 'PENDING' THEN $5 ELSE error END, \
+         error = CASE WHEN status IN ('PENDING', 'CANCELLED') THEN $5 ELSE error END, \
          finished_at = CASE WHEN status = 'PENDING' THEN {now} ELSE finished_at END, \
          status = CASE WHEN status = 'PENDING' THEN 'CANCELLED' ELSE status END"
     )
 }
+
+/// The executions a cancel request may change: pending, running, or handed back at
+/// shutdown (CANCELLED with no request yet).
+pub(crate) const CANCELLABLE: &str = "(status IN ('PENDING', 'RUNNING') \
+     OR (status = 'CANCELLED' AND cancel_kind IS NULL))";
 
 /// A run's row: `fence, owner, started_at, ended_at, outcome, attempts, error`.
 pub(crate) type RunRow<T, N> = (i64, String, T, Option<T>, Option<String>, N, Option<String>);

@@ -259,11 +259,15 @@ impl MemoryStore {
     ) -> Result<ExecutionRecord, StoreError> {
         let asked = self.with_row(id, |state, i| {
             let row = &mut state.rows[i];
-            if let Some(refused) = cancel_refused(id, row.record.status) {
+            if let Some(refused) = cancel_refused(id, row.record.status, row.cancel.is_some()) {
                 return Err(refused);
             }
             let now = Utc::now();
             let request = CancelRequest::new(id, &row.record.job, kind, note, by, now);
+            if row.record.status == Status::Cancelled {
+                // Handed back at shutdown, waiting to be resumed: the request makes it final.
+                row.record.error = Some(request.describe());
+            }
             if row.record.status == Status::Pending {
                 // Not run yet: nothing to stop, it ends here.
                 row.record.status = Status::Cancelled;

@@ -91,8 +91,9 @@ impl OpStatements {
             ),
             cancel: format!(
                 "WITH changed AS (UPDATE {ex} SET {} \
-                     WHERE id = $1 AND status IN ('PENDING', 'RUNNING') RETURNING id), {}",
+                     WHERE id = $1 AND {} RETURNING id), {}",
                 sql::cancel_set("clock_timestamp()"),
+                sql::CANCELLABLE,
                 control(6)
             ),
             cancel_requests: format!(

@@ -450,8 +450,9 @@ macro_rules! operations_methods {
                     .await?
                     .ok_or_else(|| $crate::store::sql::no_execution(id))?;
                 if !changed {
-                    // Refused: say why, by the state it is in.
-                    return Err($crate::store::sql::cancel_refused(id, record.status)
+                    // Refused: say why, by the state it is in (a CANCELLED one the
+                    // update left alone had a request already).
+                    return Err($crate::store::sql::cancel_refused(id, record.status, true)
                         .unwrap_or_else(|| StoreError::Refused {
                             message: format!(
                                 "execution `{id}` changed while it was asked to stop; try again"

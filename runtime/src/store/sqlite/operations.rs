@@ -71,8 +71,9 @@ impl OpStatements {
             rerun: sql::rerun_update(ex),
             // `$6`: now.
             cancel: format!(
-                "UPDATE {ex} SET {} WHERE id = $1 AND status IN ('PENDING', 'RUNNING')",
-                sql::cancel_set("$6")
+                "UPDATE {ex} SET {} WHERE id = $1 AND {}",
+                sql::cancel_set("$6"),
+                sql::CANCELLABLE
             ),
             cancel_requests: format!(
                 "SELECT id, job, cancel_kind, cancel_note, cancel_by, cancel_at FROM {ex} \
