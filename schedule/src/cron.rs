@@ -1,6 +1,6 @@
 //! Cron expressions in Spring's grammar.
 
-use std::{fmt, str::FromStr};
+use std::{collections::HashSet, fmt, str::FromStr};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use croner::{
@@ -57,38 +57,44 @@ impl Cron {
 
     /// Whether the expression fires at all: each time field names a value and some day of
     /// one 400-year Gregorian cycle (after which leap years and weekdays repeat) matches the
-    /// date fields. The scan looks at no more than the cycle's 146,097 days; a search for a
-    /// first fire time would instead walk on to croner's year-5000 limit, which takes seconds
-    /// for an expression that never fires.
+    /// date fields. Whether a month has a matching day depends only on the month, its length
+    /// and the weekday of its 1st, so the scan looks at the days of at most 12 × 2 × 7 months
+    /// of the cycle. (A search for a first fire time would instead walk on to croner's
+    /// year-5000 limit, which takes seconds for an expression that never fires.)
     fn fires_at_all(&self) -> bool {
         let pattern = &self.cron.pattern;
         let some_value = |count: u32, matches: fn(&CronPattern, u32) -> Result<bool, CronError>| {
             (0..count).any(|v| matches(pattern, v).unwrap_or(false))
         };
+        let mut shapes_seen = HashSet::new();
         some_value(60, CronPattern::second_match)
             && some_value(60, CronPattern::minute_match)
             && some_value(24, CronPattern::hour_match)
-            && (2000..2400).any(|y| (1..=12).any(|m| self.some_day_matches(y, m)))
+            && (2000..2400)
+                .flat_map(|year| (1..=12).map(move |month| (year, month)))
+                .any(|(year, month)| {
+                    let Some(first) = NaiveDate::from_ymd_opt(year, month, 1) else {
+                        return false;
+                    };
+                    let len = days_in_month(year, month);
+                    let first_weekday = first.weekday().num_days_from_sunday();
+                    shapes_seen.insert((month, len, first_weekday))
+                        && self.some_day_matches(year, month, len, first_weekday)
+                })
     }
 
-    /// Whether some day of `month` of `year` matches the date fields.
-    fn some_day_matches(&self, year: i32, month: u32) -> bool {
+    /// Whether some day of `month` of `year` (`len` days long, its 1st on `first_weekday`,
+    /// counted from Sunday) matches the date fields.
+    fn some_day_matches(&self, year: i32, month: u32, len: u32, first_weekday: u32) -> bool {
         let pattern = &self.cron.pattern;
-        let Some(first) = NaiveDate::from_ymd_opt(year, month, 1) else {
-            return false;
-        };
-        if !pattern.month_match(month).unwrap_or(false) {
-            return false;
-        }
-        let len = days_in_month(year, month);
-        let first_weekday = first.weekday().num_days_from_sunday();
-        (1..=len).any(|day| {
-            let weekday = Weekday::from_days_from_sunday(first_weekday + day - 1);
-            self.days_before_last.is_none_or(|n| day + n == len)
-                && pattern
-                    .day_match(year, month, day, weekday)
-                    .unwrap_or(false)
-        })
+        pattern.month_match(month).unwrap_or(false)
+            && (1..=len).any(|day| {
+                let weekday = Weekday::from_days_from_sunday(first_weekday + day - 1);
+                self.days_before_last.is_none_or(|n| day + n == len)
+                    && pattern
+                        .day_match(year, month, day, weekday)
+                        .unwrap_or(false)
+            })
     }
 
     fn parse_syntax(expr: &str) -> Result<Self, ScheduleError> {
