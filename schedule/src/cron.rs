@@ -58,9 +58,10 @@ impl Cron {
     /// Whether the expression fires at all: each time field names a value and some day of
     /// one 400-year Gregorian cycle (after which leap years and weekdays repeat) matches the
     /// date fields. Whether a month has a matching day depends only on the month, its length
-    /// and the weekday of its 1st, so the scan looks at the days of at most 12 × 2 × 7 months
-    /// of the cycle. (A search for a first fire time would instead walk on to croner's
-    /// year-5000 limit, which takes seconds for an expression that never fires.)
+    /// and the weekday of its 1st, so the scan looks at the days of at most 91 months of the
+    /// cycle (13 month lengths, counting February's two, times 7 weekdays). A search for a
+    /// first fire time would instead walk on to croner's year-5000 limit, which takes seconds
+    /// for an expression that never fires.
     fn fires_at_all(&self) -> bool {
         let pattern = &self.cron.pattern;
         let some_value = |count: u32, matches: fn(&CronPattern, u32) -> Result<bool, CronError>| {
