@@ -1,10 +1,11 @@
 //! Cron expressions in Spring's grammar.
 
-use std::{fmt, str::FromStr};
+use std::{collections::HashSet, fmt, str::FromStr};
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use croner::{
-    JobType,
+    CronPattern, JobType, Weekday,
+    errors::CronError,
     parser::{CronParser, Seconds, Year},
 };
 
@@ -45,13 +46,56 @@ impl Cron {
     /// Parses a cron expression, and rejects one that never fires (`0 0 0 30 2 *`).
     pub fn parse(expr: &str) -> Result<Self, ScheduleError> {
         let cron = Self::parse_syntax(expr)?;
-        let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
-        match probe.and_then(|t| cron.search(&t, false, Direction::Forward)) {
-            Some(_) => Ok(cron),
-            None => Err(ScheduleError::NeverFires {
+        if cron.fires_at_all() {
+            Ok(cron)
+        } else {
+            Err(ScheduleError::NeverFires {
                 expr: expr.to_owned(),
-            }),
+            })
         }
+    }
+
+    /// Whether the expression fires at all: each time field names a value and some day of
+    /// one 400-year Gregorian cycle (after which leap years and weekdays repeat) matches the
+    /// date fields. Whether a month has a matching day depends only on the month, its length
+    /// and the weekday of its 1st, so the scan looks at the days of at most 91 months of the
+    /// cycle (13 month lengths, counting February's two, times 7 weekdays). A search for a
+    /// first fire time would instead walk on to croner's year-5000 limit, which takes seconds
+    /// for an expression that never fires.
+    fn fires_at_all(&self) -> bool {
+        let pattern = &self.cron.pattern;
+        let some_value = |count: u32, matches: fn(&CronPattern, u32) -> Result<bool, CronError>| {
+            (0..count).any(|v| matches(pattern, v).unwrap_or(false))
+        };
+        let mut shapes_seen = HashSet::new();
+        some_value(60, CronPattern::second_match)
+            && some_value(60, CronPattern::minute_match)
+            && some_value(24, CronPattern::hour_match)
+            && (2000..2400)
+                .flat_map(|year| (1..=12).map(move |month| (year, month)))
+                .any(|(year, month)| {
+                    let Some(first) = NaiveDate::from_ymd_opt(year, month, 1) else {
+                        return false;
+                    };
+                    let len = days_in_month(year, month);
+                    let first_weekday = first.weekday().num_days_from_sunday();
+                    shapes_seen.insert((month, len, first_weekday))
+                        && self.some_day_matches(year, month, len, first_weekday)
+                })
+    }
+
+    /// Whether some day of `month` of `year` (`len` days long, its 1st on `first_weekday`,
+    /// counted from Sunday) matches the date fields.
+    fn some_day_matches(&self, year: i32, month: u32, len: u32, first_weekday: u32) -> bool {
+        let pattern = &self.cron.pattern;
+        pattern.month_match(month).unwrap_or(false)
+            && (1..=len).any(|day| {
+                let weekday = Weekday::from_days_from_sunday(first_weekday + day - 1);
+                self.days_before_last.is_none_or(|n| day + n == len)
+                    && pattern
+                        .day_match(year, month, day, weekday)
+                        .unwrap_or(false)
+            })
     }
 
     fn parse_syntax(expr: &str) -> Result<Self, ScheduleError> {
@@ -103,6 +147,12 @@ impl Cron {
                 5 => &['L'],
                 _ => &[],
             };
+            if let Some(why) = list_item_problem(field) {
+                return Err(invalid(format!(
+                    "{} field `{}`: {why}",
+                    FIELD_NAMES[i], written[i]
+                )));
+            }
             if let Some(bad) = field
                 .chars()
                 .find(|c| c.is_ascii_alphabetic() && !letters.contains(c))
@@ -276,6 +326,21 @@ impl fmt::Display for Cron {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// What is wrong with an item of a field's list that croner accepts but Spring rejects: an
+/// empty item (`1,,2`, `5,`, a lone `,`), which croner drops, so that a field of nothing but
+/// commas matches no value at all; or a step without a start (`/5`).
+fn list_item_problem(field: &str) -> Option<&'static str> {
+    field.split(',').find_map(|item| {
+        if item.is_empty() {
+            Some("empty item in a list; write values between the commas, such as `1,15`")
+        } else if item.starts_with('/') {
+            Some("a step needs a start, such as `*/5` or `0/5`")
+        } else {
+            None
+        }
+    })
 }
 
 fn croner_macro(text: &str) -> Option<&'static str> {

@@ -261,6 +261,36 @@ fn names_belong_to_their_field() {
 }
 
 #[test]
+fn empty_list_items() {
+    // Spring rejects an empty item (its value is not a number); croner alone would drop it,
+    // so that a field of commas only matched nothing and the expression never fired.
+    let empty = "empty item in a list";
+    assert_invalid(" , * * L-4 1,*/4,SEP thu", &["second field `,`", empty]);
+    assert_invalid("0 , 0 * * *", &["minute field `,`", empty]);
+    assert_invalid("0 0 0 1,,2 * *", &["day-of-month field `1,,2`", empty]);
+    assert_invalid("0 0 0 * JAN, *", &["month field `JAN,`", empty]);
+    assert_invalid("0 0 0 * * ,MON", &["day-of-week field `,MON`", empty]);
+    assert_invalid("0 0 0 * * 5L,", &["day-of-week field `5L,`", empty]);
+    assert_invalid("0 0 0 L, * *", &["day-of-month field `L,`", empty]);
+    assert_invalid("0 0 0 L-3, * *", &["day-of-month field `L-3,`", empty]);
+}
+
+#[test]
+fn step_without_a_start() {
+    // Spring reads the part before `/` as a value or a range: an empty one is an error.
+    assert_invalid(
+        "0 /5 * * * *",
+        &["minute field `/5`", "a step needs a start"],
+    );
+    assert_invalid(
+        "0 0 1,/6 * * *",
+        &["hour field `1,/6`", "a step needs a start"],
+    );
+    assert_valid("0 */5 * * * *");
+    assert_valid("0 0/5 * * * *");
+}
+
+#[test]
 fn days_before_last_in_a_list() {
     // Spring accepts `L-3,15`; croner cannot express it, so we reject it with a clear message.
     assert_invalid(
@@ -301,6 +331,34 @@ fn impossible_dates_never_fire() {
     // 29 February does happen, every four years (mostly).
     assert_valid("0 0 0 29 2 *");
     assert_valid("0 0 0 L-28 2 *");
+}
+
+#[test]
+fn rare_and_impossible_day_combinations() {
+    // The fifth Monday is the 29th at the earliest, never three days before a month's end.
+    assert_never_fires("0 0 0 L-3 * 1#5");
+    // The 2nd is never a month's last Thursday.
+    assert_never_fires("*/2 * 2 */3 4L");
+    assert_never_fires("0 0 0 L-29 2 *");
+    // A Monday 29 February: 2016, 2044, 2072, then 2112 (2100 is not a leap year).
+    assert_valid("0 0 0 29 2 MON#5");
+    assert_valid("0 0 0 L-0 2 1#5");
+    let monday_leap_day = Schedule::cron("0 0 0 29 2 MON").expect("valid");
+    let after_2072 = chrono::DateTime::parse_from_rfc3339("2072-03-01T00:00:00Z")
+        .expect("an instant")
+        .to_utc();
+    assert_eq!(
+        monday_leap_day
+            .next_after(after_2072)
+            .map(|t| t.to_rfc3339()),
+        Some("2112-02-29T00:00:00+00:00".to_owned())
+    );
+    assert_eq!(
+        monday_leap_day
+            .latest_at_or_before(after_2072)
+            .map(|t| t.to_rfc3339()),
+        Some("2072-02-29T00:00:00+00:00".to_owned())
+    );
 }
 
 #[test]

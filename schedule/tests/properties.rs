@@ -27,7 +27,8 @@
 //!   (`FromStr`), for generated cron expressions in every zone under any DST policies, and
 //!   for fixed rates and delays of any length, is the same schedule.
 //! - `parser_never_panics_*`: on arbitrary strings, strings over the cron alphabet, and
-//!   generated expressions with one character changed; what parses is searched once.
+//!   generated expressions with one character changed; what parses is searched once each
+//!   way, and in UTC both answers lie within 400 years (a Gregorian cycle) of the start.
 //!
 //! `latest_at_or_before` is asked about whole seconds only: with a fraction of a second it
 //! has a known bug, reproduced by the ignored test at the end of this file.
@@ -899,16 +900,31 @@ fn mutate(text: &str, at: usize, with: char) -> String {
     chars.into_iter().collect()
 }
 
-/// Parses `s`; on success searches once each way (neither may panic).
+/// Parses `s`; on success searches once each way (neither may panic). In UTC, where no wall
+/// time is skipped, both searches answer within one 400-year Gregorian cycle of `t`: the
+/// parser accepts only expressions that fire in every cycle.
 fn parse_and_search(s: &str, t: DateTime<Utc>) {
     if let Ok(schedule) = Schedule::cron(s) {
+        let cycle = Duration::days(146_097);
         for zone in ["UTC", "Australia/Lord_Howe"] {
             let schedule = schedule.clone().in_zone(zone).expect("a known zone");
-            if let Some(n) = schedule.next_after(t) {
+            let next = schedule.next_after(t);
+            if let Some(n) = next {
                 assert!(n > t, "{s:?} in {zone}: next_after({t}) = {n}");
             }
-            if let Some(p) = schedule.latest_at_or_before(t) {
+            let latest = schedule.latest_at_or_before(t);
+            if let Some(p) = latest {
                 assert!(p <= t, "{s:?} in {zone}: latest_at_or_before({t}) = {p}");
+            }
+            if zone == "UTC" {
+                assert!(
+                    next.is_some_and(|n| n <= t + cycle),
+                    "{s:?}: next_after({t}) = {next:?}, not within 400 years"
+                );
+                assert!(
+                    latest.is_some_and(|p| p >= t - cycle),
+                    "{s:?}: latest_at_or_before({t}) = {latest:?}, not within 400 years"
+                );
             }
         }
     }
