@@ -707,3 +707,107 @@ async fn a_store_that_stops_answering_is_a_503_without_its_url() {
     proxy.set(Traffic::Pass);
     serving.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_posts_long_notes_and_hostile_input_are_refused_with_headers_set() {
+    let store = hourly_sync().await;
+    let (port, serving) = serve(&store, Access::token(TOKEN)).await;
+
+    // A sign-in form posted by another site's page is refused before the token is read.
+    let body = format!("token={TOKEN}");
+    for forged in [
+        "Origin: http://evil.example",
+        "Origin: null",
+        "Sec-Fetch-Site: cross-site",
+        "Sec-Fetch-Site: same-site",
+    ] {
+        let login = http(port, "POST", "/login", &[forged.to_owned()], &body);
+        assert_eq!(login.status, 403, "{forged}: {}", login.head);
+        assert!(!login.head.contains("set-cookie"), "{}", login.head);
+    }
+    let same = ["Origin: http://127.0.0.1".to_owned()];
+    let login = http(port, "POST", "/login", &same, &body);
+    assert_eq!(login.status, 303, "a sign-in from the console's own page");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(login.head.contains(flag), "{flag}: {}", login.head);
+    }
+    assert!(login.head.contains("location: /\r"), "{}", login.head);
+    let trigger = "/jobs/hourly-sync/trigger";
+    let cross = [bearer(TOKEN), "Origin: http://evil.example".to_owned()];
+    assert_eq!(http(port, "POST", trigger, &cross, "").status, 403);
+    assert!(
+        store
+            .history(&HistoryQuery::new("hourly-sync"))
+            .await
+            .unwrap()
+            .executions
+            .is_empty(),
+        "a cross-site POST triggered nothing"
+    );
+
+    // A long note is a clear 400; a body far beyond a form's size too.
+    let pause = "/jobs/hourly-sync/pause";
+    let long = http(
+        port,
+        "POST",
+        pause,
+        &[bearer(TOKEN)],
+        &format!("note={}", "x".repeat(1_001)),
+    );
+    assert_eq!(long.status, 400, "{}", long.head);
+    assert!(long.body.contains("1001 characters"), "{}", long.body);
+    let huge = http(
+        port,
+        "POST",
+        pause,
+        &[bearer(TOKEN)],
+        &format!("note={}", "x".repeat(100_000)),
+    );
+    assert_eq!(huge.status, 400, "{}", huge.head);
+    assert!(
+        store
+            .job("hourly-sync")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+            .is_none()
+    );
+
+    // What a request names and a page echoes is text, and every answer carries the headers.
+    let script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    for path in [
+        format!("/jobs/{script}"),
+        format!("/executions/{script}"),
+        format!("/jobs/hourly-sync?after={script}"),
+    ] {
+        let page = http(port, "GET", &path, &[bearer(TOKEN)], "");
+        assert!(matches!(page.status, 400 | 404), "{path}: {}", page.head);
+        assert!(!page.body.contains("<script>"), "{path}: {}", page.body);
+        assert!(
+            page.body.contains("&lt;script&gt;"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    for path in ["/", "/login", "/nowhere"] {
+        for headers in [&[][..], &[bearer(TOKEN)][..]] {
+            let page = http(port, "GET", path, headers, "");
+            for header in [
+                "content-security-policy: default-src 'none'; style-src 'unsafe-inline'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                "x-frame-options: DENY",
+                "x-content-type-options: nosniff",
+                "referrer-policy: same-origin",
+                "cache-control: no-store",
+            ] {
+                assert!(
+                    page.head.contains(header),
+                    "{path}: {header}: {}",
+                    page.head
+                );
+            }
+        }
+    }
+    serving.abort();
+}
