@@ -728,7 +728,7 @@ async fn cross_site_posts_long_notes_and_hostile_input_are_refused_with_headers_
     let same = ["Origin: http://127.0.0.1".to_owned()];
     let login = http(port, "POST", "/login", &same, &body);
     assert_eq!(login.status, 303, "a sign-in from the console's own page");
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(login.head.contains(flag), "{flag}: {}", login.head);
     }
     assert!(login.head.contains("location: /\r"), "{}", login.head);

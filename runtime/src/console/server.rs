@@ -17,7 +17,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::auth::{COOKIE, Keys, Viewer};
+use super::auth::{COOKIE, Keys, SESSION_HOURS, Viewer};
 use super::pages::{self, JobRow, JobView, PageCtx};
 use super::problem::Problem;
 use super::{csrf, stats, strip, words};
@@ -420,20 +420,23 @@ struct LoginForm {
     token: String,
 }
 
-/// `POST /login`: the token for a session cookie (HttpOnly, SameSite=Strict); a wrong
+/// `POST /login`: the token for a session cookie (HttpOnly, SameSite=Strict, for
+/// [`SESSION_HOURS`] hours); a wrong
 /// token is the same 401 as none.
 async fn login(State(app): State<Shared>, Form(form): Form<LoginForm>) -> Response {
     if !app.keys.token_matches(form.token.trim()) {
         return pages::login(StatusCode::UNAUTHORIZED, true);
     }
-    let session = match app.keys.new_session() {
+    let session = match app.keys.new_session(Utc::now().timestamp()) {
         Ok(session) => session,
         Err(e) => {
             tracing::error!(error = %e, "console: no random bytes for a session");
             return Problem::Unavailable.into_response();
         }
     };
-    let cookie = format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
+    let max_age = SESSION_HOURS * 3_600;
+    let cookie =
+        format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
