@@ -32,7 +32,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tickguard::console::{self, Access};
 use tickguard::store::{
-    ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore, Status,
+    Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, HistoryQuery, JobRegistration,
+    MemoryStore, PostgresStore, Status,
 };
 use tickguard::{CircuitBreaker, Job, JobContext, JobError, Schedule, Scheduler};
 use tickguard_tests::proxy::{Proxy, Traffic, through_local_port};
@@ -808,6 +809,57 @@ async fn cross_site_posts_long_notes_and_hostile_input_are_refused_with_headers_
                 );
             }
         }
+    }
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_s_owner_checkpoint_and_error_render_as_text() {
+    let store = hourly_sync().await;
+    let (id, owner) = ("hourly-sync@1", "<b>replica</b>");
+    let claim = ClaimRequest::new("hourly-sync", id, chrono::Utc::now(), owner);
+    let Claim::Acquired(claimed) = store.claim(&claim).await.unwrap() else {
+        panic!("the claim of a fresh execution");
+    };
+    let exec = ExecutionRef {
+        job: "hourly-sync".to_owned(),
+        execution_id: id.to_owned(),
+        fence: claimed.fence,
+    };
+    let checkpoint = r#"{"row":"</pre><script>alert(1)</script>"}"#;
+    store.checkpoint(&exec, checkpoint).await.unwrap();
+    let error = "<img src=x onerror=alert(1)>";
+    let finish = Finish::new(Status::Failed, 1, Some(error));
+    store.finish(&exec, &finish).await.unwrap();
+    let (port, serving) = serve(&store, Access::token(TOKEN)).await;
+    for path in [
+        "/executions/hourly-sync%401",
+        "/dead-letters",
+        "/jobs/hourly-sync",
+    ] {
+        let page = http(port, "GET", path, &[bearer(TOKEN)], "");
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        for raw in ["<script>", "<img", "<b>replica"] {
+            assert!(
+                !page.body.contains(raw),
+                "{path}: {raw} as markup: {}",
+                page.body
+            );
+        }
+        assert!(
+            page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{path}"
+        );
+    }
+    let page = http(
+        port,
+        "GET",
+        "/executions/hourly-sync%401",
+        &[bearer(TOKEN)],
+        "",
+    );
+    for text in ["&lt;b&gt;replica&lt;/b&gt;", "&lt;/pre&gt;&lt;script&gt;"] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
     }
     serving.abort();
 }
