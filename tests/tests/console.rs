@@ -747,23 +747,20 @@ async fn cross_site_posts_long_notes_and_hostile_input_are_refused_with_headers_
     );
 
     // A long note is a clear 400; a body far beyond a form's size too.
-    let pause = "/jobs/hourly-sync/pause";
-    let long = http(
-        port,
-        "POST",
-        pause,
-        &[bearer(TOKEN)],
-        &format!("note={}", "x".repeat(1_001)),
-    );
+    let note = |chars: usize| {
+        let body = format!("note={}", "x".repeat(chars));
+        http(
+            port,
+            "POST",
+            "/jobs/hourly-sync/pause",
+            &[bearer(TOKEN)],
+            &body,
+        )
+    };
+    let long = note(1_001);
     assert_eq!(long.status, 400, "{}", long.head);
     assert!(long.body.contains("1001 characters"), "{}", long.body);
-    let huge = http(
-        port,
-        "POST",
-        pause,
-        &[bearer(TOKEN)],
-        &format!("note={}", "x".repeat(100_000)),
-    );
+    let huge = note(100_000);
     assert_eq!(huge.status, 400, "{}", huge.head);
     assert!(
         store
