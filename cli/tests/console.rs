@@ -22,6 +22,25 @@ fn console_refuses_to_start_without_a_token() {
     }
 }
 
+#[test]
+fn console_startup_errors_show_no_password() {
+    let closed = free_port();
+    for url in [
+        format!("postgres://ops:hunter2@127.0.0.1:{closed}/test"),
+        "postgres://ops:hunter2@[::1/test".to_owned(),
+    ] {
+        let run = run_with(
+            &["console", "--store", &url, "--listen", "127.0.0.1:0"],
+            &[("TICKGUARD_CONSOLE_TOKEN", "t0ken-in-env")],
+        );
+        let err = run.fails(1);
+        assert!(err.contains("PostgreSQL"), "{err}");
+        for secret in ["hunter2", "t0ken-in-env"] {
+            assert!(!err.contains(secret), "`{secret}` in: {err}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_serves_the_store_to_the_token_and_stops_on_sigterm() {
     let store = Store::new(Backend::Sqlite).await;

@@ -32,7 +32,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tickguard::console::{self, Access};
 use tickguard::store::{
-    ExecutionStore, HistoryQuery, JobRegistration, MemoryStore, PostgresStore, Status,
+    Claim, ClaimRequest, ExecutionRef, ExecutionStore, Finish, HistoryQuery, JobRegistration,
+    MemoryStore, PostgresStore, Status,
 };
 use tickguard::{CircuitBreaker, Job, JobContext, JobError, Schedule, Scheduler};
 use tickguard_tests::proxy::{Proxy, Traffic, through_local_port};
@@ -705,5 +706,157 @@ async fn a_store_that_stops_answering_is_a_503_without_its_url() {
         assert!(!down.body.contains(secret), "the 503 page shows `{secret}`");
     }
     proxy.set(Traffic::Pass);
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_posts_long_notes_and_hostile_input_are_refused_with_headers_set() {
+    let store = hourly_sync().await;
+    let (port, serving) = serve(&store, Access::token(TOKEN)).await;
+
+    // A sign-in form posted by another site's page is refused before the token is read.
+    let body = format!("token={TOKEN}");
+    for forged in [
+        "Origin: http://evil.example",
+        "Origin: null",
+        "Sec-Fetch-Site: cross-site",
+        "Sec-Fetch-Site: same-site",
+    ] {
+        let login = http(port, "POST", "/login", &[forged.to_owned()], &body);
+        assert_eq!(login.status, 403, "{forged}: {}", login.head);
+        assert!(!login.head.contains("set-cookie"), "{}", login.head);
+    }
+    let same = ["Origin: http://127.0.0.1".to_owned()];
+    let login = http(port, "POST", "/login", &same, &body);
+    assert_eq!(login.status, 303, "a sign-in from the console's own page");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(login.head.contains(flag), "{flag}: {}", login.head);
+    }
+    assert!(login.head.contains("location: /\r"), "{}", login.head);
+    let trigger = "/jobs/hourly-sync/trigger";
+    let cross = [bearer(TOKEN), "Origin: http://evil.example".to_owned()];
+    assert_eq!(http(port, "POST", trigger, &cross, "").status, 403);
+    assert!(
+        store
+            .history(&HistoryQuery::new("hourly-sync"))
+            .await
+            .unwrap()
+            .executions
+            .is_empty(),
+        "a cross-site POST triggered nothing"
+    );
+
+    // A long note is a clear 400; a body far beyond a form's size too.
+    let note = |chars: usize| {
+        let body = format!("note={}", "x".repeat(chars));
+        http(
+            port,
+            "POST",
+            "/jobs/hourly-sync/pause",
+            &[bearer(TOKEN)],
+            &body,
+        )
+    };
+    let long = note(1_001);
+    assert_eq!(long.status, 400, "{}", long.head);
+    assert!(long.body.contains("1001 characters"), "{}", long.body);
+    let huge = note(100_000);
+    assert_eq!(huge.status, 400, "{}", huge.head);
+    assert!(
+        store
+            .job("hourly-sync")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+            .is_none()
+    );
+
+    // What a request names and a page echoes is text, and every answer carries the headers.
+    let script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    for path in [
+        format!("/jobs/{script}"),
+        format!("/executions/{script}"),
+        format!("/jobs/hourly-sync?after={script}"),
+    ] {
+        let page = http(port, "GET", &path, &[bearer(TOKEN)], "");
+        assert!(matches!(page.status, 400 | 404), "{path}: {}", page.head);
+        assert!(!page.body.contains("<script>"), "{path}: {}", page.body);
+        assert!(
+            page.body.contains("&lt;script&gt;"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    for path in ["/", "/login", "/nowhere"] {
+        for headers in [&[][..], &[bearer(TOKEN)][..]] {
+            let page = http(port, "GET", path, headers, "");
+            for header in [
+                "content-security-policy: default-src 'none'; style-src 'unsafe-inline'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                "x-frame-options: DENY",
+                "x-content-type-options: nosniff",
+                "referrer-policy: same-origin",
+                "cache-control: no-store",
+            ] {
+                assert!(
+                    page.head.contains(header),
+                    "{path}: {header}: {}",
+                    page.head
+                );
+            }
+        }
+    }
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_s_owner_checkpoint_and_error_render_as_text() {
+    let store = hourly_sync().await;
+    let (id, owner) = ("hourly-sync@1", "<b>replica</b>");
+    let claim = ClaimRequest::new("hourly-sync", id, chrono::Utc::now(), owner);
+    let Claim::Acquired(claimed) = store.claim(&claim).await.unwrap() else {
+        panic!("the claim of a fresh execution");
+    };
+    let exec = ExecutionRef {
+        job: "hourly-sync".to_owned(),
+        execution_id: id.to_owned(),
+        fence: claimed.fence,
+    };
+    let checkpoint = r#"{"row":"</pre><script>alert(1)</script>"}"#;
+    store.checkpoint(&exec, checkpoint).await.unwrap();
+    let error = "<img src=x onerror=alert(1)>";
+    let finish = Finish::new(Status::Failed, 1, Some(error));
+    store.finish(&exec, &finish).await.unwrap();
+    let (port, serving) = serve(&store, Access::token(TOKEN)).await;
+    for path in [
+        "/executions/hourly-sync%401",
+        "/dead-letters",
+        "/jobs/hourly-sync",
+    ] {
+        let page = http(port, "GET", path, &[bearer(TOKEN)], "");
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        for raw in ["<script>", "<img", "<b>replica"] {
+            assert!(
+                !page.body.contains(raw),
+                "{path}: {raw} as markup: {}",
+                page.body
+            );
+        }
+        assert!(
+            page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{path}"
+        );
+    }
+    let page = http(
+        port,
+        "GET",
+        "/executions/hourly-sync%401",
+        &[bearer(TOKEN)],
+        "",
+    );
+    for text in ["&lt;b&gt;replica&lt;/b&gt;", "&lt;/pre&gt;&lt;script&gt;"] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
     serving.abort();
 }

@@ -3,8 +3,9 @@
 //!
 //! The token is never compared as text: both it and the candidate are MACed with a key
 //! drawn at start, and the tags compared in constant time, so neither the length nor a
-//! prefix of the token shows in how long a refusal takes. A session cookie is a random
-//! nonce with its MAC under the same key: it is good until the process stops.
+//! prefix of the token shows in how long a refusal takes. A session cookie is the time it
+//! was issued and a random nonce, with their MAC under the same key: it is good for
+//! [`SESSION_HOURS`] hours, and never past the process.
 
 use axum::http::{HeaderMap, header};
 use hmac::{Hmac, KeyInit, Mac};
@@ -14,6 +15,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "tickguard_console";
+
+/// How long a session lasts: a working day, so that a cookie left in a browser (or
+/// copied from it) does not open the console for good.
+pub(crate) const SESSION_HOURS: i64 = 12;
 
 /// What a request is allowed to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,29 +86,36 @@ impl Keys {
             .is_some_and(|tag| self.verify("token", given.as_bytes(), tag))
     }
 
-    /// A new session cookie value: `nonce.tag`.
-    pub(crate) fn new_session(&self) -> std::io::Result<String> {
+    /// A new session cookie value, issued at `now` (Unix seconds): `now-nonce.tag`.
+    pub(crate) fn new_session(&self, now: i64) -> std::io::Result<String> {
         let mut nonce = [0_u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let nonce = hex(&nonce);
-        Ok(format!(
-            "{nonce}.{}",
-            hex(&self.tag("session", nonce.as_bytes()))
-        ))
+        Ok(self.session(&format!("{now}-{}", hex(&nonce))))
     }
 
-    /// Whether `value` is a session cookie this process set.
-    pub(crate) fn session_valid(&self, value: &str) -> bool {
-        let Some((nonce, tag)) = value.split_once('.') else {
+    /// The cookie value of session `id`: `id.tag`.
+    fn session(&self, id: &str) -> String {
+        format!("{id}.{}", hex(&self.tag("session", id.as_bytes())))
+    }
+
+    /// Whether `value` is a session cookie this process set less than [`SESSION_HOURS`]
+    /// before `now` (Unix seconds).
+    pub(crate) fn session_valid(&self, value: &str, now: i64) -> bool {
+        let Some((id, tag)) = value.split_once('.') else {
             return false;
         };
-        unhex(tag).is_some_and(|tag| self.verify("session", nonce.as_bytes(), &tag))
+        let signed = unhex(tag).is_some_and(|tag| self.verify("session", id.as_bytes(), &tag));
+        let issued = id
+            .split_once('-')
+            .and_then(|(at, _)| at.parse::<i64>().ok());
+        signed && issued.is_some_and(|at| (0..SESSION_HOURS * 3_600).contains(&(now - at)))
     }
 
     /// Who sent `headers`: the token as a Bearer header, a valid session cookie, or (where
     /// `anonymous_read`) nobody. `None`: refused, the same for a wrong token as a missing
     /// one.
     pub(crate) fn viewer(&self, headers: &HeaderMap, anonymous_read: bool) -> Option<Viewer> {
+        let now = chrono::Utc::now().timestamp();
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -112,7 +124,7 @@ impl Keys {
             // A header that names a token is judged by it, never waved through as anonymous.
             return self.token_matches(token.trim()).then_some(Viewer::Bearer);
         }
-        if let Some(session) = cookie(headers).filter(|s| self.session_valid(s)) {
+        if let Some(session) = cookie(headers).filter(|s| self.session_valid(s, now)) {
             return Some(Viewer::Session(session));
         }
         anonymous_read.then_some(Viewer::Anonymous)
@@ -166,14 +178,26 @@ mod tests {
         for wrong in ["", "s3cre", "s3cret ", "S3CRET", "s3cretx"] {
             assert!(!keys.token_matches(wrong), "{wrong:?}");
         }
-        let session = keys.new_session().unwrap();
-        assert!(keys.session_valid(&session));
+        let now = chrono::Utc::now().timestamp();
+        let session = keys.new_session(now).unwrap();
+        assert!(keys.session_valid(&session, now));
         let other = Keys::new(Some("s3cret")).unwrap();
         assert!(
-            !other.session_valid(&session),
+            !other.session_valid(&session, now),
             "a session of another process"
         );
-        assert!(!keys.session_valid("00.00"));
+        assert!(!keys.session_valid("00.00", now));
+        let lifetime = SESSION_HOURS * 3_600;
+        assert!(keys.session_valid(&session, now + lifetime - 1));
+        assert!(!keys.session_valid(&session, now + lifetime), "expired");
+        assert!(!keys.session_valid(&session, now - 1), "issued later");
+        let (id, tag) = session.split_once('.').unwrap();
+        let older = id.replacen(&now.to_string(), &(now + 1).to_string(), 1);
+        assert!(
+            !keys.session_valid(&format!("{older}.{tag}"), now + 2),
+            "a time changed under its tag"
+        );
+        assert!(!keys.session_valid(&keys.session("nonce"), now), "no time");
         let bearer = headers(header::AUTHORIZATION, "Bearer s3cret");
         assert_eq!(keys.viewer(&bearer, false), Some(Viewer::Bearer));
         let wrong = headers(header::AUTHORIZATION, "Bearer nope");

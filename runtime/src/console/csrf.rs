@@ -35,8 +35,8 @@ mod tests {
     #[test]
     fn the_token_is_bound_to_the_session() {
         let keys = Keys::new(Some("t")).unwrap();
-        let one = Viewer::Session(keys.new_session().unwrap());
-        let two = Viewer::Session(keys.new_session().unwrap());
+        let one = Viewer::Session(keys.new_session(0).unwrap());
+        let two = Viewer::Session(keys.new_session(0).unwrap());
         let token = token(&keys, &one).unwrap();
         assert!(passes(&keys, &one, Some(&token)));
         assert!(

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, html};
 
 use super::csrf;
+use super::server::NOTE_MAX;
 use super::stats::RunStats;
 use super::strip::Cell;
 use crate::BreakerState;
@@ -330,7 +331,7 @@ fn job_actions(ctx: &PageCtx, job: &JobSummary) -> Markup {
                 } @else {
                     form.inline method="post" action=(format!("{base}/pause")) {
                         (csrf_field(ctx))
-                        input id="note" type="text" name="note" required placeholder="why (shown to every operator)";
+                        input id="note" type="text" name="note" required maxlength=(NOTE_MAX) placeholder="why (shown to every operator)";
                         " "
                         button id="pause" type="submit" { "Pause" }
                     }

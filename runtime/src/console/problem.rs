@@ -13,7 +13,8 @@ use crate::store::StoreError;
 pub(crate) enum Problem {
     /// No token, or a wrong one: the same answer for both (401).
     Unauthorized,
-    /// A POST without the CSRF token of its session, or with a wrong one (403).
+    /// A POST without the CSRF token of its session, with a wrong one, or sent by a page of
+    /// another site (403).
     Forbidden,
     /// An unknown job, execution or page (404).
     NotFound(String),
@@ -46,8 +47,8 @@ impl IntoResponse for Problem {
             Self::Forbidden => (
                 StatusCode::FORBIDDEN,
                 "Refused",
-                "This form did not carry the console's CSRF token for your session. Open the \
-                 page again and resend it from there."
+                "This form was not sent from a page of this console with the CSRF token of \
+                 your session. Open the page again and resend it from there."
                     .to_owned(),
             ),
             Self::NotFound(text) => (StatusCode::NOT_FOUND, "Not found", text),

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, Form, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +17,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::auth::{COOKIE, Keys, Viewer};
+use super::auth::{COOKIE, Keys, SESSION_HOURS, Viewer};
 use super::pages::{self, JobRow, JobView, PageCtx};
 use super::problem::Problem;
 use super::{csrf, stats, strip, words};
@@ -27,6 +29,12 @@ const LISTED: usize = 25;
 
 /// Who a change made in the console is recorded as.
 const BY: &str = "console";
+
+/// The longest pause note, in characters: a sentence for the next operator, not a file.
+pub(crate) const NOTE_MAX: usize = 1_000;
+
+/// The largest request body: a form of a CSRF token and a note.
+const BODY_MAX: usize = 16 * 1024;
 
 /// What every request shares.
 pub(crate) struct App {
@@ -51,6 +59,8 @@ pub(crate) fn router(app: App) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_MAX))
+        .layer(middleware::from_fn(same_site))
         .layer(middleware::from_fn(deadline))
         .layer(middleware::map_response(harden))
         .with_state(Arc::new(app))
@@ -71,7 +81,39 @@ async fn deadline(request: Request, next: Next) -> Response {
     }
 }
 
-/// Headers on every answer: nothing is cached, framed or sent elsewhere, and the pages run
+/// Refuses (403) a POST that a page of another site sent: the browser says so in
+/// `Sec-Fetch-Site`, or in an `Origin` that is not this console's `Host`. This guards the
+/// sign-in form too (a forged sign-in would put the victim in someone else's session), and
+/// every form besides its CSRF token. A script (no such headers) is judged by its token.
+async fn same_site(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST && cross_site(request.headers()) {
+        return Problem::Forbidden.into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether `headers` are those of a request another site's page made. `Sec-Fetch-Site`
+/// decides where the browser sends it (every current one does); an older browser's
+/// `Origin` must then name this console's `Host` (`null`, from a sandboxed frame, is
+/// refused).
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let authority = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            authority != Some(host)
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// Headers on every answer: nothing is cached or framed, no address is sent elsewhere, and the pages run
 /// no script (defence in depth: every value is escaped already).
 async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -82,7 +124,8 @@ async fn harden(mut response: Response) -> Response {
              frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
@@ -335,6 +378,13 @@ async fn pause(Path(name): Path<String>, Act { app, form }: Act) -> Result<Respo
             "The pause note is empty: say why, for whoever looks next.".to_owned(),
         ));
     }
+    let chars = note.chars().count();
+    if chars > NOTE_MAX {
+        return Err(Problem::BadRequest(format!(
+            "The pause note has {chars} characters: keep it to {NOTE_MAX}, a sentence for \
+             whoever looks next."
+        )));
+    }
     app.store.pause(&name, note, BY).await?;
     Ok(done(&pages::job_path(&name), "paused"))
 }
@@ -370,20 +420,23 @@ struct LoginForm {
     token: String,
 }
 
-/// `POST /login`: the token for a session cookie (HttpOnly, SameSite=Strict); a wrong
+/// `POST /login`: the token for a session cookie (HttpOnly, SameSite=Strict, for
+/// [`SESSION_HOURS`] hours); a wrong
 /// token is the same 401 as none.
 async fn login(State(app): State<Shared>, Form(form): Form<LoginForm>) -> Response {
     if !app.keys.token_matches(form.token.trim()) {
         return pages::login(StatusCode::UNAUTHORIZED, true);
     }
-    let session = match app.keys.new_session() {
+    let session = match app.keys.new_session(Utc::now().timestamp()) {
         Ok(session) => session,
         Err(e) => {
             tracing::error!(error = %e, "console: no random bytes for a session");
             return Problem::Unavailable.into_response();
         }
     };
-    let cookie = format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
+    let max_age = SESSION_HOURS * 3_600;
+    let cookie =
+        format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
