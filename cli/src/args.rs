@@ -127,8 +127,8 @@ pub(crate) enum Command {
     Console(ConsoleArgs),
 }
 
-/// `tickguard console`.
-#[derive(Debug, Args)]
+/// `tickguard console`. Its `Debug` leaves the token out.
+#[derive(Args)]
 pub(crate) struct ConsoleArgs {
     /// Where to listen: this host only by default; another address exposes the store's
     /// operations to whoever reaches it (with the token).
@@ -147,6 +147,16 @@ pub(crate) struct ConsoleArgs {
     /// it; with no token, nobody acts).
     #[arg(long)]
     pub(crate) anonymous_read: bool,
+}
+
+impl std::fmt::Debug for ConsoleArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleArgs")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .field("anonymous_read", &self.anonymous_read)
+            .finish()
+    }
 }
 
 impl ConsoleArgs {
@@ -225,4 +235,23 @@ pub(crate) struct PruneArgs {
     /// Keep cancelled executions this long.
     #[arg(long, value_name = "KEEP")]
     pub(crate) cancelled: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_console_s_debug_leaves_the_token_out() {
+        let cli = Cli::try_parse_from(["tickguard", "console", "--token", "s3cret-token"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Console(args) = &cli.command else {
+            panic!("not the console: {cli:?}");
+        };
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("(hidden)"), "{shown}");
+    }
 }

@@ -119,7 +119,9 @@ impl Keys {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
         if let Some(token) = bearer {
             // A header that names a token is judged by it, never waved through as anonymous.
             return self.token_matches(token.trim()).then_some(Viewer::Bearer);
@@ -198,8 +200,14 @@ mod tests {
             "a time changed under its tag"
         );
         assert!(!keys.session_valid(&keys.session("nonce"), now), "no time");
-        let bearer = headers(header::AUTHORIZATION, "Bearer s3cret");
-        assert_eq!(keys.viewer(&bearer, false), Some(Viewer::Bearer));
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let bearer = headers(header::AUTHORIZATION, &format!("{scheme} s3cret"));
+            assert_eq!(
+                keys.viewer(&bearer, false),
+                Some(Viewer::Bearer),
+                "{scheme}"
+            );
+        }
         let wrong = headers(header::AUTHORIZATION, "Bearer nope");
         assert_eq!(
             keys.viewer(&wrong, true),
