@@ -328,10 +328,18 @@ impl fmt::Display for Cron {
     }
 }
 
-/// What is wrong with an item of a field's list that croner accepts but Spring rejects: an
-/// empty item (`1,,2`, `5,`, a lone `,`), which croner drops, so that a field of nothing but
-/// commas matches no value at all; or a step without a start (`/5`).
+/// What is wrong with a field that croner accepts but Spring rejects: an empty item of a list
+/// (`1,,2`, `5,`, a lone `,`), which croner drops, so that a field of nothing but commas
+/// matches no value at all; a step without a start (`/5`); croner's `+` (its mark for "day of
+/// month and day of week", which is always the rule here); or a `?` that is not the whole
+/// field (`?/2`, which croner reads as `*/2`).
 fn list_item_problem(field: &str) -> Option<&'static str> {
+    if field.contains('+') {
+        return Some("`+` is not part of the cron grammar");
+    }
+    if field != "?" && field.contains('?') {
+        return Some("`?` stands alone, for a whole day field");
+    }
     field.split(',').find_map(|item| {
         if item.is_empty() {
             Some("empty item in a list; write values between the commas, such as `1,15`")

@@ -291,6 +291,21 @@ fn step_without_a_start() {
 }
 
 #[test]
+fn a_plus_or_a_question_mark_inside_a_field() {
+    // croner reads `+` as "day of month and day of week" and drops what follows it when
+    // empty; Spring knows no `+`. A `?` is a whole day field in Spring, never part of one.
+    let plus = "`+` is not part of the cron grammar";
+    assert_invalid("0 0 0 * * +,1", &["day-of-week field `+,1`", plus]);
+    assert_invalid("0 0 0 * * +", &["day-of-week field `+`", plus]);
+    assert_invalid("0 0 0 * * +MON", &["day-of-week field `+MON`", plus]);
+    let alone = "`?` stands alone";
+    assert_invalid("0 0 0 ?/2 * *", &["day-of-month field `?/2`", alone]);
+    assert_invalid("0 0 0 * * 1,?", &["day-of-week field `1,?`", alone]);
+    assert_valid("0 0 0 ? * MON");
+    assert_valid("0 0 0 1 * ?");
+}
+
+#[test]
 fn days_before_last_in_a_list() {
     // Spring accepts `L-3,15`; croner cannot express it, so we reject it with a clear message.
     assert_invalid(
