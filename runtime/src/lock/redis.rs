@@ -362,7 +362,7 @@ impl RedisLock {
     /// Under Sentinel, a failure that may mean the master moved (see
     /// [`RedisLock::connect_sentinel`]) asks the sentinels; the command is sent once more to
     /// the master they name if it is another one, or, after a refused or dropped connection,
-    /// to the same one.
+    /// to the same one (also when the sentinels cannot be asked).
     async fn send<T, F, Fut>(&self, send: F) -> RedisResult<(T, bool)>
     where
         F: Fn(ConnectionManager) -> Fut,
@@ -371,9 +371,8 @@ impl RedisLock {
         let master = match &self.server {
             Server::One { conn, .. } => {
                 return match send(conn.clone()).await {
-                    Err(e) if e.is_connection_refusal() => Ok((send(conn.clone()).await?, false)),
-                    Err(e) if e.is_connection_dropped() => Ok((send(conn.clone()).await?, true)),
-                    other => other.map(|reply| (reply, false)),
+                    Err(e) => resend_once(e, conn.clone(), send).await,
+                    Ok(reply) => Ok((reply, false)),
                 };
             }
             Server::Sentinel(master) => master,
@@ -385,16 +384,13 @@ impl RedisLock {
         };
         match master.follow(generation).await {
             Ok(Some(moved)) => Ok((send(moved).await?, may_have_applied(&e))),
-            Ok(None) if e.is_connection_refusal() || e.is_connection_dropped() => {
-                Ok((send(conn).await?, may_have_applied(&e)))
-            }
-            Ok(None) => Err(e),
+            Ok(None) => resend_once(e, conn, send).await,
             Err(asked) => {
                 tracing::debug!(
                     master = %master.describe(), error = %reason(&asked),
                     "cannot ask the sentinels where the master is"
                 );
-                Err(e)
+                resend_once(e, conn, send).await
             }
         }
     }
@@ -420,6 +416,25 @@ impl RedisLock {
             ),
             e,
         )
+    }
+}
+
+/// After the command `send` sent on `conn` failed with `e`: sends it once more on `conn`
+/// if the connection was refused or had dropped (the manager reconnects), and returns the
+/// reply and whether the first attempt may have been applied; any other failure is `e`.
+async fn resend_once<T, F, Fut>(
+    e: RedisError,
+    conn: ConnectionManager,
+    send: F,
+) -> RedisResult<(T, bool)>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    if e.is_connection_refusal() || e.is_connection_dropped() {
+        Ok((send(conn).await?, may_have_applied(&e)))
+    } else {
+        Err(e)
     }
 }
 
