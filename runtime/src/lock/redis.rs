@@ -363,34 +363,42 @@ impl RedisLock {
     /// [`RedisLock::connect_sentinel`]) asks the sentinels; the command is sent once more to
     /// the master they name if it is another one, or, after a refused or dropped connection,
     /// to the same one (also when the sentinels cannot be asked).
-    async fn send<T, F, Fut>(&self, send: F) -> RedisResult<(T, bool)>
+    ///
+    /// A failure comes with the server the failed command went to (see
+    /// [`RedisLock::op_error`]).
+    async fn send<T, F, Fut>(&self, send: F) -> Result<(T, bool), (RedisError, String)>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let master = match &self.server {
-            Server::One { conn, .. } => {
+            Server::One { conn, description } => {
                 return match send(conn.clone()).await {
                     Err(e) => resend_once(e, conn.clone(), send).await,
                     Ok(reply) => Ok((reply, false)),
-                };
+                }
+                .map_err(|e| (e, description.clone()));
             }
             Server::Sentinel(master) => master,
         };
-        let (conn, generation) = master.connection();
-        let e = match send(conn.clone()).await {
+        let current = master.connection();
+        let at = |e| (e, master.describe_at(&current.addr));
+        let e = match send(current.conn.clone()).await {
             Err(e) if master_may_have_moved(&e) => e,
-            other => return other.map(|reply| (reply, false)),
+            other => return other.map(|reply| (reply, false)).map_err(at),
         };
-        match master.follow(generation).await {
-            Ok(Some(moved)) => Ok((send(moved).await?, may_have_applied(&e))),
-            Ok(None) => resend_once(e, conn, send).await,
+        match master.follow(current.generation).await {
+            Ok(Some(moved)) => match send(moved.conn).await {
+                Ok(reply) => Ok((reply, may_have_applied(&e))),
+                Err(again) => Err((again, master.describe_at(&moved.addr))),
+            },
+            Ok(None) => resend_once(e, current.conn.clone(), send).await.map_err(at),
             Err(asked) => {
                 tracing::debug!(
                     master = %master.describe(), error = %reason(&asked),
                     "cannot ask the sentinels where the master is"
                 );
-                resend_once(e, conn, send).await
+                resend_once(e, current.conn.clone(), send).await.map_err(at)
             }
         }
     }
@@ -399,7 +407,10 @@ impl RedisLock {
         format!("{}{name}", self.prefix)
     }
 
-    fn op_error(&self, what: &str, name: &str, e: RedisError) -> LockError {
+    /// The error of operation `what` on lock `name`, which failed with `e` on the server
+    /// described as `at` (under Sentinel, the master the command went to: after a failover
+    /// the old one's `READONLY` names the old one).
+    fn op_error(&self, what: &str, name: &str, (e, at): (RedisError, String)) -> LockError {
         let hint = if is_read_only(&e) {
             " (READONLY: the server is a replica now; a failover moved the master)"
         } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -409,8 +420,7 @@ impl RedisLock {
         };
         LockError::with_source(
             format!(
-                "Redis at {}: {what} of lock `{}` failed: {}{hint}",
-                self.server.describe(),
+                "Redis at {at}: {what} of lock `{}` failed: {}{hint}",
                 self.key(name),
                 reason(&e)
             ),

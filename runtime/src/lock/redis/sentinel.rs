@@ -55,10 +55,13 @@ pub(super) struct SentinelMaster {
 /// A master in use: its address, a connection to it, and how many times the master moved
 /// before it (so that concurrent failures switch once).
 #[derive(Clone)]
-struct Current {
-    addr: String,
-    conn: ConnectionManager,
-    generation: u64,
+pub(super) struct Current {
+    /// The master's `host:port`.
+    pub(super) addr: String,
+    /// A connection to it.
+    pub(super) conn: ConnectionManager,
+    /// How many times the master moved before it.
+    pub(super) generation: u64,
 }
 
 impl SentinelMaster {
@@ -91,20 +94,22 @@ impl SentinelMaster {
             .clone()
     }
 
-    /// The connection to the master in use, and its generation (for [`SentinelMaster::follow`]).
-    pub(super) fn connection(&self) -> (ConnectionManager, u64) {
-        let current = self.current();
-        (current.conn, current.generation)
+    /// The master in use: its address, a connection to it, and its generation (for
+    /// [`SentinelMaster::follow`]).
+    pub(super) fn connection(&self) -> Current {
+        self.current()
     }
 
     /// The master in use and its name, for logs and errors, as
     /// ``redis://host:port (master `name` of the sentinels)``.
     pub(super) fn describe(&self) -> String {
-        format!(
-            "redis://{} (master `{}` of the sentinels)",
-            self.current().addr,
-            self.name
-        )
+        self.describe_at(&self.current().addr)
+    }
+
+    /// The server at `addr` (`host:port`) as a master of this set, for logs and errors: an
+    /// error names the server the command went to, which may no longer be the master in use.
+    pub(super) fn describe_at(&self, addr: &str) -> String {
+        format!("redis://{addr} (master `{}` of the sentinels)", self.name)
     }
 
     /// The master's address (`host:port`) as a sentinel names it, through `sentinel` (a
@@ -133,15 +138,15 @@ impl SentinelMaster {
     }
 
     /// After a command on the connection of generation `seen` failed in a way that says the
-    /// master may have moved: asks the sentinels where the master is. Returns a connection to
-    /// the master if it is another one than `seen`'s (this call or a concurrent one switched
-    /// to it), `None` if the sentinels still name the same master.
-    pub(super) async fn follow(&self, seen: u64) -> RedisResult<Option<ConnectionManager>> {
+    /// master may have moved: asks the sentinels where the master is. Returns the master
+    /// if it is another one than `seen`'s (this call or a concurrent one switched to it),
+    /// `None` if the sentinels still name the same master.
+    pub(super) async fn follow(&self, seen: u64) -> RedisResult<Option<Current>> {
         // One question at a time: the failures of concurrent commands switch once.
         let mut client = self.client.lock().await;
         let current = self.current();
         if current.generation != seen {
-            return Ok(Some(current.conn));
+            return Ok(Some(current));
         }
         let found = tokio::time::timeout(DISCOVERY_TIMEOUT, client.async_get_client())
             .await
@@ -155,15 +160,16 @@ impl SentinelMaster {
             master = %self.name, from = %current.addr, to = %addr,
             "the Redis master moved (Sentinel failover): locks now go to the new master"
         );
+        let moved = Current {
+            addr,
+            conn,
+            generation: seen + 1,
+        };
         *self
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Current {
-            addr,
-            conn: conn.clone(),
-            generation: seen + 1,
-        };
-        Ok(Some(conn))
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = moved.clone();
+        Ok(Some(moved))
     }
 }
 
@@ -187,7 +193,7 @@ async fn watch(master: Weak<SentinelMaster>) {
                 continue;
             }
         }
-        let (_, generation) = master.connection();
+        let generation = master.connection().generation;
         if let Err(e) = master.follow(generation).await {
             tracing::debug!(master = %master.name, error = %reason(&e), "cannot follow the master");
         }
