@@ -173,10 +173,11 @@ impl SentinelSet {
         .unwrap();
     }
 
+    /// The workers' lock: the three sentinels, after one that is down (a first-listed
+    /// sentinel on a dead host must not keep the lock from following the master).
     fn lock_arg(&self) -> String {
-        let urls: Vec<String> = self
-            .sentinel_ports
-            .iter()
+        let urls: Vec<String> = std::iter::once(free_port())
+            .chain(self.sentinel_ports.iter().copied())
             .map(|port| format!("redis://127.0.0.1:{port}"))
             .collect();
         format!("sentinel:{MASTER}:{}", urls.join(","))

@@ -277,6 +277,8 @@ impl RedisLock {
         }
         let node = SentinelNodeConnectionInfo::default()
             .set_tcp_settings(tcp_settings(&redis::io::tcp::TcpSettings::default()));
+        // The watcher goes through the sentinels itself: see `SentinelMaster::sentinels`.
+        let infos_for_watcher = infos.clone();
         let client = SentinelClient::build(
             infos,
             master_name.to_owned(),
@@ -284,7 +286,13 @@ impl RedisLock {
             SentinelServerType::Master,
         )
         .map_err(|e| LockError::with_source(format!("Redis Sentinel: {}", reason(&e)), e))?;
-        Self::sentinel(client, master_name, &sentinel_list(&urls)).await
+        Self::sentinel(
+            client,
+            infos_for_watcher,
+            master_name,
+            &sentinel_list(&urls),
+        )
+        .await
     }
 
     /// Uses a ready [`SentinelClient`] for the master named `master_name` (the name the
@@ -292,16 +300,21 @@ impl RedisLock {
     /// TLS, or other settings that [`RedisLock::connect_sentinel`] does not take. Built with
     /// [`SentinelServerType::Replica`], it would lock on a replica, which refuses writes:
     /// build it for the master. Checks and follows the master as
-    /// [`RedisLock::connect_sentinel`] does.
+    /// [`RedisLock::connect_sentinel`] does, with one limit: a [`SentinelClient`] does not
+    /// tell its sentinels' addresses, so the watcher that asks every second whether the
+    /// master moved cannot go through them in turn itself and asks the sentinel the client
+    /// picks, which, with the `redis` crate 1.8, may keep being a first-listed sentinel that
+    /// is down; commands that fail still ask all of them.
     pub async fn from_sentinel_client(
         client: SentinelClient,
         master_name: &str,
     ) -> Result<Self, LockError> {
-        Self::sentinel(client, master_name, "the sentinels given").await
+        Self::sentinel(client, Vec::new(), master_name, "the sentinels given").await
     }
 
     async fn sentinel(
         client: SentinelClient,
+        addresses: Vec<ConnectionInfo>,
         master_name: &str,
         sentinels: &str,
     ) -> Result<Self, LockError> {
@@ -316,7 +329,7 @@ impl RedisLock {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(MASTER_TIMEOUT))
             .set_response_timeout(Some(MASTER_TIMEOUT));
-        let master = SentinelMaster::connect(client, master_name.to_owned(), config)
+        let master = SentinelMaster::connect(client, addresses, master_name.to_owned(), config)
             .await
             .map_err(|e| sentinel_error(sentinels, master_name, e))?;
         Ok(Self::on(Server::Sentinel(master)))
