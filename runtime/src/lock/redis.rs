@@ -400,7 +400,7 @@ impl RedisLock {
             Err(e) if master_may_have_moved(&e) => e,
             other => return other.map(|reply| (reply, false)).map_err(at),
         };
-        match master.follow(current.generation).await {
+        match master.follow(current.generation, true).await {
             Ok(Some(moved)) => match send(moved.conn).await {
                 Ok(reply) => Ok((reply, may_have_applied(&e))),
                 Err(again) => Err((again, master.describe_at(&moved.addr))),

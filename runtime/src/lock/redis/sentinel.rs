@@ -39,6 +39,12 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// takes well under a millisecond on a healthy server.
 pub(super) const MASTER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the answer of the sentinels to a failure on one master stands for the failures
+/// of other commands on the same master: commands in flight when a master stalls all fail
+/// together, and one question answers them all (each asking in turn would make the last
+/// one wait for all the others).
+const ANSWER_STANDS_FOR: Duration = Duration::from_secs(1);
+
 /// How often the watcher asks the sentinels whether the master moved.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -62,6 +68,17 @@ pub(super) struct SentinelMaster {
     config: ConnectionManagerConfig,
     /// The master in use.
     current: RwLock<Current>,
+    /// The last answer to [`SentinelMaster::follow`] that did not switch; written while
+    /// `client` is locked.
+    last: std::sync::Mutex<Option<Answer>>,
+}
+
+/// What the sentinels answered [`SentinelMaster::follow`] for the master of `generation`,
+/// when they named the same master (`Ok`) or could not be asked (`Err`).
+struct Answer {
+    generation: u64,
+    at: Instant,
+    outcome: Result<(), RedisError>,
 }
 
 /// A master in use: its address, a connection to it, and how many times the master moved
@@ -97,6 +114,7 @@ impl SentinelMaster {
                 conn,
                 generation: 0,
             }),
+            last: std::sync::Mutex::new(None),
         });
         tokio::spawn(watch(Arc::downgrade(&master)));
         Ok(master)
@@ -165,20 +183,42 @@ impl SentinelMaster {
     /// master may have moved: asks the sentinels where the master is. Returns the master
     /// if it is another one than `seen`'s (this call or a concurrent one switched to it),
     /// `None` if the sentinels still name the same master.
-    pub(super) async fn follow(&self, seen: u64) -> RedisResult<Option<Current>> {
+    ///
+    /// Concurrent failures share one question: with `reuse`, a call that finds that the
+    /// sentinels were asked about the same master less than [`ANSWER_STANDS_FOR`] ago takes
+    /// that answer. The watcher, which saw the sentinels name another master, asks again.
+    pub(super) async fn follow(&self, seen: u64, reuse: bool) -> RedisResult<Option<Current>> {
         // One question at a time: the failures of concurrent commands switch once.
-        let mut client = self.client.lock().await;
+        let mut client = tokio::time::timeout(DISCOVERY_TIMEOUT, self.client.lock())
+            .await
+            .map_err(|_| timed_out("waiting for another question to the sentinels"))?;
         let current = self.current();
         if current.generation != seen {
             return Ok(Some(current));
         }
-        let found = tokio::time::timeout(DISCOVERY_TIMEOUT, client.async_get_client())
-            .await
-            .map_err(|_| timed_out("asking the sentinels for the master"))??;
-        let addr = found.get_connection_info().addr().to_string();
-        if addr == current.addr {
-            return Ok(None);
+        if let Some(outcome) = self.recent_answer(seen).filter(|_| reuse) {
+            return outcome.map(|()| None);
         }
+        let asked = tokio::time::timeout(DISCOVERY_TIMEOUT, client.async_get_client())
+            .await
+            .map_err(|_| timed_out("asking the sentinels for the master"))
+            .and_then(|found| found);
+        let found = match asked {
+            Ok(found) if found.get_connection_info().addr().to_string() != current.addr => found,
+            other => {
+                let outcome = other.map(|_| ());
+                *self
+                    .last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Answer {
+                    generation: seen,
+                    at: Instant::now(),
+                    outcome: outcome.clone(),
+                });
+                return outcome.map(|()| None);
+            }
+        };
+        let addr = found.get_connection_info().addr().to_string();
         let conn = ConnectionManager::new_with_config(found, self.config.clone()).await?;
         tracing::warn!(
             master = %self.name, from = %current.addr, to = %addr,
@@ -194,6 +234,19 @@ impl SentinelMaster {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = moved.clone();
         Ok(Some(moved))
+    }
+
+    /// The answer the sentinels gave [`SentinelMaster::follow`] for the master of
+    /// `generation`, if less than [`ANSWER_STANDS_FOR`] ago.
+    fn recent_answer(&self, generation: u64) -> Option<RedisResult<()>> {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.as_ref()
+            .filter(|answer| answer.generation == generation)
+            .filter(|answer| answer.at.elapsed() < ANSWER_STANDS_FOR)
+            .map(|answer| answer.outcome.clone())
     }
 }
 
@@ -234,7 +287,7 @@ async fn watch(master: Weak<SentinelMaster>) {
             }
         }
         let generation = master.connection().generation;
-        if let Err(e) = master.follow(generation).await {
+        if let Err(e) = master.follow(generation, false).await {
             tracing::debug!(master = %master.name, error = %reason(&e), "cannot follow the master");
         }
     }
