@@ -277,6 +277,8 @@ impl RedisLock {
         }
         let node = SentinelNodeConnectionInfo::default()
             .set_tcp_settings(tcp_settings(&redis::io::tcp::TcpSettings::default()));
+        // The watcher goes through the sentinels itself: see `SentinelMaster::sentinels`.
+        let infos_for_watcher = infos.clone();
         let client = SentinelClient::build(
             infos,
             master_name.to_owned(),
@@ -284,7 +286,13 @@ impl RedisLock {
             SentinelServerType::Master,
         )
         .map_err(|e| LockError::with_source(format!("Redis Sentinel: {}", reason(&e)), e))?;
-        Self::sentinel(client, master_name, &sentinel_list(&urls)).await
+        Self::sentinel(
+            client,
+            infos_for_watcher,
+            master_name,
+            &sentinel_list(&urls),
+        )
+        .await
     }
 
     /// Uses a ready [`SentinelClient`] for the master named `master_name` (the name the
@@ -292,16 +300,21 @@ impl RedisLock {
     /// TLS, or other settings that [`RedisLock::connect_sentinel`] does not take. Built with
     /// [`SentinelServerType::Replica`], it would lock on a replica, which refuses writes:
     /// build it for the master. Checks and follows the master as
-    /// [`RedisLock::connect_sentinel`] does.
+    /// [`RedisLock::connect_sentinel`] does, with one limit: a [`SentinelClient`] does not
+    /// tell its sentinels' addresses, so the watcher that asks every second whether the
+    /// master moved cannot go through them in turn itself and asks the sentinel the client
+    /// picks, which, with the `redis` crate 1.8, may keep being a first-listed sentinel that
+    /// is down; commands that fail still ask all of them.
     pub async fn from_sentinel_client(
         client: SentinelClient,
         master_name: &str,
     ) -> Result<Self, LockError> {
-        Self::sentinel(client, master_name, "the sentinels given").await
+        Self::sentinel(client, Vec::new(), master_name, "the sentinels given").await
     }
 
     async fn sentinel(
         client: SentinelClient,
+        addresses: Vec<ConnectionInfo>,
         master_name: &str,
         sentinels: &str,
     ) -> Result<Self, LockError> {
@@ -316,7 +329,7 @@ impl RedisLock {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(MASTER_TIMEOUT))
             .set_response_timeout(Some(MASTER_TIMEOUT));
-        let master = SentinelMaster::connect(client, master_name.to_owned(), config)
+        let master = SentinelMaster::connect(client, addresses, master_name.to_owned(), config)
             .await
             .map_err(|e| sentinel_error(sentinels, master_name, e))?;
         Ok(Self::on(Server::Sentinel(master)))
@@ -362,39 +375,43 @@ impl RedisLock {
     /// Under Sentinel, a failure that may mean the master moved (see
     /// [`RedisLock::connect_sentinel`]) asks the sentinels; the command is sent once more to
     /// the master they name if it is another one, or, after a refused or dropped connection,
-    /// to the same one.
-    async fn send<T, F, Fut>(&self, send: F) -> RedisResult<(T, bool)>
+    /// to the same one (also when the sentinels cannot be asked).
+    ///
+    /// A failure comes with the server the failed command went to (see
+    /// [`RedisLock::op_error`]).
+    async fn send<T, F, Fut>(&self, send: F) -> Result<(T, bool), (RedisError, String)>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let master = match &self.server {
-            Server::One { conn, .. } => {
+            Server::One { conn, description } => {
                 return match send(conn.clone()).await {
-                    Err(e) if e.is_connection_refusal() => Ok((send(conn.clone()).await?, false)),
-                    Err(e) if e.is_connection_dropped() => Ok((send(conn.clone()).await?, true)),
-                    other => other.map(|reply| (reply, false)),
-                };
+                    Err(e) => resend_once(e, conn.clone(), send).await,
+                    Ok(reply) => Ok((reply, false)),
+                }
+                .map_err(|e| (e, description.clone()));
             }
             Server::Sentinel(master) => master,
         };
-        let (conn, generation) = master.connection();
-        let e = match send(conn.clone()).await {
+        let current = master.connection();
+        let at = |e| (e, master.describe_at(&current.addr));
+        let e = match send(current.conn.clone()).await {
             Err(e) if master_may_have_moved(&e) => e,
-            other => return other.map(|reply| (reply, false)),
+            other => return other.map(|reply| (reply, false)).map_err(at),
         };
-        match master.follow(generation).await {
-            Ok(Some(moved)) => Ok((send(moved).await?, may_have_applied(&e))),
-            Ok(None) if e.is_connection_refusal() || e.is_connection_dropped() => {
-                Ok((send(conn).await?, may_have_applied(&e)))
-            }
-            Ok(None) => Err(e),
+        match master.follow(current.generation, true).await {
+            Ok(Some(moved)) => match send(moved.conn).await {
+                Ok(reply) => Ok((reply, may_have_applied(&e))),
+                Err(again) => Err((again, master.describe_at(&moved.addr))),
+            },
+            Ok(None) => resend_once(e, current.conn.clone(), send).await.map_err(at),
             Err(asked) => {
                 tracing::debug!(
                     master = %master.describe(), error = %reason(&asked),
                     "cannot ask the sentinels where the master is"
                 );
-                Err(e)
+                resend_once(e, current.conn.clone(), send).await.map_err(at)
             }
         }
     }
@@ -403,7 +420,10 @@ impl RedisLock {
         format!("{}{name}", self.prefix)
     }
 
-    fn op_error(&self, what: &str, name: &str, e: RedisError) -> LockError {
+    /// The error of operation `what` on lock `name`, which failed with `e` on the server
+    /// described as `at` (under Sentinel, the master the command went to: after a failover
+    /// the old one's `READONLY` names the old one).
+    fn op_error(&self, what: &str, name: &str, (e, at): (RedisError, String)) -> LockError {
         let hint = if is_read_only(&e) {
             " (READONLY: the server is a replica now; a failover moved the master)"
         } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -413,13 +433,31 @@ impl RedisLock {
         };
         LockError::with_source(
             format!(
-                "Redis at {}: {what} of lock `{}` failed: {}{hint}",
-                self.server.describe(),
+                "Redis at {at}: {what} of lock `{}` failed: {}{hint}",
                 self.key(name),
                 reason(&e)
             ),
             e,
         )
+    }
+}
+
+/// After the command `send` sent on `conn` failed with `e`: sends it once more on `conn`
+/// if the connection was refused or had dropped (the manager reconnects), and returns the
+/// reply and whether the first attempt may have been applied; any other failure is `e`.
+async fn resend_once<T, F, Fut>(
+    e: RedisError,
+    conn: ConnectionManager,
+    send: F,
+) -> RedisResult<(T, bool)>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    if e.is_connection_refusal() || e.is_connection_dropped() {
+        Ok((send(conn).await?, may_have_applied(&e)))
+    } else {
+        Err(e)
     }
 }
 
