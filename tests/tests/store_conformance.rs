@@ -2688,6 +2688,37 @@ async fn prune_deletes_by_retention_and_never_reruns_a_tick(
 }
 
 /// The interrupted executions of `job`, judged with `liveness`.
+/// Expects the execution `id` of `job`, cancelled with a request, to be final: never listed
+/// as interrupted, a claim of it (idempotent or not) is done, and a second request is refused
+/// as ended.
+async fn is_final(store: &dyn ExecutionStore, job: &str, id: &str) {
+    assert_eq!(
+        interrupted_of(store, job, LONG).await,
+        Vec::<String>::new(),
+        "{}: a cancelled execution asked to stop is not resumed",
+        store.describe()
+    );
+    for idempotent in [true, false] {
+        let claim = Claimer::new(job, id, 0, "late")
+            .idempotent(idempotent)
+            .claim(store)
+            .await;
+        let done = Claim::Done {
+            status: Status::Cancelled,
+        };
+        assert_eq!(claim, done, "{}: idempotent {idempotent}", store.describe());
+    }
+    match store
+        .request_cancel(id, CancelKind::Operator, "", "bob")
+        .await
+    {
+        Err(StoreError::Refused { message }) => {
+            assert!(message.contains("already ended"), "{message}");
+        }
+        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
+    }
+}
+
 async fn interrupted_of(store: &dyn ExecutionStore, job: &str, liveness: Duration) -> Vec<String> {
     let jobs = [job.to_owned()];
     let found = store.interrupted(&jobs, liveness, 100).await;
@@ -2768,35 +2799,7 @@ async fn a_cancel_request_on_a_running_execution_is_listed_and_final(
         store.cancel_requests(&jobs).await,
     );
     assert!(listed.is_empty(), "{}: {listed:?}", store.describe());
-    assert_eq!(
-        interrupted_of(&*store, &job, LONG).await,
-        Vec::<String>::new(),
-        "{}: a cancelled execution asked to stop is not resumed",
-        store.describe()
-    );
-    for idempotent in [true, false] {
-        let claim = Claimer::new(&job, &id, 0, "late")
-            .idempotent(idempotent)
-            .claim(&*store)
-            .await;
-        assert_eq!(
-            claim,
-            Claim::Done {
-                status: Status::Cancelled
-            },
-            "{}: idempotent {idempotent}",
-            store.describe()
-        );
-    }
-    match store
-        .request_cancel(&id, CancelKind::Operator, "", "alice")
-        .await
-    {
-        Err(StoreError::Refused { message }) => {
-            assert!(message.contains("already ended"), "{message}");
-        }
-        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
-    }
+    is_final(&*store, &job, &id).await;
 
     // A re-run clears the request: it is claimed and run again.
     let rerun = ok(&*store, "rerun", store.rerun(&id, false, "carol").await);
@@ -2837,30 +2840,7 @@ async fn a_cancel_request_on_a_handed_back_execution_makes_it_final(
         "{}",
         store.describe()
     );
-    assert_eq!(
-        interrupted_of(&*store, &job, LONG).await,
-        Vec::<String>::new(),
-        "{}: cancelled by an operator, it is not resumed",
-        store.describe()
-    );
-    let claim = Claimer::new(&job, &id, 0, "late").claim(&*store).await;
-    assert_eq!(
-        claim,
-        Claim::Done {
-            status: Status::Cancelled
-        },
-        "{}",
-        store.describe()
-    );
-    match store
-        .request_cancel(&id, CancelKind::Operator, "", "bob")
-        .await
-    {
-        Err(StoreError::Refused { message }) => {
-            assert!(message.contains("already ended"), "{message}");
-        }
-        other => panic!("{}: expected Refused, got {other:?}", store.describe()),
-    }
+    is_final(&*store, &job, &id).await;
 }
 
 /// A cancel request on a pending execution (a trigger not run yet) records it CANCELLED at
