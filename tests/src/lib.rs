@@ -500,3 +500,24 @@ pub async fn fire_at(path: &str) -> chrono::DateTime<chrono::Utc> {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// A worker binary's setting `name` from its environment (the test that starts it sets it);
+/// a panic naming the worker and the variable if it is missing.
+pub fn worker_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        let worker = std::env::args().next().unwrap_or_default();
+        let worker = std::path::Path::new(&worker)
+            .file_name()
+            .map_or(worker.clone(), |f| f.to_string_lossy().into_owned());
+        panic!("{worker}: {name} is not set")
+    })
+}
+
+/// A worker binary's logs: to standard error without colours, filtered by `RUST_LOG`.
+pub fn worker_logs_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -178,11 +178,7 @@ async fn once_effect(effects: &Effects, ctx: &JobContext, started: i64) -> Resul
 #[tokio::main]
 async fn main() {
     if std::env::var("RUST_LOG").is_ok_and(|filter| filter != "off") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .init();
+        tickguard_tests::worker_logs_to_stderr();
     }
     let args: Vec<String> = std::env::args().collect();
     let (store_arg, lock_arg) = (arg(&args, 1, "store"), arg(&args, 2, "lock"));

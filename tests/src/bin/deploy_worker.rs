@@ -27,6 +27,7 @@
 //! scheduler is built.
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use chrono::Timelike;
 use tickguard::{
@@ -35,10 +36,6 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe, Postgres},
     store::PostgresStore,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("deploy_worker: {name} is not set"))
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -17,6 +17,7 @@
 //! its wall clock (Unix milliseconds) as the content, and stops on SIGINT or SIGTERM.
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use tickguard::{
     Job, JobContext, JobError, LockPolicy, Misfire, ResultExt, Schedule, Scheduler,
@@ -24,10 +25,6 @@ use tickguard::{
     sqlx::{self, AssertSqlSafe, Postgres},
     store::PostgresStore,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("ledger_worker: {name} is not set"))
-}
 
 fn schedule(text: &str) -> Schedule {
     let parsed = match text.strip_prefix("every:") {

@@ -25,16 +25,13 @@
 //! SIGTERM.
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use tickguard::{
     Job, JobContext, JobError, ResultExt, Schedule, Scheduler,
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("ops_worker: {name} is not set"))
-}
 
 fn schedule(text: &str) -> Schedule {
     let parsed = match text.strip_prefix("every:") {

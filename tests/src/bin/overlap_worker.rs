@@ -21,16 +21,13 @@
 //! stops on SIGINT or SIGTERM.
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use tickguard::{
     Job, JobContext, JobError, LockPolicy, Overlap, ResultExt, Schedule, Scheduler,
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("overlap_worker: {name} is not set"))
-}
 
 fn millis(name: &str) -> Duration {
     Duration::from_millis(

@@ -19,16 +19,13 @@
 //! built, and stops on SIGINT or SIGTERM.
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use tickguard::{
     CircuitBreaker, Job, JobContext, JobError, ResultExt, RetryPolicy, Schedule, Scheduler,
     sqlx::{self, AssertSqlSafe, PgPool},
     store::PostgresStore,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("policy_worker: {name} is not set"))
-}
 
 /// One run: sleeps and fails as the job's switch says, and records its effect.
 async fn run(pool: &PgPool, schema: &str, ctx: &JobContext) -> Result<(), JobError> {

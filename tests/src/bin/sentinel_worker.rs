@@ -30,6 +30,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::time::Duration;
+use tickguard_tests::worker_env as env;
 
 use chrono::Timelike;
 use tickguard::{
@@ -40,10 +41,6 @@ use tickguard::{
 
 /// The database's clock in Unix milliseconds, in SQL.
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("sentinel_worker: {name} is not set"))
-}
 
 fn number(name: &str) -> u64 {
     env(name)
@@ -142,11 +139,7 @@ async fn terminated() {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
+    tickguard_tests::worker_logs_to_stderr();
     let args: Vec<String> = std::env::args().collect();
     let (Some(instance), Some(ready)) = (args.get(1), args.get(2)) else {
         panic!("sentinel_worker <instance> <ready-file>");
